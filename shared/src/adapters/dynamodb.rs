@@ -1,0 +1,298 @@
+//! DynamoDB adapter: one table, four sparse GSIs, every write a conditional TransactWriteItems.
+//!
+//! Item layout: `pk`, `sk` (S), `v` (N, version), `data` (M, the record), `ttl` (N, optional) and
+//! the index keys `gsi1pk/gsi1sk` (byOrg), `gsi2pk/gsi2sk` (byStatus), `gsi3pk/gsi3sk`
+//! (byWallet), `duepk/duesk` (due).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
+
+use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, Write};
+
+/// Index names and their key attributes, shared with `infra/template.yaml`.
+pub const INDEXES: [(Index, &str, &str, &str); 4] = [
+    (Index::ByOrg, "byOrg", "gsi1pk", "gsi1sk"),
+    (Index::ByStatus, "byStatus", "gsi2pk", "gsi2sk"),
+    (Index::ByWallet, "byWallet", "gsi3pk", "gsi3sk"),
+    (Index::Due, "due", "duepk", "duesk"),
+];
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    requests: Arc<AtomicU64>,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+fn index_attrs(index: Index) -> Option<(&'static str, &'static str, &'static str)> {
+    INDEXES.iter().find(|(i, ..)| *i == index).map(|(_, name, pk, sk)| (*name, *pk, *sk))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore { client, table: table.into(), requests: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// DynamoDB requests sent so far (benchmarks count requests per operation).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Creates the table with its indexes (tests and the local emulator; production tables come
+    /// from the SAM template).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash).map_err(unavailable)?)
+            .key_schema(key("sk", KeyType::Range).map_err(unavailable)?)
+            .attribute_definitions(attr("pk").map_err(unavailable)?)
+            .attribute_definitions(attr("sk").map_err(unavailable)?);
+        for (_, name, pk, sk) in INDEXES {
+            request = request
+                .attribute_definitions(attr(pk).map_err(unavailable)?)
+                .attribute_definitions(attr(sk).map_err(unavailable)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(name)
+                        .key_schema(key(pk, KeyType::Hash).map_err(unavailable)?)
+                        .key_schema(key(sk, KeyType::Range).map_err(unavailable)?)
+                        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                        .build()
+                        .map_err(unavailable)?,
+                );
+        }
+        request.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn to_attributes(&self, item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut map = HashMap::new();
+        map.insert("pk".into(), s(&item.key.pk));
+        map.insert("sk".into(), s(&item.key.sk));
+        map.insert("v".into(), AttributeValue::N(item.version.to_string()));
+        let data: AttributeValue = to_attribute_value(&item.body).map_err(unavailable)?;
+        map.insert("data".into(), data);
+        if let Some(ttl) = item.expires_at_epoch {
+            map.insert("ttl".into(), AttributeValue::N(ttl.to_string()));
+        }
+        for (index, _, pk, sk) in INDEXES {
+            if let Some((ipk, isk)) = item.indexes.get(index) {
+                map.insert(pk.into(), s(ipk));
+                map.insert(sk.into(), s(isk));
+            }
+        }
+        Ok(map)
+    }
+
+    fn condition(expect: Expect) -> (String, Option<(String, AttributeValue)>) {
+        match expect {
+            Expect::Absent => ("attribute_not_exists(pk)".into(), None),
+            Expect::Version(v) => ("v = :expected".into(), Some((":expected".into(), AttributeValue::N(v.to_string())))),
+        }
+    }
+
+    fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_string(), s(&key.pk)), ("sk".to_string(), s(&key.sk))])
+    }
+
+    fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
+        let item = match write {
+            Write::Put { item, expect } => {
+                let (cond, value) = Self::condition(expect);
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(self.to_attributes(&item)?))
+                    .condition_expression(cond)
+                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .build()
+                    .map_err(unavailable)?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            Write::Delete { key, expect } => {
+                let (cond, value) = Self::condition(expect);
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key_map(&key)))
+                    .condition_expression(cond)
+                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .build()
+                    .map_err(unavailable)?;
+                TransactWriteItem::builder().delete(delete).build()
+            }
+            Write::Check { key, expect } => {
+                let (cond, value) = Self::condition(expect);
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key_map(&key)))
+                    .condition_expression(cond)
+                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .build()
+                    .map_err(unavailable)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
+        };
+        Ok(item)
+    }
+}
+
+fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    let corrupt = |what: &str| StoreError::Unavailable(format!("malformed item: {what}"));
+    let mut take_s = |name: &str| match map.remove(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    };
+    let key = Key::new(take_s("pk").ok_or_else(|| corrupt("pk"))?, take_s("sk").ok_or_else(|| corrupt("sk"))?);
+    let mut pair = |pk: &str, sk: &str| take_s(pk).zip(take_s(sk));
+    let indexes = IndexKeys {
+        by_org: pair("gsi1pk", "gsi1sk"),
+        by_status: pair("gsi2pk", "gsi2sk"),
+        by_wallet: pair("gsi3pk", "gsi3sk"),
+        due: pair("duepk", "duesk"),
+    };
+    let number = |v: Option<&AttributeValue>| match v {
+        Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+        _ => None,
+    };
+    let version = number(map.get("v")).ok_or_else(|| corrupt("v"))? as u64;
+    let expires_at_epoch = number(map.get("ttl"));
+    let body = map.remove("data").ok_or_else(|| corrupt("data"))?;
+    let body: serde_json::Value = from_attribute_value(body).map_err(unavailable)?;
+    Ok(Item { key, version, indexes, expires_at_epoch, body })
+}
+
+fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
+    if let SdkError::ServiceError(service) = &e {
+        match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(cancel) => {
+                let codes: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+                if codes.contains(&"ConditionalCheckFailed") {
+                    return StoreError::ConditionFailed;
+                }
+                if codes.contains(&"TransactionConflict") {
+                    return StoreError::Conflict;
+                }
+            }
+            TransactWriteItemsError::TransactionInProgressException(_) => return StoreError::Conflict,
+            _ => {}
+        }
+    }
+    unavailable(e)
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.count();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.map(from_attributes).transpose()
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let items = writes.into_iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
+        self.count();
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(transact_error)?;
+        Ok(())
+    }
+
+    async fn query(&self, q: Query) -> Result<Vec<Item>, StoreError> {
+        let (index_name, pk_attr, sk_attr) = match q.index {
+            Index::Primary => (None, "pk", "sk"),
+            other => {
+                let (name, pk, sk) = index_attrs(other).ok_or(StoreError::InvalidCursor)?;
+                (Some(name), pk, sk)
+            }
+        };
+        let mut condition = "#pk = :pk".to_string();
+        let mut names = HashMap::from([("#pk".to_string(), pk_attr.to_string())]);
+        let mut values = HashMap::from([(":pk".to_string(), s(&q.pk))]);
+        if let Some(prefix) = &q.sk_prefix {
+            condition += " AND begins_with(#sk, :prefix)";
+            names.insert("#sk".into(), sk_attr.into());
+            values.insert(":prefix".into(), s(prefix));
+        }
+        if let Some(max) = &q.sk_at_most {
+            condition += " AND #sk <= :max";
+            names.insert("#sk".into(), sk_attr.into());
+            values.insert(":max".into(), s(max));
+        }
+        let start = match &q.after {
+            None => None,
+            Some(after) => {
+                let mut start = Self::key_map(&Key::new(after.pk.clone(), after.sk.clone()));
+                if q.index != Index::Primary {
+                    let sk = after.index_sk.clone().ok_or(StoreError::InvalidCursor)?;
+                    start.insert(pk_attr.into(), s(&q.pk));
+                    start.insert(sk_attr.into(), s(&sk));
+                }
+                Some(start)
+            }
+        };
+        self.count();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index_name.map(str::to_string))
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(!q.newest_first)
+            .limit(q.limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(start)
+            .consistent_read(q.index == Index::Primary)
+            .send()
+            .await
+            .map_err(|e| {
+                // A forged cursor that DynamoDB rejects is the client's fault, not an outage.
+                if q.after.is_some() && e.code() == Some("ValidationException") {
+                    StoreError::InvalidCursor
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        out.items.unwrap_or_default().into_iter().map(from_attributes).collect()
+    }
+}

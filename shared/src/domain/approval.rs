@@ -1,0 +1,260 @@
+//! The approval state machine: PENDING → APPROVED | REJECTED | EXPIRED, with quorum and separation
+//! of duties. Pure: callers persist the result with a conditional write.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, WalletId};
+use super::money::{decimal_string, Currency};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "PENDING",
+            ApprovalStatus::Approved => "APPROVED",
+            ApprovalStatus::Rejected => "REJECTED",
+            ApprovalStatus::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionDetails {
+    #[serde(with = "decimal_string")]
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub recipient: WalletId,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoteDecision {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vote {
+    pub key_id: ApiKeyId,
+    pub decision: VoteDecision,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub id: ApprovalId,
+    pub org_id: OrgId,
+    pub wallet_id: WalletId,
+    pub payment_id: PaymentId,
+    pub policy_id: Option<PolicyId>,
+    pub transaction_details: TransactionDetails,
+    pub status: ApprovalStatus,
+    /// Why the payment was held (the deciding rule's explanation).
+    pub reason: String,
+    pub required_approvals: u32,
+    pub votes: Vec<Vote>,
+    pub expires_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolution_note: Option<String>,
+    pub created_by: ApiKeyId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("approval is {0:?}, not PENDING")]
+    NotPending(ApprovalStatus),
+    #[error("approval window closed; it can no longer be decided")]
+    Expired,
+    #[error("the key that submitted a payment cannot approve it")]
+    SelfApproval,
+    #[error("this key has already voted on the approval")]
+    AlreadyVoted,
+}
+
+/// What a vote did to the approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Recorded; more approvers are still needed.
+    AwaitingMoreApprovals,
+    Approved,
+    Rejected,
+}
+
+impl Approval {
+    /// Checks the approval can still be decided at `now` (time is checked at the write, not only
+    /// by the sweep).
+    pub fn ensure_open(&self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
+        if self.status != ApprovalStatus::Pending {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        if now >= self.expires_at {
+            return Err(ApprovalError::Expired);
+        }
+        Ok(())
+    }
+
+    /// Records a vote. Any reject ends it; approval needs `required_approvals` distinct keys, none
+    /// of them the submitter.
+    pub fn cast(&mut self, vote: Vote, now: DateTime<Utc>) -> Result<Resolution, ApprovalError> {
+        self.ensure_open(now)?;
+        if vote.decision == VoteDecision::Approve && vote.key_id == self.created_by {
+            return Err(ApprovalError::SelfApproval);
+        }
+        if self.votes.iter().any(|v| v.key_id == vote.key_id) {
+            return Err(ApprovalError::AlreadyVoted);
+        }
+        let decision = vote.decision;
+        let resolver = vote.key_id.to_string();
+        let note = vote.note.clone();
+        self.votes.push(vote);
+        let approvals = self.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
+        let resolution = match decision {
+            VoteDecision::Reject => Resolution::Rejected,
+            VoteDecision::Approve if approvals as u32 >= self.required_approvals.max(1) => Resolution::Approved,
+            VoteDecision::Approve => return Ok(Resolution::AwaitingMoreApprovals),
+        };
+        self.status = match resolution {
+            Resolution::Rejected => ApprovalStatus::Rejected,
+            _ => ApprovalStatus::Approved,
+        };
+        self.resolved_at = Some(now);
+        self.resolved_by = Some(resolver);
+        self.resolution_note = note;
+        Ok(resolution)
+    }
+
+    /// Moves a pending approval whose window has passed to EXPIRED.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
+        if self.status != ApprovalStatus::Pending {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        if now < self.expires_at {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        self.status = ApprovalStatus::Expired;
+        self.resolved_at = Some(now);
+        self.resolved_by = Some("system".into());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use proptest::prelude::*;
+
+    fn approval(required: u32) -> Approval {
+        let now = Utc::now();
+        Approval {
+            id: ApprovalId::generate(),
+            org_id: OrgId::generate(),
+            wallet_id: WalletId::generate(),
+            payment_id: PaymentId::generate(),
+            policy_id: None,
+            transaction_details: TransactionDetails {
+                amount: Decimal::new(500000, 2),
+                currency: Currency::USD,
+                recipient: WalletId::generate(),
+                description: None,
+            },
+            status: ApprovalStatus::Pending,
+            reason: "held".into(),
+            required_approvals: required,
+            votes: vec![],
+            expires_at: now + Duration::hours(1),
+            resolved_at: None,
+            resolved_by: None,
+            resolution_note: None,
+            created_by: ApiKeyId::generate(),
+            created_at: now,
+        }
+    }
+
+    fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {
+        Vote { key_id: key.clone(), decision, note: None, at: Utc::now() }
+    }
+
+    #[test]
+    fn single_approver_approves() {
+        let mut a = approval(1);
+        let k = ApiKeyId::generate();
+        assert_eq!(a.cast(vote(&k, VoteDecision::Approve), Utc::now()), Ok(Resolution::Approved));
+        assert_eq!(a.status, ApprovalStatus::Approved);
+        assert_eq!(a.resolved_by.as_deref(), Some(k.as_str()));
+        assert_eq!(
+            a.cast(vote(&ApiKeyId::generate(), VoteDecision::Reject), Utc::now()),
+            Err(ApprovalError::NotPending(ApprovalStatus::Approved))
+        );
+    }
+
+    #[test]
+    fn submitter_cannot_approve_but_may_withdraw_by_rejecting() {
+        let mut a = approval(1);
+        let creator = a.created_by.clone();
+        assert_eq!(a.cast(vote(&creator, VoteDecision::Approve), Utc::now()), Err(ApprovalError::SelfApproval));
+        assert_eq!(a.cast(vote(&creator, VoteDecision::Reject), Utc::now()), Ok(Resolution::Rejected));
+    }
+
+    #[test]
+    fn quorum_needs_distinct_approvers() {
+        let mut a = approval(2);
+        let k1 = ApiKeyId::generate();
+        assert_eq!(a.cast(vote(&k1, VoteDecision::Approve), Utc::now()), Ok(Resolution::AwaitingMoreApprovals));
+        assert_eq!(a.cast(vote(&k1, VoteDecision::Approve), Utc::now()), Err(ApprovalError::AlreadyVoted));
+        assert_eq!(a.status, ApprovalStatus::Pending);
+        assert_eq!(a.cast(vote(&ApiKeyId::generate(), VoteDecision::Approve), Utc::now()), Ok(Resolution::Approved));
+    }
+
+    #[test]
+    fn expired_window_refuses_votes_and_expire_needs_due_time() {
+        let mut a = approval(1);
+        let later = a.expires_at + Duration::seconds(1);
+        assert_eq!(a.cast(vote(&ApiKeyId::generate(), VoteDecision::Approve), later), Err(ApprovalError::Expired));
+        assert!(a.expire(Utc::now()).is_err());
+        assert!(a.expire(later).is_ok());
+        assert_eq!(a.status, ApprovalStatus::Expired);
+    }
+
+    proptest! {
+        /// Whatever sequence of votes arrives, the approval resolves at most once and never moves
+        /// out of a final state.
+        #[test]
+        fn resolves_at_most_once(votes in proptest::collection::vec((0usize..4, any::<bool>()), 0..12), required in 1u32..4) {
+            let mut a = approval(required);
+            let keys: Vec<ApiKeyId> = (0..4).map(|_| ApiKeyId::generate()).collect();
+            let mut resolutions = 0;
+            for (k, approve) in votes {
+                let d = if approve { VoteDecision::Approve } else { VoteDecision::Reject };
+                let before = a.status;
+                match a.cast(vote(&keys[k], d), Utc::now()) {
+                    Ok(Resolution::Approved) | Ok(Resolution::Rejected) => resolutions += 1,
+                    Ok(Resolution::AwaitingMoreApprovals) => prop_assert_eq!(a.status, ApprovalStatus::Pending),
+                    Err(_) => prop_assert_eq!(a.status, before),
+                }
+            }
+            prop_assert!(resolutions <= 1);
+        }
+    }
+}

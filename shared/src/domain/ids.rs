@@ -1,0 +1,85 @@
+//! Prefixed, sortable identifiers (`wal_01J…`): a type per resource so they cannot be mixed up.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use ulid::Ulid;
+
+macro_rules! prefixed_id {
+    ($name:ident, $prefix:literal) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id; ULIDs sort by creation time.
+            pub fn generate() -> Self {
+                $name(format!("{}{}", $prefix, Ulid::new()))
+            }
+
+            /// Parses `prefix + ULID`; anything else is not an id of this kind.
+            pub fn parse(text: &str) -> Option<Self> {
+                let rest = text.strip_prefix($prefix)?;
+                Ulid::from_string(rest).ok()?;
+                Some($name(text.to_string()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $name::parse(&text)
+                    .ok_or_else(|| serde::de::Error::custom(concat!("not a valid ", $prefix, " id")))
+            }
+        }
+    };
+}
+
+prefixed_id!(OrgId, "org_");
+prefixed_id!(ApiKeyId, "key_");
+prefixed_id!(WalletId, "wal_");
+prefixed_id!(PolicyId, "pol_");
+prefixed_id!(PaymentId, "pay_");
+prefixed_id!(ApprovalId, "apr_");
+prefixed_id!(TransactionId, "txn_");
+prefixed_id!(EventId, "evt_");
+prefixed_id!(AuditId, "aud_");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_reject_foreign_prefixes() {
+        let id = WalletId::generate();
+        assert_eq!(WalletId::parse(id.as_str()), Some(id.clone()));
+        assert!(PaymentId::parse(id.as_str()).is_none());
+        assert!(WalletId::parse("wal_nope").is_none());
+        assert!(WalletId::parse("").is_none());
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let a = PaymentId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = PaymentId::generate();
+        assert!(a < b);
+    }
+}

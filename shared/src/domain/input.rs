@@ -1,0 +1,96 @@
+//! Limits on free-form client input (DESIGN §2).
+
+use super::money::MoneyError;
+
+pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_NOTE_CHARS: usize = 1_000;
+pub const MAX_METADATA_KEYS: usize = 50;
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+pub const MAX_ID_LIST: usize = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("{field} is required")]
+    Missing { field: &'static str },
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{field}: {source}")]
+    Amount { field: &'static str, source: MoneyError },
+}
+
+impl InputError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        InputError::Invalid { field, message: message.into() }
+    }
+
+    pub fn field(&self) -> &'static str {
+        match self {
+            InputError::Missing { field } | InputError::Invalid { field, .. } | InputError::Amount { field, .. } => field,
+        }
+    }
+}
+
+/// Checks a bounded, non-blank text (names).
+pub fn name(field: &'static str, value: &str) -> Result<String, InputError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(InputError::invalid(field, "must not be blank"));
+    }
+    bounded_text(field, trimmed, MAX_NAME_CHARS)
+}
+
+/// Checks an optional text's length in characters.
+pub fn bounded_text(field: &'static str, value: &str, max_chars: usize) -> Result<String, InputError> {
+    if value.chars().count() > max_chars {
+        return Err(InputError::invalid(field, format!("must be at most {max_chars} characters")));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(InputError::invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_string())
+}
+
+/// Metadata is a JSON object of at most 50 keys and 8 KiB serialised.
+pub fn metadata(
+    value: Option<&serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, InputError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(Default::default()),
+        Some(serde_json::Value::Object(map)) => {
+            if map.len() > MAX_METADATA_KEYS {
+                return Err(InputError::invalid("metadata", format!("must have at most {MAX_METADATA_KEYS} keys")));
+            }
+            let size = serde_json::to_vec(map).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_METADATA_BYTES {
+                return Err(InputError::invalid("metadata", "must be at most 8 KiB"));
+            }
+            Ok(map.clone())
+        }
+        Some(_) => Err(InputError::invalid("metadata", "must be an object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_limits() {
+        assert!(metadata(None).unwrap().is_empty());
+        assert!(metadata(Some(&json!([1]))).is_err());
+        let many: serde_json::Map<_, _> = (0..51).map(|i| (format!("k{i}"), json!(1))).collect();
+        assert!(metadata(Some(&serde_json::Value::Object(many))).is_err());
+        assert!(metadata(Some(&json!({"big": "x".repeat(9000)}))).is_err());
+        assert!(metadata(Some(&json!({"ok": true}))).is_ok());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(name("name", "  a ").unwrap(), "a");
+        assert!(name("name", "   ").is_err());
+        assert!(name("name", &"x".repeat(201)).is_err());
+        assert!(bounded_text("d", "a\u{0}b", 10).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Pure domain types and rules: no I/O, no AWS, no HTTP.
+
+pub mod approval;
+pub mod audit;
+pub mod event;
+pub mod ids;
+pub mod input;
+pub mod money;
+pub mod org;
+pub mod payment;
+pub mod permission;
+pub mod policy;
+pub mod wallet;

@@ -1,0 +1,314 @@
+//! Spending policies and the engine that decides: execute, hold for a human, or deny.
+//!
+//! Per policy, rules are checked in this order and the strictest finding wins (deny > hold >
+//! execute); across a wallet's enabled policies the strictest policy outcome wins.
+//! - deny: blocked recipient; amount above `autoRejectAbove`; without `requireHumanApproval`:
+//!   amount above `maxTransactionAmount`, recipient outside `approvedRecipients`, day total above
+//!   `dailySpendingLimit`.
+//! - hold whatever else says: amount above `requireReviewAbove`; `riskScore` at or above
+//!   `riskScoreThreshold`.
+//! - hold: with `requireHumanApproval`, amount above `maxTransactionAmount` (every payment when no
+//!   maximum is set, except those below `autoApproveBelow`), recipient outside
+//!   `approvedRecipients`, day total above `dailySpendingLimit`; amount at or above `autoApproveBelow`.
+//! - otherwise execute.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{OrgId, PolicyId, WalletId};
+use super::money::opt_decimal_string;
+use super::payment::Score;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub id: PolicyId,
+    pub org_id: OrgId,
+    pub wallet_id: WalletId,
+    pub name: String,
+    pub enabled: bool,
+    #[serde(with = "opt_decimal_string")]
+    pub max_transaction_amount: Option<Decimal>,
+    #[serde(with = "opt_decimal_string")]
+    pub daily_spending_limit: Option<Decimal>,
+    pub approved_recipients: Vec<WalletId>,
+    pub blocked_recipients: Vec<WalletId>,
+    pub require_human_approval: bool,
+    #[serde(with = "opt_decimal_string")]
+    pub auto_approve_below: Option<Decimal>,
+    #[serde(with = "opt_decimal_string")]
+    pub require_review_above: Option<Decimal>,
+    #[serde(with = "opt_decimal_string")]
+    pub auto_reject_above: Option<Decimal>,
+    pub risk_score_threshold: Option<Score>,
+    pub approval_ttl_seconds: Option<u64>,
+    pub required_approvals: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Execute,
+    Hold,
+    Deny,
+}
+
+/// What the engine decided and which rule decided it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// Machine-readable rule name, e.g. `maxTransactionAmount`.
+    pub rule: String,
+    /// Human-readable explanation.
+    pub reason: String,
+    pub policy_id: Option<PolicyId>,
+    /// Shortest approval window among the policies that held the payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_ttl_seconds: Option<u64>,
+    /// Most approvers required among the policies that held the payment.
+    pub required_approvals: u32,
+}
+
+/// The facts about one payment that policies look at.
+#[derive(Debug, Clone)]
+pub struct PaymentFacts<'a> {
+    pub amount: Decimal,
+    pub currency: &'a str,
+    pub recipient: &'a WalletId,
+    pub risk_score: Option<Score>,
+    /// Already spent from the wallet today (UTC), before this payment.
+    pub spent_today: Decimal,
+}
+
+struct Finding {
+    outcome: Outcome,
+    rule: &'static str,
+    reason: String,
+}
+
+impl Policy {
+    fn findings(&self, p: &PaymentFacts<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut push = |outcome, rule, reason: String| out.push(Finding { outcome, rule, reason });
+        let human = self.require_human_approval;
+        let soft = if human { Outcome::Hold } else { Outcome::Deny };
+        let amount = p.amount;
+        let cur = p.currency;
+
+        if self.blocked_recipients.contains(p.recipient) {
+            push(Outcome::Deny, "blockedRecipients", format!("recipient {} is blocked", p.recipient));
+        }
+        if let Some(limit) = self.auto_reject_above.filter(|l| amount > *l) {
+            push(Outcome::Deny, "autoRejectAbove", format!("amount {amount} {cur} is above autoRejectAbove {limit}"));
+        }
+        if let Some(limit) = self.require_review_above.filter(|l| amount > *l) {
+            push(Outcome::Hold, "requireReviewAbove", format!("amount {amount} {cur} is above requireReviewAbove {limit}"));
+        }
+        if let (Some(threshold), Some(score)) = (self.risk_score_threshold, p.risk_score) {
+            if score >= threshold {
+                push(Outcome::Hold, "riskScoreThreshold", format!("risk score {score} is at or above threshold {threshold}"));
+            }
+        }
+        match self.max_transaction_amount {
+            Some(max) if amount > max => {
+                push(soft, "maxTransactionAmount", format!("amount {amount} {cur} is above maxTransactionAmount {max}"));
+            }
+            None if human && self.auto_approve_below.is_none_or(|below| amount >= below) => {
+                push(Outcome::Hold, "requireHumanApproval", "policy requires human approval for every payment".into());
+            }
+            _ => {}
+        }
+        if !self.approved_recipients.is_empty() && !self.approved_recipients.contains(p.recipient) {
+            push(soft, "approvedRecipients", format!("recipient {} is not an approved recipient", p.recipient));
+        }
+        if let Some(limit) = self.daily_spending_limit {
+            let total = p.spent_today + amount;
+            if total > limit {
+                push(soft, "dailySpendingLimit", format!("today's total {total} {cur} would exceed dailySpendingLimit {limit}"));
+            }
+        }
+        if let Some(below) = self.auto_approve_below.filter(|b| amount >= *b) {
+            push(Outcome::Hold, "autoApproveBelow", format!("amount {amount} {cur} is not below autoApproveBelow {below}"));
+        }
+        out
+    }
+}
+
+/// Evaluates every enabled policy; the strictest outcome wins, and the first rule that produced it
+/// is reported.
+pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
+    let mut decision = Decision {
+        outcome: Outcome::Execute,
+        rule: "default".into(),
+        reason: "no policy restricts this payment".into(),
+        policy_id: None,
+        approval_ttl_seconds: None,
+        required_approvals: 1,
+    };
+    let mut holding_policies = Vec::new();
+    for policy in policies.iter().filter(|p| p.enabled) {
+        let findings = policy.findings(facts);
+        let Some(worst) = findings.iter().max_by_key(|f| f.outcome) else {
+            if decision.outcome == Outcome::Execute && decision.policy_id.is_none() {
+                decision.rule = "policy".into();
+                decision.reason = format!("payment satisfies policy {:?}", policy.name);
+                decision.policy_id = Some(policy.id.clone());
+            }
+            continue;
+        };
+        // First finding of the worst outcome, in rule order.
+        let first = findings.iter().find(|f| f.outcome == worst.outcome).unwrap_or(worst);
+        if first.outcome == Outcome::Hold {
+            holding_policies.push(policy);
+        }
+        if first.outcome > decision.outcome {
+            decision.outcome = first.outcome;
+            decision.rule = first.rule.into();
+            decision.reason = first.reason.clone();
+            decision.policy_id = Some(policy.id.clone());
+        }
+    }
+    if decision.outcome == Outcome::Hold {
+        decision.approval_ttl_seconds = holding_policies.iter().filter_map(|p| p.approval_ttl_seconds).min();
+        decision.required_approvals = holding_policies.iter().map(|p| p.required_approvals).max().unwrap_or(1).max(1);
+    }
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            id: PolicyId::generate(),
+            org_id: OrgId::generate(),
+            wallet_id: WalletId::generate(),
+            name: "p".into(),
+            enabled: true,
+            max_transaction_amount: None,
+            daily_spending_limit: None,
+            approved_recipients: vec![],
+            blocked_recipients: vec![],
+            require_human_approval: false,
+            auto_approve_below: None,
+            require_review_above: None,
+            auto_reject_above: None,
+            risk_score_threshold: None,
+            approval_ttl_seconds: None,
+            required_approvals: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn decide(policies: &[Policy], amount: &str, risk: Option<i64>, to: &WalletId) -> Decision {
+        evaluate(
+            policies,
+            &PaymentFacts {
+                amount: d(amount),
+                currency: "USD",
+                recipient: to,
+                risk_score: risk.map(|r| Score::new(Decimal::from(r))),
+                spent_today: Decimal::ZERO,
+            },
+        )
+    }
+
+    #[test]
+    fn no_policy_executes() {
+        let to = WalletId::generate();
+        assert_eq!(decide(&[], "5000.00", None, &to).outcome, Outcome::Execute);
+    }
+
+    #[test]
+    fn wallgent_max_with_human_approval_holds_above_max_only() {
+        let to = WalletId::generate();
+        let p = Policy { max_transaction_amount: Some(d("1000")), require_human_approval: true, ..policy() };
+        assert_eq!(decide(&[p.clone()], "1000.00", None, &to).outcome, Outcome::Execute);
+        let held = decide(&[p], "1000.01", None, &to);
+        assert_eq!((held.outcome, held.rule.as_str()), (Outcome::Hold, "maxTransactionAmount"));
+    }
+
+    #[test]
+    fn max_without_human_approval_denies() {
+        let to = WalletId::generate();
+        let p = Policy { max_transaction_amount: Some(d("100")), ..policy() };
+        assert_eq!(decide(&[p], "100.01", None, &to).outcome, Outcome::Deny);
+    }
+
+    #[test]
+    fn human_approval_without_max_holds_everything_but_auto_approve_below() {
+        let to = WalletId::generate();
+        let p = Policy { require_human_approval: true, ..policy() };
+        assert_eq!(decide(&[p.clone()], "0.01", None, &to).outcome, Outcome::Hold);
+        let q = Policy { auto_approve_below: Some(d("50")), ..p };
+        assert_eq!(decide(&[q.clone()], "49.99", None, &to).outcome, Outcome::Execute);
+        assert_eq!(decide(&[q], "50.00", None, &to).outcome, Outcome::Hold);
+    }
+
+    #[test]
+    fn refundkit_thresholds_and_risk_override() {
+        let to = WalletId::generate();
+        let p = Policy {
+            auto_approve_below: Some(d("50")),
+            require_review_above: Some(d("200")),
+            risk_score_threshold: Some(Score::new(Decimal::from(70))),
+            ..policy()
+        };
+        assert_eq!(decide(&[p.clone()], "30.00", Some(30), &to).outcome, Outcome::Execute);
+        let risky = decide(&[p.clone()], "30.00", Some(80), &to);
+        assert_eq!((risky.outcome, risky.rule.as_str()), (Outcome::Hold, "riskScoreThreshold"));
+        assert_eq!(decide(&[p], "250.00", Some(0), &to).rule, "requireReviewAbove");
+    }
+
+    #[test]
+    fn deny_rules_beat_holds_and_strictest_policy_wins() {
+        let to = WalletId::generate();
+        let blocker = Policy { blocked_recipients: vec![to.clone()], ..policy() };
+        let holder = Policy { require_human_approval: true, ..policy() };
+        let out = decide(&[holder, blocker.clone()], "1.00", None, &to);
+        assert_eq!((out.outcome, out.policy_id), (Outcome::Deny, Some(blocker.id)));
+        let reject = Policy { auto_reject_above: Some(d("10")), require_review_above: Some(d("5")), ..policy() };
+        assert_eq!(decide(&[reject], "11.00", None, &to).rule, "autoRejectAbove");
+    }
+
+    #[test]
+    fn disabled_policies_are_ignored() {
+        let to = WalletId::generate();
+        let p = Policy { enabled: false, require_human_approval: true, ..policy() };
+        assert_eq!(decide(&[p], "1.00", None, &to).outcome, Outcome::Execute);
+    }
+
+    #[test]
+    fn daily_limit_counts_what_was_already_spent() {
+        let to = WalletId::generate();
+        let p = Policy { daily_spending_limit: Some(d("100")), require_human_approval: false, ..policy() };
+        let facts = PaymentFacts {
+            amount: d("30"),
+            currency: "USD",
+            recipient: &to,
+            risk_score: None,
+            spent_today: d("80"),
+        };
+        assert_eq!(evaluate(&[p], &facts).outcome, Outcome::Deny);
+    }
+
+    #[test]
+    fn hold_takes_shortest_ttl_and_largest_quorum() {
+        let to = WalletId::generate();
+        let a = Policy { require_human_approval: true, approval_ttl_seconds: Some(600), required_approvals: 2, ..policy() };
+        let b = Policy { require_human_approval: true, approval_ttl_seconds: Some(60), ..policy() };
+        let out = decide(&[a, b], "1.00", None, &to);
+        assert_eq!((out.approval_ttl_seconds, out.required_approvals), (Some(60), 2));
+    }
+}

@@ -1,0 +1,75 @@
+//! The core's error type. Every variant is specific; `api::error` maps each to an HTTP status and
+//! an error code in one place, and never shows internal text to clients.
+
+use crate::domain::approval::{ApprovalError, ApprovalStatus};
+use crate::domain::input::InputError;
+use crate::domain::money::MoneyError;
+use crate::domain::permission::Permission;
+use crate::ports::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid request: {0}")]
+    Input(#[from] InputError),
+    #[error("malformed request body: {0}")]
+    MalformedBody(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("API key has been revoked")]
+    ApiKeyRevoked,
+    #[error("this key lacks the {0:?} permission")]
+    PermissionDenied(Permission),
+    #[error("only the operator key may do this")]
+    OperatorOnly,
+    #[error("cannot grant permissions the calling key does not hold")]
+    PermissionEscalation,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("payment denied by policy: {reason}")]
+    PolicyDenied { reason: String, rule: String, policy_id: Option<String> },
+    #[error("insufficient funds: balance {balance} {currency}, requested {requested}")]
+    InsufficientFunds { balance: String, requested: String, currency: String },
+    #[error("idempotency key was already used with a different request")]
+    IdempotencyKeyReuse,
+    #[error("approval is {0:?}, not PENDING")]
+    ApprovalNotPending(ApprovalStatus),
+    #[error("approval window has closed")]
+    ApprovalExpired,
+    #[error("the key that submitted a payment cannot approve it")]
+    SelfApprovalForbidden,
+    #[error("this key has already voted on the approval")]
+    AlreadyVoted,
+    #[error("currency {payment} does not match the wallet's currency {wallet}")]
+    CurrencyMismatch { payment: String, wallet: String },
+    #[error("too much contention on this resource; retry")]
+    Contention,
+    #[error("storage unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal data error: {0}")]
+    Corrupt(String),
+}
+
+impl From<MoneyError> for AppError {
+    fn from(source: MoneyError) -> Self {
+        AppError::Input(InputError::Amount { field: "amount", source })
+    }
+}
+
+impl From<ApprovalError> for AppError {
+    fn from(e: ApprovalError) -> Self {
+        match e {
+            ApprovalError::NotPending(s) => AppError::ApprovalNotPending(s),
+            ApprovalError::Expired => AppError::ApprovalExpired,
+            ApprovalError::SelfApproval => AppError::SelfApprovalForbidden,
+            ApprovalError::AlreadyVoted => AppError::AlreadyVoted,
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

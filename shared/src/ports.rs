@@ -1,0 +1,168 @@
+//! Ports: what the core needs from the outside world. Adapters live in `adapters`.
+//!
+//! The store is a single-table, DynamoDB-shaped item store: items keyed by `(pk, sk)`, each with a
+//! version for optimistic concurrency, up to four secondary index keys, and all-or-nothing
+//! conditional transactions. Every state change in Countersign is one `transact` call.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Key { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+/// Secondary indexes. Each is sparse: an item appears only when it sets that index's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// The table's own `(pk, sk)`.
+    Primary,
+    /// Everything of one type in one organisation, newest first (`ORG#o#PAYMENT`).
+    ByOrg,
+    /// One type by status in one organisation (`ORG#o#APPROVAL#PENDING`).
+    ByStatus,
+    /// One type by wallet, sort key `STATUS#id` so a status prefix narrows it.
+    ByWallet,
+    /// Due-time index: pending approvals by `expiresAt`, unpublished events by creation time.
+    Due,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexKeys {
+    pub by_org: Option<(String, String)>,
+    pub by_status: Option<(String, String)>,
+    pub by_wallet: Option<(String, String)>,
+    pub due: Option<(String, String)>,
+}
+
+impl IndexKeys {
+    pub fn get(&self, index: Index) -> Option<&(String, String)> {
+        match index {
+            Index::Primary => None,
+            Index::ByOrg => self.by_org.as_ref(),
+            Index::ByStatus => self.by_status.as_ref(),
+            Index::ByWallet => self.by_wallet.as_ref(),
+            Index::Due => self.due.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    /// Starts at 1; every write of an existing item stores `expected + 1`.
+    pub version: u64,
+    pub indexes: IndexKeys,
+    /// Epoch seconds after which the store may delete the item (DynamoDB TTL).
+    pub expires_at_epoch: Option<i64>,
+    pub body: serde_json::Value,
+}
+
+/// A condition on the item currently stored at a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No item may exist at the key.
+    Absent,
+    /// The stored item must have exactly this version.
+    Version(u64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Put { item: Item, expect: Expect },
+    Delete { key: Key, expect: Expect },
+    /// Asserts a condition without writing.
+    Check { key: Key, expect: Expect },
+}
+
+/// Position after which a page starts: the last item returned by the previous page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub index_sk: Option<String>,
+    pub pk: String,
+    pub sk: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub index: Index,
+    pub pk: String,
+    /// Only sort keys starting with this.
+    pub sk_prefix: Option<String>,
+    /// Only sort keys `<=` this (due-time reads).
+    pub sk_at_most: Option<String>,
+    pub newest_first: bool,
+    pub limit: usize,
+    pub after: Option<Position>,
+}
+
+impl Query {
+    pub fn new(index: Index, pk: impl Into<String>, limit: usize) -> Self {
+        Query { index, pk: pk.into(), sk_prefix: None, sk_at_most: None, newest_first: true, limit, after: None }
+    }
+}
+
+impl Item {
+    /// Where this item stands in `index`, for continuing a page after it.
+    pub fn position(&self, index: Index) -> Position {
+        Position {
+            index_sk: self.indexes.get(index).map(|(_, sk)| sk.clone()),
+            pk: self.key.pk.clone(),
+            sk: self.key.sk.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of the transaction did not hold (someone else wrote first).
+    #[error("condition failed")]
+    ConditionFailed,
+    /// The transaction collided with another one in flight; retrying may succeed.
+    #[error("transaction conflict")]
+    Conflict,
+    /// The page position is not one this store issued.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// The store could not be reached or answered with an error; details are for logs only.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The persistence port.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Strongly consistent read of one item.
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    /// Applies every write or none.
+    /// MUST return `StoreError::ConditionFailed` if any `Expect` does not hold, and leave
+    /// everything unchanged. MUST NOT touch one key twice in one call.
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// Reads up to `limit` items of one index partition in sort-key order, starting after
+    /// `after`. Secondary indexes may lag writes slightly (DynamoDB GSIs are eventually
+    /// consistent); the primary index is strongly consistent.
+    async fn query(&self, query: Query) -> Result<Vec<Item>, StoreError>;
+}
+
+/// Time, injected so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

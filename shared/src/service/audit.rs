@@ -1,0 +1,29 @@
+//! The audit log.
+
+use super::paging::{Page, PageRequest};
+use super::records::audit_partition;
+use super::{require, Caller, Countersign};
+use crate::domain::audit::AuditEntry;
+use crate::domain::permission::Permission;
+use crate::error::AppResult;
+use crate::ports::{Index, Query};
+
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+}
+
+impl Countersign {
+    /// `GET /v1/audit-logs`, newest first, optionally filtered by action and resource type.
+    pub async fn list_audit_logs(&self, caller: &Caller, filter: &AuditFilter, page: &PageRequest) -> AppResult<Page<AuditEntry>> {
+        let caller = caller.key()?;
+        require(caller, Permission::AuditRead)?;
+        let query = Query::new(Index::Primary, audit_partition(&caller.org_id), page.limit);
+        self.page(query, page, |e: &AuditEntry| {
+            filter.action.as_ref().is_none_or(|a| *a == e.action)
+                && filter.resource_type.as_ref().is_none_or(|r| *r == e.resource_type)
+        })
+        .await
+    }
+}

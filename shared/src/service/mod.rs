@@ -1,0 +1,112 @@
+//! The application service: every use case, composed from the domain and the store port.
+//! Each state change is planned from a fresh read and committed as one conditional transaction;
+//! when a condition fails (someone else wrote first) the plan is made again from a new read, so
+//! races have exactly one winner and the losers see the new state.
+
+mod approvals;
+mod audit;
+mod auth;
+mod commit;
+mod paging;
+mod payments;
+mod policies;
+pub mod records;
+mod wallets;
+
+use std::sync::Arc;
+
+use crate::domain::ids::OrgId;
+use crate::domain::org::ApiKey;
+use crate::domain::permission::{self, Permission};
+use crate::error::{AppError, AppResult};
+use crate::ports::{Clock, Store};
+
+pub use approvals::{ApprovalFilter, DecideRequest, ExpirySummary};
+pub use audit::AuditFilter;
+pub use auth::{Caller, NewApiKey};
+pub use commit::{Reply, ReplyStatus};
+pub use paging::{Page, PageRequest};
+pub use payments::PaymentFilter;
+use records::{decode, Record, Stored};
+
+/// Tunables read once at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Approval window when no holding policy sets `approvalTtlSeconds` (default 24 h).
+    pub default_approval_ttl_seconds: u64,
+    /// SHA-256 of the operator key (`COUNTERSIGN_ADMIN_KEY`), if one is configured.
+    pub operator_key_hash: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { default_approval_ttl_seconds: 24 * 3600, operator_key_hash: None }
+    }
+}
+
+#[derive(Clone)]
+pub struct Countersign {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl Countersign {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Countersign { store, clock, settings }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Reads a record by key.
+    async fn read<R: Record>(&self, key: &crate::ports::Key) -> AppResult<Option<Stored<R>>> {
+        self.store.get(key).await?.map(decode).transpose()
+    }
+
+    /// Reads a record that must belong to `org`; another org's record is reported as missing.
+    async fn read_owned<R: Record + Owned>(&self, key: &crate::ports::Key, org: &OrgId) -> AppResult<Stored<R>> {
+        match self.read::<R>(key).await? {
+            Some(r) if r.value.org_id() == org => Ok(r),
+            _ => Err(AppError::NotFound(R::NAME)),
+        }
+    }
+}
+
+/// Records that belong to one organisation.
+pub trait Owned {
+    fn org_id(&self) -> &OrgId;
+}
+
+macro_rules! owned {
+    ($($t:ty),*) => {$(
+        impl Owned for $t {
+            fn org_id(&self) -> &OrgId { &self.org_id }
+        }
+    )*};
+}
+owned!(
+    crate::domain::wallet::Wallet,
+    crate::domain::payment::Payment,
+    crate::domain::approval::Approval,
+    crate::domain::policy::Policy,
+    ApiKey
+);
+
+/// Fails unless the caller's key holds `needed`.
+fn require(caller: &ApiKey, needed: Permission) -> AppResult<()> {
+    if permission::allows(&caller.permissions, needed) {
+        Ok(())
+    } else {
+        Err(AppError::PermissionDenied(needed))
+    }
+}

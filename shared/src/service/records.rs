@@ -1,0 +1,238 @@
+//! How each record is laid out in the single table: its key, its index entries, its TTL.
+//! Access patterns (also in README):
+//! | pattern | index | key |
+//! |---|---|---|
+//! | key by id (auth) | primary | `APIKEY#id` / `APIKEY` |
+//! | org's keys, wallets, payments, approvals | byOrg | `ORG#o#<TYPE>` / id |
+//! | payments or approvals by status | byStatus | `ORG#o#<TYPE>#<STATUS>` / id |
+//! | payments or approvals of a wallet (± status) | byWallet | `ORG#o#WALLET#w#<TYPE>` / `<STATUS>#id` |
+//! | wallet's policies, ledger lines | primary | `WALLET#w` / `POLICY#id`, `TXN#id` |
+//! | audit log | primary | `ORG#o#AUDIT` / id |
+//! | approvals due for expiry | due | `APPROVAL` / `expiresAt#id` (only while PENDING) |
+//! | unpublished outbox events | due | `OUTBOX` / `createdAt#id` (only until published) |
+//! | idempotency record | primary | `IDEM#o#scope#key` / `IDEM` (TTL 24 h) |
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::approval::{Approval, ApprovalStatus};
+use crate::domain::audit::AuditEntry;
+use crate::domain::event::Event;
+use crate::domain::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, WalletId};
+use crate::domain::org::{ApiKey, Organization};
+use crate::domain::payment::Payment;
+use crate::domain::policy::Policy;
+use crate::domain::wallet::{LedgerEntry, Wallet};
+use crate::error::{AppError, AppResult};
+use crate::ports::{Expect, IndexKeys, Item, Key, Write};
+
+pub const DUE_APPROVALS: &str = "APPROVAL";
+pub const DUE_OUTBOX: &str = "OUTBOX";
+
+/// Sortable timestamp for sort keys.
+pub fn sort_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub trait Record: Serialize + DeserializeOwned {
+    /// Used in "not found" errors.
+    const NAME: &'static str;
+    fn key(&self) -> Key;
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys::default()
+    }
+    fn expires_at_epoch(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// A record as read, with the version its next write must expect.
+#[derive(Debug, Clone)]
+pub struct Stored<R> {
+    pub value: R,
+    pub version: u64,
+}
+
+pub fn decode<R: Record>(item: Item) -> AppResult<Stored<R>> {
+    let value = serde_json::from_value(item.body)
+        .map_err(|e| AppError::Corrupt(format!("{} {}/{}: {e}", R::NAME, item.key.pk, item.key.sk)))?;
+    Ok(Stored { value, version: item.version })
+}
+
+fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
+    Ok(Item {
+        key: record.key(),
+        version,
+        indexes: record.indexes(),
+        expires_at_epoch: record.expires_at_epoch(),
+        body: serde_json::to_value(record).map_err(|e| AppError::Corrupt(e.to_string()))?,
+    })
+}
+
+/// A put that only succeeds if nothing is stored at the record's key yet.
+pub fn create<R: Record>(record: &R) -> AppResult<Write> {
+    Ok(Write::Put { item: encode(record, 1)?, expect: Expect::Absent })
+}
+
+/// A put that only succeeds if the stored version is still `read_version`.
+pub fn update<R: Record>(record: &R, read_version: u64) -> AppResult<Write> {
+    Ok(Write::Put { item: encode(record, read_version + 1)?, expect: Expect::Version(read_version) })
+}
+
+pub fn org_key(id: &OrgId) -> Key {
+    Key::new(format!("ORG#{id}"), "ORG")
+}
+pub fn api_key_key(id: &ApiKeyId) -> Key {
+    Key::new(format!("APIKEY#{id}"), "APIKEY")
+}
+pub fn wallet_key(id: &WalletId) -> Key {
+    Key::new(format!("WALLET#{id}"), "WALLET")
+}
+pub fn policy_key(wallet: &WalletId, id: &PolicyId) -> Key {
+    Key::new(format!("WALLET#{wallet}"), format!("POLICY#{id}"))
+}
+pub fn payment_key(id: &PaymentId) -> Key {
+    Key::new(format!("PAYMENT#{id}"), "PAYMENT")
+}
+pub fn approval_key(id: &ApprovalId) -> Key {
+    Key::new(format!("APPROVAL#{id}"), "APPROVAL")
+}
+pub fn audit_partition(org: &OrgId) -> String {
+    format!("ORG#{org}#AUDIT")
+}
+pub fn by_org_partition(org: &OrgId, kind: &str) -> String {
+    format!("ORG#{org}#{kind}")
+}
+pub fn by_status_partition(org: &OrgId, kind: &str, status: &str) -> String {
+    format!("ORG#{org}#{kind}#{status}")
+}
+pub fn by_wallet_partition(org: &OrgId, wallet: &WalletId, kind: &str) -> String {
+    format!("ORG#{org}#WALLET#{wallet}#{kind}")
+}
+
+impl Record for Organization {
+    const NAME: &'static str = "organization";
+    fn key(&self) -> Key {
+        org_key(&self.id)
+    }
+}
+
+impl Record for ApiKey {
+    const NAME: &'static str = "api key";
+    fn key(&self) -> Key {
+        api_key_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys { by_org: Some((by_org_partition(&self.org_id, "APIKEY"), self.id.to_string())), ..Default::default() }
+    }
+}
+
+impl Record for Wallet {
+    const NAME: &'static str = "wallet";
+    fn key(&self) -> Key {
+        wallet_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys { by_org: Some((by_org_partition(&self.org_id, "WALLET"), self.id.to_string())), ..Default::default() }
+    }
+}
+
+impl Record for Policy {
+    const NAME: &'static str = "policy";
+    fn key(&self) -> Key {
+        policy_key(&self.wallet_id, &self.id)
+    }
+}
+
+impl Record for LedgerEntry {
+    const NAME: &'static str = "transaction";
+    fn key(&self) -> Key {
+        Key::new(format!("WALLET#{}", self.wallet_id), format!("TXN#{}", self.id))
+    }
+}
+
+impl Record for Payment {
+    const NAME: &'static str = "payment";
+    fn key(&self) -> Key {
+        payment_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        let status = self.status.as_str();
+        IndexKeys {
+            by_org: Some((by_org_partition(&self.org_id, "PAYMENT"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "PAYMENT", status), self.id.to_string())),
+            by_wallet: Some((by_wallet_partition(&self.org_id, &self.from, "PAYMENT"), format!("{status}#{}", self.id))),
+            due: None,
+        }
+    }
+}
+
+impl Record for Approval {
+    const NAME: &'static str = "approval";
+    fn key(&self) -> Key {
+        approval_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        let status = self.status.as_str();
+        IndexKeys {
+            by_org: Some((by_org_partition(&self.org_id, "APPROVAL"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "APPROVAL", status), self.id.to_string())),
+            by_wallet: Some((by_wallet_partition(&self.org_id, &self.wallet_id, "APPROVAL"), format!("{status}#{}", self.id))),
+            // Sparse: only pending approvals are in the due index, so the sweep reads only them.
+            due: (self.status == ApprovalStatus::Pending)
+                .then(|| (DUE_APPROVALS.to_string(), format!("{}#{}", sort_time(self.expires_at), self.id))),
+        }
+    }
+}
+
+impl Record for AuditEntry {
+    const NAME: &'static str = "audit entry";
+    fn key(&self) -> Key {
+        Key::new(audit_partition(&self.org_id), self.id.to_string())
+    }
+}
+
+impl Record for Event {
+    const NAME: &'static str = "event";
+    fn key(&self) -> Key {
+        Key::new(format!("EVENT#{}", self.id), "EVENT")
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys {
+            due: self
+                .published_at
+                .is_none()
+                .then(|| (DUE_OUTBOX.to_string(), format!("{}#{}", sort_time(self.created_at), self.id))),
+            ..Default::default()
+        }
+    }
+}
+
+/// The first response to an idempotent request, replayed for retries with the same key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyRecord {
+    pub org_id: OrgId,
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    pub status: u16,
+    pub response: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub fn idempotency_key(org: &OrgId, scope: &str, key: &str) -> Key {
+    Key::new(format!("IDEM#{org}#{scope}#{key}"), "IDEM")
+}
+
+impl Record for IdempotencyRecord {
+    const NAME: &'static str = "idempotency record";
+    fn key(&self) -> Key {
+        idempotency_key(&self.org_id, &self.scope, &self.key)
+    }
+    fn expires_at_epoch(&self) -> Option<i64> {
+        Some(self.expires_at.timestamp())
+    }
+}
