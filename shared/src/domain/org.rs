@@ -1,6 +1,5 @@
 //! Organisations and their API keys. Secrets are shown once and stored only as SHA-256 hashes.
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -64,22 +63,21 @@ impl ApiKey {
     }
 }
 
-/// Secret format: `csk_<key id>_<43 chars of base64url randomness>`; the key id lets the server
+/// Secret format: `csk_<key id>_<64 hex chars of randomness>`; the key id lets the server
 /// find the key in one read, and the random part (256 bits) makes a fast hash safe at rest.
 pub const SECRET_PREFIX: &str = "csk_";
 
 pub fn new_secret(id: &ApiKeyId) -> String {
     let mut random = [0u8; 32];
     rand::rng().fill_bytes(&mut random);
-    let tail = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
-    format!("{SECRET_PREFIX}{id}_{tail}")
+    format!("{SECRET_PREFIX}{id}_{}", hex::encode(random))
 }
 
 /// The key id a secret claims to belong to, if it has the right shape.
 pub fn key_id_of_secret(secret: &str) -> Option<ApiKeyId> {
     let rest = secret.strip_prefix(SECRET_PREFIX)?;
     let (id, tail) = rest.rsplit_once('_')?;
-    if tail.len() != 43 {
+    if tail.len() != 64 || !tail.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     ApiKeyId::parse(id)
