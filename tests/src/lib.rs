@@ -158,6 +158,19 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Sends raw bytes as the body (malformed JSON, oversized bodies).
+    pub async fn call_raw(&self, method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).header("content-type", "application/json");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.body(body).send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
         self.call("POST", path, Some(key), Some(body)).await
     }
