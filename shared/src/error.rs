@@ -32,9 +32,17 @@ pub enum AppError {
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("payment denied by policy: {reason}")]
-    PolicyDenied { reason: String, rule: String, policy_id: Option<String> },
+    PolicyDenied {
+        reason: String,
+        rule: String,
+        policy_id: Option<String>,
+    },
     #[error("insufficient funds: balance {balance} {currency}, requested {requested}")]
-    InsufficientFunds { balance: String, requested: String, currency: String },
+    InsufficientFunds {
+        balance: String,
+        requested: String,
+        currency: String,
+    },
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReuse,
     #[error("approval is {0:?}, not PENDING")]
@@ -57,7 +65,10 @@ pub enum AppError {
 
 impl From<MoneyError> for AppError {
     fn from(source: MoneyError) -> Self {
-        AppError::Input(InputError::Amount { field: "amount", source })
+        AppError::Input(InputError::Amount {
+            field: "amount",
+            source,
+        })
     }
 }
 

@@ -5,11 +5,11 @@
 //! `domain` (pure rules) ← `ports` (traits) ← `adapters` (DynamoDB, SQLite) ← `service` ← `api`.
 
 pub mod adapters;
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod service;
-pub mod api;
 
 pub use error::AppError;

@@ -15,7 +15,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Key { pk: pk.into(), sk: sk.into() }
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -74,12 +77,23 @@ pub enum Expect {
     Version(u64),
 }
 
+// Puts are the common case; boxing their item would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    Put { item: Item, expect: Expect },
-    Delete { key: Key, expect: Expect },
+    Put {
+        item: Item,
+        expect: Expect,
+    },
+    Delete {
+        key: Key,
+        expect: Expect,
+    },
     /// Asserts a condition without writing.
-    Check { key: Key, expect: Expect },
+    Check {
+        key: Key,
+        expect: Expect,
+    },
 }
 
 /// Position after which a page starts: the last item returned by the previous page.
@@ -105,7 +119,15 @@ pub struct Query {
 
 impl Query {
     pub fn new(index: Index, pk: impl Into<String>, limit: usize) -> Self {
-        Query { index, pk: pk.into(), sk_prefix: None, sk_at_most: None, newest_first: true, limit, after: None }
+        Query {
+            index,
+            pk: pk.into(),
+            sk_prefix: None,
+            sk_at_most: None,
+            newest_first: true,
+            limit,
+            after: None,
+        }
     }
 }
 

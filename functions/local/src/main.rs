@@ -13,7 +13,11 @@ use countersign_core::ports::SystemClock;
 use countersign_core::service::Countersign;
 
 #[derive(Parser)]
-#[command(name = "countersign", version, about = "Countersign: human approval for agent payments")]
+#[command(
+    name = "countersign",
+    version,
+    about = "Countersign: human approval for agent payments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,14 +42,25 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     countersign_core::config::init_tracing();
-    let Command::Serve { addr, data_dir, sweep_interval_seconds } = Cli::parse().command;
+    let Command::Serve {
+        addr,
+        data_dir,
+        sweep_interval_seconds,
+    } = Cli::parse().command;
     let settings = settings_from_env()?;
     if settings.operator_key_hash.is_none() {
         tracing::warn!("COUNTERSIGN_ADMIN_KEY is not set: no one can create organisations");
     }
     let store = SqliteStore::open_dir(&data_dir)?;
-    let service = Arc::new(Countersign::new(Arc::new(store), Arc::new(SystemClock), settings));
-    spawn_sweep(service.clone(), Duration::from_secs(sweep_interval_seconds.max(1)));
+    let service = Arc::new(Countersign::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        settings,
+    ));
+    spawn_sweep(
+        service.clone(),
+        Duration::from_secs(sweep_interval_seconds.max(1)),
+    );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "countersign listening");
     axum::serve(listener, countersign_core::api::router(service))
@@ -78,10 +93,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or_default(),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or_default(),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

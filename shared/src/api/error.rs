@@ -31,40 +31,92 @@ impl AppError {
     /// Status, code, client-safe message and details.
     fn parts(&self) -> (StatusCode, String, String, serde_json::Value) {
         use AppError::*;
-        let plain = |status: StatusCode, code: &str| (status, code.to_string(), self.to_string(), json!({}));
+        let plain = |status: StatusCode, code: &str| {
+            (status, code.to_string(), self.to_string(), json!({}))
+        };
         match self {
-            Input(e @ InputError::Amount { field, .. }) => (StatusCode::BAD_REQUEST, "INVALID_AMOUNT".into(), e.to_string(), json!({"field": field})),
-            Input(e) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), e.to_string(), json!({"field": e.field()})),
+            Input(e @ InputError::Amount { field, .. }) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_AMOUNT".into(),
+                e.to_string(),
+                json!({"field": field}),
+            ),
+            Input(e) => (
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR".into(),
+                e.to_string(),
+                json!({"field": e.field()}),
+            ),
             MalformedBody(_) => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             CurrencyMismatch { .. } => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             PayloadTooLarge => plain(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Unauthorized => plain(StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ApiKeyRevoked => plain(StatusCode::UNAUTHORIZED, "API_KEY_REVOKED"),
-            PermissionDenied(p) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED".into(), format!("this key lacks the {} permission", p.as_str()), json!({"required": p})),
-            OperatorOnly | PermissionEscalation => plain(StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
-            NotFound(resource) => (StatusCode::NOT_FOUND, not_found_code(resource), self.to_string(), json!({})),
+            PermissionDenied(p) => (
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED".into(),
+                format!("this key lacks the {} permission", p.as_str()),
+                json!({"required": p}),
+            ),
+            OperatorOnly | PermissionEscalation => {
+                plain(StatusCode::FORBIDDEN, "PERMISSION_DENIED")
+            }
+            NotFound(resource) => (
+                StatusCode::NOT_FOUND,
+                not_found_code(resource),
+                self.to_string(),
+                json!({}),
+            ),
             RouteNotFound => plain(StatusCode::NOT_FOUND, "NOT_FOUND"),
             MethodNotAllowed => plain(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
-            PolicyDenied { reason, rule, policy_id } => (
+            PolicyDenied {
+                reason,
+                rule,
+                policy_id,
+            } => (
                 StatusCode::FORBIDDEN,
                 "POLICY_DENIED".into(),
                 format!("payment denied by policy: {reason}"),
                 json!({"rule": rule, "policyId": policy_id, "reason": reason}),
             ),
-            InsufficientFunds { balance, requested, currency } => (
+            InsufficientFunds {
+                balance,
+                requested,
+                currency,
+            } => (
                 StatusCode::PAYMENT_REQUIRED,
                 "INSUFFICIENT_FUNDS".into(),
                 self.to_string(),
                 json!({"balance": balance, "requested": requested, "currency": currency}),
             ),
             IdempotencyKeyReuse => plain(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSE"),
-            ApprovalNotPending(status) => (StatusCode::CONFLICT, "APPROVAL_NOT_PENDING".into(), format!("approval is {}, not PENDING", status.as_str()), json!({"status": status})),
+            ApprovalNotPending(status) => (
+                StatusCode::CONFLICT,
+                "APPROVAL_NOT_PENDING".into(),
+                format!("approval is {}, not PENDING", status.as_str()),
+                json!({"status": status}),
+            ),
             ApprovalExpired => plain(StatusCode::CONFLICT, "APPROVAL_EXPIRED"),
             SelfApprovalForbidden => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
-            Store(StoreError::InvalidCursor) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), "cursor is not one this API returned".into(), json!({"field": "cursor"})),
-            Contention | Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE".into(), "temporarily unavailable; retry shortly".into(), json!({})),
-            Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR".into(), "internal error".into(), json!({})),
+            Store(StoreError::InvalidCursor) => (
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR".into(),
+                "cursor is not one this API returned".into(),
+                json!({"field": "cursor"}),
+            ),
+            Contention | Store(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE".into(),
+                "temporarily unavailable; retry shortly".into(),
+                json!({}),
+            ),
+            Corrupt(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR".into(),
+                "internal error".into(),
+                json!({}),
+            ),
         }
     }
 }
@@ -78,9 +130,21 @@ impl IntoResponse for AppError {
         } else {
             tracing::debug!(code = %code, "request refused");
         }
-        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, details } })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message,
+                    details,
+                },
+            }),
+        )
+            .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

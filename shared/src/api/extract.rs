@@ -18,7 +18,10 @@ pub struct Auth(pub Caller);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let bearer = parts
             .headers
             .get(AUTHORIZATION)
@@ -47,8 +50,8 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(serde_json::json!({})));
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| AppError::MalformedBody(format!("body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::MalformedBody(format!("body is not valid JSON: {e}")))?;
         if !value.is_object() {
             return Err(AppError::MalformedBody("body must be a JSON object".into()));
         }

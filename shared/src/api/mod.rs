@@ -32,8 +32,14 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/wallets/{id}/balance", get(wallet_balance))
         .route("/v1/wallets/{id}/fund", post(fund_wallet))
         .route("/v1/wallets/{id}/transactions", get(list_transactions))
-        .route("/v1/wallets/{id}/policies", post(create_policy).get(list_policies))
-        .route("/v1/wallets/{id}/policies/{pid}", get(get_policy).patch(update_policy).delete(delete_policy))
+        .route(
+            "/v1/wallets/{id}/policies",
+            post(create_policy).get(list_policies),
+        )
+        .route(
+            "/v1/wallets/{id}/policies/{pid}",
+            get(get_policy).patch(update_policy).delete(delete_policy),
+        )
         .route("/v1/payments", post(create_payment).get(list_payments))
         .route("/v1/payments/{id}", get(get_payment))
         .route("/v1/approvals", get(list_approvals))

@@ -29,6 +29,13 @@ pub struct Event {
 
 impl Event {
     pub fn new(org_id: &OrgId, kind: &str, data: serde_json::Value, at: DateTime<Utc>) -> Self {
-        Event { id: EventId::generate(), kind: kind.into(), org_id: org_id.clone(), created_at: at, data, published_at: None }
+        Event {
+            id: EventId::generate(),
+            kind: kind.into(),
+            org_id: org_id.clone(),
+            created_at: at,
+            data,
+            published_at: None,
+        }
     }
 }

@@ -45,8 +45,9 @@ macro_rules! prefixed_id {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(d)?;
-                $name::parse(&text)
-                    .ok_or_else(|| serde::de::Error::custom(concat!("not a valid ", $prefix, " id")))
+                $name::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(concat!("not a valid ", $prefix, " id"))
+                })
             }
         }
     };

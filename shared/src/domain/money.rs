@@ -20,7 +20,10 @@ pub enum MoneyError {
     #[error("amount has more than {MAX_INTEGER_DIGITS} integer digits")]
     TooLarge,
     #[error("{currency} allows at most {allowed} decimal places")]
-    TooManyDecimals { currency: &'static str, allowed: u32 },
+    TooManyDecimals {
+        currency: &'static str,
+        allowed: u32,
+    },
     #[error("unknown or unsupported currency code {0:?}; use an ISO 4217 code such as \"USD\"")]
     UnknownCurrency(String),
 }
@@ -95,7 +98,10 @@ impl Money {
         let allowed = currency.minor_units();
         // Trailing zeros beyond the minor unit ("1.500" USD) are still refused: be strict.
         if decimals > allowed as usize {
-            return Err(MoneyError::TooManyDecimals { currency: currency.code(), allowed });
+            return Err(MoneyError::TooManyDecimals {
+                currency: currency.code(),
+                allowed,
+            });
         }
         Ok(Money::from_decimal(amount, currency))
     }
@@ -152,7 +158,10 @@ impl Money {
         if self.currency != other.currency || other.amount > self.amount {
             return None;
         }
-        Some(Money::from_decimal(self.amount - other.amount, self.currency))
+        Some(Money::from_decimal(
+            self.amount - other.amount,
+            self.currency,
+        ))
     }
 }
 
@@ -235,9 +244,14 @@ mod tests {
         assert_eq!(Money::parse("10", cur("USD")).unwrap().to_wire(), "10.00");
         assert_eq!(Money::parse("0.5", cur("USD")).unwrap().to_wire(), "0.50");
         assert_eq!(Money::parse("1500", cur("JPY")).unwrap().to_wire(), "1500");
-        assert_eq!(Money::parse("1.234", cur("BHD")).unwrap().to_wire(), "1.234");
         assert_eq!(
-            Money::parse("999999999999999.99", cur("USD")).unwrap().to_wire(),
+            Money::parse("1.234", cur("BHD")).unwrap().to_wire(),
+            "1.234"
+        );
+        assert_eq!(
+            Money::parse("999999999999999.99", cur("USD"))
+                .unwrap()
+                .to_wire(),
             "999999999999999.99"
         );
     }
@@ -245,15 +259,34 @@ mod tests {
     #[test]
     fn refuses_bad_amounts() {
         let usd = cur("USD");
-        for bad in ["", "-1", "+1", "1e3", "1E3", " 1", "1 ", "1,000", "0x10", "NaN", "inf", ".5", "5.", "1..2"] {
-            assert_eq!(Money::parse(bad, usd), Err(MoneyError::Malformed), "{bad:?}");
+        for bad in [
+            "", "-1", "+1", "1e3", "1E3", " 1", "1 ", "1,000", "0x10", "NaN", "inf", ".5", "5.",
+            "1..2",
+        ] {
+            assert_eq!(
+                Money::parse(bad, usd),
+                Err(MoneyError::Malformed),
+                "{bad:?}"
+            );
         }
         assert_eq!(Money::parse("0", usd), Err(MoneyError::NotPositive));
         assert_eq!(Money::parse("0.00", usd), Err(MoneyError::NotPositive));
-        assert_eq!(Money::parse("1000000000000000", usd), Err(MoneyError::TooLarge));
-        assert!(matches!(Money::parse("1.001", usd), Err(MoneyError::TooManyDecimals { .. })));
-        assert!(matches!(Money::parse("1.5", cur("JPY")), Err(MoneyError::TooManyDecimals { .. })));
-        assert_eq!(Money::parse_json(&serde_json::json!(10.5), usd), Err(MoneyError::NotAString));
+        assert_eq!(
+            Money::parse("1000000000000000", usd),
+            Err(MoneyError::TooLarge)
+        );
+        assert!(matches!(
+            Money::parse("1.001", usd),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            Money::parse("1.5", cur("JPY")),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert_eq!(
+            Money::parse_json(&serde_json::json!(10.5), usd),
+            Err(MoneyError::NotAString)
+        );
     }
 
     #[test]

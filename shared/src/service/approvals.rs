@@ -52,15 +52,33 @@ fn parse_approval_id(id: &str) -> AppResult<ApprovalId> {
 }
 
 impl Countersign {
-    pub async fn list_approvals(&self, caller: &Caller, filter: &ApprovalFilter, page: &PageRequest) -> AppResult<Page<Approval>> {
+    pub async fn list_approvals(
+        &self,
+        caller: &Caller,
+        filter: &ApprovalFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<Approval>> {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsRead)?;
         let status = filter
             .status
             .as_deref()
-            .map(|s| ApprovalStatus::parse(s).ok_or_else(|| InputError::invalid("status", "must be one of PENDING, APPROVED, REJECTED, EXPIRED")))
+            .map(|s| {
+                ApprovalStatus::parse(s).ok_or_else(|| {
+                    InputError::invalid(
+                        "status",
+                        "must be one of PENDING, APPROVED, REJECTED, EXPIRED",
+                    )
+                })
+            })
             .transpose()?;
-        let query = listing_query(&caller.org_id, "APPROVAL", filter.wallet_id.as_deref(), status.map(|s| s.as_str()), page.limit)?;
+        let query = listing_query(
+            &caller.org_id,
+            "APPROVAL",
+            filter.wallet_id.as_deref(),
+            status.map(|s| s.as_str()),
+            page.limit,
+        )?;
         self.page(query, page, |_| true).await
     }
 
@@ -68,11 +86,20 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsRead)?;
         let id = parse_approval_id(id)?;
-        Ok(self.read_owned::<Approval>(&approval_key(&id), &caller.org_id).await?.value)
+        Ok(self
+            .read_owned::<Approval>(&approval_key(&id), &caller.org_id)
+            .await?
+            .value)
     }
 
     /// `POST /v1/approvals/{id}/approve` and `/reject`.
-    pub async fn decide_approval(&self, caller: &Caller, id: &str, decision: VoteDecision, body: &serde_json::Value) -> AppResult<Reply> {
+    pub async fn decide_approval(
+        &self,
+        caller: &Caller,
+        id: &str,
+        decision: VoteDecision,
+        body: &serde_json::Value,
+    ) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsWrite)?;
         let id = parse_approval_id(id)?;
@@ -81,45 +108,118 @@ impl Countersign {
             .note
             .as_deref()
             .or(request.reason.as_deref())
-            .map(|n| input::bounded_text(if request.note.is_some() { "note" } else { "reason" }, n, MAX_NOTE_CHARS))
+            .map(|n| {
+                input::bounded_text(
+                    if request.note.is_some() {
+                        "note"
+                    } else {
+                        "reason"
+                    },
+                    n,
+                    MAX_NOTE_CHARS,
+                )
+            })
             .transpose()?;
         let org = caller.org_id.clone();
         self.commit(&org, None, || async {
-            let stored = self.read_owned::<Approval>(&approval_key(&id), &org).await?;
-            let payment: Stored<Payment> = self.read_owned(&payment_key(&stored.value.payment_id), &org).await?;
+            let stored = self
+                .read_owned::<Approval>(&approval_key(&id), &org)
+                .await?;
+            let payment: Stored<Payment> = self
+                .read_owned(&payment_key(&stored.value.payment_id), &org)
+                .await?;
             let now = self.now();
             let mut approval = stored.value.clone();
-            let vote = Vote { key_id: caller.id.clone(), decision, note: note.clone(), at: now };
+            let vote = Vote {
+                key_id: caller.id.clone(),
+                decision,
+                note: note.clone(),
+                at: now,
+            };
             let resolution = approval.cast(vote, now)?;
             let mut writes = vec![records::update(&approval, stored.version)?];
             let mut payment_now = payment.value.clone();
             let actor = caller.id.as_str();
             match resolution {
                 Resolution::AwaitingMoreApprovals => {
-                    writes.push(records::create(&AuditEntry::new(&org, "approval.voted", "approval", approval.id.as_str(), actor, json!({"note": note}), now))?);
+                    writes.push(records::create(&AuditEntry::new(
+                        &org,
+                        "approval.voted",
+                        "approval",
+                        approval.id.as_str(),
+                        actor,
+                        json!({"note": note}),
+                        now,
+                    ))?);
                 }
                 Resolution::Rejected => {
                     payment_now.status = PaymentStatus::Rejected;
                     payment_now.updated_at = now;
                     writes.push(records::update(&payment_now, payment.version)?);
-                    writes.push(records::create(&approval_event(&approval, kinds::APPROVAL_REJECTED, now)?)?);
-                    writes.push(records::create(&AuditEntry::new(&org, "approval.rejected", "approval", approval.id.as_str(), actor, json!({"reason": note, "paymentId": payment_now.id}), now))?);
+                    writes.push(records::create(&approval_event(
+                        &approval,
+                        kinds::APPROVAL_REJECTED,
+                        now,
+                    )?)?);
+                    writes.push(records::create(&AuditEntry::new(
+                        &org,
+                        "approval.rejected",
+                        "approval",
+                        approval.id.as_str(),
+                        actor,
+                        json!({"reason": note, "paymentId": payment_now.id}),
+                        now,
+                    ))?);
                 }
                 Resolution::Approved => {
-                    writes.push(records::create(&approval_event(&approval, kinds::APPROVAL_APPROVED, now)?)?);
-                    writes.push(records::create(&AuditEntry::new(&org, "approval.approved", "approval", approval.id.as_str(), actor, json!({"note": note, "paymentId": payment_now.id}), now))?);
-                    writes.extend(self.execute_held(&mut payment_now, payment.version, actor, now).await?);
+                    writes.push(records::create(&approval_event(
+                        &approval,
+                        kinds::APPROVAL_APPROVED,
+                        now,
+                    )?)?);
+                    writes.push(records::create(&AuditEntry::new(
+                        &org,
+                        "approval.approved",
+                        "approval",
+                        approval.id.as_str(),
+                        actor,
+                        json!({"note": note, "paymentId": payment_now.id}),
+                        now,
+                    ))?);
+                    writes.extend(
+                        self.execute_held(&mut payment_now, payment.version, actor, now)
+                            .await?,
+                    );
                 }
             }
-            Ok(Plan { writes, reply: Reply::new(ReplyStatus::Ok, &Decided { approval: &approval, payment: &payment_now })? })
+            Ok(Plan {
+                writes,
+                reply: Reply::new(
+                    ReplyStatus::Ok,
+                    &Decided {
+                        approval: &approval,
+                        payment: &payment_now,
+                    },
+                )?,
+            })
         })
         .await
     }
 
     /// Writes that execute an approved payment: the transfer, or FAILED when funds are short.
-    async fn execute_held(&self, payment: &mut Payment, payment_version: u64, actor: &str, now: DateTime<Utc>) -> AppResult<Vec<Write>> {
-        let from: Stored<Wallet> = self.read_owned(&wallet_key(&payment.from), &payment.org_id).await?;
-        let to: Stored<Wallet> = self.read_owned(&wallet_key(&payment.to), &payment.org_id).await?;
+    async fn execute_held(
+        &self,
+        payment: &mut Payment,
+        payment_version: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Vec<Write>> {
+        let from: Stored<Wallet> = self
+            .read_owned(&wallet_key(&payment.from), &payment.org_id)
+            .await?;
+        let to: Stored<Wallet> = self
+            .read_owned(&wallet_key(&payment.to), &payment.org_id)
+            .await?;
         let amount = Money::from_decimal(payment.amount, payment.currency);
         let (mut source, mut target) = (from.value.clone(), to.value.clone());
         let mut writes = Vec::new();
@@ -134,16 +234,47 @@ impl Countersign {
                 for line in &lines {
                     writes.push(records::create(line)?);
                 }
-                writes.push(records::create(&payment_event(payment, kinds::PAYMENT_COMPLETED, now)?)?);
-                writes.push(records::create(&AuditEntry::new(&payment.org_id, "payment.completed", "payment", payment.id.as_str(), actor, json!({"amount": amount.to_wire()}), now))?);
+                writes.push(records::create(&payment_event(
+                    payment,
+                    kinds::PAYMENT_COMPLETED,
+                    now,
+                )?)?);
+                writes.push(records::create(&AuditEntry::new(
+                    &payment.org_id,
+                    "payment.completed",
+                    "payment",
+                    payment.id.as_str(),
+                    actor,
+                    json!({"amount": amount.to_wire()}),
+                    now,
+                ))?);
             }
             None => {
                 payment.status = PaymentStatus::Failed;
-                payment.failure_reason = Some(format!("insufficient funds: balance {} {}", from.value.balance().to_wire(), payment.currency));
+                payment.failure_reason = Some(format!(
+                    "insufficient funds: balance {} {}",
+                    from.value.balance().to_wire(),
+                    payment.currency
+                ));
                 // The failure is decided on this balance; a concurrent fund must make us re-plan.
-                writes.push(Write::Check { key: wallet_key(&from.value.id), expect: crate::ports::Expect::Version(from.version) });
-                writes.push(records::create(&payment_event(payment, kinds::PAYMENT_FAILED, now)?)?);
-                writes.push(records::create(&AuditEntry::new(&payment.org_id, "payment.failed", "payment", payment.id.as_str(), actor, json!({"reason": payment.failure_reason}), now))?);
+                writes.push(Write::Check {
+                    key: wallet_key(&from.value.id),
+                    expect: crate::ports::Expect::Version(from.version),
+                });
+                writes.push(records::create(&payment_event(
+                    payment,
+                    kinds::PAYMENT_FAILED,
+                    now,
+                )?)?);
+                writes.push(records::create(&AuditEntry::new(
+                    &payment.org_id,
+                    "payment.failed",
+                    "payment",
+                    payment.id.as_str(),
+                    actor,
+                    json!({"reason": payment.failure_reason}),
+                    now,
+                ))?);
             }
         }
         writes.push(records::update(payment, payment_version)?);
@@ -159,7 +290,10 @@ impl Countersign {
         query.newest_first = false;
         query.sk_at_most = Some(format!("{}#~", records::sort_time(now)));
         let due = self.store.query(query).await?;
-        let mut summary = ExpirySummary { read: due.len(), ..Default::default() };
+        let mut summary = ExpirySummary {
+            read: due.len(),
+            ..Default::default()
+        };
         for item in due {
             let id = records::decode::<Approval>(item)?.value.id;
             match self.expire_one(&id).await {
@@ -173,26 +307,36 @@ impl Countersign {
 
     async fn expire_one(&self, id: &ApprovalId) -> AppResult<bool> {
         self.commit_system(|| async {
-                let Some(stored) = self.read::<Approval>(&approval_key(id)).await? else {
-                    return Ok(None);
-                };
-                let now = self.now();
-                let mut approval = stored.value.clone();
-                if approval.expire(now).is_err() {
-                    return Ok(None);
-                }
-                let payment: Stored<Payment> = self.read_owned(&payment_key(&approval.payment_id), &approval.org_id).await?;
-                let mut p = payment.value.clone();
-                p.status = PaymentStatus::Expired;
-                p.updated_at = now;
-                Ok(Some(vec![
-                    records::update(&approval, stored.version)?,
-                    records::update(&p, payment.version)?,
-                    records::create(&approval_event(&approval, kinds::APPROVAL_EXPIRED, now)?)?,
-                    records::create(&AuditEntry::new(&approval.org_id, "approval.expired", "approval", approval.id.as_str(), "system", json!({"paymentId": p.id}), now))?,
-                ]))
-            })
-            .await
+            let Some(stored) = self.read::<Approval>(&approval_key(id)).await? else {
+                return Ok(None);
+            };
+            let now = self.now();
+            let mut approval = stored.value.clone();
+            if approval.expire(now).is_err() {
+                return Ok(None);
+            }
+            let payment: Stored<Payment> = self
+                .read_owned(&payment_key(&approval.payment_id), &approval.org_id)
+                .await?;
+            let mut p = payment.value.clone();
+            p.status = PaymentStatus::Expired;
+            p.updated_at = now;
+            Ok(Some(vec![
+                records::update(&approval, stored.version)?,
+                records::update(&p, payment.version)?,
+                records::create(&approval_event(&approval, kinds::APPROVAL_EXPIRED, now)?)?,
+                records::create(&AuditEntry::new(
+                    &approval.org_id,
+                    "approval.expired",
+                    "approval",
+                    approval.id.as_str(),
+                    "system",
+                    json!({"paymentId": p.id}),
+                    now,
+                ))?,
+            ]))
+        })
+        .await
     }
 }
 

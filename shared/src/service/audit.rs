@@ -16,13 +16,21 @@ pub struct AuditFilter {
 
 impl Countersign {
     /// `GET /v1/audit-logs`, newest first, optionally filtered by action and resource type.
-    pub async fn list_audit_logs(&self, caller: &Caller, filter: &AuditFilter, page: &PageRequest) -> AppResult<Page<AuditEntry>> {
+    pub async fn list_audit_logs(
+        &self,
+        caller: &Caller,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<AuditEntry>> {
         let caller = caller.key()?;
         require(caller, Permission::AuditRead)?;
         let query = Query::new(Index::Primary, audit_partition(&caller.org_id), page.limit);
         self.page(query, page, |e: &AuditEntry| {
             filter.action.as_ref().is_none_or(|a| *a == e.action)
-                && filter.resource_type.as_ref().is_none_or(|r| *r == e.resource_type)
+                && filter
+                    .resource_type
+                    .as_ref()
+                    .is_none_or(|r| *r == e.resource_type)
         })
         .await
     }

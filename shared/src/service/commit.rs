@@ -57,7 +57,11 @@ pub struct Reply {
 impl Reply {
     pub fn new(status: ReplyStatus, body: &impl Serialize) -> AppResult<Self> {
         let body = serde_json::to_value(body).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        Ok(Reply { status, body, replayed: false })
+        Ok(Reply {
+            status,
+            body,
+            replayed: false,
+        })
     }
 }
 
@@ -76,9 +80,20 @@ pub struct Idempotency {
 
 impl Idempotency {
     /// Validates the key; the fingerprint covers the whole request body except the key itself.
-    pub fn new(scope: impl Into<String>, key: &str, request: &serde_json::Value) -> AppResult<Self> {
-        if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS || key.chars().any(char::is_control) {
-            return Err(InputError::invalid("idempotencyKey", "must be 1 to 255 printable characters").into());
+    pub fn new(
+        scope: impl Into<String>,
+        key: &str,
+        request: &serde_json::Value,
+    ) -> AppResult<Self> {
+        if key.is_empty()
+            || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+            || key.chars().any(char::is_control)
+        {
+            return Err(InputError::invalid(
+                "idempotencyKey",
+                "must be 1 to 255 printable characters",
+            )
+            .into());
         }
         let mut body = request.clone();
         if let Some(map) = body.as_object_mut() {
@@ -86,7 +101,11 @@ impl Idempotency {
         }
         // serde_json maps are sorted, so equal bodies hash equally whatever their key order.
         let request_hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-        Ok(Idempotency { scope: scope.into(), key: key.to_string(), request_hash })
+        Ok(Idempotency {
+            scope: scope.into(),
+            key: key.to_string(),
+            request_hash,
+        })
     }
 }
 
@@ -95,7 +114,12 @@ impl Countersign {
     /// out. With an idempotency key, a stored earlier reply is replayed instead (or 409 when the
     /// request differs), and concurrent duplicates execute once: the idempotency record is part
     /// of the same transaction.
-    pub(crate) async fn commit<F, Fut>(&self, org: &OrgId, idempotency: Option<&Idempotency>, mut plan: F) -> AppResult<Reply>
+    pub(crate) async fn commit<F, Fut>(
+        &self,
+        org: &OrgId,
+        idempotency: Option<&Idempotency>,
+        mut plan: F,
+    ) -> AppResult<Reply>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = AppResult<Plan>>,
@@ -169,7 +193,11 @@ impl Countersign {
         if record.request_hash != idem.request_hash {
             return Err(AppError::IdempotencyKeyReuse);
         }
-        Ok(Prior::Reply(Reply { status: ReplyStatus::from_code(record.status), body: record.response, replayed: true }))
+        Ok(Prior::Reply(Reply {
+            status: ReplyStatus::from_code(record.status),
+            body: record.response,
+            replayed: true,
+        }))
     }
 }
 

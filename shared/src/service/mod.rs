@@ -40,7 +40,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { default_approval_ttl_seconds: 24 * 3600, operator_key_hash: None }
+        Settings {
+            default_approval_ttl_seconds: 24 * 3600,
+            operator_key_hash: None,
+        }
     }
 }
 
@@ -53,7 +56,11 @@ pub struct Countersign {
 
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Countersign { store, clock, settings }
+        Countersign {
+            store,
+            clock,
+            settings,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -74,7 +81,11 @@ impl Countersign {
     }
 
     /// Reads a record that must belong to `org`; another org's record is reported as missing.
-    async fn read_owned<R: Record + Owned>(&self, key: &crate::ports::Key, org: &OrgId) -> AppResult<Stored<R>> {
+    async fn read_owned<R: Record + Owned>(
+        &self,
+        key: &crate::ports::Key,
+        org: &OrgId,
+    ) -> AppResult<Stored<R>> {
         match self.read::<R>(key).await? {
             Some(r) if r.value.org_id() == org => Ok(r),
             _ => Err(AppError::NotFound(R::NAME)),

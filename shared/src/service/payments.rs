@@ -8,7 +8,10 @@ use serde_json::json;
 use super::auth::parse;
 use super::commit::{Idempotency, Plan, Reply, ReplyStatus};
 use super::paging::{Page, PageRequest};
-use super::records::{self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key, Stored};
+use super::records::{
+    self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key,
+    Stored,
+};
 use super::{require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, TransactionDetails};
 use crate::domain::audit::AuditEntry;
@@ -56,7 +59,16 @@ struct ValidPayment {
 }
 
 fn wallet_field(field: &'static str, id: &str) -> AppResult<WalletId> {
-    WalletId::parse(id).ok_or_else(|| InputError::invalid(field, format!("{:?} is not a wallet id", id.chars().take(64).collect::<String>())).into())
+    WalletId::parse(id).ok_or_else(|| {
+        InputError::invalid(
+            field,
+            format!(
+                "{:?} is not a wallet id",
+                id.chars().take(64).collect::<String>()
+            ),
+        )
+        .into()
+    })
 }
 
 impl NewPayment {
@@ -82,17 +94,29 @@ impl NewPayment {
             .risk_score
             .as_ref()
             .filter(|v| !v.is_null())
-            .map(|v| Score::from_json(v, Decimal::ZERO, hundred).ok_or_else(|| InputError::invalid("riskScore", "must be a number from 0 to 100")))
+            .map(|v| {
+                Score::from_json(v, Decimal::ZERO, hundred).ok_or_else(|| {
+                    InputError::invalid("riskScore", "must be a number from 0 to 100")
+                })
+            })
             .transpose()?;
         let confidence_score = self
             .confidence_score
             .as_ref()
             .filter(|v| !v.is_null())
-            .map(|v| Score::from_json(v, Decimal::ZERO, Decimal::ONE).ok_or_else(|| InputError::invalid("confidenceScore", "must be a number from 0 to 1")))
+            .map(|v| {
+                Score::from_json(v, Decimal::ZERO, Decimal::ONE).ok_or_else(|| {
+                    InputError::invalid("confidenceScore", "must be a number from 0 to 1")
+                })
+            })
             .transpose()?;
         let urgency = match &self.urgency {
             Some(u) if !URGENCIES.contains(&u.as_str()) => {
-                return Err(InputError::invalid("urgency", "must be one of low, medium, high, critical").into())
+                return Err(InputError::invalid(
+                    "urgency",
+                    "must be one of low, medium, high, critical",
+                )
+                .into())
             }
             other => other.clone(),
         };
@@ -100,11 +124,19 @@ impl NewPayment {
             from,
             to,
             currency,
-            description: self.description.as_deref().map(|d| input::bounded_text("description", d, MAX_DESCRIPTION_CHARS)).transpose()?,
+            description: self
+                .description
+                .as_deref()
+                .map(|d| input::bounded_text("description", d, MAX_DESCRIPTION_CHARS))
+                .transpose()?,
             metadata: input::metadata(self.metadata.as_ref())?,
             risk_score,
             confidence_score,
-            agent_reasoning: self.agent_reasoning.as_deref().map(|r| input::bounded_text("agentReasoning", r, MAX_REASONING_CHARS)).transpose()?,
+            agent_reasoning: self
+                .agent_reasoning
+                .as_deref()
+                .map(|r| input::bounded_text("agentReasoning", r, MAX_REASONING_CHARS))
+                .transpose()?,
             urgency,
         })
     }
@@ -134,7 +166,10 @@ pub(crate) fn transfer(
         payment_id: Some(payment.clone()),
         created_at: now,
     };
-    let lines = [line(from, EntryKind::Debit, &to.id), line(to, EntryKind::Credit, &from.id)];
+    let lines = [
+        line(from, EntryKind::Debit, &to.id),
+        line(to, EntryKind::Credit, &from.id),
+    ];
     Some((txn, lines))
 }
 
@@ -146,7 +181,11 @@ pub(crate) fn payment_event(payment: &Payment, kind: &str, now: DateTime<Utc>) -
 }
 
 /// Event payload for an approval: the approval plus `approvalId` (what wallgent handlers read).
-pub(crate) fn approval_event(approval: &Approval, kind: &str, now: DateTime<Utc>) -> AppResult<Event> {
+pub(crate) fn approval_event(
+    approval: &Approval,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Event> {
     let mut data = serde_json::to_value(approval).map_err(|e| AppError::Corrupt(e.to_string()))?;
     data["approvalId"] = json!(approval.id);
     Ok(Event::new(&approval.org_id, kind, data, now))
@@ -168,23 +207,42 @@ pub struct PaymentFilter {
 
 impl Countersign {
     /// `POST /v1/payments`.
-    pub async fn create_payment(&self, caller: &Caller, body: &serde_json::Value, idempotency_header: Option<&str>) -> AppResult<Reply> {
+    pub async fn create_payment(
+        &self,
+        caller: &Caller,
+        body: &serde_json::Value,
+        idempotency_header: Option<&str>,
+    ) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsWrite)?;
         let request: NewPayment = parse(body)?;
         let valid = request.validate()?;
         let idem_key = request.idempotency_key.as_deref().or(idempotency_header);
-        let idempotency = idem_key.map(|k| Idempotency::new("payments", k, body)).transpose()?;
+        let idempotency = idem_key
+            .map(|k| Idempotency::new("payments", k, body))
+            .transpose()?;
         let org = caller.org_id.clone();
         self.commit(&org, idempotency.as_ref(), || async {
-            let from: Stored<Wallet> = self.read_owned(&wallet_key(&valid.from), &org).await.map_err(|_| AppError::NotFound("wallet"))?;
-            let to: Stored<Wallet> = self.read_owned(&wallet_key(&valid.to), &org).await.map_err(|_| AppError::NotFound("wallet"))?;
+            let from: Stored<Wallet> = self
+                .read_owned(&wallet_key(&valid.from), &org)
+                .await
+                .map_err(|_| AppError::NotFound("wallet"))?;
+            let to: Stored<Wallet> = self
+                .read_owned(&wallet_key(&valid.to), &org)
+                .await
+                .map_err(|_| AppError::NotFound("wallet"))?;
             let currency = from.value.currency;
             if let Some(asked) = valid.currency.filter(|c| *c != currency) {
-                return Err(AppError::CurrencyMismatch { payment: asked.code().into(), wallet: currency.code().into() });
+                return Err(AppError::CurrencyMismatch {
+                    payment: asked.code().into(),
+                    wallet: currency.code().into(),
+                });
             }
             if to.value.currency != currency {
-                return Err(AppError::CurrencyMismatch { payment: currency.code().into(), wallet: to.value.currency.code().into() });
+                return Err(AppError::CurrencyMismatch {
+                    payment: currency.code().into(),
+                    wallet: to.value.currency.code().into(),
+                });
             }
             let amount = Money::parse_json(&request.amount, currency)?;
             let now = self.now();
@@ -236,7 +294,8 @@ impl Countersign {
             let mut writes: Vec<Write> = Vec::with_capacity(8);
             let status = if decision.outcome == Outcome::Execute {
                 let (mut source, mut target) = (from.value.clone(), to.value.clone());
-                let (txn, lines) = transfer(&mut source, &mut target, amount, &payment.id, now).ok_or_else(|| insufficient(&from.value, amount))?;
+                let (txn, lines) = transfer(&mut source, &mut target, amount, &payment.id, now)
+                    .ok_or_else(|| insufficient(&from.value, amount))?;
                 payment.transaction_id = Some(txn);
                 payment.completed_at = Some(now);
                 writes.push(records::update(&source, from.version)?);
@@ -244,11 +303,25 @@ impl Countersign {
                 for line in &lines {
                     writes.push(records::create(line)?);
                 }
-                writes.push(records::create(&payment_event(&payment, kinds::PAYMENT_COMPLETED, now)?)?);
-                writes.push(records::create(&AuditEntry::new(&org, "payment.completed", "payment", payment.id.as_str(), actor, json!({"decision": decision, "amount": amount.to_wire()}), now))?);
+                writes.push(records::create(&payment_event(
+                    &payment,
+                    kinds::PAYMENT_COMPLETED,
+                    now,
+                )?)?);
+                writes.push(records::create(&AuditEntry::new(
+                    &org,
+                    "payment.completed",
+                    "payment",
+                    payment.id.as_str(),
+                    actor,
+                    json!({"decision": decision, "amount": amount.to_wire()}),
+                    now,
+                ))?);
                 ReplyStatus::Created
             } else {
-                let ttl = decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
+                let ttl = decision
+                    .approval_ttl_seconds
+                    .unwrap_or(self.settings.default_approval_ttl_seconds);
                 let approval = Approval {
                     id: ApprovalId::generate(),
                     org_id: org.clone(),
@@ -275,14 +348,32 @@ impl Countersign {
                 payment.status = PaymentStatus::PendingApproval;
                 payment.approval_id = Some(approval.id.clone());
                 // The source wallet's version is checked so a hold is decided on current state.
-                writes.push(Write::Check { key: wallet_key(&from.value.id), expect: crate::ports::Expect::Version(from.version) });
+                writes.push(Write::Check {
+                    key: wallet_key(&from.value.id),
+                    expect: crate::ports::Expect::Version(from.version),
+                });
                 writes.push(records::create(&approval)?);
-                writes.push(records::create(&approval_event(&approval, kinds::APPROVAL_CREATED, now)?)?);
-                writes.push(records::create(&AuditEntry::new(&org, "payment.held", "payment", payment.id.as_str(), actor, json!({"decision": decision, "approvalId": approval.id}), now))?);
+                writes.push(records::create(&approval_event(
+                    &approval,
+                    kinds::APPROVAL_CREATED,
+                    now,
+                )?)?);
+                writes.push(records::create(&AuditEntry::new(
+                    &org,
+                    "payment.held",
+                    "payment",
+                    payment.id.as_str(),
+                    actor,
+                    json!({"decision": decision, "approvalId": approval.id}),
+                    now,
+                ))?);
                 ReplyStatus::Accepted
             };
             writes.push(records::create(&payment)?);
-            Ok(Plan { writes, reply: Reply::new(status, &payment)? })
+            Ok(Plan {
+                writes,
+                reply: Reply::new(status, &payment)?,
+            })
         })
         .await
     }
@@ -291,32 +382,68 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
         let id = PaymentId::parse(id).ok_or(AppError::NotFound("payment"))?;
-        Ok(self.read_owned::<Payment>(&payment_key(&id), &caller.org_id).await?.value)
+        Ok(self
+            .read_owned::<Payment>(&payment_key(&id), &caller.org_id)
+            .await?
+            .value)
     }
 
-    pub async fn list_payments(&self, caller: &Caller, filter: &PaymentFilter, page: &PageRequest) -> AppResult<Page<Payment>> {
+    pub async fn list_payments(
+        &self,
+        caller: &Caller,
+        filter: &PaymentFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<Payment>> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
         let status = filter
             .status
             .as_deref()
-            .map(|s| PaymentStatus::parse(s).ok_or_else(|| InputError::invalid("status", "must be one of COMPLETED, PENDING_APPROVAL, REJECTED, EXPIRED, FAILED")))
+            .map(|s| {
+                PaymentStatus::parse(s).ok_or_else(|| {
+                    InputError::invalid(
+                        "status",
+                        "must be one of COMPLETED, PENDING_APPROVAL, REJECTED, EXPIRED, FAILED",
+                    )
+                })
+            })
             .transpose()?;
-        let query = listing_query(&caller.org_id, "PAYMENT", filter.wallet_id.as_deref(), status.map(|s| s.as_str()), page.limit)?;
+        let query = listing_query(
+            &caller.org_id,
+            "PAYMENT",
+            filter.wallet_id.as_deref(),
+            status.map(|s| s.as_str()),
+            page.limit,
+        )?;
         self.page(query, page, |_| true).await
     }
 }
 
 /// Picks the index for a payment or approval listing: by wallet (± status), by status, or all.
-pub(crate) fn listing_query(org: &OrgId, kind: &str, wallet: Option<&str>, status: Option<&str>, limit: usize) -> AppResult<Query> {
+pub(crate) fn listing_query(
+    org: &OrgId,
+    kind: &str,
+    wallet: Option<&str>,
+    status: Option<&str>,
+    limit: usize,
+) -> AppResult<Query> {
     Ok(match (wallet, status) {
         (Some(w), status) => {
-            let wallet = WalletId::parse(w).ok_or_else(|| InputError::invalid("walletId", "is not a wallet id"))?;
-            let mut q = Query::new(Index::ByWallet, by_wallet_partition(org, &wallet, kind), limit);
+            let wallet = WalletId::parse(w)
+                .ok_or_else(|| InputError::invalid("walletId", "is not a wallet id"))?;
+            let mut q = Query::new(
+                Index::ByWallet,
+                by_wallet_partition(org, &wallet, kind),
+                limit,
+            );
             q.sk_prefix = status.map(|s| format!("{s}#"));
             q
         }
-        (None, Some(status)) => Query::new(Index::ByStatus, by_status_partition(org, kind, status), limit),
+        (None, Some(status)) => Query::new(
+            Index::ByStatus,
+            by_status_partition(org, kind, status),
+            limit,
+        ),
         (None, None) => Query::new(Index::ByOrg, by_org_partition(org, kind), limit),
     })
 }

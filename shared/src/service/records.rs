@@ -55,9 +55,13 @@ pub struct Stored<R> {
 }
 
 pub fn decode<R: Record>(item: Item) -> AppResult<Stored<R>> {
-    let value = serde_json::from_value(item.body)
-        .map_err(|e| AppError::Corrupt(format!("{} {}/{}: {e}", R::NAME, item.key.pk, item.key.sk)))?;
-    Ok(Stored { value, version: item.version })
+    let value = serde_json::from_value(item.body).map_err(|e| {
+        AppError::Corrupt(format!("{} {}/{}: {e}", R::NAME, item.key.pk, item.key.sk))
+    })?;
+    Ok(Stored {
+        value,
+        version: item.version,
+    })
 }
 
 fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
@@ -72,12 +76,18 @@ fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
 
 /// A put that only succeeds if nothing is stored at the record's key yet.
 pub fn create<R: Record>(record: &R) -> AppResult<Write> {
-    Ok(Write::Put { item: encode(record, 1)?, expect: Expect::Absent })
+    Ok(Write::Put {
+        item: encode(record, 1)?,
+        expect: Expect::Absent,
+    })
 }
 
 /// A put that only succeeds if the stored version is still `read_version`.
 pub fn update<R: Record>(record: &R, read_version: u64) -> AppResult<Write> {
-    Ok(Write::Put { item: encode(record, read_version + 1)?, expect: Expect::Version(read_version) })
+    Ok(Write::Put {
+        item: encode(record, read_version + 1)?,
+        expect: Expect::Version(read_version),
+    })
 }
 
 pub fn org_key(id: &OrgId) -> Key {
@@ -124,7 +134,13 @@ impl Record for ApiKey {
         api_key_key(&self.id)
     }
     fn indexes(&self) -> IndexKeys {
-        IndexKeys { by_org: Some((by_org_partition(&self.org_id, "APIKEY"), self.id.to_string())), ..Default::default() }
+        IndexKeys {
+            by_org: Some((
+                by_org_partition(&self.org_id, "APIKEY"),
+                self.id.to_string(),
+            )),
+            ..Default::default()
+        }
     }
 }
 
@@ -134,7 +150,13 @@ impl Record for Wallet {
         wallet_key(&self.id)
     }
     fn indexes(&self) -> IndexKeys {
-        IndexKeys { by_org: Some((by_org_partition(&self.org_id, "WALLET"), self.id.to_string())), ..Default::default() }
+        IndexKeys {
+            by_org: Some((
+                by_org_partition(&self.org_id, "WALLET"),
+                self.id.to_string(),
+            )),
+            ..Default::default()
+        }
     }
 }
 
@@ -148,7 +170,10 @@ impl Record for Policy {
 impl Record for LedgerEntry {
     const NAME: &'static str = "transaction";
     fn key(&self) -> Key {
-        Key::new(format!("WALLET#{}", self.wallet_id), format!("TXN#{}", self.id))
+        Key::new(
+            format!("WALLET#{}", self.wallet_id),
+            format!("TXN#{}", self.id),
+        )
     }
 }
 
@@ -160,9 +185,18 @@ impl Record for Payment {
     fn indexes(&self) -> IndexKeys {
         let status = self.status.as_str();
         IndexKeys {
-            by_org: Some((by_org_partition(&self.org_id, "PAYMENT"), self.id.to_string())),
-            by_status: Some((by_status_partition(&self.org_id, "PAYMENT", status), self.id.to_string())),
-            by_wallet: Some((by_wallet_partition(&self.org_id, &self.from, "PAYMENT"), format!("{status}#{}", self.id))),
+            by_org: Some((
+                by_org_partition(&self.org_id, "PAYMENT"),
+                self.id.to_string(),
+            )),
+            by_status: Some((
+                by_status_partition(&self.org_id, "PAYMENT", status),
+                self.id.to_string(),
+            )),
+            by_wallet: Some((
+                by_wallet_partition(&self.org_id, &self.from, "PAYMENT"),
+                format!("{status}#{}", self.id),
+            )),
             due: None,
         }
     }
@@ -176,12 +210,25 @@ impl Record for Approval {
     fn indexes(&self) -> IndexKeys {
         let status = self.status.as_str();
         IndexKeys {
-            by_org: Some((by_org_partition(&self.org_id, "APPROVAL"), self.id.to_string())),
-            by_status: Some((by_status_partition(&self.org_id, "APPROVAL", status), self.id.to_string())),
-            by_wallet: Some((by_wallet_partition(&self.org_id, &self.wallet_id, "APPROVAL"), format!("{status}#{}", self.id))),
+            by_org: Some((
+                by_org_partition(&self.org_id, "APPROVAL"),
+                self.id.to_string(),
+            )),
+            by_status: Some((
+                by_status_partition(&self.org_id, "APPROVAL", status),
+                self.id.to_string(),
+            )),
+            by_wallet: Some((
+                by_wallet_partition(&self.org_id, &self.wallet_id, "APPROVAL"),
+                format!("{status}#{}", self.id),
+            )),
             // Sparse: only pending approvals are in the due index, so the sweep reads only them.
-            due: (self.status == ApprovalStatus::Pending)
-                .then(|| (DUE_APPROVALS.to_string(), format!("{}#{}", sort_time(self.expires_at), self.id))),
+            due: (self.status == ApprovalStatus::Pending).then(|| {
+                (
+                    DUE_APPROVALS.to_string(),
+                    format!("{}#{}", sort_time(self.expires_at), self.id),
+                )
+            }),
         }
     }
 }
@@ -200,10 +247,12 @@ impl Record for Event {
     }
     fn indexes(&self) -> IndexKeys {
         IndexKeys {
-            due: self
-                .published_at
-                .is_none()
-                .then(|| (DUE_OUTBOX.to_string(), format!("{}#{}", sort_time(self.created_at), self.id))),
+            due: self.published_at.is_none().then(|| {
+                (
+                    DUE_OUTBOX.to_string(),
+                    format!("{}#{}", sort_time(self.created_at), self.id),
+                )
+            }),
             ..Default::default()
         }
     }

