@@ -37,75 +37,30 @@ async fn post(
     body: serde_json::Value,
 ) -> (u16, serde_json::Value, Duration) {
     let started = Instant::now();
-    let res = http
-        .post(url)
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
+    let res = http.post(url).bearer_auth(key).json(&body).send().await.expect("request");
     let status = res.status().as_u16();
     let body = res.json().await.unwrap_or(serde_json::Value::Null);
     (status, body, started.elapsed())
 }
 
 async fn setup_org(http: &reqwest::Client, base: &str) -> (String, String, String, String) {
-    let (_, org, _) = post(
-        http,
-        format!("{base}/v1/organizations"),
-        OPERATOR_KEY,
-        json!({"name": "bench"}),
-    )
-    .await;
-    let admin = org["adminKey"]["secret"]
-        .as_str()
-        .expect("admin")
-        .to_string();
+    let (_, org, _) = post(http, format!("{base}/v1/organizations"), OPERATOR_KEY, json!({"name": "bench"})).await;
+    let admin = org["adminKey"]["secret"].as_str().expect("admin").to_string();
     let key = |perms: serde_json::Value| {
-        post(
-            http,
-            format!("{base}/v1/api-keys"),
-            &admin,
-            json!({"name": "k", "permissions": perms}),
-        )
+        post(http, format!("{base}/v1/api-keys"), &admin, json!({"name": "k", "permissions": perms}))
     };
-    let agent = key(json!(["payments:write"])).await.1["secret"]
-        .as_str()
-        .expect("agent")
-        .to_string();
-    let reviewer = key(json!(["approvals:write", "approvals:read"])).await.1["secret"]
-        .as_str()
-        .expect("reviewer")
-        .to_string();
-    let from = post(
-        http,
-        format!("{base}/v1/wallets"),
-        &admin,
-        json!({"name": "from"}),
-    )
-    .await
-    .1["id"]
+    let agent = key(json!(["payments:write"])).await.1["secret"].as_str().expect("agent").to_string();
+    let reviewer =
+        key(json!(["approvals:write", "approvals:read"])).await.1["secret"].as_str().expect("reviewer").to_string();
+    let from = post(http, format!("{base}/v1/wallets"), &admin, json!({"name": "from"})).await.1["id"]
         .as_str()
         .expect("w")
         .to_string();
-    let to = post(
-        http,
-        format!("{base}/v1/wallets"),
-        &admin,
-        json!({"name": "to"}),
-    )
-    .await
-    .1["id"]
+    let to = post(http, format!("{base}/v1/wallets"), &admin, json!({"name": "to"})).await.1["id"]
         .as_str()
         .expect("w")
         .to_string();
-    post(
-        http,
-        format!("{base}/v1/wallets/{from}/fund"),
-        &admin,
-        json!({"amount": "100000000.00"}),
-    )
-    .await;
+    post(http, format!("{base}/v1/wallets/{from}/fund"), &admin, json!({"amount": "100000000.00"})).await;
     post(
         http,
         format!("{base}/v1/wallets/{from}/policies"),
@@ -117,29 +72,17 @@ async fn setup_org(http: &reqwest::Client, base: &str) -> (String, String, Strin
 }
 
 async fn local_server_throughput(server: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let dir = std::env::temp_dir().join(format!("countersign-bench-{port}"));
     let mut child = std::process::Command::new(server)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
         .env("COUNTERSIGN_ADMIN_KEY", OPERATOR_KEY)
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("start countersign");
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY * 2)
-        .build()
-        .expect("client");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY * 2).build().expect("client");
     for _ in 0..200 {
         if http.get(format!("{base}/health")).send().await.is_ok() {
             break;
@@ -155,36 +98,23 @@ async fn local_server_throughput(server: &str) {
             let (http, base, agent) = (&http, &base, &agent);
             let body = json!({"from": from, "to": to, "amount": "10.00"});
             async move {
-                let (status, body, took) =
-                    post(http, format!("{base}/v1/payments"), agent, body).await;
+                let (status, body, took) = post(http, format!("{base}/v1/payments"), agent, body).await;
                 assert_eq!(status, 202, "{body}");
-                (
-                    body["approvalId"].as_str().expect("approval").to_string(),
-                    took,
-                )
+                (body["approvalId"].as_str().expect("approval").to_string(), took)
             }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    report(
-        "held intake",
-        held.iter().map(|h| h.1).collect(),
-        started.elapsed(),
-    );
+    report("held intake", held.iter().map(|h| h.1).collect(), started.elapsed());
 
     let started = Instant::now();
     let approvals: Vec<Duration> = stream::iter(held.iter().map(|h| h.0.clone()))
         .map(|id| {
             let (http, base, reviewer) = (&http, &base, &reviewer);
             async move {
-                let (status, body, took) = post(
-                    http,
-                    format!("{base}/v1/approvals/{id}/approve"),
-                    reviewer,
-                    json!({}),
-                )
-                .await;
+                let (status, body, took) =
+                    post(http, format!("{base}/v1/approvals/{id}/approve"), reviewer, json!({})).await;
                 assert_eq!(status, 200, "{body}");
                 took
             }
@@ -200,14 +130,10 @@ async fn local_server_throughput(server: &str) {
 
 async fn dynamodb_requests_per_operation() {
     let app = TestApp::spawn(Backend::Dynamo).await;
-    let TestStore::Dynamo { store, .. } = &app.store else {
-        unreachable!("dynamo backend")
-    };
+    let TestStore::Dynamo { store, .. } = &app.store else { unreachable!("dynamo backend") };
     let s = app.scenario("100000.00").await;
     println!("== DynamoDB requests per operation (DynamoDB Local, counted at the adapter; includes the auth read)");
-    let measure = |name: &'static str, before: u64, after: u64| {
-        println!("{name:<28} {:>3} requests", after - before)
-    };
+    let measure = |name: &'static str, before: u64, after: u64| println!("{name:<28} {:>3} requests", after - before);
     // Warm every key once so the once-a-minute lastUsedAt refresh is not counted.
     for k in [&s.admin, &s.agent, &s.reviewer] {
         app.get("/v1/wallets", k).await;
@@ -231,14 +157,7 @@ async fn dynamodb_requests_per_operation() {
     measure("idempotent replay", n, store.request_count());
     let n = store.request_count();
     let (st, _) = app
-        .post(
-            &format!(
-                "/v1/approvals/{}/approve",
-                held["approvalId"].as_str().expect("id")
-            ),
-            &s.reviewer,
-            json!({}),
-        )
+        .post(&format!("/v1/approvals/{}/approve", held["approvalId"].as_str().expect("id")), &s.reviewer, json!({}))
         .await;
     assert_eq!(st, 200);
     measure("approve (executes payment)", n, store.request_count());
@@ -262,9 +181,7 @@ async fn main() {
     }
     match server {
         Some(path) => local_server_throughput(&path).await,
-        None => eprintln!(
-            "--server <path to countersign> not given: skipping the local-server benchmark"
-        ),
+        None => eprintln!("--server <path to countersign> not given: skipping the local-server benchmark"),
     }
     dynamodb_requests_per_operation().await;
 }

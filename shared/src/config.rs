@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::eventbridge::EventBridgeBus;
+use crate::adapters::http_client::HttpWebhookClient;
+use crate::adapters::sqs::SqsQueue;
 use crate::domain::org::hash_secret;
 use crate::ports::SystemClock;
-use crate::service::{Countersign, Settings};
+use crate::service::{Countersign, Settings, Wiring};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -18,6 +21,35 @@ pub enum ConfigError {
 pub const ENV_ADMIN_KEY: &str = "COUNTERSIGN_ADMIN_KEY";
 pub const ENV_TABLE: &str = "COUNTERSIGN_TABLE";
 pub const ENV_DEFAULT_TTL: &str = "COUNTERSIGN_DEFAULT_APPROVAL_TTL_SECONDS";
+pub const ENV_ALLOW_PRIVATE: &str = "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS";
+pub const ENV_MAX_ATTEMPTS: &str = "COUNTERSIGN_WEBHOOK_MAX_ATTEMPTS";
+pub const ENV_BACKOFF_BASE_MS: &str = "COUNTERSIGN_WEBHOOK_BACKOFF_BASE_MS";
+pub const ENV_WEBHOOK_TIMEOUT_MS: &str = "COUNTERSIGN_WEBHOOK_TIMEOUT_MS";
+pub const ENV_EVENT_BUS: &str = "COUNTERSIGN_EVENT_BUS";
+pub const ENV_QUEUE_URL: &str = "COUNTERSIGN_WEBHOOK_QUEUE_URL";
+
+fn parse_env<T: std::str::FromStr>(
+    name: &'static str,
+    valid: impl Fn(&T) -> bool,
+    reason: &str,
+) -> Result<Option<T>, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(text) => text
+            .parse::<T>()
+            .ok()
+            .filter(|v| valid(v))
+            .map(Some)
+            .ok_or_else(|| ConfigError::Invalid { name, reason: reason.into() }),
+    }
+}
+
+/// Timeout for one webhook POST (`COUNTERSIGN_WEBHOOK_TIMEOUT_MS`, default 5000).
+pub fn webhook_timeout() -> Result<std::time::Duration, ConfigError> {
+    Ok(parse_env::<u64>(ENV_WEBHOOK_TIMEOUT_MS, |v| (100..=30_000).contains(v), "must be 100 to 30000 milliseconds")?
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(crate::adapters::http_client::DEFAULT_TIMEOUT))
+}
 
 /// Settings from `COUNTERSIGN_ADMIN_KEY` (operator key, kept only as a hash) and
 /// `COUNTERSIGN_DEFAULT_APPROVAL_TTL_SECONDS` (default 86400).
@@ -25,47 +57,46 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     if let Ok(key) = std::env::var(ENV_ADMIN_KEY) {
         if key.len() < 16 {
-            return Err(ConfigError::Invalid {
-                name: ENV_ADMIN_KEY,
-                reason: "must be at least 16 characters".into(),
-            });
+            return Err(ConfigError::Invalid { name: ENV_ADMIN_KEY, reason: "must be at least 16 characters".into() });
         }
         settings.operator_key_hash = Some(hash_secret(&key));
     }
     if let Ok(ttl) = std::env::var(ENV_DEFAULT_TTL) {
-        settings.default_approval_ttl_seconds =
-            ttl.parse()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: ENV_DEFAULT_TTL,
-                    reason: "must be a positive whole number".into(),
-                })?;
+        settings.default_approval_ttl_seconds = ttl.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+            ConfigError::Invalid { name: ENV_DEFAULT_TTL, reason: "must be a positive whole number".into() }
+        })?;
     }
     Ok(settings)
 }
 
-/// The service on DynamoDB: AWS config loaded once, table from `COUNTERSIGN_TABLE`.
-pub async fn dynamo_service() -> Result<(Countersign, DynamoStore), ConfigError> {
+/// The service as every Lambda runs it: AWS config loaded once; DynamoDB table from
+/// `COUNTERSIGN_TABLE`; events to the EventBridge bus `COUNTERSIGN_EVENT_BUS` and retries to the
+/// SQS queue `COUNTERSIGN_WEBHOOK_QUEUE_URL` (each optional: without a bus, events wait in the
+/// outbox for the sweep).
+pub async fn aws_service() -> Result<Countersign, ConfigError> {
     let table = std::env::var(ENV_TABLE).map_err(|_| ConfigError::Missing { name: ENV_TABLE })?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let settings = settings_from_env()?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    let service = Countersign::new(
-        Arc::new(store.clone()),
-        Arc::new(SystemClock),
-        settings_from_env()?,
-    );
-    Ok((service, store))
+    let mut wiring = Wiring::default();
+    if let Ok(bus) = std::env::var(ENV_EVENT_BUS) {
+        wiring.bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus));
+    }
+    if let Ok(url) = std::env::var(ENV_QUEUE_URL) {
+        wiring.queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+    }
+    wiring.client = Arc::new(webhook_client(&settings)?);
+    Ok(Countersign::new(Arc::new(store), Arc::new(SystemClock), settings).with_wiring(wiring))
+}
+
+pub fn webhook_client(settings: &Settings) -> Result<HttpWebhookClient, ConfigError> {
+    HttpWebhookClient::new(settings.allow_private_webhooks, webhook_timeout()?)
+        .map_err(|e| ConfigError::Invalid { name: ENV_WEBHOOK_TIMEOUT_MS, reason: e.to_string() })
 }
 
 /// JSON logs for Lambda/CloudWatch, level from `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .without_time()
-        .json()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time().json().try_init();
 }

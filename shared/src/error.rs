@@ -5,7 +5,7 @@ use crate::domain::approval::{ApprovalError, ApprovalStatus};
 use crate::domain::input::InputError;
 use crate::domain::money::MoneyError;
 use crate::domain::permission::Permission;
-use crate::ports::StoreError;
+use crate::ports::{BusError, QueueError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -32,17 +32,9 @@ pub enum AppError {
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("payment denied by policy: {reason}")]
-    PolicyDenied {
-        reason: String,
-        rule: String,
-        policy_id: Option<String>,
-    },
+    PolicyDenied { reason: String, rule: String, policy_id: Option<String> },
     #[error("insufficient funds: balance {balance} {currency}, requested {requested}")]
-    InsufficientFunds {
-        balance: String,
-        requested: String,
-        currency: String,
-    },
+    InsufficientFunds { balance: String, requested: String, currency: String },
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReuse,
     #[error("approval is {0:?}, not PENDING")]
@@ -59,16 +51,19 @@ pub enum AppError {
     Contention,
     #[error("storage unavailable: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Bus(#[from] BusError),
+    #[error("{0}")]
+    Queue(#[from] QueueError),
+    #[error("webhook url refused: {0}")]
+    WebhookTarget(#[from] crate::domain::ssrf::TargetError),
     #[error("internal data error: {0}")]
     Corrupt(String),
 }
 
 impl From<MoneyError> for AppError {
     fn from(source: MoneyError) -> Self {
-        AppError::Input(InputError::Amount {
-            field: "amount",
-            source,
-        })
+        AppError::Input(InputError::Amount { field: "amount", source })
     }
 }
 

@@ -15,10 +15,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Key {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
+        Key { pk: pk.into(), sk: sk.into() }
     }
 }
 
@@ -119,15 +116,7 @@ pub struct Query {
 
 impl Query {
     pub fn new(index: Index, pk: impl Into<String>, limit: usize) -> Self {
-        Query {
-            index,
-            pk: pk.into(),
-            sk_prefix: None,
-            sk_at_most: None,
-            newest_first: true,
-            limit,
-            after: None,
-        }
+        Query { index, pk: pk.into(), sk_prefix: None, sk_at_most: None, newest_first: true, limit, after: None }
     }
 }
 
@@ -187,4 +176,73 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+/// Messages on the webhook queue: a published event to fan out, or a delivery due for a retry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum QueueMessage {
+    Event {
+        event: crate::domain::event::Event,
+    },
+    #[serde(rename_all = "camelCase")]
+    Delivery {
+        webhook_id: crate::domain::ids::WebhookId,
+        delivery_id: crate::domain::ids::DeliveryId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event bus unavailable: {0}")]
+pub struct BusError(pub String);
+
+/// Where committed events go (EventBridge in AWS; the local queue in the local server).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes what it can. MUST return the ids of the events it published; events it could
+    /// not publish stay in the outbox and are retried by the sweep.
+    async fn publish(
+        &self,
+        events: &[crate::domain::event::Event],
+    ) -> Result<Vec<crate::domain::ids::EventId>, BusError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+/// The webhook work queue (SQS in AWS; a store-backed queue in the local server).
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Longest delay one send supports (SQS: 15 minutes); longer waits are re-sent.
+    fn max_delay(&self) -> std::time::Duration;
+    async fn send(&self, message: &QueueMessage, delay: std::time::Duration) -> Result<(), QueueError>;
+}
+
+/// What one POST to a webhook achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpOutcome {
+    pub status: u16,
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("target refused: {0}")]
+    Refused(#[from] crate::domain::ssrf::TargetError),
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Sends signed webhook requests, refusing internal targets after DNS and on redirects.
+#[async_trait]
+pub trait WebhookClient: Send + Sync {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &crate::domain::webhook::SignedHeaders,
+        body: Vec<u8>,
+    ) -> Result<HttpOutcome, SendError>;
 }

@@ -28,11 +28,7 @@ pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Dynamo];
 #[derive(Clone)]
 pub enum TestStore {
     Sqlite(SqliteStore),
-    Dynamo {
-        store: DynamoStore,
-        client: aws_sdk_dynamodb::Client,
-        table: String,
-    },
+    Dynamo { store: DynamoStore, client: aws_sdk_dynamodb::Client, table: String },
 }
 
 /// A DynamoDB client for the local emulator.
@@ -43,13 +39,7 @@ pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "countersign-tests",
-        ))
+        .credentials_provider(Credentials::new("test", "test", None, None, "countersign-tests"))
         .load()
         .await;
     aws_sdk_dynamodb::Client::new(&config)
@@ -59,8 +49,7 @@ impl TestStore {
     pub async fn new(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
-                let dir =
-                    std::env::temp_dir().join(format!("countersign-test-{}", ulid::Ulid::new()));
+                let dir = std::env::temp_dir().join(format!("countersign-test-{}", ulid::Ulid::new()));
                 TestStore::Sqlite(SqliteStore::open_dir(&dir).expect("open sqlite store"))
             }
             Backend::Dynamo => {
@@ -68,11 +57,7 @@ impl TestStore {
                 let table = format!("countersign-test-{}", ulid::Ulid::new());
                 let store = DynamoStore::new(client.clone(), table.clone());
                 store.create_table().await.expect("create DynamoDB table");
-                TestStore::Dynamo {
-                    store,
-                    client,
-                    table,
-                }
+                TestStore::Dynamo { store, client, table }
             }
         }
     }
@@ -145,40 +130,20 @@ impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         let store = TestStore::new(backend).await;
         let clock = ManualClock::new();
-        let settings = Settings {
-            operator_key_hash: Some(hash_secret(OPERATOR_KEY)),
-            ..Settings::default()
-        };
+        let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
         let service = Arc::new(Countersign::new(store.store(), clock.clone(), settings));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = countersign_core::api::router(service.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("client");
-        TestApp {
-            base: format!("http://{addr}"),
-            http,
-            store,
-            clock,
-            service,
-        }
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        TestApp { base: format!("http://{addr}"), http, store, clock, service }
     }
 
     /// Sends a request; returns status and JSON body (`Null` when the body is not JSON).
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(k) = key {
@@ -194,18 +159,10 @@ impl TestApp {
     }
 
     /// Sends raw bytes as the body (malformed JSON, oversized bodies).
-    pub async fn call_raw(
-        &self,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, Value) {
+    pub async fn call_raw(&self, method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("content-type", "application/json");
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.base)).header("content-type", "application/json");
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
@@ -225,64 +182,37 @@ impl TestApp {
 
     /// A new organisation; returns its admin key secret.
     pub async fn org(&self, name: &str) -> String {
-        let (status, body) = self
-            .post("/v1/organizations", OPERATOR_KEY, json!({"name": name}))
-            .await;
+        let (status, body) = self.post("/v1/organizations", OPERATOR_KEY, json!({"name": name})).await;
         assert_eq!(status, 201, "{body}");
-        body["adminKey"]["secret"]
-            .as_str()
-            .expect("secret")
-            .to_string()
+        body["adminKey"]["secret"].as_str().expect("secret").to_string()
     }
 
     /// A key with the given permissions, made by `admin`.
     pub async fn key(&self, admin: &str, permissions: &[&str]) -> String {
-        let (status, body) = self
-            .post(
-                "/v1/api-keys",
-                admin,
-                json!({"name": "k", "permissions": permissions}),
-            )
-            .await;
+        let (status, body) = self.post("/v1/api-keys", admin, json!({"name": "k", "permissions": permissions})).await;
         assert_eq!(status, 201, "{body}");
         body["secret"].as_str().expect("secret").to_string()
     }
 
     pub async fn wallet(&self, key: &str, currency: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/v1/wallets",
-                key,
-                json!({"name": "w", "currency": currency}),
-            )
-            .await;
+        let (status, body) = self.post("/v1/wallets", key, json!({"name": "w", "currency": currency})).await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_string()
     }
 
     pub async fn fund(&self, key: &str, wallet: &str, amount: &str) {
-        let (status, body) = self
-            .post(
-                &format!("/v1/wallets/{wallet}/fund"),
-                key,
-                json!({"amount": amount}),
-            )
-            .await;
+        let (status, body) = self.post(&format!("/v1/wallets/{wallet}/fund"), key, json!({"amount": amount})).await;
         assert_eq!(status, 201, "{body}");
     }
 
     pub async fn balance(&self, key: &str, wallet: &str) -> String {
-        let (status, body) = self
-            .get(&format!("/v1/wallets/{wallet}/balance"), key)
-            .await;
+        let (status, body) = self.get(&format!("/v1/wallets/{wallet}/balance"), key).await;
         assert_eq!(status, 200, "{body}");
         body["balance"].as_str().expect("balance").to_string()
     }
 
     pub async fn policy(&self, key: &str, wallet: &str, policy: Value) -> String {
-        let (status, body) = self
-            .post(&format!("/v1/wallets/{wallet}/policies"), key, policy)
-            .await;
+        let (status, body) = self.post(&format!("/v1/wallets/{wallet}/policies"), key, policy).await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_string()
     }
@@ -291,40 +221,26 @@ impl TestApp {
     /// wallets, the first funded with `funds` and held by a policy for payments above 1000.
     pub async fn scenario(&self, funds: &str) -> Scenario {
         let admin = self.org("acme").await;
-        let agent = self
-            .key(&admin, &["payments:write", "payments:read", "wallets:read"])
-            .await;
-        let reviewer = self
-            .key(&admin, &["approvals:read", "approvals:write"])
-            .await;
+        let agent = self.key(&admin, &["payments:write", "payments:read", "wallets:read"]).await;
+        let reviewer = self.key(&admin, &["approvals:read", "approvals:write"]).await;
         let from = self.wallet(&admin, "USD").await;
         let to = self.wallet(&admin, "USD").await;
         self.fund(&admin, &from, funds).await;
-        self.policy(&admin, &from, json!({"name": "review large", "maxTransactionAmount": "1000.00", "requireHumanApproval": true}))
-            .await;
-        Scenario {
-            admin,
-            agent,
-            reviewer,
-            from,
-            to,
-        }
+        self.policy(
+            &admin,
+            &from,
+            json!({"name": "review large", "maxTransactionAmount": "1000.00", "requireHumanApproval": true}),
+        )
+        .await;
+        Scenario { admin, agent, reviewer, from, to }
     }
 
     /// Submits a payment held for approval; returns (payment id, approval id).
     pub async fn held_payment(&self, s: &Scenario, amount: &str) -> (String, String) {
-        let (status, body) = self
-            .post(
-                "/v1/payments",
-                &s.agent,
-                json!({"from": s.from, "to": s.to, "amount": amount}),
-            )
-            .await;
+        let (status, body) =
+            self.post("/v1/payments", &s.agent, json!({"from": s.from, "to": s.to, "amount": amount})).await;
         assert_eq!(status, 202, "{body}");
-        (
-            body["id"].as_str().expect("id").into(),
-            body["approvalId"].as_str().expect("approval").into(),
-        )
+        (body["id"].as_str().expect("id").into(), body["approvalId"].as_str().expect("approval").into())
     }
 }
 

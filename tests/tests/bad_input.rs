@@ -41,15 +41,7 @@ fn case(
     status: u16,
     code: &'static str,
 ) -> Case {
-    Case {
-        name,
-        method,
-        path: path.into(),
-        who,
-        body,
-        status,
-        code,
-    }
+    Case { name, method, path: path.into(), who, body, status, code }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,36 +56,16 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
         let other_to = app.wallet(&other_admin, "USD").await;
         app.fund(&other_admin, &other_wallet, "100.00").await;
         let (_, other_pay) = app
-            .post(
-                "/v1/payments",
-                &other_admin,
-                json!({"from": other_wallet, "to": other_to, "amount": "1.00"}),
-            )
+            .post("/v1/payments", &other_admin, json!({"from": other_wallet, "to": other_to, "amount": "1.00"}))
             .await;
-        app.policy(
-            &other_admin,
-            &other_wallet,
-            json!({"name": "hold", "requireHumanApproval": true}),
-        )
-        .await;
+        app.policy(&other_admin, &other_wallet, json!({"name": "hold", "requireHumanApproval": true})).await;
         let (_, other_held) = app
-            .post(
-                "/v1/payments",
-                &other_admin,
-                json!({"from": other_wallet, "to": other_to, "amount": "1.00"}),
-            )
+            .post("/v1/payments", &other_admin, json!({"from": other_wallet, "to": other_to, "amount": "1.00"}))
             .await;
         let other_approval = other_held["approvalId"].as_str().unwrap().to_string();
         let revoked = app.key(&s.admin, &["payments:write"]).await;
         let revoked_id = revoked.split('_').take(3).collect::<Vec<_>>()[1..].join("_");
-        let (st, _) = app
-            .call(
-                "DELETE",
-                &format!("/v1/api-keys/{revoked_id}"),
-                Some(&s.admin),
-                None,
-            )
-            .await;
+        let (st, _) = app.call("DELETE", &format!("/v1/api-keys/{revoked_id}"), Some(&s.admin), None).await;
         assert_eq!(st, 200);
         let key_writer = app.key(&s.admin, &["api_keys:write"]).await;
         let wrong_secret = format!("{}{}", &s.agent[..s.agent.len() - 4], "0000");
@@ -117,96 +89,16 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
         let p = "/v1/payments";
         let w = format!("/v1/wallets/{}", s.from);
         let cases = vec![
-            case(
-                "amount as number",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": 10})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "negative amount",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "-5.00"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "zero amount",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "0"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "zero with decimals",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "0.00"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "exponent",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "1e3"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "too many decimals",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "10.001"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "word",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "ten"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "empty amount",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": ""})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "thousands separator",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "1,000.00"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "leading space",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": " 10.00"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
+            case("amount as number", "POST", p, Agent, pay(json!({"amount": 10})), 400, "INVALID_AMOUNT"),
+            case("negative amount", "POST", p, Agent, pay(json!({"amount": "-5.00"})), 400, "INVALID_AMOUNT"),
+            case("zero amount", "POST", p, Agent, pay(json!({"amount": "0"})), 400, "INVALID_AMOUNT"),
+            case("zero with decimals", "POST", p, Agent, pay(json!({"amount": "0.00"})), 400, "INVALID_AMOUNT"),
+            case("exponent", "POST", p, Agent, pay(json!({"amount": "1e3"})), 400, "INVALID_AMOUNT"),
+            case("too many decimals", "POST", p, Agent, pay(json!({"amount": "10.001"})), 400, "INVALID_AMOUNT"),
+            case("word", "POST", p, Agent, pay(json!({"amount": "ten"})), 400, "INVALID_AMOUNT"),
+            case("empty amount", "POST", p, Agent, pay(json!({"amount": ""})), 400, "INVALID_AMOUNT"),
+            case("thousands separator", "POST", p, Agent, pay(json!({"amount": "1,000.00"})), 400, "INVALID_AMOUNT"),
+            case("leading space", "POST", p, Agent, pay(json!({"amount": " 10.00"})), 400, "INVALID_AMOUNT"),
             case(
                 "absurd magnitude",
                 "POST",
@@ -216,168 +108,24 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 400,
                 "INVALID_AMOUNT",
             ),
-            case(
-                "NaN",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "NaN"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "null amount",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": null})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "plus sign",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "+1.00"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "hex",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "0x10"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "non-ascii digits",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": "١٢"})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "amount as object",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"amount": {"v": "1"}})),
-                400,
-                "INVALID_AMOUNT",
-            ),
-            case(
-                "lower-case currency",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"currency": "usd"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "unknown currency",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"currency": "XXX"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "short currency",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"currency": "US"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "currency as number",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"currency": 840})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "currency mismatch",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"currency": "EUR"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "metal currency",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"currency": "XAU"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "missing from",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"-from": null})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "missing to",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"-to": null})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "missing amount",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"-amount": null})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "from as number",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"from": 7})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "from equals to",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"to": s.from})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "malformed wallet id",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"from": "wal_bad"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
+            case("NaN", "POST", p, Agent, pay(json!({"amount": "NaN"})), 400, "INVALID_AMOUNT"),
+            case("null amount", "POST", p, Agent, pay(json!({"amount": null})), 400, "INVALID_AMOUNT"),
+            case("plus sign", "POST", p, Agent, pay(json!({"amount": "+1.00"})), 400, "INVALID_AMOUNT"),
+            case("hex", "POST", p, Agent, pay(json!({"amount": "0x10"})), 400, "INVALID_AMOUNT"),
+            case("non-ascii digits", "POST", p, Agent, pay(json!({"amount": "١٢"})), 400, "INVALID_AMOUNT"),
+            case("amount as object", "POST", p, Agent, pay(json!({"amount": {"v": "1"}})), 400, "INVALID_AMOUNT"),
+            case("lower-case currency", "POST", p, Agent, pay(json!({"currency": "usd"})), 400, "VALIDATION_ERROR"),
+            case("unknown currency", "POST", p, Agent, pay(json!({"currency": "XXX"})), 400, "VALIDATION_ERROR"),
+            case("short currency", "POST", p, Agent, pay(json!({"currency": "US"})), 400, "VALIDATION_ERROR"),
+            case("currency as number", "POST", p, Agent, pay(json!({"currency": 840})), 400, "VALIDATION_ERROR"),
+            case("currency mismatch", "POST", p, Agent, pay(json!({"currency": "EUR"})), 400, "VALIDATION_ERROR"),
+            case("metal currency", "POST", p, Agent, pay(json!({"currency": "XAU"})), 400, "VALIDATION_ERROR"),
+            case("missing from", "POST", p, Agent, pay(json!({"-from": null})), 400, "VALIDATION_ERROR"),
+            case("missing to", "POST", p, Agent, pay(json!({"-to": null})), 400, "VALIDATION_ERROR"),
+            case("missing amount", "POST", p, Agent, pay(json!({"-amount": null})), 400, "VALIDATION_ERROR"),
+            case("from as number", "POST", p, Agent, pay(json!({"from": 7})), 400, "VALIDATION_ERROR"),
+            case("from equals to", "POST", p, Agent, pay(json!({"to": s.from})), 400, "VALIDATION_ERROR"),
+            case("malformed wallet id", "POST", p, Agent, pay(json!({"from": "wal_bad"})), 400, "VALIDATION_ERROR"),
             case(
                 "unknown recipient",
                 "POST",
@@ -387,42 +135,10 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 404,
                 "WALLET_NOT_FOUND",
             ),
-            case(
-                "risk above 100",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"riskScore": 101})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "risk as text",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"riskScore": "high"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "confidence above 1",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"confidenceScore": 1.5})),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "unknown urgency",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"urgency": "asap"})),
-                400,
-                "VALIDATION_ERROR",
-            ),
+            case("risk above 100", "POST", p, Agent, pay(json!({"riskScore": 101})), 400, "VALIDATION_ERROR"),
+            case("risk as text", "POST", p, Agent, pay(json!({"riskScore": "high"})), 400, "VALIDATION_ERROR"),
+            case("confidence above 1", "POST", p, Agent, pay(json!({"confidenceScore": 1.5})), 400, "VALIDATION_ERROR"),
+            case("unknown urgency", "POST", p, Agent, pay(json!({"urgency": "asap"})), 400, "VALIDATION_ERROR"),
             case(
                 "description too long",
                 "POST",
@@ -432,15 +148,7 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 400,
                 "VALIDATION_ERROR",
             ),
-            case(
-                "metadata array",
-                "POST",
-                p,
-                Agent,
-                pay(json!({"metadata": [1, 2]})),
-                400,
-                "VALIDATION_ERROR",
-            ),
+            case("metadata array", "POST", p, Agent, pay(json!({"metadata": [1, 2]})), 400, "VALIDATION_ERROR"),
             case(
                 "metadata 51 keys",
                 "POST",
@@ -488,51 +196,11 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 400,
                 "VALIDATION_ERROR",
             ),
-            case(
-                "truncated JSON",
-                "POST",
-                p,
-                Agent,
-                Body::Raw(b"{".to_vec()),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "array body",
-                "POST",
-                p,
-                Agent,
-                Body::Raw(b"[]".to_vec()),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "string body",
-                "POST",
-                p,
-                Agent,
-                Body::Raw(b"\"pay\"".to_vec()),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "broken JSON",
-                "POST",
-                p,
-                Agent,
-                Body::Raw(b"{\"from\": }".to_vec()),
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "invalid UTF-8",
-                "POST",
-                p,
-                Agent,
-                Body::Raw(vec![b'{', 0xff, 0xfe, b'}']),
-                400,
-                "VALIDATION_ERROR",
-            ),
+            case("truncated JSON", "POST", p, Agent, Body::Raw(b"{".to_vec()), 400, "VALIDATION_ERROR"),
+            case("array body", "POST", p, Agent, Body::Raw(b"[]".to_vec()), 400, "VALIDATION_ERROR"),
+            case("string body", "POST", p, Agent, Body::Raw(b"\"pay\"".to_vec()), 400, "VALIDATION_ERROR"),
+            case("broken JSON", "POST", p, Agent, Body::Raw(b"{\"from\": }".to_vec()), 400, "VALIDATION_ERROR"),
+            case("invalid UTF-8", "POST", p, Agent, Body::Raw(vec![b'{', 0xff, 0xfe, b'}']), 400, "VALIDATION_ERROR"),
             case(
                 "oversized body",
                 "POST",
@@ -542,15 +210,7 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 413,
                 "PAYLOAD_TOO_LARGE",
             ),
-            case(
-                "wallet without name",
-                "POST",
-                "/v1/wallets",
-                Admin,
-                Body::Json(json!({})),
-                400,
-                "VALIDATION_ERROR",
-            ),
+            case("wallet without name", "POST", "/v1/wallets", Admin, Body::Json(json!({})), 400, "VALIDATION_ERROR"),
             case(
                 "wallet blank name",
                 "POST",
@@ -596,42 +256,10 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 404,
                 "WALLET_NOT_FOUND",
             ),
-            case(
-                "get unknown wallet",
-                "GET",
-                "/v1/wallets/wal_nope",
-                Admin,
-                Body::None,
-                404,
-                "WALLET_NOT_FOUND",
-            ),
-            case(
-                "limit zero",
-                "GET",
-                "/v1/wallets?limit=0",
-                Admin,
-                Body::None,
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "limit not a number",
-                "GET",
-                "/v1/wallets?limit=abc",
-                Admin,
-                Body::None,
-                400,
-                "VALIDATION_ERROR",
-            ),
-            case(
-                "limit too large",
-                "GET",
-                "/v1/payments?limit=1000",
-                Agent,
-                Body::None,
-                400,
-                "VALIDATION_ERROR",
-            ),
+            case("get unknown wallet", "GET", "/v1/wallets/wal_nope", Admin, Body::None, 404, "WALLET_NOT_FOUND"),
+            case("limit zero", "GET", "/v1/wallets?limit=0", Admin, Body::None, 400, "VALIDATION_ERROR"),
+            case("limit not a number", "GET", "/v1/wallets?limit=abc", Admin, Body::None, 400, "VALIDATION_ERROR"),
+            case("limit too large", "GET", "/v1/payments?limit=1000", Agent, Body::None, 400, "VALIDATION_ERROR"),
             case(
                 "garbage cursor",
                 "GET",
@@ -749,15 +377,7 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 400,
                 "VALIDATION_ERROR",
             ),
-            case(
-                "no key",
-                "GET",
-                "/v1/wallets",
-                Nobody,
-                Body::None,
-                401,
-                "UNAUTHORIZED",
-            ),
+            case("no key", "GET", "/v1/wallets", Nobody, Body::None, 401, "UNAUTHORIZED"),
             case(
                 "garbage key",
                 "GET",
@@ -776,51 +396,11 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 401,
                 "UNAUTHORIZED",
             ),
-            case(
-                "basic auth",
-                "GET",
-                "/v1/wallets",
-                Raw("Basic dXNlcjpwYXNz".into()),
-                Body::None,
-                401,
-                "UNAUTHORIZED",
-            ),
-            case(
-                "revoked key",
-                "POST",
-                p,
-                Revoked,
-                pay(json!({})),
-                401,
-                "API_KEY_REVOKED",
-            ),
-            case(
-                "agent lists approvals",
-                "GET",
-                "/v1/approvals",
-                Agent,
-                Body::None,
-                403,
-                "PERMISSION_DENIED",
-            ),
-            case(
-                "reviewer pays",
-                "POST",
-                p,
-                Reviewer,
-                pay(json!({})),
-                403,
-                "PERMISSION_DENIED",
-            ),
-            case(
-                "agent reads audit",
-                "GET",
-                "/v1/audit-logs",
-                Agent,
-                Body::None,
-                403,
-                "PERMISSION_DENIED",
-            ),
+            case("basic auth", "GET", "/v1/wallets", Raw("Basic dXNlcjpwYXNz".into()), Body::None, 401, "UNAUTHORIZED"),
+            case("revoked key", "POST", p, Revoked, pay(json!({})), 401, "API_KEY_REVOKED"),
+            case("agent lists approvals", "GET", "/v1/approvals", Agent, Body::None, 403, "PERMISSION_DENIED"),
+            case("reviewer pays", "POST", p, Reviewer, pay(json!({})), 403, "PERMISSION_DENIED"),
+            case("agent reads audit", "GET", "/v1/audit-logs", Agent, Body::None, 403, "PERMISSION_DENIED"),
             case(
                 "key writer escalates",
                 "POST",
@@ -857,15 +437,7 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 400,
                 "VALIDATION_ERROR",
             ),
-            case(
-                "operator cannot pay",
-                "POST",
-                p,
-                Operator,
-                pay(json!({})),
-                403,
-                "PERMISSION_DENIED",
-            ),
+            case("operator cannot pay", "POST", p, Operator, pay(json!({})), 403, "PERMISSION_DENIED"),
             case(
                 "other org's wallet",
                 "GET",
@@ -929,24 +501,8 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 200,
                 "",
             ),
-            case(
-                "unknown route",
-                "GET",
-                "/v1/nothing",
-                Admin,
-                Body::None,
-                404,
-                "NOT_FOUND",
-            ),
-            case(
-                "wrong method",
-                "DELETE",
-                w.clone(),
-                Admin,
-                Body::None,
-                405,
-                "METHOD_NOT_ALLOWED",
-            ),
+            case("unknown route", "GET", "/v1/nothing", Admin, Body::None, 404, "NOT_FOUND"),
+            case("wrong method", "DELETE", w.clone(), Admin, Body::None, 405, "METHOD_NOT_ALLOWED"),
         ];
         assert!(cases.len() >= 60, "{} cases", cases.len());
 
@@ -968,9 +524,7 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 Body::Json(v) => serde_json::to_vec(v).unwrap(),
                 Body::Raw(b) => b.clone(),
             };
-            let (status, body) = app
-                .call_raw(c.method, &c.path, auth.as_deref(), bytes)
-                .await;
+            let (status, body) = app.call_raw(c.method, &c.path, auth.as_deref(), bytes).await;
             assert!(status < 500, "{backend:?} {}: got {status} {body}", c.name);
             assert_eq!(status, c.status, "{backend:?} {}: {body}", c.name);
             if c.status == 200 {
@@ -978,23 +532,9 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 assert_eq!(body["data"].as_array().map(Vec::len), Some(0), "{}", c.name);
                 continue;
             }
-            assert_eq!(
-                body["error"]["code"], c.code,
-                "{backend:?} {}: {body}",
-                c.name
-            );
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{}: {body}",
-                c.name
-            );
+            assert_eq!(body["error"]["code"], c.code, "{backend:?} {}: {body}", c.name);
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: {body}", c.name);
         }
-        assert_eq!(
-            app.store.item_count().await,
-            before,
-            "{backend:?}: refused requests must write nothing"
-        );
+        assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests must write nothing");
     }
 }

@@ -9,80 +9,34 @@ async fn held_payment_approved_executes_once_and_is_audited() {
         let app = TestApp::spawn(backend).await;
         let s = app.scenario("10000.00").await;
         // Small payment executes at once and says which rule decided.
-        let (status, small) = app
-            .post(
-                "/v1/payments",
-                &s.agent,
-                json!({"from": s.from, "to": s.to, "amount": "10.00"}),
-            )
-            .await;
+        let (status, small) =
+            app.post("/v1/payments", &s.agent, json!({"from": s.from, "to": s.to, "amount": "10.00"})).await;
         assert_eq!(status, 201, "{small}");
         assert_eq!(small["status"], "COMPLETED");
         assert_eq!(small["decision"]["outcome"], "EXECUTE");
 
         let (payment, approval) = app.held_payment(&s, "5000.00").await;
-        let (_, pending) = app
-            .get(
-                &format!("/v1/approvals?status=PENDING&walletId={}", s.from),
-                &s.reviewer,
-            )
-            .await;
-        assert_eq!(
-            pending["data"][0]["id"],
-            approval.as_str(),
-            "{backend:?}: {pending}"
-        );
-        assert_eq!(
-            pending["data"][0]["transactionDetails"]["amount"],
-            "5000.00"
-        );
-        assert_eq!(
-            app.balance(&s.admin, &s.from).await,
-            "9990.00",
-            "held money has not moved"
-        );
+        let (_, pending) = app.get(&format!("/v1/approvals?status=PENDING&walletId={}", s.from), &s.reviewer).await;
+        assert_eq!(pending["data"][0]["id"], approval.as_str(), "{backend:?}: {pending}");
+        assert_eq!(pending["data"][0]["transactionDetails"]["amount"], "5000.00");
+        assert_eq!(app.balance(&s.admin, &s.from).await, "9990.00", "held money has not moved");
 
         // The agent's key lacks approvals:write; and a submitting key may never approve its own.
+        let (status, err) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.agent, json!({})).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (403, Some("PERMISSION_DENIED")));
+        let admin_payment =
+            app.post("/v1/payments", &s.admin, json!({"from": s.from, "to": s.to, "amount": "1500.00"})).await.1;
         let (status, err) = app
             .post(
-                &format!("/v1/approvals/{approval}/approve"),
-                &s.agent,
-                json!({}),
-            )
-            .await;
-        assert_eq!(
-            (status, err["error"]["code"].as_str()),
-            (403, Some("PERMISSION_DENIED"))
-        );
-        let admin_payment = app
-            .post(
-                "/v1/payments",
-                &s.admin,
-                json!({"from": s.from, "to": s.to, "amount": "1500.00"}),
-            )
-            .await
-            .1;
-        let (status, err) = app
-            .post(
-                &format!(
-                    "/v1/approvals/{}/approve",
-                    admin_payment["approvalId"].as_str().unwrap()
-                ),
+                &format!("/v1/approvals/{}/approve", admin_payment["approvalId"].as_str().unwrap()),
                 &s.admin,
                 json!({}),
             )
             .await;
-        assert_eq!(
-            (status, err["error"]["code"].as_str()),
-            (403, Some("SELF_APPROVAL_FORBIDDEN"))
-        );
+        assert_eq!((status, err["error"]["code"].as_str()), (403, Some("SELF_APPROVAL_FORBIDDEN")));
 
         let (status, decided) = app
-            .post(
-                &format!("/v1/approvals/{approval}/approve"),
-                &s.reviewer,
-                json!({"note": "vendor verified"}),
-            )
+            .post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, json!({"note": "vendor verified"}))
             .await;
         assert_eq!(status, 200, "{decided}");
         assert_eq!(decided["status"], "APPROVED");
@@ -92,29 +46,17 @@ async fn held_payment_approved_executes_once_and_is_audited() {
         assert_eq!(app.balance(&s.admin, &s.to).await, "5010.00");
 
         // Second decision: 409, no second movement.
-        let (status, err) = app
-            .post(
-                &format!("/v1/approvals/{approval}/reject"),
-                &s.reviewer,
-                json!({"reason": "late"}),
-            )
-            .await;
-        assert_eq!(
-            (status, err["error"]["code"].as_str()),
-            (409, Some("APPROVAL_NOT_PENDING"))
-        );
+        let (status, err) =
+            app.post(&format!("/v1/approvals/{approval}/reject"), &s.reviewer, json!({"reason": "late"})).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (409, Some("APPROVAL_NOT_PENDING")));
         assert_eq!(app.balance(&s.admin, &s.from).await, "4990.00");
 
         let (_, pay) = app.get(&format!("/v1/payments/{payment}"), &s.agent).await;
         assert_eq!(pay["status"], "COMPLETED");
-        let (_, log) = app
-            .get("/v1/audit-logs?action=approval.approved", &s.admin)
-            .await;
+        let (_, log) = app.get("/v1/audit-logs?action=approval.approved", &s.admin).await;
         let entry = &log["data"][0];
         assert_eq!(entry["resourceId"], approval.as_str(), "{log}");
-        assert!(
-            entry["actor"].as_str().unwrap().starts_with("key_") && entry["createdAt"].is_string()
-        );
+        assert!(entry["actor"].as_str().unwrap().starts_with("key_") && entry["createdAt"].is_string());
     }
 }
 
@@ -125,63 +67,26 @@ async fn reject_discards_and_quorum_needs_two_distinct_approvers() {
         let s = app.scenario("10000.00").await;
         let (payment, approval) = app.held_payment(&s, "3000.00").await;
         let (status, body) = app
-            .post(
-                &format!("/v1/approvals/{approval}/reject"),
-                &s.reviewer,
-                json!({"reason": "over contract"}),
-            )
+            .post(&format!("/v1/approvals/{approval}/reject"), &s.reviewer, json!({"reason": "over contract"}))
             .await;
-        assert_eq!(
-            (status, body["status"].as_str()),
-            (200, Some("REJECTED")),
-            "{body}"
-        );
+        assert_eq!((status, body["status"].as_str()), (200, Some("REJECTED")), "{body}");
         assert_eq!(body["resolutionNote"], "over contract");
-        assert_eq!(
-            app.get(&format!("/v1/payments/{payment}"), &s.agent)
-                .await
-                .1["status"],
-            "REJECTED"
-        );
+        assert_eq!(app.get(&format!("/v1/payments/{payment}"), &s.agent).await.1["status"], "REJECTED");
 
-        app.policy(&s.admin, &s.from, json!({"name": "two man rule", "requireReviewAbove": "2000.00", "requiredApprovals": 2})).await;
+        app.policy(
+            &s.admin,
+            &s.from,
+            json!({"name": "two man rule", "requireReviewAbove": "2000.00", "requiredApprovals": 2}),
+        )
+        .await;
         let (_, approval) = app.held_payment(&s, "2500.00").await;
         let second = app.key(&s.admin, &["approvals:write"]).await;
-        let (status, body) = app
-            .post(
-                &format!("/v1/approvals/{approval}/approve"),
-                &s.reviewer,
-                json!({}),
-            )
-            .await;
-        assert_eq!(
-            (status, body["status"].as_str()),
-            (200, Some("PENDING")),
-            "{body}"
-        );
-        let (status, body) = app
-            .post(
-                &format!("/v1/approvals/{approval}/approve"),
-                &s.reviewer,
-                json!({}),
-            )
-            .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (409, Some("ALREADY_VOTED"))
-        );
-        let (status, body) = app
-            .post(
-                &format!("/v1/approvals/{approval}/approve"),
-                &second,
-                json!({}),
-            )
-            .await;
-        assert_eq!(
-            (status, body["status"].as_str()),
-            (200, Some("APPROVED")),
-            "{body}"
-        );
+        let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, json!({})).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")), "{body}");
+        let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, json!({})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("ALREADY_VOTED")));
+        let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), &second, json!({})).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("APPROVED")), "{body}");
         assert_eq!(app.balance(&s.admin, &s.from).await, "7500.00");
     }
 }
@@ -191,61 +96,22 @@ async fn approvals_expire_on_time_and_cannot_be_approved_late() {
     for backend in BACKENDS {
         let app = TestApp::spawn(backend).await;
         let s = app.scenario("10000.00").await;
-        app.policy(
-            &s.admin,
-            &s.from,
-            json!({"name": "short", "requireHumanApproval": true, "approvalTtlSeconds": 60}),
-        )
-        .await;
+        app.policy(&s.admin, &s.from, json!({"name": "short", "requireHumanApproval": true, "approvalTtlSeconds": 60}))
+            .await;
         let (payment, approval) = app.held_payment(&s, "1500.00").await;
-        let (_, a) = app
-            .get(&format!("/v1/approvals/{approval}"), &s.reviewer)
-            .await;
-        let created =
-            chrono::DateTime::parse_from_rfc3339(a["createdAt"].as_str().unwrap()).unwrap();
-        let expires =
-            chrono::DateTime::parse_from_rfc3339(a["expiresAt"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            (expires - created).num_seconds(),
-            60,
-            "shortest TTL of the holding policies"
-        );
-        assert_eq!(
-            app.service.expire_due(10).await.unwrap().expired,
-            0,
-            "not due yet"
-        );
+        let (_, a) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
+        let created = chrono::DateTime::parse_from_rfc3339(a["createdAt"].as_str().unwrap()).unwrap();
+        let expires = chrono::DateTime::parse_from_rfc3339(a["expiresAt"].as_str().unwrap()).unwrap();
+        assert_eq!((expires - created).num_seconds(), 60, "shortest TTL of the holding policies");
+        assert_eq!(app.service.expire_due(10).await.unwrap().expired, 0, "not due yet");
         app.clock.advance(chrono::Duration::seconds(61));
-        let (status, err) = app
-            .post(
-                &format!("/v1/approvals/{approval}/approve"),
-                &s.reviewer,
-                json!({}),
-            )
-            .await;
-        assert_eq!(
-            (status, err["error"]["code"].as_str()),
-            (409, Some("APPROVAL_EXPIRED"))
-        );
+        let (status, err) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, json!({})).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (409, Some("APPROVAL_EXPIRED")));
         let summary = app.service.expire_due(10).await.unwrap();
         assert_eq!((summary.read, summary.expired), (1, 1), "{backend:?}");
-        assert_eq!(
-            app.service.expire_due(10).await.unwrap().read,
-            0,
-            "expired approvals leave the due index"
-        );
-        assert_eq!(
-            app.get(&format!("/v1/approvals/{approval}"), &s.reviewer)
-                .await
-                .1["status"],
-            "EXPIRED"
-        );
-        assert_eq!(
-            app.get(&format!("/v1/payments/{payment}"), &s.agent)
-                .await
-                .1["status"],
-            "EXPIRED"
-        );
+        assert_eq!(app.service.expire_due(10).await.unwrap().read, 0, "expired approvals leave the due index");
+        assert_eq!(app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1["status"], "EXPIRED");
+        assert_eq!(app.get(&format!("/v1/payments/{payment}"), &s.agent).await.1["status"], "EXPIRED");
     }
 }
 
@@ -254,81 +120,35 @@ async fn policies_deny_hold_and_report_the_rule() {
     for backend in BACKENDS {
         let app = TestApp::spawn(backend).await;
         let admin = app.org("p").await;
-        let (from, to) = (
-            app.wallet(&admin, "USD").await,
-            app.wallet(&admin, "USD").await,
-        );
+        let (from, to) = (app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await);
         app.fund(&admin, &from, "1000.00").await;
-        app.policy(&admin, &from, json!({"name": "r", "autoRejectAbove": "500.00", "riskScoreThreshold": 70, "blockedRecipients": []})).await;
-        let (status, body) = app
-            .post(
-                "/v1/payments",
-                &admin,
-                json!({"from": from, "to": to, "amount": "600.00"}),
-            )
-            .await;
+        app.policy(
+            &admin,
+            &from,
+            json!({"name": "r", "autoRejectAbove": "500.00", "riskScoreThreshold": 70, "blockedRecipients": []}),
+        )
+        .await;
+        let (status, body) =
+            app.post("/v1/payments", &admin, json!({"from": from, "to": to, "amount": "600.00"})).await;
         assert_eq!(
-            (
-                status,
-                body["error"]["code"].as_str(),
-                body["error"]["details"]["rule"].as_str()
-            ),
+            (status, body["error"]["code"].as_str(), body["error"]["details"]["rule"].as_str()),
             (403, Some("POLICY_DENIED"), Some("autoRejectAbove"))
         );
-        let (status, body) = app
-            .post(
-                "/v1/payments",
-                &admin,
-                json!({"from": from, "to": to, "amount": "30.00", "riskScore": 80}),
-            )
-            .await;
-        assert_eq!(
-            (status, body["decision"]["rule"].as_str()),
-            (202, Some("riskScoreThreshold")),
-            "{body}"
-        );
-        let (status, body) = app
-            .post(
-                "/v1/payments",
-                &admin,
-                json!({"from": from, "to": to, "amount": "30.00", "riskScore": 10}),
-            )
-            .await;
+        let (status, body) =
+            app.post("/v1/payments", &admin, json!({"from": from, "to": to, "amount": "30.00", "riskScore": 80})).await;
+        assert_eq!((status, body["decision"]["rule"].as_str()), (202, Some("riskScoreThreshold")), "{body}");
+        let (status, body) =
+            app.post("/v1/payments", &admin, json!({"from": from, "to": to, "amount": "30.00", "riskScore": 10})).await;
         assert_eq!(status, 201, "{body}");
         // Paging through approvals.
         for _ in 0..3 {
-            app.post(
-                "/v1/payments",
-                &admin,
-                json!({"from": from, "to": to, "amount": "1.00", "riskScore": 90}),
-            )
-            .await;
+            app.post("/v1/payments", &admin, json!({"from": from, "to": to, "amount": "1.00", "riskScore": 90})).await;
         }
         let (_, page1) = app.get("/v1/approvals?limit=2", &admin).await;
-        assert_eq!(
-            (
-                page1["data"].as_array().unwrap().len(),
-                page1["hasMore"].as_bool()
-            ),
-            (2, Some(true))
-        );
-        let (_, page2) = app
-            .get(
-                &format!(
-                    "/v1/approvals?limit=2&cursor={}",
-                    page1["nextCursor"].as_str().unwrap()
-                ),
-                &admin,
-            )
-            .await;
-        assert_eq!(
-            (
-                page2["data"].as_array().unwrap().len(),
-                page2["hasMore"].as_bool()
-            ),
-            (2, Some(false)),
-            "{page2}"
-        );
+        assert_eq!((page1["data"].as_array().unwrap().len(), page1["hasMore"].as_bool()), (2, Some(true)));
+        let (_, page2) =
+            app.get(&format!("/v1/approvals?limit=2&cursor={}", page1["nextCursor"].as_str().unwrap()), &admin).await;
+        assert_eq!((page2["data"].as_array().unwrap().len(), page2["hasMore"].as_bool()), (2, Some(false)), "{page2}");
         assert_ne!(page1["data"][0]["id"], page2["data"][0]["id"]);
         let _ = OPERATOR_KEY;
     }

@@ -42,28 +42,15 @@ async fn put_if_absent_then_versioned_update() {
         let s = ts.store();
         let key = Key::new("A", "1");
         assert_eq!(s.get(&key).await.unwrap(), None, "{backend:?}");
-        s.transact(vec![put(item("A", "1", 1), Expect::Absent)])
-            .await
-            .unwrap();
+        s.transact(vec![put(item("A", "1", 1), Expect::Absent)]).await.unwrap();
         let got = s.get(&key).await.unwrap().expect("stored");
+        assert_eq!(got, item("A", "1", 1), "{backend:?}: round trip keeps body and version");
+        assert_eq!(s.transact(vec![put(item("A", "1", 1), Expect::Absent)]).await, Err(StoreError::ConditionFailed));
         assert_eq!(
-            got,
-            item("A", "1", 1),
-            "{backend:?}: round trip keeps body and version"
-        );
-        assert_eq!(
-            s.transact(vec![put(item("A", "1", 1), Expect::Absent)])
-                .await,
+            s.transact(vec![put(item("A", "1", 3), Expect::Version(2))]).await,
             Err(StoreError::ConditionFailed)
         );
-        assert_eq!(
-            s.transact(vec![put(item("A", "1", 3), Expect::Version(2))])
-                .await,
-            Err(StoreError::ConditionFailed)
-        );
-        s.transact(vec![put(item("A", "1", 2), Expect::Version(1))])
-            .await
-            .unwrap();
+        s.transact(vec![put(item("A", "1", 2), Expect::Version(1))]).await.unwrap();
         assert_eq!(s.get(&key).await.unwrap().unwrap().version, 2);
     })
     .await;
@@ -73,48 +60,26 @@ async fn put_if_absent_then_versioned_update() {
 async fn transactions_are_all_or_nothing() {
     each_backend(|ts, backend| async move {
         let s = ts.store();
-        s.transact(vec![put(item("B", "1", 1), Expect::Absent)])
-            .await
-            .unwrap();
+        s.transact(vec![put(item("B", "1", 1), Expect::Absent)]).await.unwrap();
         let failing = vec![
             put(item("B", "2", 1), Expect::Absent),
             put(item("B", "1", 2), Expect::Version(7)), // wrong version
         ];
-        assert_eq!(
-            s.transact(failing).await,
-            Err(StoreError::ConditionFailed),
-            "{backend:?}"
-        );
-        assert_eq!(
-            s.get(&Key::new("B", "2")).await.unwrap(),
-            None,
-            "{backend:?}: nothing from a failed transaction"
-        );
+        assert_eq!(s.transact(failing).await, Err(StoreError::ConditionFailed), "{backend:?}");
+        assert_eq!(s.get(&Key::new("B", "2")).await.unwrap(), None, "{backend:?}: nothing from a failed transaction");
         // A check that fails blocks the write beside it.
         let checked = vec![
-            Write::Check {
-                key: Key::new("B", "1"),
-                expect: Expect::Version(9),
-            },
+            Write::Check { key: Key::new("B", "1"), expect: Expect::Version(9) },
             put(item("B", "3", 1), Expect::Absent),
         ];
         assert_eq!(s.transact(checked).await, Err(StoreError::ConditionFailed));
         assert_eq!(s.get(&Key::new("B", "3")).await.unwrap(), None);
         // Delete with a condition.
         assert_eq!(
-            s.transact(vec![Write::Delete {
-                key: Key::new("B", "1"),
-                expect: Expect::Version(2)
-            }])
-            .await,
+            s.transact(vec![Write::Delete { key: Key::new("B", "1"), expect: Expect::Version(2) }]).await,
             Err(StoreError::ConditionFailed)
         );
-        s.transact(vec![Write::Delete {
-            key: Key::new("B", "1"),
-            expect: Expect::Version(1),
-        }])
-        .await
-        .unwrap();
+        s.transact(vec![Write::Delete { key: Key::new("B", "1"), expect: Expect::Version(1) }]).await.unwrap();
         assert_eq!(s.get(&Key::new("B", "1")).await.unwrap(), None);
         assert_eq!(ts.item_count().await, 0);
     })
@@ -125,23 +90,15 @@ async fn transactions_are_all_or_nothing() {
 async fn concurrent_conditional_writes_have_one_winner() {
     each_backend(|ts, backend| async move {
         let s = ts.store();
-        s.transact(vec![put(item("C", "1", 1), Expect::Absent)])
-            .await
-            .unwrap();
+        s.transact(vec![put(item("C", "1", 1), Expect::Absent)]).await.unwrap();
         let attempts = (0..20).map(|_| {
             let s = s.clone();
-            async move {
-                s.transact(vec![put(item("C", "1", 2), Expect::Version(1))])
-                    .await
-            }
+            async move { s.transact(vec![put(item("C", "1", 2), Expect::Version(1))]).await }
         });
         let results = futures::future::join_all(attempts).await;
         let wins = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "{backend:?}: {results:?}");
-        assert!(results.iter().all(|r| matches!(
-            r,
-            Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict)
-        )));
+        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict))));
     })
     .await;
 }
@@ -155,14 +112,7 @@ async fn queries_page_in_order_with_prefix_and_bounds() {
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                put(
-                    indexed(
-                        &format!("P#{id}"),
-                        id,
-                        if i % 2 == 0 { "PENDING" } else { "DONE" },
-                    ),
-                    Expect::Absent,
-                )
+                put(indexed(&format!("P#{id}"), id, if i % 2 == 0 { "PENDING" } else { "DONE" }), Expect::Absent)
             })
             .collect();
         s.transact(writes).await.unwrap();
@@ -170,17 +120,11 @@ async fn queries_page_in_order_with_prefix_and_bounds() {
         // Newest first, paged by position.
         let mut q = Query::new(Index::ByOrg, "ORG#o#T", 3);
         let first = s.query(q.clone()).await.unwrap();
-        let sks: Vec<_> = first
-            .iter()
-            .map(|i| i.indexes.by_org.clone().unwrap().1)
-            .collect();
+        let sks: Vec<_> = first.iter().map(|i| i.indexes.by_org.clone().unwrap().1).collect();
         assert_eq!(sks, ["id6", "id5", "id4"], "{backend:?}");
         q.after = Some(first[2].position(Index::ByOrg));
         let second = s.query(q.clone()).await.unwrap();
-        let sks: Vec<_> = second
-            .iter()
-            .map(|i| i.indexes.by_org.clone().unwrap().1)
-            .collect();
+        let sks: Vec<_> = second.iter().map(|i| i.indexes.by_org.clone().unwrap().1).collect();
         assert_eq!(sks, ["id3", "id2", "id1"]);
 
         // Prefix narrows by status.
@@ -192,13 +136,7 @@ async fn queries_page_in_order_with_prefix_and_bounds() {
         let mut due = Query::new(Index::Due, "DUE", 10);
         due.newest_first = false;
         due.sk_at_most = Some("id2".into());
-        let sks: Vec<_> = s
-            .query(due)
-            .await
-            .unwrap()
-            .iter()
-            .map(|i| i.indexes.due.clone().unwrap().1)
-            .collect();
+        let sks: Vec<_> = s.query(due).await.unwrap().iter().map(|i| i.indexes.due.clone().unwrap().1).collect();
         assert_eq!(sks, ["id0", "id1", "id2"]);
 
         // Primary partition reads by sort-key prefix.
@@ -219,20 +157,13 @@ async fn queries_page_in_order_with_prefix_and_bounds() {
 async fn removing_index_keys_removes_the_item_from_the_index() {
     each_backend(|ts, backend| async move {
         let s = ts.store();
-        s.transact(vec![put(indexed("D#1", "a", "PENDING"), Expect::Absent)])
-            .await
-            .unwrap();
+        s.transact(vec![put(indexed("D#1", "a", "PENDING"), Expect::Absent)]).await.unwrap();
         let mut updated = indexed("D#1", "a", "PENDING");
         updated.version = 2;
         updated.indexes.due = None;
-        s.transact(vec![put(updated, Expect::Version(1))])
-            .await
-            .unwrap();
+        s.transact(vec![put(updated, Expect::Version(1))]).await.unwrap();
         let due = s.query(Query::new(Index::Due, "DUE", 10)).await.unwrap();
-        assert!(
-            due.is_empty(),
-            "{backend:?}: sparse index must drop the item"
-        );
+        assert!(due.is_empty(), "{backend:?}: sparse index must drop the item");
     })
     .await;
 }

@@ -12,9 +12,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
@@ -45,19 +44,12 @@ fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
 }
 
 fn index_attrs(index: Index) -> Option<(&'static str, &'static str, &'static str)> {
-    INDEXES
-        .iter()
-        .find(|(i, ..)| *i == index)
-        .map(|(_, name, pk, sk)| (*name, *pk, *sk))
+    INDEXES.iter().find(|(i, ..)| *i == index).map(|(_, name, pk, sk)| (*name, *pk, *sk))
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore {
-            client,
-            table: table.into(),
-            requests: Arc::new(AtomicU64::new(0)),
-        }
+        DynamoStore { client, table: table.into(), requests: Arc::new(AtomicU64::new(0)) }
     }
 
     /// DynamoDB requests sent so far (benchmarks count requests per operation).
@@ -73,17 +65,9 @@ impl DynamoStore {
     /// from the SAM template).
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
         };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
         let mut request = self
             .client
             .create_table()
@@ -102,11 +86,7 @@ impl DynamoStore {
                         .index_name(name)
                         .key_schema(key(pk, KeyType::Hash).map_err(unavailable)?)
                         .key_schema(key(sk, KeyType::Range).map_err(unavailable)?)
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::All)
-                                .build(),
-                        )
+                        .projection(Projection::builder().projection_type(ProjectionType::All).build())
                         .build()
                         .map_err(unavailable)?,
                 );
@@ -137,18 +117,14 @@ impl DynamoStore {
     fn condition(expect: Expect) -> (String, Option<(String, AttributeValue)>) {
         match expect {
             Expect::Absent => ("attribute_not_exists(pk)".into(), None),
-            Expect::Version(v) => (
-                "v = :expected".into(),
-                Some((":expected".into(), AttributeValue::N(v.to_string()))),
-            ),
+            Expect::Version(v) => {
+                ("v = :expected".into(), Some((":expected".into(), AttributeValue::N(v.to_string()))))
+            }
         }
     }
 
     fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_string(), s(&key.pk)),
-            ("sk".to_string(), s(&key.sk)),
-        ])
+        HashMap::from([("pk".to_string(), s(&key.pk)), ("sk".to_string(), s(&key.sk))])
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
@@ -197,10 +173,7 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
         Some(AttributeValue::S(v)) => Some(v),
         _ => None,
     };
-    let key = Key::new(
-        take_s("pk").ok_or_else(|| corrupt("pk"))?,
-        take_s("sk").ok_or_else(|| corrupt("sk"))?,
-    );
+    let key = Key::new(take_s("pk").ok_or_else(|| corrupt("pk"))?, take_s("sk").ok_or_else(|| corrupt("sk"))?);
     let mut pair = |pk: &str, sk: &str| take_s(pk).zip(take_s(sk));
     let indexes = IndexKeys {
         by_org: pair("gsi1pk", "gsi1sk"),
@@ -216,24 +189,14 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
     let expires_at_epoch = number(map.get("ttl"));
     let body = map.remove("data").ok_or_else(|| corrupt("data"))?;
     let body: serde_json::Value = from_attribute_value(body).map_err(unavailable)?;
-    Ok(Item {
-        key,
-        version,
-        indexes,
-        expires_at_epoch,
-        body,
-    })
+    Ok(Item { key, version, indexes, expires_at_epoch, body })
 }
 
 fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
     if let SdkError::ServiceError(service) = &e {
         match service.err() {
             TransactWriteItemsError::TransactionCanceledException(cancel) => {
-                let codes: Vec<&str> = cancel
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code())
-                    .collect();
+                let codes: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
                 if codes.contains(&"ConditionalCheckFailed") {
                     return StoreError::ConditionFailed;
                 }
@@ -241,9 +204,7 @@ fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
                     return StoreError::Conflict;
                 }
             }
-            TransactWriteItemsError::TransactionInProgressException(_) => {
-                return StoreError::Conflict
-            }
+            TransactWriteItemsError::TransactionInProgressException(_) => return StoreError::Conflict,
             _ => {}
         }
     }
@@ -267,17 +228,9 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let items = writes
-            .into_iter()
-            .map(|w| self.transact_item(w))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = writes.into_iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         self.count();
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(transact_error)?;
+        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(transact_error)?;
         Ok(())
     }
 
@@ -337,10 +290,6 @@ impl Store for DynamoStore {
                     unavailable(e)
                 }
             })?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_attributes)
-            .collect()
+        out.items.unwrap_or_default().into_iter().map(from_attributes).collect()
     }
 }

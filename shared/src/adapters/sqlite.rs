@@ -50,26 +50,18 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
         // Money: a committed transaction must survive a power cut.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Number of stored items (tests check that refused requests wrote nothing).
     pub async fn item_count(&self) -> Result<u64, StoreError> {
-        self.with_conn(|c| {
-            c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-        })
-        .await
+        self.with_conn(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)).map(|n| n as u64))
+            .await
     }
 
     async fn with_conn<T: Send + 'static>(
@@ -78,9 +70,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| unavailable("store lock poisoned"))?;
+            let mut guard = conn.lock().map_err(|_| unavailable("store lock poisoned"))?;
             f(&mut guard).map_err(unavailable)
         })
         .await
@@ -105,31 +95,21 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         Ok(pk.zip(sk))
     };
     let body: String = row.get(3)?;
-    let body = serde_json::from_str(&body).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let body = serde_json::from_str(&body)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
     Ok(Item {
         key: Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
         version: row.get::<_, i64>(2)? as u64,
         expires_at_epoch: row.get(4)?,
         body,
-        indexes: IndexKeys {
-            by_org: pair(5)?,
-            by_status: pair(7)?,
-            by_wallet: pair(9)?,
-            due: pair(11)?,
-        },
+        indexes: IndexKeys { by_org: pair(5)?, by_status: pair(7)?, by_wallet: pair(9)?, due: pair(11)? },
     })
 }
 
 fn current_version(tx: &rusqlite::Transaction<'_>, key: &Key) -> rusqlite::Result<Option<u64>> {
-    tx.query_row(
-        "SELECT version FROM items WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-        |r| r.get::<_, i64>(0),
-    )
-    .optional()
-    .map(|v| v.map(|v| v as u64))
+    tx.query_row("SELECT version FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|v| v.map(|v| v as u64))
 }
 
 fn holds(expect: Expect, current: Option<u64>) -> bool {
@@ -223,17 +203,9 @@ impl Store for SqliteStore {
             };
             args.extend([index_sk, after.pk.clone(), after.sk.clone()]);
             let n = args.len();
-            sql += &format!(
-                " AND ({skc}, pk, sk) {cmp} (?{}, ?{}, ?{})",
-                n - 2,
-                n - 1,
-                n
-            );
+            sql += &format!(" AND ({skc}, pk, sk) {cmp} (?{}, ?{}, ?{})", n - 2, n - 1, n);
         }
-        sql += &format!(
-            " ORDER BY {skc} {dir}, pk {dir}, sk {dir} LIMIT {}",
-            q.limit
-        );
+        sql += &format!(" ORDER BY {skc} {dir}, pk {dir}, sk {dir} LIMIT {}", q.limit);
         self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), read_item)?;

@@ -31,22 +31,14 @@ impl AppError {
     /// Status, code, client-safe message and details.
     fn parts(&self) -> (StatusCode, String, String, serde_json::Value) {
         use AppError::*;
-        let plain = |status: StatusCode, code: &str| {
-            (status, code.to_string(), self.to_string(), json!({}))
-        };
+        let plain = |status: StatusCode, code: &str| (status, code.to_string(), self.to_string(), json!({}));
         match self {
-            Input(e @ InputError::Amount { field, .. }) => (
-                StatusCode::BAD_REQUEST,
-                "INVALID_AMOUNT".into(),
-                e.to_string(),
-                json!({"field": field}),
-            ),
-            Input(e) => (
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR".into(),
-                e.to_string(),
-                json!({"field": e.field()}),
-            ),
+            Input(e @ InputError::Amount { field, .. }) => {
+                (StatusCode::BAD_REQUEST, "INVALID_AMOUNT".into(), e.to_string(), json!({"field": field}))
+            }
+            Input(e) => {
+                (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), e.to_string(), json!({"field": e.field()}))
+            }
             MalformedBody(_) => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             CurrencyMismatch { .. } => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             PayloadTooLarge => plain(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
@@ -58,32 +50,17 @@ impl AppError {
                 format!("this key lacks the {} permission", p.as_str()),
                 json!({"required": p}),
             ),
-            OperatorOnly | PermissionEscalation => {
-                plain(StatusCode::FORBIDDEN, "PERMISSION_DENIED")
-            }
-            NotFound(resource) => (
-                StatusCode::NOT_FOUND,
-                not_found_code(resource),
-                self.to_string(),
-                json!({}),
-            ),
+            OperatorOnly | PermissionEscalation => plain(StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+            NotFound(resource) => (StatusCode::NOT_FOUND, not_found_code(resource), self.to_string(), json!({})),
             RouteNotFound => plain(StatusCode::NOT_FOUND, "NOT_FOUND"),
             MethodNotAllowed => plain(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
-            PolicyDenied {
-                reason,
-                rule,
-                policy_id,
-            } => (
+            PolicyDenied { reason, rule, policy_id } => (
                 StatusCode::FORBIDDEN,
                 "POLICY_DENIED".into(),
                 format!("payment denied by policy: {reason}"),
                 json!({"rule": rule, "policyId": policy_id, "reason": reason}),
             ),
-            InsufficientFunds {
-                balance,
-                requested,
-                currency,
-            } => (
+            InsufficientFunds { balance, requested, currency } => (
                 StatusCode::PAYMENT_REQUIRED,
                 "INSUFFICIENT_FUNDS".into(),
                 self.to_string(),
@@ -105,18 +82,18 @@ impl AppError {
                 "cursor is not one this API returned".into(),
                 json!({"field": "cursor"}),
             ),
-            Contention | Store(_) => (
+            WebhookTarget(e) => {
+                (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), format!("url: {e}"), json!({"field": "url"}))
+            }
+            Contention | Store(_) | Bus(_) | Queue(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE".into(),
                 "temporarily unavailable; retry shortly".into(),
                 json!({}),
             ),
-            Corrupt(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR".into(),
-                "internal error".into(),
-                json!({}),
-            ),
+            Corrupt(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR".into(), "internal error".into(), json!({}))
+            }
         }
     }
 }
@@ -130,21 +107,9 @@ impl IntoResponse for AppError {
         } else {
             tracing::debug!(code = %code, "request refused");
         }
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error: ErrorDetail {
-                    code,
-                    message,
-                    details,
-                },
-            }),
-        )
-            .into_response();
+        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, details } })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -128,16 +128,10 @@ impl Approval {
         let resolver = vote.key_id.to_string();
         let note = vote.note.clone();
         self.votes.push(vote);
-        let approvals = self
-            .votes
-            .iter()
-            .filter(|v| v.decision == VoteDecision::Approve)
-            .count();
+        let approvals = self.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
         let resolution = match decision {
             VoteDecision::Reject => Resolution::Rejected,
-            VoteDecision::Approve if approvals as u32 >= self.required_approvals.max(1) => {
-                Resolution::Approved
-            }
+            VoteDecision::Approve if approvals as u32 >= self.required_approvals.max(1) => Resolution::Approved,
             VoteDecision::Approve => return Ok(Resolution::AwaitingMoreApprovals),
         };
         self.status = match resolution {
@@ -199,29 +193,18 @@ mod tests {
     }
 
     fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {
-        Vote {
-            key_id: key.clone(),
-            decision,
-            note: None,
-            at: Utc::now(),
-        }
+        Vote { key_id: key.clone(), decision, note: None, at: Utc::now() }
     }
 
     #[test]
     fn single_approver_approves() {
         let mut a = approval(1);
         let k = ApiKeyId::generate();
-        assert_eq!(
-            a.cast(vote(&k, VoteDecision::Approve), Utc::now()),
-            Ok(Resolution::Approved)
-        );
+        assert_eq!(a.cast(vote(&k, VoteDecision::Approve), Utc::now()), Ok(Resolution::Approved));
         assert_eq!(a.status, ApprovalStatus::Approved);
         assert_eq!(a.resolved_by.as_deref(), Some(k.as_str()));
         assert_eq!(
-            a.cast(
-                vote(&ApiKeyId::generate(), VoteDecision::Reject),
-                Utc::now()
-            ),
+            a.cast(vote(&ApiKeyId::generate(), VoteDecision::Reject), Utc::now()),
             Err(ApprovalError::NotPending(ApprovalStatus::Approved))
         );
     }
@@ -230,46 +213,25 @@ mod tests {
     fn submitter_cannot_approve_but_may_withdraw_by_rejecting() {
         let mut a = approval(1);
         let creator = a.created_by.clone();
-        assert_eq!(
-            a.cast(vote(&creator, VoteDecision::Approve), Utc::now()),
-            Err(ApprovalError::SelfApproval)
-        );
-        assert_eq!(
-            a.cast(vote(&creator, VoteDecision::Reject), Utc::now()),
-            Ok(Resolution::Rejected)
-        );
+        assert_eq!(a.cast(vote(&creator, VoteDecision::Approve), Utc::now()), Err(ApprovalError::SelfApproval));
+        assert_eq!(a.cast(vote(&creator, VoteDecision::Reject), Utc::now()), Ok(Resolution::Rejected));
     }
 
     #[test]
     fn quorum_needs_distinct_approvers() {
         let mut a = approval(2);
         let k1 = ApiKeyId::generate();
-        assert_eq!(
-            a.cast(vote(&k1, VoteDecision::Approve), Utc::now()),
-            Ok(Resolution::AwaitingMoreApprovals)
-        );
-        assert_eq!(
-            a.cast(vote(&k1, VoteDecision::Approve), Utc::now()),
-            Err(ApprovalError::AlreadyVoted)
-        );
+        assert_eq!(a.cast(vote(&k1, VoteDecision::Approve), Utc::now()), Ok(Resolution::AwaitingMoreApprovals));
+        assert_eq!(a.cast(vote(&k1, VoteDecision::Approve), Utc::now()), Err(ApprovalError::AlreadyVoted));
         assert_eq!(a.status, ApprovalStatus::Pending);
-        assert_eq!(
-            a.cast(
-                vote(&ApiKeyId::generate(), VoteDecision::Approve),
-                Utc::now()
-            ),
-            Ok(Resolution::Approved)
-        );
+        assert_eq!(a.cast(vote(&ApiKeyId::generate(), VoteDecision::Approve), Utc::now()), Ok(Resolution::Approved));
     }
 
     #[test]
     fn expired_window_refuses_votes_and_expire_needs_due_time() {
         let mut a = approval(1);
         let later = a.expires_at + Duration::seconds(1);
-        assert_eq!(
-            a.cast(vote(&ApiKeyId::generate(), VoteDecision::Approve), later),
-            Err(ApprovalError::Expired)
-        );
+        assert_eq!(a.cast(vote(&ApiKeyId::generate(), VoteDecision::Approve), later), Err(ApprovalError::Expired));
         assert!(a.expire(Utc::now()).is_err());
         assert!(a.expire(later).is_ok());
         assert_eq!(a.status, ApprovalStatus::Expired);

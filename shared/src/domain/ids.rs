@@ -45,9 +45,7 @@ macro_rules! prefixed_id {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(d)?;
-                $name::parse(&text).ok_or_else(|| {
-                    serde::de::Error::custom(concat!("not a valid ", $prefix, " id"))
-                })
+                $name::parse(&text).ok_or_else(|| serde::de::Error::custom(concat!("not a valid ", $prefix, " id")))
             }
         }
     };
@@ -62,6 +60,25 @@ prefixed_id!(ApprovalId, "apr_");
 prefixed_id!(TransactionId, "txn_");
 prefixed_id!(EventId, "evt_");
 prefixed_id!(AuditId, "aud_");
+prefixed_id!(WebhookId, "whk_");
+prefixed_id!(DeliveryId, "dlv_");
+
+impl DeliveryId {
+    /// The one delivery of `event` to `webhook`: the same inputs give the same id, so fan-out
+    /// that runs twice (at-least-once queues) creates one delivery. Sorts by the event's time.
+    pub fn for_event(event: &EventId, webhook: &WebhookId) -> Self {
+        use sha2::{Digest, Sha256};
+        let time = event
+            .as_str()
+            .strip_prefix(EventId::PREFIX)
+            .and_then(|u| Ulid::from_string(u).ok())
+            .map_or(0, |u| u.timestamp_ms());
+        let digest = Sha256::digest(format!("{event}:{webhook}").as_bytes());
+        let mut random = [0u8; 16];
+        random.copy_from_slice(&digest[..16]);
+        DeliveryId(format!("{}{}", Self::PREFIX, Ulid::from_parts(time, u128::from_be_bytes(random) >> 48)))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,30 +14,21 @@ pub enum InputError {
     #[error("{field} is required")]
     Missing { field: &'static str },
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error("{field}: {source}")]
-    Amount {
-        field: &'static str,
-        source: MoneyError,
-    },
+    Amount { field: &'static str, source: MoneyError },
 }
 
 impl InputError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        InputError::Invalid {
-            field,
-            message: message.into(),
-        }
+        InputError::Invalid { field, message: message.into() }
     }
 
     pub fn field(&self) -> &'static str {
         match self {
-            InputError::Missing { field }
-            | InputError::Invalid { field, .. }
-            | InputError::Amount { field, .. } => field,
+            InputError::Missing { field } | InputError::Invalid { field, .. } | InputError::Amount { field, .. } => {
+                field
+            }
         }
     }
 }
@@ -52,45 +43,25 @@ pub fn name(field: &'static str, value: &str) -> Result<String, InputError> {
 }
 
 /// Checks an optional text's length in characters.
-pub fn bounded_text(
-    field: &'static str,
-    value: &str,
-    max_chars: usize,
-) -> Result<String, InputError> {
+pub fn bounded_text(field: &'static str, value: &str, max_chars: usize) -> Result<String, InputError> {
     if value.chars().count() > max_chars {
-        return Err(InputError::invalid(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
+        return Err(InputError::invalid(field, format!("must be at most {max_chars} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(InputError::invalid(
-            field,
-            "must not contain control characters",
-        ));
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(InputError::invalid(field, "must not contain control characters"));
     }
     Ok(value.to_string())
 }
 
 /// Metadata is a JSON object of at most 50 keys and 8 KiB serialised.
-pub fn metadata(
-    value: Option<&serde_json::Value>,
-) -> Result<serde_json::Map<String, serde_json::Value>, InputError> {
+pub fn metadata(value: Option<&serde_json::Value>) -> Result<serde_json::Map<String, serde_json::Value>, InputError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(Default::default()),
         Some(serde_json::Value::Object(map)) => {
             if map.len() > MAX_METADATA_KEYS {
-                return Err(InputError::invalid(
-                    "metadata",
-                    format!("must have at most {MAX_METADATA_KEYS} keys"),
-                ));
+                return Err(InputError::invalid("metadata", format!("must have at most {MAX_METADATA_KEYS} keys")));
             }
-            let size = serde_json::to_vec(map)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(map).map(|v| v.len()).unwrap_or(usize::MAX);
             if size > MAX_METADATA_BYTES {
                 return Err(InputError::invalid("metadata", "must be at most 8 KiB"));
             }

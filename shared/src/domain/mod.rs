@@ -2,6 +2,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod delivery;
 pub mod event;
 pub mod ids;
 pub mod input;
@@ -10,4 +11,6 @@ pub mod org;
 pub mod payment;
 pub mod permission;
 pub mod policy;
+pub mod ssrf;
 pub mod wallet;
+pub mod webhook;

@@ -20,10 +20,7 @@ pub enum MoneyError {
     #[error("amount has more than {MAX_INTEGER_DIGITS} integer digits")]
     TooLarge,
     #[error("{currency} allows at most {allowed} decimal places")]
-    TooManyDecimals {
-        currency: &'static str,
-        allowed: u32,
-    },
+    TooManyDecimals { currency: &'static str, allowed: u32 },
     #[error("unknown or unsupported currency code {0:?}; use an ISO 4217 code such as \"USD\"")]
     UnknownCurrency(String),
 }
@@ -98,10 +95,7 @@ impl Money {
         let allowed = currency.minor_units();
         // Trailing zeros beyond the minor unit ("1.500" USD) are still refused: be strict.
         if decimals > allowed as usize {
-            return Err(MoneyError::TooManyDecimals {
-                currency: currency.code(),
-                allowed,
-            });
+            return Err(MoneyError::TooManyDecimals { currency: currency.code(), allowed });
         }
         Ok(Money::from_decimal(amount, currency))
     }
@@ -158,10 +152,7 @@ impl Money {
         if self.currency != other.currency || other.amount > self.amount {
             return None;
         }
-        Some(Money::from_decimal(
-            self.amount - other.amount,
-            self.currency,
-        ))
+        Some(Money::from_decimal(self.amount - other.amount, self.currency))
     }
 }
 
@@ -218,8 +209,7 @@ pub mod opt_decimal_string {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
-        text.map(|t| Decimal::from_str(&t).map_err(serde::de::Error::custom))
-            .transpose()
+        text.map(|t| Decimal::from_str(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -244,49 +234,22 @@ mod tests {
         assert_eq!(Money::parse("10", cur("USD")).unwrap().to_wire(), "10.00");
         assert_eq!(Money::parse("0.5", cur("USD")).unwrap().to_wire(), "0.50");
         assert_eq!(Money::parse("1500", cur("JPY")).unwrap().to_wire(), "1500");
-        assert_eq!(
-            Money::parse("1.234", cur("BHD")).unwrap().to_wire(),
-            "1.234"
-        );
-        assert_eq!(
-            Money::parse("999999999999999.99", cur("USD"))
-                .unwrap()
-                .to_wire(),
-            "999999999999999.99"
-        );
+        assert_eq!(Money::parse("1.234", cur("BHD")).unwrap().to_wire(), "1.234");
+        assert_eq!(Money::parse("999999999999999.99", cur("USD")).unwrap().to_wire(), "999999999999999.99");
     }
 
     #[test]
     fn refuses_bad_amounts() {
         let usd = cur("USD");
-        for bad in [
-            "", "-1", "+1", "1e3", "1E3", " 1", "1 ", "1,000", "0x10", "NaN", "inf", ".5", "5.",
-            "1..2",
-        ] {
-            assert_eq!(
-                Money::parse(bad, usd),
-                Err(MoneyError::Malformed),
-                "{bad:?}"
-            );
+        for bad in ["", "-1", "+1", "1e3", "1E3", " 1", "1 ", "1,000", "0x10", "NaN", "inf", ".5", "5.", "1..2"] {
+            assert_eq!(Money::parse(bad, usd), Err(MoneyError::Malformed), "{bad:?}");
         }
         assert_eq!(Money::parse("0", usd), Err(MoneyError::NotPositive));
         assert_eq!(Money::parse("0.00", usd), Err(MoneyError::NotPositive));
-        assert_eq!(
-            Money::parse("1000000000000000", usd),
-            Err(MoneyError::TooLarge)
-        );
-        assert!(matches!(
-            Money::parse("1.001", usd),
-            Err(MoneyError::TooManyDecimals { .. })
-        ));
-        assert!(matches!(
-            Money::parse("1.5", cur("JPY")),
-            Err(MoneyError::TooManyDecimals { .. })
-        ));
-        assert_eq!(
-            Money::parse_json(&serde_json::json!(10.5), usd),
-            Err(MoneyError::NotAString)
-        );
+        assert_eq!(Money::parse("1000000000000000", usd), Err(MoneyError::TooLarge));
+        assert!(matches!(Money::parse("1.001", usd), Err(MoneyError::TooManyDecimals { .. })));
+        assert!(matches!(Money::parse("1.5", cur("JPY")), Err(MoneyError::TooManyDecimals { .. })));
+        assert_eq!(Money::parse_json(&serde_json::json!(10.5), usd), Err(MoneyError::NotAString));
     }
 
     #[test]

@@ -59,10 +59,7 @@ impl ApiKey {
     }
 
     pub fn matches(&self, secret: &str) -> bool {
-        hash_secret(secret)
-            .as_bytes()
-            .ct_eq(self.secret_hash.as_bytes())
-            .into()
+        hash_secret(secret).as_bytes().ct_eq(self.secret_hash.as_bytes()).into()
     }
 }
 

@@ -57,9 +57,7 @@ impl Score {
             return None;
         };
         let text = n.to_string();
-        let d = Decimal::from_str(&text)
-            .or_else(|_| Decimal::from_scientific(&text))
-            .ok()?;
+        let d = Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).ok()?;
         (d >= min && d <= max).then_some(Score(d.normalize()))
     }
 }
@@ -72,8 +70,7 @@ impl fmt::Display for Score {
 
 impl Serialize for Score {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n =
-            serde_json::Number::from_str(&self.0.to_string()).map_err(serde::ser::Error::custom)?;
+        let n = serde_json::Number::from_str(&self.0.to_string()).map_err(serde::ser::Error::custom)?;
         n.serialize(s)
     }
 }

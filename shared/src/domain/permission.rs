@@ -48,9 +48,7 @@ impl Permission {
 
 /// True when `granted` allows `needed`.
 pub fn allows(granted: &[Permission], needed: Permission) -> bool {
-    granted
-        .iter()
-        .any(|p| *p == Permission::Admin || *p == needed)
+    granted.iter().any(|p| *p == Permission::Admin || *p == needed)
 }
 
 #[cfg(test)]
@@ -60,14 +58,8 @@ mod tests {
     #[test]
     fn admin_allows_everything_and_scopes_only_themselves() {
         assert!(allows(&[Permission::Admin], Permission::AuditRead));
-        assert!(allows(
-            &[Permission::PaymentsRead],
-            Permission::PaymentsRead
-        ));
-        assert!(!allows(
-            &[Permission::PaymentsRead],
-            Permission::PaymentsWrite
-        ));
+        assert!(allows(&[Permission::PaymentsRead], Permission::PaymentsRead));
+        assert!(!allows(&[Permission::PaymentsRead], Permission::PaymentsWrite));
         assert!(!allows(&[], Permission::WalletsRead));
     }
 

@@ -93,31 +93,17 @@ struct Finding {
 impl Policy {
     fn findings(&self, p: &PaymentFacts<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut push = |outcome, rule, reason: String| {
-            out.push(Finding {
-                outcome,
-                rule,
-                reason,
-            })
-        };
+        let mut push = |outcome, rule, reason: String| out.push(Finding { outcome, rule, reason });
         let human = self.require_human_approval;
         let soft = if human { Outcome::Hold } else { Outcome::Deny };
         let amount = p.amount;
         let cur = p.currency;
 
         if self.blocked_recipients.contains(p.recipient) {
-            push(
-                Outcome::Deny,
-                "blockedRecipients",
-                format!("recipient {} is blocked", p.recipient),
-            );
+            push(Outcome::Deny, "blockedRecipients", format!("recipient {} is blocked", p.recipient));
         }
         if let Some(limit) = self.auto_reject_above.filter(|l| amount > *l) {
-            push(
-                Outcome::Deny,
-                "autoRejectAbove",
-                format!("amount {amount} {cur} is above autoRejectAbove {limit}"),
-            );
+            push(Outcome::Deny, "autoRejectAbove", format!("amount {amount} {cur} is above autoRejectAbove {limit}"));
         }
         if let Some(limit) = self.require_review_above.filter(|l| amount > *l) {
             push(
@@ -144,20 +130,12 @@ impl Policy {
                 );
             }
             None if human && self.auto_approve_below.is_none_or(|below| amount >= below) => {
-                push(
-                    Outcome::Hold,
-                    "requireHumanApproval",
-                    "policy requires human approval for every payment".into(),
-                );
+                push(Outcome::Hold, "requireHumanApproval", "policy requires human approval for every payment".into());
             }
             _ => {}
         }
         if !self.approved_recipients.is_empty() && !self.approved_recipients.contains(p.recipient) {
-            push(
-                soft,
-                "approvedRecipients",
-                format!("recipient {} is not an approved recipient", p.recipient),
-            );
+            push(soft, "approvedRecipients", format!("recipient {} is not an approved recipient", p.recipient));
         }
         if let Some(limit) = self.daily_spending_limit {
             let total = p.spent_today + amount;
@@ -203,10 +181,7 @@ pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
             continue;
         };
         // First finding of the worst outcome, in rule order.
-        let first = findings
-            .iter()
-            .find(|f| f.outcome == worst.outcome)
-            .unwrap_or(worst);
+        let first = findings.iter().find(|f| f.outcome == worst.outcome).unwrap_or(worst);
         if first.outcome == Outcome::Hold {
             holding_policies.push(policy);
         }
@@ -218,16 +193,8 @@ pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
         }
     }
     if decision.outcome == Outcome::Hold {
-        decision.approval_ttl_seconds = holding_policies
-            .iter()
-            .filter_map(|p| p.approval_ttl_seconds)
-            .min();
-        decision.required_approvals = holding_policies
-            .iter()
-            .map(|p| p.required_approvals)
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        decision.approval_ttl_seconds = holding_policies.iter().filter_map(|p| p.approval_ttl_seconds).min();
+        decision.required_approvals = holding_policies.iter().map(|p| p.required_approvals).max().unwrap_or(1).max(1);
     }
     decision
 }
@@ -286,51 +253,26 @@ mod tests {
     #[test]
     fn wallgent_max_with_human_approval_holds_above_max_only() {
         let to = WalletId::generate();
-        let p = Policy {
-            max_transaction_amount: Some(d("1000")),
-            require_human_approval: true,
-            ..policy()
-        };
-        assert_eq!(
-            decide(std::slice::from_ref(&p), "1000.00", None, &to).outcome,
-            Outcome::Execute
-        );
+        let p = Policy { max_transaction_amount: Some(d("1000")), require_human_approval: true, ..policy() };
+        assert_eq!(decide(std::slice::from_ref(&p), "1000.00", None, &to).outcome, Outcome::Execute);
         let held = decide(&[p], "1000.01", None, &to);
-        assert_eq!(
-            (held.outcome, held.rule.as_str()),
-            (Outcome::Hold, "maxTransactionAmount")
-        );
+        assert_eq!((held.outcome, held.rule.as_str()), (Outcome::Hold, "maxTransactionAmount"));
     }
 
     #[test]
     fn max_without_human_approval_denies() {
         let to = WalletId::generate();
-        let p = Policy {
-            max_transaction_amount: Some(d("100")),
-            ..policy()
-        };
+        let p = Policy { max_transaction_amount: Some(d("100")), ..policy() };
         assert_eq!(decide(&[p], "100.01", None, &to).outcome, Outcome::Deny);
     }
 
     #[test]
     fn human_approval_without_max_holds_everything_but_auto_approve_below() {
         let to = WalletId::generate();
-        let p = Policy {
-            require_human_approval: true,
-            ..policy()
-        };
-        assert_eq!(
-            decide(std::slice::from_ref(&p), "0.01", None, &to).outcome,
-            Outcome::Hold
-        );
-        let q = Policy {
-            auto_approve_below: Some(d("50")),
-            ..p
-        };
-        assert_eq!(
-            decide(std::slice::from_ref(&q), "49.99", None, &to).outcome,
-            Outcome::Execute
-        );
+        let p = Policy { require_human_approval: true, ..policy() };
+        assert_eq!(decide(std::slice::from_ref(&p), "0.01", None, &to).outcome, Outcome::Hold);
+        let q = Policy { auto_approve_below: Some(d("50")), ..p };
+        assert_eq!(decide(std::slice::from_ref(&q), "49.99", None, &to).outcome, Outcome::Execute);
         assert_eq!(decide(&[q], "50.00", None, &to).outcome, Outcome::Hold);
     }
 
@@ -343,95 +285,46 @@ mod tests {
             risk_score_threshold: Some(Score::new(Decimal::from(70))),
             ..policy()
         };
-        assert_eq!(
-            decide(std::slice::from_ref(&p), "30.00", Some(30), &to).outcome,
-            Outcome::Execute
-        );
+        assert_eq!(decide(std::slice::from_ref(&p), "30.00", Some(30), &to).outcome, Outcome::Execute);
         let risky = decide(std::slice::from_ref(&p), "30.00", Some(80), &to);
-        assert_eq!(
-            (risky.outcome, risky.rule.as_str()),
-            (Outcome::Hold, "riskScoreThreshold")
-        );
-        assert_eq!(
-            decide(&[p], "250.00", Some(0), &to).rule,
-            "requireReviewAbove"
-        );
+        assert_eq!((risky.outcome, risky.rule.as_str()), (Outcome::Hold, "riskScoreThreshold"));
+        assert_eq!(decide(&[p], "250.00", Some(0), &to).rule, "requireReviewAbove");
     }
 
     #[test]
     fn deny_rules_beat_holds_and_strictest_policy_wins() {
         let to = WalletId::generate();
-        let blocker = Policy {
-            blocked_recipients: vec![to.clone()],
-            ..policy()
-        };
-        let holder = Policy {
-            require_human_approval: true,
-            ..policy()
-        };
+        let blocker = Policy { blocked_recipients: vec![to.clone()], ..policy() };
+        let holder = Policy { require_human_approval: true, ..policy() };
         let out = decide(&[holder, blocker.clone()], "1.00", None, &to);
-        assert_eq!(
-            (out.outcome, out.policy_id),
-            (Outcome::Deny, Some(blocker.id))
-        );
-        let reject = Policy {
-            auto_reject_above: Some(d("10")),
-            require_review_above: Some(d("5")),
-            ..policy()
-        };
-        assert_eq!(
-            decide(&[reject], "11.00", None, &to).rule,
-            "autoRejectAbove"
-        );
+        assert_eq!((out.outcome, out.policy_id), (Outcome::Deny, Some(blocker.id)));
+        let reject = Policy { auto_reject_above: Some(d("10")), require_review_above: Some(d("5")), ..policy() };
+        assert_eq!(decide(&[reject], "11.00", None, &to).rule, "autoRejectAbove");
     }
 
     #[test]
     fn disabled_policies_are_ignored() {
         let to = WalletId::generate();
-        let p = Policy {
-            enabled: false,
-            require_human_approval: true,
-            ..policy()
-        };
+        let p = Policy { enabled: false, require_human_approval: true, ..policy() };
         assert_eq!(decide(&[p], "1.00", None, &to).outcome, Outcome::Execute);
     }
 
     #[test]
     fn daily_limit_counts_what_was_already_spent() {
         let to = WalletId::generate();
-        let p = Policy {
-            daily_spending_limit: Some(d("100")),
-            require_human_approval: false,
-            ..policy()
-        };
-        let facts = PaymentFacts {
-            amount: d("30"),
-            currency: "USD",
-            recipient: &to,
-            risk_score: None,
-            spent_today: d("80"),
-        };
+        let p = Policy { daily_spending_limit: Some(d("100")), require_human_approval: false, ..policy() };
+        let facts =
+            PaymentFacts { amount: d("30"), currency: "USD", recipient: &to, risk_score: None, spent_today: d("80") };
         assert_eq!(evaluate(&[p], &facts).outcome, Outcome::Deny);
     }
 
     #[test]
     fn hold_takes_shortest_ttl_and_largest_quorum() {
         let to = WalletId::generate();
-        let a = Policy {
-            require_human_approval: true,
-            approval_ttl_seconds: Some(600),
-            required_approvals: 2,
-            ..policy()
-        };
-        let b = Policy {
-            require_human_approval: true,
-            approval_ttl_seconds: Some(60),
-            ..policy()
-        };
+        let a =
+            Policy { require_human_approval: true, approval_ttl_seconds: Some(600), required_approvals: 2, ..policy() };
+        let b = Policy { require_human_approval: true, approval_ttl_seconds: Some(60), ..policy() };
         let out = decide(&[a, b], "1.00", None, &to);
-        assert_eq!(
-            (out.approval_ttl_seconds, out.required_approvals),
-            (Some(60), 2)
-        );
+        assert_eq!((out.approval_ttl_seconds, out.required_approvals), (Some(60), 2));
     }
 }

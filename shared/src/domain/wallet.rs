@@ -109,10 +109,7 @@ mod tests {
         let ten = Money::parse("10.00", Currency::USD).unwrap();
         assert!(w.debit(ten, now).is_some());
         assert_eq!(w.spent_today(now), Decimal::new(1000, 2));
-        assert_eq!(
-            w.spent_today(now + chrono::Duration::days(1)),
-            Decimal::ZERO
-        );
+        assert_eq!(w.spent_today(now + chrono::Duration::days(1)), Decimal::ZERO);
         let too_much = Money::parse("90.01", Currency::USD).unwrap();
         assert!(w.debit(too_much, now).is_none());
         assert_eq!(w.balance().to_wire(), "90.00");

@@ -64,12 +64,8 @@ impl Countersign {
             .status
             .as_deref()
             .map(|s| {
-                ApprovalStatus::parse(s).ok_or_else(|| {
-                    InputError::invalid(
-                        "status",
-                        "must be one of PENDING, APPROVED, REJECTED, EXPIRED",
-                    )
-                })
+                ApprovalStatus::parse(s)
+                    .ok_or_else(|| InputError::invalid("status", "must be one of PENDING, APPROVED, REJECTED, EXPIRED"))
             })
             .transpose()?;
         let query = listing_query(
@@ -86,10 +82,7 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsRead)?;
         let id = parse_approval_id(id)?;
-        Ok(self
-            .read_owned::<Approval>(&approval_key(&id), &caller.org_id)
-            .await?
-            .value)
+        Ok(self.read_owned::<Approval>(&approval_key(&id), &caller.org_id).await?.value)
     }
 
     /// `POST /v1/approvals/{id}/approve` and `/reject`.
@@ -108,34 +101,15 @@ impl Countersign {
             .note
             .as_deref()
             .or(request.reason.as_deref())
-            .map(|n| {
-                input::bounded_text(
-                    if request.note.is_some() {
-                        "note"
-                    } else {
-                        "reason"
-                    },
-                    n,
-                    MAX_NOTE_CHARS,
-                )
-            })
+            .map(|n| input::bounded_text(if request.note.is_some() { "note" } else { "reason" }, n, MAX_NOTE_CHARS))
             .transpose()?;
         let org = caller.org_id.clone();
         self.commit(&org, None, || async {
-            let stored = self
-                .read_owned::<Approval>(&approval_key(&id), &org)
-                .await?;
-            let payment: Stored<Payment> = self
-                .read_owned(&payment_key(&stored.value.payment_id), &org)
-                .await?;
+            let stored = self.read_owned::<Approval>(&approval_key(&id), &org).await?;
+            let payment: Stored<Payment> = self.read_owned(&payment_key(&stored.value.payment_id), &org).await?;
             let now = self.now();
             let mut approval = stored.value.clone();
-            let vote = Vote {
-                key_id: caller.id.clone(),
-                decision,
-                note: note.clone(),
-                at: now,
-            };
+            let vote = Vote { key_id: caller.id.clone(), decision, note: note.clone(), at: now };
             let resolution = approval.cast(vote, now)?;
             let mut writes = vec![records::update(&approval, stored.version)?];
             let mut payment_now = payment.value.clone();
@@ -156,11 +130,7 @@ impl Countersign {
                     payment_now.status = PaymentStatus::Rejected;
                     payment_now.updated_at = now;
                     writes.push(records::update(&payment_now, payment.version)?);
-                    writes.push(records::create(&approval_event(
-                        &approval,
-                        kinds::APPROVAL_REJECTED,
-                        now,
-                    )?)?);
+                    writes.push(records::create(&approval_event(&approval, kinds::APPROVAL_REJECTED, now)?)?);
                     writes.push(records::create(&AuditEntry::new(
                         &org,
                         "approval.rejected",
@@ -172,11 +142,7 @@ impl Countersign {
                     ))?);
                 }
                 Resolution::Approved => {
-                    writes.push(records::create(&approval_event(
-                        &approval,
-                        kinds::APPROVAL_APPROVED,
-                        now,
-                    )?)?);
+                    writes.push(records::create(&approval_event(&approval, kinds::APPROVAL_APPROVED, now)?)?);
                     writes.push(records::create(&AuditEntry::new(
                         &org,
                         "approval.approved",
@@ -186,21 +152,12 @@ impl Countersign {
                         json!({"note": note, "paymentId": payment_now.id}),
                         now,
                     ))?);
-                    writes.extend(
-                        self.execute_held(&mut payment_now, payment.version, actor, now)
-                            .await?,
-                    );
+                    writes.extend(self.execute_held(&mut payment_now, payment.version, actor, now).await?);
                 }
             }
             Ok(Plan {
                 writes,
-                reply: Reply::new(
-                    ReplyStatus::Ok,
-                    &Decided {
-                        approval: &approval,
-                        payment: &payment_now,
-                    },
-                )?,
+                reply: Reply::new(ReplyStatus::Ok, &Decided { approval: &approval, payment: &payment_now })?,
             })
         })
         .await
@@ -214,12 +171,8 @@ impl Countersign {
         actor: &str,
         now: DateTime<Utc>,
     ) -> AppResult<Vec<Write>> {
-        let from: Stored<Wallet> = self
-            .read_owned(&wallet_key(&payment.from), &payment.org_id)
-            .await?;
-        let to: Stored<Wallet> = self
-            .read_owned(&wallet_key(&payment.to), &payment.org_id)
-            .await?;
+        let from: Stored<Wallet> = self.read_owned(&wallet_key(&payment.from), &payment.org_id).await?;
+        let to: Stored<Wallet> = self.read_owned(&wallet_key(&payment.to), &payment.org_id).await?;
         let amount = Money::from_decimal(payment.amount, payment.currency);
         let (mut source, mut target) = (from.value.clone(), to.value.clone());
         let mut writes = Vec::new();
@@ -234,11 +187,7 @@ impl Countersign {
                 for line in &lines {
                     writes.push(records::create(line)?);
                 }
-                writes.push(records::create(&payment_event(
-                    payment,
-                    kinds::PAYMENT_COMPLETED,
-                    now,
-                )?)?);
+                writes.push(records::create(&payment_event(payment, kinds::PAYMENT_COMPLETED, now)?)?);
                 writes.push(records::create(&AuditEntry::new(
                     &payment.org_id,
                     "payment.completed",
@@ -261,11 +210,7 @@ impl Countersign {
                     key: wallet_key(&from.value.id),
                     expect: crate::ports::Expect::Version(from.version),
                 });
-                writes.push(records::create(&payment_event(
-                    payment,
-                    kinds::PAYMENT_FAILED,
-                    now,
-                )?)?);
+                writes.push(records::create(&payment_event(payment, kinds::PAYMENT_FAILED, now)?)?);
                 writes.push(records::create(&AuditEntry::new(
                     &payment.org_id,
                     "payment.failed",
@@ -290,10 +235,7 @@ impl Countersign {
         query.newest_first = false;
         query.sk_at_most = Some(format!("{}#~", records::sort_time(now)));
         let due = self.store.query(query).await?;
-        let mut summary = ExpirySummary {
-            read: due.len(),
-            ..Default::default()
-        };
+        let mut summary = ExpirySummary { read: due.len(), ..Default::default() };
         for item in due {
             let id = records::decode::<Approval>(item)?.value.id;
             match self.expire_one(&id).await {
@@ -315,9 +257,8 @@ impl Countersign {
             if approval.expire(now).is_err() {
                 return Ok(None);
             }
-            let payment: Stored<Payment> = self
-                .read_owned(&payment_key(&approval.payment_id), &approval.org_id)
-                .await?;
+            let payment: Stored<Payment> =
+                self.read_owned(&payment_key(&approval.payment_id), &approval.org_id).await?;
             let mut p = payment.value.clone();
             p.status = PaymentStatus::Expired;
             p.updated_at = now;

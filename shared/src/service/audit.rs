@@ -27,10 +27,7 @@ impl Countersign {
         let query = Query::new(Index::Primary, audit_partition(&caller.org_id), page.limit);
         self.page(query, page, |e: &AuditEntry| {
             filter.action.as_ref().is_none_or(|a| *a == e.action)
-                && filter
-                    .resource_type
-                    .as_ref()
-                    .is_none_or(|r| *r == e.resource_type)
+                && filter.resource_type.as_ref().is_none_or(|r| *r == e.resource_type)
         })
         .await
     }

@@ -62,10 +62,7 @@ impl Countersign {
             }
         }
         let id = org::key_id_of_secret(secret).ok_or(AppError::Unauthorized)?;
-        let stored = self
-            .read::<ApiKey>(&api_key_key(&id))
-            .await?
-            .ok_or(AppError::Unauthorized)?;
+        let stored = self.read::<ApiKey>(&api_key_key(&id)).await?.ok_or(AppError::Unauthorized)?;
         let key = stored.value;
         if !key.matches(secret) {
             return Err(AppError::Unauthorized);
@@ -74,9 +71,7 @@ impl Countersign {
             return Err(AppError::ApiKeyRevoked);
         }
         let now = self.now();
-        let stale = key
-            .last_used_at
-            .is_none_or(|t| (now - t).num_seconds() >= LAST_USED_RESOLUTION_SECONDS);
+        let stale = key.last_used_at.is_none_or(|t| (now - t).num_seconds() >= LAST_USED_RESOLUTION_SECONDS);
         if stale {
             let mut touched = key.clone();
             touched.last_used_at = Some(now);
@@ -89,22 +84,14 @@ impl Countersign {
     }
 
     /// `POST /v1/organizations` (operator only): the org and its first admin key.
-    pub async fn create_organization(
-        &self,
-        caller: &Caller,
-        body: &serde_json::Value,
-    ) -> AppResult<Reply> {
+    pub async fn create_organization(&self, caller: &Caller, body: &serde_json::Value) -> AppResult<Reply> {
         if !matches!(caller, Caller::Operator) {
             return Err(AppError::OperatorOnly);
         }
         let request: NewOrganization = parse(body)?;
         let name = input::name("name", &request.name)?;
         let now = self.now();
-        let org = Organization {
-            id: OrgId::generate(),
-            name,
-            created_at: now,
-        };
+        let org = Organization { id: OrgId::generate(), name, created_at: now };
         let key_id = ApiKeyId::generate();
         let secret = org::new_secret(&key_id);
         let key = ApiKey {
@@ -127,48 +114,30 @@ impl Countersign {
             now,
         );
         let mut body = serde_json::to_value(&org).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        body["adminKey"] = serde_json::to_value(key.view(Some(secret)))
-            .map_err(|e| AppError::Corrupt(e.to_string()))?;
-        let writes = vec![
-            records::create(&org)?,
-            records::create(&key)?,
-            records::create(&audit)?,
-        ];
-        let reply = Reply {
-            status: ReplyStatus::Created,
-            body,
-            replayed: false,
-        };
+        body["adminKey"] =
+            serde_json::to_value(key.view(Some(secret))).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let writes = vec![records::create(&org)?, records::create(&key)?, records::create(&audit)?];
+        let reply = Reply { status: ReplyStatus::Created, body, replayed: false };
         self.commit(&org.id, None, || {
-            let plan = Plan {
-                writes: writes.clone(),
-                reply: reply.clone(),
-            };
+            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
             async move { Ok(plan) }
         })
         .await
     }
 
     /// `POST /v1/api-keys`: a key may only grant permissions it holds itself.
-    pub async fn create_api_key(
-        &self,
-        caller: &Caller,
-        body: &serde_json::Value,
-    ) -> AppResult<Reply> {
+    pub async fn create_api_key(&self, caller: &Caller, body: &serde_json::Value) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
         let request: NewApiKey = parse(body)?;
         let name = input::name("name", &request.name)?;
         if request.permissions.is_empty() {
-            return Err(
-                InputError::invalid("permissions", "must list at least one permission").into(),
-            );
+            return Err(InputError::invalid("permissions", "must list at least one permission").into());
         }
         let mut permissions = Vec::new();
         for p in &request.permissions {
-            let parsed: Permission = serde_json::from_value(json!(p)).map_err(|_| {
-                InputError::invalid("permissions", format!("unknown permission {p:?}"))
-            })?;
+            let parsed: Permission = serde_json::from_value(json!(p))
+                .map_err(|_| InputError::invalid("permissions", format!("unknown permission {p:?}")))?;
             if !allows(&caller.permissions, parsed) {
                 return Err(AppError::PermissionEscalation);
             }
@@ -201,42 +170,24 @@ impl Countersign {
         let writes = vec![records::create(&key)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &key.view(Some(secret)))?;
         self.commit(&key.org_id, None, || {
-            let plan = Plan {
-                writes: writes.clone(),
-                reply: reply.clone(),
-            };
+            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
             async move { Ok(plan) }
         })
         .await
     }
 
-    pub async fn list_api_keys(
-        &self,
-        caller: &Caller,
-        page: &PageRequest,
-    ) -> AppResult<Page<ApiKeyView>> {
+    pub async fn list_api_keys(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<ApiKeyView>> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
-        let query = Query::new(
-            Index::ByOrg,
-            by_org_partition(&caller.org_id, "APIKEY"),
-            page.limit,
-        );
-        Ok(self
-            .page::<ApiKey>(query, page, |_| true)
-            .await?
-            .map(|k| k.view(None)))
+        let query = Query::new(Index::ByOrg, by_org_partition(&caller.org_id, "APIKEY"), page.limit);
+        Ok(self.page::<ApiKey>(query, page, |_| true).await?.map(|k| k.view(None)))
     }
 
     pub async fn get_api_key(&self, caller: &Caller, id: &str) -> AppResult<ApiKeyView> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
         let id = ApiKeyId::parse(id).ok_or(AppError::NotFound("api key"))?;
-        Ok(self
-            .read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id)
-            .await?
-            .value
-            .view(None))
+        Ok(self.read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id).await?.value.view(None))
     }
 
     /// `DELETE /v1/api-keys/{id}`: revocation takes effect on the next request.
@@ -245,9 +196,7 @@ impl Countersign {
         require(caller, Permission::ApiKeysWrite)?;
         let id = ApiKeyId::parse(id).ok_or(AppError::NotFound("api key"))?;
         self.commit(&caller.org_id, None, || async {
-            let stored = self
-                .read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id)
-                .await?;
+            let stored = self.read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id).await?;
             let mut key = stored.value;
             let now = self.now();
             if key.revoked_at.is_none() {
@@ -263,10 +212,7 @@ impl Countersign {
                 now,
             );
             Ok(Plan {
-                writes: vec![
-                    records::update(&key, stored.version)?,
-                    records::create(&audit)?,
-                ],
+                writes: vec![records::update(&key, stored.version)?, records::create(&audit)?],
                 reply: Reply::new(ReplyStatus::Ok, &key.view(None))?,
             })
         })

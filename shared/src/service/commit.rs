@@ -57,11 +57,7 @@ pub struct Reply {
 impl Reply {
     pub fn new(status: ReplyStatus, body: &impl Serialize) -> AppResult<Self> {
         let body = serde_json::to_value(body).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        Ok(Reply {
-            status,
-            body,
-            replayed: false,
-        })
+        Ok(Reply { status, body, replayed: false })
     }
 }
 
@@ -80,20 +76,9 @@ pub struct Idempotency {
 
 impl Idempotency {
     /// Validates the key; the fingerprint covers the whole request body except the key itself.
-    pub fn new(
-        scope: impl Into<String>,
-        key: &str,
-        request: &serde_json::Value,
-    ) -> AppResult<Self> {
-        if key.is_empty()
-            || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
-            || key.chars().any(char::is_control)
-        {
-            return Err(InputError::invalid(
-                "idempotencyKey",
-                "must be 1 to 255 printable characters",
-            )
-            .into());
+    pub fn new(scope: impl Into<String>, key: &str, request: &serde_json::Value) -> AppResult<Self> {
+        if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS || key.chars().any(char::is_control) {
+            return Err(InputError::invalid("idempotencyKey", "must be 1 to 255 printable characters").into());
         }
         let mut body = request.clone();
         if let Some(map) = body.as_object_mut() {
@@ -101,11 +86,7 @@ impl Idempotency {
         }
         // serde_json maps are sorted, so equal bodies hash equally whatever their key order.
         let request_hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-        Ok(Idempotency {
-            scope: scope.into(),
-            key: key.to_string(),
-            request_hash,
-        })
+        Ok(Idempotency { scope: scope.into(), key: key.to_string(), request_hash })
     }
 }
 
@@ -152,8 +133,12 @@ impl Countersign {
                     None => records::create(&record)?,
                 });
             }
+            let events = super::events::committed_events(&writes);
             match self.store.transact(writes).await {
-                Ok(()) => return Ok(reply),
+                Ok(()) => {
+                    self.publish_committed(events).await;
+                    return Ok(reply);
+                }
                 Err(StoreError::ConditionFailed | StoreError::Conflict) => backoff(attempt).await,
                 Err(e) => return Err(e.into()),
             }
@@ -172,8 +157,12 @@ impl Countersign {
             let Some(writes) = plan().await? else {
                 return Ok(false);
             };
+            let events = super::events::committed_events(&writes);
             match self.store.transact(writes).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => {
+                    self.publish_committed(events).await;
+                    return Ok(true);
+                }
                 Err(StoreError::ConditionFailed | StoreError::Conflict) => backoff(attempt).await,
                 Err(e) => return Err(e.into()),
             }
@@ -193,11 +182,7 @@ impl Countersign {
         if record.request_hash != idem.request_hash {
             return Err(AppError::IdempotencyKeyReuse);
         }
-        Ok(Prior::Reply(Reply {
-            status: ReplyStatus::from_code(record.status),
-            body: record.response,
-            replayed: true,
-        }))
+        Ok(Prior::Reply(Reply { status: ReplyStatus::from_code(record.status), body: record.response, replayed: true }))
     }
 }
 

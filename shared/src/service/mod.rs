@@ -7,11 +7,14 @@ mod approvals;
 mod audit;
 mod auth;
 mod commit;
+mod events;
+mod fanout;
 mod paging;
 mod payments;
 mod policies;
 pub mod records;
 mod wallets;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -25,6 +28,8 @@ pub use approvals::{ApprovalFilter, DecideRequest, ExpirySummary};
 pub use audit::AuditFilter;
 pub use auth::{Caller, NewApiKey};
 pub use commit::{Reply, ReplyStatus};
+pub use events::{NoBus, DEFAULT_REPUBLISH_AFTER};
+pub use fanout::{NoClient, NoQueue, SweepSummary};
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 use records::{decode, Record, Stored};
@@ -36,6 +41,12 @@ pub struct Settings {
     pub default_approval_ttl_seconds: u64,
     /// SHA-256 of the operator key (`COUNTERSIGN_ADMIN_KEY`), if one is configured.
     pub operator_key_hash: Option<String>,
+    /// `COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS`: let webhooks target private and loopback addresses.
+    pub allow_private_webhooks: bool,
+    /// Webhook retry schedule.
+    pub retry: crate::domain::delivery::RetryPolicy,
+    /// Unpublished outbox events older than this are re-published by the sweep.
+    pub republish_after: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -43,7 +54,24 @@ impl Default for Settings {
         Settings {
             default_approval_ttl_seconds: 24 * 3600,
             operator_key_hash: None,
+            allow_private_webhooks: false,
+            retry: Default::default(),
+            republish_after: DEFAULT_REPUBLISH_AFTER,
         }
+    }
+}
+
+/// The event and webhook machinery a service talks to.
+#[derive(Clone)]
+pub struct Wiring {
+    pub bus: Arc<dyn crate::ports::EventBus>,
+    pub queue: Arc<dyn crate::ports::DeliveryQueue>,
+    pub client: Arc<dyn crate::ports::WebhookClient>,
+}
+
+impl Default for Wiring {
+    fn default() -> Self {
+        Wiring { bus: Arc::new(NoBus), queue: Arc::new(NoQueue), client: Arc::new(NoClient) }
     }
 }
 
@@ -52,15 +80,18 @@ pub struct Countersign {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    wiring: Wiring,
 }
 
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Countersign {
-            store,
-            clock,
-            settings,
-        }
+        Countersign { store, clock, settings, wiring: Wiring::default() }
+    }
+
+    /// Connects the event bus, the webhook queue and the webhook HTTP client.
+    pub fn with_wiring(mut self, wiring: Wiring) -> Self {
+        self.wiring = wiring;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -81,11 +112,7 @@ impl Countersign {
     }
 
     /// Reads a record that must belong to `org`; another org's record is reported as missing.
-    async fn read_owned<R: Record + Owned>(
-        &self,
-        key: &crate::ports::Key,
-        org: &OrgId,
-    ) -> AppResult<Stored<R>> {
+    async fn read_owned<R: Record + Owned>(&self, key: &crate::ports::Key, org: &OrgId) -> AppResult<Stored<R>> {
         match self.read::<R>(key).await? {
             Some(r) if r.value.org_id() == org => Ok(r),
             _ => Err(AppError::NotFound(R::NAME)),
@@ -110,6 +137,8 @@ owned!(
     crate::domain::payment::Payment,
     crate::domain::approval::Approval,
     crate::domain::policy::Policy,
+    crate::domain::webhook::Webhook,
+    crate::domain::delivery::Delivery,
     ApiKey
 );
 

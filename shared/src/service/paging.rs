@@ -28,18 +28,13 @@ impl PageRequest {
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
                 _ => {
-                    return Err(InputError::invalid(
-                        "limit",
-                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                    return Err(
+                        InputError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIMIT}")).into()
                     )
-                    .into())
                 }
             },
         };
-        let after = cursor
-            .filter(|c| !c.is_empty())
-            .map(decode_cursor)
-            .transpose()?;
+        let after = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
         Ok(PageRequest { limit, after })
     }
 }
@@ -70,11 +65,7 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            data: self.data.into_iter().map(f).collect(),
-            has_more: self.has_more,
-            next_cursor: self.next_cursor,
-        }
+        Page { data: self.data.into_iter().map(f).collect(), has_more: self.has_more, next_cursor: self.next_cursor }
     }
 }
 
@@ -124,10 +115,6 @@ impl Countersign {
         };
         let has_more = next.is_some();
         let next_cursor = next.as_ref().map(encode_cursor);
-        Ok(Page {
-            data: found.into_iter().map(|(_, r)| r).collect(),
-            has_more,
-            next_cursor,
-        })
+        Ok(Page { data: found.into_iter().map(|(_, r)| r).collect(), has_more, next_cursor })
     }
 }

@@ -9,8 +9,7 @@ use super::auth::parse;
 use super::commit::{Idempotency, Plan, Reply, ReplyStatus};
 use super::paging::{Page, PageRequest};
 use super::records::{
-    self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key,
-    Stored,
+    self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key, Stored,
 };
 use super::{require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, TransactionDetails};
@@ -60,14 +59,7 @@ struct ValidPayment {
 
 fn wallet_field(field: &'static str, id: &str) -> AppResult<WalletId> {
     WalletId::parse(id).ok_or_else(|| {
-        InputError::invalid(
-            field,
-            format!(
-                "{:?} is not a wallet id",
-                id.chars().take(64).collect::<String>()
-            ),
-        )
-        .into()
+        InputError::invalid(field, format!("{:?} is not a wallet id", id.chars().take(64).collect::<String>())).into()
     })
 }
 
@@ -95,9 +87,8 @@ impl NewPayment {
             .as_ref()
             .filter(|v| !v.is_null())
             .map(|v| {
-                Score::from_json(v, Decimal::ZERO, hundred).ok_or_else(|| {
-                    InputError::invalid("riskScore", "must be a number from 0 to 100")
-                })
+                Score::from_json(v, Decimal::ZERO, hundred)
+                    .ok_or_else(|| InputError::invalid("riskScore", "must be a number from 0 to 100"))
             })
             .transpose()?;
         let confidence_score = self
@@ -105,18 +96,13 @@ impl NewPayment {
             .as_ref()
             .filter(|v| !v.is_null())
             .map(|v| {
-                Score::from_json(v, Decimal::ZERO, Decimal::ONE).ok_or_else(|| {
-                    InputError::invalid("confidenceScore", "must be a number from 0 to 1")
-                })
+                Score::from_json(v, Decimal::ZERO, Decimal::ONE)
+                    .ok_or_else(|| InputError::invalid("confidenceScore", "must be a number from 0 to 1"))
             })
             .transpose()?;
         let urgency = match &self.urgency {
             Some(u) if !URGENCIES.contains(&u.as_str()) => {
-                return Err(InputError::invalid(
-                    "urgency",
-                    "must be one of low, medium, high, critical",
-                )
-                .into())
+                return Err(InputError::invalid("urgency", "must be one of low, medium, high, critical").into())
             }
             other => other.clone(),
         };
@@ -166,10 +152,7 @@ pub(crate) fn transfer(
         payment_id: Some(payment.clone()),
         created_at: now,
     };
-    let lines = [
-        line(from, EntryKind::Debit, &to.id),
-        line(to, EntryKind::Credit, &from.id),
-    ];
+    let lines = [line(from, EntryKind::Debit, &to.id), line(to, EntryKind::Credit, &from.id)];
     Some((txn, lines))
 }
 
@@ -181,11 +164,7 @@ pub(crate) fn payment_event(payment: &Payment, kind: &str, now: DateTime<Utc>) -
 }
 
 /// Event payload for an approval: the approval plus `approvalId` (what wallgent handlers read).
-pub(crate) fn approval_event(
-    approval: &Approval,
-    kind: &str,
-    now: DateTime<Utc>,
-) -> AppResult<Event> {
+pub(crate) fn approval_event(approval: &Approval, kind: &str, now: DateTime<Utc>) -> AppResult<Event> {
     let mut data = serde_json::to_value(approval).map_err(|e| AppError::Corrupt(e.to_string()))?;
     data["approvalId"] = json!(approval.id);
     Ok(Event::new(&approval.org_id, kind, data, now))
@@ -218,19 +197,13 @@ impl Countersign {
         let request: NewPayment = parse(body)?;
         let valid = request.validate()?;
         let idem_key = request.idempotency_key.as_deref().or(idempotency_header);
-        let idempotency = idem_key
-            .map(|k| Idempotency::new("payments", k, body))
-            .transpose()?;
+        let idempotency = idem_key.map(|k| Idempotency::new("payments", k, body)).transpose()?;
         let org = caller.org_id.clone();
         self.commit(&org, idempotency.as_ref(), || async {
-            let from: Stored<Wallet> = self
-                .read_owned(&wallet_key(&valid.from), &org)
-                .await
-                .map_err(|_| AppError::NotFound("wallet"))?;
-            let to: Stored<Wallet> = self
-                .read_owned(&wallet_key(&valid.to), &org)
-                .await
-                .map_err(|_| AppError::NotFound("wallet"))?;
+            let from: Stored<Wallet> =
+                self.read_owned(&wallet_key(&valid.from), &org).await.map_err(|_| AppError::NotFound("wallet"))?;
+            let to: Stored<Wallet> =
+                self.read_owned(&wallet_key(&valid.to), &org).await.map_err(|_| AppError::NotFound("wallet"))?;
             let currency = from.value.currency;
             if let Some(asked) = valid.currency.filter(|c| *c != currency) {
                 return Err(AppError::CurrencyMismatch {
@@ -303,11 +276,7 @@ impl Countersign {
                 for line in &lines {
                     writes.push(records::create(line)?);
                 }
-                writes.push(records::create(&payment_event(
-                    &payment,
-                    kinds::PAYMENT_COMPLETED,
-                    now,
-                )?)?);
+                writes.push(records::create(&payment_event(&payment, kinds::PAYMENT_COMPLETED, now)?)?);
                 writes.push(records::create(&AuditEntry::new(
                     &org,
                     "payment.completed",
@@ -319,9 +288,7 @@ impl Countersign {
                 ))?);
                 ReplyStatus::Created
             } else {
-                let ttl = decision
-                    .approval_ttl_seconds
-                    .unwrap_or(self.settings.default_approval_ttl_seconds);
+                let ttl = decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                 let approval = Approval {
                     id: ApprovalId::generate(),
                     org_id: org.clone(),
@@ -353,11 +320,7 @@ impl Countersign {
                     expect: crate::ports::Expect::Version(from.version),
                 });
                 writes.push(records::create(&approval)?);
-                writes.push(records::create(&approval_event(
-                    &approval,
-                    kinds::APPROVAL_CREATED,
-                    now,
-                )?)?);
+                writes.push(records::create(&approval_event(&approval, kinds::APPROVAL_CREATED, now)?)?);
                 writes.push(records::create(&AuditEntry::new(
                     &org,
                     "payment.held",
@@ -370,10 +333,7 @@ impl Countersign {
                 ReplyStatus::Accepted
             };
             writes.push(records::create(&payment)?);
-            Ok(Plan {
-                writes,
-                reply: Reply::new(status, &payment)?,
-            })
+            Ok(Plan { writes, reply: Reply::new(status, &payment)? })
         })
         .await
     }
@@ -382,10 +342,7 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
         let id = PaymentId::parse(id).ok_or(AppError::NotFound("payment"))?;
-        Ok(self
-            .read_owned::<Payment>(&payment_key(&id), &caller.org_id)
-            .await?
-            .value)
+        Ok(self.read_owned::<Payment>(&payment_key(&id), &caller.org_id).await?.value)
     }
 
     pub async fn list_payments(
@@ -429,21 +386,12 @@ pub(crate) fn listing_query(
 ) -> AppResult<Query> {
     Ok(match (wallet, status) {
         (Some(w), status) => {
-            let wallet = WalletId::parse(w)
-                .ok_or_else(|| InputError::invalid("walletId", "is not a wallet id"))?;
-            let mut q = Query::new(
-                Index::ByWallet,
-                by_wallet_partition(org, &wallet, kind),
-                limit,
-            );
+            let wallet = WalletId::parse(w).ok_or_else(|| InputError::invalid("walletId", "is not a wallet id"))?;
+            let mut q = Query::new(Index::ByWallet, by_wallet_partition(org, &wallet, kind), limit);
             q.sk_prefix = status.map(|s| format!("{s}#"));
             q
         }
-        (None, Some(status)) => Query::new(
-            Index::ByStatus,
-            by_status_partition(org, kind, status),
-            limit,
-        ),
+        (None, Some(status)) => Query::new(Index::ByStatus, by_status_partition(org, kind, status), limit),
         (None, None) => Query::new(Index::ByOrg, by_org_partition(org, kind), limit),
     })
 }

@@ -58,11 +58,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::
     serde_json::Value::deserialize(d).map(Some)
 }
 
-fn limit(
-    field: &'static str,
-    value: &serde_json::Value,
-    currency: Currency,
-) -> AppResult<Option<Decimal>> {
+fn limit(field: &'static str, value: &serde_json::Value, currency: Currency) -> AppResult<Option<Decimal>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -73,15 +69,11 @@ fn limit(
 
 fn recipients(field: &'static str, ids: &[String]) -> AppResult<Vec<WalletId>> {
     if ids.len() > MAX_ID_LIST {
-        return Err(
-            InputError::invalid(field, format!("must list at most {MAX_ID_LIST} wallets")).into(),
-        );
+        return Err(InputError::invalid(field, format!("must list at most {MAX_ID_LIST} wallets")).into());
     }
     ids.iter()
         .map(|id| {
-            WalletId::parse(id).ok_or_else(|| {
-                InputError::invalid(field, format!("{id:?} is not a wallet id")).into()
-            })
+            WalletId::parse(id).ok_or_else(|| InputError::invalid(field, format!("{id:?} is not a wallet id")).into())
         })
         .collect()
 }
@@ -94,36 +86,12 @@ impl PolicyFields {
         if let Some(enabled) = self.enabled {
             policy.enabled = enabled;
         }
-        let amounts: [(
-            &'static str,
-            &Option<serde_json::Value>,
-            &mut Option<Decimal>,
-        ); 5] = [
-            (
-                "maxTransactionAmount",
-                &self.max_transaction_amount,
-                &mut policy.max_transaction_amount,
-            ),
-            (
-                "dailySpendingLimit",
-                &self.daily_spending_limit,
-                &mut policy.daily_spending_limit,
-            ),
-            (
-                "autoApproveBelow",
-                &self.auto_approve_below,
-                &mut policy.auto_approve_below,
-            ),
-            (
-                "requireReviewAbove",
-                &self.require_review_above,
-                &mut policy.require_review_above,
-            ),
-            (
-                "autoRejectAbove",
-                &self.auto_reject_above,
-                &mut policy.auto_reject_above,
-            ),
+        let amounts: [(&'static str, &Option<serde_json::Value>, &mut Option<Decimal>); 5] = [
+            ("maxTransactionAmount", &self.max_transaction_amount, &mut policy.max_transaction_amount),
+            ("dailySpendingLimit", &self.daily_spending_limit, &mut policy.daily_spending_limit),
+            ("autoApproveBelow", &self.auto_approve_below, &mut policy.auto_approve_below),
+            ("requireReviewAbove", &self.require_review_above, &mut policy.require_review_above),
+            ("autoRejectAbove", &self.auto_reject_above, &mut policy.auto_reject_above),
         ];
         for (field, value, target) in amounts {
             if let Some(value) = value {
@@ -143,27 +111,20 @@ impl PolicyFields {
             policy.risk_score_threshold = match value {
                 serde_json::Value::Null => None,
                 v => Some(
-                    Score::from_json(v, Decimal::ZERO, Decimal::ONE_HUNDRED).ok_or_else(|| {
-                        InputError::invalid("riskScoreThreshold", "must be a number from 0 to 100")
-                    })?,
+                    Score::from_json(v, Decimal::ZERO, Decimal::ONE_HUNDRED)
+                        .ok_or_else(|| InputError::invalid("riskScoreThreshold", "must be a number from 0 to 100"))?,
                 ),
             };
         }
         if let Some(value) = &self.approval_ttl_seconds {
             policy.approval_ttl_seconds = match value {
                 serde_json::Value::Null => None,
-                v => Some(
-                    v.as_u64()
-                        .filter(|s| (1..=MAX_TTL_SECONDS).contains(s))
-                        .ok_or_else(|| {
-                            InputError::invalid(
-                                "approvalTtlSeconds",
-                                format!(
-                                    "must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"
-                                ),
-                            )
-                        })?,
-                ),
+                v => Some(v.as_u64().filter(|s| (1..=MAX_TTL_SECONDS).contains(s)).ok_or_else(|| {
+                    InputError::invalid(
+                        "approvalTtlSeconds",
+                        format!("must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"),
+                    )
+                })?),
             };
         }
         if let Some(n) = self.required_approvals {
@@ -190,17 +151,12 @@ impl Countersign {
         caller: &ApiKey,
         wallet: &WalletId,
     ) -> AppResult<crate::service::records::Stored<Wallet>> {
-        self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id)
-            .await
+        self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await
     }
 
     /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
     pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<Vec<Policy>> {
-        let mut query = Query::new(
-            Index::Primary,
-            format!("WALLET#{wallet}"),
-            MAX_POLICIES_PER_WALLET,
-        );
+        let mut query = Query::new(Index::Primary, format!("WALLET#{wallet}"), MAX_POLICIES_PER_WALLET);
         query.sk_prefix = Some("POLICY#".into());
         query.newest_first = false;
         self.store
@@ -211,12 +167,7 @@ impl Countersign {
             .collect()
     }
 
-    pub async fn create_policy(
-        &self,
-        caller: &Caller,
-        wallet_id: &str,
-        body: &serde_json::Value,
-    ) -> AppResult<Reply> {
+    pub async fn create_policy(&self, caller: &Caller, wallet_id: &str, body: &serde_json::Value) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
         let wallet_id = parse_wallet_id(wallet_id)?;
@@ -267,10 +218,7 @@ impl Countersign {
         let writes = vec![records::create(&policy)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &policy)?;
         self.commit(&policy.org_id, None, || {
-            let plan = Plan {
-                writes: writes.clone(),
-                reply: reply.clone(),
-            };
+            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
             async move { Ok(plan) }
         })
         .await
@@ -284,20 +232,12 @@ impl Countersign {
         self.wallet_policies(&wallet_id).await
     }
 
-    pub async fn get_policy(
-        &self,
-        caller: &Caller,
-        wallet_id: &str,
-        policy_id: &str,
-    ) -> AppResult<Policy> {
+    pub async fn get_policy(&self, caller: &Caller, wallet_id: &str, policy_id: &str) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         let wallet_id = parse_wallet_id(wallet_id)?;
         let policy_id = parse_policy_id(policy_id)?;
-        Ok(self
-            .read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id)
-            .await?
-            .value)
+        Ok(self.read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id).await?.value)
     }
 
     pub async fn update_policy(
@@ -317,9 +257,7 @@ impl Countersign {
         }
         self.commit(&caller.org_id, None, || async {
             let wallet = self.owned_wallet(caller, &wallet_id).await?.value;
-            let stored = self
-                .read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id)
-                .await?;
+            let stored = self.read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id).await?;
             let mut policy = stored.value;
             fields.apply(&mut policy, wallet.currency)?;
             let now = self.now();
@@ -334,30 +272,20 @@ impl Countersign {
                 now,
             );
             Ok(Plan {
-                writes: vec![
-                    records::update(&policy, stored.version)?,
-                    records::create(&audit)?,
-                ],
+                writes: vec![records::update(&policy, stored.version)?, records::create(&audit)?],
                 reply: Reply::new(ReplyStatus::Ok, &policy)?,
             })
         })
         .await
     }
 
-    pub async fn delete_policy(
-        &self,
-        caller: &Caller,
-        wallet_id: &str,
-        policy_id: &str,
-    ) -> AppResult<Reply> {
+    pub async fn delete_policy(&self, caller: &Caller, wallet_id: &str, policy_id: &str) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
         let wallet_id = parse_wallet_id(wallet_id)?;
         let policy_id = parse_policy_id(policy_id)?;
         self.commit(&caller.org_id, None, || async {
-            let stored = self
-                .read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id)
-                .await?;
+            let stored = self.read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id).await?;
             let now = self.now();
             let audit = AuditEntry::new(
                 &caller.org_id,

@@ -11,6 +11,10 @@
 //! | approvals due for expiry | due | `APPROVAL` / `expiresAt#id` (only while PENDING) |
 //! | unpublished outbox events | due | `OUTBOX` / `createdAt#id` (only until published) |
 //! | idempotency record | primary | `IDEM#o#scope#key` / `IDEM` (TTL 24 h) |
+//! | org's webhooks (every fan-out) | primary | `ORG#o#WEBHOOK` / `WEBHOOK#id` |
+//! | delivery by id | primary | `DELIVERY#id` / `DELIVERY` |
+//! | deliveries of a webhook | byWallet | `ORG#o#WEBHOOK#w#DELIVERY` / id |
+//! | dead-lettered deliveries | byStatus | `ORG#o#DELIVERY#FAILED` / id |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -18,12 +22,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::approval::{Approval, ApprovalStatus};
 use crate::domain::audit::AuditEntry;
+use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
-use crate::domain::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, WalletId};
+use crate::domain::ids::{ApiKeyId, ApprovalId, DeliveryId, OrgId, PaymentId, PolicyId, WalletId, WebhookId};
 use crate::domain::org::{ApiKey, Organization};
 use crate::domain::payment::Payment;
 use crate::domain::policy::Policy;
 use crate::domain::wallet::{LedgerEntry, Wallet};
+use crate::domain::webhook::Webhook;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Expect, IndexKeys, Item, Key, Write};
 
@@ -55,13 +61,9 @@ pub struct Stored<R> {
 }
 
 pub fn decode<R: Record>(item: Item) -> AppResult<Stored<R>> {
-    let value = serde_json::from_value(item.body).map_err(|e| {
-        AppError::Corrupt(format!("{} {}/{}: {e}", R::NAME, item.key.pk, item.key.sk))
-    })?;
-    Ok(Stored {
-        value,
-        version: item.version,
-    })
+    let value = serde_json::from_value(item.body)
+        .map_err(|e| AppError::Corrupt(format!("{} {}/{}: {e}", R::NAME, item.key.pk, item.key.sk)))?;
+    Ok(Stored { value, version: item.version })
 }
 
 fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
@@ -76,18 +78,12 @@ fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
 
 /// A put that only succeeds if nothing is stored at the record's key yet.
 pub fn create<R: Record>(record: &R) -> AppResult<Write> {
-    Ok(Write::Put {
-        item: encode(record, 1)?,
-        expect: Expect::Absent,
-    })
+    Ok(Write::Put { item: encode(record, 1)?, expect: Expect::Absent })
 }
 
 /// A put that only succeeds if the stored version is still `read_version`.
 pub fn update<R: Record>(record: &R, read_version: u64) -> AppResult<Write> {
-    Ok(Write::Put {
-        item: encode(record, read_version + 1)?,
-        expect: Expect::Version(read_version),
-    })
+    Ok(Write::Put { item: encode(record, read_version + 1)?, expect: Expect::Version(read_version) })
 }
 
 pub fn org_key(id: &OrgId) -> Key {
@@ -135,10 +131,7 @@ impl Record for ApiKey {
     }
     fn indexes(&self) -> IndexKeys {
         IndexKeys {
-            by_org: Some((
-                by_org_partition(&self.org_id, "APIKEY"),
-                self.id.to_string(),
-            )),
+            by_org: Some((by_org_partition(&self.org_id, "APIKEY"), self.id.to_string())),
             ..Default::default()
         }
     }
@@ -151,10 +144,7 @@ impl Record for Wallet {
     }
     fn indexes(&self) -> IndexKeys {
         IndexKeys {
-            by_org: Some((
-                by_org_partition(&self.org_id, "WALLET"),
-                self.id.to_string(),
-            )),
+            by_org: Some((by_org_partition(&self.org_id, "WALLET"), self.id.to_string())),
             ..Default::default()
         }
     }
@@ -170,10 +160,7 @@ impl Record for Policy {
 impl Record for LedgerEntry {
     const NAME: &'static str = "transaction";
     fn key(&self) -> Key {
-        Key::new(
-            format!("WALLET#{}", self.wallet_id),
-            format!("TXN#{}", self.id),
-        )
+        Key::new(format!("WALLET#{}", self.wallet_id), format!("TXN#{}", self.id))
     }
 }
 
@@ -185,14 +172,8 @@ impl Record for Payment {
     fn indexes(&self) -> IndexKeys {
         let status = self.status.as_str();
         IndexKeys {
-            by_org: Some((
-                by_org_partition(&self.org_id, "PAYMENT"),
-                self.id.to_string(),
-            )),
-            by_status: Some((
-                by_status_partition(&self.org_id, "PAYMENT", status),
-                self.id.to_string(),
-            )),
+            by_org: Some((by_org_partition(&self.org_id, "PAYMENT"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "PAYMENT", status), self.id.to_string())),
             by_wallet: Some((
                 by_wallet_partition(&self.org_id, &self.from, "PAYMENT"),
                 format!("{status}#{}", self.id),
@@ -210,25 +191,15 @@ impl Record for Approval {
     fn indexes(&self) -> IndexKeys {
         let status = self.status.as_str();
         IndexKeys {
-            by_org: Some((
-                by_org_partition(&self.org_id, "APPROVAL"),
-                self.id.to_string(),
-            )),
-            by_status: Some((
-                by_status_partition(&self.org_id, "APPROVAL", status),
-                self.id.to_string(),
-            )),
+            by_org: Some((by_org_partition(&self.org_id, "APPROVAL"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "APPROVAL", status), self.id.to_string())),
             by_wallet: Some((
                 by_wallet_partition(&self.org_id, &self.wallet_id, "APPROVAL"),
                 format!("{status}#{}", self.id),
             )),
             // Sparse: only pending approvals are in the due index, so the sweep reads only them.
-            due: (self.status == ApprovalStatus::Pending).then(|| {
-                (
-                    DUE_APPROVALS.to_string(),
-                    format!("{}#{}", sort_time(self.expires_at), self.id),
-                )
-            }),
+            due: (self.status == ApprovalStatus::Pending)
+                .then(|| (DUE_APPROVALS.to_string(), format!("{}#{}", sort_time(self.expires_at), self.id))),
         }
     }
 }
@@ -247,15 +218,51 @@ impl Record for Event {
     }
     fn indexes(&self) -> IndexKeys {
         IndexKeys {
-            due: self.published_at.is_none().then(|| {
-                (
-                    DUE_OUTBOX.to_string(),
-                    format!("{}#{}", sort_time(self.created_at), self.id),
-                )
-            }),
+            due: self
+                .published_at
+                .is_none()
+                .then(|| (DUE_OUTBOX.to_string(), format!("{}#{}", sort_time(self.created_at), self.id))),
             ..Default::default()
         }
     }
+}
+
+pub fn webhook_partition(org: &OrgId) -> String {
+    format!("ORG#{org}#WEBHOOK")
+}
+pub fn webhook_key(org: &OrgId, id: &WebhookId) -> Key {
+    Key::new(webhook_partition(org), format!("WEBHOOK#{id}"))
+}
+pub fn delivery_key(id: &DeliveryId) -> Key {
+    Key::new(format!("DELIVERY#{id}"), "DELIVERY")
+}
+pub fn deliveries_partition(org: &OrgId, webhook: &WebhookId) -> String {
+    format!("ORG#{org}#WEBHOOK#{webhook}#DELIVERY")
+}
+
+impl Record for Webhook {
+    const NAME: &'static str = "webhook";
+    fn key(&self) -> Key {
+        webhook_key(&self.org_id, &self.id)
+    }
+}
+
+impl Record for Delivery {
+    const NAME: &'static str = "delivery";
+    fn key(&self) -> Key {
+        delivery_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys {
+            by_status: Some((by_status_partition(&self.org_id, "DELIVERY", self.status.as_str()), self.id.to_string())),
+            by_wallet: Some((deliveries_partition(&self.org_id, &self.webhook_id), self.id.to_string())),
+            ..Default::default()
+        }
+    }
+}
+
+pub fn dead_letter_partition(org: &OrgId) -> String {
+    by_status_partition(org, "DELIVERY", DeliveryStatus::Failed.as_str())
 }
 
 /// The first response to an idempotent request, replayed for retries with the same key.

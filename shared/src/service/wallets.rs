@@ -68,19 +68,13 @@ fn optional_name(field: &'static str, value: Option<&str>) -> AppResult<Option<S
 }
 
 impl Countersign {
-    pub async fn create_wallet(
-        &self,
-        caller: &Caller,
-        body: &serde_json::Value,
-    ) -> AppResult<Reply> {
+    pub async fn create_wallet(&self, caller: &Caller, body: &serde_json::Value) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
         let request: NewWallet = parse(body)?;
         let currency = match &request.currency {
             None => Currency::default(),
-            Some(code) => {
-                Currency::parse(code).map_err(|e| InputError::invalid("currency", e.to_string()))?
-            }
+            Some(code) => Currency::parse(code).map_err(|e| InputError::invalid("currency", e.to_string()))?,
         };
         let now = self.now();
         let wallet = Wallet {
@@ -108,10 +102,7 @@ impl Countersign {
         let writes = vec![records::create(&wallet)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &wallet)?;
         self.commit(&wallet.org_id, None, || {
-            let plan = Plan {
-                writes: writes.clone(),
-                reply: reply.clone(),
-            };
+            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
             async move { Ok(plan) }
         })
         .await
@@ -121,48 +112,26 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         let id = parse_wallet_id(id)?;
-        Ok(self
-            .read_owned::<Wallet>(&wallet_key(&id), &caller.org_id)
-            .await?
-            .value)
+        Ok(self.read_owned::<Wallet>(&wallet_key(&id), &caller.org_id).await?.value)
     }
 
-    pub async fn list_wallets(
-        &self,
-        caller: &Caller,
-        page: &PageRequest,
-    ) -> AppResult<Page<Wallet>> {
+    pub async fn list_wallets(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<Wallet>> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
-        let query = Query::new(
-            Index::ByOrg,
-            by_org_partition(&caller.org_id, "WALLET"),
-            page.limit,
-        );
+        let query = Query::new(Index::ByOrg, by_org_partition(&caller.org_id, "WALLET"), page.limit);
         self.page(query, page, |_| true).await
     }
 
-    pub async fn update_wallet(
-        &self,
-        caller: &Caller,
-        id: &str,
-        body: &serde_json::Value,
-    ) -> AppResult<Reply> {
+    pub async fn update_wallet(&self, caller: &Caller, id: &str, body: &serde_json::Value) -> AppResult<Reply> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
         let id = parse_wallet_id(id)?;
         let patch: WalletPatch = parse(body)?;
         let name = optional_name("name", patch.name.as_deref())?;
         let agent_name = optional_name("agentName", patch.agent_name.as_deref())?;
-        let metadata = patch
-            .metadata
-            .as_ref()
-            .map(|m| input::metadata(Some(m)))
-            .transpose()?;
+        let metadata = patch.metadata.as_ref().map(|m| input::metadata(Some(m))).transpose()?;
         self.commit(&caller.org_id, None, || async {
-            let stored = self
-                .read_owned::<Wallet>(&wallet_key(&id), &caller.org_id)
-                .await?;
+            let stored = self.read_owned::<Wallet>(&wallet_key(&id), &caller.org_id).await?;
             let mut wallet = stored.value;
             let now = self.now();
             if let Some(n) = &name {
@@ -185,10 +154,7 @@ impl Countersign {
                 now,
             );
             Ok(Plan {
-                writes: vec![
-                    records::update(&wallet, stored.version)?,
-                    records::create(&audit)?,
-                ],
+                writes: vec![records::update(&wallet, stored.version)?, records::create(&audit)?],
                 reply: Reply::new(ReplyStatus::Ok, &wallet)?,
             })
         })
@@ -197,11 +163,7 @@ impl Countersign {
 
     pub async fn wallet_balance(&self, caller: &Caller, id: &str) -> AppResult<Balance> {
         let wallet = self.get_wallet(caller, id).await?;
-        Ok(Balance {
-            wallet_id: wallet.id.clone(),
-            balance: wallet.balance().to_wire(),
-            currency: wallet.currency,
-        })
+        Ok(Balance { wallet_id: wallet.id.clone(), balance: wallet.balance().to_wire(), currency: wallet.currency })
     }
 
     /// `POST /v1/wallets/{id}/fund`: money enters from the external funding account.
@@ -217,19 +179,13 @@ impl Countersign {
         let id = parse_wallet_id(id)?;
         let request: FundRequest = parse(body)?;
         let idem_key = request.idempotency_key.as_deref().or(idempotency_header);
-        let idempotency = idem_key
-            .map(|k| Idempotency::new(format!("fund#{id}"), k, body))
-            .transpose()?;
+        let idempotency = idem_key.map(|k| Idempotency::new(format!("fund#{id}"), k, body)).transpose()?;
         self.commit(&caller.org_id, idempotency.as_ref(), || async {
-            let stored = self
-                .read_owned::<Wallet>(&wallet_key(&id), &caller.org_id)
-                .await?;
+            let stored = self.read_owned::<Wallet>(&wallet_key(&id), &caller.org_id).await?;
             let mut wallet = stored.value;
             let amount = Money::parse_json(&request.amount, wallet.currency)?;
             let now = self.now();
-            wallet
-                .credit(amount, now)
-                .ok_or_else(|| InputError::invalid("amount", "balance would overflow"))?;
+            wallet.credit(amount, now).ok_or_else(|| InputError::invalid("amount", "balance would overflow"))?;
             let txn = TransactionId::generate();
             let entry = LedgerEntry {
                 id: format!("ent_{}", ulid::Ulid::new()),

@@ -1,0 +1,109 @@
+//! The webhook HTTP client: reqwest with a short timeout, a resolver that refuses internal
+//! addresses after DNS, and a redirect policy that checks every hop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::domain::ssrf::{self, TargetError};
+use crate::domain::webhook::SignedHeaders;
+use crate::ports::{HttpOutcome, SendError, WebhookClient};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_REDIRECTS: usize = 3;
+
+/// Resolves with the system resolver, then refuses the name if any address is internal.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err(Box::new(TargetError::Unresolvable) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            for addr in &addrs {
+                ssrf::guard(addr.ip(), allow)?;
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+pub struct HttpWebhookClient {
+    http: reqwest::Client,
+    allow_private: bool,
+    timeout: Duration,
+}
+
+impl HttpWebhookClient {
+    pub fn new(allow_private: bool, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.stop()
+            } else {
+                match ssrf::check_url(attempt.url(), allow_private) {
+                    Ok(_) => attempt.follow(),
+                    Err(e) => attempt.error(e),
+                }
+            }
+        });
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .redirect(redirect)
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+            .user_agent("Countersign-Webhooks/1")
+            .pool_max_idle_per_host(8)
+            .build()?;
+        Ok(HttpWebhookClient { http, allow_private, timeout })
+    }
+}
+
+/// Finds a guard refusal anywhere in an error's source chain.
+fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<TargetError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(t) = e.downcast_ref::<TargetError>() {
+            return Some(t.clone());
+        }
+        current = e.source();
+    }
+    None
+}
+
+#[async_trait]
+impl WebhookClient for HttpWebhookClient {
+    async fn post(&self, url: &str, headers: &SignedHeaders, body: Vec<u8>) -> Result<HttpOutcome, SendError> {
+        let parsed = url::Url::parse(url).map_err(|_| TargetError::Malformed)?;
+        // Literal IPs never reach the resolver, so they are checked here.
+        ssrf::check_url(&parsed, self.allow_private)?;
+        let started = Instant::now();
+        let result = self
+            .http
+            .post(parsed)
+            .header("content-type", "application/json")
+            .header("webhook-id", &headers.webhook_id)
+            .header("webhook-timestamp", &headers.webhook_timestamp)
+            .header("webhook-signature", &headers.webhook_signature)
+            .header("x-countersign-signature", &headers.countersign_signature)
+            .body(body)
+            .send()
+            .await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(res) => Ok(HttpOutcome { status: res.status().as_u16(), latency_ms }),
+            Err(e) if e.is_timeout() => Err(SendError::Timeout(self.timeout.as_millis() as u64)),
+            Err(e) => match refusal(&e) {
+                Some(t) => Err(SendError::Refused(t)),
+                None => Err(SendError::Failed(e.without_url().to_string())),
+            },
+        }
+    }
+}

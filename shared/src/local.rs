@@ -1,0 +1,95 @@
+//! The local server's composition: SQLite store, store-backed queue as bus and queue, the real
+//! webhook client, and the background loops that stand in for EventBridge schedules and SQS.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+
+use crate::adapters::local_queue::StoreQueue;
+use crate::adapters::sqlite::SqliteStore;
+use crate::config::{settings_from_env, webhook_client, ConfigError};
+use crate::ports::{Clock, Store, SystemClock};
+use crate::service::{Countersign, Settings, Wiring};
+
+/// Messages claimed per poll of the local queue.
+const BATCH: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the data directory: {0}")]
+    Store(#[from] crate::ports::StoreError),
+}
+
+/// The service over any store, with the local queue and a real webhook client.
+pub fn wire(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+) -> Result<(Countersign, StoreQueue), ConfigError> {
+    let queue = StoreQueue::new(store.clone());
+    let wiring = Wiring {
+        bus: Arc::new(queue.clone()),
+        queue: Arc::new(queue.clone()),
+        client: Arc::new(webhook_client(&settings)?),
+    };
+    Ok((Countersign::new(store, clock, settings).with_wiring(wiring), queue))
+}
+
+/// The local server's service on `dir/countersign.db`, settings from the environment.
+pub fn open(dir: &Path) -> Result<(Arc<Countersign>, StoreQueue), LocalError> {
+    let store = SqliteStore::open_dir(dir)?;
+    let (service, queue) = wire(Arc::new(store), Arc::new(SystemClock), settings_from_env()?)?;
+    Ok((Arc::new(service), queue))
+}
+
+/// Works the local queue forever: claim due messages, handle them concurrently, acknowledge the
+/// ones handled. Unacknowledged ones come back after their lease (as SQS redelivers).
+pub async fn run_queue_worker(service: Arc<Countersign>, queue: StoreQueue, poll: Duration) {
+    loop {
+        let batch = match queue.receive(BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(error = %e, "local queue receive failed");
+                Vec::new()
+            }
+        };
+        let full = batch.len() == BATCH;
+        stream::iter(batch)
+            .for_each_concurrent(BATCH, |received| {
+                let (service, queue) = (&service, &queue);
+                async move {
+                    match service.handle_message(&received.message).await {
+                        Ok(()) => {
+                            if let Err(e) = queue.ack(&received).await {
+                                tracing::warn!(error = %e, "local queue ack failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "message failed; it will be retried"),
+                    }
+                }
+            })
+            .await;
+        if !full {
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+/// Runs the scheduled sweep every `every`, as the EventBridge schedule does in AWS.
+pub async fn run_sweeper(service: Arc<Countersign>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        match service.sweep(None, 100).await {
+            Ok(summary) if summary.approvals_expired + summary.events_republished > 0 => {
+                tracing::info!(?summary, "sweep");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "sweep failed"),
+        }
+    }
+}

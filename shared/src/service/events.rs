@@ -1,0 +1,92 @@
+//! The transactional outbox: events commit with their change, then go to the bus; the sweep
+//! re-publishes any left behind (a function that died between commit and publish).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+
+use super::records::{self, sort_time, Stored, DUE_OUTBOX};
+use super::Countersign;
+use crate::domain::event::Event;
+use crate::error::AppResult;
+use crate::ports::{BusError, EventBus, Index, Query, Write};
+
+/// A bus that publishes nothing: events wait in the outbox (used where no bus is wired).
+pub struct NoBus;
+
+#[async_trait::async_trait]
+impl EventBus for NoBus {
+    async fn publish(&self, _: &[Event]) -> Result<Vec<crate::domain::ids::EventId>, BusError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Events the sweep considers stuck once they are this old and still unpublished.
+pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);
+
+/// The events among a committed transaction's writes.
+pub(crate) fn committed_events(writes: &[Write]) -> Vec<Stored<Event>> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Put { item, .. } if item.key.sk == "EVENT" && item.key.pk.starts_with("EVENT#") => {
+                records::decode::<Event>(item.clone()).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+impl Countersign {
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.wiring.bus
+    }
+
+    /// Publishes freshly committed events and marks the published ones; failures only log, the
+    /// events stay in the outbox for the sweep.
+    pub(crate) async fn publish_committed(&self, events: Vec<Stored<Event>>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.publish_and_mark(events).await {
+            tracing::warn!(error = %e, "publishing after commit failed; the sweep will retry");
+        }
+    }
+
+    async fn publish_and_mark(&self, events: Vec<Stored<Event>>) -> AppResult<usize> {
+        let plain: Vec<Event> = events.iter().map(|e| e.value.clone()).collect();
+        let published = self.wiring.bus.publish(&plain).await?;
+        let now = self.now();
+        let mut marks = Vec::new();
+        for stored in events.into_iter().filter(|e| published.contains(&e.value.id)) {
+            let mut event = stored.value;
+            event.published_at = Some(now);
+            marks.push(records::update(&event, stored.version)?);
+        }
+        let count = marks.len();
+        // Marks are independent; one lost race (another publisher marked first) must not block
+        // the others, so write them one by one.
+        for mark in marks {
+            if let Err(e) = self.store.transact(vec![mark]).await {
+                tracing::debug!(error = %e, "event already marked published");
+            }
+        }
+        Ok(count)
+    }
+
+    /// Re-publishes up to `limit` events unpublished for longer than the threshold, oldest first.
+    pub async fn republish_stuck(&self, limit: usize) -> AppResult<usize> {
+        let cutoff = self.now()
+            - ChronoDuration::from_std(self.settings.republish_after).unwrap_or_else(|_| ChronoDuration::seconds(60));
+        let mut query = Query::new(Index::Due, DUE_OUTBOX, limit.max(1));
+        query.newest_first = false;
+        query.sk_at_most = Some(format!("{}#~", sort_time(cutoff)));
+        let stuck = self.store.query(query).await?;
+        if stuck.is_empty() {
+            return Ok(0);
+        }
+        let events = stuck.into_iter().map(records::decode::<Event>).collect::<AppResult<Vec<_>>>()?;
+        self.publish_and_mark(events).await
+    }
+}

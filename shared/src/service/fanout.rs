@@ -1,0 +1,263 @@
+//! Webhook fan-out and delivery: one delivery per (event, subscription), signed, POSTed with a
+//! short timeout, retried with backoff through the queue, then dead-lettered.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use super::records::{self, delivery_key, webhook_key, webhook_partition, Stored};
+use super::Countersign;
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::event::Event;
+use crate::domain::ids::DeliveryId;
+use crate::domain::webhook::{sign, Webhook};
+use crate::error::{AppError, AppResult};
+use crate::ports::{
+    DeliveryQueue, HttpOutcome, Index, Query, QueueError, QueueMessage, SendError, StoreError, WebhookClient,
+};
+
+/// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
+pub const DELIVERY_CONCURRENCY: usize = 32;
+const MAX_WEBHOOKS_PER_ORG: usize = 100;
+const MAX_ERROR_CHARS: usize = 500;
+
+/// A queue that accepts nothing (where no queue is wired).
+pub struct NoQueue;
+
+#[async_trait::async_trait]
+impl DeliveryQueue for NoQueue {
+    fn max_delay(&self) -> Duration {
+        Duration::from_secs(900)
+    }
+    async fn send(&self, _: &QueueMessage, _: Duration) -> Result<(), QueueError> {
+        Err(QueueError("no webhook queue configured".into()))
+    }
+}
+
+/// A client that sends nothing (where no HTTP client is wired).
+pub struct NoClient;
+
+#[async_trait::async_trait]
+impl WebhookClient for NoClient {
+    async fn post(
+        &self,
+        _: &str,
+        _: &crate::domain::webhook::SignedHeaders,
+        _: Vec<u8>,
+    ) -> Result<HttpOutcome, SendError> {
+        Err(SendError::Failed("no webhook client configured".into()))
+    }
+}
+
+/// What one scheduled sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepSummary {
+    pub approvals_read: usize,
+    pub approvals_expired: usize,
+    pub approvals_skipped: usize,
+    pub events_republished: usize,
+    pub out_of_time: bool,
+}
+
+/// The body subscribers receive: `{"id", "type", "createdAt", "data"}`.
+pub(crate) fn envelope(event: &Event) -> serde_json::Value {
+    serde_json::json!({"id": event.id, "type": event.kind, "createdAt": event.created_at, "data": event.data})
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+impl Countersign {
+    /// Handles one queue message. An error means "retry this message later" (the queue redelivers);
+    /// fan-out is idempotent because delivery ids derive from (event, webhook).
+    pub async fn handle_message(&self, message: &QueueMessage) -> AppResult<()> {
+        match message {
+            QueueMessage::Event { event } => self.fan_out(event).await,
+            QueueMessage::Delivery { delivery_id, .. } => self.deliver_due(delivery_id).await,
+        }
+    }
+
+    async fn fan_out(&self, event: &Event) -> AppResult<()> {
+        let mut query = Query::new(Index::Primary, webhook_partition(&event.org_id), MAX_WEBHOOKS_PER_ORG);
+        query.sk_prefix = Some("WEBHOOK#".into());
+        let webhooks: Vec<Webhook> = self
+            .store
+            .query(query)
+            .await?
+            .into_iter()
+            .map(|i| records::decode::<Webhook>(i).map(|s| s.value))
+            .collect::<AppResult<_>>()?;
+        let targets: Vec<Webhook> = webhooks.into_iter().filter(|w| w.wants(&event.kind)).collect();
+        let results: Vec<AppResult<()>> = stream::iter(targets)
+            .map(|webhook| async move {
+                let delivery = self.ensure_delivery(event, &webhook).await?;
+                if delivery.value.status == DeliveryStatus::Pending && delivery.value.attempts == 0 {
+                    self.attempt(delivery, Some(webhook)).await?;
+                }
+                Ok(())
+            })
+            .buffer_unordered(DELIVERY_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn ensure_delivery(&self, event: &Event, webhook: &Webhook) -> AppResult<Stored<Delivery>> {
+        let now = self.now();
+        let delivery = Delivery {
+            id: DeliveryId::for_event(&event.id, &webhook.id),
+            org_id: event.org_id.clone(),
+            webhook_id: webhook.id.clone(),
+            event: envelope(event),
+            event_id: event.id.to_string(),
+            event_type: event.kind.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            last_status_code: None,
+            last_latency_ms: None,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+        };
+        match self.store.transact(vec![records::create(&delivery)?]).await {
+            Ok(()) => Ok(Stored { value: delivery, version: 1 }),
+            Err(StoreError::ConditionFailed | StoreError::Conflict) => {
+                self.read::<Delivery>(&delivery_key(&delivery.id)).await?.ok_or(AppError::Contention)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn deliver_due(&self, id: &DeliveryId) -> AppResult<()> {
+        let Some(stored) = self.read::<Delivery>(&delivery_key(id)).await? else {
+            return Ok(()); // discarded or never created: nothing to do
+        };
+        if stored.value.status != DeliveryStatus::Pending {
+            return Ok(());
+        }
+        let wait = (stored.value.next_attempt_at - self.now()).to_std().unwrap_or_default();
+        if wait > Duration::from_secs(1) {
+            // Longer than the queue's delay limit: wait again.
+            let delay = wait.min(self.wiring.queue.max_delay());
+            let message =
+                QueueMessage::Delivery { webhook_id: stored.value.webhook_id.clone(), delivery_id: id.clone() };
+            self.wiring.queue.send(&message, delay).await?;
+            return Ok(());
+        }
+        self.attempt(stored, None).await
+    }
+
+    /// One attempt: sign, POST, record the outcome; schedule the next attempt or dead-letter.
+    async fn attempt(&self, stored: Stored<Delivery>, webhook: Option<Webhook>) -> AppResult<()> {
+        let mut delivery = stored.value;
+        let webhook = match webhook {
+            Some(w) => Some(w),
+            None => self.read::<Webhook>(&webhook_key(&delivery.org_id, &delivery.webhook_id)).await?.map(|s| s.value),
+        };
+        let now = self.now();
+        let Some(webhook) = webhook.filter(|w| w.enabled) else {
+            delivery.status = DeliveryStatus::Discarded;
+            delivery.last_error = Some("webhook disabled or deleted".into());
+            delivery.updated_at = now;
+            return self.save_delivery(&delivery, stored.version).await;
+        };
+        let outcome = self.post_signed(&webhook, &delivery.event_id, &delivery.event).await;
+        delivery.attempts += 1;
+        delivery.updated_at = self.now();
+        match outcome {
+            Ok(HttpOutcome { status, latency_ms }) if (200..300).contains(&status) => {
+                delivery.status = DeliveryStatus::Delivered;
+                delivery.delivered_at = Some(delivery.updated_at);
+                delivery.last_status_code = Some(status);
+                delivery.last_latency_ms = Some(latency_ms);
+                delivery.last_error = None;
+            }
+            failed => {
+                match failed {
+                    Ok(HttpOutcome { status, latency_ms }) => {
+                        delivery.last_status_code = Some(status);
+                        delivery.last_latency_ms = Some(latency_ms);
+                        delivery.last_error = Some(format!("endpoint answered HTTP {status}"));
+                    }
+                    Err(e) => {
+                        delivery.last_status_code = None;
+                        delivery.last_error = Some(short(&e.to_string()));
+                    }
+                }
+                match self.settings.retry.next_delay(delivery.attempts) {
+                    Some(delay) => {
+                        delivery.next_attempt_at =
+                            delivery.updated_at + ChronoDuration::from_std(delay).unwrap_or_default();
+                        // Enqueue before saving: a lost save leaves a harmless extra message, a
+                        // lost enqueue would strand the delivery.
+                        let message = QueueMessage::Delivery {
+                            webhook_id: delivery.webhook_id.clone(),
+                            delivery_id: delivery.id.clone(),
+                        };
+                        self.wiring.queue.send(&message, delay.min(self.wiring.queue.max_delay())).await?;
+                    }
+                    None => delivery.status = DeliveryStatus::Failed,
+                }
+            }
+        }
+        self.save_delivery(&delivery, stored.version).await
+    }
+
+    async fn save_delivery(&self, delivery: &Delivery, version: u64) -> AppResult<()> {
+        match self.store.transact(vec![records::update(delivery, version)?]).await {
+            // Another worker handled the same delivery (a duplicate message): its outcome stands.
+            Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn post_signed(
+        &self,
+        webhook: &Webhook,
+        message_id: &str,
+        body: &serde_json::Value,
+    ) -> Result<HttpOutcome, SendError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| SendError::Failed(e.to_string()))?;
+        let headers = sign(&webhook.secret, message_id, self.now().timestamp(), &bytes);
+        self.wiring.client.post(&webhook.url, &headers, bytes).await
+    }
+
+    /// The scheduled sweep: expire due approvals page by page while time remains, then re-publish
+    /// stuck outbox events. Stops early, leaving the rest for the next run, when `deadline` nears.
+    pub async fn sweep(&self, deadline: Option<DateTime<Utc>>, page: usize) -> AppResult<SweepSummary> {
+        let mut summary = SweepSummary::default();
+        // The deadline is the Lambda's wall-clock deadline, so it is compared with real time.
+        let time_left = |_: &Self| deadline.is_none_or(|d| Utc::now() + ChronoDuration::seconds(3) < d);
+        loop {
+            if !time_left(self) {
+                summary.out_of_time = true;
+                return Ok(summary);
+            }
+            let pass = self.expire_due(page).await?;
+            summary.approvals_read += pass.read;
+            summary.approvals_expired += pass.expired;
+            summary.approvals_skipped += pass.skipped;
+            if pass.read < page || pass.expired == 0 {
+                break;
+            }
+        }
+        loop {
+            if !time_left(self) {
+                summary.out_of_time = true;
+                return Ok(summary);
+            }
+            let republished = self.republish_stuck(page).await?;
+            summary.events_republished += republished;
+            if republished < page {
+                break;
+            }
+        }
+        Ok(summary)
+    }
+}
