@@ -35,7 +35,8 @@ ensure_python_env() {
     log "creating the Python environment"
     python3 -m venv "$TOOLS/venv"
   fi
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/sdk/requirements.txt"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+  export COUNTERSIGN_TEST_PYTHON="$TOOLS/venv/bin/python"
 }
 
 free_port() {
@@ -68,9 +69,26 @@ start_dynamodb_local() {
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 }
 
+start_ministack() {
+  local port
+  port=$(free_port)
+  log "starting ministack on 127.0.0.1:$port"
+  (cd "$TOOLS" && BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" "$TOOLS/venv/bin/ministack" >"$TOOLS/ministack.log" 2>&1) &
+  SERVICE_PIDS+=($!)
+  for _ in $(seq 1 300); do
+    if python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:$port/_ministack/health', timeout=1).status != 200)" 2>/dev/null; then
+      export COUNTERSIGN_TEST_MINISTACK_ENDPOINT="http://127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "ministack did not start; see $TOOLS/ministack.log"
+  return 1
+}
+
 stop_services() {
   for pid in "${SERVICE_PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    [ -n "$pid" ] && pkill -P "$pid" 2>/dev/null; [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
 }
 

@@ -2,6 +2,8 @@
 //! on a loopback port. DynamoDB tests need `COUNTERSIGN_TEST_DYNAMODB_ENDPOINT`; without it they
 //! fail (never skip), so a missing emulator is seen.
 
+pub mod events;
+
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -128,10 +130,47 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, None).await.0
+    }
+
+    /// With event wiring: webhooks are delivered through `stack` to real receivers. Retries are
+    /// fast (3 attempts, 200 ms base) and stuck events are re-published at once by the sweep.
+    pub async fn spawn_with_events(backend: Backend, stack: events::EventStack) -> (Self, Arc<events::SwitchableBus>) {
+        let (app, bus) = Self::spawn_with(backend, Some(stack)).await;
+        (app, bus.expect("bus"))
+    }
+
+    async fn spawn_with(
+        backend: Backend,
+        stack: Option<events::EventStack>,
+    ) -> (Self, Option<Arc<events::SwitchableBus>>) {
         let store = TestStore::new(backend).await;
         let clock = ManualClock::new();
-        let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
-        let service = Arc::new(Countersign::new(store.store(), clock.clone(), settings));
+        let mut settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
+        let mut service = Countersign::new(store.store(), clock.clone(), settings.clone());
+        let mut bus = None;
+        if let Some(stack) = stack {
+            settings.allow_private_webhooks = true;
+            settings.retry = countersign_core::domain::delivery::RetryPolicy {
+                max_attempts: 3,
+                base: std::time::Duration::from_millis(200),
+                cap: std::time::Duration::from_secs(1),
+            };
+            settings.republish_after = std::time::Duration::ZERO;
+            let client = Arc::new(
+                countersign_core::adapters::http_client::HttpWebhookClient::new(
+                    true,
+                    std::time::Duration::from_secs(2),
+                )
+                .expect("client"),
+            );
+            let slot = Arc::new(tokio::sync::OnceCell::new());
+            let (wiring, switch) = events::wire_events(stack, store.store(), client, slot.clone()).await;
+            service = Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring);
+            let _ = slot.set(Arc::new(service.clone()));
+            bus = Some(switch);
+        }
+        let service = Arc::new(service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = countersign_core::api::router(service.clone());
@@ -139,7 +178,7 @@ impl TestApp {
             let _ = axum::serve(listener, router).await;
         });
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
-        TestApp { base: format!("http://{addr}"), http, store, clock, service }
+        (TestApp { base: format!("http://{addr}"), http, store, clock, service }, bus)
     }
 
     /// Sends a request; returns status and JSON body (`Null` when the body is not JSON).

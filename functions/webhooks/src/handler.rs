@@ -45,9 +45,7 @@ pub async fn handle(service: &Countersign, batch: SqsEvent) -> SqsBatchResponse 
         .await;
     let mut response = SqsBatchResponse::default();
     for id in failures.into_iter().flatten() {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
+        response.batch_item_failures.push(BatchItemFailure { item_identifier: id });
     }
     response
 }

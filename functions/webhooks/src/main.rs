@@ -1,7 +1,7 @@
 //! The webhooks Lambda, fed by the SQS queue the EventBridge rule targets
 //! (`ReportBatchItemFailures` on the event source). Clients are built once per cold start.
 
-mod handler;
+use countersign_webhooks::handler;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};

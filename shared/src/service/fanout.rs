@@ -224,7 +224,8 @@ impl Countersign {
         body: &serde_json::Value,
     ) -> Result<HttpOutcome, SendError> {
         let bytes = serde_json::to_vec(body).map_err(|e| SendError::Failed(e.to_string()))?;
-        let headers = sign(&webhook.secret, message_id, self.now().timestamp(), &bytes);
+        // Transport time, not business time: receivers check it against their own clocks.
+        let headers = sign(&webhook.secret, message_id, Utc::now().timestamp(), &bytes);
         self.wiring.client.post(&webhook.url, &headers, bytes).await
     }
 
