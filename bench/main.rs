@@ -4,6 +4,8 @@
 //! 2. DynamoDB requests per operation against DynamoDB Local
 //!    (`COUNTERSIGN_TEST_DYNAMODB_ENDPOINT`), counted at the adapter.
 
+mod events;
+
 use std::time::{Duration, Instant};
 
 use countersign_tests::{Backend, TestApp, TestStore};
@@ -184,4 +186,7 @@ async fn main() {
         None => eprintln!("--server <path to countersign> not given: skipping the local-server benchmark"),
     }
     dynamodb_requests_per_operation().await;
+    events::sweep_reads().await;
+    events::fanout_throughput().await;
+    events::healthy_latency_with_hanging_peer().await;
 }

@@ -1,0 +1,201 @@
+//! Event benchmarks: the sweep's reads with many pending and few due approvals (DynamoDB Local),
+//! fan-out throughput to a local receiver, and a healthy endpoint's latency while another hangs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use chrono::Utc;
+use countersign_core::adapters::http_client::HttpWebhookClient;
+use countersign_core::adapters::local_queue::StoreQueue;
+use countersign_core::adapters::sqlite::SqliteStore;
+use countersign_core::domain::approval::{Approval, ApprovalStatus, TransactionDetails};
+use countersign_core::domain::event::Event;
+use countersign_core::domain::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, WalletId};
+use countersign_core::domain::money::Currency;
+use countersign_core::ports::{QueueMessage, Store, SystemClock};
+use countersign_core::service::records;
+use countersign_core::service::{Countersign, Settings, Wiring};
+use countersign_tests::{Backend, TestStore};
+use futures::stream::{self, StreamExt};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+fn approval(org: &OrgId, expires_in: chrono::Duration) -> Approval {
+    let now = Utc::now();
+    Approval {
+        id: ApprovalId::generate(),
+        org_id: org.clone(),
+        wallet_id: WalletId::generate(),
+        payment_id: PaymentId::generate(),
+        policy_id: None,
+        transaction_details: TransactionDetails {
+            amount: Decimal::new(100, 2),
+            currency: Currency::USD,
+            recipient: WalletId::generate(),
+            description: None,
+        },
+        status: ApprovalStatus::Pending,
+        reason: "bench".into(),
+        required_approvals: 1,
+        votes: vec![],
+        expires_at: now + expires_in,
+        resolved_at: None,
+        resolved_by: None,
+        resolution_note: None,
+        created_by: ApiKeyId::generate(),
+        created_at: now,
+    }
+}
+
+/// 10,000 pending approvals, 100 of them due: how many items does one sweep read?
+pub async fn sweep_reads() {
+    let ts = TestStore::new(Backend::Dynamo).await;
+    let TestStore::Dynamo { store: dynamo, .. } = &ts else { unreachable!() };
+    let store = ts.store();
+    let org = OrgId::generate();
+    let mut writes = Vec::new();
+    for i in 0..10_000 {
+        let due = i % 100 == 0;
+        let a = approval(&org, if due { chrono::Duration::seconds(-5) } else { chrono::Duration::hours(24) });
+        writes.push(records::create(&a).expect("approval"));
+        if writes.len() == 100 {
+            store.transact(std::mem::take(&mut writes)).await.expect("seed");
+        }
+    }
+    let service = Countersign::new(store, Arc::new(SystemClock), Settings::default());
+    let before = dynamo.request_count();
+    let started = Instant::now();
+    let summary = service.sweep(Some(Utc::now() + chrono::Duration::seconds(60)), 100).await.expect("sweep");
+    println!("== sweep: 10,000 pending approvals, 100 due (DynamoDB Local)");
+    println!(
+        "due-index items read: {}   expiry attempts: {}   DynamoDB requests: {}   time: {:.0} ms",
+        summary.approvals_read,
+        summary.approvals_expired + summary.approvals_skipped,
+        dynamo.request_count() - before,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+async fn receiver(arrivals: Arrivals) -> String {
+    let ok = {
+        let arrivals = arrivals.clone();
+        move |headers: axum::http::HeaderMap| {
+            let arrivals = arrivals.clone();
+            async move {
+                if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
+                    arrivals.lock().expect("lock").insert(id.to_string(), Instant::now());
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }
+    };
+    let hang = || async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        axum::http::StatusCode::OK
+    };
+    let app = axum::Router::new().route("/ok/{n}", post(ok)).route("/hang", post(hang));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn local_service(timeout: Duration) -> (Arc<Countersign>, Arc<dyn Store>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let queue = StoreQueue::new(store.clone());
+    let settings = Settings { allow_private_webhooks: true, ..Settings::default() };
+    let client = Arc::new(HttpWebhookClient::new(true, timeout).expect("client"));
+    let wiring = Wiring { bus: Arc::new(queue.clone()), queue: Arc::new(queue), client };
+    (Arc::new(Countersign::new(store.clone(), Arc::new(SystemClock), settings).with_wiring(wiring)), store)
+}
+
+async fn subscribe(store: &Arc<dyn Store>, org: &OrgId, url: String) {
+    let now = Utc::now();
+    let hook = countersign_core::domain::webhook::Webhook {
+        id: countersign_core::domain::ids::WebhookId::generate(),
+        org_id: org.clone(),
+        url,
+        events: vec!["*".into()],
+        enabled: true,
+        secret: countersign_core::domain::webhook::new_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.transact(vec![records::create(&hook).expect("hook")]).await.expect("subscribe");
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Fan-out throughput: events × subscriptions delivered to a local receiver.
+pub async fn fanout_throughput() {
+    let arrivals: Arrivals = Arc::default();
+    let base = receiver(arrivals.clone()).await;
+    let (service, store) = local_service(Duration::from_secs(5)).await;
+    let org = OrgId::generate();
+    const HOOKS: usize = 10;
+    const EVENTS: usize = 200;
+    for n in 0..HOOKS {
+        subscribe(&store, &org, format!("{base}/ok/{n}")).await;
+    }
+    let started = Instant::now();
+    stream::iter(0..EVENTS)
+        .for_each_concurrent(8, |_| {
+            let service = service.clone();
+            let org = org.clone();
+            async move {
+                let event = Event::new(&org, "approval.created", json!({"n": 1}), Utc::now());
+                service.handle_message(&QueueMessage::Event { event }).await.expect("fan-out");
+            }
+        })
+        .await;
+    let elapsed = started.elapsed();
+    println!("== fan-out to a local receiver (SQLite store, {HOOKS} subscriptions, {EVENTS} events, 8 events at once)");
+    println!(
+        "deliveries: {}   throughput: {:.0} deliveries/s",
+        EVENTS * HOOKS,
+        (EVENTS * HOOKS) as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// A healthy endpoint's delivery latency while another subscription of the same events hangs.
+pub async fn healthy_latency_with_hanging_peer() {
+    let arrivals: Arrivals = Arc::default();
+    let base = receiver(arrivals.clone()).await;
+    let timeout = Duration::from_secs(2);
+    let (service, store) = local_service(timeout).await;
+    let org = OrgId::generate();
+    subscribe(&store, &org, format!("{base}/ok/0")).await;
+    subscribe(&store, &org, format!("{base}/hang")).await;
+    const EVENTS: usize = 100;
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let started = Instant::now();
+    stream::iter(0..EVENTS)
+        .for_each_concurrent(EVENTS, |_| {
+            let (service, org, sent) = (service.clone(), org.clone(), sent.clone());
+            async move {
+                let event = Event::new(&org, "approval.created", json!({}), Utc::now());
+                sent.lock().expect("lock").insert(event.id.to_string(), Instant::now());
+                let _ = service.handle_message(&QueueMessage::Event { event }).await;
+            }
+        })
+        .await;
+    let arrivals = arrivals.lock().expect("lock");
+    let sent = sent.lock().expect("lock");
+    let mut latencies: Vec<Duration> =
+        sent.iter().filter_map(|(id, t)| arrivals.get(id).map(|a| a.duration_since(*t))).collect();
+    latencies.sort();
+    println!("== healthy endpoint while another hangs (timeout {timeout:?}, {EVENTS} events at once)");
+    println!(
+        "healthy deliveries: {}/{EVENTS}   p50: {:.1} ms   p99: {:.1} ms   batch wall time: {:.1} s (bounded by the hanging peer's timeout)",
+        latencies.len(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64()
+    );
+}
