@@ -70,8 +70,7 @@ pub async fn wire_events(
             let bus = Arc::new(SwitchableBus { inner: Arc::new(queue.clone()), failing: AtomicBool::new(false) });
             let worker_queue = queue.clone();
             tokio::spawn(async move {
-                let service =
-                    service_slot.get_or_init(|| async { unreachable!("service set before use") }).await.clone();
+                let service = service_of(&service_slot).await;
                 countersign_core::local::run_queue_worker(service, worker_queue, Duration::from_millis(20)).await;
             });
             (Wiring { bus: bus.clone(), queue: Arc::new(queue), client }, bus)
@@ -122,6 +121,16 @@ pub async fn wire_events(
     }
 }
 
+/// The service, once the test app has built it (consumers start before it exists).
+async fn service_of(slot: &tokio::sync::OnceCell<Arc<Countersign>>) -> Arc<Countersign> {
+    loop {
+        if let Some(service) = slot.get() {
+            return service.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Stands in for Lambda's SQS event source: receive, hand the batch to the webhooks handler,
 /// delete what it did not report as failed.
 async fn poll_sqs(
@@ -129,7 +138,7 @@ async fn poll_sqs(
     queue_url: String,
     service_slot: Arc<tokio::sync::OnceCell<Arc<Countersign>>>,
 ) {
-    let service = service_slot.get_or_init(|| async { unreachable!("service set before use") }).await.clone();
+    let service = service_of(&service_slot).await;
     loop {
         let Ok(out) =
             sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await
