@@ -59,10 +59,16 @@ pub async fn sweep_reads() {
     for i in 0..10_000 {
         let due = i % 100 == 0;
         let a = approval(&org, if due { chrono::Duration::seconds(-5) } else { chrono::Duration::hours(24) });
+        if due {
+            writes.push(records::create(&payment_for(&a)).expect("payment"));
+        }
         writes.push(records::create(&a).expect("approval"));
-        if writes.len() == 100 {
+        if writes.len() >= 99 {
             store.transact(std::mem::take(&mut writes)).await.expect("seed");
         }
+    }
+    if !writes.is_empty() {
+        store.transact(writes).await.expect("seed");
     }
     let service = Countersign::new(store, Arc::new(SystemClock), Settings::default());
     let before = dynamo.request_count();
@@ -76,6 +82,41 @@ pub async fn sweep_reads() {
         dynamo.request_count() - before,
         started.elapsed().as_secs_f64() * 1e3
     );
+}
+
+fn payment_for(a: &Approval) -> countersign_core::domain::payment::Payment {
+    use countersign_core::domain::payment::{Payment, PaymentStatus};
+    use countersign_core::domain::policy::{Decision, Outcome};
+    Payment {
+        id: a.payment_id.clone(),
+        org_id: a.org_id.clone(),
+        from: a.wallet_id.clone(),
+        to: a.transaction_details.recipient.clone(),
+        amount: a.transaction_details.amount,
+        currency: Currency::USD,
+        description: None,
+        metadata: Default::default(),
+        risk_score: None,
+        confidence_score: None,
+        agent_reasoning: None,
+        urgency: None,
+        status: PaymentStatus::PendingApproval,
+        approval_id: Some(a.id.clone()),
+        decision: Decision {
+            outcome: Outcome::Hold,
+            rule: "bench".into(),
+            reason: "bench".into(),
+            policy_id: None,
+            approval_ttl_seconds: None,
+            required_approvals: 1,
+        },
+        created_by: a.created_by.clone(),
+        transaction_id: None,
+        failure_reason: None,
+        created_at: a.created_at,
+        updated_at: a.created_at,
+        completed_at: None,
+    }
 }
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;

@@ -241,7 +241,13 @@ impl Countersign {
             match self.expire_one(&id).await {
                 Ok(true) => summary.expired += 1,
                 Ok(false) | Err(AppError::Contention) => summary.skipped += 1,
-                Err(e) => return Err(e),
+                // The store being down ends the sweep (the next run retries); a bad record is
+                // logged and skipped so it cannot block every approval behind it.
+                Err(e @ AppError::Store(_)) => return Err(e),
+                Err(e) => {
+                    tracing::error!(approval = %id, error = %e, "cannot expire approval; skipped");
+                    summary.skipped += 1;
+                }
             }
         }
         Ok(summary)
