@@ -78,7 +78,7 @@ def main():
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     for key, value in sorted(outputs.items()):
         print(f"{key}={value}")
-    api_id = cfn.describe_stack_resource(StackName=stack, LogicalResourceId="Api")["StackResourceDetail"]["PhysicalResourceId"]
+    api_id = cfn.describe_stack_resource(StackName=stack, LogicalResourceId="HttpApi")["StackResourceDetail"]["PhysicalResourceId"]
     print(f"API_URL={os.environ['AWS_ENDPOINT_URL'].rstrip('/')}/_aws/execute-api/{api_id}/$default")
 
 

@@ -39,6 +39,15 @@ ensure_python_env() {
   export COUNTERSIGN_TEST_PYTHON="$TOOLS/venv/bin/python"
 }
 
+# cfn-lint and checkov pin botocore versions that clash with ministack's, so they get their own venv.
+ensure_lint_env() {
+  if [ ! -x "$TOOLS/lint-venv/bin/checkov" ]; then
+    log "creating the infra lint environment (cfn-lint, checkov)"
+    python3 -m venv "$TOOLS/lint-venv"
+  fi
+  "$TOOLS/lint-venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/infra/requirements-lint.txt"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -73,7 +82,8 @@ start_ministack() {
   local port
   port=$(free_port)
   log "starting ministack on 127.0.0.1:$port"
-  (cd "$TOOLS" && BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" "$TOOLS/venv/bin/ministack" >"$TOOLS/ministack.log" 2>&1) &
+  # AWS_ENDPOINT_URL is what the emulator hands to the functions it runs, so they call it back.
+  (cd "$TOOLS" && AWS_ENDPOINT_URL="http://127.0.0.1:$port" BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" "$TOOLS/venv/bin/ministack" >"$TOOLS/ministack.log" 2>&1) &
   SERVICE_PIDS+=($!)
   for _ in $(seq 1 300); do
     if python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:$port/_ministack/health', timeout=1).status != 200)" 2>/dev/null; then

@@ -51,8 +51,8 @@ pub fn webhook_timeout() -> Result<std::time::Duration, ConfigError> {
         .unwrap_or(crate::adapters::http_client::DEFAULT_TIMEOUT))
 }
 
-/// Settings from `COUNTERSIGN_ADMIN_KEY` (operator key, kept only as a hash) and
-/// `COUNTERSIGN_DEFAULT_APPROVAL_TTL_SECONDS` (default 86400).
+/// Settings from the environment: the operator key (kept only as a hash), the default approval
+/// window, the private-webhook switch and the webhook retry schedule (README, Configuration).
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     if let Ok(key) = std::env::var(ENV_ADMIN_KEY) {
@@ -61,10 +61,17 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         }
         settings.operator_key_hash = Some(hash_secret(&key));
     }
-    if let Ok(ttl) = std::env::var(ENV_DEFAULT_TTL) {
-        settings.default_approval_ttl_seconds = ttl.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-            ConfigError::Invalid { name: ENV_DEFAULT_TTL, reason: "must be a positive whole number".into() }
-        })?;
+    if let Some(ttl) = parse_env::<u64>(ENV_DEFAULT_TTL, |v| *v > 0, "must be a positive whole number")? {
+        settings.default_approval_ttl_seconds = ttl;
+    }
+    if let Some(allow) = parse_env::<bool>(ENV_ALLOW_PRIVATE, |_| true, "must be true or false")? {
+        settings.allow_private_webhooks = allow;
+    }
+    if let Some(n) = parse_env::<u32>(ENV_MAX_ATTEMPTS, |v| (1..=50).contains(v), "must be 1 to 50")? {
+        settings.retry.max_attempts = n;
+    }
+    if let Some(ms) = parse_env::<u64>(ENV_BACKOFF_BASE_MS, |v| *v >= 1, "must be a positive number of milliseconds")? {
+        settings.retry.base = std::time::Duration::from_millis(ms);
     }
     Ok(settings)
 }
@@ -99,4 +106,32 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time().json().try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_read_every_knob_and_refuse_bad_values() {
+        // One test touches the process environment, so nothing else races it.
+        std::env::set_var(ENV_ALLOW_PRIVATE, "true");
+        std::env::set_var(ENV_MAX_ATTEMPTS, "3");
+        std::env::set_var(ENV_BACKOFF_BASE_MS, "250");
+        std::env::set_var(ENV_DEFAULT_TTL, "60");
+        let s = settings_from_env().unwrap();
+        assert!(s.allow_private_webhooks);
+        assert_eq!(
+            (s.retry.max_attempts, s.retry.base, s.default_approval_ttl_seconds),
+            (3, std::time::Duration::from_millis(250), 60)
+        );
+        std::env::set_var(ENV_MAX_ATTEMPTS, "0");
+        assert!(settings_from_env().is_err());
+        std::env::set_var(ENV_ALLOW_PRIVATE, "yes");
+        std::env::set_var(ENV_MAX_ATTEMPTS, "3");
+        assert!(settings_from_env().is_err());
+        for name in [ENV_ALLOW_PRIVATE, ENV_MAX_ATTEMPTS, ENV_BACKOFF_BASE_MS, ENV_DEFAULT_TTL] {
+            std::env::remove_var(name);
+        }
+    }
 }

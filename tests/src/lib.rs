@@ -3,6 +3,7 @@
 //! fail (never skip), so a missing emulator is seen.
 
 pub mod events;
+pub mod template;
 
 use std::sync::{Arc, Mutex};
 
@@ -58,7 +59,7 @@ impl TestStore {
                 let client = dynamo_client().await;
                 let table = format!("countersign-test-{}", ulid::Ulid::new());
                 let store = DynamoStore::new(client.clone(), table.clone());
-                store.create_table().await.expect("create DynamoDB table");
+                template::create_table(&client, &table).await;
                 TestStore::Dynamo { store, client, table }
             }
         }
@@ -290,3 +291,31 @@ pub struct Scenario {
     pub from: String,
     pub to: String,
 }
+
+/// Runs one API Gateway event (an `events/` fixture) through the shared router as the HTTP
+/// Lambdas do, with `authorization` replaced when given. Returns status and JSON body.
+pub async fn invoke_http_event(
+    service: Arc<Countersign>,
+    event_json: &str,
+    authorization: Option<&str>,
+) -> (u16, Value) {
+    use tower::ServiceExt;
+    let mut request = lambda_http::request::from_str(event_json).expect("API Gateway event");
+    if let Some(auth) = authorization {
+        request.headers_mut().insert("authorization", auth.parse().expect("header"));
+    }
+    let response = countersign_core::api::router(service).oneshot(request).await.expect("router");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// A service on an in-memory store whose operator key is the one in the `events/` fixtures.
+pub fn fixture_service() -> Arc<Countersign> {
+    let settings = Settings { operator_key_hash: Some(hash_secret(FIXTURE_OPERATOR_KEY)), ..Settings::default() };
+    let store = SqliteStore::in_memory().expect("store");
+    Arc::new(Countersign::new(Arc::new(store), Arc::new(countersign_core::ports::SystemClock), settings))
+}
+
+/// The operator key the `events/` fixtures and the README use.
+pub const FIXTURE_OPERATOR_KEY: &str = "local-operator-key-change-me";

@@ -167,3 +167,16 @@ async fn removing_index_keys_removes_the_item_from_the_index() {
     })
     .await;
 }
+
+/// The template defines exactly the indexes the adapter queries, with the same key attributes.
+#[test]
+fn template_indexes_match_the_adapter() {
+    let mut template = countersign_tests::template::template_indexes();
+    template.sort();
+    let mut code: Vec<(String, String, String)> = countersign_core::adapters::dynamodb::INDEXES
+        .iter()
+        .map(|(_, name, pk, sk)| (name.to_string(), pk.to_string(), sk.to_string()))
+        .collect();
+    code.sort();
+    assert_eq!(template, code);
+}

@@ -10,3 +10,38 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = countersign_core::api::router(Arc::new(service));
     lambda_http::run(app).await
 }
+
+#[cfg(test)]
+mod tests {
+    use countersign_tests::{fixture_service, invoke_http_event};
+
+    #[tokio::test]
+    async fn api_gateway_events_reach_the_router() {
+        let service = fixture_service();
+        let (status, body) =
+            invoke_http_event(service.clone(), include_str!("../../../events/approvals/health.json"), None).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+        let (status, org) = invoke_http_event(
+            service.clone(),
+            include_str!("../../../events/approvals/create-organization.json"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 201, "{org}");
+        let key = format!("Bearer {}", org["adminKey"]["secret"].as_str().expect("key"));
+        let (status, body) = invoke_http_event(
+            service.clone(),
+            include_str!("../../../events/approvals/list-pending-approvals.json"),
+            Some(&key),
+        )
+        .await;
+        assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
+        let (status, body) =
+            invoke_http_event(service.clone(), include_str!("../../../events/approvals/approve.json"), Some(&key))
+                .await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("APPROVAL_NOT_FOUND")), "{body}");
+        let (status, body) =
+            invoke_http_event(service, include_str!("../../../events/approvals/approve.json"), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHORIZED")), "{body}");
+    }
+}

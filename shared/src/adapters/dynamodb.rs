@@ -11,10 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
@@ -59,40 +56,6 @@ impl DynamoStore {
 
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Creates the table with its indexes (tests and the local emulator; production tables come
-    /// from the SAM template).
-    pub async fn create_table(&self) -> Result<(), StoreError> {
-        let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
-        };
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-        let mut request = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash).map_err(unavailable)?)
-            .key_schema(key("sk", KeyType::Range).map_err(unavailable)?)
-            .attribute_definitions(attr("pk").map_err(unavailable)?)
-            .attribute_definitions(attr("sk").map_err(unavailable)?);
-        for (_, name, pk, sk) in INDEXES {
-            request = request
-                .attribute_definitions(attr(pk).map_err(unavailable)?)
-                .attribute_definitions(attr(sk).map_err(unavailable)?)
-                .global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(name)
-                        .key_schema(key(pk, KeyType::Hash).map_err(unavailable)?)
-                        .key_schema(key(sk, KeyType::Range).map_err(unavailable)?)
-                        .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                        .build()
-                        .map_err(unavailable)?,
-                );
-        }
-        request.send().await.map_err(unavailable)?;
-        Ok(())
     }
 
     fn to_attributes(&self, item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError> {

@@ -1,0 +1,78 @@
+"""The deployed shape, end to end: API Gateway → intake/approvals Lambdas → DynamoDB → outbox →
+EventBridge → SQS → webhooks Lambda → a verifying receiver; the schedule-driven expiry Lambda; and
+a poison message ending in the queue's dead-letter queue. All real binaries, in ministack."""
+
+import time
+
+import httpx
+
+WAIT = 150  # the expiry schedule fires once a minute
+
+
+def call(stack, method, path, key, body=None):
+    res = httpx.request(method, f"{stack['api']}{path}", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return res.status_code, (res.json() if res.content else None)
+
+
+def wait_until(what, check, timeout=WAIT):
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def test_deployed_stack_end_to_end(stack, receiver):
+    status, org = call(stack, "POST", "/v1/organizations", stack["operator"], {"name": "Full stack"})
+    assert status == 201, org
+    admin = org["adminKey"]["secret"]
+    _, agent = call(stack, "POST", "/v1/api-keys", admin, {"name": "agent", "permissions": ["payments:write", "payments:read"]})
+    _, reviewer = call(stack, "POST", "/v1/api-keys", admin, {"name": "reviewer", "permissions": ["approvals:read", "approvals:write"]})
+    _, source = call(stack, "POST", "/v1/wallets", admin, {"name": "agent"})
+    _, vendor = call(stack, "POST", "/v1/wallets", admin, {"name": "vendor"})
+    _, quick = call(stack, "POST", "/v1/wallets", admin, {"name": "short window"})
+    for wallet in (source, quick):
+        status, funded = call(stack, "POST", f"/v1/wallets/{wallet['id']}/fund", admin, {"amount": "10000.00"})
+        assert status == 201, funded
+    call(stack, "POST", f"/v1/wallets/{source['id']}/policies", admin,
+         {"name": "review", "maxTransactionAmount": "1000.00", "requireHumanApproval": True})
+    call(stack, "POST", f"/v1/wallets/{quick['id']}/policies", admin,
+         {"name": "short", "requireHumanApproval": True, "approvalTtlSeconds": 1})
+    status, hook = call(stack, "POST", "/v1/webhooks", admin,
+                        {"url": f"{receiver.base}/hook/fullstack", "events": ["approval.approved", "payment.completed", "approval.expired"]})
+    assert status == 201, hook
+    receiver.endpoint("fullstack").update({"secret": hook["secret"], "mode": "ok"})
+
+    # A short-window approval for the schedule to expire, and a poison message for the queue.
+    status, doomed = call(stack, "POST", "/v1/payments", agent["secret"], {"from": quick["id"], "to": vendor["id"], "amount": "5.00"})
+    assert status == 202, doomed
+    stack["sqs"].send_message(QueueUrl=stack["outputs"]["WebhookQueueUrl"], MessageBody="poison: not an event")
+
+    status, held = call(stack, "POST", "/v1/payments", agent["secret"], {"from": source["id"], "to": vendor["id"], "amount": "5000.00"})
+    assert (status, held["status"]) == (202, "PENDING_APPROVAL"), held
+    status, decided = call(stack, "POST", f"/v1/approvals/{held['approvalId']}/approve", reviewer["secret"], {"note": "ok"})
+    assert (status, decided["status"], decided["payment"]["status"]) == (200, "APPROVED", "COMPLETED"), decided
+    _, payment = call(stack, "GET", f"/v1/payments/{held['id']}", agent["secret"])
+    assert payment["status"] == "COMPLETED"
+
+    def delivered(kind):
+        return [d for d in receiver.endpoint("fullstack")["received"] if d["body"] and d["body"].get("type") == kind]
+
+    for kind in ("approval.approved", "payment.completed"):
+        got = wait_until(kind, lambda: delivered(kind), timeout=60)
+        assert got[0]["verified"] and got[0]["simpleVerified"], got[0]
+        assert got[0]["webhookId"] == got[0]["body"]["id"]
+
+    expired = wait_until("the scheduled expiry", lambda: call(stack, "GET", f"/v1/approvals/{doomed['approvalId']}", reviewer["secret"])[1]["status"] == "EXPIRED")
+    assert expired
+    wait_until("approval.expired webhook", lambda: delivered("approval.expired"), timeout=60)
+
+    dlq = stack["outputs"]["WebhookDeadLetterQueueUrl"]
+
+    def dead_letters():
+        out = stack["sqs"].receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0)
+        return [m for m in out.get("Messages", []) if m["Body"].startswith("poison")]
+
+    assert wait_until("the poison message in the dead-letter queue", dead_letters)
