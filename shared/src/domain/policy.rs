@@ -84,6 +84,32 @@ pub struct PaymentFacts<'a> {
     pub spent_today: Decimal,
 }
 
+impl Policy {
+    /// An enabled policy that restricts nothing until its fields are set.
+    pub fn unrestricted(org_id: OrgId, wallet_id: WalletId, name: String, now: DateTime<Utc>) -> Self {
+        Policy {
+            id: PolicyId::generate(),
+            org_id,
+            wallet_id,
+            name,
+            enabled: true,
+            max_transaction_amount: None,
+            daily_spending_limit: None,
+            approved_recipients: vec![],
+            blocked_recipients: vec![],
+            require_human_approval: false,
+            auto_approve_below: None,
+            require_review_above: None,
+            auto_reject_above: None,
+            risk_score_threshold: None,
+            approval_ttl_seconds: None,
+            required_approvals: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 struct Finding {
     outcome: Outcome,
     rule: &'static str,
@@ -209,26 +235,7 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        Policy {
-            id: PolicyId::generate(),
-            org_id: OrgId::generate(),
-            wallet_id: WalletId::generate(),
-            name: "p".into(),
-            enabled: true,
-            max_transaction_amount: None,
-            daily_spending_limit: None,
-            approved_recipients: vec![],
-            blocked_recipients: vec![],
-            require_human_approval: false,
-            auto_approve_below: None,
-            require_review_above: None,
-            auto_reject_above: None,
-            risk_score_threshold: None,
-            approval_ttl_seconds: None,
-            required_approvals: 1,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
+        Policy::unrestricted(OrgId::generate(), WalletId::generate(), "p".into(), Utc::now())
     }
 
     fn decide(policies: &[Policy], amount: &str, risk: Option<i64>, to: &WalletId) -> Decision {

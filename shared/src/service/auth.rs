@@ -118,11 +118,7 @@ impl Countersign {
             serde_json::to_value(key.view(Some(secret))).map_err(|e| AppError::Corrupt(e.to_string()))?;
         let writes = vec![records::create(&org)?, records::create(&key)?, records::create(&audit)?];
         let reply = Reply { status: ReplyStatus::Created, body, replayed: false };
-        self.commit(&org.id, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
-            async move { Ok(plan) }
-        })
-        .await
+        self.commit_new(&org.id, writes, reply).await
     }
 
     /// `POST /v1/api-keys`: a key may only grant permissions it holds itself.
@@ -169,11 +165,7 @@ impl Countersign {
         );
         let writes = vec![records::create(&key)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &key.view(Some(secret)))?;
-        self.commit(&key.org_id, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
-            async move { Ok(plan) }
-        })
-        .await
+        self.commit_new(&key.org_id, writes, reply).await
     }
 
     pub async fn list_api_keys(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<ApiKeyView>> {

@@ -146,6 +146,16 @@ impl Countersign {
         Err(AppError::Contention)
     }
 
+    /// Commits creations planned once from nothing read (only an id collision could make them
+    /// conflict, and then a retry would conflict again).
+    pub(crate) async fn commit_new(&self, org: &OrgId, writes: Vec<Write>, reply: Reply) -> AppResult<Reply> {
+        self.commit(org, None, || {
+            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
+            async move { Ok(plan) }
+        })
+        .await
+    }
+
     /// The commit loop for work nobody asked for over HTTP (the expiry sweep): the plan may find
     /// nothing to do (`None`). Returns whether a plan committed.
     pub(crate) async fn commit_system<F, Fut>(&self, mut plan: F) -> AppResult<bool>

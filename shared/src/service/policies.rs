@@ -185,26 +185,7 @@ impl Countersign {
             .into());
         }
         let now = self.now();
-        let mut policy = Policy {
-            id: PolicyId::generate(),
-            org_id: caller.org_id.clone(),
-            wallet_id: wallet.id.clone(),
-            name: String::new(),
-            enabled: true,
-            max_transaction_amount: None,
-            daily_spending_limit: None,
-            approved_recipients: vec![],
-            blocked_recipients: vec![],
-            require_human_approval: false,
-            auto_approve_below: None,
-            require_review_above: None,
-            auto_reject_above: None,
-            risk_score_threshold: None,
-            approval_ttl_seconds: None,
-            required_approvals: 1,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet.id.clone(), String::new(), now);
         fields.apply(&mut policy, wallet.currency)?;
         let audit = AuditEntry::new(
             &policy.org_id,
@@ -217,11 +198,7 @@ impl Countersign {
         );
         let writes = vec![records::create(&policy)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &policy)?;
-        self.commit(&policy.org_id, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
-            async move { Ok(plan) }
-        })
-        .await
+        self.commit_new(&policy.org_id, writes, reply).await
     }
 
     pub async fn list_policies(&self, caller: &Caller, wallet_id: &str) -> AppResult<Vec<Policy>> {

@@ -101,11 +101,7 @@ impl Countersign {
         );
         let writes = vec![records::create(&wallet)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &wallet)?;
-        self.commit(&wallet.org_id, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
-            async move { Ok(plan) }
-        })
-        .await
+        self.commit_new(&wallet.org_id, writes, reply).await
     }
 
     pub async fn get_wallet(&self, caller: &Caller, id: &str) -> AppResult<Wallet> {

@@ -140,11 +140,7 @@ impl Countersign {
         );
         let writes = vec![records::create(&webhook)?, records::create(&audit)?];
         let reply = Reply::new(ReplyStatus::Created, &webhook.view(true))?;
-        self.commit(&webhook.org_id, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
-            async move { Ok(plan) }
-        })
-        .await
+        self.commit_new(&webhook.org_id, writes, reply).await
     }
 
     async fn list_all_webhooks(&self, caller: &crate::domain::org::ApiKey) -> AppResult<Vec<Webhook>> {
