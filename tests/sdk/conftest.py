@@ -43,6 +43,11 @@ def server():
 
 
 @pytest.fixture()
+def operator_key():
+    return OPERATOR_KEY
+
+
+@pytest.fixture()
 def admin_key(server):
     res = httpx.post(
         f"{server}/v1/organizations",

@@ -4,8 +4,6 @@ import pathlib
 import re
 import subprocess
 
-from conftest import OPERATOR_KEY
-
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -15,11 +13,11 @@ def walkthrough() -> str:
     return re.search(r"```sh\n(.*?)```", text[start:], re.S).group(1)
 
 
-def test_readme_curl_walkthrough(server):
+def test_readme_curl_walkthrough(server, operator_key):
     script = walkthrough()
     assert "B=http://127.0.0.1:8080" in script and "OP=local-operator-key-change-me" in script
     script = script.replace("B=http://127.0.0.1:8080", f"B={server}")
-    script = script.replace("OP=local-operator-key-change-me", f"OP={OPERATOR_KEY}")
+    script = script.replace("OP=local-operator-key-change-me", f"OP={operator_key}")
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

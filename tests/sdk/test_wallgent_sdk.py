@@ -87,6 +87,9 @@ def test_human_in_the_loop_approvals_flow(server, admin_key):
     with pytest.raises(PolicyDeniedError):
         agent.payments.send(agent_wallet["id"], to_wallet_id=vendor_wallet["id"], amount="1500.00")
 
+    renamed = admin.api_keys.update(reviewer_key["id"], name="senior reviewer", permissions=["approvals:read", "approvals:write"])
+    assert renamed["name"] == "senior reviewer"
+    assert reviewer_key["id"] in [k["id"] for k in admin.api_keys.list()["data"]]
     admin.api_keys.delete(reviewer_key["id"])
     with pytest.raises(ApiKeyRevokedError):
         reviewer.approvals.list()

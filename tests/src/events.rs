@@ -99,7 +99,7 @@ pub async fn wire_events(
             eb.put_rule()
                 .name(&name)
                 .event_bus_name(&name)
-                .event_pattern(json!({"source": [EVENT_SOURCE]}).to_string())
+                .event_pattern(template_event_pattern())
                 .send()
                 .await
                 .expect("rule");
@@ -119,6 +119,16 @@ pub async fn wire_events(
             (Wiring { bus: bus.clone(), queue, client }, bus)
         }
     }
+}
+
+/// The rule's event pattern as `infra/template.yaml` defines it (the template is the single
+/// source); it must select what the publisher sends.
+fn template_event_pattern() -> String {
+    let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(crate::template::TEMPLATE).expect("template");
+    let pattern = &template["Resources"]["EventsToWebhookQueueRule"]["Properties"]["EventPattern"];
+    let pattern: Value = serde_json::to_value(pattern).expect("pattern as JSON");
+    assert_eq!(pattern["source"], json!([EVENT_SOURCE]), "the template's rule must match the publisher's source");
+    pattern.to_string()
 }
 
 /// The service, once the test app has built it (consumers start before it exists).

@@ -205,3 +205,51 @@ async fn test_endpoint_sends_one_signed_event() {
     let got = receiver.wait_for("test-endpoint", 1, WAIT).await;
     assert_eq!((got[0]["body"]["type"].as_str(), got[0]["verified"].as_bool()), (Some("webhook.test"), Some(true)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_work_resumes_after_a_restart() {
+    let receiver = Receiver::start().await;
+    // First life: events commit but no worker runs (as if the process died right after commit).
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = app.scenario("10000.00").await;
+    let settings = countersign_core::service::Settings {
+        allow_private_webhooks: true,
+        republish_after: Duration::ZERO, // production waits a minute before re-publishing
+        ..Default::default()
+    };
+    // This app refuses loopback targets, so the subscription is stored directly.
+    let org = app.get("/v1/wallets", &s.admin).await.1["data"][0]["orgId"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now();
+    let hook = countersign_core::domain::webhook::Webhook {
+        id: countersign_core::domain::ids::WebhookId::generate(),
+        org_id: countersign_core::domain::ids::OrgId::parse(&org).unwrap(),
+        url: receiver.url("restart"),
+        events: vec!["approval.created".into()],
+        enabled: true,
+        secret: countersign_core::domain::webhook::new_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    let write = countersign_core::service::records::create(&hook).unwrap();
+    app.store.store().transact(vec![write]).await.unwrap();
+    receiver.control("restart", &hook.secret, "ok").await;
+    let (_, approval) = app.held_payment(&s, "5000.00").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.received("restart").await.is_empty());
+
+    // Second life on the same store file: the local server's wiring, sweep and worker.
+    let (service, queue) = countersign_core::local::wire(
+        app.store.store(),
+        std::sync::Arc::new(countersign_core::ports::SystemClock),
+        settings,
+    )
+    .expect("wire");
+    let service = std::sync::Arc::new(service);
+    tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, Duration::from_millis(20)));
+    tokio::spawn(countersign_core::local::run_sweeper(service.clone(), Duration::from_millis(200)));
+    let got = receiver.wait_for("restart", 1, WAIT).await;
+    assert_eq!(
+        (got[0]["body"]["data"]["approvalId"].as_str(), got[0]["verified"].as_bool()),
+        (Some(approval.as_str()), Some(true))
+    );
+}

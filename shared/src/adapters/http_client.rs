@@ -107,3 +107,29 @@ impl WebhookClient for HttpWebhookClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[tokio::test]
+    async fn resolver_refuses_names_that_resolve_to_internal_addresses() {
+        let guarded = GuardedResolver { allow_private: false };
+        let refused = guarded.resolve(Name::from_str("localhost").expect("name")).await;
+        let err = refused.err().expect("localhost resolves to loopback and must be refused");
+        assert!(refusal(err.as_ref()).is_some(), "{err}");
+        let allowed = GuardedResolver { allow_private: true };
+        assert!(allowed.resolve(Name::from_str("localhost").expect("name")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn literal_internal_targets_are_refused_before_any_request() {
+        let client = HttpWebhookClient::new(false, DEFAULT_TIMEOUT).expect("client");
+        let headers = crate::domain::webhook::sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "evt_1", 0, b"{}");
+        for url in ["https://127.0.0.1/hook", "https://[::ffff:169.254.169.254]/", "http://example.com/"] {
+            let result = client.post(url, &headers, b"{}".to_vec()).await;
+            assert!(matches!(result, Err(SendError::Refused(_))), "{url}: {result:?}");
+        }
+    }
+}

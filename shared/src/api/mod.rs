@@ -26,7 +26,7 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/health", get(health))
         .route("/v1/organizations", post(create_organization))
         .route("/v1/api-keys", post(create_api_key).get(list_api_keys))
-        .route("/v1/api-keys/{id}", get(get_api_key).delete(revoke_api_key))
+        .route("/v1/api-keys/{id}", get(get_api_key).patch(update_api_key).delete(revoke_api_key))
         .route("/v1/wallets", post(create_wallet).get(list_wallets))
         .route("/v1/wallets/{id}", get(get_wallet).patch(update_wallet))
         .route("/v1/wallets/{id}/balance", get(wallet_balance))

@@ -66,6 +66,10 @@ pub async fn get_api_key(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> 
     ok(s.get_api_key(&c, ids.get("id")).await)
 }
 
+pub async fn update_api_key(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
+    s.update_api_key(&c, ids.get("id"), &b).await.map(reply)
+}
+
 pub async fn revoke_api_key(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<Response> {
     s.revoke_api_key(&c, ids.get("id")).await.map(reply)
 }

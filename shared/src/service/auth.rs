@@ -45,6 +45,13 @@ pub struct NewApiKey {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ApiKeyPatch {
+    name: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewOrganization {
     name: String,
 }
@@ -127,20 +134,7 @@ impl Countersign {
         require(caller, Permission::ApiKeysWrite)?;
         let request: NewApiKey = parse(body)?;
         let name = input::name("name", &request.name)?;
-        if request.permissions.is_empty() {
-            return Err(InputError::invalid("permissions", "must list at least one permission").into());
-        }
-        let mut permissions = Vec::new();
-        for p in &request.permissions {
-            let parsed: Permission = serde_json::from_value(json!(p))
-                .map_err(|_| InputError::invalid("permissions", format!("unknown permission {p:?}")))?;
-            if !allows(&caller.permissions, parsed) {
-                return Err(AppError::PermissionEscalation);
-            }
-            if !permissions.contains(&parsed) {
-                permissions.push(parsed);
-            }
-        }
+        let permissions = grantable(caller, &request.permissions)?;
         let now = self.now();
         let id = ApiKeyId::generate();
         let secret = org::new_secret(&id);
@@ -182,6 +176,41 @@ impl Countersign {
         Ok(self.read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id).await?.value.view(None))
     }
 
+    /// `PATCH /v1/api-keys/{id}`: rename, or change permissions (never beyond the caller's).
+    pub async fn update_api_key(&self, caller: &Caller, id: &str, body: &serde_json::Value) -> AppResult<Reply> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApiKeysWrite)?;
+        let id = ApiKeyId::parse(id).ok_or(AppError::NotFound("api key"))?;
+        let patch: ApiKeyPatch = parse(body)?;
+        let name = patch.name.as_deref().map(|n| input::name("name", n)).transpose()?;
+        let permissions = patch.permissions.as_deref().map(|p| grantable(caller, p)).transpose()?;
+        self.commit(&caller.org_id, None, || async {
+            let stored = self.read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id).await?;
+            let mut key = stored.value;
+            if let Some(n) = &name {
+                key.name = n.clone();
+            }
+            if let Some(p) = &permissions {
+                key.permissions = p.clone();
+            }
+            let now = self.now();
+            let audit = AuditEntry::new(
+                &key.org_id,
+                "api_key.updated",
+                "api_key",
+                key.id.as_str(),
+                caller.id.as_str(),
+                json!({"name": key.name, "permissions": key.permissions}),
+                now,
+            );
+            Ok(Plan {
+                writes: vec![records::update(&key, stored.version)?, records::create(&audit)?],
+                reply: Reply::new(ReplyStatus::Ok, &key.view(None))?,
+            })
+        })
+        .await
+    }
+
     /// `DELETE /v1/api-keys/{id}`: revocation takes effect on the next request.
     pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> AppResult<Reply> {
         let caller = caller.key()?;
@@ -210,6 +239,25 @@ impl Countersign {
         })
         .await
     }
+}
+
+/// Parses requested permissions; a key may only grant what it holds itself.
+fn grantable(caller: &ApiKey, requested: &[String]) -> AppResult<Vec<Permission>> {
+    if requested.is_empty() {
+        return Err(InputError::invalid("permissions", "must list at least one permission").into());
+    }
+    let mut permissions = Vec::new();
+    for p in requested {
+        let parsed: Permission = serde_json::from_value(json!(p))
+            .map_err(|_| InputError::invalid("permissions", format!("unknown permission {p:?}")))?;
+        if !allows(&caller.permissions, parsed) {
+            return Err(AppError::PermissionEscalation);
+        }
+        if !permissions.contains(&parsed) {
+            permissions.push(parsed);
+        }
+    }
+    Ok(permissions)
 }
 
 /// Deserialises a request body into a typed request, as a 400 on any mismatch.
