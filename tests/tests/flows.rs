@@ -134,6 +134,8 @@ async fn policies_deny_hold_and_report_the_rule() {
             (status, body["error"]["code"].as_str(), body["error"]["details"]["rule"].as_str()),
             (403, Some("POLICY_DENIED"), Some("autoRejectAbove"))
         );
+        let (_, log) = app.get("/v1/audit-logs?action=payment.denied", &admin).await;
+        assert_eq!(log["data"][0]["details"]["decision"]["rule"], "autoRejectAbove", "denials are audited: {log}");
         let (status, body) =
             app.post("/v1/payments", &admin, json!({"from": from, "to": to, "amount": "30.00", "riskScore": 80})).await;
         assert_eq!((status, body["decision"]["rule"].as_str()), (202, Some("riskScoreThreshold")), "{body}");

@@ -231,6 +231,19 @@ impl Countersign {
                 },
             );
             if decision.outcome == Outcome::Deny {
+                // A denial is a decision: it is audited although nothing else is written.
+                let details =
+                    json!({"decision": decision, "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()});
+                let audit = AuditEntry::new(
+                    &org,
+                    "payment.denied",
+                    "wallet",
+                    from.value.id.as_str(),
+                    caller.id.as_str(),
+                    details,
+                    now,
+                );
+                self.store.transact(vec![records::create(&audit)?]).await?;
                 return Err(AppError::PolicyDenied {
                     reason: decision.reason,
                     rule: decision.rule,
