@@ -39,10 +39,18 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn stops_when_the_deadline_is_near() {
+    async fn pages_through_due_approvals_and_stops_in_time() {
         let app = TestApp::spawn(Backend::Sqlite).await;
-        let summary = handle(&app.service, Utc::now()).await.expect("sweep");
-        assert!(summary.out_of_time);
-        assert_eq!(summary.approvals_read, 0);
+        let s = app.scenario("10000.00").await;
+        for _ in 0..3 {
+            app.held_payment(&s, "2000.00").await;
+        }
+        app.clock.advance(chrono::Duration::hours(25));
+        // No time left: one page (of one) runs, the rest waits for the next run.
+        let summary = app.service.sweep(Some(Utc::now()), 1).await.expect("sweep");
+        assert_eq!((summary.approvals_expired, summary.out_of_time), (1, true));
+        // Time enough: pages through the rest.
+        let summary = app.service.sweep(Some(Utc::now() + chrono::Duration::seconds(30)), 1).await.expect("sweep");
+        assert_eq!((summary.approvals_expired, summary.out_of_time), (2, false));
     }
 }
