@@ -24,7 +24,10 @@ def server():
     assert binary and os.path.exists(binary), "COUNTERSIGN_BIN must point at the built countersign binary"
     port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="countersign-sdk-")
-    env = dict(os.environ, COUNTERSIGN_ADMIN_KEY=OPERATOR_KEY, RUST_LOG="warn")
+    # Loopback webhooks allowed and one attempt per delivery, so the DLQ is reached at once.
+    env = dict(os.environ, COUNTERSIGN_ADMIN_KEY=OPERATOR_KEY, RUST_LOG="warn",
+               COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS="true", COUNTERSIGN_WEBHOOK_MAX_ATTEMPTS="1",
+               COUNTERSIGN_SWEEP_INTERVAL_SECONDS="1")
     proc = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir], env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 20
@@ -56,3 +59,23 @@ def admin_key(server):
     )
     assert res.status_code == 201, res.text
     return res.json()["adminKey"]["secret"]
+
+
+@pytest.fixture(scope="session")
+def receiver():
+    """The verifying webhook receiver (tests/receiver/receiver.py) on a loopback port."""
+    import importlib.util
+    import pathlib
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "receiver" / "receiver.py"
+    spec = importlib.util.spec_from_file_location("sdk_receiver", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), module.Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    module.base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield module
+    server.shutdown()
