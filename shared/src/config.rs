@@ -21,6 +21,8 @@ pub enum ConfigError {
 pub const ENV_ADMIN_KEY: &str = "COUNTERSIGN_ADMIN_KEY";
 pub const ENV_TABLE: &str = "COUNTERSIGN_TABLE";
 pub const ENV_DEFAULT_TTL: &str = "COUNTERSIGN_DEFAULT_APPROVAL_TTL_SECONDS";
+/// The longest approval window anyone may configure (30 days), as for policies.
+pub const MAX_APPROVAL_TTL_SECONDS: u64 = crate::service::MAX_APPROVAL_TTL_SECONDS;
 pub const ENV_ALLOW_PRIVATE: &str = "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS";
 pub const ENV_MAX_ATTEMPTS: &str = "COUNTERSIGN_WEBHOOK_MAX_ATTEMPTS";
 pub const ENV_BACKOFF_BASE_MS: &str = "COUNTERSIGN_WEBHOOK_BACKOFF_BASE_MS";
@@ -61,7 +63,11 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         }
         settings.operator_key_hash = Some(hash_secret(&key));
     }
-    if let Some(ttl) = parse_env::<u64>(ENV_DEFAULT_TTL, |v| *v > 0, "must be a positive whole number")? {
+    if let Some(ttl) = parse_env::<u64>(
+        ENV_DEFAULT_TTL,
+        |v| (1..=MAX_APPROVAL_TTL_SECONDS).contains(v),
+        "must be 1 to 2592000 seconds (30 days)",
+    )? {
         settings.default_approval_ttl_seconds = ttl;
     }
     if let Some(allow) = parse_env::<bool>(ENV_ALLOW_PRIVATE, |_| true, "must be true or false")? {

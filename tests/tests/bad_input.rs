@@ -68,6 +68,7 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
         let (st, _) = app.call("DELETE", &format!("/v1/api-keys/{revoked_id}"), Some(&s.admin), None).await;
         assert_eq!(st, 200);
         let key_writer = app.key(&s.admin, &["api_keys:write"]).await;
+        let admin_key_id = s.admin.split('_').take(3).collect::<Vec<_>>()[1..].join("_");
         let wrong_secret = format!("{}{}", &s.agent[..s.agent.len() - 4], "0000");
         // Use every key once before counting, so `lastUsedAt` refreshes are not in the window.
         for k in [&s.admin, &s.agent, &s.reviewer, &other_admin, &key_writer] {
@@ -407,6 +408,24 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing() {
                 "/v1/api-keys",
                 KeyWriter,
                 Body::Json(json!({"name": "x", "permissions": ["admin"]})),
+                403,
+                "PERMISSION_DENIED",
+            ),
+            case(
+                "key writer revokes the admin key",
+                "DELETE",
+                format!("/v1/api-keys/{admin_key_id}"),
+                KeyWriter,
+                Body::None,
+                403,
+                "PERMISSION_DENIED",
+            ),
+            case(
+                "key writer demotes the admin key",
+                "PATCH",
+                format!("/v1/api-keys/{admin_key_id}"),
+                KeyWriter,
+                Body::Json(json!({"permissions": ["api_keys:write"]})),
                 403,
                 "PERMISSION_DENIED",
             ),

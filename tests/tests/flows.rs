@@ -155,3 +155,47 @@ async fn policies_deny_hold_and_report_the_rule() {
         let _ = OPERATOR_KEY;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_policy_counts_even_beyond_one_dynamodb_page() {
+    for backend in BACKENDS {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.org("big policies").await;
+        let (from, to) = (app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await);
+        app.fund(&admin, &from, "100.00").await;
+        // 40 policies of ~1,000 approved recipients each (~1.4 MB): more than one DynamoDB Query page.
+        let mut recipients: Vec<String> = (0..999).map(|_| format!("wal_{}", ulid::Ulid::new())).collect();
+        recipients.push(to.clone());
+        for i in 0..39 {
+            app.policy(&admin, &from, json!({"name": format!("allow {i}"), "approvedRecipients": recipients})).await;
+        }
+        // The newest policy, read last, blocks the recipient.
+        app.policy(&admin, &from, json!({"name": "block", "blockedRecipients": [to]})).await;
+        let (status, body) = app.post("/v1/payments", &admin, json!({"from": from, "to": to, "amount": "1.00"})).await;
+        assert_eq!(
+            (status, body["error"]["details"]["rule"].as_str()),
+            (403, Some("blockedRecipients")),
+            "{backend:?}: {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_cap_holds_under_concurrent_creation() {
+    for backend in BACKENDS {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.org("cap").await;
+        let wallet = app.wallet(&admin, "USD").await;
+        for i in 0..49 {
+            app.policy(&admin, &wallet, json!({"name": format!("p{i}")})).await;
+        }
+        let path = format!("/v1/wallets/{wallet}/policies");
+        let results =
+            futures::future::join_all((0..5).map(|i| app.post(&path, &admin, json!({"name": format!("late {i}")}))))
+                .await;
+        let created = results.iter().filter(|(status, _)| *status == 201).count();
+        assert_eq!(created, 1, "{backend:?}: {results:?}");
+        let (_, list) = app.get(&path, &admin).await;
+        assert_eq!(list["data"].as_array().unwrap().len(), 50);
+    }
+}

@@ -253,3 +253,41 @@ async fn pending_work_resumes_after_a_restart() {
         (Some(approval.as_str()), Some(true))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_requeues_a_delivery_whose_message_was_lost() {
+    let receiver = Receiver::start().await;
+    let (app, _) = TestApp::spawn_with_events(Backend::Sqlite, countersign_tests::events::EventStack::Local).await;
+    let admin = app.org("lost").await;
+    let (hook, _) = subscribe(&app, &admin, &receiver, "lost", json!(["approval.created"])).await;
+    // A pending delivery ten minutes overdue with no queue message behind it.
+    let countersign_core::service::Caller::Key(key) = app.service.authenticate(Some(&admin)).await.unwrap() else {
+        panic!("an organisation key")
+    };
+    let now = chrono::Utc::now();
+    let event =
+        countersign_core::domain::event::Event::new(&key.org_id, "approval.created", json!({"lost": true}), now);
+    let webhook_id = countersign_core::domain::ids::WebhookId::parse(&hook).unwrap();
+    let delivery = countersign_core::domain::delivery::Delivery {
+        id: countersign_core::domain::ids::DeliveryId::for_event(&event.id, &webhook_id),
+        org_id: key.org_id.clone(),
+        webhook_id,
+        event: json!({"id": event.id, "type": event.kind, "createdAt": event.created_at, "data": event.data}),
+        event_id: event.id.to_string(),
+        event_type: event.kind.clone(),
+        status: countersign_core::domain::delivery::DeliveryStatus::Pending,
+        attempts: 1,
+        last_error: Some("endpoint answered HTTP 500".into()),
+        last_status_code: Some(500),
+        last_latency_ms: Some(3),
+        next_attempt_at: now - chrono::Duration::minutes(10),
+        created_at: now - chrono::Duration::minutes(11),
+        updated_at: now - chrono::Duration::minutes(11),
+        delivered_at: None,
+    };
+    app.store.store().transact(vec![countersign_core::service::records::create(&delivery).unwrap()]).await.unwrap();
+    let summary = app.service.sweep(None, 100).await.expect("sweep");
+    assert_eq!(summary.deliveries_requeued, 1, "{summary:?}");
+    let got = receiver.wait_for("lost", 1, WAIT).await;
+    assert_eq!((got[0]["webhookId"].as_str(), got[0]["verified"].as_bool()), (Some(event.id.as_str()), Some(true)));
+}

@@ -230,29 +230,43 @@ impl Store for DynamoStore {
                 Some(start)
             }
         };
-        self.count();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(index_name.map(str::to_string))
-            .key_condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .scan_index_forward(!q.newest_first)
-            .limit(q.limit.clamp(1, 1000) as i32)
-            .set_exclusive_start_key(start)
-            .consistent_read(q.index == Index::Primary)
-            .send()
-            .await
-            .map_err(|e| {
-                // A forged cursor that DynamoDB rejects is the client's fault, not an outage.
-                if q.after.is_some() && e.code() == Some("ValidationException") {
-                    StoreError::InvalidCursor
-                } else {
-                    unavailable(e)
-                }
-            })?;
-        out.items.unwrap_or_default().into_iter().map(from_attributes).collect()
+        // DynamoDB stops a Query at 1 MB; follow LastEvaluatedKey until `limit` items or the end,
+        // so callers never mistake a short page for the end of the partition.
+        let mut items = Vec::new();
+        let mut start = start;
+        let first_call_has_cursor = q.after.is_some();
+        loop {
+            let remaining = q.limit.saturating_sub(items.len()).clamp(1, 1000);
+            self.count();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index_name.map(str::to_string))
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(!q.newest_first)
+                .limit(remaining as i32)
+                .set_exclusive_start_key(start.take())
+                .consistent_read(q.index == Index::Primary)
+                .send()
+                .await
+                .map_err(|e| {
+                    // A forged cursor that DynamoDB rejects is the client's fault, not an outage.
+                    if first_call_has_cursor && items.is_empty() && e.code() == Some("ValidationException") {
+                        StoreError::InvalidCursor
+                    } else {
+                        unavailable(e)
+                    }
+                })?;
+            for item in out.items.unwrap_or_default() {
+                items.push(from_attributes(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(next) if items.len() < q.limit => start = Some(next),
+                _ => return Ok(items),
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::domain::payment::{Payment, PaymentStatus};
 use crate::domain::permission::Permission;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
-use crate::ports::{Index, Query, Write};
+use crate::ports::{Index, Position, Query, Write};
 
 #[derive(Debug, Default)]
 pub struct ApprovalFilter {
@@ -230,27 +230,43 @@ impl Countersign {
     /// due items (sparse index). Safe to run concurrently: each transition is conditional, and a
     /// lost race (approved meanwhile, or expired by another sweep) is skipped.
     pub async fn expire_due(&self, limit: usize) -> AppResult<ExpirySummary> {
+        Ok(self.expire_due_after(limit, None).await?.0)
+    }
+
+    /// One page of the due index after `after`; returns what it did and where it stopped, so a
+    /// sweep moves past records it had to skip instead of reading them again.
+    pub(crate) async fn expire_due_after(
+        &self,
+        limit: usize,
+        after: Option<Position>,
+    ) -> AppResult<(ExpirySummary, Option<Position>)> {
         let now = self.now();
         let mut query = Query::new(Index::Due, DUE_APPROVALS, limit.max(1));
         query.newest_first = false;
         query.sk_at_most = Some(format!("{}#~", records::sort_time(now)));
+        query.after = after;
         let due = self.store.query(query).await?;
         let mut summary = ExpirySummary { read: due.len(), ..Default::default() };
+        let last = due.last().map(|item| item.position(Index::Due));
         for item in due {
-            let id = records::decode::<Approval>(item)?.value.id;
-            match self.expire_one(&id).await {
+            let key = item.key.clone();
+            let outcome = match records::decode::<Approval>(item) {
+                Ok(approval) => self.expire_one(&approval.value.id).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(true) => summary.expired += 1,
                 Ok(false) | Err(AppError::Contention) => summary.skipped += 1,
                 // The store being down ends the sweep (the next run retries); a bad record is
                 // logged and skipped so it cannot block every approval behind it.
                 Err(e @ AppError::Store(_)) => return Err(e),
                 Err(e) => {
-                    tracing::error!(approval = %id, error = %e, "cannot expire approval; skipped");
+                    tracing::error!(item = %key.pk, error = %e, "cannot expire approval; skipped");
                     summary.skipped += 1;
                 }
             }
         }
-        Ok(summary)
+        Ok((summary, last))
     }
 
     async fn expire_one(&self, id: &ApprovalId) -> AppResult<bool> {

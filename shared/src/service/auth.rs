@@ -187,6 +187,7 @@ impl Countersign {
         self.commit(&caller.org_id, None, || async {
             let stored = self.read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id).await?;
             let mut key = stored.value;
+            ensure_not_stronger(caller, &key)?;
             if let Some(n) = &name {
                 key.name = n.clone();
             }
@@ -219,6 +220,7 @@ impl Countersign {
         self.commit(&caller.org_id, None, || async {
             let stored = self.read_owned::<ApiKey>(&api_key_key(&id), &caller.org_id).await?;
             let mut key = stored.value;
+            ensure_not_stronger(caller, &key)?;
             let now = self.now();
             if key.revoked_at.is_none() {
                 key.revoked_at = Some(now);
@@ -238,6 +240,16 @@ impl Countersign {
             })
         })
         .await
+    }
+}
+
+/// A key may only change or revoke keys whose permissions it holds itself (so an `api_keys:write`
+/// key cannot disarm the admin keys).
+fn ensure_not_stronger(caller: &ApiKey, target: &ApiKey) -> AppResult<()> {
+    if target.permissions.iter().all(|p| allows(&caller.permissions, *p)) {
+        Ok(())
+    } else {
+        Err(AppError::PermissionEscalation)
     }
 }
 

@@ -64,12 +64,13 @@ impl Countersign {
             event.published_at = Some(now);
             marks.push(records::update(&event, stored.version)?);
         }
-        let count = marks.len();
         // Marks are independent; one lost race (another publisher marked first) must not block
-        // the others, so write them one by one.
+        // the others, so write them one by one and count only those that landed.
+        let mut count = 0;
         for mark in marks {
-            if let Err(e) = self.store.transact(vec![mark]).await {
-                tracing::debug!(error = %e, "event already marked published");
+            match self.store.transact(vec![mark]).await {
+                Ok(()) => count += 1,
+                Err(e) => tracing::debug!(error = %e, "event already marked published"),
             }
         }
         Ok(count)
@@ -86,7 +87,15 @@ impl Countersign {
         if stuck.is_empty() {
             return Ok(0);
         }
-        let events = stuck.into_iter().map(records::decode::<Event>).collect::<AppResult<Vec<_>>>()?;
+        let events = stuck
+            .into_iter()
+            .filter_map(|item| {
+                let pk = item.key.pk.clone();
+                records::decode::<Event>(item)
+                    .map_err(|e| tracing::error!(item = %pk, error = %e, "unreadable outbox event; skipped"))
+                    .ok()
+            })
+            .collect();
         self.publish_and_mark(events).await
     }
 }

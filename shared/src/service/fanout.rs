@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use super::records::{self, delivery_key, webhook_key, webhook_partition, Stored};
+use super::records::{self, delivery_key, webhook_key, webhook_partition, Stored, DUE_DELIVERIES};
 use super::Countersign;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
@@ -15,13 +15,15 @@ use crate::domain::ids::DeliveryId;
 use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
 use crate::ports::{
-    DeliveryQueue, HttpOutcome, Index, Query, QueueError, QueueMessage, SendError, StoreError, WebhookClient,
+    DeliveryQueue, HttpOutcome, Index, Position, Query, QueueError, QueueMessage, SendError, StoreError, WebhookClient,
 };
 
 /// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
 pub const DELIVERY_CONCURRENCY: usize = 32;
 const MAX_WEBHOOKS_PER_ORG: usize = 100;
 const MAX_ERROR_CHARS: usize = 500;
+/// How late a pending delivery's attempt may be before the sweep assumes its message was lost.
+const REQUEUE_GRACE: Duration = Duration::from_secs(300);
 
 /// A queue that accepts nothing (where no queue is wired).
 pub struct NoQueue;
@@ -59,6 +61,7 @@ pub struct SweepSummary {
     pub approvals_expired: usize,
     pub approvals_skipped: usize,
     pub events_republished: usize,
+    pub deliveries_requeued: usize,
     pub out_of_time: bool,
 }
 
@@ -229,6 +232,32 @@ impl Countersign {
         self.wiring.client.post(&webhook.url, &headers, bytes).await
     }
 
+    /// Re-queues pending deliveries whose next attempt is overdue by more than
+    /// `REQUEUE_GRACE` (their queue message was lost: a failed send, a crash between commit and
+    /// send). Duplicate messages are harmless: an attempt only runs on a due, pending delivery.
+    async fn requeue_overdue_deliveries(
+        &self,
+        limit: usize,
+        after: Option<Position>,
+    ) -> AppResult<(usize, Option<Position>)> {
+        let cutoff = self.now() - ChronoDuration::from_std(REQUEUE_GRACE).unwrap_or_default();
+        let mut query = Query::new(Index::Due, DUE_DELIVERIES, limit.max(1));
+        query.newest_first = false;
+        query.sk_at_most = Some(format!("{}#~", records::sort_time(cutoff)));
+        query.after = after;
+        let overdue = self.store.query(query).await?;
+        let last = overdue.last().map(|i| i.position(Index::Due));
+        let mut requeued = 0;
+        for item in overdue {
+            let Ok(delivery) = records::decode::<Delivery>(item) else { continue };
+            let message =
+                QueueMessage::Delivery { webhook_id: delivery.value.webhook_id, delivery_id: delivery.value.id };
+            self.wiring.queue.send(&message, Duration::ZERO).await?;
+            requeued += 1;
+        }
+        Ok((requeued, last))
+    }
+
     /// The scheduled sweep: expire due approvals page by page while time remains, then re-publish
     /// stuck outbox events. Stops early, leaving the rest for the next run, when `deadline` nears.
     pub async fn sweep(&self, deadline: Option<DateTime<Utc>>, page: usize) -> AppResult<SweepSummary> {
@@ -236,12 +265,27 @@ impl Countersign {
         // The deadline is the Lambda's wall-clock deadline, so it is compared with real time. One
         // page of each kind always runs, so a run always makes progress.
         let time_left = || deadline.is_none_or(|d| Utc::now() + ChronoDuration::seconds(3) < d);
+        let mut after = None;
         loop {
-            let pass = self.expire_due(page).await?;
+            let (pass, last) = self.expire_due_after(page, after).await?;
+            after = last;
             summary.approvals_read += pass.read;
             summary.approvals_expired += pass.expired;
             summary.approvals_skipped += pass.skipped;
-            if pass.read < page || pass.expired == 0 {
+            if pass.read < page {
+                break;
+            }
+            if !time_left() {
+                summary.out_of_time = true;
+                return Ok(summary);
+            }
+        }
+        let mut after = None;
+        loop {
+            let (requeued, last) = self.requeue_overdue_deliveries(page, after).await?;
+            after = last;
+            summary.deliveries_requeued += requeued;
+            if requeued < page {
                 break;
             }
             if !time_left() {

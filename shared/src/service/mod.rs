@@ -34,6 +34,9 @@ pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 use records::{decode, Record, Stored};
 
+/// The longest approval window (30 days), for policies and the default alike.
+pub const MAX_APPROVAL_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
 /// Tunables read once at start-up.
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -200,10 +200,8 @@ impl Countersign {
         let idempotency = idem_key.map(|k| Idempotency::new("payments", k, body)).transpose()?;
         let org = caller.org_id.clone();
         self.commit(&org, idempotency.as_ref(), || async {
-            let from: Stored<Wallet> =
-                self.read_owned(&wallet_key(&valid.from), &org).await.map_err(|_| AppError::NotFound("wallet"))?;
-            let to: Stored<Wallet> =
-                self.read_owned(&wallet_key(&valid.to), &org).await.map_err(|_| AppError::NotFound("wallet"))?;
+            let from: Stored<Wallet> = self.read_owned(&wallet_key(&valid.from), &org).await?;
+            let to: Stored<Wallet> = self.read_owned(&wallet_key(&valid.to), &org).await?;
             let currency = from.value.currency;
             if let Some(asked) = valid.currency.filter(|c| *c != currency) {
                 return Err(AppError::CurrencyMismatch {

@@ -20,10 +20,11 @@ use crate::domain::policy::Policy;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Query};
+use crate::service::records::Stored;
 
 /// A wallet may carry at most this many policies (all are read on every payment).
 pub const MAX_POLICIES_PER_WALLET: usize = 50;
-const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
+const MAX_TTL_SECONDS: u64 = super::MAX_APPROVAL_TTL_SECONDS;
 const MAX_REQUIRED_APPROVALS: u32 = 10;
 
 /// Every field optional: creation fills defaults, PATCH changes only what is sent. A JSON `null`
@@ -141,6 +142,13 @@ impl PolicyFields {
     }
 }
 
+/// A rewrite of the wallet that bumps its version. Every policy change carries one, so a payment
+/// decided on the old policy set (its plan checks the wallet's version) is decided again, and two
+/// concurrent creations cannot both pass the per-wallet cap.
+fn touch(stored: Stored<Wallet>) -> AppResult<crate::ports::Write> {
+    records::update(&stored.value, stored.version)
+}
+
 fn parse_policy_id(id: &str) -> AppResult<PolicyId> {
     PolicyId::parse(id).ok_or(AppError::NotFound("policy"))
 }
@@ -176,29 +184,33 @@ impl Countersign {
             return Err(InputError::Missing { field: "name" }.into());
         };
         input::name("name", name)?;
-        let wallet = self.owned_wallet(caller, &wallet_id).await?.value;
-        if self.wallet_policies(&wallet.id).await?.len() >= MAX_POLICIES_PER_WALLET {
-            return Err(InputError::invalid(
-                "walletId",
-                format!("a wallet may have at most {MAX_POLICIES_PER_WALLET} policies"),
-            )
-            .into());
-        }
-        let now = self.now();
-        let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet.id.clone(), String::new(), now);
-        fields.apply(&mut policy, wallet.currency)?;
-        let audit = AuditEntry::new(
-            &policy.org_id,
-            "policy.created",
-            "policy",
-            policy.id.as_str(),
-            caller.id.as_str(),
-            json!({"walletId": policy.wallet_id}),
-            now,
-        );
-        let writes = vec![records::create(&policy)?, records::create(&audit)?];
-        let reply = Reply::new(ReplyStatus::Created, &policy)?;
-        self.commit_new(&policy.org_id, writes, reply).await
+        self.commit(&caller.org_id, None, || async {
+            let stored = self.owned_wallet(caller, &wallet_id).await?;
+            if self.wallet_policies(&wallet_id).await?.len() >= MAX_POLICIES_PER_WALLET {
+                return Err(InputError::invalid(
+                    "walletId",
+                    format!("a wallet may have at most {MAX_POLICIES_PER_WALLET} policies"),
+                )
+                .into());
+            }
+            let now = self.now();
+            let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet_id.clone(), String::new(), now);
+            fields.apply(&mut policy, stored.value.currency)?;
+            let audit = AuditEntry::new(
+                &policy.org_id,
+                "policy.created",
+                "policy",
+                policy.id.as_str(),
+                caller.id.as_str(),
+                json!({"walletId": policy.wallet_id}),
+                now,
+            );
+            Ok(Plan {
+                writes: vec![records::create(&policy)?, touch(stored)?, records::create(&audit)?],
+                reply: Reply::new(ReplyStatus::Created, &policy)?,
+            })
+        })
+        .await
     }
 
     pub async fn list_policies(&self, caller: &Caller, wallet_id: &str) -> AppResult<Vec<Policy>> {
@@ -233,10 +245,10 @@ impl Countersign {
             return Err(InputError::invalid("name", "must not be blank").into());
         }
         self.commit(&caller.org_id, None, || async {
-            let wallet = self.owned_wallet(caller, &wallet_id).await?.value;
+            let wallet = self.owned_wallet(caller, &wallet_id).await?;
             let stored = self.read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id).await?;
             let mut policy = stored.value;
-            fields.apply(&mut policy, wallet.currency)?;
+            fields.apply(&mut policy, wallet.value.currency)?;
             let now = self.now();
             policy.updated_at = now;
             let audit = AuditEntry::new(
@@ -249,7 +261,7 @@ impl Countersign {
                 now,
             );
             Ok(Plan {
-                writes: vec![records::update(&policy, stored.version)?, records::create(&audit)?],
+                writes: vec![records::update(&policy, stored.version)?, touch(wallet)?, records::create(&audit)?],
                 reply: Reply::new(ReplyStatus::Ok, &policy)?,
             })
         })
@@ -262,6 +274,7 @@ impl Countersign {
         let wallet_id = parse_wallet_id(wallet_id)?;
         let policy_id = parse_policy_id(policy_id)?;
         self.commit(&caller.org_id, None, || async {
+            let wallet = self.owned_wallet(caller, &wallet_id).await?;
             let stored = self.read_owned::<Policy>(&policy_key(&wallet_id, &policy_id), &caller.org_id).await?;
             let now = self.now();
             let audit = AuditEntry::new(
@@ -279,6 +292,7 @@ impl Countersign {
                         key: records::Record::key(&stored.value),
                         expect: crate::ports::Expect::Version(stored.version),
                     },
+                    touch(wallet)?,
                     records::create(&audit)?,
                 ],
                 reply: Reply::new(ReplyStatus::Ok, &json!({"id": policy_id, "deleted": true}))?,

@@ -15,6 +15,7 @@
 //! | delivery by id | primary | `DELIVERY#id` / `DELIVERY` |
 //! | deliveries of a webhook | byWallet | `ORG#o#WEBHOOK#w#DELIVERY` / id |
 //! | dead-lettered deliveries | byStatus | `ORG#o#DELIVERY#FAILED` / id |
+//! | pending deliveries by next attempt | due | `DELIVERY` / `nextAttemptAt#id` (only while PENDING) |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -35,6 +36,7 @@ use crate::ports::{Expect, IndexKeys, Item, Key, Write};
 
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
+pub const DUE_DELIVERIES: &str = "DELIVERY";
 
 /// Sortable timestamp for sort keys.
 pub fn sort_time(t: DateTime<Utc>) -> String {
@@ -256,7 +258,11 @@ impl Record for Delivery {
         IndexKeys {
             by_status: Some((by_status_partition(&self.org_id, "DELIVERY", self.status.as_str()), self.id.to_string())),
             by_wallet: Some((deliveries_partition(&self.org_id, &self.webhook_id), self.id.to_string())),
-            ..Default::default()
+            // Sparse: pending deliveries by next attempt, so the sweep can re-queue any whose
+            // queue message was lost.
+            due: (self.status == DeliveryStatus::Pending)
+                .then(|| (DUE_DELIVERIES.to_string(), format!("{}#{}", sort_time(self.next_attempt_at), self.id))),
+            by_org: None,
         }
     }
 }

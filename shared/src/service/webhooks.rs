@@ -301,43 +301,53 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
         let id = parse_delivery_id(id)?;
-        self.commit(&caller.org_id, None, || async {
-            let stored = self.read_owned::<Delivery>(&delivery_key(&id), &caller.org_id).await?;
-            let mut delivery = stored.value;
-            if delivery.status != DeliveryStatus::Failed {
-                return Err(InputError::invalid(
-                    "id",
-                    format!("delivery is {}, not in the dead-letter list", delivery.status.as_str()),
-                )
-                .into());
-            }
-            let now = self.now();
-            delivery.status = to;
-            delivery.updated_at = now;
-            if to == DeliveryStatus::Pending {
-                delivery.attempts = 0;
-                delivery.next_attempt_at = now;
-                let message = QueueMessage::Delivery {
-                    webhook_id: delivery.webhook_id.clone(),
-                    delivery_id: delivery.id.clone(),
-                };
-                self.wiring.queue.send(&message, std::time::Duration::ZERO).await?;
-            }
-            let action = if to == DeliveryStatus::Pending { "webhook.dlq.retried" } else { "webhook.dlq.discarded" };
-            let audit = AuditEntry::new(
-                &delivery.org_id,
-                action,
-                "delivery",
-                delivery.id.as_str(),
-                caller.id.as_str(),
-                json!({"eventId": delivery.event_id}),
-                now,
-            );
-            Ok(Plan {
-                writes: vec![records::update(&delivery, stored.version)?, records::create(&audit)?],
-                reply: Reply::new(ReplyStatus::Ok, &json!({"id": delivery.id, "status": delivery.status}))?,
+        let reply = self
+            .commit(&caller.org_id, None, || async {
+                let stored = self.read_owned::<Delivery>(&delivery_key(&id), &caller.org_id).await?;
+                let mut delivery = stored.value;
+                if delivery.status != DeliveryStatus::Failed {
+                    return Err(InputError::invalid(
+                        "id",
+                        format!("delivery is {}, not in the dead-letter list", delivery.status.as_str()),
+                    )
+                    .into());
+                }
+                let now = self.now();
+                delivery.status = to;
+                delivery.updated_at = now;
+                if to == DeliveryStatus::Pending {
+                    delivery.attempts = 0;
+                    delivery.next_attempt_at = now;
+                }
+                let action =
+                    if to == DeliveryStatus::Pending { "webhook.dlq.retried" } else { "webhook.dlq.discarded" };
+                let audit = AuditEntry::new(
+                    &delivery.org_id,
+                    action,
+                    "delivery",
+                    delivery.id.as_str(),
+                    caller.id.as_str(),
+                    json!({"eventId": delivery.event_id}),
+                    now,
+                );
+                Ok(Plan {
+                    writes: vec![records::update(&delivery, stored.version)?, records::create(&audit)?],
+                    reply: Reply::new(
+                        ReplyStatus::Ok,
+                        &json!({"id": delivery.id, "webhookId": delivery.webhook_id, "status": delivery.status}),
+                    )?,
+                })
             })
-        })
-        .await
+            .await?;
+        let webhook = reply.body["webhookId"].as_str().and_then(WebhookId::parse);
+        // Enqueued only once the retry is committed, so the worker finds it PENDING; if this send
+        // fails, the sweep re-queues the overdue pending delivery.
+        if let (DeliveryStatus::Pending, Some(webhook_id)) = (to, webhook) {
+            let message = QueueMessage::Delivery { webhook_id, delivery_id: id.clone() };
+            if let Err(e) = self.wiring.queue.send(&message, std::time::Duration::ZERO).await {
+                tracing::warn!(error = %e, "dead-letter retry not enqueued; the sweep will re-queue it");
+            }
+        }
+        Ok(reply)
     }
 }
