@@ -1,15 +1,13 @@
 """The deployed stack (infra/local-deploy into ministack) and a verifying webhook receiver."""
 
-import importlib.util
 import os
-import pathlib
-import threading
-from http.server import ThreadingHTTPServer
+import sys
 
 import boto3
 import pytest
 
-RECEIVER = pathlib.Path(__file__).resolve().parents[1] / "receiver" / "receiver.py"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import start_receiver  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +28,6 @@ def stack():
 
 @pytest.fixture(scope="session")
 def receiver():
-    spec = importlib.util.spec_from_file_location("receiver", RECEIVER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), module.Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    module.base = f"http://127.0.0.1:{server.server_address[1]}"
+    module, server = start_receiver()
     yield module
     server.shutdown()

@@ -2,9 +2,8 @@
 EventBridge → SQS → webhooks Lambda → a verifying receiver; the schedule-driven expiry Lambda; and
 a poison message ending in the queue's dead-letter queue. All real binaries, in ministack."""
 
-import time
-
 import httpx
+from support import wait_until
 
 WAIT = 150  # the expiry schedule fires once a minute
 
@@ -14,14 +13,6 @@ def call(stack, method, path, key, body=None):
     return res.status_code, (res.json() if res.content else None)
 
 
-def wait_until(what, check, timeout=WAIT):
-    deadline = time.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
 
 
 def test_deployed_stack_end_to_end(stack, receiver):
@@ -65,7 +56,7 @@ def test_deployed_stack_end_to_end(stack, receiver):
         assert got[0]["verified"] and got[0]["simpleVerified"], got[0]
         assert got[0]["webhookId"] == got[0]["body"]["id"]
 
-    expired = wait_until("the scheduled expiry", lambda: call(stack, "GET", f"/v1/approvals/{doomed['approvalId']}", reviewer["secret"])[1]["status"] == "EXPIRED")
+    expired = wait_until("the scheduled expiry", lambda: call(stack, "GET", f"/v1/approvals/{doomed['approvalId']}", reviewer["secret"])[1]["status"] == "EXPIRED", timeout=WAIT)
     assert expired
     wait_until("approval.expired webhook", lambda: delivered("approval.expired"), timeout=60)
 
@@ -75,4 +66,4 @@ def test_deployed_stack_end_to_end(stack, receiver):
         out = stack["sqs"].receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0)
         return [m for m in out.get("Messages", []) if m["Body"].startswith("poison")]
 
-    assert wait_until("the poison message in the dead-letter queue", dead_letters)
+    assert wait_until("the poison message in the dead-letter queue", dead_letters, timeout=WAIT)

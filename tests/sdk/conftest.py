@@ -3,11 +3,15 @@
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import httpx
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import start_receiver  # noqa: E402
 
 OPERATOR_KEY = "sdk-test-operator-key-0123456789"
 
@@ -63,19 +67,7 @@ def admin_key(server):
 
 @pytest.fixture(scope="session")
 def receiver():
-    """The verifying webhook receiver (tests/receiver/receiver.py) on a loopback port."""
-    import importlib.util
-    import pathlib
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "receiver" / "receiver.py"
-    spec = importlib.util.spec_from_file_location("sdk_receiver", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), module.Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    module.base = f"http://127.0.0.1:{server.server_address[1]}"
+    """The verifying webhook receiver on a loopback port."""
+    module, server = start_receiver()
     yield module
     server.shutdown()

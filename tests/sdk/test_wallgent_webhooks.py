@@ -1,19 +1,11 @@
 """The wallgent 0.3.0 SDK's webhooks resource (incl. the DLQ) against Countersign, and its
 `verify_webhook_signature` on what Countersign sends."""
 
-import time
 
+from support import wait_until
 from wallgent import Wallgent
 
 
-def wait_until(what, check, timeout=20):
-    deadline = time.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_webhooks_and_dead_letters_through_the_sdk(server, admin_key, receiver):
