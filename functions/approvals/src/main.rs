@@ -44,4 +44,14 @@ mod tests {
             invoke_http_event(service, include_str!("../../../events/approvals/approve.json"), None).await;
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHORIZED")), "{body}");
     }
+
+    #[tokio::test]
+    async fn rest_api_events_route_without_their_stage() {
+        // The template sets this for every function, so REST and HTTP APIs route alike.
+        std::env::set_var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true");
+        let (status, body) =
+            invoke_http_event(fixture_service(), include_str!("../../../events/approvals/health-rest-api.json"), None)
+                .await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
+    }
 }
