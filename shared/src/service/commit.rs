@@ -20,7 +20,7 @@ const MAX_ATTEMPTS: u32 = 100;
 const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyStatus {
     Ok,
     Created,

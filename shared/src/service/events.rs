@@ -1,7 +1,6 @@
 //! The transactional outbox: events commit with their change, then go to the bus; the sweep
 //! re-publishes any left behind (a function that died between commit and publish).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
@@ -39,10 +38,6 @@ pub(crate) fn committed_events(writes: &[Write]) -> Vec<Stored<Event>> {
 }
 
 impl Countersign {
-    pub fn bus(&self) -> &Arc<dyn EventBus> {
-        &self.wiring.bus
-    }
-
     /// Publishes freshly committed events and marks the published ones; failures only log, the
     /// events stay in the outbox for the sweep.
     pub(crate) async fn publish_committed(&self, events: Vec<Stored<Event>>) {

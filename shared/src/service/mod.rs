@@ -97,10 +97,6 @@ impl Countersign {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
