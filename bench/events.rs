@@ -10,43 +10,38 @@ use chrono::Utc;
 use countersign_core::adapters::http_client::HttpWebhookClient;
 use countersign_core::adapters::local_queue::StoreQueue;
 use countersign_core::adapters::sqlite::SqliteStore;
-use countersign_core::domain::approval::{Approval, ApprovalStatus, TransactionDetails};
+use countersign_core::domain::approval::Approval;
 use countersign_core::domain::event::Event;
-use countersign_core::domain::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, WalletId};
+use countersign_core::domain::ids::{ApiKeyId, OrgId, WalletId};
+use countersign_core::domain::money::Amount;
 use countersign_core::domain::money::Currency;
+use countersign_core::domain::payment::{NewPayment, Payment};
+use countersign_core::domain::policy::{Decision, Outcome};
 use countersign_core::ports::{QueueMessage, Store, SystemClock};
 use countersign_core::service::records;
 use countersign_core::service::{Countersign, Settings, Wiring};
 use countersign_tests::{Backend, TestStore};
 use futures::stream::{self, StreamExt};
-use rust_decimal::Decimal;
 use serde_json::json;
 
-fn approval(org: &OrgId, expires_in: chrono::Duration) -> Approval {
-    let now = Utc::now();
-    Approval {
-        id: ApprovalId::generate(),
-        org_id: org.clone(),
-        wallet_id: WalletId::generate(),
-        payment_id: PaymentId::generate(),
-        policy_id: None,
-        transaction_details: TransactionDetails {
-            amount: Decimal::new(100, 2),
-            currency: Currency::USD,
-            recipient: WalletId::generate(),
-            description: None,
-        },
-        status: ApprovalStatus::Pending,
+/// A held payment and its pending approval, due now or in a day.
+fn held(org: &OrgId, due: bool) -> (Payment, Approval) {
+    let request = NewPayment::new(WalletId::generate(), WalletId::generate(), Amount::parse("1.00").expect("amount"));
+    let decision = Decision {
+        outcome: Outcome::Hold,
+        rule: "bench".into(),
         reason: "bench".into(),
+        policy_id: None,
+        approval_ttl_seconds: None,
         required_approvals: 1,
-        votes: vec![],
-        expires_at: now + expires_in,
-        resolved_at: None,
-        resolved_by: None,
-        resolution_note: None,
-        created_by: ApiKeyId::generate(),
-        created_at: now,
-    }
+    };
+    let amount = request.amount.in_currency(Currency::USD).expect("usd");
+    let now = Utc::now();
+    let mut payment = Payment::new(org.clone(), &request, amount, decision, ApiKeyId::generate(), now);
+    let approval =
+        if due { payment.hold(1, now - chrono::Duration::seconds(10)) } else { payment.hold(24 * 3600, now) }
+            .expect("pending");
+    (payment, approval)
 }
 
 /// 10,000 pending approvals, 100 of them due: how many items does one sweep read?
@@ -58,11 +53,11 @@ pub async fn sweep_reads() {
     let mut writes = Vec::new();
     for i in 0..10_000 {
         let due = i % 100 == 0;
-        let a = approval(&org, if due { chrono::Duration::seconds(-5) } else { chrono::Duration::hours(24) });
+        let (payment, approval) = held(&org, due);
         if due {
-            writes.push(records::create(&payment_for(&a)).expect("payment"));
+            writes.push(records::create(&payment).expect("payment"));
         }
-        writes.push(records::create(&a).expect("approval"));
+        writes.push(records::create(&approval).expect("approval"));
         if writes.len() >= 99 {
             store.transact(std::mem::take(&mut writes)).await.expect("seed");
         }
@@ -82,41 +77,6 @@ pub async fn sweep_reads() {
         dynamo.request_count() - before,
         started.elapsed().as_secs_f64() * 1e3
     );
-}
-
-fn payment_for(a: &Approval) -> countersign_core::domain::payment::Payment {
-    use countersign_core::domain::payment::{Payment, PaymentStatus};
-    use countersign_core::domain::policy::{Decision, Outcome};
-    Payment {
-        id: a.payment_id.clone(),
-        org_id: a.org_id.clone(),
-        from: a.wallet_id.clone(),
-        to: a.transaction_details.recipient.clone(),
-        amount: a.transaction_details.amount,
-        currency: Currency::USD,
-        description: None,
-        metadata: Default::default(),
-        risk_score: None,
-        confidence_score: None,
-        agent_reasoning: None,
-        urgency: None,
-        status: PaymentStatus::PendingApproval,
-        approval_id: Some(a.id.clone()),
-        decision: Decision {
-            outcome: Outcome::Hold,
-            rule: "bench".into(),
-            reason: "bench".into(),
-            policy_id: None,
-            approval_ttl_seconds: None,
-            required_approvals: 1,
-        },
-        created_by: a.created_by.clone(),
-        transaction_id: None,
-        failure_reason: None,
-        created_at: a.created_at,
-        updated_at: a.created_at,
-        completed_at: None,
-    }
 }
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;

@@ -1,14 +1,8 @@
 //! Configuration from the environment, read once per cold start.
 
-use std::sync::Arc;
-
-use crate::adapters::dynamodb::DynamoStore;
-use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::http_client::HttpWebhookClient;
-use crate::adapters::sqs::SqsQueue;
 use crate::domain::org::hash_secret;
-use crate::ports::SystemClock;
-use crate::service::{Countersign, Settings, Wiring};
+use crate::service::Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -86,7 +80,16 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
 /// `COUNTERSIGN_TABLE`; events to the EventBridge bus `COUNTERSIGN_EVENT_BUS` and retries to the
 /// SQS queue `COUNTERSIGN_WEBHOOK_QUEUE_URL` (each optional: without a bus, events wait in the
 /// outbox for the sweep).
-pub async fn aws_service() -> Result<Countersign, ConfigError> {
+#[cfg(feature = "aws")]
+pub async fn aws_service() -> Result<crate::service::Countersign, ConfigError> {
+    use std::sync::Arc;
+
+    use crate::adapters::dynamodb::DynamoStore;
+    use crate::adapters::eventbridge::EventBridgeBus;
+    use crate::adapters::sqs::SqsQueue;
+    use crate::ports::SystemClock;
+    use crate::service::{Countersign, Wiring};
+
     let table = std::env::var(ENV_TABLE).map_err(|_| ConfigError::Missing { name: ENV_TABLE })?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let settings = settings_from_env()?;

@@ -4,7 +4,9 @@
 use crate::domain::approval::{ApprovalError, ApprovalStatus};
 use crate::domain::input::InputError;
 use crate::domain::money::MoneyError;
+use crate::domain::payment::{PaymentError, PaymentStatus};
 use crate::domain::permission::Permission;
+use crate::domain::wallet::BalanceError;
 use crate::ports::{BusError, QueueError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +51,14 @@ pub enum AppError {
     CurrencyMismatch { payment: String, wallet: String },
     #[error("too much contention on this resource; retry")]
     Contention,
+    /// Two reads of one plan disagreed (another writer committed between them): the commit
+    /// loop plans again from fresh reads. Never leaves the service.
+    #[error("reads were overtaken by another write")]
+    Stale,
+    #[error("payment is {}, not PENDING_APPROVAL", .0.as_str())]
+    PaymentNotPending(PaymentStatus),
     #[error("storage unavailable: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("{0}")]
     Bus(#[from] BusError),
     #[error("{0}")]
@@ -74,6 +82,42 @@ impl From<ApprovalError> for AppError {
             ApprovalError::Expired => AppError::ApprovalExpired,
             ApprovalError::SelfApproval => AppError::SelfApprovalForbidden,
             ApprovalError::AlreadyVoted => AppError::AlreadyVoted,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // A cursor is client input: the store only tells us it did not issue it.
+            StoreError::InvalidCursor => {
+                AppError::Input(InputError::invalid("cursor", "is not a cursor this API returned"))
+            }
+            other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<PaymentError> for AppError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::NotPending(status) => AppError::PaymentNotPending(status),
+        }
+    }
+}
+
+impl From<BalanceError> for AppError {
+    fn from(e: BalanceError) -> Self {
+        match e {
+            BalanceError::Insufficient { balance, requested } => AppError::InsufficientFunds {
+                balance: balance.to_wire(),
+                requested: requested.to_wire(),
+                currency: balance.currency().code().to_string(),
+            },
+            BalanceError::Overflow => InputError::invalid("amount", "balance would overflow").into(),
+            BalanceError::CurrencyMismatch => {
+                AppError::Input(InputError::invalid("currency", "does not match the wallet's currency"))
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod ports;
 pub mod service;

@@ -239,6 +239,11 @@ pub enum SendError {
 /// Sends signed webhook requests, refusing internal targets after DNS and on redirects.
 #[async_trait]
 pub trait WebhookClient: Send + Sync {
+    /// Resolves `host` and checks every address it gives. MUST return
+    /// `TargetError::Unresolvable` when it resolves to nothing and `TargetError::Forbidden` when
+    /// any address is internal (unless the client allows private targets).
+    async fn check_host(&self, host: &str, port: u16) -> Result<(), crate::domain::ssrf::TargetError>;
+
     async fn post(
         &self,
         url: &str,

@@ -29,8 +29,6 @@ pub enum EventStack {
     Aws,
 }
 
-pub const EVENT_STACKS: [EventStack; 2] = [EventStack::Local, EventStack::Aws];
-
 /// A bus that can be told to fail, to inject a crash between commit and publish.
 pub struct SwitchableBus {
     inner: Arc<dyn EventBus>,

@@ -25,7 +25,59 @@ pub enum Backend {
     Dynamo,
 }
 
-pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Dynamo];
+/// One `#[tokio::test]` per backend, so a failure on one store does not hide the other's result:
+/// `per_backend!(name);` turns `async fn name(backend: Backend)` into the tests `name::sqlite`
+/// and `name::dynamo` (`cargo test sqlite` / `cargo test dynamo` select them). The test attribute
+/// defaults to `#[tokio::test(flavor = "multi_thread")]`; another may be given first:
+/// `per_backend!(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] name);`.
+#[macro_export]
+macro_rules! per_backend {
+    (#[$test:meta] $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[$test]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+
+                #[$test]
+                async fn dynamo() {
+                    super::$name($crate::Backend::Dynamo).await
+                }
+            }
+        )*
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::per_backend!(#[tokio::test(flavor = "multi_thread")] $($name),*);
+    };
+}
+
+/// One `#[tokio::test]` per event stack, each on the store it runs with in production: the local
+/// queue on SQLite (the local server) and EventBridge + SQS on DynamoDB (AWS).
+/// `per_event_stack!(name);` turns `async fn name(stack: EventStack, backend: Backend)` into the
+/// tests `name::local_sqlite` and `name::aws_dynamo`. The test attribute is given as for
+/// [`per_backend!`].
+#[macro_export]
+macro_rules! per_event_stack {
+    (#[$test:meta] $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[$test]
+                async fn local_sqlite() {
+                    super::$name($crate::events::EventStack::Local, $crate::Backend::Sqlite).await
+                }
+
+                #[$test]
+                async fn aws_dynamo() {
+                    super::$name($crate::events::EventStack::Aws, $crate::Backend::Dynamo).await
+                }
+            }
+        )*
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::per_event_stack!(#[tokio::test(flavor = "multi_thread")] $($name),*);
+    };
+}
 
 /// A store under test, with a way to count what it holds.
 #[derive(Clone)]

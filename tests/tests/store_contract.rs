@@ -1,7 +1,7 @@
 //! One contract suite for the store port, run against the SQLite store and DynamoDB Local.
 
 use countersign_core::ports::{Expect, Index, IndexKeys, Item, Key, Query, StoreError, Write};
-use countersign_tests::{Backend, TestStore, BACKENDS};
+use countersign_tests::{per_backend, Backend, TestStore};
 use serde_json::json;
 
 fn item(pk: &str, sk: &str, version: u64) -> Item {
@@ -26,146 +26,123 @@ fn put(item: Item, expect: Expect) -> Write {
     Write::Put { item, expect }
 }
 
-async fn each_backend<F, Fut>(test: F)
-where
-    F: Fn(TestStore, Backend) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for backend in BACKENDS {
-        test(TestStore::new(backend).await, backend).await;
-    }
+per_backend!(put_if_absent_then_versioned_update);
+async fn put_if_absent_then_versioned_update(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let key = Key::new("A", "1");
+    assert_eq!(s.get(&key).await.unwrap(), None, "{backend:?}");
+    s.transact(vec![put(item("A", "1", 1), Expect::Absent)]).await.unwrap();
+    let got = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!(got, item("A", "1", 1), "{backend:?}: round trip keeps body and version");
+    assert_eq!(s.transact(vec![put(item("A", "1", 1), Expect::Absent)]).await, Err(StoreError::ConditionFailed));
+    assert_eq!(s.transact(vec![put(item("A", "1", 3), Expect::Version(2))]).await, Err(StoreError::ConditionFailed));
+    s.transact(vec![put(item("A", "1", 2), Expect::Version(1))]).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap().unwrap().version, 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn put_if_absent_then_versioned_update() {
-    each_backend(|ts, backend| async move {
-        let s = ts.store();
-        let key = Key::new("A", "1");
-        assert_eq!(s.get(&key).await.unwrap(), None, "{backend:?}");
-        s.transact(vec![put(item("A", "1", 1), Expect::Absent)]).await.unwrap();
-        let got = s.get(&key).await.unwrap().expect("stored");
-        assert_eq!(got, item("A", "1", 1), "{backend:?}: round trip keeps body and version");
-        assert_eq!(s.transact(vec![put(item("A", "1", 1), Expect::Absent)]).await, Err(StoreError::ConditionFailed));
-        assert_eq!(
-            s.transact(vec![put(item("A", "1", 3), Expect::Version(2))]).await,
-            Err(StoreError::ConditionFailed)
-        );
-        s.transact(vec![put(item("A", "1", 2), Expect::Version(1))]).await.unwrap();
-        assert_eq!(s.get(&key).await.unwrap().unwrap().version, 2);
-    })
-    .await;
+per_backend!(transactions_are_all_or_nothing);
+async fn transactions_are_all_or_nothing(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    s.transact(vec![put(item("B", "1", 1), Expect::Absent)]).await.unwrap();
+    let failing = vec![
+        put(item("B", "2", 1), Expect::Absent),
+        put(item("B", "1", 2), Expect::Version(7)), // wrong version
+    ];
+    assert_eq!(s.transact(failing).await, Err(StoreError::ConditionFailed), "{backend:?}");
+    assert_eq!(s.get(&Key::new("B", "2")).await.unwrap(), None, "{backend:?}: nothing from a failed transaction");
+    // A check that fails blocks the write beside it.
+    let checked = vec![
+        Write::Check { key: Key::new("B", "1"), expect: Expect::Version(9) },
+        put(item("B", "3", 1), Expect::Absent),
+    ];
+    assert_eq!(s.transact(checked).await, Err(StoreError::ConditionFailed));
+    assert_eq!(s.get(&Key::new("B", "3")).await.unwrap(), None);
+    // Delete with a condition.
+    assert_eq!(
+        s.transact(vec![Write::Delete { key: Key::new("B", "1"), expect: Expect::Version(2) }]).await,
+        Err(StoreError::ConditionFailed)
+    );
+    s.transact(vec![Write::Delete { key: Key::new("B", "1"), expect: Expect::Version(1) }]).await.unwrap();
+    assert_eq!(s.get(&Key::new("B", "1")).await.unwrap(), None);
+    assert_eq!(ts.item_count().await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn transactions_are_all_or_nothing() {
-    each_backend(|ts, backend| async move {
-        let s = ts.store();
-        s.transact(vec![put(item("B", "1", 1), Expect::Absent)]).await.unwrap();
-        let failing = vec![
-            put(item("B", "2", 1), Expect::Absent),
-            put(item("B", "1", 2), Expect::Version(7)), // wrong version
-        ];
-        assert_eq!(s.transact(failing).await, Err(StoreError::ConditionFailed), "{backend:?}");
-        assert_eq!(s.get(&Key::new("B", "2")).await.unwrap(), None, "{backend:?}: nothing from a failed transaction");
-        // A check that fails blocks the write beside it.
-        let checked = vec![
-            Write::Check { key: Key::new("B", "1"), expect: Expect::Version(9) },
-            put(item("B", "3", 1), Expect::Absent),
-        ];
-        assert_eq!(s.transact(checked).await, Err(StoreError::ConditionFailed));
-        assert_eq!(s.get(&Key::new("B", "3")).await.unwrap(), None);
-        // Delete with a condition.
-        assert_eq!(
-            s.transact(vec![Write::Delete { key: Key::new("B", "1"), expect: Expect::Version(2) }]).await,
-            Err(StoreError::ConditionFailed)
-        );
-        s.transact(vec![Write::Delete { key: Key::new("B", "1"), expect: Expect::Version(1) }]).await.unwrap();
-        assert_eq!(s.get(&Key::new("B", "1")).await.unwrap(), None);
-        assert_eq!(ts.item_count().await, 0);
-    })
-    .await;
+per_backend!(concurrent_conditional_writes_have_one_winner);
+async fn concurrent_conditional_writes_have_one_winner(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    s.transact(vec![put(item("C", "1", 1), Expect::Absent)]).await.unwrap();
+    let attempts = (0..20).map(|_| {
+        let s = s.clone();
+        async move { s.transact(vec![put(item("C", "1", 2), Expect::Version(1))]).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{backend:?}: {results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict))));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_conditional_writes_have_one_winner() {
-    each_backend(|ts, backend| async move {
-        let s = ts.store();
-        s.transact(vec![put(item("C", "1", 1), Expect::Absent)]).await.unwrap();
-        let attempts = (0..20).map(|_| {
-            let s = s.clone();
-            async move { s.transact(vec![put(item("C", "1", 2), Expect::Version(1))]).await }
-        });
-        let results = futures::future::join_all(attempts).await;
-        let wins = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(wins, 1, "{backend:?}: {results:?}");
-        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict))));
-    })
-    .await;
+per_backend!(queries_page_in_order_with_prefix_and_bounds);
+async fn queries_page_in_order_with_prefix_and_bounds(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let ids: Vec<String> = (0..7).map(|i| format!("id{i}")).collect();
+    let writes = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            put(indexed(&format!("P#{id}"), id, if i % 2 == 0 { "PENDING" } else { "DONE" }), Expect::Absent)
+        })
+        .collect();
+    s.transact(writes).await.unwrap();
+
+    // Newest first, paged by position.
+    let mut q = Query::new(Index::ByOrg, "ORG#o#T", 3);
+    let first = s.query(q.clone()).await.unwrap();
+    let sks: Vec<_> = first.iter().map(|i| i.indexes.by_org.clone().unwrap().1).collect();
+    assert_eq!(sks, ["id6", "id5", "id4"], "{backend:?}");
+    q.after = Some(first[2].position(Index::ByOrg));
+    let second = s.query(q.clone()).await.unwrap();
+    let sks: Vec<_> = second.iter().map(|i| i.indexes.by_org.clone().unwrap().1).collect();
+    assert_eq!(sks, ["id3", "id2", "id1"]);
+
+    // Prefix narrows by status.
+    let mut pending = Query::new(Index::ByWallet, "W#1", 10);
+    pending.sk_prefix = Some("PENDING#".into());
+    assert_eq!(s.query(pending).await.unwrap().len(), 4);
+
+    // Due reads stop at the bound, oldest first.
+    let mut due = Query::new(Index::Due, "DUE", 10);
+    due.newest_first = false;
+    due.sk_at_most = Some("id2".into());
+    let sks: Vec<_> = s.query(due).await.unwrap().iter().map(|i| i.indexes.due.clone().unwrap().1).collect();
+    assert_eq!(sks, ["id0", "id1", "id2"]);
+
+    // Primary partition reads by sort-key prefix.
+    s.transact(vec![
+        put(item("WALLET#w", "POLICY#1", 1), Expect::Absent),
+        put(item("WALLET#w", "TXN#1", 1), Expect::Absent),
+    ])
+    .await
+    .unwrap();
+    let mut policies = Query::new(Index::Primary, "WALLET#w", 10);
+    policies.sk_prefix = Some("POLICY#".into());
+    assert_eq!(s.query(policies).await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn queries_page_in_order_with_prefix_and_bounds() {
-    each_backend(|ts, backend| async move {
-        let s = ts.store();
-        let ids: Vec<String> = (0..7).map(|i| format!("id{i}")).collect();
-        let writes = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                put(indexed(&format!("P#{id}"), id, if i % 2 == 0 { "PENDING" } else { "DONE" }), Expect::Absent)
-            })
-            .collect();
-        s.transact(writes).await.unwrap();
-
-        // Newest first, paged by position.
-        let mut q = Query::new(Index::ByOrg, "ORG#o#T", 3);
-        let first = s.query(q.clone()).await.unwrap();
-        let sks: Vec<_> = first.iter().map(|i| i.indexes.by_org.clone().unwrap().1).collect();
-        assert_eq!(sks, ["id6", "id5", "id4"], "{backend:?}");
-        q.after = Some(first[2].position(Index::ByOrg));
-        let second = s.query(q.clone()).await.unwrap();
-        let sks: Vec<_> = second.iter().map(|i| i.indexes.by_org.clone().unwrap().1).collect();
-        assert_eq!(sks, ["id3", "id2", "id1"]);
-
-        // Prefix narrows by status.
-        let mut pending = Query::new(Index::ByWallet, "W#1", 10);
-        pending.sk_prefix = Some("PENDING#".into());
-        assert_eq!(s.query(pending).await.unwrap().len(), 4);
-
-        // Due reads stop at the bound, oldest first.
-        let mut due = Query::new(Index::Due, "DUE", 10);
-        due.newest_first = false;
-        due.sk_at_most = Some("id2".into());
-        let sks: Vec<_> = s.query(due).await.unwrap().iter().map(|i| i.indexes.due.clone().unwrap().1).collect();
-        assert_eq!(sks, ["id0", "id1", "id2"]);
-
-        // Primary partition reads by sort-key prefix.
-        s.transact(vec![
-            put(item("WALLET#w", "POLICY#1", 1), Expect::Absent),
-            put(item("WALLET#w", "TXN#1", 1), Expect::Absent),
-        ])
-        .await
-        .unwrap();
-        let mut policies = Query::new(Index::Primary, "WALLET#w", 10);
-        policies.sk_prefix = Some("POLICY#".into());
-        assert_eq!(s.query(policies).await.unwrap().len(), 1);
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn removing_index_keys_removes_the_item_from_the_index() {
-    each_backend(|ts, backend| async move {
-        let s = ts.store();
-        s.transact(vec![put(indexed("D#1", "a", "PENDING"), Expect::Absent)]).await.unwrap();
-        let mut updated = indexed("D#1", "a", "PENDING");
-        updated.version = 2;
-        updated.indexes.due = None;
-        s.transact(vec![put(updated, Expect::Version(1))]).await.unwrap();
-        let due = s.query(Query::new(Index::Due, "DUE", 10)).await.unwrap();
-        assert!(due.is_empty(), "{backend:?}: sparse index must drop the item");
-    })
-    .await;
+per_backend!(removing_index_keys_removes_the_item_from_the_index);
+async fn removing_index_keys_removes_the_item_from_the_index(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    s.transact(vec![put(indexed("D#1", "a", "PENDING"), Expect::Absent)]).await.unwrap();
+    let mut updated = indexed("D#1", "a", "PENDING");
+    updated.version = 2;
+    updated.indexes.due = None;
+    s.transact(vec![put(updated, Expect::Version(1))]).await.unwrap();
+    let due = s.query(Query::new(Index::Due, "DUE", 10)).await.unwrap();
+    assert!(due.is_empty(), "{backend:?}: sparse index must drop the item");
 }
 
 /// The template defines exactly the indexes the adapter queries, with the same key attributes.

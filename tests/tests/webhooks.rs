@@ -4,18 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use countersign_tests::events::{Receiver, EVENT_STACKS};
-use countersign_tests::{Backend, TestApp};
+use countersign_tests::events::{EventStack, Receiver};
+use countersign_tests::{per_event_stack, Backend, TestApp};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn backend_for(stack: countersign_tests::events::EventStack) -> Backend {
-    match stack {
-        countersign_tests::events::EventStack::Local => Backend::Sqlite,
-        countersign_tests::events::EventStack::Aws => Backend::Dynamo,
-    }
-}
 
 async fn subscribe(
     app: &TestApp,
@@ -32,119 +25,125 @@ async fn subscribe(
     (hook["id"].as_str().unwrap().to_string(), secret)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn decided_approval_reaches_a_verifying_receiver() {
+per_event_stack!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    decided_approval_reaches_a_verifying_receiver
+);
+async fn decided_approval_reaches_a_verifying_receiver(stack: EventStack, backend: Backend) {
     let receiver = Receiver::start().await;
-    for stack in EVENT_STACKS {
-        let (app, _) = TestApp::spawn_with_events(backend_for(stack), stack).await;
-        let s = app.scenario("10000.00").await;
-        let name = format!("decided-{stack:?}");
-        let (hook, _) = subscribe(
-            &app,
-            &s.admin,
-            &receiver,
-            &name,
-            json!(["approval.created", "approval.approved", "payment.completed"]),
-        )
-        .await;
-        let (payment, approval) = app.held_payment(&s, "5000.00").await;
-        let (status, _) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, json!({})).await;
-        assert_eq!(status, 200);
+    let (app, _) = TestApp::spawn_with_events(backend, stack).await;
+    let s = app.scenario("10000.00").await;
+    let name = format!("decided-{stack:?}");
+    let (hook, _) = subscribe(
+        &app,
+        &s.admin,
+        &receiver,
+        &name,
+        json!(["approval.created", "approval.approved", "payment.completed"]),
+    )
+    .await;
+    let (payment, approval) = app.held_payment(&s, "5000.00").await;
+    let (status, _) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, json!({})).await;
+    assert_eq!(status, 200);
 
-        let got = receiver.wait_for(&name, 3, WAIT).await;
-        let mut types: Vec<&str> = got.iter().map(|d| d["body"]["type"].as_str().unwrap()).collect();
-        types.sort();
-        assert_eq!(types, ["approval.approved", "approval.created", "payment.completed"], "{stack:?}");
-        for d in &got {
-            assert_eq!(d["verified"], true, "{stack:?}: standardwebhooks verification: {d}");
-            assert_eq!(d["simpleVerified"], true, "{stack:?}: X-Countersign-Signature: {d}");
-            assert_eq!(d["webhookId"], d["body"]["id"], "webhook-id is the event id");
-        }
-        let approved = got.iter().find(|d| d["body"]["type"] == "approval.approved").unwrap();
-        assert_eq!(approved["body"]["data"]["approvalId"], approval.as_str());
-        let completed = got.iter().find(|d| d["body"]["type"] == "payment.completed").unwrap();
-        assert_eq!(completed["body"]["data"]["paymentId"], payment.as_str());
+    let got = receiver.wait_for(&name, 3, WAIT).await;
+    let mut types: Vec<&str> = got.iter().map(|d| d["body"]["type"].as_str().unwrap()).collect();
+    types.sort();
+    assert_eq!(types, ["approval.approved", "approval.created", "payment.completed"], "{stack:?}");
+    for d in &got {
+        assert_eq!(d["verified"], true, "{stack:?}: standardwebhooks verification: {d}");
+        assert_eq!(d["simpleVerified"], true, "{stack:?}: X-Countersign-Signature: {d}");
+        assert_eq!(d["webhookId"], d["body"]["id"], "webhook-id is the event id");
+    }
+    let approved = got.iter().find(|d| d["body"]["type"] == "approval.approved").unwrap();
+    assert_eq!(approved["body"]["data"]["approvalId"], approval.as_str());
+    let completed = got.iter().find(|d| d["body"]["type"] == "payment.completed").unwrap();
+    assert_eq!(completed["body"]["data"]["paymentId"], payment.as_str());
 
-        // The delivery log shows each delivery once, delivered on the first attempt.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (_, log) = app.get(&format!("/v1/webhooks/{hook}/deliveries"), &s.admin).await;
-            let rows = log["data"].as_array().unwrap();
-            if rows.len() == 3 && rows.iter().all(|r| r["status"] == "DELIVERED") {
-                assert!(rows.iter().all(|r| r["attempts"] == 1 && r["lastStatusCode"] == 204), "{log}");
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{stack:?}: {log}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    // The delivery log shows each delivery once, delivered on the first attempt.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, log) = app.get(&format!("/v1/webhooks/{hook}/deliveries"), &s.admin).await;
+        let rows = log["data"].as_array().unwrap();
+        if rows.len() == 3 && rows.iter().all(|r| r["status"] == "DELIVERED") {
+            assert!(rows.iter().all(|r| r["attempts"] == 1 && r["lastStatusCode"] == 204), "{log}");
+            break;
         }
+        assert!(tokio::time::Instant::now() < deadline, "{stack:?}: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn failing_receiver_is_retried_then_dead_lettered_then_replayed_with_the_same_id() {
+per_event_stack!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    failing_receiver_is_retried_then_dead_lettered_then_replayed_with_the_same_id
+);
+async fn failing_receiver_is_retried_then_dead_lettered_then_replayed_with_the_same_id(
+    stack: EventStack,
+    backend: Backend,
+) {
     let receiver = Receiver::start().await;
-    for stack in EVENT_STACKS {
-        let (app, _) = TestApp::spawn_with_events(backend_for(stack), stack).await;
-        let s = app.scenario("10000.00").await;
-        let name = format!("failing-{stack:?}");
-        let (_, secret) = subscribe(&app, &s.admin, &receiver, &name, json!(["approval.created"])).await;
-        receiver.control(&name, &secret, "fail").await;
-        app.held_payment(&s, "5000.00").await;
+    let (app, _) = TestApp::spawn_with_events(backend, stack).await;
+    let s = app.scenario("10000.00").await;
+    let name = format!("failing-{stack:?}");
+    let (_, secret) = subscribe(&app, &s.admin, &receiver, &name, json!(["approval.created"])).await;
+    receiver.control(&name, &secret, "fail").await;
+    app.held_payment(&s, "5000.00").await;
 
-        // Three attempts (the test retry policy), all with the same webhook-id.
-        let got = receiver.wait_for(&name, 3, WAIT).await;
-        let id = got[0]["webhookId"].clone();
-        assert!(got.iter().all(|d| d["webhookId"] == id && d["verified"] == true), "{stack:?}: {got:?}");
+    // Three attempts (the test retry policy), all with the same webhook-id.
+    let got = receiver.wait_for(&name, 3, WAIT).await;
+    let id = got[0]["webhookId"].clone();
+    assert!(got.iter().all(|d| d["webhookId"] == id && d["verified"] == true), "{stack:?}: {got:?}");
 
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let entry = loop {
-            let (_, dlq) = app.get("/v1/webhooks/dlq", &s.admin).await;
-            if let Some(entry) = dlq["data"].as_array().and_then(|d| d.first()).cloned() {
-                break entry;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{stack:?}: never dead-lettered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        assert_eq!((entry["attempts"].as_u64(), entry["status"].as_str()), (Some(3), Some("FAILED")), "{entry}");
-        assert_eq!(entry["event"]["id"], id, "the dead letter carries the whole event");
-        assert!(entry["lastError"].as_str().unwrap().contains("500"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(receiver.received(&name).await.len(), 3, "{stack:?}: no attempts after dead-lettering");
-
-        receiver.control(&name, &secret, "ok").await;
-        let (status, retried) =
-            app.post(&format!("/v1/webhooks/dlq/{}/retry", entry["id"].as_str().unwrap()), &s.admin, json!({})).await;
-        assert_eq!((status, retried["status"].as_str()), (200, Some("PENDING")), "{retried}");
-        let got = receiver.wait_for(&name, 4, WAIT).await;
-        assert_eq!(got[3]["webhookId"], id, "{stack:?}: replay keeps the webhook-id");
-        assert_eq!(got[3]["verified"], true);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let entry = loop {
         let (_, dlq) = app.get("/v1/webhooks/dlq", &s.admin).await;
-        assert_eq!(dlq["data"].as_array().unwrap().len(), 0);
-    }
+        if let Some(entry) = dlq["data"].as_array().and_then(|d| d.first()).cloned() {
+            break entry;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stack:?}: never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((entry["attempts"].as_u64(), entry["status"].as_str()), (Some(3), Some("FAILED")), "{entry}");
+    assert_eq!(entry["event"]["id"], id, "the dead letter carries the whole event");
+    assert!(entry["lastError"].as_str().unwrap().contains("500"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received(&name).await.len(), 3, "{stack:?}: no attempts after dead-lettering");
+
+    receiver.control(&name, &secret, "ok").await;
+    let (status, retried) =
+        app.post(&format!("/v1/webhooks/dlq/{}/retry", entry["id"].as_str().unwrap()), &s.admin, json!({})).await;
+    assert_eq!((status, retried["status"].as_str()), (200, Some("PENDING")), "{retried}");
+    let got = receiver.wait_for(&name, 4, WAIT).await;
+    assert_eq!(got[3]["webhookId"], id, "{stack:?}: replay keeps the webhook-id");
+    assert_eq!(got[3]["verified"], true);
+    let (_, dlq) = app.get("/v1/webhooks/dlq", &s.admin).await;
+    assert_eq!(dlq["data"].as_array().unwrap().len(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_survive_a_publisher_failure_after_commit() {
+per_event_stack!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    events_survive_a_publisher_failure_after_commit
+);
+async fn events_survive_a_publisher_failure_after_commit(stack: EventStack, backend: Backend) {
     let receiver = Receiver::start().await;
-    for stack in EVENT_STACKS {
-        let (app, bus) = TestApp::spawn_with_events(backend_for(stack), stack).await;
-        let s = app.scenario("10000.00").await;
-        let name = format!("outbox-{stack:?}");
-        subscribe(&app, &s.admin, &receiver, &name, json!(["approval.created"])).await;
-        bus.failing.store(true, Ordering::SeqCst);
-        let (_, approval) = app.held_payment(&s, "5000.00").await;
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        assert!(receiver.received(&name).await.is_empty(), "{stack:?}: nothing published yet");
+    let (app, bus) = TestApp::spawn_with_events(backend, stack).await;
+    let s = app.scenario("10000.00").await;
+    let name = format!("outbox-{stack:?}");
+    subscribe(&app, &s.admin, &receiver, &name, json!(["approval.created"])).await;
+    bus.failing.store(true, Ordering::SeqCst);
+    let (_, approval) = app.held_payment(&s, "5000.00").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(receiver.received(&name).await.is_empty(), "{stack:?}: nothing published yet");
 
-        bus.failing.store(false, Ordering::SeqCst);
-        let summary = app.service.sweep(None, 100).await.expect("sweep");
-        assert!(summary.events_republished >= 1, "{stack:?}: {summary:?}");
-        let got = receiver.wait_for(&name, 1, WAIT).await;
-        assert_eq!(got[0]["body"]["data"]["approvalId"], approval.as_str());
-        assert_eq!(got[0]["verified"], true);
-        let again = app.service.sweep(None, 100).await.expect("sweep");
-        assert_eq!(again.events_republished, 0, "published events leave the outbox");
-    }
+    bus.failing.store(false, Ordering::SeqCst);
+    let summary = app.service.sweep(None, 100).await.expect("sweep");
+    assert!(summary.events_republished >= 1, "{stack:?}: {summary:?}");
+    let got = receiver.wait_for(&name, 1, WAIT).await;
+    assert_eq!(got[0]["body"]["data"]["approvalId"], approval.as_str());
+    assert_eq!(got[0]["verified"], true);
+    let again = app.service.sweep(None, 100).await.expect("sweep");
+    assert_eq!(again.events_republished, 0, "published events leave the outbox");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,7 +192,7 @@ async fn webhook_api_refuses_internal_targets_and_manages_subscriptions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn test_endpoint_sends_one_signed_event() {
     let receiver = Receiver::start().await;
-    let (app, _) = TestApp::spawn_with_events(Backend::Sqlite, countersign_tests::events::EventStack::Local).await;
+    let (app, _) = TestApp::spawn_with_events(Backend::Sqlite, EventStack::Local).await;
     let admin = app.org("t").await;
     let (hook, _) = subscribe(&app, &admin, &receiver, "test-endpoint", json!(["*"])).await;
     let (status, result) = app.post(&format!("/v1/webhooks/{hook}/test"), &admin, json!({})).await;
@@ -257,7 +256,7 @@ async fn pending_work_resumes_after_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sweep_requeues_a_delivery_whose_message_was_lost() {
     let receiver = Receiver::start().await;
-    let (app, _) = TestApp::spawn_with_events(Backend::Sqlite, countersign_tests::events::EventStack::Local).await;
+    let (app, _) = TestApp::spawn_with_events(Backend::Sqlite, EventStack::Local).await;
     let admin = app.org("lost").await;
     let (hook, _) = subscribe(&app, &admin, &receiver, "lost", json!(["approval.created"])).await;
     // A pending delivery ten minutes overdue with no queue message behind it.

@@ -78,8 +78,22 @@ fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<TargetError> {
     None
 }
 
+/// Resolves `host` and refuses it when it resolves to nothing or to any internal address.
+pub async fn check_resolved(host: &str, port: u16, allow_private: bool) -> Result<(), TargetError> {
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host, port)).await.map_err(|_| TargetError::Unresolvable)?.collect();
+    if addrs.is_empty() {
+        return Err(TargetError::Unresolvable);
+    }
+    addrs.iter().try_for_each(|addr| ssrf::guard(addr.ip(), allow_private))
+}
+
 #[async_trait]
 impl WebhookClient for HttpWebhookClient {
+    async fn check_host(&self, host: &str, port: u16) -> Result<(), TargetError> {
+        check_resolved(host, port, self.allow_private).await
+    }
+
     async fn post(&self, url: &str, headers: &SignedHeaders, body: Vec<u8>) -> Result<HttpOutcome, SendError> {
         let parsed = url::Url::parse(url).map_err(|_| TargetError::Malformed)?;
         // Literal IPs never reach the resolver, so they are checked here.

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use crate::domain::input::InputError;
 use crate::error::AppError;
-use crate::ports::StoreError;
 
 /// `{"error": {"code", "message", "details"}}`
 #[derive(Debug, Serialize)]
@@ -74,18 +73,15 @@ impl AppError {
                 json!({"status": status}),
             ),
             ApprovalExpired => plain(StatusCode::CONFLICT, "APPROVAL_EXPIRED"),
+            PaymentNotPending(status) => {
+                (StatusCode::CONFLICT, "PAYMENT_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
+            }
             SelfApprovalForbidden => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
-            Store(StoreError::InvalidCursor) => (
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR".into(),
-                "cursor is not one this API returned".into(),
-                json!({"field": "cursor"}),
-            ),
             WebhookTarget(e) => {
                 (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), format!("url: {e}"), json!({"field": "url"}))
             }
-            Contention | Store(_) | Bus(_) | Queue(_) => (
+            Contention | Stale | Store(_) | Bus(_) | Queue(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE".into(),
                 "temporarily unavailable; retry shortly".into(),

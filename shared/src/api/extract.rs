@@ -9,8 +9,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 
 use super::AppState;
-use crate::error::AppError;
-use crate::service::Caller;
+use crate::error::{AppError, AppResult};
+use crate::service::{Caller, PageRequest};
 
 /// The authenticated caller (`Authorization: Bearer <key>`).
 pub struct Auth(pub Caller);
@@ -90,7 +90,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Ids {
 }
 
 impl Ids {
-    pub fn get(&self, name: &str) -> &str {
-        self.0.get(name).map(String::as_str).unwrap_or_default()
+    /// The path parameter `name` as an id of one kind; anything else names nothing (404).
+    pub fn parse<T>(&self, name: &str, parse: fn(&str) -> Option<T>, resource: &'static str) -> AppResult<T> {
+        self.0.get(name).and_then(|text| parse(text)).ok_or(AppError::NotFound(resource))
+    }
+}
+
+impl Params {
+    /// `?limit=&cursor=`.
+    pub fn page(&self) -> AppResult<PageRequest> {
+        PageRequest::parse(self.get("limit"), self.get("cursor"))
     }
 }

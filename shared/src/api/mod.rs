@@ -1,15 +1,26 @@
 //! The HTTP API (DESIGN §2), one axum router served by the Lambda functions and the local server.
+//! A door: each resource module holds its wire request types (`try_into_domain` turns one into a
+//! domain request or a field error), its handlers, and its response shapes. Status codes are
+//! picked here and nowhere else; errors map to statuses in `error.rs`.
 
+mod approvals;
+mod audit;
 mod error;
 mod extract;
-mod routes;
+mod keys;
+mod payments;
+mod policies;
+mod wallets;
+mod webhooks;
+mod wire;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 
+use crate::error::AppError;
 use crate::service::Countersign;
 
 pub use error::ErrorBody;
@@ -21,35 +32,46 @@ pub type AppState = Arc<Countersign>;
 
 /// Every route of the public API.
 pub fn router(service: Arc<Countersign>) -> Router {
-    use routes::*;
     Router::new()
         .route("/health", get(health))
-        .route("/v1/organizations", post(create_organization))
-        .route("/v1/api-keys", post(create_api_key).get(list_api_keys))
-        .route("/v1/api-keys/{id}", get(get_api_key).patch(update_api_key).delete(revoke_api_key))
-        .route("/v1/wallets", post(create_wallet).get(list_wallets))
-        .route("/v1/wallets/{id}", get(get_wallet).patch(update_wallet))
-        .route("/v1/wallets/{id}/balance", get(wallet_balance))
-        .route("/v1/wallets/{id}/fund", post(fund_wallet))
-        .route("/v1/wallets/{id}/transactions", get(list_transactions))
-        .route("/v1/wallets/{id}/policies", post(create_policy).get(list_policies))
-        .route("/v1/wallets/{id}/policies/{pid}", get(get_policy).patch(update_policy).delete(delete_policy))
-        .route("/v1/payments", post(create_payment).get(list_payments))
-        .route("/v1/payments/{id}", get(get_payment))
-        .route("/v1/approvals", get(list_approvals))
-        .route("/v1/approvals/{id}", get(get_approval))
-        .route("/v1/approvals/{id}/approve", post(approve))
-        .route("/v1/approvals/{id}/reject", post(reject))
-        .route("/v1/audit-logs", get(list_audit_logs))
-        .route("/v1/webhooks", post(create_webhook).get(list_webhooks))
-        .route("/v1/webhooks/dlq", get(list_dead_letters))
-        .route("/v1/webhooks/dlq/{id}/retry", post(retry_dead_letter))
-        .route("/v1/webhooks/dlq/{id}/discard", post(discard_dead_letter))
-        .route("/v1/webhooks/{id}", get(get_webhook).patch(update_webhook).delete(delete_webhook))
-        .route("/v1/webhooks/{id}/test", post(test_webhook))
-        .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
+        .route("/v1/organizations", post(keys::create_organization))
+        .route("/v1/api-keys", post(keys::create).get(keys::list))
+        .route("/v1/api-keys/{id}", get(keys::get).patch(keys::update).delete(keys::revoke))
+        .route("/v1/wallets", post(wallets::create).get(wallets::list))
+        .route("/v1/wallets/{id}", get(wallets::get).patch(wallets::update))
+        .route("/v1/wallets/{id}/balance", get(wallets::balance))
+        .route("/v1/wallets/{id}/fund", post(wallets::fund))
+        .route("/v1/wallets/{id}/transactions", get(wallets::transactions))
+        .route("/v1/wallets/{id}/policies", post(policies::create).get(policies::list))
+        .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))
+        .route("/v1/payments", post(payments::create).get(payments::list))
+        .route("/v1/payments/{id}", get(payments::get))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::get))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/reject", post(approvals::reject))
+        .route("/v1/audit-logs", get(audit::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/dlq", get(webhooks::dead_letters))
+        .route("/v1/webhooks/dlq/{id}/retry", post(webhooks::retry_dead_letter))
+        .route("/v1/webhooks/dlq/{id}/discard", post(webhooks::discard_dead_letter))
+        .route("/v1/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(service)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn route_not_found() -> AppError {
+    AppError::RouteNotFound
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }

@@ -2,11 +2,10 @@
 //! of duties. Pure: callers persist the result with a conditional write.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, WalletId};
-use super::money::{decimal_string, Currency};
+use super::money::Money;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -35,9 +34,9 @@ impl ApprovalStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionDetails {
-    #[serde(with = "decimal_string")]
-    pub amount: Decimal,
-    pub currency: Currency,
+    /// `amount` and `currency` on the wire.
+    #[serde(flatten)]
+    pub amount: Money,
     pub recipient: WalletId,
     pub description: Option<String>,
 }
@@ -174,8 +173,7 @@ mod tests {
             payment_id: PaymentId::generate(),
             policy_id: None,
             transaction_details: TransactionDetails {
-                amount: Decimal::new(500000, 2),
-                currency: Currency::USD,
+                amount: Money::parse("5000.00", crate::domain::money::Currency::USD).unwrap(),
                 recipient: WalletId::generate(),
                 description: None,
             },

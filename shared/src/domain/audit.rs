@@ -3,7 +3,26 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{AuditId, OrgId};
+use super::ids::{ApiKeyId, AuditId, OrgId};
+
+/// Who made a change: a key, the deployment's operator, or the system (the sweep).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Key(ApiKeyId),
+    Operator,
+    System,
+}
+
+impl Actor {
+    /// As the audit log records it: the key id, `operator` or `system`.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::Key(id) => id.as_str(),
+            Actor::Operator => "operator",
+            Actor::System => "system",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::approval::Approval;
 use super::ids::{EventId, OrgId};
+use super::payment::Payment;
 
 pub mod kinds {
     pub const APPROVAL_CREATED: &str = "approval.created";
@@ -38,4 +40,24 @@ impl Event {
             published_at: None,
         }
     }
+}
+
+/// Event payloads carry the whole resource plus its id under a plain name (`paymentId`,
+/// `approvalId`: what wallgent handlers read).
+impl Event {
+    pub fn for_payment(payment: &Payment, kind: &str, at: DateTime<Utc>) -> Self {
+        Event::new(&payment.org_id, kind, with_id(payment, "paymentId", payment.id.as_str()), at)
+    }
+
+    pub fn for_approval(approval: &Approval, kind: &str, at: DateTime<Utc>) -> Self {
+        Event::new(&approval.org_id, kind, with_id(approval, "approvalId", approval.id.as_str()), at)
+    }
+}
+
+fn with_id(resource: &impl Serialize, name: &str, id: &str) -> serde_json::Value {
+    let mut data = serde_json::to_value(resource).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(map) = data.as_object_mut() {
+        map.insert(name.into(), serde_json::Value::String(id.into()));
+    }
+    data
 }

@@ -80,40 +80,86 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
-/// A non-negative amount of one currency, always held at exactly the currency's minor-unit scale.
+/// A positive amount as a client sent it, syntax checked but not yet tied to a currency (a
+/// payment may leave its currency to the wallet). `in_currency` makes it `Money`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount {
+    value: Decimal,
+    decimals: usize,
+}
+
+impl Amount {
+    /// Digits, an optional point and more digits; positive; at most 15 integer digits.
+    pub fn parse(text: &str) -> Result<Self, MoneyError> {
+        let (value, decimals) = parse_positive(text)?;
+        Ok(Amount { value, decimals })
+    }
+
+    /// Parses an amount from a JSON value, which must be a string.
+    pub fn parse_json(value: &serde_json::Value) -> Result<Self, MoneyError> {
+        match value {
+            serde_json::Value::String(s) => Amount::parse(s),
+            _ => Err(MoneyError::NotAString),
+        }
+    }
+
+    /// The amount in `currency`, refused when it has more decimals than the minor unit.
+    pub fn in_currency(self, currency: Currency) -> Result<Money, MoneyError> {
+        let allowed = currency.minor_units();
+        // Trailing zeros beyond the minor unit ("1.500" USD) are still refused: be strict.
+        if self.decimals > allowed as usize {
+            return Err(MoneyError::TooManyDecimals { currency: currency.code(), allowed });
+        }
+        Ok(Money::from_decimal(self.value, currency))
+    }
+}
+
+/// A non-negative amount of one currency, always held at exactly the currency's minor-unit scale.
+/// Serialised as `{"amount": "10.00", "currency": "USD"}` (entities flatten it into their own
+/// `amount` and `currency` fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "MoneyShape", from = "MoneyShape")]
 pub struct Money {
     amount: Decimal,
     currency: Currency,
+}
+
+/// Amounts of one currency compare; amounts of two currencies do not.
+impl PartialOrd for Money {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        (self.currency == other.currency).then(|| self.amount.cmp(&other.amount))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct MoneyShape {
+    #[serde(with = "decimal_string")]
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl From<Money> for MoneyShape {
+    fn from(m: Money) -> Self {
+        MoneyShape { amount: m.amount, currency: m.currency }
+    }
+}
+
+impl From<MoneyShape> for Money {
+    fn from(s: MoneyShape) -> Self {
+        Money::from_decimal(s.amount, s.currency)
+    }
 }
 
 impl Money {
     /// Parses a positive amount as sent by a client: digits, an optional point and at most the
     /// currency's minor units. No signs, exponents, spaces or thousands separators.
     pub fn parse(text: &str, currency: Currency) -> Result<Self, MoneyError> {
-        let (amount, decimals) = parse_positive(text)?;
-        let allowed = currency.minor_units();
-        // Trailing zeros beyond the minor unit ("1.500" USD) are still refused: be strict.
-        if decimals > allowed as usize {
-            return Err(MoneyError::TooManyDecimals { currency: currency.code(), allowed });
-        }
-        Ok(Money::from_decimal(amount, currency))
-    }
-
-    /// Checks an amount's syntax before its currency is known (minor units are checked later).
-    pub fn check_format(value: &serde_json::Value) -> Result<(), MoneyError> {
-        match value {
-            serde_json::Value::String(s) => parse_positive(s).map(|_| ()),
-            _ => Err(MoneyError::NotAString),
-        }
+        Amount::parse(text)?.in_currency(currency)
     }
 
     /// Parses an amount from a JSON value, which must be a string.
     pub fn parse_json(value: &serde_json::Value, currency: Currency) -> Result<Self, MoneyError> {
-        match value {
-            serde_json::Value::String(s) => Money::parse(s, currency),
-            _ => Err(MoneyError::NotAString),
-        }
+        Amount::parse_json(value)?.in_currency(currency)
     }
 
     /// Builds money from a trusted decimal (stored values, sums); rescales to the minor unit.
@@ -138,6 +184,10 @@ impl Money {
     /// Decimal string at the currency's scale, e.g. `"100.00"`, `"5"` for JPY.
     pub fn to_wire(&self) -> String {
         self.amount.to_string()
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.amount.is_zero()
     }
 
     pub fn checked_add(&self, other: Money) -> Option<Money> {

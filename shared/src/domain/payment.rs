@@ -1,15 +1,16 @@
-//! Payments: what an agent asked to move, and where it stands.
+//! Payments: what an agent asked to move, and where it stands. A payment starts pending; intake
+//! completes it at once or holds it for an approval, and only a pending payment may move on
+//! (`complete`, `fail`, `reject`, `expire`).
 
-use std::fmt;
-use std::str::FromStr;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
+use super::approval::{Approval, ApprovalStatus, TransactionDetails};
+use super::idempotency::IdempotencyKey;
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, TransactionId, WalletId};
-use super::money::{decimal_string, Currency};
+use super::money::{Amount, Currency, Money};
 use super::policy::Decision;
+use super::score::Score;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -37,52 +38,58 @@ impl PaymentStatus {
     }
 }
 
-/// A score sent by an agent (risk 0–100, confidence 0–1): a JSON number on the wire, an exact
-/// decimal inside so comparisons with thresholds are exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Score(Decimal);
+/// How soon a human should look (the agent's say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Urgency {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
 
-impl Score {
-    pub fn new(value: Decimal) -> Self {
-        Score(value)
-    }
-
-    pub fn value(self) -> Decimal {
-        self.0
-    }
-
-    /// Parses a JSON number within `[min, max]`.
-    pub fn from_json(value: &serde_json::Value, min: Decimal, max: Decimal) -> Option<Self> {
-        let serde_json::Value::Number(n) = value else {
-            return None;
-        };
-        let text = n.to_string();
-        let d = Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).ok()?;
-        (d >= min && d <= max).then_some(Score(d.normalize()))
+impl Urgency {
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
     }
 }
 
-impl fmt::Display for Score {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+/// A payment request that passed every check needing no stored state: ids parsed, the two
+/// wallets distinct, the amount's syntax (and minor units, when a currency is named), scores in
+/// range, texts and metadata within limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPayment {
+    pub from: WalletId,
+    pub to: WalletId,
+    /// Becomes `Money` in the source wallet's currency.
+    pub amount: Amount,
+    /// When given, must be the source wallet's currency.
+    pub currency: Option<Currency>,
+    pub description: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub risk_score: Option<Score>,
+    pub confidence_score: Option<Score>,
+    pub agent_reasoning: Option<String>,
+    pub urgency: Option<Urgency>,
+    pub idempotency: Option<IdempotencyKey>,
 }
 
-impl Serialize for Score {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n = serde_json::Number::from_str(&self.0.to_string()).map_err(serde::ser::Error::custom)?;
-        n.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Score {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = serde_json::Number::deserialize(d)?;
-        let text = n.to_string();
-        Decimal::from_str(&text)
-            .or_else(|_| Decimal::from_scientific(&text))
-            .map(Score)
-            .map_err(serde::de::Error::custom)
+impl NewPayment {
+    /// A request to move `amount` from one wallet to another, with nothing else said.
+    pub fn new(from: WalletId, to: WalletId, amount: Amount) -> Self {
+        NewPayment {
+            from,
+            to,
+            amount,
+            currency: None,
+            description: None,
+            metadata: Default::default(),
+            risk_score: None,
+            confidence_score: None,
+            agent_reasoning: None,
+            urgency: None,
+            idempotency: None,
+        }
     }
 }
 
@@ -93,15 +100,15 @@ pub struct Payment {
     pub org_id: OrgId,
     pub from: WalletId,
     pub to: WalletId,
-    #[serde(with = "decimal_string")]
-    pub amount: Decimal,
-    pub currency: Currency,
+    /// `amount` and `currency` on the wire.
+    #[serde(flatten)]
+    pub amount: Money,
     pub description: Option<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub risk_score: Option<Score>,
     pub confidence_score: Option<Score>,
     pub agent_reasoning: Option<String>,
-    pub urgency: Option<String>,
+    pub urgency: Option<Urgency>,
     pub status: PaymentStatus,
     pub approval_id: Option<ApprovalId>,
     pub decision: Decision,
@@ -112,4 +119,195 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// No hold outlasts this (a year); the service caps windows far lower.
+const MAX_HOLD_SECONDS: i64 = 366 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("payment is {}, not PENDING_APPROVAL", .0.as_str())]
+    NotPending(PaymentStatus),
+}
+
+/// What intake did with a payment.
+// One per request and moved, never stored in bulk: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum PaymentOutcome {
+    /// Policies let it through and the money moved.
+    Executed { payment: Payment },
+    /// Held for a human: the approval decides.
+    Held { payment: Payment, approval: Approval },
+}
+
+impl PaymentOutcome {
+    pub fn payment(&self) -> &Payment {
+        match self {
+            PaymentOutcome::Executed { payment } | PaymentOutcome::Held { payment, .. } => payment,
+        }
+    }
+}
+
+impl Payment {
+    /// A new pending payment of `amount` as `request` describes it, decided by `decision`.
+    pub fn new(
+        org_id: OrgId,
+        request: &NewPayment,
+        amount: Money,
+        decision: Decision,
+        created_by: ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Payment {
+            id: PaymentId::generate(),
+            org_id,
+            from: request.from.clone(),
+            to: request.to.clone(),
+            amount,
+            description: request.description.clone(),
+            metadata: request.metadata.clone(),
+            risk_score: request.risk_score,
+            confidence_score: request.confidence_score,
+            agent_reasoning: request.agent_reasoning.clone(),
+            urgency: request.urgency,
+            status: PaymentStatus::PendingApproval,
+            approval_id: None,
+            decision,
+            created_by,
+            transaction_id: None,
+            failure_reason: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+
+    fn ensure_pending(&self) -> Result<(), PaymentError> {
+        match self.status {
+            PaymentStatus::PendingApproval => Ok(()),
+            other => Err(PaymentError::NotPending(other)),
+        }
+    }
+
+    fn finish(&mut self, status: PaymentStatus, now: DateTime<Utc>) -> Result<(), PaymentError> {
+        self.ensure_pending()?;
+        self.status = status;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Holds the payment for a human: the pending approval that will decide it, open for
+    /// `ttl_seconds`, needing the decision's quorum.
+    pub fn hold(&mut self, ttl_seconds: u64, now: DateTime<Utc>) -> Result<Approval, PaymentError> {
+        self.ensure_pending()?;
+        let approval = Approval {
+            id: ApprovalId::generate(),
+            org_id: self.org_id.clone(),
+            wallet_id: self.from.clone(),
+            payment_id: self.id.clone(),
+            policy_id: self.decision.policy_id.clone(),
+            transaction_details: TransactionDetails {
+                amount: self.amount,
+                recipient: self.to.clone(),
+                description: self.description.clone(),
+            },
+            status: ApprovalStatus::Pending,
+            reason: self.decision.reason.clone(),
+            required_approvals: self.decision.required_approvals,
+            votes: vec![],
+            expires_at: now + Duration::seconds(i64::try_from(ttl_seconds).unwrap_or(i64::MAX).min(MAX_HOLD_SECONDS)),
+            resolved_at: None,
+            resolved_by: None,
+            resolution_note: None,
+            created_by: self.created_by.clone(),
+            created_at: now,
+        };
+        self.approval_id = Some(approval.id.clone());
+        Ok(approval)
+    }
+
+    /// The money moved under ledger transaction `transaction`.
+    pub fn complete(&mut self, transaction: TransactionId, now: DateTime<Utc>) -> Result<(), PaymentError> {
+        self.finish(PaymentStatus::Completed, now)?;
+        self.transaction_id = Some(transaction);
+        self.completed_at = Some(now);
+        Ok(())
+    }
+
+    /// Approved, but the money could not move.
+    pub fn fail(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), PaymentError> {
+        self.finish(PaymentStatus::Failed, now)?;
+        self.failure_reason = Some(reason);
+        Ok(())
+    }
+
+    pub fn reject(&mut self, now: DateTime<Utc>) -> Result<(), PaymentError> {
+        self.finish(PaymentStatus::Rejected, now)
+    }
+
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), PaymentError> {
+        self.finish(PaymentStatus::Expired, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::policy::Outcome;
+
+    fn payment() -> Payment {
+        let request = NewPayment {
+            urgency: Some(Urgency::High),
+            ..NewPayment::new(WalletId::generate(), WalletId::generate(), Amount::parse("10.00").unwrap())
+        };
+        let decision = Decision {
+            outcome: Outcome::Hold,
+            rule: "r".into(),
+            reason: "held".into(),
+            policy_id: None,
+            approval_ttl_seconds: None,
+            required_approvals: 1,
+        };
+        let amount = request.amount.in_currency(Currency::USD).unwrap();
+        Payment::new(OrgId::generate(), &request, amount, decision, ApiKeyId::generate(), Utc::now())
+    }
+
+    #[test]
+    fn only_a_pending_payment_moves_on() {
+        let now = Utc::now();
+        let mut p = payment();
+        p.complete(TransactionId::generate(), now).unwrap();
+        assert_eq!((p.status, p.completed_at), (PaymentStatus::Completed, Some(now)));
+        assert_eq!(p.reject(now), Err(PaymentError::NotPending(PaymentStatus::Completed)));
+        assert_eq!(p.expire(now), Err(PaymentError::NotPending(PaymentStatus::Completed)));
+        assert!(p.fail("x".into(), now).is_err());
+        let mut q = payment();
+        q.expire(now).unwrap();
+        assert!(q.complete(TransactionId::generate(), now).is_err());
+        assert_eq!(q.status, PaymentStatus::Expired);
+    }
+
+    #[test]
+    fn hold_opens_an_approval_for_the_payment() {
+        let now = Utc::now();
+        let mut p = payment();
+        let a = p.hold(60, now).unwrap();
+        assert_eq!((p.approval_id.as_ref(), &a.payment_id), (Some(&a.id), &p.id));
+        assert_eq!(
+            (a.status, a.expires_at, a.transaction_details.amount),
+            (ApprovalStatus::Pending, now + Duration::seconds(60), p.amount)
+        );
+        assert_eq!(a.created_by, p.created_by);
+    }
+
+    #[test]
+    fn wire_shape_keeps_amount_and_currency_fields() {
+        let p = payment();
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!((json["amount"].as_str(), json["currency"].as_str()), (Some("10.00"), Some("USD")));
+        assert_eq!(json["urgency"], "high");
+        assert_eq!(serde_json::from_value::<Payment>(json).unwrap(), p);
+    }
 }

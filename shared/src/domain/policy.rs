@@ -17,8 +17,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{OrgId, PolicyId, WalletId};
-use super::money::opt_decimal_string;
-use super::payment::Score;
+use super::input::InputError;
+use super::money::{opt_decimal_string, Amount, Currency, Money};
+use super::score::Score;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -76,12 +77,11 @@ pub struct Decision {
 /// The facts about one payment that policies look at.
 #[derive(Debug, Clone)]
 pub struct PaymentFacts<'a> {
-    pub amount: Decimal,
-    pub currency: &'a str,
+    pub amount: Money,
     pub recipient: &'a WalletId,
     pub risk_score: Option<Score>,
     /// Already spent from the wallet today (UTC), before this payment.
-    pub spent_today: Decimal,
+    pub spent_today: Money,
 }
 
 impl Policy {
@@ -110,6 +110,72 @@ impl Policy {
     }
 }
 
+/// A change to a policy, every input check already passed but the limits' minor units (which
+/// need the wallet's currency). `Some(None)` clears an optional limit; `None` leaves a field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub max_transaction_amount: Option<Option<Amount>>,
+    pub daily_spending_limit: Option<Option<Amount>>,
+    pub approved_recipients: Option<Vec<WalletId>>,
+    pub blocked_recipients: Option<Vec<WalletId>>,
+    pub require_human_approval: Option<bool>,
+    pub auto_approve_below: Option<Option<Amount>>,
+    pub require_review_above: Option<Option<Amount>>,
+    pub auto_reject_above: Option<Option<Amount>>,
+    pub risk_score_threshold: Option<Option<Score>>,
+    pub approval_ttl_seconds: Option<Option<u64>>,
+    pub required_approvals: Option<u32>,
+}
+
+impl Policy {
+    /// Applies `patch`; limits must fit `currency`'s minor units (the wallet's currency).
+    pub fn apply(&mut self, patch: &PolicyPatch, currency: Currency, now: DateTime<Utc>) -> Result<(), InputError> {
+        let limits = [
+            ("maxTransactionAmount", &patch.max_transaction_amount, &mut self.max_transaction_amount),
+            ("dailySpendingLimit", &patch.daily_spending_limit, &mut self.daily_spending_limit),
+            ("autoApproveBelow", &patch.auto_approve_below, &mut self.auto_approve_below),
+            ("requireReviewAbove", &patch.require_review_above, &mut self.require_review_above),
+            ("autoRejectAbove", &patch.auto_reject_above, &mut self.auto_reject_above),
+        ];
+        for (field, change, target) in limits {
+            if let Some(limit) = change {
+                *target = limit
+                    .map(|a| a.in_currency(currency).map(|m| m.amount()))
+                    .transpose()
+                    .map_err(|source| InputError::Amount { field, source })?;
+            }
+        }
+        if let Some(name) = &patch.name {
+            self.name = name.clone();
+        }
+        if let Some(enabled) = patch.enabled {
+            self.enabled = enabled;
+        }
+        if let Some(ids) = &patch.approved_recipients {
+            self.approved_recipients = ids.clone();
+        }
+        if let Some(ids) = &patch.blocked_recipients {
+            self.blocked_recipients = ids.clone();
+        }
+        if let Some(flag) = patch.require_human_approval {
+            self.require_human_approval = flag;
+        }
+        if let Some(threshold) = patch.risk_score_threshold {
+            self.risk_score_threshold = threshold;
+        }
+        if let Some(ttl) = patch.approval_ttl_seconds {
+            self.approval_ttl_seconds = ttl;
+        }
+        if let Some(n) = patch.required_approvals {
+            self.required_approvals = n;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
 struct Finding {
     outcome: Outcome,
     rule: &'static str,
@@ -122,8 +188,8 @@ impl Policy {
         let mut push = |outcome, rule, reason: String| out.push(Finding { outcome, rule, reason });
         let human = self.require_human_approval;
         let soft = if human { Outcome::Hold } else { Outcome::Deny };
-        let amount = p.amount;
-        let cur = p.currency;
+        let amount = p.amount.amount();
+        let cur = p.amount.currency().code();
 
         if self.blocked_recipients.contains(p.recipient) {
             push(Outcome::Deny, "blockedRecipients", format!("recipient {} is blocked", p.recipient));
@@ -164,7 +230,7 @@ impl Policy {
             push(soft, "approvedRecipients", format!("recipient {} is not an approved recipient", p.recipient));
         }
         if let Some(limit) = self.daily_spending_limit {
-            let total = p.spent_today + amount;
+            let total = p.spent_today.amount() + amount;
             if total > limit {
                 push(
                     soft,
@@ -234,6 +300,10 @@ mod tests {
         Decimal::from_str(s).unwrap()
     }
 
+    fn usd(s: &str) -> Money {
+        Money::from_decimal(d(s), Currency::USD)
+    }
+
     fn policy() -> Policy {
         Policy::unrestricted(OrgId::generate(), WalletId::generate(), "p".into(), Utc::now())
     }
@@ -242,11 +312,10 @@ mod tests {
         evaluate(
             policies,
             &PaymentFacts {
-                amount: d(amount),
-                currency: "USD",
+                amount: usd(amount),
                 recipient: to,
                 risk_score: risk.map(|r| Score::new(Decimal::from(r))),
-                spent_today: Decimal::ZERO,
+                spent_today: usd("0"),
             },
         )
     }
@@ -320,8 +389,7 @@ mod tests {
     fn daily_limit_counts_what_was_already_spent() {
         let to = WalletId::generate();
         let p = Policy { daily_spending_limit: Some(d("100")), require_human_approval: false, ..policy() };
-        let facts =
-            PaymentFacts { amount: d("30"), currency: "USD", recipient: &to, risk_score: None, spent_today: d("80") };
+        let facts = PaymentFacts { amount: usd("30"), recipient: &to, risk_score: None, spent_today: usd("80") };
         assert_eq!(evaluate(&[p], &facts).outcome, Outcome::Deny);
     }
 

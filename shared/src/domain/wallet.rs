@@ -1,89 +1,194 @@
-//! Wallets and their double-entry ledger lines.
+//! Wallets: a balance in one currency that never goes negative, and the day's spend for
+//! `dailySpendingLimit`. Money moves only through the ledger (`ledger.rs`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::ids::{OrgId, PaymentId, TransactionId, WalletId};
+use super::ids::{OrgId, WalletId};
 use super::money::{decimal_string, Currency, Money};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "WalletShape", from = "WalletShape")]
 pub struct Wallet {
     pub id: WalletId,
     pub org_id: OrgId,
     pub name: String,
     pub agent_name: Option<String>,
-    pub currency: Currency,
-    #[serde(with = "decimal_string")]
-    pub balance: Decimal,
+    balance: Money,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Executed outgoing payments on `spend_day` (UTC), for `dailySpendingLimit`.
-    pub spend_day: Option<NaiveDate>,
-    #[serde(with = "decimal_string")]
-    pub spent_on_day: Decimal,
+    spend_day: Option<NaiveDate>,
+    spent_on_day: Money,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl Wallet {
-    pub fn balance(&self) -> Money {
-        Money::from_decimal(self.balance, self.currency)
-    }
+/// What a new wallet is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWallet {
+    pub name: String,
+    pub agent_name: Option<String>,
+    pub currency: Currency,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
 
-    /// Spent today (UTC) before any new payment.
-    pub fn spent_today(&self, now: DateTime<Utc>) -> Decimal {
-        if self.spend_day == Some(now.date_naive()) {
-            self.spent_on_day
-        } else {
-            Decimal::ZERO
+/// A change to a wallet's descriptive fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WalletPatch {
+    pub name: Option<String>,
+    pub agent_name: Option<String>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Why a balance cannot change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BalanceError {
+    #[error("insufficient funds: balance {balance:?}, requested {requested:?}")]
+    Insufficient { balance: Money, requested: Money },
+    #[error("the balance would overflow")]
+    Overflow,
+    #[error("currency does not match the wallet's")]
+    CurrencyMismatch,
+}
+
+impl Wallet {
+    pub fn open(org_id: OrgId, request: NewWallet, now: DateTime<Utc>) -> Self {
+        Wallet {
+            id: WalletId::generate(),
+            org_id,
+            name: request.name,
+            agent_name: request.agent_name,
+            balance: Money::zero(request.currency),
+            metadata: request.metadata,
+            spend_day: None,
+            spent_on_day: Money::zero(request.currency),
+            created_at: now,
+            updated_at: now,
         }
     }
 
-    /// Debits the wallet; `None` when the balance would go negative.
-    pub fn debit(&mut self, amount: Money, now: DateTime<Utc>) -> Option<()> {
-        let left = self.balance().checked_sub(amount)?;
-        self.spent_on_day = self.spent_today(now) + amount.amount();
+    pub fn apply(&mut self, patch: &WalletPatch, now: DateTime<Utc>) {
+        if let Some(name) = &patch.name {
+            self.name = name.clone();
+        }
+        if let Some(agent) = &patch.agent_name {
+            self.agent_name = Some(agent.clone());
+        }
+        if let Some(metadata) = &patch.metadata {
+            self.metadata = metadata.clone();
+        }
+        self.updated_at = now;
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.balance.currency()
+    }
+
+    pub fn balance(&self) -> Money {
+        self.balance
+    }
+
+    /// Spent today (UTC) before any new payment.
+    pub fn spent_today(&self, now: DateTime<Utc>) -> Money {
+        if self.spend_day == Some(now.date_naive()) {
+            self.spent_on_day
+        } else {
+            Money::zero(self.currency())
+        }
+    }
+
+    /// Takes `amount` out; refused when the balance would go negative.
+    pub(super) fn debit(&mut self, amount: Money, now: DateTime<Utc>) -> Result<(), BalanceError> {
+        if amount.currency() != self.currency() {
+            return Err(BalanceError::CurrencyMismatch);
+        }
+        let left = self
+            .balance
+            .checked_sub(amount)
+            .ok_or(BalanceError::Insufficient { balance: self.balance, requested: amount })?;
+        let spent = self.spent_today(now).checked_add(amount).ok_or(BalanceError::Overflow)?;
+        self.spent_on_day = spent;
         self.spend_day = Some(now.date_naive());
-        self.balance = left.amount();
+        self.balance = left;
         self.updated_at = now;
-        Some(())
+        Ok(())
     }
 
-    pub fn credit(&mut self, amount: Money, now: DateTime<Utc>) -> Option<()> {
-        self.balance = self.balance().checked_add(amount)?.amount();
+    /// Puts `amount` in.
+    pub(super) fn credit(&mut self, amount: Money, now: DateTime<Utc>) -> Result<(), BalanceError> {
+        if amount.currency() != self.currency() {
+            return Err(BalanceError::CurrencyMismatch);
+        }
+        self.balance = self.balance.checked_add(amount).ok_or(BalanceError::Overflow)?;
         self.updated_at = now;
-        Some(())
+        Ok(())
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EntryKind {
-    /// Money entering the wallet from outside Countersign (the funding account).
-    Fund,
-    Debit,
-    Credit,
-}
-
-/// One side of a ledger transaction. A transfer writes a DEBIT and a CREDIT with the same
-/// `transactionId`; a fund writes a FUND line against the external funding account.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// The stored and wire shape: `balance` and `spentOnDay` as decimal strings beside `currency`.
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LedgerEntry {
-    pub id: String,
-    pub transaction_id: TransactionId,
-    pub wallet_id: WalletId,
-    pub kind: EntryKind,
+struct WalletShape {
+    id: WalletId,
+    org_id: OrgId,
+    name: String,
+    agent_name: Option<String>,
+    currency: Currency,
     #[serde(with = "decimal_string")]
-    pub amount: Decimal,
-    pub currency: Currency,
+    balance: Decimal,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    spend_day: Option<NaiveDate>,
     #[serde(with = "decimal_string")]
-    pub balance_after: Decimal,
-    /// The other wallet of a transfer, or `external` for funding.
-    pub counterparty: String,
-    pub payment_id: Option<PaymentId>,
-    pub created_at: DateTime<Utc>,
+    spent_on_day: Decimal,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Wallet> for WalletShape {
+    fn from(w: Wallet) -> Self {
+        WalletShape {
+            id: w.id,
+            org_id: w.org_id,
+            name: w.name,
+            agent_name: w.agent_name,
+            currency: w.balance.currency(),
+            balance: w.balance.amount(),
+            metadata: w.metadata,
+            spend_day: w.spend_day,
+            spent_on_day: w.spent_on_day.amount(),
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+impl From<WalletShape> for Wallet {
+    fn from(s: WalletShape) -> Self {
+        Wallet {
+            id: s.id,
+            org_id: s.org_id,
+            name: s.name,
+            agent_name: s.agent_name,
+            balance: Money::from_decimal(s.balance, s.currency),
+            metadata: s.metadata,
+            spend_day: s.spend_day,
+            spent_on_day: Money::from_decimal(s.spent_on_day, s.currency),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// A funded USD wallet for unit tests.
+#[cfg(test)]
+pub(crate) fn test_wallet(funds: &str) -> Wallet {
+    let now = Utc::now();
+    let request =
+        NewWallet { name: "w".into(), agent_name: None, currency: Currency::USD, metadata: Default::default() };
+    let mut w = Wallet::open(OrgId::generate(), request, now);
+    w.credit(Money::parse(funds, Currency::USD).expect("amount"), now).expect("credit");
+    w
 }
 
 #[cfg(test)]
@@ -93,25 +198,23 @@ mod tests {
     #[test]
     fn debit_tracks_daily_spend_and_never_goes_negative() {
         let now = Utc::now();
-        let mut w = Wallet {
-            id: WalletId::generate(),
-            org_id: OrgId::generate(),
-            name: "w".into(),
-            agent_name: None,
-            currency: Currency::USD,
-            balance: Decimal::new(10000, 2),
-            metadata: Default::default(),
-            spend_day: None,
-            spent_on_day: Decimal::ZERO,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut w = test_wallet("100.00");
         let ten = Money::parse("10.00", Currency::USD).unwrap();
-        assert!(w.debit(ten, now).is_some());
-        assert_eq!(w.spent_today(now), Decimal::new(1000, 2));
-        assert_eq!(w.spent_today(now + chrono::Duration::days(1)), Decimal::ZERO);
+        assert!(w.debit(ten, now).is_ok());
+        assert_eq!(w.spent_today(now), ten);
+        assert!(w.spent_today(now + chrono::Duration::days(1)).is_zero());
         let too_much = Money::parse("90.01", Currency::USD).unwrap();
-        assert!(w.debit(too_much, now).is_none());
+        assert!(matches!(w.debit(too_much, now), Err(BalanceError::Insufficient { .. })));
         assert_eq!(w.balance().to_wire(), "90.00");
+    }
+
+    #[test]
+    fn stored_shape_is_decimal_strings_beside_the_currency() {
+        let w = test_wallet("12.50");
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!((json["balance"].as_str(), json["currency"].as_str()), (Some("12.50"), Some("USD")));
+        assert_eq!(json["spentOnDay"], "0.00");
+        let back: Wallet = serde_json::from_value(json).unwrap();
+        assert_eq!(back, w);
     }
 }

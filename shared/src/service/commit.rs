@@ -1,187 +1,160 @@
-//! The commit loop shared by every state change, with Stripe-style idempotency.
+//! The one commit loop: plan from a fresh read, commit as one conditional transaction, and on a
+//! lost race plan again, for user requests and the sweep alike. With an idempotency key
+//! (Stripe-style) an earlier outcome is replayed, and concurrent duplicates execute once: the
+//! idempotency record commits in the same transaction as the change.
 
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use rand::Rng;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use super::plan::Plan;
 use super::records::{self, IdempotencyRecord};
 use super::Countersign;
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::OrgId;
-use crate::domain::input::InputError;
 use crate::error::{AppError, AppResult};
 use crate::ports::{StoreError, Write};
 
 /// How many times a plan is remade after losing a race before giving up with 503.
 const MAX_ATTEMPTS: u32 = 100;
 const IDEMPOTENCY_TTL_HOURS: i64 = 24;
-const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyStatus {
-    Ok,
-    Created,
-    Accepted,
-}
-
-impl ReplyStatus {
-    pub fn code(self) -> u16 {
-        match self {
-            ReplyStatus::Ok => 200,
-            ReplyStatus::Created => 201,
-            ReplyStatus::Accepted => 202,
-        }
-    }
-
-    fn from_code(code: u16) -> Self {
-        match code {
-            201 => ReplyStatus::Created,
-            202 => ReplyStatus::Accepted,
-            _ => ReplyStatus::Ok,
-        }
-    }
-}
-
-/// The outcome of a state change as the client sees it.
+/// An outcome, and whether it is a replay of an earlier request with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: ReplyStatus,
-    pub body: serde_json::Value,
-    /// True when this is a replay of an earlier request with the same idempotency key.
+pub struct Committed<T> {
+    pub outcome: T,
     pub replayed: bool,
 }
 
-impl Reply {
-    pub fn new(status: ReplyStatus, body: &impl Serialize) -> AppResult<Self> {
-        let body = serde_json::to_value(body).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        Ok(Reply { status, body, replayed: false })
+impl<T> Committed<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Committed<U> {
+        Committed { outcome: f(self.outcome), replayed: self.replayed }
     }
 }
 
-/// A planned state change: the writes to commit and the reply to give if they commit.
-pub struct Plan {
-    pub writes: Vec<Write>,
-    pub reply: Reply,
+/// Where an idempotency key applies: the organisation and the operation (`payments`,
+/// `fund#<wallet>`), so one key may be used once per operation.
+pub(crate) struct IdempotencyScope<'a> {
+    pub org: &'a OrgId,
+    pub operation: String,
+    pub key: &'a IdempotencyKey,
 }
 
-/// An idempotency key with the fingerprint of the request it came with.
-pub struct Idempotency {
-    pub scope: String,
-    pub key: String,
-    pub request_hash: String,
-}
-
-impl Idempotency {
-    /// Validates the key; the fingerprint covers the whole request body except the key itself.
-    pub fn new(scope: impl Into<String>, key: &str, request: &serde_json::Value) -> AppResult<Self> {
-        if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS || key.chars().any(char::is_control) {
-            return Err(InputError::invalid("idempotencyKey", "must be 1 to 255 printable characters").into());
-        }
-        let mut body = request.clone();
-        if let Some(map) = body.as_object_mut() {
-            map.remove("idempotencyKey");
-        }
-        // serde_json maps are sorted, so equal bodies hash equally whatever their key order.
-        let request_hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-        Ok(Idempotency { scope: scope.into(), key: key.to_string(), request_hash })
-    }
+enum Prior<T> {
+    None,
+    Outcome(T),
+    Expired(u64),
 }
 
 impl Countersign {
-    /// Plans and commits until the plan wins, the plan refuses (an error), or the attempts run
-    /// out. With an idempotency key, a stored earlier reply is replayed instead (or 409 when the
-    /// request differs), and concurrent duplicates execute once: the idempotency record is part
-    /// of the same transaction.
-    pub(crate) async fn commit<F, Fut>(
+    /// Plans and commits until the plan wins, refuses (an error), or the attempts run out. A lost
+    /// race, or a plan that found its reads overtaken (`AppError::Stale`), is planned again. A
+    /// plan with no writes returns its outcome without touching the store.
+    pub(crate) async fn commit<T, F, Fut>(&self, mut plan: F) -> AppResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = AppResult<Plan<T>>>,
+    {
+        for attempt in 0..MAX_ATTEMPTS {
+            match plan().await {
+                Ok(plan) => {
+                    if let Some(outcome) = self.try_commit(plan, None).await? {
+                        return Ok(outcome);
+                    }
+                }
+                Err(AppError::Stale) => {}
+                Err(e) => return Err(e),
+            }
+            backoff(attempt).await;
+        }
+        Err(AppError::Contention)
+    }
+
+    /// `commit`, remembering the outcome under an idempotency key when there is one.
+    pub(crate) async fn commit_idempotent<T, F, Fut>(
         &self,
-        org: &OrgId,
-        idempotency: Option<&Idempotency>,
+        scope: Option<IdempotencyScope<'_>>,
         mut plan: F,
-    ) -> AppResult<Reply>
+    ) -> AppResult<Committed<T>>
     where
+        T: Serialize + DeserializeOwned,
         F: FnMut() -> Fut,
-        Fut: Future<Output = AppResult<Plan>>,
+        Fut: Future<Output = AppResult<Plan<T>>>,
     {
+        let Some(scope) = scope else {
+            return Ok(Committed { outcome: self.commit(plan).await?, replayed: false });
+        };
         for attempt in 0..MAX_ATTEMPTS {
-            let mut stale_version = None;
-            if let Some(idem) = idempotency {
-                match self.replay(org, idem).await? {
-                    Prior::Reply(reply) => return Ok(reply),
-                    Prior::Expired(version) => stale_version = Some(version),
-                    Prior::None => {}
-                }
-            }
-            let Plan { mut writes, reply } = plan().await?;
-            if let Some(idem) = idempotency {
-                let now = self.now();
-                let record = IdempotencyRecord {
-                    org_id: org.clone(),
-                    scope: idem.scope.clone(),
-                    key: idem.key.clone(),
-                    request_hash: idem.request_hash.clone(),
-                    status: reply.status.code(),
-                    response: reply.body.clone(),
-                    created_at: now,
-                    expires_at: now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS),
-                };
-                // An expired record the store has not yet deleted is overwritten, conditionally.
-                writes.push(match stale_version {
-                    Some(version) => records::update(&record, version)?,
-                    None => records::create(&record)?,
-                });
-            }
-            let events = super::events::committed_events(&writes);
-            match self.store.transact(writes).await {
-                Ok(()) => {
-                    self.publish_committed(events).await;
-                    return Ok(reply);
-                }
-                Err(StoreError::ConditionFailed | StoreError::Conflict) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Contention)
-    }
-
-    /// Commits creations planned once from nothing read (only an id collision could make them
-    /// conflict, and then a retry would conflict again).
-    pub(crate) async fn commit_new(&self, org: &OrgId, writes: Vec<Write>, reply: Reply) -> AppResult<Reply> {
-        self.commit(org, None, || {
-            let plan = Plan { writes: writes.clone(), reply: reply.clone() };
-            async move { Ok(plan) }
-        })
-        .await
-    }
-
-    /// The commit loop for work nobody asked for over HTTP (the expiry sweep): the plan may find
-    /// nothing to do (`None`). Returns whether a plan committed.
-    pub(crate) async fn commit_system<F, Fut>(&self, mut plan: F) -> AppResult<bool>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = AppResult<Option<Vec<Write>>>>,
-    {
-        for attempt in 0..MAX_ATTEMPTS {
-            let Some(writes) = plan().await? else {
-                return Ok(false);
+            let stale_version = match self.replay::<T>(&scope).await? {
+                Prior::Outcome(outcome) => return Ok(Committed { outcome, replayed: true }),
+                Prior::Expired(version) => Some(version),
+                Prior::None => None,
             };
-            let events = super::events::committed_events(&writes);
-            match self.store.transact(writes).await {
-                Ok(()) => {
-                    self.publish_committed(events).await;
-                    return Ok(true);
+            let plan = match plan().await {
+                Ok(plan) => plan,
+                Err(AppError::Stale) => {
+                    backoff(attempt).await;
+                    continue;
                 }
-                Err(StoreError::ConditionFailed | StoreError::Conflict) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
+            };
+            let record =
+                if plan.remembered { Some(self.remember(&scope, &plan.outcome, stale_version)?) } else { None };
+            if let Some(outcome) = self.try_commit(plan, record).await? {
+                return Ok(Committed { outcome, replayed: false });
             }
+            backoff(attempt).await;
         }
         Err(AppError::Contention)
     }
 
-    async fn replay(&self, org: &OrgId, idem: &Idempotency) -> AppResult<Prior> {
-        let key = records::idempotency_key(org, &idem.scope, &idem.key);
+    /// One attempt: `Ok(None)` when another writer got there first.
+    async fn try_commit<T>(&self, plan: Plan<T>, extra: Option<Write>) -> AppResult<Option<T>> {
+        let Plan { mut writes, events, outcome, .. } = plan;
+        writes.extend(extra);
+        if writes.is_empty() {
+            return Ok(Some(outcome));
+        }
+        match self.store.transact(writes).await {
+            Ok(()) => {
+                self.publish_committed(events).await;
+                Ok(Some(outcome))
+            }
+            Err(StoreError::ConditionFailed | StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The idempotency record's write: created, or overwriting an expired one the store has not
+    /// yet deleted (conditionally on its version).
+    fn remember<T: Serialize>(
+        &self,
+        scope: &IdempotencyScope<'_>,
+        outcome: &T,
+        stale_version: Option<u64>,
+    ) -> AppResult<Write> {
+        let now = self.now();
+        let record = IdempotencyRecord {
+            org_id: scope.org.clone(),
+            scope: scope.operation.clone(),
+            key: scope.key.key().to_string(),
+            request_hash: scope.key.fingerprint().to_string(),
+            outcome: serde_json::to_value(outcome).map_err(|e| AppError::Corrupt(e.to_string()))?,
+            created_at: now,
+            expires_at: now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS),
+        };
+        match stale_version {
+            Some(version) => records::update(&record, version),
+            None => records::create(&record),
+        }
+    }
+
+    async fn replay<T: DeserializeOwned>(&self, scope: &IdempotencyScope<'_>) -> AppResult<Prior<T>> {
+        let key = records::idempotency_key(scope.org, &scope.operation, scope.key.key());
         let Some(stored) = self.read::<IdempotencyRecord>(&key).await? else {
             return Ok(Prior::None);
         };
@@ -189,17 +162,12 @@ impl Countersign {
         if record.expires_at <= self.now() {
             return Ok(Prior::Expired(stored.version));
         }
-        if record.request_hash != idem.request_hash {
+        if record.request_hash != scope.key.fingerprint() {
             return Err(AppError::IdempotencyKeyReuse);
         }
-        Ok(Prior::Reply(Reply { status: ReplyStatus::from_code(record.status), body: record.response, replayed: true }))
+        // A record this version cannot read still means "already done": never execute twice.
+        serde_json::from_value(record.outcome).map(Prior::Outcome).map_err(|_| AppError::IdempotencyKeyReuse)
     }
-}
-
-enum Prior {
-    None,
-    Reply(Reply),
-    Expired(u64),
 }
 
 /// Jittered exponential backoff, capped so a busy wallet still settles in well under a second.

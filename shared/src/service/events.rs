@@ -9,41 +9,20 @@ use super::records::{self, sort_time, Stored, DUE_OUTBOX};
 use super::Countersign;
 use crate::domain::event::Event;
 use crate::error::AppResult;
-use crate::ports::{BusError, EventBus, Index, Query, Write};
-
-/// A bus that publishes nothing: events wait in the outbox (used where no bus is wired).
-pub struct NoBus;
-
-#[async_trait::async_trait]
-impl EventBus for NoBus {
-    async fn publish(&self, _: &[Event]) -> Result<Vec<crate::domain::ids::EventId>, BusError> {
-        Ok(Vec::new())
-    }
-}
+use crate::ports::{Index, Query};
 
 /// Events the sweep considers stuck once they are this old and still unpublished.
 pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);
 
-/// The events among a committed transaction's writes.
-pub(crate) fn committed_events(writes: &[Write]) -> Vec<Stored<Event>> {
-    writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::Put { item, .. } if item.key.sk == "EVENT" && item.key.pk.starts_with("EVENT#") => {
-                records::decode::<Event>(item.clone()).ok()
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 impl Countersign {
     /// Publishes freshly committed events and marks the published ones; failures only log, the
     /// events stay in the outbox for the sweep.
-    pub(crate) async fn publish_committed(&self, events: Vec<Stored<Event>>) {
+    pub(crate) async fn publish_committed(&self, events: Vec<Event>) {
         if events.is_empty() {
             return;
         }
+        // Just created: each event's stored version is 1.
+        let events = events.into_iter().map(|value| Stored { value, version: 1 }).collect();
         if let Err(e) = self.publish_and_mark(events).await {
             tracing::warn!(error = %e, "publishing after commit failed; the sweep will retry");
         }

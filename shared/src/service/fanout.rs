@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
 
 use super::records::{self, delivery_key, webhook_key, webhook_partition, Stored, DUE_DELIVERIES};
 use super::Countersign;
@@ -14,9 +13,7 @@ use crate::domain::event::Event;
 use crate::domain::ids::DeliveryId;
 use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
-use crate::ports::{
-    DeliveryQueue, HttpOutcome, Index, Position, Query, QueueError, QueueMessage, SendError, StoreError, WebhookClient,
-};
+use crate::ports::{HttpOutcome, Index, Position, Query, QueueMessage, SendError, StoreError};
 
 /// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
 pub const DELIVERY_CONCURRENCY: usize = 32;
@@ -24,46 +21,6 @@ const MAX_WEBHOOKS_PER_ORG: usize = 100;
 const MAX_ERROR_CHARS: usize = 500;
 /// How late a pending delivery's attempt may be before the sweep assumes its message was lost.
 const REQUEUE_GRACE: Duration = Duration::from_secs(300);
-
-/// A queue that accepts nothing (where no queue is wired).
-pub struct NoQueue;
-
-#[async_trait::async_trait]
-impl DeliveryQueue for NoQueue {
-    fn max_delay(&self) -> Duration {
-        Duration::from_secs(900)
-    }
-    async fn send(&self, _: &QueueMessage, _: Duration) -> Result<(), QueueError> {
-        Err(QueueError("no webhook queue configured".into()))
-    }
-}
-
-/// A client that sends nothing (where no HTTP client is wired).
-pub struct NoClient;
-
-#[async_trait::async_trait]
-impl WebhookClient for NoClient {
-    async fn post(
-        &self,
-        _: &str,
-        _: &crate::domain::webhook::SignedHeaders,
-        _: Vec<u8>,
-    ) -> Result<HttpOutcome, SendError> {
-        Err(SendError::Failed("no webhook client configured".into()))
-    }
-}
-
-/// What one scheduled sweep did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SweepSummary {
-    pub approvals_read: usize,
-    pub approvals_expired: usize,
-    pub approvals_skipped: usize,
-    pub events_republished: usize,
-    pub deliveries_requeued: usize,
-    pub out_of_time: bool,
-}
 
 /// The body subscribers receive: `{"id", "type", "createdAt", "data"}`.
 pub(crate) fn envelope(event: &Event) -> serde_json::Value {
@@ -235,7 +192,7 @@ impl Countersign {
     /// Re-queues pending deliveries whose next attempt is overdue by more than
     /// `REQUEUE_GRACE` (their queue message was lost: a failed send, a crash between commit and
     /// send). Duplicate messages are harmless: an attempt only runs on a due, pending delivery.
-    async fn requeue_overdue_deliveries(
+    pub(crate) async fn requeue_overdue_deliveries(
         &self,
         limit: usize,
         after: Option<Position>,
@@ -256,54 +213,5 @@ impl Countersign {
             requeued += 1;
         }
         Ok((requeued, last))
-    }
-
-    /// The scheduled sweep: expire due approvals page by page while time remains, then re-publish
-    /// stuck outbox events. Stops early, leaving the rest for the next run, when `deadline` nears.
-    pub async fn sweep(&self, deadline: Option<DateTime<Utc>>, page: usize) -> AppResult<SweepSummary> {
-        let mut summary = SweepSummary::default();
-        // The deadline is the Lambda's wall-clock deadline, so it is compared with real time. One
-        // page of each kind always runs, so a run always makes progress.
-        let time_left = || deadline.is_none_or(|d| Utc::now() + ChronoDuration::seconds(3) < d);
-        let mut after = None;
-        loop {
-            let (pass, last) = self.expire_due_after(page, after).await?;
-            after = last;
-            summary.approvals_read += pass.read;
-            summary.approvals_expired += pass.expired;
-            summary.approvals_skipped += pass.skipped;
-            if pass.read < page {
-                break;
-            }
-            if !time_left() {
-                summary.out_of_time = true;
-                return Ok(summary);
-            }
-        }
-        let mut after = None;
-        loop {
-            let (requeued, last) = self.requeue_overdue_deliveries(page, after).await?;
-            after = last;
-            summary.deliveries_requeued += requeued;
-            if requeued < page {
-                break;
-            }
-            if !time_left() {
-                summary.out_of_time = true;
-                return Ok(summary);
-            }
-        }
-        loop {
-            let republished = self.republish_stuck(page).await?;
-            summary.events_republished += republished;
-            if republished < page {
-                break;
-            }
-            if !time_left() {
-                summary.out_of_time = true;
-                return Ok(summary);
-            }
-        }
-        Ok(summary)
     }
 }

@@ -1,7 +1,8 @@
-//! The application service: every use case, composed from the domain and the store port.
-//! Each state change is planned from a fresh read and committed as one conditional transaction;
-//! when a condition fails (someone else wrote first) the plan is made again from a new read, so
-//! races have exactly one winner and the losers see the new state.
+//! The application service: every use case, composed from the domain and the ports. Methods take
+//! domain requests (parsed at the edge) and return domain outcomes; they never see HTTP.
+//! Each state change is planned from a fresh read (`plan::Tx`) and committed as one conditional
+//! transaction (`commit`); when a condition fails (someone else wrote first) the plan is made
+//! again from a new read, so races have exactly one winner and the losers see the new state.
 
 mod approvals;
 mod audit;
@@ -9,30 +10,40 @@ mod auth;
 mod commit;
 mod events;
 mod fanout;
+mod keys;
 mod paging;
 mod payments;
+mod plan;
 mod policies;
 pub mod records;
+mod sweep;
+#[cfg(test)]
+mod tests;
 mod wallets;
 mod webhooks;
 
 use std::sync::Arc;
 
+use crate::adapters::null::{NoBus, NoClient, NoQueue};
 use crate::domain::ids::OrgId;
 use crate::domain::org::ApiKey;
 use crate::domain::permission::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ports::{Clock, Store};
 
-pub use approvals::{ApprovalFilter, DecideRequest, ExpirySummary};
+pub use approvals::{ApprovalFilter, DecideRequest, Decided};
 pub use audit::AuditFilter;
-pub use auth::{Caller, NewApiKey};
-pub use commit::{Reply, ReplyStatus};
-pub use events::{NoBus, DEFAULT_REPUBLISH_AFTER};
-pub use fanout::{NoClient, NoQueue, SweepSummary};
+pub use auth::Caller;
+pub use commit::Committed;
+pub use events::DEFAULT_REPUBLISH_AFTER;
+pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization};
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
+pub use policies::MAX_POLICIES_PER_WALLET;
 use records::{decode, Record, Stored};
+pub use sweep::{ExpirySummary, SweepSummary};
+pub use wallets::{FundRequest, Funded};
+pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
 
 /// The longest approval window (30 days), for policies and the default alike.
 pub const MAX_APPROVAL_TTL_SECONDS: u64 = 30 * 24 * 3600;

@@ -84,10 +84,8 @@ impl Countersign {
         'reads: for _ in 0..MAX_READS_PER_PAGE {
             query.after = after.clone();
             query.limit = want;
-            let items = self.store.query(query.clone()).await.map_err(|e| match e {
-                crate::ports::StoreError::InvalidCursor => invalid_cursor(),
-                other => other.into(),
-            })?;
+            // A cursor the store did not issue becomes a `cursor` input error (`AppError::from`).
+            let items = self.store.query(query.clone()).await?;
             let read = items.len();
             for item in items {
                 let position = item.position(query.index);

@@ -26,10 +26,11 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::{ApiKeyId, ApprovalId, DeliveryId, OrgId, PaymentId, PolicyId, WalletId, WebhookId};
+use crate::domain::ledger::LedgerEntry;
 use crate::domain::org::{ApiKey, Organization};
 use crate::domain::payment::Payment;
 use crate::domain::policy::Policy;
-use crate::domain::wallet::{LedgerEntry, Wallet};
+use crate::domain::wallet::Wallet;
 use crate::domain::webhook::Webhook;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Expect, IndexKeys, Item, Key, Write};
@@ -279,8 +280,8 @@ pub struct IdempotencyRecord {
     pub scope: String,
     pub key: String,
     pub request_hash: String,
-    pub status: u16,
-    pub response: serde_json::Value,
+    /// The outcome as the service returned it, replayed as it was.
+    pub outcome: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }

@@ -1,0 +1,51 @@
+//! Adapters that do nothing, for wiring without a bus, a queue or an outbound HTTP client: events
+//! wait in the outbox, deliveries are not sent, but webhook targets are still checked.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::event::Event;
+use crate::domain::ids::EventId;
+use crate::domain::ssrf::TargetError;
+use crate::domain::webhook::SignedHeaders;
+use crate::ports::{
+    BusError, DeliveryQueue, EventBus, HttpOutcome, QueueError, QueueMessage, SendError, WebhookClient,
+};
+
+/// Publishes nothing: events wait in the outbox for the sweep.
+pub struct NoBus;
+
+#[async_trait]
+impl EventBus for NoBus {
+    async fn publish(&self, _: &[Event]) -> Result<Vec<EventId>, BusError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Accepts nothing.
+pub struct NoQueue;
+
+#[async_trait]
+impl DeliveryQueue for NoQueue {
+    fn max_delay(&self) -> Duration {
+        Duration::from_secs(900)
+    }
+    async fn send(&self, _: &QueueMessage, _: Duration) -> Result<(), QueueError> {
+        Err(QueueError("no webhook queue configured".into()))
+    }
+}
+
+/// Sends nothing, but checks targets as the real client does (private targets refused).
+pub struct NoClient;
+
+#[async_trait]
+impl WebhookClient for NoClient {
+    async fn check_host(&self, host: &str, port: u16) -> Result<(), TargetError> {
+        super::http_client::check_resolved(host, port, false).await
+    }
+
+    async fn post(&self, _: &str, _: &SignedHeaders, _: Vec<u8>) -> Result<HttpOutcome, SendError> {
+        Err(SendError::Failed("no webhook client configured".into()))
+    }
+}

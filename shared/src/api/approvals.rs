@@ -1,0 +1,85 @@
+//! `/v1/approvals`: list, read, approve, reject.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Auth, Body, Ids, Params};
+use super::wire::{self, optional_text, wallet_field};
+use super::AppState;
+use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
+use crate::domain::ids::ApprovalId;
+use crate::domain::input::{InputError, MAX_NOTE_CHARS};
+use crate::domain::payment::Payment;
+use crate::domain::permission::Permission;
+use crate::error::AppResult;
+use crate::service::{ApprovalFilter, DecideRequest};
+
+/// Body of approve (`note`) and reject (`reason`); both optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    note: Option<String>,
+    reason: Option<String>,
+}
+
+impl DecideBody {
+    pub fn try_into_domain(self, decision: VoteDecision) -> Result<DecideRequest, InputError> {
+        let note = match (self.note, self.reason) {
+            (Some(note), _) => optional_text("note", Some(&note), MAX_NOTE_CHARS)?,
+            (None, reason) => optional_text("reason", reason.as_deref(), MAX_NOTE_CHARS)?,
+        };
+        Ok(DecideRequest { decision, note })
+    }
+}
+
+/// What approve and reject return: the approval, with the payment as it now stands.
+#[derive(Serialize)]
+struct DecidedView<'a> {
+    #[serde(flatten)]
+    approval: &'a Approval,
+    payment: &'a Payment,
+}
+
+pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApprovalsRead)?;
+    let status = p
+        .get("status")
+        .map(|s| {
+            ApprovalStatus::parse(s)
+                .ok_or_else(|| InputError::invalid("status", "must be one of PENDING, APPROVED, REJECTED, EXPIRED"))
+        })
+        .transpose()?;
+    let wallet_id = p.get("walletId").map(|w| wallet_field("walletId", w)).transpose()?;
+    let filter = ApprovalFilter { wallet_id, status };
+    Ok(Json(s.list_approvals(&c, &filter, &p.page()?).await?))
+}
+
+pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApprovalsRead)?;
+    let id = ids.parse("id", ApprovalId::parse, "approval")?;
+    Ok(Json(s.get_approval(&c, &id).await?))
+}
+
+pub async fn approve(s: State<AppState>, c: Auth, ids: Ids, b: Body) -> AppResult<impl IntoResponse> {
+    decide(s, c, ids, b, VoteDecision::Approve).await
+}
+
+pub async fn reject(s: State<AppState>, c: Auth, ids: Ids, b: Body) -> AppResult<impl IntoResponse> {
+    decide(s, c, ids, b, VoteDecision::Reject).await
+}
+
+async fn decide(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    Body(b): Body,
+    decision: VoteDecision,
+) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApprovalsWrite)?;
+    let id = ids.parse("id", ApprovalId::parse, "approval")?;
+    let request = wire::parse::<DecideBody>(b)?.try_into_domain(decision)?;
+    let decided = s.decide_approval(&c, &id, request).await?;
+    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment }).into_response())
+}

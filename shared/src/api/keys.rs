@@ -1,0 +1,116 @@
+//! `/v1/organizations` and `/v1/api-keys`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{Auth, Body, Ids, Params};
+use super::wire::{self, optional_name, respond};
+use super::AppState;
+use crate::domain::ids::ApiKeyId;
+use crate::domain::input::{self, InputError};
+use crate::domain::permission::Permission;
+use crate::error::{AppError, AppResult};
+use crate::service::{ApiKeyPatch, NewApiKey};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationBody {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyBody {
+    name: String,
+    permissions: Vec<String>,
+    /// Accepted for wallgent SDK compatibility; Countersign keys have no environments.
+    #[serde(default)]
+    #[allow(dead_code)]
+    environment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyPatchBody {
+    name: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+/// Known permissions, at least one, each once.
+fn permissions(requested: &[String]) -> Result<Vec<Permission>, InputError> {
+    if requested.is_empty() {
+        return Err(InputError::invalid("permissions", "must list at least one permission"));
+    }
+    let mut out = Vec::new();
+    for p in requested {
+        let parsed: Permission = serde_json::from_value(json!(p))
+            .map_err(|_| InputError::invalid("permissions", format!("unknown permission {p:?}")))?;
+        if !out.contains(&parsed) {
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
+
+impl ApiKeyBody {
+    pub fn try_into_domain(self) -> Result<NewApiKey, InputError> {
+        Ok(NewApiKey { name: input::name("name", &self.name)?, permissions: permissions(&self.permissions)? })
+    }
+}
+
+impl ApiKeyPatchBody {
+    pub fn try_into_domain(self) -> Result<ApiKeyPatch, InputError> {
+        Ok(ApiKeyPatch {
+            name: optional_name("name", self.name.as_deref())?,
+            permissions: self.permissions.as_deref().map(permissions).transpose()?,
+        })
+    }
+}
+
+fn key_id(ids: &Ids) -> AppResult<ApiKeyId> {
+    ids.parse("id", ApiKeyId::parse, "api key")
+}
+
+/// 201 with the organisation and its admin key, whose secret is shown this once.
+pub async fn create_organization(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.require_operator()?;
+    let name = input::name("name", &wire::parse::<OrganizationBody>(b)?.name)?;
+    let created = s.create_organization(&c, name).await?;
+    let mut body = serde_json::to_value(&created.organization).map_err(|e| AppError::Corrupt(e.to_string()))?;
+    body["adminKey"] = serde_json::to_value(created.admin_key.key.view(Some(created.admin_key.secret)))
+        .map_err(|e| AppError::Corrupt(e.to_string()))?;
+    Ok(respond(StatusCode::CREATED, &body))
+}
+
+pub async fn create(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::ApiKeysWrite)?;
+    let request = wire::parse::<ApiKeyBody>(b)?.try_into_domain()?;
+    let issued = s.create_api_key(&c, request).await?;
+    Ok(respond(StatusCode::CREATED, &issued.key.view(Some(issued.secret))))
+}
+
+pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApiKeysWrite)?;
+    Ok(Json(s.list_api_keys(&c, &p.page()?).await?.map(|k| k.view(None))))
+}
+
+pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApiKeysWrite)?;
+    Ok(Json(s.get_api_key(&c, &key_id(&ids)?).await?.view(None)))
+}
+
+pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApiKeysWrite)?;
+    let id = key_id(&ids)?;
+    let patch = wire::parse::<ApiKeyPatchBody>(b)?.try_into_domain()?;
+    Ok(Json(s.update_api_key(&c, &id, patch).await?.view(None)))
+}
+
+pub async fn revoke(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApiKeysWrite)?;
+    Ok(Json(s.revoke_api_key(&c, &key_id(&ids)?).await?.view(None)))
+}

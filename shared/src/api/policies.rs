@@ -1,0 +1,148 @@
+//! `/v1/wallets/{id}/policies`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::extract::{Auth, Body, Ids};
+use super::wire::{self, deleted, present, respond, risk_score, wallet_field, whole_list};
+use super::AppState;
+use crate::domain::ids::{PolicyId, WalletId};
+use crate::domain::input::{self, InputError, MAX_ID_LIST};
+use crate::domain::money::Amount;
+use crate::domain::permission::Permission;
+use crate::domain::policy::PolicyPatch;
+use crate::error::AppResult;
+use crate::service::MAX_APPROVAL_TTL_SECONDS;
+
+const MAX_REQUIRED_APPROVALS: u32 = 10;
+
+/// Every field optional: creation fills defaults (and needs `name`), PATCH changes only what is
+/// sent. A JSON `null` clears an optional limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyBody {
+    name: Option<String>,
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    max_transaction_amount: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    daily_spending_limit: Option<Value>,
+    approved_recipients: Option<Vec<String>>,
+    blocked_recipients: Option<Vec<String>>,
+    require_human_approval: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    auto_approve_below: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    require_review_above: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    auto_reject_above: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    risk_score_threshold: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    approval_ttl_seconds: Option<Value>,
+    required_approvals: Option<u32>,
+}
+
+/// `Some(None)` for an explicit null (clear), `Some(Some(_))` for a limit.
+fn limit(field: &'static str, value: Option<&Value>) -> Result<Option<Option<Amount>>, InputError> {
+    value
+        .map(|v| match v {
+            Value::Null => Ok(None),
+            v => Amount::parse_json(v).map(Some).map_err(|source| InputError::Amount { field, source }),
+        })
+        .transpose()
+}
+
+fn recipients(field: &'static str, ids: Option<&[String]>) -> Result<Option<Vec<WalletId>>, InputError> {
+    let Some(ids) = ids else { return Ok(None) };
+    if ids.len() > MAX_ID_LIST {
+        return Err(InputError::invalid(field, format!("must list at most {MAX_ID_LIST} wallets")));
+    }
+    ids.iter().map(|id| wallet_field(field, id)).collect::<Result<_, _>>().map(Some)
+}
+
+impl PolicyBody {
+    pub fn try_into_domain(self) -> Result<PolicyPatch, InputError> {
+        let name = self.name.as_deref().map(|n| input::name("name", n)).transpose()?;
+        let risk_score_threshold =
+            self.risk_score_threshold.as_ref().map(|v| risk_score("riskScoreThreshold", Some(v))).transpose()?;
+        let approval_ttl_seconds = self
+            .approval_ttl_seconds
+            .as_ref()
+            .map(|v| match v {
+                Value::Null => Ok(None),
+                v => v.as_u64().filter(|s| (1..=MAX_APPROVAL_TTL_SECONDS).contains(s)).map(Some).ok_or_else(|| {
+                    InputError::invalid(
+                        "approvalTtlSeconds",
+                        format!("must be a whole number of seconds from 1 to {MAX_APPROVAL_TTL_SECONDS}"),
+                    )
+                }),
+            })
+            .transpose()?;
+        if self.required_approvals.is_some_and(|n| !(1..=MAX_REQUIRED_APPROVALS).contains(&n)) {
+            return Err(InputError::invalid(
+                "requiredApprovals",
+                format!("must be from 1 to {MAX_REQUIRED_APPROVALS}"),
+            ));
+        }
+        Ok(PolicyPatch {
+            name,
+            enabled: self.enabled,
+            max_transaction_amount: limit("maxTransactionAmount", self.max_transaction_amount.as_ref())?,
+            daily_spending_limit: limit("dailySpendingLimit", self.daily_spending_limit.as_ref())?,
+            approved_recipients: recipients("approvedRecipients", self.approved_recipients.as_deref())?,
+            blocked_recipients: recipients("blockedRecipients", self.blocked_recipients.as_deref())?,
+            require_human_approval: self.require_human_approval,
+            auto_approve_below: limit("autoApproveBelow", self.auto_approve_below.as_ref())?,
+            require_review_above: limit("requireReviewAbove", self.require_review_above.as_ref())?,
+            auto_reject_above: limit("autoRejectAbove", self.auto_reject_above.as_ref())?,
+            risk_score_threshold,
+            approval_ttl_seconds,
+            required_approvals: self.required_approvals,
+        })
+    }
+}
+
+fn wallet_id(ids: &Ids) -> AppResult<WalletId> {
+    ids.parse("id", WalletId::parse, "wallet")
+}
+
+fn policy_id(ids: &Ids) -> AppResult<PolicyId> {
+    ids.parse("pid", PolicyId::parse, "policy")
+}
+
+pub async fn create(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::PoliciesWrite)?;
+    let wallet = wallet_id(&ids)?;
+    let patch = wire::parse::<PolicyBody>(b)?.try_into_domain()?;
+    if patch.name.is_none() {
+        return Err(InputError::Missing { field: "name" }.into());
+    }
+    Ok(respond(StatusCode::CREATED, &s.create_policy(&c, &wallet, patch).await?))
+}
+
+pub async fn list(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    Ok(whole_list(s.list_policies(&c, &wallet_id(&ids)?).await?))
+}
+
+pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    Ok(Json(s.get_policy(&c, &wallet_id(&ids)?, &policy_id(&ids)?).await?))
+}
+
+pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::PoliciesWrite)?;
+    let (wallet, policy) = (wallet_id(&ids)?, policy_id(&ids)?);
+    let patch = wire::parse::<PolicyBody>(b)?.try_into_domain()?;
+    Ok(Json(s.update_policy(&c, &wallet, &policy, patch).await?))
+}
+
+pub async fn delete(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::PoliciesWrite)?;
+    Ok(deleted(s.delete_policy(&c, &wallet_id(&ids)?, &policy_id(&ids)?).await?))
+}

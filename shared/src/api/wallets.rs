@@ -1,0 +1,162 @@
+//! `/v1/wallets`: wallets, balances, funding and the ledger.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::extract::{Auth, Body, Ids, Params};
+use super::wire::{self, optional_name, replayable, respond};
+use super::AppState;
+use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::ids::{TransactionId, WalletId};
+use crate::domain::input::{self, InputError};
+use crate::domain::money::{Amount, Currency};
+use crate::domain::permission::Permission;
+use crate::domain::wallet::{NewWallet, WalletPatch};
+use crate::error::AppResult;
+use crate::service::FundRequest;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WalletBody {
+    name: String,
+    agent_name: Option<String>,
+    metadata: Option<Value>,
+    currency: Option<String>,
+}
+
+impl WalletBody {
+    pub fn try_into_domain(self) -> Result<NewWallet, InputError> {
+        let currency = match &self.currency {
+            None => Currency::default(),
+            Some(code) => Currency::parse(code).map_err(|e| InputError::invalid("currency", e.to_string()))?,
+        };
+        Ok(NewWallet {
+            name: input::name("name", &self.name)?,
+            agent_name: optional_name("agentName", self.agent_name.as_deref())?,
+            currency,
+            metadata: input::metadata(self.metadata.as_ref())?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WalletPatchBody {
+    name: Option<String>,
+    agent_name: Option<String>,
+    metadata: Option<Value>,
+}
+
+impl WalletPatchBody {
+    pub fn try_into_domain(self) -> Result<WalletPatch, InputError> {
+        Ok(WalletPatch {
+            name: optional_name("name", self.name.as_deref())?,
+            agent_name: optional_name("agentName", self.agent_name.as_deref())?,
+            metadata: self.metadata.as_ref().map(|m| input::metadata(Some(m))).transpose()?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FundBody {
+    amount: Value,
+    idempotency_key: Option<String>,
+}
+
+impl FundBody {
+    pub fn try_into_domain(self, idempotency: Option<IdempotencyKey>) -> Result<FundRequest, InputError> {
+        let amount =
+            Amount::parse_json(&self.amount).map_err(|source| InputError::Amount { field: "amount", source })?;
+        Ok(FundRequest { amount, idempotency })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BalanceView {
+    wallet_id: WalletId,
+    balance: String,
+    currency: Currency,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FundedView {
+    transaction_id: TransactionId,
+    wallet_id: WalletId,
+    amount: String,
+    new_balance: String,
+    currency: Currency,
+}
+
+fn wallet_id(ids: &Ids) -> AppResult<WalletId> {
+    ids.parse("id", WalletId::parse, "wallet")
+}
+
+pub async fn create(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::WalletsWrite)?;
+    let request = wire::parse::<WalletBody>(b)?.try_into_domain()?;
+    Ok(respond(StatusCode::CREATED, &s.create_wallet(&c, request).await?))
+}
+
+pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    Ok(Json(s.list_wallets(&c, &p.page()?).await?))
+}
+
+pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    Ok(Json(s.get_wallet(&c, &wallet_id(&ids)?).await?))
+}
+
+pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsWrite)?;
+    let id = wallet_id(&ids)?;
+    let patch = wire::parse::<WalletPatchBody>(b)?.try_into_domain()?;
+    Ok(Json(s.update_wallet(&c, &id, patch).await?))
+}
+
+pub async fn balance(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    let wallet = s.get_wallet(&c, &wallet_id(&ids)?).await?;
+    let balance = wallet.balance();
+    Ok(Json(BalanceView { wallet_id: wallet.id, balance: balance.to_wire(), currency: balance.currency() }))
+}
+
+pub async fn fund(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    headers: HeaderMap,
+    Body(b): Body,
+) -> AppResult<Response> {
+    c.authorize(Permission::WalletsWrite)?;
+    let id = wallet_id(&ids)?;
+    let wire: FundBody = wire::parse(b.clone())?;
+    let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
+    let committed = s.fund_wallet(&c, &id, wire.try_into_domain(idempotency)?).await?;
+    let f = committed.outcome;
+    let view = FundedView {
+        transaction_id: f.transaction_id,
+        wallet_id: f.wallet_id,
+        amount: f.amount.to_wire(),
+        new_balance: f.new_balance.to_wire(),
+        currency: f.amount.currency(),
+    };
+    Ok(replayable(StatusCode::CREATED, &view, committed.replayed))
+}
+
+pub async fn transactions(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    p: Params,
+) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    Ok(Json(s.list_transactions(&c, &wallet_id(&ids)?, &p.page()?).await?))
+}

@@ -1,0 +1,186 @@
+//! The double-entry ledger: the one place money moves. A transfer debits one wallet and credits
+//! another under one transaction id (a DEBIT and a CREDIT line); a fund brings money in from the
+//! external funding account (a FUND line). Both the immediate and the approval path use
+//! `transfer`, so a payment executes the same way whoever let it through.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{PaymentId, TransactionId, WalletId};
+use super::money::{decimal_string, Currency, Money};
+use super::wallet::{BalanceError, Wallet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntryKind {
+    /// Money entering the wallet from outside Countersign (the funding account).
+    Fund,
+    Debit,
+    Credit,
+}
+
+/// One side of a ledger transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EntryShape", from = "EntryShape")]
+pub struct LedgerEntry {
+    pub id: String,
+    pub transaction_id: TransactionId,
+    pub wallet_id: WalletId,
+    pub kind: EntryKind,
+    pub amount: Money,
+    pub balance_after: Money,
+    /// The other wallet of a transfer, or `external` for funding.
+    pub counterparty: String,
+    pub payment_id: Option<PaymentId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The two lines of a transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    pub transaction_id: TransactionId,
+    pub debit: LedgerEntry,
+    pub credit: LedgerEntry,
+}
+
+/// Moves `amount` from `from` to `to` for `payment`. Both wallets change only if both sides can.
+pub fn transfer(
+    from: &mut Wallet,
+    to: &mut Wallet,
+    amount: Money,
+    payment: &PaymentId,
+    now: DateTime<Utc>,
+) -> Result<Transfer, BalanceError> {
+    let (mut source, mut target) = (from.clone(), to.clone());
+    source.debit(amount, now)?;
+    target.credit(amount, now)?;
+    *from = source;
+    *to = target;
+    let transaction_id = TransactionId::generate();
+    let line = |wallet: &Wallet, kind, counterparty: &WalletId| LedgerEntry {
+        id: new_entry_id(),
+        transaction_id: transaction_id.clone(),
+        wallet_id: wallet.id.clone(),
+        kind,
+        amount,
+        balance_after: wallet.balance(),
+        counterparty: counterparty.to_string(),
+        payment_id: Some(payment.clone()),
+        created_at: now,
+    };
+    let debit = line(from, EntryKind::Debit, &to.id);
+    let credit = line(to, EntryKind::Credit, &from.id);
+    Ok(Transfer { transaction_id, debit, credit })
+}
+
+/// Brings `amount` into `wallet` from the external funding account.
+pub fn fund(wallet: &mut Wallet, amount: Money, now: DateTime<Utc>) -> Result<LedgerEntry, BalanceError> {
+    wallet.credit(amount, now)?;
+    Ok(LedgerEntry {
+        id: new_entry_id(),
+        transaction_id: TransactionId::generate(),
+        wallet_id: wallet.id.clone(),
+        kind: EntryKind::Fund,
+        amount,
+        balance_after: wallet.balance(),
+        counterparty: "external".into(),
+        payment_id: None,
+        created_at: now,
+    })
+}
+
+fn new_entry_id() -> String {
+    format!("ent_{}", ulid::Ulid::new())
+}
+
+/// The stored and wire shape: decimal strings beside `currency`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryShape {
+    id: String,
+    transaction_id: TransactionId,
+    wallet_id: WalletId,
+    kind: EntryKind,
+    #[serde(with = "decimal_string")]
+    amount: Decimal,
+    currency: Currency,
+    #[serde(with = "decimal_string")]
+    balance_after: Decimal,
+    counterparty: String,
+    payment_id: Option<PaymentId>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<LedgerEntry> for EntryShape {
+    fn from(e: LedgerEntry) -> Self {
+        EntryShape {
+            id: e.id,
+            transaction_id: e.transaction_id,
+            wallet_id: e.wallet_id,
+            kind: e.kind,
+            amount: e.amount.amount(),
+            currency: e.amount.currency(),
+            balance_after: e.balance_after.amount(),
+            counterparty: e.counterparty,
+            payment_id: e.payment_id,
+            created_at: e.created_at,
+        }
+    }
+}
+
+impl From<EntryShape> for LedgerEntry {
+    fn from(s: EntryShape) -> Self {
+        LedgerEntry {
+            id: s.id,
+            transaction_id: s.transaction_id,
+            wallet_id: s.wallet_id,
+            kind: s.kind,
+            amount: Money::from_decimal(s.amount, s.currency),
+            balance_after: Money::from_decimal(s.balance_after, s.currency),
+            counterparty: s.counterparty,
+            payment_id: s.payment_id,
+            created_at: s.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::wallet::test_wallet as wallet;
+
+    fn usd(text: &str) -> Money {
+        Money::parse(text, Currency::USD).unwrap()
+    }
+
+    #[test]
+    fn transfer_writes_balanced_lines() {
+        let (mut a, mut b) = (wallet("100.00"), wallet("5.00"));
+        let t = transfer(&mut a, &mut b, usd("30.00"), &PaymentId::generate(), Utc::now()).unwrap();
+        assert_eq!((a.balance(), b.balance()), (usd("70.00"), usd("35.00")));
+        assert_eq!((t.debit.kind, t.credit.kind), (EntryKind::Debit, EntryKind::Credit));
+        assert_eq!(t.debit.transaction_id, t.credit.transaction_id);
+        assert_eq!((t.debit.balance_after, t.credit.balance_after), (usd("70.00"), usd("35.00")));
+        assert_eq!((t.debit.counterparty.as_str(), t.credit.counterparty.as_str()), (b.id.as_str(), a.id.as_str()));
+    }
+
+    #[test]
+    fn short_transfer_changes_neither_wallet() {
+        let (mut a, mut b) = (wallet("10.00"), wallet("5.00"));
+        let before = (a.clone(), b.clone());
+        let refused = transfer(&mut a, &mut b, usd("10.01"), &PaymentId::generate(), Utc::now());
+        assert!(matches!(refused, Err(BalanceError::Insufficient { .. })));
+        assert_eq!((a, b), before);
+    }
+
+    #[test]
+    fn entries_store_decimal_strings() {
+        let mut w = wallet("1.00");
+        let entry = fund(&mut w, usd("2.50"), Utc::now()).unwrap();
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!((json["amount"].as_str(), json["balanceAfter"].as_str()), (Some("2.50"), Some("3.50")));
+        assert_eq!(json["kind"], "FUND");
+        assert_eq!(serde_json::from_value::<LedgerEntry>(json).unwrap(), entry);
+    }
+}

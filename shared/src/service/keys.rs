@@ -1,0 +1,165 @@
+//! Organisations and API keys. A key may only grant, change or revoke what it holds itself.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::paging::{Page, PageRequest};
+use super::plan::Tx;
+use super::records::{api_key_key, by_org_partition};
+use super::{require, Caller, Countersign};
+use crate::domain::audit::Actor;
+use crate::domain::ids::{ApiKeyId, OrgId};
+use crate::domain::org::{self, ApiKey, Organization};
+use crate::domain::permission::{allows, Permission};
+use crate::error::{AppError, AppResult};
+use crate::ports::{Index, Query};
+
+/// A new key: a name and at least one permission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApiKey {
+    pub name: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// A change to a key; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiKeyPatch {
+    pub name: Option<String>,
+    pub permissions: Option<Vec<Permission>>,
+}
+
+/// A key and its secret, which is shown this once and stored only as a hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+/// A new organisation with its first admin key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewOrganization {
+    pub organization: Organization,
+    pub admin_key: IssuedKey,
+}
+
+fn issue(org_id: &OrgId, name: String, permissions: Vec<Permission>, now: chrono::DateTime<chrono::Utc>) -> IssuedKey {
+    let id = ApiKeyId::generate();
+    let secret = org::new_secret(&id);
+    let key = ApiKey {
+        id,
+        org_id: org_id.clone(),
+        name,
+        permissions,
+        secret_hash: org::hash_secret(&secret),
+        created_at: now,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    IssuedKey { key, secret }
+}
+
+impl Countersign {
+    /// `POST /v1/organizations` (operator only): the org and its first admin key.
+    pub async fn create_organization(&self, caller: &Caller, name: String) -> AppResult<NewOrganization> {
+        caller.require_operator()?;
+        self.commit(|| async {
+            let now = self.now();
+            let organization = Organization { id: OrgId::generate(), name: name.clone(), created_at: now };
+            let admin_key = issue(&organization.id, "admin".into(), vec![Permission::Admin], now);
+            let mut tx = Tx::new(&organization.id, Actor::Operator, now);
+            tx.create(&organization)?;
+            tx.create(&admin_key.key)?;
+            let details = json!({"name": organization.name});
+            tx.audit("organization.created", "organization", organization.id.as_str(), details)?;
+            Ok(tx.done(NewOrganization { organization, admin_key }))
+        })
+        .await
+    }
+
+    /// `POST /v1/api-keys`.
+    pub async fn create_api_key(&self, caller: &Caller, request: NewApiKey) -> AppResult<IssuedKey> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApiKeysWrite)?;
+        ensure_grantable(caller, &request.permissions)?;
+        self.commit(|| async {
+            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+            let issued = issue(&caller.org_id, request.name.clone(), request.permissions.clone(), tx.now());
+            tx.create(&issued.key)?;
+            let details = json!({"permissions": issued.key.permissions});
+            tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;
+            Ok(tx.done(issued))
+        })
+        .await
+    }
+
+    pub async fn list_api_keys(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<ApiKey>> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApiKeysWrite)?;
+        let query = Query::new(Index::ByOrg, by_org_partition(&caller.org_id, "APIKEY"), page.limit);
+        self.page::<ApiKey>(query, page, |_| true).await
+    }
+
+    pub async fn get_api_key(&self, caller: &Caller, id: &ApiKeyId) -> AppResult<ApiKey> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApiKeysWrite)?;
+        Ok(self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?.value)
+    }
+
+    /// `PATCH /v1/api-keys/{id}`: rename, or change permissions (never beyond the caller's).
+    pub async fn update_api_key(&self, caller: &Caller, id: &ApiKeyId, patch: ApiKeyPatch) -> AppResult<ApiKey> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApiKeysWrite)?;
+        if let Some(permissions) = &patch.permissions {
+            ensure_grantable(caller, permissions)?;
+        }
+        self.commit(|| async {
+            let mut key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
+            ensure_not_stronger(caller, &key.value)?;
+            if let Some(n) = &patch.name {
+                key.value.name = n.clone();
+            }
+            if let Some(p) = &patch.permissions {
+                key.value.permissions = p.clone();
+            }
+            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+            tx.update(&key)?;
+            let details = json!({"name": key.value.name, "permissions": key.value.permissions});
+            tx.audit("api_key.updated", "api_key", key.value.id.as_str(), details)?;
+            Ok(tx.done(key.value))
+        })
+        .await
+    }
+
+    /// `DELETE /v1/api-keys/{id}`: revocation takes effect on the next request.
+    pub async fn revoke_api_key(&self, caller: &Caller, id: &ApiKeyId) -> AppResult<ApiKey> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApiKeysWrite)?;
+        self.commit(|| async {
+            let mut key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
+            ensure_not_stronger(caller, &key.value)?;
+            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+            if key.value.revoked_at.is_none() {
+                key.value.revoked_at = Some(tx.now());
+            }
+            tx.update(&key)?;
+            tx.audit("api_key.revoked", "api_key", key.value.id.as_str(), json!({}))?;
+            Ok(tx.done(key.value))
+        })
+        .await
+    }
+}
+
+/// A key may only change or revoke keys whose permissions it holds itself (so an `api_keys:write`
+/// key cannot disarm the admin keys).
+fn ensure_not_stronger(caller: &ApiKey, target: &ApiKey) -> AppResult<()> {
+    ensure_grantable(caller, &target.permissions)
+}
+
+/// A key may only grant what it holds itself.
+fn ensure_grantable(caller: &ApiKey, permissions: &[Permission]) -> AppResult<()> {
+    if permissions.iter().all(|p| allows(&caller.permissions, *p)) {
+        Ok(())
+    } else {
+        Err(AppError::PermissionEscalation)
+    }
+}

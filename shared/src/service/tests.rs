@@ -1,0 +1,176 @@
+//! Service unit tests on the in-memory embedded store: use cases called directly with domain
+//! requests, no HTTP. (The HTTP round trips, both stores and the races are in `tests/`.)
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::adapters::sqlite::SqliteStore;
+use crate::domain::event::Event;
+use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::ids::{EventId, WalletId};
+use crate::domain::ledger::{EntryKind, LedgerEntry};
+use crate::domain::money::{Amount, Currency};
+use crate::domain::payment::{NewPayment, PaymentOutcome, PaymentStatus};
+use crate::domain::policy::PolicyPatch;
+use crate::domain::wallet::NewWallet;
+use crate::ports::{BusError, EventBus};
+
+/// A bus that records what it is given (a fake adapter; the real ones have their own tests).
+#[derive(Default)]
+struct RecordingBus(Mutex<Vec<Event>>);
+
+#[async_trait]
+impl EventBus for RecordingBus {
+    async fn publish(&self, events: &[Event]) -> Result<Vec<EventId>, BusError> {
+        let mut seen = self.0.lock().expect("bus");
+        seen.extend(events.iter().cloned());
+        Ok(events.iter().map(|e| e.id.clone()).collect())
+    }
+}
+
+impl RecordingBus {
+    fn kinds(&self) -> Vec<String> {
+        self.0.lock().expect("bus").iter().map(|e| e.kind.clone()).collect()
+    }
+}
+
+struct MovableClock(Mutex<DateTime<Utc>>);
+
+impl Clock for MovableClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock")
+    }
+}
+
+struct World {
+    service: Countersign,
+    bus: Arc<RecordingBus>,
+    clock: Arc<MovableClock>,
+    admin: Caller,
+    reviewer: Caller,
+    from: WalletId,
+    to: WalletId,
+}
+
+async fn world(funds: &str) -> World {
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let bus = Arc::new(RecordingBus::default());
+    let clock = Arc::new(MovableClock(Mutex::new(Utc::now())));
+    let wiring = Wiring { bus: bus.clone(), ..Wiring::default() };
+    let service = Countersign::new(store, clock.clone(), Settings::default()).with_wiring(wiring);
+    let org = service.create_organization(&Caller::Operator, "acme".into()).await.expect("org");
+    let admin = Caller::Key(org.admin_key.key);
+    let reviewer = NewApiKey { name: "r".into(), permissions: vec![Permission::ApprovalsWrite] };
+    let reviewer = Caller::Key(service.create_api_key(&admin, reviewer).await.expect("key").key);
+    let wallet =
+        || NewWallet { name: "w".into(), agent_name: None, currency: Currency::USD, metadata: Default::default() };
+    let from = service.create_wallet(&admin, wallet()).await.expect("wallet").id;
+    let to = service.create_wallet(&admin, wallet()).await.expect("wallet").id;
+    let fund = FundRequest { amount: Amount::parse(funds).expect("amount"), idempotency: None };
+    service.fund_wallet(&admin, &from, fund).await.expect("fund");
+    World { service, bus, clock, admin, reviewer, from, to }
+}
+
+impl World {
+    fn payment(&self, amount: &str) -> NewPayment {
+        NewPayment::new(self.from.clone(), self.to.clone(), Amount::parse(amount).expect("amount"))
+    }
+
+    async fn policy(&self, patch: PolicyPatch) {
+        let patch = PolicyPatch { name: Some("p".into()), ..patch };
+        self.service.create_policy(&self.admin, &self.from, patch).await.expect("policy");
+    }
+
+    async fn ledger(&self, wallet: &WalletId) -> Vec<LedgerEntry> {
+        let page = PageRequest { limit: 100, after: None };
+        self.service.list_transactions(&self.admin, wallet, &page).await.expect("ledger").data
+    }
+}
+
+fn limit(text: &str) -> Option<Option<Amount>> {
+    Some(Some(Amount::parse(text).expect("amount")))
+}
+
+#[tokio::test]
+async fn held_payment_publishes_the_events_its_plan_carried() {
+    let w = world("100.00").await;
+    w.policy(PolicyPatch { require_human_approval: Some(true), ..Default::default() }).await;
+    let held = w.service.create_payment(&w.admin, w.payment("10.00")).await.expect("intake");
+    let PaymentOutcome::Held { payment, approval } = held.outcome else { panic!("not held: {held:?}") };
+    assert_eq!((payment.status, payment.approval_id.as_ref()), (PaymentStatus::PendingApproval, Some(&approval.id)));
+    assert_eq!(w.bus.kinds(), ["approval.created"]);
+    assert_eq!(w.bus.0.lock().expect("bus")[0].data["approvalId"], approval.id.as_str());
+}
+
+#[tokio::test]
+async fn both_paths_move_money_through_the_same_ledger_transfer() {
+    let w = world("100.00").await;
+    let now = w.service.create_payment(&w.admin, w.payment("10.00")).await.expect("intake");
+    let PaymentOutcome::Executed { payment: immediate } = now.outcome else { panic!("not executed") };
+    w.policy(PolicyPatch { require_review_above: limit("20.00"), ..Default::default() }).await;
+    let later = w.service.create_payment(&w.admin, w.payment("30.00")).await.expect("intake");
+    let PaymentOutcome::Held { approval, .. } = later.outcome else { panic!("not held") };
+    let vote = DecideRequest { decision: crate::domain::approval::VoteDecision::Approve, note: None };
+    let decided = w.service.decide_approval(&w.reviewer, &approval.id, vote).await.expect("approve");
+    assert_eq!(decided.payment.status, PaymentStatus::Completed);
+    for payment in [&immediate, &decided.payment] {
+        let txn = payment.transaction_id.clone().expect("transaction");
+        let lines: Vec<_> = w.ledger(&w.from).await.into_iter().chain(w.ledger(&w.to).await).collect();
+        let kinds: Vec<_> = lines.iter().filter(|l| l.transaction_id == txn).map(|l| (l.kind, l.amount)).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(
+            kinds.contains(&(EntryKind::Debit, payment.amount)) && kinds.contains(&(EntryKind::Credit, payment.amount))
+        );
+    }
+    assert_eq!(w.service.get_wallet(&w.admin, &w.from).await.expect("wallet").balance().to_wire(), "60.00");
+    assert_eq!(w.bus.kinds(), ["payment.completed", "approval.created", "approval.approved", "payment.completed"]);
+}
+
+#[tokio::test]
+async fn a_denial_is_audited_but_its_idempotency_key_stays_free() {
+    let w = world("100.00").await;
+    w.policy(PolicyPatch { auto_reject_above: limit("5.00"), ..Default::default() }).await;
+    let key = || Some(IdempotencyKey::new("order-1", "same request".into()).expect("key"));
+    let request = NewPayment { idempotency: key(), ..w.payment("10.00") };
+    let denied = w.service.create_payment(&w.admin, request.clone()).await;
+    assert!(matches!(denied, Err(AppError::PolicyDenied { ref rule, .. }) if rule == "autoRejectAbove"), "{denied:?}");
+    let page = PageRequest { limit: 10, after: None };
+    let filter = AuditFilter { action: Some("payment.denied".into()), resource_type: None };
+    assert_eq!(w.service.list_audit_logs(&w.admin, &filter, &page).await.expect("audit").data.len(), 1);
+
+    let policies = w.service.list_policies(&w.admin, &w.from).await.expect("policies");
+    w.service.delete_policy(&w.admin, &w.from, &policies[0].id).await.expect("delete");
+    let first = w.service.create_payment(&w.admin, request.clone()).await.expect("now allowed");
+    assert!(!first.replayed);
+    let again = w.service.create_payment(&w.admin, request).await.expect("replay");
+    assert!(again.replayed);
+    assert_eq!(again.outcome.payment().id, first.outcome.payment().id);
+    let other = NewPayment {
+        idempotency: Some(IdempotencyKey::new("order-1", "other".into()).expect("key")),
+        ..w.payment("1.00")
+    };
+    assert!(matches!(w.service.create_payment(&w.admin, other).await, Err(AppError::IdempotencyKeyReuse)));
+}
+
+#[tokio::test]
+async fn the_sweep_expires_through_the_same_commit_loop() {
+    let w = world("100.00").await;
+    let patch =
+        PolicyPatch { require_human_approval: Some(true), approval_ttl_seconds: Some(Some(60)), ..Default::default() };
+    w.policy(patch).await;
+    let held = w.service.create_payment(&w.admin, w.payment("10.00")).await.expect("intake");
+    let PaymentOutcome::Held { payment, .. } = held.outcome else { panic!("not held") };
+    assert_eq!(w.service.expire_due(10).await.expect("sweep").expired, 0);
+    *w.clock.0.lock().expect("clock") += Duration::seconds(61);
+    assert_eq!(w.service.expire_due(10).await.expect("sweep").expired, 1);
+    let after = w.service.get_payment(&w.admin, &payment.id).await.expect("payment");
+    assert_eq!(after.status, PaymentStatus::Expired);
+    let filter = AuditFilter { action: Some("approval.expired".into()), resource_type: None };
+    let page = PageRequest { limit: 10, after: None };
+    let audit = w.service.list_audit_logs(&w.admin, &filter, &page).await.expect("audit");
+    assert_eq!(audit.data[0].actor, "system");
+    assert_eq!(w.bus.kinds(), ["approval.created", "approval.expired"]);
+}
