@@ -142,10 +142,35 @@ pub enum StoreError {
     /// The page position is not one this store issued.
     #[error("invalid cursor")]
     InvalidCursor,
-    /// The store could not be reached or answered with an error; details are for logs only.
+    /// The store could not be reached or answered with an error, and nothing was applied;
+    /// details are for logs only.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The transaction may or may not have been applied (a timeout or a dropped connection after
+    /// sending, a 500, the same token still in progress). Resending the same writes with the
+    /// same token resolves it.
+    #[error("transaction outcome unknown: {0}")]
+    Ambiguous(String),
 }
+
+/// Identifies one transaction across resends (DynamoDB's `ClientRequestToken`): a resend with
+/// the same token after an ambiguous outcome is applied at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TxToken(String);
+
+impl TxToken {
+    /// A new token (a ULID: 26 characters, within DynamoDB's 36).
+    pub fn generate() -> Self {
+        TxToken(ulid::Ulid::new().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How long a store MUST remember a token (DynamoDB: 10 minutes).
+pub const TOKEN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The persistence port.
 #[async_trait]
@@ -156,7 +181,16 @@ pub trait Store: Send + Sync {
     /// Applies every write or none.
     /// MUST return `StoreError::ConditionFailed` if any `Expect` does not hold, and leave
     /// everything unchanged. MUST NOT touch one key twice in one call.
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// With a token, MUST apply a transaction at most once: a resend with a token whose
+    /// transaction committed within `TOKEN_WINDOW` succeeds without writing again. MUST return
+    /// `StoreError::Ambiguous` (never `Unavailable`) when it cannot tell whether the writes were
+    /// applied.
+    async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError>;
+
+    /// `apply` without a token, for writes whose loss or repetition is harmless (bookkeeping).
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.apply(&writes, None).await
+    }
 
     /// Reads up to `limit` items of one index partition in sort-key order, starting after
     /// `after`. Secondary indexes may lag writes slightly (DynamoDB GSIs are eventually

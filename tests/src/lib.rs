@@ -3,6 +3,7 @@
 //! fail (never skip), so a missing emulator is seen.
 
 pub mod events;
+pub mod faults;
 pub mod template;
 
 use std::sync::{Arc, Mutex};
@@ -172,6 +173,8 @@ impl Clock for ManualClock {
     }
 }
 
+type StoreWrapper<'a> = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store> + 'a>;
+
 /// The real router on a loopback port over a real store.
 pub struct TestApp {
     pub base: String,
@@ -183,24 +186,34 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, None).await.0
+        Self::spawn_with(backend, None, None).await.0
+    }
+
+    /// The service on `wrap(store)`: a store wrapper that injects faults.
+    pub async fn spawn_wrapped(backend: Backend, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
+        Self::spawn_with(backend, None, Some(Box::new(wrap))).await.0
     }
 
     /// With event wiring: webhooks are delivered through `stack` to real receivers. Retries are
     /// fast (3 attempts, 200 ms base) and stuck events are re-published at once by the sweep.
     pub async fn spawn_with_events(backend: Backend, stack: events::EventStack) -> (Self, Arc<events::SwitchableBus>) {
-        let (app, bus) = Self::spawn_with(backend, Some(stack)).await;
+        let (app, bus) = Self::spawn_with(backend, Some(stack), None).await;
         (app, bus.expect("bus"))
     }
 
     async fn spawn_with(
         backend: Backend,
         stack: Option<events::EventStack>,
+        wrap: Option<StoreWrapper<'_>>,
     ) -> (Self, Option<Arc<events::SwitchableBus>>) {
         let store = TestStore::new(backend).await;
         let clock = ManualClock::new();
         let mut settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
-        let mut service = Countersign::new(store.store(), clock.clone(), settings.clone());
+        let served = match wrap {
+            Some(wrap) => wrap(store.store()),
+            None => store.store(),
+        };
+        let mut service = Countersign::new(served.clone(), clock.clone(), settings.clone());
         let mut bus = None;
         if let Some(stack) = stack {
             settings.allow_private_webhooks = true;
@@ -218,8 +231,8 @@ impl TestApp {
                 .expect("client"),
             );
             let slot = Arc::new(tokio::sync::OnceCell::new());
-            let (wiring, switch) = events::wire_events(stack, store.store(), client, slot.clone()).await;
-            service = Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring);
+            let (wiring, switch) = events::wire_events(stack, served.clone(), client, slot.clone()).await;
+            service = Countersign::new(served, clock.clone(), settings).with_wiring(wiring);
             let _ = slot.set(Arc::new(service.clone()));
             bus = Some(switch);
         }

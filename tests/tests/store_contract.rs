@@ -1,6 +1,6 @@
 //! One contract suite for the store port, run against the SQLite store and DynamoDB Local.
 
-use countersign_core::ports::{Expect, Index, IndexKeys, Item, Key, Query, StoreError, Write};
+use countersign_core::ports::{Expect, Index, IndexKeys, Item, Key, Query, StoreError, TxToken, Write};
 use countersign_tests::{per_backend, Backend, TestStore};
 use serde_json::json;
 
@@ -156,4 +156,22 @@ fn template_indexes_match_the_adapter() {
         .collect();
     code.sort();
     assert_eq!(template, code);
+}
+
+per_backend!(a_resend_with_the_same_token_applies_once);
+async fn a_resend_with_the_same_token_applies_once(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let token = TxToken::generate();
+    let writes = vec![put(item("T", "1", 1), Expect::Absent), put(item("T", "2", 1), Expect::Absent)];
+    s.apply(&writes, Some(&token)).await.unwrap();
+    // The answer was lost; the same writes with the same token succeed without applying again.
+    assert_eq!(s.apply(&writes, Some(&token)).await, Ok(()), "{backend:?}");
+    assert_eq!(s.get(&Key::new("T", "1")).await.unwrap().map(|i| i.version), Some(1));
+    // A new token is a new transaction: its conditions are checked again.
+    assert_eq!(s.apply(&writes, Some(&TxToken::generate())).await, Err(StoreError::ConditionFailed), "{backend:?}");
+    // A transaction that failed under its token reports the failure.
+    let failed = TxToken::generate();
+    let bump = vec![put(item("T", "1", 2), Expect::Version(5))];
+    assert_eq!(s.apply(&bump, Some(&failed)).await, Err(StoreError::ConditionFailed));
 }

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, Trans
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
-use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, Write};
+use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
 
 /// Index names and their key attributes, shared with `infra/template.yaml`.
 pub const INDEXES: [(Index, &str, &str, &str); 4] = [
@@ -90,13 +90,13 @@ impl DynamoStore {
         HashMap::from([("pk".to_string(), s(&key.pk)), ("sk".to_string(), s(&key.sk))])
     }
 
-    fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
+    fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, StoreError> {
         let item = match write {
             Write::Put { item, expect } => {
-                let (cond, value) = Self::condition(expect);
+                let (cond, value) = Self::condition(*expect);
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(self.to_attributes(&item)?))
+                    .set_item(Some(self.to_attributes(item)?))
                     .condition_expression(cond)
                     .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
                     .build()
@@ -104,10 +104,10 @@ impl DynamoStore {
                 TransactWriteItem::builder().put(put).build()
             }
             Write::Delete { key, expect } => {
-                let (cond, value) = Self::condition(expect);
+                let (cond, value) = Self::condition(*expect);
                 let delete = Delete::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key_map(&key)))
+                    .set_key(Some(Self::key_map(key)))
                     .condition_expression(cond)
                     .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
                     .build()
@@ -115,10 +115,10 @@ impl DynamoStore {
                 TransactWriteItem::builder().delete(delete).build()
             }
             Write::Check { key, expect } => {
-                let (cond, value) = Self::condition(expect);
+                let (cond, value) = Self::condition(*expect);
                 let check = ConditionCheck::builder()
                     .table_name(&self.table)
-                    .set_key(Some(Self::key_map(&key)))
+                    .set_key(Some(Self::key_map(key)))
                     .condition_expression(cond)
                     .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
                     .build()
@@ -155,23 +155,31 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
     Ok(Item { key, version, indexes, expires_at_epoch, body })
 }
 
+/// Sorts a failed TransactWriteItems into: lost a race (condition, conflict), not applied
+/// (`Unavailable`), or unknown (`Ambiguous`: what the SDK's own retries left undecided — a
+/// timeout or broken connection after sending, a 5xx, the same token still in progress).
 fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
-    if let SdkError::ServiceError(service) = &e {
-        match service.err() {
+    let ambiguous = |e: &SdkError<TransactWriteItemsError>| StoreError::Ambiguous(DisplayErrorContext(e).to_string());
+    match &e {
+        SdkError::ServiceError(service) => match service.err() {
             TransactWriteItemsError::TransactionCanceledException(cancel) => {
                 let codes: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
                 if codes.contains(&"ConditionalCheckFailed") {
-                    return StoreError::ConditionFailed;
-                }
-                if codes.contains(&"TransactionConflict") {
-                    return StoreError::Conflict;
+                    StoreError::ConditionFailed
+                } else if codes.contains(&"TransactionConflict") {
+                    StoreError::Conflict
+                } else {
+                    unavailable(e)
                 }
             }
-            TransactWriteItemsError::TransactionInProgressException(_) => return StoreError::Conflict,
-            _ => {}
-        }
+            TransactWriteItemsError::TransactionInProgressException(_)
+            | TransactWriteItemsError::InternalServerError(_) => ambiguous(&e),
+            _ if service.raw().status().is_server_error() => ambiguous(&e),
+            _ => unavailable(e),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ambiguous(&e),
+        _ => unavailable(e),
     }
-    unavailable(e)
 }
 
 #[async_trait]
@@ -190,10 +198,16 @@ impl Store for DynamoStore {
         out.item.map(from_attributes).transpose()
     }
 
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let items = writes.into_iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
+    async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
+        let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         self.count();
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(transact_error)?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .set_client_request_token(token.map(|t| t.as_str().to_string()))
+            .send()
+            .await
+            .map_err(transact_error)?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, Write};
+use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write, TOKEN_WINDOW};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -19,6 +19,8 @@ CREATE INDEX IF NOT EXISTS by_org ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NO
 CREATE INDEX IF NOT EXISTS by_status ON items (g2pk, g2sk, pk, sk) WHERE g2pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS by_wallet ON items (g3pk, g3sk, pk, sk) WHERE g3pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS due ON items (g4pk, g4sk, pk, sk) WHERE g4pk IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_at ON tokens (at);
 ";
 
 const COLUMNS: &str = "pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk";
@@ -112,6 +114,10 @@ fn current_version(tx: &rusqlite::Transaction<'_>, key: &Key) -> rusqlite::Resul
         .map(|v| v.map(|v| v as u64))
 }
 
+fn epoch_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 fn holds(expect: Expect, current: Option<u64>) -> bool {
     match expect {
         Expect::Absent => current.is_none(),
@@ -134,10 +140,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
+        let writes = writes.to_vec();
+        let token = token.map(|t| t.as_str().to_string());
         let outcome = self
             .with_conn(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = epoch_seconds();
+                if let Some(token) = &token {
+                    // As DynamoDB: a transaction already applied under this token is not applied again.
+                    let window = TOKEN_WINDOW.as_secs() as i64;
+                    let seen: Option<i64> = tx
+                        .query_row("SELECT at FROM tokens WHERE token = ?1", params![token], |r| r.get(0))
+                        .optional()?;
+                    if seen.is_some_and(|at| at > now - window) {
+                        return Ok(true);
+                    }
+                    tx.execute("DELETE FROM tokens WHERE at <= ?1", params![now - window])?;
+                    tx.execute("INSERT OR REPLACE INTO tokens (token, at) VALUES (?1, ?2)", params![token, now])?;
+                }
                 for w in &writes {
                     let (key, expect) = match w {
                         Write::Put { item, expect } => (&item.key, *expect),

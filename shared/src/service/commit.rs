@@ -17,10 +17,15 @@ use super::Countersign;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::OrgId;
 use crate::error::{AppError, AppResult};
-use crate::ports::{StoreError, Write};
+use crate::ports::{StoreError, TxToken, Write};
 
 /// How many times a plan is remade after losing a race before giving up with 503.
 const MAX_ATTEMPTS: u32 = 100;
+/// How long an ambiguous commit is resent (same token) before the request gives up with 503;
+/// well inside the store's token window, and API Gateway's 29 s.
+const AMBIGUOUS_RESOLVE_FOR: Duration = Duration::from_secs(8);
+const AMBIGUOUS_FIRST_WAIT: Duration = Duration::from_millis(50);
+const AMBIGUOUS_MAX_WAIT: Duration = Duration::from_secs(1);
 const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 
 /// An outcome, and whether it is a replay of an earlier request with the same idempotency key.
@@ -112,20 +117,33 @@ impl Countersign {
         Err(AppError::Contention)
     }
 
-    /// One attempt: `Ok(None)` when another writer got there first.
+    /// One attempt: `Ok(None)` when another writer got there first. Every attempt carries its
+    /// own token; an ambiguous outcome is resolved by resending the same writes with the same
+    /// token (applied at most once) until the store says what happened, never by replanning:
+    /// a new plan after a commit that did land would move the money twice.
     async fn try_commit<T>(&self, plan: Plan<T>, extra: Option<Write>) -> AppResult<Option<T>> {
         let Plan { mut writes, events, outcome, .. } = plan;
         writes.extend(extra);
         if writes.is_empty() {
             return Ok(Some(outcome));
         }
-        match self.store.transact(writes).await {
-            Ok(()) => {
-                self.publish_committed(events).await;
-                Ok(Some(outcome))
+        let token = TxToken::generate();
+        let started = std::time::Instant::now();
+        let mut wait = AMBIGUOUS_FIRST_WAIT;
+        loop {
+            match self.store.apply(&writes, Some(&token)).await {
+                Ok(()) => {
+                    self.publish_committed(events).await;
+                    return Ok(Some(outcome));
+                }
+                Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(None),
+                Err(StoreError::Ambiguous(detail)) if started.elapsed() < AMBIGUOUS_RESOLVE_FOR => {
+                    tracing::warn!(token = token.as_str(), %detail, "commit outcome unknown; resending with the same token");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(AMBIGUOUS_MAX_WAIT);
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(StoreError::ConditionFailed | StoreError::Conflict) => Ok(None),
-            Err(e) => Err(e.into()),
         }
     }
 
