@@ -122,6 +122,7 @@ async fn subscribe(store: &Arc<dyn Store>, org: &OrgId, url: String) {
         url,
         events: vec!["*".into()],
         enabled: true,
+        wallet_ids: vec![],
         secret: countersign_core::domain::webhook::new_secret(),
         created_at: now,
         updated_at: now,

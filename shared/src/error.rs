@@ -23,6 +23,8 @@ pub enum AppError {
     ApiKeyRevoked,
     #[error("this key lacks the {0:?} permission")]
     PermissionDenied(Permission),
+    #[error("this key is bound to other wallets")]
+    WalletNotAllowed,
     #[error("only the operator key may do this")]
     OperatorOnly,
     #[error("cannot grant permissions the calling key does not hold")]

@@ -219,10 +219,15 @@ pub enum QueueMessage {
     Event {
         event: crate::domain::event::Event,
     },
+    /// The delivery's attempt `attempt` (its attempt count when the message was sent) is due. A
+    /// message whose attempt is no longer the delivery's is dropped, so duplicate messages never
+    /// become parallel retry chains. (Messages from before this field: `None`, always taken.)
     #[serde(rename_all = "camelCase")]
     Delivery {
         webhook_id: crate::domain::ids::WebhookId,
         delivery_id: crate::domain::ids::DeliveryId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
     },
 }
 

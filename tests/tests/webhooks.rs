@@ -225,6 +225,7 @@ async fn pending_work_resumes_after_a_restart() {
         url: receiver.url("restart"),
         events: vec!["approval.created".into()],
         enabled: true,
+        wallet_ids: vec![],
         secret: countersign_core::domain::webhook::new_secret(),
         created_at: now,
         updated_at: now,

@@ -78,10 +78,16 @@ fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<TargetError> {
     None
 }
 
-/// Resolves `host` and refuses it when it resolves to nothing or to any internal address.
+/// How long a target check waits for DNS before refusing the URL.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Resolves `host` (within `DNS_TIMEOUT`) and refuses it when it resolves to nothing or to any
+/// internal address.
 pub async fn check_resolved(host: &str, port: u16, allow_private: bool) -> Result<(), TargetError> {
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host((host, port)).await.map_err(|_| TargetError::Unresolvable)?.collect();
+    let lookup = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| TargetError::DnsTimeout)?;
+    let addrs: Vec<SocketAddr> = lookup.map_err(|_| TargetError::Unresolvable)?.collect();
     if addrs.is_empty() {
         return Err(TargetError::Unresolvable);
     }

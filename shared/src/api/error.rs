@@ -50,6 +50,7 @@ impl AppError {
                 json!({"required": p}),
             ),
             OperatorOnly | PermissionEscalation => plain(StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+            WalletNotAllowed => plain(StatusCode::FORBIDDEN, "WALLET_NOT_ALLOWED"),
             NotFound(resource) => (StatusCode::NOT_FOUND, not_found_code(resource), self.to_string(), json!({})),
             RouteNotFound => plain(StatusCode::NOT_FOUND, "NOT_FOUND"),
             MethodNotAllowed => plain(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),

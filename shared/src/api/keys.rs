@@ -8,13 +8,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{Auth, Body, Ids, Params};
-use super::wire::{self, optional_name, respond};
+use super::wire::{self, optional_name, respond, wallet_field};
 use super::AppState;
-use crate::domain::ids::ApiKeyId;
+use crate::domain::ids::{ApiKeyId, WalletId};
 use crate::domain::input::{self, InputError};
 use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
-use crate::service::{ApiKeyPatch, NewApiKey};
+use crate::service::{ApiKeyPatch, NewApiKey, MAX_KEY_WALLETS};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +27,7 @@ pub struct OrganizationBody {
 pub struct ApiKeyBody {
     name: String,
     permissions: Vec<String>,
+    wallet_ids: Option<Vec<String>>,
     /// Accepted for wallgent SDK compatibility; Countersign keys have no environments.
     #[serde(default)]
     #[allow(dead_code)]
@@ -34,10 +35,26 @@ pub struct ApiKeyBody {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiKeyPatchBody {
     name: Option<String>,
     permissions: Option<Vec<String>>,
+    wallet_ids: Option<Vec<String>>,
+}
+
+/// Wallet ids, each once, at most `MAX_KEY_WALLETS`.
+fn wallets(ids: &[String]) -> Result<Vec<WalletId>, InputError> {
+    if ids.len() > MAX_KEY_WALLETS {
+        return Err(InputError::invalid("walletIds", format!("must list at most {MAX_KEY_WALLETS} wallets")));
+    }
+    let mut out: Vec<WalletId> = Vec::new();
+    for id in ids {
+        let id = wallet_field("walletIds", id)?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// Known permissions, at least one, each once.
@@ -58,7 +75,11 @@ fn permissions(requested: &[String]) -> Result<Vec<Permission>, InputError> {
 
 impl ApiKeyBody {
     pub fn try_into_domain(self) -> Result<NewApiKey, InputError> {
-        Ok(NewApiKey { name: input::name("name", &self.name)?, permissions: permissions(&self.permissions)? })
+        Ok(NewApiKey {
+            name: input::name("name", &self.name)?,
+            permissions: permissions(&self.permissions)?,
+            wallet_ids: self.wallet_ids.as_deref().map(wallets).transpose()?.unwrap_or_default(),
+        })
     }
 }
 
@@ -67,6 +88,7 @@ impl ApiKeyPatchBody {
         Ok(ApiKeyPatch {
             name: optional_name("name", self.name.as_deref())?,
             permissions: self.permissions.as_deref().map(permissions).transpose()?,
+            wallet_ids: self.wallet_ids.as_deref().map(wallets).transpose()?,
         })
     }
 }

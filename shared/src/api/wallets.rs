@@ -135,7 +135,7 @@ pub async fn fund(
     headers: HeaderMap,
     Body(b): Body,
 ) -> AppResult<Response> {
-    c.authorize(Permission::WalletsWrite)?;
+    c.authorize(Permission::WalletsFund)?;
     let id = wallet_id(&ids)?;
     let wire: FundBody = wire::parse(b.clone())?;
     let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;

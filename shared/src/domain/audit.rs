@@ -39,6 +39,29 @@ pub struct AuditEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// Largest `details` kept whole; bigger ones keep their small fields only, so a page of audit
+/// entries stays far below Lambda's 6 MB response limit.
+pub const MAX_DETAIL_BYTES: usize = 4 * 1024;
+const MAX_KEPT_FIELD_BYTES: usize = 512;
+
+/// `details` as stored: whole when small, else its small top-level fields and `truncated: true`.
+fn bounded(details: serde_json::Value) -> serde_json::Value {
+    let size = |v: &serde_json::Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    if size(&details) <= MAX_DETAIL_BYTES {
+        return details;
+    }
+    let mut kept = serde_json::Map::new();
+    if let serde_json::Value::Object(map) = details {
+        for (k, v) in map {
+            if size(&v) <= MAX_KEPT_FIELD_BYTES && kept.len() < 16 {
+                kept.insert(k, v);
+            }
+        }
+    }
+    kept.insert("truncated".into(), serde_json::Value::Bool(true));
+    serde_json::Value::Object(kept)
+}
+
 impl AuditEntry {
     pub fn new(
         org_id: &OrgId,
@@ -56,8 +79,24 @@ impl AuditEntry {
             resource_type: resource_type.into(),
             resource_id: resource_id.into(),
             actor: actor.into(),
-            details,
+            details: bounded(details),
             created_at: at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn large_details_keep_only_small_fields() {
+        let org = OrgId::generate();
+        let big = json!({"amount": "10.00", "blob": "x".repeat(10_000)});
+        let entry = AuditEntry::new(&org, "a", "t", "r", "system", big, Utc::now());
+        assert_eq!(entry.details, json!({"amount": "10.00", "truncated": true}));
+        let small = json!({"note": "ok"});
+        assert_eq!(AuditEntry::new(&org, "a", "t", "r", "system", small.clone(), Utc::now()).details, small);
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::approval::Approval;
-use super::ids::{EventId, OrgId};
+use super::ids::{EventId, OrgId, WalletId};
 use super::payment::Payment;
 
 pub mod kinds {
@@ -27,6 +27,10 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     pub data: serde_json::Value,
     pub published_at: Option<DateTime<Utc>>,
+    /// The wallets the event is about (payer and payee), for wallet-bound subscriptions; not
+    /// sent to subscribers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wallet_ids: Vec<WalletId>,
 }
 
 impl Event {
@@ -38,6 +42,7 @@ impl Event {
             created_at: at,
             data,
             published_at: None,
+            wallet_ids: Vec::new(),
         }
     }
 }
@@ -46,11 +51,17 @@ impl Event {
 /// `approvalId`: what wallgent handlers read).
 impl Event {
     pub fn for_payment(payment: &Payment, kind: &str, at: DateTime<Utc>) -> Self {
-        Event::new(&payment.org_id, kind, with_id(payment, "paymentId", payment.id.as_str()), at)
+        let data = with_id(payment, "paymentId", payment.id.as_str());
+        Event {
+            wallet_ids: vec![payment.from.clone(), payment.to.clone()],
+            ..Event::new(&payment.org_id, kind, data, at)
+        }
     }
 
     pub fn for_approval(approval: &Approval, kind: &str, at: DateTime<Utc>) -> Self {
-        Event::new(&approval.org_id, kind, with_id(approval, "approvalId", approval.id.as_str()), at)
+        let data = with_id(approval, "approvalId", approval.id.as_str());
+        let wallets = vec![approval.wallet_id.clone(), approval.transaction_details.recipient.clone()];
+        Event { wallet_ids: wallets, ..Event::new(&approval.org_id, kind, data, at) }
     }
 }
 

@@ -18,11 +18,13 @@ macro_rules! prefixed_id {
                 $name(format!("{}{}", $prefix, Ulid::new()))
             }
 
-            /// Parses `prefix + ULID`; anything else is not an id of this kind.
+            /// Parses `prefix + ULID`; anything else is not an id of this kind. The ULID part is
+            /// case-insensitive and kept in its canonical (upper-case) form, so one id has one
+            /// spelling wherever it is compared or stored.
             pub fn parse(text: &str) -> Option<Self> {
                 let rest = text.strip_prefix($prefix)?;
-                Ulid::from_string(rest).ok()?;
-                Some($name(text.to_string()))
+                let ulid = Ulid::from_string(rest).ok()?;
+                Some($name(format!("{}{}", $prefix, ulid)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -91,6 +93,8 @@ mod tests {
         assert!(PaymentId::parse(id.as_str()).is_none());
         assert!(WalletId::parse("wal_nope").is_none());
         assert!(WalletId::parse("").is_none());
+        let lower = format!("wal_{}", id.as_str().strip_prefix("wal_").unwrap().to_lowercase());
+        assert_eq!(WalletId::parse(&lower), Some(id), "one id, one spelling");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::ids::{ApiKeyId, OrgId};
+use super::ids::{ApiKeyId, OrgId, WalletId};
 use super::permission::Permission;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -24,6 +24,9 @@ pub struct ApiKey {
     pub org_id: OrgId,
     pub name: String,
     pub permissions: Vec<Permission>,
+    /// The wallets this key may pay from, read and be notified about; empty: every wallet.
+    #[serde(default)]
+    pub wallet_ids: Vec<WalletId>,
     /// Hex SHA-256 of the secret. Never serialised to clients (see `ApiKeyView`).
     pub secret_hash: String,
     pub created_at: DateTime<Utc>,
@@ -38,6 +41,7 @@ pub struct ApiKeyView {
     pub id: ApiKeyId,
     pub name: String,
     pub permissions: Vec<Permission>,
+    pub wallet_ids: Vec<WalletId>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -51,11 +55,22 @@ impl ApiKey {
             id: self.id.clone(),
             name: self.name.clone(),
             permissions: self.permissions.clone(),
+            wallet_ids: self.wallet_ids.clone(),
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
             secret,
         }
+    }
+
+    /// Whether this key may act on `wallet`.
+    pub fn may_use(&self, wallet: &WalletId) -> bool {
+        self.wallet_ids.is_empty() || self.wallet_ids.contains(wallet)
+    }
+
+    /// Whether a scope of `wallets` (empty: every wallet) lies within this key's.
+    pub fn covers(&self, wallets: &[WalletId]) -> bool {
+        self.wallet_ids.is_empty() || (!wallets.is_empty() && wallets.iter().all(|w| self.wallet_ids.contains(w)))
     }
 
     pub fn matches(&self, secret: &str) -> bool {
@@ -101,6 +116,7 @@ mod tests {
             org_id: OrgId::generate(),
             name: "k".into(),
             permissions: vec![Permission::Admin],
+            wallet_ids: vec![],
             secret_hash: hash_secret(&secret),
             created_at: Utc::now(),
             last_used_at: None,

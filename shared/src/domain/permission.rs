@@ -8,6 +8,9 @@ pub enum Permission {
     WalletsRead,
     #[serde(rename = "wallets:write")]
     WalletsWrite,
+    /// Funding creates money: its own permission, apart from managing wallets.
+    #[serde(rename = "wallets:fund")]
+    WalletsFund,
     #[serde(rename = "payments:read")]
     PaymentsRead,
     #[serde(rename = "payments:write")]
@@ -33,6 +36,7 @@ impl Permission {
         match self {
             Permission::WalletsRead => "wallets:read",
             Permission::WalletsWrite => "wallets:write",
+            Permission::WalletsFund => "wallets:fund",
             Permission::PaymentsRead => "payments:read",
             Permission::PaymentsWrite => "payments:write",
             Permission::ApprovalsRead => "approvals:read",

@@ -15,6 +15,8 @@ pub enum TargetError {
     Forbidden,
     #[error("url host does not resolve")]
     Unresolvable,
+    #[error("url host did not resolve in time")]
+    DnsTimeout,
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> bool {

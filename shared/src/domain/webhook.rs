@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::event::kinds;
-use super::ids::{OrgId, WebhookId};
+use super::event::Event;
+use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
 pub const EVENT_TYPES: [&str; 6] = [
@@ -31,6 +32,9 @@ pub struct Webhook {
     pub url: String,
     pub events: Vec<String>,
     pub enabled: bool,
+    /// Only events about these wallets are delivered (the creating key's wallets); empty: all.
+    #[serde(default)]
+    pub wallet_ids: Vec<WalletId>,
     /// Needed in clear to sign; kept only in the store (encrypted at rest), shown once.
     pub secret: String,
     pub created_at: DateTime<Utc>,
@@ -45,6 +49,7 @@ pub struct WebhookView {
     pub url: String,
     pub events: Vec<String>,
     pub enabled: bool,
+    pub wallet_ids: Vec<WalletId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,14 +63,19 @@ impl Webhook {
             url: self.url.clone(),
             events: self.events.clone(),
             enabled: self.enabled,
+            wallet_ids: self.wallet_ids.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             secret: with_secret.then(|| self.secret.clone()),
         }
     }
 
-    pub fn wants(&self, kind: &str) -> bool {
-        self.enabled && self.events.iter().any(|e| e == "*" || e == kind)
+    /// Whether `event` goes to this subscription: enabled, subscribed to its type, and about
+    /// one of its wallets when it is bound to some.
+    pub fn wants(&self, event: &Event) -> bool {
+        self.enabled
+            && self.events.iter().any(|e| e == "*" || *e == event.kind)
+            && (self.wallet_ids.is_empty() || event.wallet_ids.iter().any(|w| self.wallet_ids.contains(w)))
     }
 }
 
@@ -131,23 +141,33 @@ mod tests {
     }
 
     #[test]
-    fn subscriptions_match_types_and_wildcard() {
+    fn subscriptions_match_types_wildcard_and_wallets() {
         let now = Utc::now();
+        let org = OrgId::generate();
+        let event = |kind: &str, wallets: &[&WalletId]| Event {
+            wallet_ids: wallets.iter().map(|w| (*w).clone()).collect(),
+            ..Event::new(&org, kind, serde_json::json!({}), now)
+        };
+        let (mine, other) = (WalletId::generate(), WalletId::generate());
         let mut w = Webhook {
             id: WebhookId::generate(),
-            org_id: OrgId::generate(),
+            org_id: org.clone(),
             url: "https://example.com".into(),
             events: vec!["approval.created".into()],
             enabled: true,
+            wallet_ids: vec![],
             secret: new_secret(),
             created_at: now,
             updated_at: now,
         };
-        assert!(w.wants("approval.created") && !w.wants("payment.completed"));
+        assert!(w.wants(&event("approval.created", &[])) && !w.wants(&event("payment.completed", &[])));
         w.events = vec!["*".into()];
-        assert!(w.wants("payment.completed"));
+        assert!(w.wants(&event("payment.completed", &[&other])));
+        w.wallet_ids = vec![mine.clone()];
+        assert!(w.wants(&event("payment.completed", &[&other, &mine])));
+        assert!(!w.wants(&event("payment.completed", &[&other])), "bound to other wallets");
         w.enabled = false;
-        assert!(!w.wants("payment.completed"));
+        assert!(!w.wants(&event("payment.completed", &[&mine])));
         assert!(w.secret.starts_with(SECRET_PREFIX));
         assert!(serde_json::to_value(w.view(false)).unwrap().get("secret").is_none());
     }

@@ -6,16 +6,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::paging::{Page, PageRequest};
-use super::payments::{listing_query, plan_execution};
+use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
 use super::records::{approval_key, payment_key, wallet_key, Stored};
-use super::{require, Caller, Countersign};
+use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApprovalId, WalletId};
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
+use crate::domain::policy::{evaluate, Outcome, PaymentFacts};
 use crate::domain::wallet::Wallet;
 use crate::error::AppResult;
 
@@ -49,15 +50,20 @@ impl Countersign {
     ) -> AppResult<Page<Approval>> {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsRead)?;
+        if let Some(wallet) = &filter.wallet_id {
+            ensure_wallet(caller, wallet)?;
+        }
         let status = filter.status.map(ApprovalStatus::as_str);
         let query = listing_query(&caller.org_id, "APPROVAL", filter.wallet_id.as_ref(), status, page.limit);
-        self.page(query, page, |_| true).await
+        self.page(query, page, |a: &Approval| caller.may_use(&a.wallet_id)).await
     }
 
     pub async fn get_approval(&self, caller: &Caller, id: &ApprovalId) -> AppResult<Approval> {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsRead)?;
-        Ok(self.read_owned::<Approval>(&approval_key(id), &caller.org_id).await?.value)
+        let approval = self.read_owned::<Approval>(&approval_key(id), &caller.org_id).await?.value;
+        ensure_wallet(caller, &approval.wallet_id)?;
+        Ok(approval)
     }
 
     /// `POST /v1/approvals/{id}/approve` and `/reject`.
@@ -72,6 +78,7 @@ impl Countersign {
         let org = &caller.org_id;
         self.commit(|| async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
+            ensure_wallet(caller, &approval.value.wallet_id)?;
             let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), org).await?;
             let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
             let now = tx.now();
@@ -97,9 +104,22 @@ impl Countersign {
                     tx.audit("approval.approved", "approval", approval_id, details)?;
                     let from: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.from), org).await?;
                     let to: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.to), org).await?;
-                    let details = json!({"amount": payment.value.amount.to_wire()});
-                    let (executed, _) = plan_execution(&mut tx, payment.value.clone(), from, to, details)?;
-                    payment.value = executed;
+                    // Deny rules added while the approval was pending still apply: a recipient
+                    // blocked meanwhile is not paid. (Holds do not: a human has approved.)
+                    let policies = self.wallet_policies(&from.value.id).await?;
+                    let facts = PaymentFacts {
+                        amount: payment.value.amount,
+                        recipient: &payment.value.to,
+                        risk_score: payment.value.risk_score,
+                        spent_today: from.value.spent_today(now),
+                    };
+                    let recheck = evaluate(&policies, &facts);
+                    payment.value = if recheck.outcome == Outcome::Deny {
+                        plan_denied_execution(&mut tx, payment.value.clone(), &from, &recheck)?
+                    } else {
+                        let details = json!({"amount": payment.value.amount.to_wire()});
+                        plan_execution(&mut tx, payment.value.clone(), from, to, details)?.0
+                    };
                     tx.update(&payment)?;
                 }
             }

@@ -2,7 +2,7 @@
 
 use super::paging::{Page, PageRequest};
 use super::records::audit_partition;
-use super::{require, Caller, Countersign};
+use super::{ensure_unbound, require, Caller, Countersign};
 use crate::domain::audit::AuditEntry;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
@@ -24,6 +24,8 @@ impl Countersign {
     ) -> AppResult<Page<AuditEntry>> {
         let caller = caller.key()?;
         require(caller, Permission::AuditRead)?;
+        // The audit log is the organisation's; a key bound to wallets does not read it.
+        ensure_unbound(caller)?;
         let query = Query::new(Index::Primary, audit_partition(&caller.org_id), page.limit);
         self.page(query, page, |e: &AuditEntry| {
             filter.action.as_ref().is_none_or(|a| *a == e.action)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{self, StreamExt};
 
-use super::records::{self, delivery_key, webhook_key, webhook_partition, Stored, DUE_DELIVERIES};
+use super::records::{self, delivery_key, webhook_key, Stored, DUE_DELIVERIES};
 use super::Countersign;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
@@ -17,14 +17,24 @@ use crate::ports::{HttpOutcome, Index, Position, Query, QueueMessage, SendError,
 
 /// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
 pub const DELIVERY_CONCURRENCY: usize = 32;
-const MAX_WEBHOOKS_PER_ORG: usize = 100;
 const MAX_ERROR_CHARS: usize = 500;
+/// How long a claimed attempt may take before the sweep may hand it to another worker.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// How late a pending delivery's attempt may be before the sweep assumes its message was lost.
 const REQUEUE_GRACE: Duration = Duration::from_secs(300);
 
 /// The body subscribers receive: `{"id", "type", "createdAt", "data"}`.
 pub(crate) fn envelope(event: &Event) -> serde_json::Value {
     serde_json::json!({"id": event.id, "type": event.kind, "createdAt": event.created_at, "data": event.data})
+}
+
+/// The queue message for a delivery's next attempt.
+pub(crate) fn retry_message(delivery: &Delivery) -> QueueMessage {
+    QueueMessage::Delivery {
+        webhook_id: delivery.webhook_id.clone(),
+        delivery_id: delivery.id.clone(),
+        attempt: Some(delivery.attempts),
+    }
 }
 
 fn short(text: &str) -> String {
@@ -37,21 +47,13 @@ impl Countersign {
     pub async fn handle_message(&self, message: &QueueMessage) -> AppResult<()> {
         match message {
             QueueMessage::Event { event } => self.fan_out(event).await,
-            QueueMessage::Delivery { delivery_id, .. } => self.deliver_due(delivery_id).await,
+            QueueMessage::Delivery { delivery_id, attempt, .. } => self.deliver_due(delivery_id, *attempt).await,
         }
     }
 
     async fn fan_out(&self, event: &Event) -> AppResult<()> {
-        let mut query = Query::new(Index::Primary, webhook_partition(&event.org_id), MAX_WEBHOOKS_PER_ORG);
-        query.sk_prefix = Some("WEBHOOK#".into());
-        let webhooks: Vec<Webhook> = self
-            .store
-            .query(query)
-            .await?
-            .into_iter()
-            .map(|i| records::decode::<Webhook>(i).map(|s| s.value))
-            .collect::<AppResult<_>>()?;
-        let targets: Vec<Webhook> = webhooks.into_iter().filter(|w| w.wants(&event.kind)).collect();
+        let webhooks = self.list_all_webhooks(&event.org_id).await?;
+        let targets: Vec<Webhook> = webhooks.into_iter().filter(|w| w.wants(event)).collect();
         let results: Vec<AppResult<()>> = stream::iter(targets)
             .map(|webhook| async move {
                 let delivery = self.ensure_delivery(event, &webhook).await?;
@@ -94,26 +96,26 @@ impl Countersign {
         }
     }
 
-    async fn deliver_due(&self, id: &DeliveryId) -> AppResult<()> {
+    async fn deliver_due(&self, id: &DeliveryId, attempt: Option<u32>) -> AppResult<()> {
         let Some(stored) = self.read::<Delivery>(&delivery_key(id)).await? else {
             return Ok(()); // discarded or never created: nothing to do
         };
-        if stored.value.status != DeliveryStatus::Pending {
-            return Ok(());
+        if stored.value.status != DeliveryStatus::Pending || attempt.is_some_and(|a| a != stored.value.attempts) {
+            return Ok(()); // done, or a duplicate of a message another attempt already answered
         }
         let wait = (stored.value.next_attempt_at - self.now()).to_std().unwrap_or_default();
         if wait > Duration::from_secs(1) {
             // Longer than the queue's delay limit: wait again.
             let delay = wait.min(self.wiring.queue.max_delay());
-            let message =
-                QueueMessage::Delivery { webhook_id: stored.value.webhook_id.clone(), delivery_id: id.clone() };
-            self.wiring.queue.send(&message, delay).await?;
+            self.wiring.queue.send(&retry_message(&stored.value), delay).await?;
             return Ok(());
         }
         self.attempt(stored, None).await
     }
 
-    /// One attempt: sign, POST, record the outcome; schedule the next attempt or dead-letter.
+    /// One attempt: claim it, sign, POST, record the outcome; schedule the next attempt or
+    /// dead-letter. The claim (the attempt count raised by a conditional write before the POST)
+    /// lets exactly one of several workers holding the same message send it.
     async fn attempt(&self, stored: Stored<Delivery>, webhook: Option<Webhook>) -> AppResult<()> {
         let mut delivery = stored.value;
         let webhook = match webhook {
@@ -127,8 +129,17 @@ impl Countersign {
             delivery.updated_at = now;
             return self.save_delivery(&delivery, stored.version).await;
         };
-        let outcome = self.post_signed(&webhook, &delivery.event_id, &delivery.event).await;
         delivery.attempts += 1;
+        delivery.updated_at = now;
+        // If this worker dies mid-attempt, the sweep re-queues the delivery once the lease is over.
+        delivery.next_attempt_at = now + ChronoDuration::from_std(CLAIM_LEASE).unwrap_or_default();
+        match self.store.transact(vec![records::update(&delivery, stored.version)?]).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
+            Err(e) => return Err(e.into()),
+        }
+        let version = stored.version + 1;
+        let outcome = self.post_signed(&webhook, &delivery.event_id, &delivery.event).await;
         delivery.updated_at = self.now();
         match outcome {
             Ok(HttpOutcome { status, latency_ms }) if (200..300).contains(&status) => {
@@ -154,19 +165,16 @@ impl Countersign {
                     Some(delay) => {
                         delivery.next_attempt_at =
                             delivery.updated_at + ChronoDuration::from_std(delay).unwrap_or_default();
-                        // Enqueue before saving: a lost save leaves a harmless extra message, a
-                        // lost enqueue would strand the delivery.
-                        let message = QueueMessage::Delivery {
-                            webhook_id: delivery.webhook_id.clone(),
-                            delivery_id: delivery.id.clone(),
-                        };
-                        self.wiring.queue.send(&message, delay.min(self.wiring.queue.max_delay())).await?;
+                        // Enqueue before saving: a lost save leaves a harmless extra message (its
+                        // attempt number is still due), a lost enqueue would strand the delivery.
+                        let delay = delay.min(self.wiring.queue.max_delay());
+                        self.wiring.queue.send(&retry_message(&delivery), delay).await?;
                     }
                     None => delivery.status = DeliveryStatus::Failed,
                 }
             }
         }
-        self.save_delivery(&delivery, stored.version).await
+        self.save_delivery(&delivery, version).await
     }
 
     async fn save_delivery(&self, delivery: &Delivery, version: u64) -> AppResult<()> {
@@ -207,9 +215,7 @@ impl Countersign {
         let mut requeued = 0;
         for item in overdue {
             let Ok(delivery) = records::decode::<Delivery>(item) else { continue };
-            let message =
-                QueueMessage::Delivery { webhook_id: delivery.value.webhook_id, delivery_id: delivery.value.id };
-            self.wiring.queue.send(&message, Duration::ZERO).await?;
+            self.wiring.queue.send(&retry_message(&delivery.value), Duration::ZERO).await?;
             requeued += 1;
         }
         Ok((requeued, last))

@@ -5,20 +5,22 @@ use serde_json::json;
 
 use super::paging::{Page, PageRequest};
 use super::plan::Tx;
-use super::records::{api_key_key, by_org_partition};
+use super::records::{api_key_key, by_org_partition, wallet_key};
 use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
-use crate::domain::ids::{ApiKeyId, OrgId};
+use crate::domain::ids::{ApiKeyId, OrgId, WalletId};
 use crate::domain::org::{self, ApiKey, Organization};
 use crate::domain::permission::{allows, Permission};
+use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Query};
 
-/// A new key: a name and at least one permission.
+/// A new key: a name, at least one permission, and the wallets it is bound to (empty: all).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewApiKey {
     pub name: String,
     pub permissions: Vec<Permission>,
+    pub wallet_ids: Vec<WalletId>,
 }
 
 /// A change to a key; `None` leaves a field as it is.
@@ -26,6 +28,7 @@ pub struct NewApiKey {
 pub struct ApiKeyPatch {
     pub name: Option<String>,
     pub permissions: Option<Vec<Permission>>,
+    pub wallet_ids: Option<Vec<WalletId>>,
 }
 
 /// A key and its secret, which is shown this once and stored only as a hash.
@@ -42,14 +45,15 @@ pub struct NewOrganization {
     pub admin_key: IssuedKey,
 }
 
-fn issue(org_id: &OrgId, name: String, permissions: Vec<Permission>, now: chrono::DateTime<chrono::Utc>) -> IssuedKey {
+fn issue(org_id: &OrgId, request: NewApiKey, now: chrono::DateTime<chrono::Utc>) -> IssuedKey {
     let id = ApiKeyId::generate();
     let secret = org::new_secret(&id);
     let key = ApiKey {
         id,
         org_id: org_id.clone(),
-        name,
-        permissions,
+        name: request.name,
+        permissions: request.permissions,
+        wallet_ids: request.wallet_ids,
         secret_hash: org::hash_secret(&secret),
         created_at: now,
         last_used_at: None,
@@ -58,14 +62,30 @@ fn issue(org_id: &OrgId, name: String, permissions: Vec<Permission>, now: chrono
     IssuedKey { key, secret }
 }
 
+/// Most wallets one key may be bound to.
+pub const MAX_KEY_WALLETS: usize = 100;
+
 impl Countersign {
+    /// A key may bind another only to wallets of its own scope, and only to wallets that exist
+    /// in its organisation.
+    async fn ensure_bindable(&self, caller: &ApiKey, wallets: &[WalletId]) -> AppResult<()> {
+        if !caller.covers(wallets) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        for wallet in wallets {
+            self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await?;
+        }
+        Ok(())
+    }
+
     /// `POST /v1/organizations` (operator only): the org and its first admin key.
     pub async fn create_organization(&self, caller: &Caller, name: String) -> AppResult<NewOrganization> {
         caller.require_operator()?;
         self.commit(|| async {
             let now = self.now();
             let organization = Organization { id: OrgId::generate(), name: name.clone(), created_at: now };
-            let admin_key = issue(&organization.id, "admin".into(), vec![Permission::Admin], now);
+            let admin = NewApiKey { name: "admin".into(), permissions: vec![Permission::Admin], wallet_ids: vec![] };
+            let admin_key = issue(&organization.id, admin, now);
             let mut tx = Tx::new(&organization.id, Actor::Operator, now);
             tx.create(&organization)?;
             tx.create(&admin_key.key)?;
@@ -81,11 +101,12 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
         ensure_grantable(caller, &request.permissions)?;
+        self.ensure_bindable(caller, &request.wallet_ids).await?;
         self.commit(|| async {
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let issued = issue(&caller.org_id, request.name.clone(), request.permissions.clone(), tx.now());
+            let issued = issue(&caller.org_id, request.clone(), tx.now());
             tx.create(&issued.key)?;
-            let details = json!({"permissions": issued.key.permissions});
+            let details = json!({"permissions": issued.key.permissions, "walletIds": issued.key.wallet_ids});
             tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;
             Ok(tx.done(issued))
         })
@@ -96,13 +117,17 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
         let query = Query::new(Index::ByOrg, by_org_partition(&caller.org_id, "APIKEY"), page.limit);
-        self.page::<ApiKey>(query, page, |_| true).await
+        self.page::<ApiKey>(query, page, |k| caller.covers(&k.wallet_ids)).await
     }
 
     pub async fn get_api_key(&self, caller: &Caller, id: &ApiKeyId) -> AppResult<ApiKey> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
-        Ok(self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?.value)
+        let key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?.value;
+        if !caller.covers(&key.wallet_ids) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        Ok(key)
     }
 
     /// `PATCH /v1/api-keys/{id}`: rename, or change permissions (never beyond the caller's).
@@ -111,6 +136,9 @@ impl Countersign {
         require(caller, Permission::ApiKeysWrite)?;
         if let Some(permissions) = &patch.permissions {
             ensure_grantable(caller, permissions)?;
+        }
+        if let Some(wallets) = &patch.wallet_ids {
+            self.ensure_bindable(caller, wallets).await?;
         }
         self.commit(|| async {
             let mut key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
@@ -121,9 +149,13 @@ impl Countersign {
             if let Some(p) = &patch.permissions {
                 key.value.permissions = p.clone();
             }
+            if let Some(w) = &patch.wallet_ids {
+                key.value.wallet_ids = w.clone();
+            }
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
             tx.update(&key)?;
-            let details = json!({"name": key.value.name, "permissions": key.value.permissions});
+            let details =
+                json!({"name": key.value.name, "permissions": key.value.permissions, "walletIds": key.value.wallet_ids});
             tx.audit("api_key.updated", "api_key", key.value.id.as_str(), details)?;
             Ok(tx.done(key.value))
         })
@@ -149,10 +181,15 @@ impl Countersign {
     }
 }
 
-/// A key may only change or revoke keys whose permissions it holds itself (so an `api_keys:write`
-/// key cannot disarm the admin keys).
+/// A key may only change or revoke keys whose permissions and wallets it holds itself (so an
+/// `api_keys:write` key cannot disarm the admin keys, nor a wallet-bound key an unbound one).
 fn ensure_not_stronger(caller: &ApiKey, target: &ApiKey) -> AppResult<()> {
-    ensure_grantable(caller, &target.permissions)
+    ensure_grantable(caller, &target.permissions)?;
+    if caller.covers(&target.wallet_ids) {
+        Ok(())
+    } else {
+        Err(AppError::WalletNotAllowed)
+    }
 }
 
 /// A key may only grant what it holds itself.

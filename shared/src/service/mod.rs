@@ -36,7 +36,7 @@ pub use audit::AuditFilter;
 pub use auth::Caller;
 pub use commit::Committed;
 pub use events::DEFAULT_REPUBLISH_AFTER;
-pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization};
+pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 pub use policies::MAX_POLICIES_PER_WALLET;
@@ -151,6 +151,24 @@ owned!(
     crate::domain::delivery::Delivery,
     ApiKey
 );
+
+/// Fails unless the caller's key may act on `wallet` (keys bound to wallets).
+fn ensure_wallet(caller: &ApiKey, wallet: &crate::domain::ids::WalletId) -> AppResult<()> {
+    if caller.may_use(wallet) {
+        Ok(())
+    } else {
+        Err(AppError::WalletNotAllowed)
+    }
+}
+
+/// Fails for keys bound to wallets: what is not about one wallet (org-wide lists, new wallets).
+fn ensure_unbound(caller: &ApiKey) -> AppResult<()> {
+    if caller.wallet_ids.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::WalletNotAllowed)
+    }
+}
 
 /// Fails unless the caller's key holds `needed`.
 fn require(caller: &ApiKey, needed: Permission) -> AppResult<()> {

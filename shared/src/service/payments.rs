@@ -7,7 +7,7 @@ use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
 use super::plan::{stale, Plan, Tx};
 use super::records::{by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key, Stored};
-use super::{require, Caller, Countersign};
+use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{OrgId, PaymentId, WalletId};
@@ -40,6 +40,7 @@ impl Countersign {
     pub async fn create_payment(&self, caller: &Caller, request: NewPayment) -> AppResult<Committed<PaymentOutcome>> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsWrite)?;
+        ensure_wallet(caller, &request.from)?;
         let org = caller.org_id.clone();
         let scope =
             request.idempotency.as_ref().map(|key| IdempotencyScope { org: &org, operation: "payments".into(), key });
@@ -118,7 +119,11 @@ impl Countersign {
     pub async fn get_payment(&self, caller: &Caller, id: &PaymentId) -> AppResult<Payment> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
-        Ok(self.read_owned::<Payment>(&payment_key(id), &caller.org_id).await?.value)
+        let payment = self.read_owned::<Payment>(&payment_key(id), &caller.org_id).await?.value;
+        if !(caller.may_use(&payment.from) || caller.may_use(&payment.to)) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        Ok(payment)
     }
 
     pub async fn list_payments(
@@ -129,9 +134,12 @@ impl Countersign {
     ) -> AppResult<Page<Payment>> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
+        if let Some(wallet) = &filter.wallet_id {
+            ensure_wallet(caller, wallet)?;
+        }
         let status = filter.status.map(PaymentStatus::as_str);
         let query = listing_query(&caller.org_id, "PAYMENT", filter.wallet_id.as_ref(), status, page.limit);
-        self.page(query, page, |_| true).await
+        self.page(query, page, |p: &Payment| caller.may_use(&p.from) || caller.may_use(&p.to)).await
     }
 }
 
@@ -181,6 +189,23 @@ pub(crate) fn plan_execution(
             Ok((payment, false))
         }
     }
+}
+
+/// The writes that fail an approved payment a deny rule now refuses (added while it was pending):
+/// FAILED with the rule, decided on the wallet version that carries the current policies.
+pub(crate) fn plan_denied_execution(
+    tx: &mut Tx,
+    mut payment: Payment,
+    from: &Stored<Wallet>,
+    decision: &Decision,
+) -> AppResult<Payment> {
+    let now = tx.now();
+    payment.fail(format!("denied by policy at execution: {}", decision.reason), now).map_err(stale)?;
+    tx.check(from);
+    tx.event(Event::for_payment(&payment, kinds::PAYMENT_FAILED, now))?;
+    let details = json!({"reason": payment.failure_reason, "rule": decision.rule, "policyId": decision.policy_id});
+    tx.audit("payment.failed", "payment", payment.id.as_str(), details)?;
+    Ok(payment)
 }
 
 fn ledger_refusal(wallet: &Wallet, amount: crate::domain::money::Money) -> AppError {

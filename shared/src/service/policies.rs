@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::plan::Tx;
 use super::records::{self, policy_key, wallet_key, Stored};
-use super::{require, Caller, Countersign};
+use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{PolicyId, WalletId};
 use crate::domain::input::InputError;
@@ -22,6 +22,7 @@ pub const MAX_POLICIES_PER_WALLET: usize = 50;
 
 impl Countersign {
     async fn owned_wallet(&self, caller: &ApiKey, wallet: &WalletId) -> AppResult<Stored<Wallet>> {
+        ensure_wallet(caller, wallet)?;
         self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await
     }
 
@@ -73,6 +74,7 @@ impl Countersign {
     pub async fn get_policy(&self, caller: &Caller, wallet_id: &WalletId, policy_id: &PolicyId) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
+        ensure_wallet(caller, wallet_id)?;
         Ok(self.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?.value)
     }
 

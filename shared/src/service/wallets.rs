@@ -7,7 +7,7 @@ use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
 use super::plan::Tx;
 use super::records::{by_org_partition, wallet_key};
-use super::{require, Caller, Countersign};
+use super::{ensure_unbound, ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::{TransactionId, WalletId};
@@ -40,6 +40,7 @@ impl Countersign {
     pub async fn create_wallet(&self, caller: &Caller, request: NewWallet) -> AppResult<Wallet> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
+        ensure_unbound(caller)?;
         self.commit(|| async {
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
             let wallet = Wallet::open(caller.org_id.clone(), request.clone(), tx.now());
@@ -53,6 +54,7 @@ impl Countersign {
     pub async fn get_wallet(&self, caller: &Caller, id: &WalletId) -> AppResult<Wallet> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
+        ensure_wallet(caller, id)?;
         Ok(self.read_owned::<Wallet>(&wallet_key(id), &caller.org_id).await?.value)
     }
 
@@ -60,12 +62,13 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         let query = Query::new(Index::ByOrg, by_org_partition(&caller.org_id, "WALLET"), page.limit);
-        self.page(query, page, |_| true).await
+        self.page(query, page, |w: &Wallet| caller.may_use(&w.id)).await
     }
 
     pub async fn update_wallet(&self, caller: &Caller, id: &WalletId, patch: WalletPatch) -> AppResult<Wallet> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
+        ensure_wallet(caller, id)?;
         self.commit(|| async {
             let mut wallet = self.read_owned::<Wallet>(&wallet_key(id), &caller.org_id).await?;
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
@@ -85,7 +88,8 @@ impl Countersign {
         request: FundRequest,
     ) -> AppResult<Committed<Funded>> {
         let caller = caller.key()?;
-        require(caller, Permission::WalletsWrite)?;
+        require(caller, Permission::WalletsFund)?;
+        ensure_wallet(caller, id)?;
         let org = &caller.org_id;
         let scope =
             request.idempotency.as_ref().map(|key| IdempotencyScope { org, operation: format!("fund#{id}"), key });

@@ -3,24 +3,24 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::fanout::envelope;
+use super::fanout::{envelope, retry_message};
 use super::paging::{Page, PageRequest};
 use super::plan::Tx;
 use super::records::{
-    self, dead_letter_partition, deliveries_partition, delivery_key, webhook_key, webhook_partition, Stored,
+    self, dead_letter_partition, deliveries_partition, delivery_key, org_key, webhook_key, webhook_partition, Stored,
 };
 use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
-use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::ids::{DeliveryId, OrgId, WebhookId};
 use crate::domain::input::InputError;
-use crate::domain::org::ApiKey;
+use crate::domain::org::{ApiKey, Organization};
 use crate::domain::permission::Permission;
 use crate::domain::ssrf;
 use crate::domain::webhook::{new_secret, Webhook};
-use crate::error::AppResult;
-use crate::ports::{Index, Query, QueueMessage};
+use crate::error::{AppError, AppResult};
+use crate::ports::{Index, Query};
 
 const MAX_WEBHOOKS: usize = 100;
 
@@ -70,21 +70,28 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
         self.check_target(&request.url).await?;
-        if self.list_all_webhooks(caller).await?.len() >= MAX_WEBHOOKS {
-            return Err(InputError::invalid(
-                "url",
-                format!("an organisation may have at most {MAX_WEBHOOKS} webhooks"),
-            )
-            .into());
-        }
         self.commit(|| async {
+            // Every creation rewrites the organisation record, so two concurrent creations cannot
+            // both pass the cap: the one planned on a stale count loses its commit and recounts.
+            let org =
+                self.read::<Organization>(&org_key(&caller.org_id)).await?.ok_or(AppError::NotFound("organization"))?;
+            if self.list_all_webhooks(&caller.org_id).await?.len() >= MAX_WEBHOOKS {
+                return Err(InputError::invalid(
+                    "url",
+                    format!("an organisation may have at most {MAX_WEBHOOKS} webhooks"),
+                )
+                .into());
+            }
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+            tx.update(&org)?;
             let webhook = Webhook {
                 id: WebhookId::generate(),
                 org_id: caller.org_id.clone(),
                 url: request.url.to_string(),
                 events: request.events.clone(),
                 enabled: request.enabled.unwrap_or(true),
+                // A key bound to wallets makes subscriptions that hear only about them.
+                wallet_ids: caller.wallet_ids.clone(),
                 secret: new_secret(),
                 created_at: tx.now(),
                 updated_at: tx.now(),
@@ -97,20 +104,48 @@ impl Countersign {
         .await
     }
 
-    async fn list_all_webhooks(&self, caller: &ApiKey) -> AppResult<Vec<Webhook>> {
-        let mut query = Query::new(Index::Primary, webhook_partition(&caller.org_id), MAX_WEBHOOKS + 1);
-        query.newest_first = false;
-        self.store.query(query).await?.into_iter().map(|i| records::decode::<Webhook>(i).map(|s| s.value)).collect()
+    /// Every subscription of an organisation, following pages (the cap keeps it small).
+    pub(crate) async fn list_all_webhooks(&self, org: &OrgId) -> AppResult<Vec<Webhook>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let mut query = Query::new(Index::Primary, webhook_partition(org), MAX_WEBHOOKS);
+            query.sk_prefix = Some("WEBHOOK#".into());
+            query.newest_first = false;
+            query.after = after;
+            let items = self.store.query(query).await?;
+            let full = items.len() == MAX_WEBHOOKS;
+            after = items.last().map(|i| i.position(Index::Primary));
+            for item in items {
+                all.push(records::decode::<Webhook>(item)?.value);
+            }
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
     pub async fn list_webhooks(&self, caller: &Caller) -> AppResult<Vec<Webhook>> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
-        self.list_all_webhooks(caller).await
+        Ok(self.list_all_webhooks(&caller.org_id).await?.into_iter().filter(|w| caller.covers(&w.wallet_ids)).collect())
     }
 
     async fn owned_webhook(&self, caller: &ApiKey, id: &WebhookId) -> AppResult<Stored<Webhook>> {
-        self.read_owned::<Webhook>(&webhook_key(&caller.org_id, id), &caller.org_id).await
+        let webhook = self.read_owned::<Webhook>(&webhook_key(&caller.org_id, id), &caller.org_id).await?;
+        if !caller.covers(&webhook.value.wallet_ids) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        Ok(webhook)
+    }
+
+    /// The webhooks a key bound to wallets may see (`None`: every one).
+    async fn visible_webhooks(&self, caller: &ApiKey) -> AppResult<Option<Vec<WebhookId>>> {
+        if caller.wallet_ids.is_empty() {
+            return Ok(None);
+        }
+        let hooks = self.list_all_webhooks(&caller.org_id).await?;
+        Ok(Some(hooks.into_iter().filter(|w| caller.covers(&w.wallet_ids)).map(|w| w.id).collect()))
     }
 
     pub async fn get_webhook(&self, caller: &Caller, id: &WebhookId) -> AppResult<Webhook> {
@@ -211,7 +246,9 @@ impl Countersign {
         require(caller, Permission::WebhooksWrite)?;
         let query = Query::new(Index::ByStatus, dead_letter_partition(&caller.org_id), page.limit);
         let request = PageRequest { limit: page.limit + offset, after: page.after.clone() };
-        let mut result = self.page(query, &request, |_| true).await?;
+        let visible = self.visible_webhooks(caller).await?;
+        let shown = |d: &Delivery| visible.as_ref().is_none_or(|v| v.contains(&d.webhook_id));
+        let mut result = self.page(query, &request, shown).await?;
         result.data.drain(..offset.min(result.data.len()));
         Ok(result)
     }
@@ -221,8 +258,7 @@ impl Countersign {
         let delivery = self.resolve_dead_letter(caller, id, DeliveryStatus::Pending).await?;
         // Enqueued only once the retry is committed, so the worker finds it PENDING; if this send
         // fails, the sweep re-queues the overdue pending delivery.
-        let message = QueueMessage::Delivery { webhook_id: delivery.webhook_id.clone(), delivery_id: id.clone() };
-        if let Err(e) = self.wiring.queue.send(&message, std::time::Duration::ZERO).await {
+        if let Err(e) = self.wiring.queue.send(&retry_message(&delivery), std::time::Duration::ZERO).await {
             tracing::warn!(error = %e, "dead-letter retry not enqueued; the sweep will re-queue it");
         }
         Ok(delivery)
@@ -236,8 +272,12 @@ impl Countersign {
     async fn resolve_dead_letter(&self, caller: &Caller, id: &DeliveryId, to: DeliveryStatus) -> AppResult<Delivery> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
+        let visible = self.visible_webhooks(caller).await?;
         self.commit(|| async {
             let mut stored = self.read_owned::<Delivery>(&delivery_key(id), &caller.org_id).await?;
+            if visible.as_ref().is_some_and(|v| !v.contains(&stored.value.webhook_id)) {
+                return Err(AppError::WalletNotAllowed);
+            }
             let delivery = &mut stored.value;
             if delivery.status != DeliveryStatus::Failed {
                 return Err(InputError::invalid(
