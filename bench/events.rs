@@ -110,7 +110,7 @@ async fn local_service(timeout: Duration) -> (Arc<Countersign>, Arc<dyn Store>) 
     let queue = StoreQueue::new(store.clone());
     let settings = Settings { allow_private_webhooks: true, ..Settings::default() };
     let client = Arc::new(HttpWebhookClient::new(true, timeout).expect("client"));
-    let wiring = Wiring { bus: Arc::new(queue.clone()), queue: Arc::new(queue), client };
+    let wiring = Wiring { bus: Arc::new(queue.clone()), queue: Arc::new(queue), client, ..Wiring::default() };
     (Arc::new(Countersign::new(store.clone(), Arc::new(SystemClock), settings).with_wiring(wiring)), store)
 }
 

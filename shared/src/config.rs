@@ -102,6 +102,7 @@ pub async fn aws_service() -> Result<crate::service::Countersign, ConfigError> {
         wiring.queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
     }
     wiring.client = Arc::new(webhook_client(&settings)?);
+    wiring.metrics = Arc::new(crate::adapters::emf::EmfMetrics);
     Ok(Countersign::new(Arc::new(store), Arc::new(SystemClock), settings).with_wiring(wiring))
 }
 

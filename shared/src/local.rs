@@ -35,6 +35,7 @@ pub fn wire(
         bus: Arc::new(queue.clone()),
         queue: Arc::new(queue.clone()),
         client: Arc::new(webhook_client(&settings)?),
+        ..Wiring::default()
     };
     Ok((Countersign::new(store, clock, settings).with_wiring(wiring), queue))
 }

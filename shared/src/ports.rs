@@ -235,15 +235,28 @@ pub enum QueueMessage {
 #[error("event bus unavailable: {0}")]
 pub struct BusError(pub String);
 
+/// What one publish achieved, event by event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Published {
+    /// Accepted by the bus.
+    pub accepted: Vec<crate::domain::ids::EventId>,
+    /// Refused by the bus for what they are (too large, malformed), or still failing after the
+    /// adapter's retries; with the reason.
+    pub refused: Vec<(crate::domain::ids::EventId, String)>,
+}
+
 /// Where committed events go (EventBridge in AWS; the local queue in the local server).
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    /// Publishes what it can. MUST return the ids of the events it published; events it could
-    /// not publish stay in the outbox and are retried by the sweep.
-    async fn publish(
-        &self,
-        events: &[crate::domain::event::Event],
-    ) -> Result<Vec<crate::domain::ids::EventId>, BusError>;
+    /// Publishes what it can. MUST report every event it sent as accepted or refused, and MUST
+    /// NOT let one refused event or batch stop the others. Events it could not get to (the bus
+    /// unreachable) are in neither list: they stay in the outbox and the sweep retries them.
+    async fn publish(&self, events: &[crate::domain::event::Event]) -> Result<Published, BusError>;
+}
+
+/// Operational counters (CloudWatch metrics in AWS).
+pub trait Metrics: Send + Sync {
+    fn count(&self, name: &'static str, value: u64);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

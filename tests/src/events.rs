@@ -12,8 +12,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use countersign_core::adapters::eventbridge::{EventBridgeBus, EVENT_SOURCE};
 use countersign_core::adapters::sqs::SqsQueue;
 use countersign_core::domain::event::Event;
-use countersign_core::domain::ids::EventId;
-use countersign_core::ports::{BusError, DeliveryQueue, EventBus};
+use countersign_core::ports::{BusError, DeliveryQueue, EventBus, Published};
 use countersign_core::service::{Countersign, Wiring};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -37,7 +36,7 @@ pub struct SwitchableBus {
 
 #[async_trait]
 impl EventBus for SwitchableBus {
-    async fn publish(&self, events: &[Event]) -> Result<Vec<EventId>, BusError> {
+    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(BusError("injected publisher failure".into()));
         }
@@ -71,7 +70,7 @@ pub async fn wire_events(
                 let service = service_of(&service_slot).await;
                 countersign_core::local::run_queue_worker(service, worker_queue, Duration::from_millis(20)).await;
             });
-            (Wiring { bus: bus.clone(), queue: Arc::new(queue), client }, bus)
+            (Wiring { bus: bus.clone(), queue: Arc::new(queue), client, ..Wiring::default() }, bus)
         }
         EventStack::Aws => {
             let endpoint = std::env::var(MINISTACK_ENV)
@@ -114,7 +113,7 @@ pub async fn wire_events(
             });
             let queue: Arc<dyn DeliveryQueue> = Arc::new(SqsQueue::new(sqs.clone(), &queue_url));
             tokio::spawn(poll_sqs(sqs, queue_url, service_slot));
-            (Wiring { bus: bus.clone(), queue, client }, bus)
+            (Wiring { bus: bus.clone(), queue, client, ..Wiring::default() }, bus)
         }
     }
 }

@@ -147,6 +147,27 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing(backend: Backend
             "VALIDATION_ERROR",
         ),
         case("metadata array", "POST", p, Agent, pay(json!({"metadata": [1, 2]})), 400, "VALIDATION_ERROR"),
+        // What DynamoDB or the bus cannot hold is refused up front (once a 503 retried forever).
+        case("metadata 1e200", "POST", p, Agent, pay(json!({"metadata": {"n": 1e200}})), 400, "VALIDATION_ERROR"),
+        case("metadata 1e-200", "POST", p, Agent, pay(json!({"metadata": {"n": 1e-200}})), 400, "VALIDATION_ERROR"),
+        case(
+            "metadata beyond i64",
+            "POST",
+            p,
+            Agent,
+            pay(json!({"metadata": {"n": u64::MAX}})),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        case(
+            "metadata nested 40 deep",
+            "POST",
+            p,
+            Agent,
+            pay(json!({"metadata": {"d": (0..40).fold(json!(1), |inner, _| json!([inner]))}})),
+            400,
+            "VALIDATION_ERROR",
+        ),
         case(
             "metadata 51 keys",
             "POST",

@@ -9,10 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::event::Event;
-use crate::domain::ids::EventId;
 use crate::ports::{
-    BusError, DeliveryQueue, EventBus, Expect, Index, IndexKeys, Item, Key, Query, QueueError, QueueMessage, Store,
-    Write,
+    BusError, DeliveryQueue, EventBus, Expect, Index, IndexKeys, Item, Key, Published, Query, QueueError, QueueMessage,
+    Store, Write,
 };
 
 const PARTITION: &str = "QUEUE";
@@ -109,15 +108,16 @@ impl DeliveryQueue for StoreQueue {
 
 #[async_trait]
 impl EventBus for StoreQueue {
-    async fn publish(&self, events: &[Event]) -> Result<Vec<EventId>, BusError> {
-        let mut published = Vec::new();
+    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
+        let mut report = Published::default();
         for event in events {
             let message = QueueMessage::Event { event: event.clone() };
             match self.send(&message, Duration::ZERO).await {
-                Ok(()) => published.push(event.id.clone()),
+                Ok(()) => report.accepted.push(event.id.clone()),
+                // The store is the queue: unreachable, not a refusal of the event.
                 Err(e) => tracing::warn!(error = %e, "local publish failed"),
             }
         }
-        Ok(published)
+        Ok(report)
     }
 }

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+pub mod emf;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
 pub mod http_client;

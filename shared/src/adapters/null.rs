@@ -6,11 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::event::Event;
-use crate::domain::ids::EventId;
 use crate::domain::ssrf::TargetError;
 use crate::domain::webhook::SignedHeaders;
 use crate::ports::{
-    BusError, DeliveryQueue, EventBus, HttpOutcome, QueueError, QueueMessage, SendError, WebhookClient,
+    BusError, DeliveryQueue, EventBus, HttpOutcome, Metrics, Published, QueueError, QueueMessage, SendError,
+    WebhookClient,
 };
 
 /// Publishes nothing: events wait in the outbox for the sweep.
@@ -18,8 +18,17 @@ pub struct NoBus;
 
 #[async_trait]
 impl EventBus for NoBus {
-    async fn publish(&self, _: &[Event]) -> Result<Vec<EventId>, BusError> {
-        Ok(Vec::new())
+    async fn publish(&self, _: &[Event]) -> Result<Published, BusError> {
+        Ok(Published::default())
+    }
+}
+
+/// Counts nothing but a log line (where no metrics sink is wired).
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn count(&self, name: &'static str, value: u64) {
+        tracing::info!(metric = name, value, "metric");
     }
 }
 

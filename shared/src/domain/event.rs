@@ -27,13 +27,42 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     pub data: serde_json::Value,
     pub published_at: Option<DateTime<Utc>>,
+    /// Times the bus refused it; at `MAX_PUBLISH_FAILURES` it is parked.
+    #[serde(default)]
+    pub publish_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_publish_error: Option<String>,
+    /// Set when the event is given up on: it leaves the outbox (kept for operators, counted in
+    /// the `OutboxEventsParked` metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_at: Option<DateTime<Utc>>,
     /// The wallets the event is about (payer and payee), for wallet-bound subscriptions; not
     /// sent to subscribers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wallet_ids: Vec<WalletId>,
 }
 
+/// Refusals by the bus after which an event is parked instead of retried.
+pub const MAX_PUBLISH_FAILURES: u32 = 10;
+const MAX_ERROR_CHARS: usize = 300;
+
 impl Event {
+    /// Whether it still waits in the outbox.
+    pub fn unpublished(&self) -> bool {
+        self.published_at.is_none() && self.parked_at.is_none()
+    }
+
+    /// Records one refusal by the bus; returns true when this one parks the event.
+    pub fn refused(&mut self, reason: &str, now: DateTime<Utc>) -> bool {
+        self.publish_failures += 1;
+        self.last_publish_error = Some(reason.chars().take(MAX_ERROR_CHARS).collect());
+        if self.publish_failures >= MAX_PUBLISH_FAILURES && self.parked_at.is_none() {
+            self.parked_at = Some(now);
+            return true;
+        }
+        false
+    }
+
     pub fn new(org_id: &OrgId, kind: &str, data: serde_json::Value, at: DateTime<Utc>) -> Self {
         Event {
             id: EventId::generate(),
@@ -42,6 +71,9 @@ impl Event {
             created_at: at,
             data,
             published_at: None,
+            publish_failures: 0,
+            last_publish_error: None,
+            parked_at: None,
             wallet_ids: Vec::new(),
         }
     }

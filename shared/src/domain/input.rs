@@ -8,6 +8,12 @@ pub const MAX_NOTE_CHARS: usize = 1_000;
 pub const MAX_METADATA_KEYS: usize = 50;
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 pub const MAX_ID_LIST: usize = 1_000;
+/// Nesting allowed inside metadata; DynamoDB allows 32 levels and the stored record and its
+/// events wrap metadata in a few of their own.
+pub const MAX_METADATA_DEPTH: usize = 16;
+/// DynamoDB numbers: magnitudes from 1e-130 up to (not including) 1e126.
+const MIN_NUMBER: f64 = 1e-130;
+const MAX_NUMBER: f64 = 1e126;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -65,9 +71,37 @@ pub fn metadata(value: Option<&serde_json::Value>) -> Result<serde_json::Map<Str
             if size > MAX_METADATA_BYTES {
                 return Err(InputError::invalid("metadata", "must be at most 8 KiB"));
             }
+            for v in map.values() {
+                storable(v, 1)?;
+            }
             Ok(map.clone())
         }
         Some(_) => Err(InputError::invalid("metadata", "must be an object")),
+    }
+}
+
+/// Refuses what the stores and the bus cannot hold: numbers outside DynamoDB's range, integers
+/// beyond 64 bits, nesting deeper than `MAX_METADATA_DEPTH`. (Refused here as a 400, never
+/// discovered at the store as a 503 a client would retry forever.)
+fn storable(value: &serde_json::Value, depth: usize) -> Result<(), InputError> {
+    use serde_json::Value;
+    if depth > MAX_METADATA_DEPTH {
+        return Err(InputError::invalid("metadata", format!("must nest at most {MAX_METADATA_DEPTH} levels")));
+    }
+    match value {
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => {
+            Err(InputError::invalid("metadata", "integers must fit in 64 signed bits"))
+        }
+        Value::Number(n) if !n.is_i64() => {
+            let f = n.as_f64().unwrap_or(f64::INFINITY).abs();
+            if f != 0.0 && !(MIN_NUMBER..MAX_NUMBER).contains(&f) {
+                return Err(InputError::invalid("metadata", "numbers must be 0 or between 1e-130 and 1e126 in size"));
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| storable(v, depth + 1)),
+        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1)),
+        _ => Ok(()),
     }
 }
 
@@ -84,6 +118,20 @@ mod tests {
         assert!(metadata(Some(&serde_json::Value::Object(many))).is_err());
         assert!(metadata(Some(&json!({"big": "x".repeat(9000)}))).is_err());
         assert!(metadata(Some(&json!({"ok": true}))).is_ok());
+    }
+
+    #[test]
+    fn metadata_holds_only_what_the_stores_can() {
+        for bad in [json!({"n": 1e200}), json!({"n": -1e-200}), json!({"n": [u64::MAX]})] {
+            assert!(metadata(Some(&bad)).is_err(), "{bad}");
+        }
+        let mut deep = json!(1);
+        for _ in 0..MAX_METADATA_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(metadata(Some(&json!({ "d": deep }))).is_err());
+        let ok = json!({"n": 1.5e125, "m": 1e-129, "z": 0.0, "i": i64::MIN, "s": "1e200", "a": [[1]]});
+        assert!(metadata(Some(&ok)).is_ok());
     }
 
     #[test]

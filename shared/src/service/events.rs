@@ -28,48 +28,75 @@ impl Countersign {
         }
     }
 
+    /// Publishes, then records each event's fate: published ones marked, refused ones counted
+    /// (and parked at `MAX_PUBLISH_FAILURES`, with a metric), unreported ones left for the sweep.
+    /// Returns how many were published.
     async fn publish_and_mark(&self, events: Vec<Stored<Event>>) -> AppResult<usize> {
         let plain: Vec<Event> = events.iter().map(|e| e.value.clone()).collect();
-        let published = self.wiring.bus.publish(&plain).await?;
+        let report = self.wiring.bus.publish(&plain).await?;
         let now = self.now();
         let mut marks = Vec::new();
-        for stored in events.into_iter().filter(|e| published.contains(&e.value.id)) {
+        let mut parked = 0;
+        for stored in events {
             let mut event = stored.value;
-            event.published_at = Some(now);
+            if report.accepted.contains(&event.id) {
+                event.published_at = Some(now);
+            } else if let Some((_, reason)) = report.refused.iter().find(|(id, _)| *id == event.id) {
+                if event.refused(reason, now) {
+                    parked += 1;
+                    tracing::error!(event = %event.id, kind = %event.kind, %reason, "outbox event parked after repeated refusals");
+                } else {
+                    tracing::warn!(event = %event.id, failures = event.publish_failures, %reason, "bus refused event");
+                }
+            } else {
+                continue;
+            }
             marks.push(records::update(&event, stored.version)?);
         }
+        if parked > 0 {
+            self.wiring.metrics.count("OutboxEventsParked", parked);
+        }
         // Marks are independent; one lost race (another publisher marked first) must not block
-        // the others, so write them one by one and count only those that landed.
-        let mut count = 0;
+        // the others, so write them one by one.
         for mark in marks {
-            match self.store.transact(vec![mark]).await {
-                Ok(()) => count += 1,
-                Err(e) => tracing::debug!(error = %e, "event already marked published"),
+            if let Err(e) = self.store.transact(vec![mark]).await {
+                tracing::debug!(error = %e, "event already marked");
             }
         }
-        Ok(count)
+        Ok(report.accepted.len())
     }
 
-    /// Re-publishes up to `limit` events unpublished for longer than the threshold, oldest first.
-    pub async fn republish_stuck(&self, limit: usize) -> AppResult<usize> {
+    /// Re-publishes events unpublished for longer than the threshold, oldest first, every shard
+    /// page by page after its own cursor: refused events are passed over (and counted), so they
+    /// never hold up the ones behind them.
+    pub(crate) async fn republish_phase(
+        &self,
+        page: usize,
+        time_left: &(dyn Fn() -> bool + Sync),
+    ) -> AppResult<(usize, bool)> {
         let cutoff = self.now()
             - ChronoDuration::from_std(self.settings.republish_after).unwrap_or_else(|_| ChronoDuration::seconds(60));
-        let mut query = Query::new(Index::Due, DUE_OUTBOX, limit.max(1));
-        query.newest_first = false;
-        query.sk_at_most = Some(format!("{}#~", sort_time(cutoff)));
-        let stuck = self.store.query(query).await?;
-        if stuck.is_empty() {
-            return Ok(0);
-        }
-        let events = stuck
-            .into_iter()
-            .filter_map(|item| {
-                let pk = item.key.pk.clone();
-                records::decode::<Event>(item)
-                    .map_err(|e| tracing::error!(item = %pk, error = %e, "unreadable outbox event; skipped"))
-                    .ok()
-            })
-            .collect();
-        self.publish_and_mark(events).await
+        let cutoff = format!("{}#~", sort_time(cutoff));
+        let cutoff = &cutoff;
+        self.each_due_page(DUE_OUTBOX, page, time_left, move |partition, after| async move {
+            let mut query = Query::new(Index::Due, partition, page.max(1));
+            query.newest_first = false;
+            query.sk_at_most = Some(cutoff.clone());
+            query.after = after;
+            let stuck = self.store.query(query).await?;
+            let (read, last) = (stuck.len(), stuck.last().map(|i| i.position(Index::Due)));
+            let events = stuck
+                .into_iter()
+                .filter_map(|item| {
+                    let pk = item.key.pk.clone();
+                    records::decode::<Event>(item)
+                        .map_err(|e| tracing::error!(item = %pk, error = %e, "unreadable outbox event; skipped"))
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            let published = if events.is_empty() { 0 } else { self.publish_and_mark(events).await? };
+            Ok((published, read, last))
+        })
+        .await
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::event::Event;
 use crate::domain::ids::DeliveryId;
 use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
-use crate::ports::{HttpOutcome, Index, Position, Query, QueueMessage, SendError, StoreError};
+use crate::ports::{HttpOutcome, Index, Query, QueueMessage, SendError, StoreError};
 
 /// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
 pub const DELIVERY_CONCURRENCY: usize = 32;
@@ -199,25 +199,31 @@ impl Countersign {
 
     /// Re-queues pending deliveries whose next attempt is overdue by more than
     /// `REQUEUE_GRACE` (their queue message was lost: a failed send, a crash between commit and
-    /// send). Duplicate messages are harmless: an attempt only runs on a due, pending delivery.
-    pub(crate) async fn requeue_overdue_deliveries(
+    /// send, a worker that died mid-attempt). Duplicate messages are harmless: each carries its
+    /// attempt number and an attempt is claimed before it is sent.
+    pub(crate) async fn requeue_phase(
         &self,
-        limit: usize,
-        after: Option<Position>,
-    ) -> AppResult<(usize, Option<Position>)> {
+        page: usize,
+        time_left: &(dyn Fn() -> bool + Sync),
+    ) -> AppResult<(usize, bool)> {
         let cutoff = self.now() - ChronoDuration::from_std(REQUEUE_GRACE).unwrap_or_default();
-        let mut query = Query::new(Index::Due, DUE_DELIVERIES, limit.max(1));
-        query.newest_first = false;
-        query.sk_at_most = Some(format!("{}#~", records::sort_time(cutoff)));
-        query.after = after;
-        let overdue = self.store.query(query).await?;
-        let last = overdue.last().map(|i| i.position(Index::Due));
-        let mut requeued = 0;
-        for item in overdue {
-            let Ok(delivery) = records::decode::<Delivery>(item) else { continue };
-            self.wiring.queue.send(&retry_message(&delivery.value), Duration::ZERO).await?;
-            requeued += 1;
-        }
-        Ok((requeued, last))
+        let cutoff = format!("{}#~", records::sort_time(cutoff));
+        let cutoff = &cutoff;
+        self.each_due_page(DUE_DELIVERIES, page, time_left, move |partition, after| async move {
+            let mut query = Query::new(Index::Due, partition, page.max(1));
+            query.newest_first = false;
+            query.sk_at_most = Some(cutoff.clone());
+            query.after = after;
+            let overdue = self.store.query(query).await?;
+            let (read, last) = (overdue.len(), overdue.last().map(|i| i.position(Index::Due)));
+            let mut requeued = 0;
+            for item in overdue {
+                let Ok(delivery) = records::decode::<Delivery>(item) else { continue };
+                self.wiring.queue.send(&retry_message(&delivery.value), Duration::ZERO).await?;
+                requeued += 1;
+            }
+            Ok((requeued, read, last))
+        })
+        .await
     }
 }

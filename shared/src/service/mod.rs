@@ -24,7 +24,7 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use crate::adapters::null::{NoBus, NoClient, NoQueue};
+use crate::adapters::null::{NoBus, NoClient, NoMetrics, NoQueue};
 use crate::domain::ids::OrgId;
 use crate::domain::org::ApiKey;
 use crate::domain::permission::{self, Permission};
@@ -81,11 +81,17 @@ pub struct Wiring {
     pub bus: Arc<dyn crate::ports::EventBus>,
     pub queue: Arc<dyn crate::ports::DeliveryQueue>,
     pub client: Arc<dyn crate::ports::WebhookClient>,
+    pub metrics: Arc<dyn crate::ports::Metrics>,
 }
 
 impl Default for Wiring {
     fn default() -> Self {
-        Wiring { bus: Arc::new(NoBus), queue: Arc::new(NoQueue), client: Arc::new(NoClient) }
+        Wiring {
+            bus: Arc::new(NoBus),
+            queue: Arc::new(NoQueue),
+            client: Arc::new(NoClient),
+            metrics: Arc::new(NoMetrics),
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::domain::approval::{Approval, ApprovalStatus};
 use crate::domain::audit::AuditEntry;
@@ -38,6 +39,23 @@ use crate::ports::{Expect, IndexKeys, Item, Key, Write};
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
 pub const DUE_DELIVERIES: &str = "DELIVERY";
+/// Parked outbox events, for operators (not swept).
+pub const PARKED_OUTBOX: &str = "OUTBOX_PARKED";
+/// Each due kind is spread over this many partitions (`APPROVAL#0` … `APPROVAL#15`), so no
+/// single index partition takes every pending approval or unpublished event (README, capacity).
+pub const DUE_SHARDS: u32 = 16;
+
+/// The due partition of the record with `id`: a stable shard from the id's hash.
+pub fn due_partition(kind: &str, id: &str) -> String {
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    format!("{kind}#{}", u32::from(digest[0]) % DUE_SHARDS)
+}
+
+/// Every partition the sweep reads for `kind`: the shards, and the unsharded partition that
+/// records written before sharding still sit in.
+pub fn due_partitions(kind: &str) -> Vec<String> {
+    (0..DUE_SHARDS).map(|n| format!("{kind}#{n}")).chain(std::iter::once(kind.to_string())).collect()
+}
 
 /// Sortable timestamp for sort keys.
 pub fn sort_time(t: DateTime<Utc>) -> String {
@@ -201,8 +219,9 @@ impl Record for Approval {
                 format!("{status}#{}", self.id),
             )),
             // Sparse: only pending approvals are in the due index, so the sweep reads only them.
-            due: (self.status == ApprovalStatus::Pending)
-                .then(|| (DUE_APPROVALS.to_string(), format!("{}#{}", sort_time(self.expires_at), self.id))),
+            due: (self.status == ApprovalStatus::Pending).then(|| {
+                (due_partition(DUE_APPROVALS, self.id.as_str()), format!("{}#{}", sort_time(self.expires_at), self.id))
+            }),
         }
     }
 }
@@ -221,10 +240,16 @@ impl Record for Event {
     }
     fn indexes(&self) -> IndexKeys {
         IndexKeys {
-            due: self
-                .published_at
-                .is_none()
-                .then(|| (DUE_OUTBOX.to_string(), format!("{}#{}", sort_time(self.created_at), self.id))),
+            due: if self.unpublished() {
+                Some((
+                    due_partition(DUE_OUTBOX, self.id.as_str()),
+                    format!("{}#{}", sort_time(self.created_at), self.id),
+                ))
+            } else if self.parked_at.is_some() && self.published_at.is_none() {
+                Some((PARKED_OUTBOX.to_string(), format!("{}#{}", sort_time(self.created_at), self.id)))
+            } else {
+                None
+            },
             ..Default::default()
         }
     }
@@ -261,8 +286,10 @@ impl Record for Delivery {
             by_wallet: Some((deliveries_partition(&self.org_id, &self.webhook_id), self.id.to_string())),
             // Sparse: pending deliveries by next attempt, so the sweep can re-queue any whose
             // queue message was lost.
-            due: (self.status == DeliveryStatus::Pending)
-                .then(|| (DUE_DELIVERIES.to_string(), format!("{}#{}", sort_time(self.next_attempt_at), self.id))),
+            due: (self.status == DeliveryStatus::Pending).then(|| {
+                let sk = format!("{}#{}", sort_time(self.next_attempt_at), self.id);
+                (due_partition(DUE_DELIVERIES, self.id.as_str()), sk)
+            }),
             by_org: None,
         }
     }

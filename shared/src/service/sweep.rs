@@ -1,12 +1,19 @@
 //! The scheduled sweep (EventBridge schedule in AWS, a timer in the local server): expire due
 //! approvals, re-queue deliveries whose queue message was lost, re-publish stuck outbox events.
+//! Each phase reads every shard of its due partition concurrently, page by page, and runs on
+//! its own: one that fails is logged and counted and the others still run.
+
+use std::future::Future;
+use std::ops::AddAssign;
+use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 
 use super::plan::{stale, Plan, Tx};
-use super::records::{self, approval_key, payment_key, Stored, DUE_APPROVALS};
+use super::records::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS};
 use super::Countersign;
 use crate::domain::approval::Approval;
 use crate::domain::audit::Actor;
@@ -15,6 +22,14 @@ use crate::domain::ids::ApprovalId;
 use crate::domain::payment::Payment;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Position, Query};
+
+/// Shards of one due kind read at once.
+const SHARD_CONCURRENCY: usize = 4;
+/// Expirations of one page committed at once.
+const EXPIRE_CONCURRENCY: usize = 8;
+/// Time kept in hand before the invocation's deadline: enough for a whole page of every shard
+/// in flight to finish.
+const DEADLINE_GUARD: Duration = Duration::from_secs(10);
 
 /// What one scheduled sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,10 +40,12 @@ pub struct SweepSummary {
     pub approvals_skipped: usize,
     pub events_republished: usize,
     pub deliveries_requeued: usize,
+    /// Phases that failed (each logged); the others ran.
+    pub phases_failed: usize,
     pub out_of_time: bool,
 }
 
-/// What one page of expiry did.
+/// What expiry did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpirySummary {
@@ -38,97 +55,174 @@ pub struct ExpirySummary {
     pub skipped: usize,
 }
 
+impl AddAssign for ExpirySummary {
+    fn add_assign(&mut self, other: Self) {
+        self.read += other.read;
+        self.expired += other.expired;
+        self.skipped += other.skipped;
+    }
+}
+
+/// One page of one shard: what it did, how many items it read, where it stopped.
+pub(crate) type PageDone<T> = (T, usize, Option<Position>);
+
 impl Countersign {
-    /// The scheduled sweep: expire due approvals page by page while time remains, re-queue
-    /// overdue deliveries, then re-publish stuck outbox events. Stops early, leaving the rest for
-    /// the next run, when `deadline` nears.
+    /// The scheduled sweep. Stops early, leaving the rest for the next run, when `deadline`
+    /// nears; every shard always runs one page, so a run always makes progress. Fails only when
+    /// every phase failed.
     pub async fn sweep(&self, deadline: Option<DateTime<Utc>>, page: usize) -> AppResult<SweepSummary> {
+        // The deadline is the Lambda's wall-clock deadline, so it is compared with real time.
+        let guard = ChronoDuration::from_std(DEADLINE_GUARD).unwrap_or_default();
+        let time_left = move || deadline.is_none_or(|d| Utc::now() + guard < d);
         let mut summary = SweepSummary::default();
-        // The deadline is the Lambda's wall-clock deadline, so it is compared with real time. One
-        // page of each kind always runs, so a run always makes progress.
-        let time_left = || deadline.is_none_or(|d| Utc::now() + ChronoDuration::seconds(3) < d);
-        let mut after = None;
-        loop {
-            let (pass, last) = self.expire_due_after(page, after).await?;
-            after = last;
-            summary.approvals_read += pass.read;
-            summary.approvals_expired += pass.expired;
-            summary.approvals_skipped += pass.skipped;
-            if pass.read < page {
-                break;
+        let mut first_error = None;
+        let mut failures = 0;
+        let mut failed = |phase: &str, e: AppError| {
+            tracing::error!(phase, error = %e, "sweep phase failed; the other phases still run");
+            failures += 1;
+            first_error.get_or_insert(e);
+        };
+        match self.expire_phase(page, &time_left).await {
+            Ok((done, late)) => {
+                summary.approvals_read = done.read;
+                summary.approvals_expired = done.expired;
+                summary.approvals_skipped = done.skipped;
+                summary.out_of_time |= late;
             }
-            if !time_left() {
-                summary.out_of_time = true;
-                return Ok(summary);
-            }
+            Err(e) => failed("expire", e),
         }
-        let mut after = None;
-        loop {
-            let (requeued, last) = self.requeue_overdue_deliveries(page, after).await?;
-            after = last;
-            summary.deliveries_requeued += requeued;
-            if requeued < page {
-                break;
+        match self.requeue_phase(page, &time_left).await {
+            Ok((n, late)) => {
+                summary.deliveries_requeued = n;
+                summary.out_of_time |= late;
             }
-            if !time_left() {
-                summary.out_of_time = true;
-                return Ok(summary);
-            }
+            Err(e) => failed("requeue", e),
         }
-        loop {
-            let republished = self.republish_stuck(page).await?;
-            summary.events_republished += republished;
-            if republished < page {
-                break;
+        match self.republish_phase(page, &time_left).await {
+            Ok((n, late)) => {
+                summary.events_republished = n;
+                summary.out_of_time |= late;
             }
-            if !time_left() {
-                summary.out_of_time = true;
-                return Ok(summary);
-            }
+            Err(e) => failed("republish", e),
         }
-        Ok(summary)
+        summary.phases_failed = failures;
+        match first_error {
+            Some(e) if failures == 3 => Err(e),
+            _ => Ok(summary),
+        }
     }
 
-    /// Expires up to `limit` pending approvals whose window has passed, oldest first. Reads only
-    /// due items (sparse index). Safe to run concurrently: each transition is conditional, and a
+    /// Expires up to `limit` due approvals per shard, oldest first, with no deadline (tests and
+    /// tools). Safe to run concurrently with anything: each transition is conditional, and a
     /// lost race (approved meanwhile, or expired by another sweep) is skipped.
     pub async fn expire_due(&self, limit: usize) -> AppResult<ExpirySummary> {
-        Ok(self.expire_due_after(limit, None).await?.0)
+        Ok(self.expire_phase(limit, &|| false).await?.0)
     }
 
-    /// One page of the due index after `after`; returns what it did and where it stopped, so a
-    /// sweep moves past records it had to skip instead of reading them again.
-    async fn expire_due_after(
+    async fn expire_phase(
         &self,
+        page: usize,
+        time_left: &(dyn Fn() -> bool + Sync),
+    ) -> AppResult<(ExpirySummary, bool)> {
+        let cutoff = format!("{}#~", sort_time(self.now()));
+        let cutoff = &cutoff;
+        self.each_due_page(DUE_APPROVALS, page, time_left, move |partition, after| async move {
+            self.expire_page(&partition, cutoff, page, after).await
+        })
+        .await
+    }
+
+    /// Runs `step` over every shard of `kind` concurrently, each shard page by page after its
+    /// own cursor, until it is drained or time runs out. Returns the summed outcome and whether
+    /// time ran out.
+    pub(crate) async fn each_due_page<T, F, Fut>(
+        &self,
+        kind: &str,
+        page: usize,
+        time_left: &(dyn Fn() -> bool + Sync),
+        step: F,
+    ) -> AppResult<(T, bool)>
+    where
+        T: Default + AddAssign,
+        F: Fn(String, Option<Position>) -> Fut,
+        Fut: Future<Output = AppResult<PageDone<T>>>,
+    {
+        let step = &step;
+        let shards: Vec<AppResult<(T, bool)>> = stream::iter(due_partitions(kind))
+            .map(|partition| async move {
+                let mut total = T::default();
+                let mut after = None;
+                loop {
+                    let (done, read, last) = step(partition.clone(), after).await?;
+                    total += done;
+                    after = last;
+                    if read < page {
+                        return Ok((total, false));
+                    }
+                    if !time_left() {
+                        return Ok((total, true));
+                    }
+                }
+            })
+            .buffer_unordered(SHARD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut total = T::default();
+        let mut late = false;
+        for shard in shards {
+            let (done, out_of_time) = shard?;
+            total += done;
+            late |= out_of_time;
+        }
+        Ok((total, late))
+    }
+
+    /// One page of one shard of the due index after `after`, expired concurrently.
+    async fn expire_page(
+        &self,
+        partition: &str,
+        cutoff: &str,
         limit: usize,
         after: Option<Position>,
-    ) -> AppResult<(ExpirySummary, Option<Position>)> {
-        let mut query = Query::new(Index::Due, DUE_APPROVALS, limit.max(1));
+    ) -> AppResult<PageDone<ExpirySummary>> {
+        let mut query = Query::new(Index::Due, partition, limit.max(1));
         query.newest_first = false;
-        query.sk_at_most = Some(format!("{}#~", records::sort_time(self.now())));
+        query.sk_at_most = Some(cutoff.to_string());
         query.after = after;
         let due = self.store.query(query).await?;
-        let mut summary = ExpirySummary { read: due.len(), ..Default::default() };
+        let read = due.len();
         let last = due.last().map(|item| item.position(Index::Due));
-        for item in due {
-            let key = item.key.clone();
-            let outcome = match records::decode::<Approval>(item) {
-                Ok(approval) => self.expire_one(&approval.value.id).await,
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(true) => summary.expired += 1,
-                Ok(false) | Err(AppError::Contention) => summary.skipped += 1,
-                // The store being down ends the sweep (the next run retries); a bad record is
-                // logged and skipped so it cannot block every approval behind it.
-                Err(e @ AppError::Store(_)) => return Err(e),
-                Err(e) => {
-                    tracing::error!(item = %key.pk, error = %e, "cannot expire approval; skipped");
-                    summary.skipped += 1;
+        let outcomes: Vec<AppResult<bool>> = stream::iter(due)
+            .map(|item| async move {
+                let key = item.key.clone();
+                let outcome = match records::decode::<Approval>(item) {
+                    Ok(approval) => self.expire_one(&approval.value.id).await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Err(e @ AppError::Store(_)) => Err(e),
+                    Err(AppError::Contention) => Ok(false),
+                    // A bad record is logged and skipped so it cannot block every approval behind it.
+                    Err(e) => {
+                        tracing::error!(item = %key.pk, error = %e, "cannot expire approval; skipped");
+                        Ok(false)
+                    }
+                    Ok(expired) => Ok(expired),
                 }
+            })
+            .buffer_unordered(EXPIRE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut summary = ExpirySummary { read, ..Default::default() };
+        for outcome in outcomes {
+            // The store being down ends the phase (the next run retries).
+            if outcome? {
+                summary.expired += 1;
+            } else {
+                summary.skipped += 1;
             }
         }
-        Ok((summary, last))
+        Ok((summary, read, last))
     }
 
     /// Expires one approval and its payment; `false` when it is no longer due (decided meanwhile).

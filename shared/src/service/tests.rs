@@ -10,13 +10,13 @@ use super::*;
 use crate::adapters::sqlite::SqliteStore;
 use crate::domain::event::Event;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::ids::{EventId, WalletId};
+use crate::domain::ids::WalletId;
 use crate::domain::ledger::{EntryKind, LedgerEntry};
 use crate::domain::money::{Amount, Currency};
 use crate::domain::payment::{NewPayment, PaymentOutcome, PaymentStatus};
 use crate::domain::policy::PolicyPatch;
 use crate::domain::wallet::NewWallet;
-use crate::ports::{BusError, EventBus};
+use crate::ports::{BusError, EventBus, Published};
 
 /// A bus that records what it is given (a fake adapter; the real ones have their own tests).
 #[derive(Default)]
@@ -24,10 +24,10 @@ struct RecordingBus(Mutex<Vec<Event>>);
 
 #[async_trait]
 impl EventBus for RecordingBus {
-    async fn publish(&self, events: &[Event]) -> Result<Vec<EventId>, BusError> {
+    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
         let mut seen = self.0.lock().expect("bus");
         seen.extend(events.iter().cloned());
-        Ok(events.iter().map(|e| e.id.clone()).collect())
+        Ok(Published { accepted: events.iter().map(|e| e.id.clone()).collect(), refused: vec![] })
     }
 }
 
@@ -173,4 +173,75 @@ async fn the_sweep_expires_through_the_same_commit_loop() {
     let audit = w.service.list_audit_logs(&w.admin, &filter, &page).await.expect("audit");
     assert_eq!(audit.data[0].actor, "system");
     assert_eq!(w.bus.kinds(), ["approval.created", "approval.expired"]);
+}
+
+/// A webhook endpoint that always answers 500, counting POSTs (a fake adapter).
+#[derive(Default)]
+struct FailingClient(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl crate::ports::WebhookClient for FailingClient {
+    async fn check_host(&self, _: &str, _: u16) -> Result<(), crate::domain::ssrf::TargetError> {
+        Ok(())
+    }
+    async fn post(
+        &self,
+        _: &str,
+        _: &crate::domain::webhook::SignedHeaders,
+        _: Vec<u8>,
+    ) -> Result<crate::ports::HttpOutcome, crate::ports::SendError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(crate::ports::HttpOutcome { status: 500, latency_ms: 1 })
+    }
+}
+
+/// A queue that keeps what it is sent (a fake adapter).
+#[derive(Default)]
+struct KeptQueue(Mutex<Vec<crate::ports::QueueMessage>>);
+
+#[async_trait]
+impl crate::ports::DeliveryQueue for KeptQueue {
+    fn max_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(900)
+    }
+    async fn send(
+        &self,
+        m: &crate::ports::QueueMessage,
+        _: std::time::Duration,
+    ) -> Result<(), crate::ports::QueueError> {
+        self.0.lock().expect("queue").push(m.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn duplicate_retry_messages_never_become_parallel_chains() {
+    use crate::ports::QueueMessage;
+    use std::sync::atomic::Ordering;
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = Arc::new(MovableClock(Mutex::new(Utc::now())));
+    let (client, queue) = (Arc::new(FailingClient::default()), Arc::new(KeptQueue::default()));
+    let wiring = Wiring { client: client.clone(), queue: queue.clone(), ..Wiring::default() };
+    let service = Countersign::new(store, clock.clone(), Settings::default()).with_wiring(wiring);
+    let org = service.create_organization(&Caller::Operator, "acme".into()).await.expect("org");
+    let admin = Caller::Key(org.admin_key.key);
+    let url = url::Url::parse("https://93.184.216.34/hook").expect("url");
+    let hook = NewWebhook { url, events: vec!["*".into()], enabled: None };
+    service.create_webhook(&admin, hook).await.expect("webhook");
+    let event = Event::new(&org.organization.id, "approval.created", serde_json::json!({}), Utc::now());
+    // The event three times at once: one delivery, one first attempt.
+    let message = QueueMessage::Event { event };
+    let _ = futures::future::join_all((0..3).map(|_| service.handle_message(&message))).await;
+    assert_eq!(client.0.load(Ordering::SeqCst), 1);
+    let retry = queue.0.lock().expect("queue").clone();
+    assert!(matches!(retry.as_slice(), [QueueMessage::Delivery { attempt: Some(1), .. }]), "{retry:?}");
+    // The retry message three times at once, once due: one second attempt.
+    *clock.0.lock().expect("clock") += Duration::hours(1);
+    let _ = futures::future::join_all((0..3).map(|_| service.handle_message(&retry[0]))).await;
+    assert_eq!(client.0.load(Ordering::SeqCst), 2);
+    // And again later: that attempt is answered; the duplicates are dropped.
+    for _ in 0..3 {
+        service.handle_message(&retry[0]).await.expect("handled");
+    }
+    assert_eq!(client.0.load(Ordering::SeqCst), 2, "one POST per attempt");
 }
