@@ -76,12 +76,68 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
-/// The service as every Lambda runs it: AWS config loaded once; DynamoDB table from
-/// `COUNTERSIGN_TABLE`; events to the EventBridge bus `COUNTERSIGN_EVENT_BUS` and retries to the
-/// SQS queue `COUNTERSIGN_WEBHOOK_QUEUE_URL` (each optional: without a bus, events wait in the
-/// outbox for the sweep).
+/// An AWS service a Lambda function may call: one per AWS adapter. Each function's wiring lists
+/// the adapters its code can reach ([`functions`]); [`aws_service`] wires only those, so a
+/// function can only call what it lists, and `tests/tests/iam.rs` checks that each function's
+/// policy in `infra/template.yaml` grants exactly the listed adapters' IAM actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AwsAdapter {
+    /// The table (`adapters::dynamodb::DynamoStore`), the store of every function.
+    DynamoDb,
+    /// The event bus (`adapters::eventbridge::EventBridgeBus`): outbox events after commit.
+    EventBridge,
+    /// The webhook queue (`adapters::sqs::SqsQueue`): messages for the webhooks function.
+    Sqs,
+}
+
+impl AwsAdapter {
+    /// The IAM actions the adapter's code calls, as the adapter declares them next to its calls.
+    #[cfg(feature = "aws")]
+    pub fn iam_actions(self) -> &'static [&'static str] {
+        match self {
+            AwsAdapter::DynamoDb => crate::adapters::dynamodb::IAM_ACTIONS,
+            AwsAdapter::EventBridge => crate::adapters::eventbridge::IAM_ACTIONS,
+            AwsAdapter::Sqs => crate::adapters::sqs::IAM_ACTIONS,
+        }
+    }
+}
+
+/// Each Lambda function's AWS adapters: what its code can reach, and so what its IAM policy
+/// grants (no more). An unlisted bus is the null bus (events wait in the outbox for the sweep);
+/// an unlisted queue refuses sends.
+pub mod functions {
+    use super::AwsAdapter::{self, DynamoDb, EventBridge, Sqs};
+
+    /// `functions/intake` serves the payment routes (`/v1/payments*`): reads and commits on the
+    /// table, and publishes the committed events (`approval.created`, `payment.completed`) to the
+    /// bus. Nothing on a payment route sends to the webhook queue.
+    pub const INTAKE: &[AwsAdapter] = &[DynamoDb, EventBridge];
+    /// `functions/approvals` serves every other route: the table; the bus for the events of
+    /// approvals, rejections and executed payments; the queue for a dead-letter retry
+    /// (`POST /v1/webhooks/dlq/{id}/retry` enqueues the delivery after it commits).
+    pub const APPROVALS: &[AwsAdapter] = &[DynamoDb, EventBridge, Sqs];
+    /// `functions/expiry` runs the sweep: the table (due approvals expired by conditional
+    /// transactions); the bus for `approval.expired` and for re-publishing stuck outbox events;
+    /// the queue for re-queueing overdue pending deliveries whose message was lost.
+    pub const EXPIRY: &[AwsAdapter] = &[DynamoDb, EventBridge, Sqs];
+    /// `functions/webhooks` fans events out and delivers: the table (deliveries written directly,
+    /// never through the commit loop, so it publishes no events) and the queue for delayed
+    /// retries. It never touches the bus: its input comes from the bus rule through the queue.
+    pub const WEBHOOKS: &[AwsAdapter] = &[DynamoDb, Sqs];
+
+    /// Every Lambda function by its binary name (`BuildProperties.Binary` in the template).
+    pub const ALL: &[(&str, &[AwsAdapter])] =
+        &[("intake", INTAKE), ("approvals", APPROVALS), ("expiry", EXPIRY), ("webhooks", WEBHOOKS)];
+}
+
+/// The service as a Lambda runs it, with only the `adapters` its function lists
+/// ([`functions`]): AWS config loaded once; the DynamoDB table from `COUNTERSIGN_TABLE` (every
+/// function lists DynamoDB); with [`AwsAdapter::EventBridge`], events to the bus
+/// `COUNTERSIGN_EVENT_BUS`; with [`AwsAdapter::Sqs`], messages to the queue
+/// `COUNTERSIGN_WEBHOOK_QUEUE_URL`. Each of those two is also optional at run time: without a
+/// bus, events wait in the outbox for the sweep. Only the listed adapters' SDK clients are built.
 #[cfg(feature = "aws")]
-pub async fn aws_service() -> Result<crate::service::Countersign, ConfigError> {
+pub async fn aws_service(adapters: &[AwsAdapter]) -> Result<crate::service::Countersign, ConfigError> {
     use std::sync::Arc;
 
     use crate::adapters::dynamodb::DynamoStore;
@@ -90,16 +146,26 @@ pub async fn aws_service() -> Result<crate::service::Countersign, ConfigError> {
     use crate::ports::SystemClock;
     use crate::service::{Countersign, Wiring};
 
+    if !adapters.contains(&AwsAdapter::DynamoDb) {
+        return Err(ConfigError::Invalid {
+            name: "adapters",
+            reason: "every function needs DynamoDb, its store".into(),
+        });
+    }
     let table = std::env::var(ENV_TABLE).map_err(|_| ConfigError::Missing { name: ENV_TABLE })?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let settings = settings_from_env()?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let mut wiring = Wiring::default();
-    if let Ok(bus) = std::env::var(ENV_EVENT_BUS) {
-        wiring.bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus));
+    if adapters.contains(&AwsAdapter::EventBridge) {
+        if let Ok(bus) = std::env::var(ENV_EVENT_BUS) {
+            wiring.bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus));
+        }
     }
-    if let Ok(url) = std::env::var(ENV_QUEUE_URL) {
-        wiring.queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+    if adapters.contains(&AwsAdapter::Sqs) {
+        if let Ok(url) = std::env::var(ENV_QUEUE_URL) {
+            wiring.queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+        }
     }
     wiring.client = Arc::new(webhook_client(&settings)?);
     wiring.metrics = Arc::new(crate::adapters::emf::EmfMetrics);

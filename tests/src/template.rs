@@ -9,10 +9,14 @@ use serde_yaml_ng::Value;
 
 pub const TEMPLATE: &str = include_str!("../../infra/template.yaml");
 
+/// The whole template (intrinsics such as `!GetAtt` are tagged values).
+pub fn template() -> Value {
+    serde_yaml_ng::from_str(TEMPLATE).expect("infra/template.yaml parses")
+}
+
 /// The `Table` resource's properties.
 pub fn table_properties() -> Value {
-    let template: Value = serde_yaml_ng::from_str(TEMPLATE).expect("infra/template.yaml parses");
-    template["Resources"]["Table"]["Properties"].clone()
+    template()["Resources"]["Table"]["Properties"].clone()
 }
 
 fn text(v: &Value) -> String {

@@ -9,7 +9,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     countersign_core::config::init_tracing();
-    let service = countersign_core::config::aws_service().await?;
+    let service = countersign_core::config::aws_service(countersign_core::config::functions::EXPIRY).await?;
     let service = &service;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
         let deadline = chrono::DateTime::<chrono::Utc>::from(event.context.deadline());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     countersign_core::config::init_tracing();
-    let service = countersign_core::config::aws_service().await?;
+    let service = countersign_core::config::aws_service(countersign_core::config::functions::INTAKE).await?;
     let app = countersign_core::api::router(Arc::new(service));
     lambda_http::run(app).await
 }

@@ -25,6 +25,14 @@ pub const INDEXES: [(Index, &str, &str, &str); 4] = [
     (Index::Due, "due", "duepk", "duesk"),
 ];
 
+/// The IAM actions this adapter's requests need, on the table and its indexes (compared with
+/// each function's policy in `infra/template.yaml` by `tests/tests/iam.rs`). `get` is GetItem,
+/// `query` is Query (table and indexes), and `transact` is TransactWriteItems, which IAM
+/// authorises per item: Put → PutItem, Delete → DeleteItem, ConditionCheck → ConditionCheckItem
+/// (there is no `dynamodb:TransactWriteItems` action).
+pub const IAM_ACTIONS: &[&str] =
+    &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"];
+
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,

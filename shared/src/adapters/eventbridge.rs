@@ -13,6 +13,9 @@ use crate::ports::{BusError, EventBus, Published};
 
 /// `source` of every event Countersign puts on the bus (the rule matches on it).
 pub const EVENT_SOURCE: &str = "countersign";
+/// The IAM actions this adapter's requests need, on the bus (compared with each function's policy
+/// in `infra/template.yaml` by `tests/tests/iam.rs`): `publish` is PutEvents.
+pub const IAM_ACTIONS: &[&str] = &["events:PutEvents"];
 const BATCH: usize = 10;
 /// PutEvents' limit on one request's entries, summed as EventBridge sizes them.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;

@@ -10,6 +10,11 @@ use crate::ports::{DeliveryQueue, QueueError, QueueMessage};
 
 const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// The IAM actions this adapter's requests need, on the webhook queue (compared with each
+/// function's policy in `infra/template.yaml` by `tests/tests/iam.rs`): `send` is SendMessage.
+/// Receiving and deleting belong to the Lambda SQS event source, which SAM grants its poller.
+pub const IAM_ACTIONS: &[&str] = &["sqs:SendMessage"];
+
 pub struct SqsQueue {
     client: Client,
     queue_url: String,

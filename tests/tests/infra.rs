@@ -1,0 +1,111 @@
+//! What `infra/template.yaml` must keep for operations: no event is dropped between the bus and
+//! the webhook queue unseen, every dead-letter queue raises an alarm, and parked outbox events do.
+
+use std::collections::BTreeSet;
+
+use countersign_tests::template::template;
+use serde_yaml_ng::Value;
+
+/// The logical id under `!GetAtt X.Arn` / `!GetAtt X.QueueName` or `!Ref X`.
+fn target(v: &Value) -> Option<String> {
+    let Value::Tagged(t) = v else { return None };
+    let text = t.value.as_str()?;
+    Some(text.split('.').next().unwrap_or(text).to_string())
+}
+
+fn resources<'t>(template: &'t Value, kind: &str) -> Vec<(String, &'t Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().expect("logical id").to_string(), r))
+        .collect()
+}
+
+/// Queues with an alarm when messages are visible in them.
+fn alarmed_queues(template: &Value) -> BTreeSet<String> {
+    resources(template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| {
+            let p = &a["Properties"];
+            p["Namespace"].as_str() == Some("AWS/SQS")
+                && p["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
+        })
+        .flat_map(|(_, a)| {
+            a["Properties"]["Dimensions"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| (d["Name"].as_str() == Some("QueueName")).then(|| target(&d["Value"])).flatten())
+        })
+        .collect()
+}
+
+#[test]
+fn bus_rule_targets_retry_and_dead_letter_to_an_alarmed_queue_only_the_rule_may_use() {
+    let template = template();
+    let rules = resources(&template, "AWS::Events::Rule");
+    assert!(!rules.is_empty(), "no bus rule");
+    let alarmed = alarmed_queues(&template);
+    for (rule, r) in rules {
+        for t in r["Properties"]["Targets"].as_sequence().expect("Targets") {
+            let id = t["Id"].as_str().unwrap_or("?");
+            let retry = &t["RetryPolicy"];
+            assert!(
+                retry["MaximumRetryAttempts"].as_u64().is_some()
+                    && retry["MaximumEventAgeInSeconds"].as_u64().is_some(),
+                "{rule} target {id}: RetryPolicy with MaximumRetryAttempts and MaximumEventAgeInSeconds"
+            );
+            let dlq = target(&t["DeadLetterConfig"]["Arn"])
+                .unwrap_or_else(|| panic!("{rule} target {id}: DeadLetterConfig.Arn must be a queue of the template"));
+            assert_eq!(template["Resources"][&dlq]["Type"].as_str(), Some("AWS::SQS::Queue"), "{rule} target {id}");
+            assert!(alarmed.contains(&dlq), "{rule} target {id}: no depth alarm on its dead-letter queue {dlq}");
+            // EventBridge needs a queue policy to send there; only this rule may.
+            let allowed = resources(&template, "AWS::SQS::QueuePolicy").into_iter().any(|(_, p)| {
+                let p = &p["Properties"];
+                let queues: Vec<_> = p["Queues"].as_sequence().into_iter().flatten().filter_map(target).collect();
+                queues.contains(&dlq)
+                    && p["PolicyDocument"]["Statement"].as_sequence().into_iter().flatten().any(|s| {
+                        s["Effect"].as_str() == Some("Allow")
+                            && s["Principal"]["Service"].as_str() == Some("events.amazonaws.com")
+                            && s["Action"].as_str() == Some("sqs:SendMessage")
+                            && target(&s["Resource"]).as_deref() == Some(dlq.as_str())
+                            && target(&s["Condition"]["ArnEquals"]["aws:SourceArn"]).as_deref() == Some(rule.as_str())
+                    })
+            });
+            assert!(allowed, "{rule} target {id}: {dlq} needs a queue policy letting only this rule send to it");
+        }
+    }
+}
+
+#[test]
+fn every_dead_letter_queue_has_a_depth_alarm() {
+    let template = template();
+    let alarmed = alarmed_queues(&template);
+    for (id, q) in resources(&template, "AWS::SQS::Queue") {
+        if let Some(dlq) = target(&q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) {
+            assert!(alarmed.contains(&dlq), "{id}'s dead-letter queue {dlq} has no depth alarm");
+        }
+    }
+}
+
+#[test]
+fn parked_outbox_events_raise_an_alarm() {
+    let template = template();
+    let alarm = resources(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, a)| &a["Properties"])
+        .find(|p| {
+            p["Namespace"].as_str() == Some("Countersign") && p["MetricName"].as_str() == Some("OutboxEventsParked")
+        })
+        .expect("an alarm on Countersign/OutboxEventsParked");
+    // Emitted with `"Dimensions": [[]]`: the alarm must not filter on any dimension.
+    assert!(alarm["Dimensions"].is_null(), "the metric has no dimensions");
+    assert_eq!(
+        (alarm["Statistic"].as_str(), alarm["Period"].as_u64(), alarm["Threshold"].as_u64()),
+        (Some("Sum"), Some(300), Some(1))
+    );
+    assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanOrEqualToThreshold"));
+}
