@@ -187,6 +187,7 @@ async fn main() {
     }
     dynamodb_requests_per_operation().await;
     events::sweep_reads().await;
+    events::sweep_backlog().await;
     events::fanout_throughput().await;
     events::healthy_latency_with_hanging_peer().await;
 }
