@@ -17,6 +17,7 @@ use crate::domain::payment::{NewPayment, PaymentOutcome, PaymentStatus};
 use crate::domain::policy::PolicyPatch;
 use crate::domain::wallet::NewWallet;
 use crate::ports::{BusError, EventBus, Published};
+use records::Record as _;
 
 /// A bus that records what it is given (a fake adapter; the real ones have their own tests).
 #[derive(Default)]
@@ -244,4 +245,103 @@ async fn duplicate_retry_messages_never_become_parallel_chains() {
         service.handle_message(&retry[0]).await.expect("handled");
     }
     assert_eq!(client.0.load(Ordering::SeqCst), 2, "one POST per attempt");
+}
+
+/// A bus that refuses events whose data says `"poison": true` and takes the rest.
+#[derive(Default)]
+struct PickyBus(Mutex<Vec<String>>);
+
+#[async_trait]
+impl EventBus for PickyBus {
+    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
+        let mut report = Published::default();
+        for e in events {
+            if e.data["poison"] == true {
+                report.refused.push((e.id.clone(), "ValidationException: malformed detail".into()));
+            } else {
+                self.0.lock().expect("bus").push(e.kind.clone());
+                report.accepted.push(e.id.clone());
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Default)]
+struct CountedMetrics(Mutex<Vec<(&'static str, u64)>>);
+
+impl crate::ports::Metrics for CountedMetrics {
+    fn count(&self, name: &'static str, value: u64) {
+        self.0.lock().expect("metrics").push((name, value));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_event_is_parked_and_never_holds_up_the_others() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = Arc::new(MovableClock(Mutex::new(Utc::now())));
+    let (bus, metrics) = (Arc::new(PickyBus::default()), Arc::new(CountedMetrics::default()));
+    let wiring = Wiring { bus: bus.clone(), metrics: metrics.clone(), ..Wiring::default() };
+    let settings = Settings { republish_after: std::time::Duration::ZERO, ..Settings::default() };
+    let service = Countersign::new(store.clone(), clock.clone(), settings).with_wiring(wiring);
+    let org = crate::domain::ids::OrgId::generate();
+    let now = Utc::now() - Duration::minutes(5);
+    let poison = Event::new(&org, "payment.completed", serde_json::json!({"poison": true}), now);
+    let good: Vec<Event> =
+        (0..150).map(|_| Event::new(&org, "payment.completed", serde_json::json!({}), now)).collect();
+    let writes: Vec<_> = std::iter::once(&poison).chain(&good).map(|e| records::create(e).expect("event")).collect();
+    for chunk in writes.chunks(50) {
+        store.transact(chunk.to_vec()).await.expect("seed");
+    }
+    let first = service.sweep(None, 100).await.expect("sweep");
+    assert_eq!(first.events_republished, 150, "every good event, past the refused one: {first:?}");
+    for _ in 1..crate::domain::event::MAX_PUBLISH_FAILURES {
+        service.sweep(None, 100).await.expect("sweep");
+    }
+    let stored = service.read::<Event>(&poison.key()).await.expect("read").expect("kept").value;
+    assert_eq!(
+        (stored.publish_failures, stored.parked_at.is_some()),
+        (crate::domain::event::MAX_PUBLISH_FAILURES, true)
+    );
+    assert!(stored.last_publish_error.as_deref().is_some_and(|e| e.contains("ValidationException")));
+    assert_eq!(metrics.0.lock().expect("metrics").as_slice(), [("OutboxEventsParked", 1)]);
+    // Parked: out of the outbox, the sweep leaves it alone.
+    assert_eq!(service.sweep(None, 100).await.expect("sweep").events_republished, 0);
+    assert_eq!(bus.0.lock().expect("bus").len(), 150);
+}
+
+#[tokio::test]
+async fn a_failing_sweep_phase_does_not_stop_the_others() {
+    // No queue is wired, so re-queueing the overdue delivery fails; expiry still runs.
+    let w = world("100.00").await;
+    let patch =
+        PolicyPatch { require_human_approval: Some(true), approval_ttl_seconds: Some(Some(60)), ..Default::default() };
+    w.policy(patch).await;
+    w.service.create_payment(&w.admin, w.payment("10.00")).await.expect("held");
+    let org = match &w.admin {
+        Caller::Key(k) => k.org_id.clone(),
+        Caller::Operator => unreachable!(),
+    };
+    let now = Utc::now() - Duration::hours(1);
+    let delivery = crate::domain::delivery::Delivery {
+        id: crate::domain::ids::DeliveryId::generate(),
+        org_id: org,
+        webhook_id: crate::domain::ids::WebhookId::generate(),
+        event: serde_json::json!({}),
+        event_id: "evt_x".into(),
+        event_type: "payment.completed".into(),
+        status: crate::domain::delivery::DeliveryStatus::Pending,
+        attempts: 1,
+        last_error: None,
+        last_status_code: None,
+        last_latency_ms: None,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    };
+    w.service.store.transact(vec![records::create(&delivery).expect("delivery")]).await.expect("seed");
+    *w.clock.0.lock().expect("clock") += Duration::seconds(61);
+    let summary = w.service.sweep(None, 100).await.expect("sweep");
+    assert_eq!((summary.phases_failed, summary.approvals_expired), (1, 1), "{summary:?}");
 }
