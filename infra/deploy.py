@@ -2,14 +2,20 @@
 
 The function zips built by cargo-lambda are uploaded to the emulator's S3 and each function's
 CodeUri is pointed at its zip; the stack is created from the SAM template itself (the emulator
-applies the transform with aws-sam-translator). Prints API_URL=<base url> last.
+applies the transform with aws-sam-translator). For the emulator only, every function also gets
+AWS_ENDPOINT_URL in its environment, so the functions reach the emulator however it was started.
+Then it checks that the deployed API reaches its table (`GET /health?deep=1`) and exits non-zero
+with a clear message if not. Prints API_URL=<base url> last.
 """
 
+import json
 import os
 import pathlib
 import re
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import boto3
 
@@ -39,10 +45,65 @@ def template_with_code(bucket: str) -> str:
     return text
 
 
+def with_function_endpoint(text: str, endpoint: str) -> str:
+    """The template with `AWS_ENDPOINT_URL: <endpoint>` added to every function's environment
+    (Globals). ministack passes its own AWS_ENDPOINT_URL to the functions it runs only when it was
+    started with one; without it the functions' SDK would call real AWS. Never used for AWS."""
+    pattern = re.compile(r"(\nGlobals:\n  Function:\n(?:    .*\n)*?    Environment:\n      Variables:\n)")
+    text, count = pattern.subn(lambda m: f"{m.group(1)}        AWS_ENDPOINT_URL: {json.dumps(endpoint)}\n", text, count=1)
+    if count != 1:
+        sys.exit("no Globals.Function.Environment.Variables found in the template")
+    return text
+
+
+def wait_for_emulator(endpoint: str, wait_seconds: float = 60) -> None:
+    """Waits until ministack answers its health check (it may have just been started with `&`)."""
+    deadline = time.time() + wait_seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2) as res:
+                if res.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() >= deadline:
+            sys.exit(f"local-deploy: no emulator answers at AWS_ENDPOINT_URL={endpoint} (is ministack running there?)")
+        time.sleep(0.2)
+
+
+def check_health(api_url: str, endpoint: str, wait_seconds: float = 20) -> None:
+    """`GET <api_url>/health?deep=1` must answer 200: the approvals function reads its table once.
+    Retries for `wait_seconds` (first invocations start the functions), then exits with a message."""
+    url = f"{api_url}/health?deep=1"
+    deadline = time.time() + wait_seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as res:
+                status, body = res.status, res.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read().decode(errors="replace")
+        except OSError as e:
+            status, body = None, str(e)
+        if status == 200:
+            return
+        if time.time() >= deadline:
+            answer = f"answered {status}: {body.strip()}" if status else f"failed: {body}"
+            sys.exit(
+                "local-deploy: the deployed API cannot reach its DynamoDB table.\n"
+                f"  GET {url} {answer}\n"
+                f"  The functions call the emulator at AWS_ENDPOINT_URL={endpoint} (set in their environment\n"
+                "  by infra/deploy.py): check that ministack is still running there and reachable from this\n"
+                "  machine; the functions' logs are in ministack's output."
+            )
+        time.sleep(1)
+
+
 def main():
     stack = os.environ.get("STACK_NAME", "countersign-local")
+    endpoint = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
     zips = pathlib.Path(os.environ.get("LAMBDA_ZIP_DIR", ROOT / "target" / "lambda"))
     bucket = f"{stack}-artifacts"
+    wait_for_emulator(endpoint)
     s3 = client("s3")
     s3.create_bucket(Bucket=bucket)
     for name in FUNCTIONS:
@@ -60,7 +121,7 @@ def main():
     cfn = client("cloudformation")
     cfn.create_stack(
         StackName=stack,
-        TemplateBody=template_with_code(bucket),
+        TemplateBody=with_function_endpoint(template_with_code(bucket), endpoint),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
@@ -79,7 +140,9 @@ def main():
     for key, value in sorted(outputs.items()):
         print(f"{key}={value}")
     api_id = cfn.describe_stack_resource(StackName=stack, LogicalResourceId="HttpApi")["StackResourceDetail"]["PhysicalResourceId"]
-    print(f"API_URL={os.environ['AWS_ENDPOINT_URL'].rstrip('/')}/_aws/execute-api/{api_id}/$default")
+    api_url = f"{endpoint}/_aws/execute-api/{api_id}/$default"
+    check_health(api_url, endpoint)
+    print(f"API_URL={api_url}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,15 @@ ensure_lint_env() {
   "$TOOLS/lint-venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/infra/requirements-lint.txt"
 }
 
+# The SAM CLI (`sam validate --lint`) pins its own cfn-lint and aws-sam-translator: own venv too.
+ensure_sam_env() {
+  if [ ! -x "$TOOLS/sam-venv/bin/sam" ]; then
+    log "creating the SAM CLI environment"
+    python3 -m venv "$TOOLS/sam-venv"
+  fi
+  "$TOOLS/sam-venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/infra/requirements-sam.txt"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -82,8 +91,9 @@ start_ministack() {
   local port
   port=$(free_port)
   log "starting ministack on 127.0.0.1:$port"
-  # AWS_ENDPOINT_URL is what the emulator hands to the functions it runs, so they call it back.
-  (cd "$TOOLS" && AWS_ENDPOINT_URL="http://127.0.0.1:$port" BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" "$TOOLS/venv/bin/ministack" >"$TOOLS/ministack.log" 2>&1) &
+  # Started as the README starts it (no AWS_ENDPOINT_URL of its own): infra/local-deploy gives the
+  # functions the endpoint they call back, so both ways are the same one.
+  (cd "$TOOLS" && env -u AWS_ENDPOINT_URL BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" "$TOOLS/venv/bin/ministack" >"$TOOLS/ministack.log" 2>&1) &
   SERVICE_PIDS+=($!)
   for _ in $(seq 1 300); do
     if python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:$port/_ministack/health', timeout=1).status != 200)" 2>/dev/null; then

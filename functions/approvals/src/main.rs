@@ -21,6 +21,9 @@ mod tests {
         let (status, body) =
             invoke_http_event(service.clone(), include_str!("../../../events/approvals/health.json"), None).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+        let (status, body) =
+            invoke_http_event(service.clone(), include_str!("../../../events/approvals/health-deep.json"), None).await;
+        assert_eq!((status, body["status"].as_str(), body["store"].as_str()), (200, Some("ok"), Some("ok")), "{body}");
         let (status, org) = invoke_http_event(
             service.clone(),
             include_str!("../../../events/approvals/create-organization.json"),

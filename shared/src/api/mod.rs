@@ -16,10 +16,11 @@ mod wire;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::domain::input::InputError;
 use crate::error::AppError;
 use crate::service::Countersign;
 
@@ -64,8 +65,19 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .with_state(service)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// `GET /health`: `{"status": "ok"}` without touching the store. `?deep=1` also reads the store
+/// once: `{"status": "ok", "store": "ok"}`, or 503 `SERVICE_UNAVAILABLE` when it cannot be reached.
+async fn health(State(service): State<AppState>, params: extract::Params) -> Result<Json<serde_json::Value>, AppError> {
+    let deep = match params.get("deep") {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(_) => return Err(InputError::invalid("deep", "must be 1 or 0").into()),
+    };
+    if !deep {
+        return Ok(Json(serde_json::json!({"status": "ok"})));
+    }
+    service.check_store().await?;
+    Ok(Json(serde_json::json!({"status": "ok", "store": "ok"})))
 }
 
 async fn route_not_found() -> AppError {

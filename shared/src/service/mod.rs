@@ -10,6 +10,7 @@ mod auth;
 mod commit;
 mod events;
 mod fanout;
+mod health;
 mod keys;
 mod paging;
 mod payments;

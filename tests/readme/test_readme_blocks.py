@@ -1,0 +1,139 @@
+"""README.md's sh blocks work as written: each runs here in a fresh shell from the repository root,
+with only ports (and the README's own placeholders) substituted; see readme_blocks.py."""
+
+import json
+import re
+import subprocess
+import time
+
+import httpx
+import pytest
+from readme_blocks import ROOT, Shell, block, free_port, sh_blocks, substitute, without_pip_installs
+
+OPERATOR_KEY = "local-operator-key-change-me"  # the README's own
+
+# Blocks run by a test below.
+RUN = {
+    ("Run it locally", 0),
+    ("Walkthrough with curl", 0),
+    ("Try the deployed shape locally", 0),
+    ("Lambda functions", 0),
+}
+# Blocks not run, each with the reason. A new block must be run by a test or listed here.
+NOT_RUN = {
+    ("Test", 0): "the test command itself",
+    ("Benchmarks", 0): "benchmarks are not tests: release builds and minutes of load",
+    ("Deploy to AWS", 0): "needs an AWS account; `sam validate --lint` checks the template in scripts/test",
+    ("Lambda functions", 1): "release arm64 cross-build for AWS (minutes, as `sam build`); scripts/test builds the "
+                             "same packages for this machine in infra/local-deploy, and their names are checked below",
+}
+
+
+def test_every_sh_block_is_run_or_listed_with_a_reason():
+    found = set(sh_blocks())
+    assert not RUN & set(NOT_RUN)
+    assert found == RUN | set(NOT_RUN), (
+        f"README sh blocks without a test: {sorted(found - RUN - set(NOT_RUN))}; "
+        f"listed but gone: {sorted((RUN | set(NOT_RUN)) - found)}")
+
+
+def test_release_build_block_names_the_workspace_functions():
+    code = block("Lambda functions", 1)
+    named = {word for line in code.splitlines() if line.startswith("cargo lambda build")
+             for flag, word in zip(line.split(), line.split()[1:]) if flag == "-p"}
+    metadata = json.loads(subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], cwd=ROOT,
+                                         check=True, capture_output=True, text=True).stdout)
+    lambdas = {p["name"] for p in metadata["packages"] if p["manifest_path"].startswith(str(ROOT / "functions"))
+               and p["name"] != "countersign-local"}
+    assert named == lambdas == {"countersign-intake", "countersign-approvals", "countersign-expiry",
+                                "countersign-webhooks"}
+
+
+def wait_http_ok(url, shell, timeout):
+    """Polls `url` until it answers 200 while `shell` is running; returns the JSON body."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            res = httpx.get(url, timeout=2)
+            if res.status_code == 200:
+                return res.json()
+        except httpx.HTTPError:
+            pass
+        if shell.proc.poll() is not None:
+            pytest.fail(f"the README block exited ({shell.proc.returncode}) before {url} answered\n{shell.report()}")
+        if time.time() > deadline:
+            pytest.fail(f"{url} did not answer 200 in {timeout} s\n{shell.report()}")
+        time.sleep(0.2)
+
+
+def test_run_it_locally_then_the_curl_walkthrough():
+    # The server block as written (it keeps its data in ./.countersign, as the README says), on a
+    # free port instead of 8080; `cargo run` finds the binary scripts/test already built.
+    port = free_port()
+    server = Shell(substitute(block("Run it locally"), {"127.0.0.1:8080": f"127.0.0.1:{port}"}))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_http_ok(f"{base}/health", server, timeout=600) == {"status": "ok"}
+        assert httpx.get(f"{base}/health?deep=1").json() == {"status": "ok", "store": "ok"}
+        walkthrough = Shell(substitute(block("Walkthrough with curl"), {"B=http://127.0.0.1:8080": f"B={base}"}))
+        assert walkthrough.wait(timeout=120) == 0, walkthrough.report()
+        out = walkthrough.stdout()
+        assert out.splitlines().count("COMPLETED") == 2, out
+        assert '"balance":"4990.00"' in out
+        assert "APPROVAL_NOT_PENDING" in out
+        assert '"action":"approval.approved"' in out
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def readme_stack():
+    """The "Try the deployed shape locally" block as written: ministack started as the README
+    starts it (so without an AWS_ENDPOINT_URL of its own), then infra/local-deploy, on a free port
+    instead of 4566. The emulator it left running is stopped after this module."""
+    port = free_port()
+    code = substitute(without_pip_installs(block("Try the deployed shape locally")),
+                      {"GATEWAY_PORT=4566": f"GATEWAY_PORT={port}", "http://127.0.0.1:4566": f"http://127.0.0.1:{port}"})
+    shell = Shell(code)
+    try:
+        assert shell.wait(timeout=900) == 0, shell.report()
+        # KEY=value lines: the stack's outputs, then API_URL (ministack's log shares the stdout).
+        outputs = dict(re.findall(r"^([A-Za-z_]+)=(\S+)$", shell.stdout(), re.M))
+        assert "API_URL" in outputs and "TableName" in outputs, shell.report()
+        yield {"port": port, "api": outputs["API_URL"], "table": outputs["TableName"], "shell": shell}
+    finally:
+        shell.stop()
+
+
+def test_try_the_deployed_shape_locally(readme_stack):
+    api = readme_stack["api"]
+    # local-deploy has already checked this; the stack answers through API Gateway with its table.
+    res = httpx.get(f"{api}/health?deep=1", timeout=30)
+    assert (res.status_code, res.json()) == (200, {"status": "ok", "store": "ok"})
+    res = httpx.post(f"{api}/v1/organizations", json={"name": "README"}, timeout=30,
+                     headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    assert res.status_code == 201, res.text
+    assert res.json()["adminKey"]["secret"]
+
+
+def test_lambda_functions_watch_and_invoke(readme_stack):
+    watch_port = free_port()  # instead of cargo lambda's default 9000
+    code = substitute(without_pip_installs(block("Lambda functions")), {
+        "http://127.0.0.1:4566": f"http://127.0.0.1:{readme_stack['port']}",
+        "<TableName output>": readme_stack["table"],
+        "-P 9000": f"-P {watch_port}",
+        "http://127.0.0.1:9000/": f"http://127.0.0.1:{watch_port}/",
+    })
+    shell = Shell(code)
+    try:
+        assert shell.wait(timeout=600) == 0, shell.report()
+        replies = [json.loads(line) for line in shell.stdout().splitlines() if line.startswith("{")]
+        assert len(replies) == 4, shell.report()
+        approvals, intake, expiry, webhooks = replies
+        assert (approvals["statusCode"], json.loads(approvals["body"])) == (200, {"status": "ok", "store": "ok"})
+        # 401, not 503: the key lookup read the table and found no such key.
+        assert (intake["statusCode"], json.loads(intake["body"])["error"]["code"]) == (401, "UNAUTHORIZED")
+        assert expiry["approvalsExpired"] == 0 and expiry["outOfTime"] is False, expiry
+        assert webhooks == {"batchItemFailures": []}
+    finally:
+        shell.stop()
