@@ -64,6 +64,8 @@ prefixed_id!(EventId, "evt_");
 prefixed_id!(AuditId, "aud_");
 prefixed_id!(WebhookId, "whk_");
 prefixed_id!(DeliveryId, "dlv_");
+prefixed_id!(TeamId, "team_");
+prefixed_id!(RoutingRuleId, "rule_");
 
 impl DeliveryId {
     /// The one delivery of `event` to `webhook`: the same inputs give the same id, so fan-out

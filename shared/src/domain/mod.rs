@@ -13,6 +13,7 @@ pub mod org;
 pub mod payment;
 pub mod permission;
 pub mod policy;
+pub mod routing;
 pub mod score;
 pub mod ssrf;
 pub mod wallet;
