@@ -25,6 +25,8 @@ pub enum AppError {
     PermissionDenied(Permission),
     #[error("this key is bound to other wallets")]
     WalletNotAllowed,
+    #[error("the approval is assigned to a team this key's person is not in")]
+    NotAssigned,
     #[error("only the operator key may do this")]
     OperatorOnly,
     #[error("cannot grant permissions the calling key does not hold")]

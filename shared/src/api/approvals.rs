@@ -9,7 +9,7 @@ use super::extract::{Auth, Body, Ids, Params};
 use super::wire::{self, optional_text, wallet_field};
 use super::AppState;
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
-use crate::domain::ids::ApprovalId;
+use crate::domain::ids::{ApprovalId, TeamId};
 use crate::domain::input::{InputError, MAX_NOTE_CHARS};
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
@@ -52,7 +52,16 @@ pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppRes
         })
         .transpose()?;
     let wallet_id = p.get("walletId").map(|w| wallet_field("walletId", w)).transpose()?;
-    let filter = ApprovalFilter { wallet_id, status };
+    let team = p
+        .get("team")
+        .map(|t| TeamId::parse(t).ok_or_else(|| InputError::invalid("team", "is not a team id")))
+        .transpose()?;
+    let assigned_to_me = match p.get("assignedToMe") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(InputError::invalid("assignedToMe", "must be true or false").into()),
+    };
+    let filter = ApprovalFilter { wallet_id, status, team, assigned_to_me };
     Ok(Json(s.list_approvals(&c, &filter, &p.page()?).await?))
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::extract::{Auth, Body, Ids, Params};
 use super::wire::{self, optional_name, respond, wallet_field};
 use super::AppState;
-use crate::domain::ids::{ApiKeyId, WalletId};
+use crate::domain::ids::{ApiKeyId, MemberId, WalletId};
 use crate::domain::input::{self, InputError};
 use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
@@ -28,6 +28,7 @@ pub struct ApiKeyBody {
     name: String,
     permissions: Vec<String>,
     wallet_ids: Option<Vec<String>>,
+    member_id: Option<String>,
     /// Accepted for wallgent SDK compatibility; Countersign keys have no environments.
     #[serde(default)]
     #[allow(dead_code)]
@@ -79,6 +80,11 @@ impl ApiKeyBody {
             name: input::name("name", &self.name)?,
             permissions: permissions(&self.permissions)?,
             wallet_ids: self.wallet_ids.as_deref().map(wallets).transpose()?.unwrap_or_default(),
+            member_id: self
+                .member_id
+                .as_deref()
+                .map(|m| MemberId::parse(m).ok_or_else(|| InputError::invalid("memberId", "is not a member id")))
+                .transpose()?,
         })
     }
 }

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod keys;
 mod payments;
+mod people;
 mod policies;
 mod wallets;
 mod webhooks;
@@ -17,7 +18,7 @@ mod wire;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 
 use crate::domain::input::InputError;
@@ -52,6 +53,13 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/reject", post(approvals::reject))
         .route("/v1/audit-logs", get(audit::list))
+        .route("/v1/members", post(people::create_member).get(people::list_members))
+        .route("/v1/teams", post(people::create_team).get(people::list_teams))
+        .route("/v1/teams/{id}", patch(people::update_team))
+        .route("/v1/routing-rules", post(people::create_rule).get(people::list_rules))
+        .route("/v1/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
+        .route("/routing-rules", post(people::create_rule).get(people::list_rules))
+        .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/dlq", get(webhooks::dead_letters))
         .route("/v1/webhooks/dlq/{id}/retry", post(webhooks::retry_dead_letter))

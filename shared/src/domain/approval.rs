@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, WalletId};
+use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, TeamId, WalletId};
 use super::money::Money;
+use super::people::Person;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -52,6 +53,9 @@ pub enum VoteDecision {
 #[serde(rename_all = "camelCase")]
 pub struct Vote {
     pub key_id: ApiKeyId,
+    /// The person who voted (unset on votes from before people: the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
     pub decision: VoteDecision,
     pub note: Option<String>,
     pub at: DateTime<Utc>,
@@ -76,7 +80,20 @@ pub struct Approval {
     pub resolved_by: Option<String>,
     pub resolution_note: Option<String>,
     pub created_by: ApiKeyId,
+    /// The person who submitted the payment (unset on approvals from before people: the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_person: Option<Person>,
+    /// The team a routing rule assigned; only its members (or an admin key) decide.
+    #[serde(default)]
+    pub assigned_team: Option<TeamId>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Vote {
+    /// The person who cast it.
+    pub fn voter(&self) -> Person {
+        self.person.clone().unwrap_or_else(|| Person::Key(self.key_id.clone()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,20 +130,28 @@ impl Approval {
         Ok(())
     }
 
-    /// Records a vote. Any reject ends it; approval needs `required_approvals` distinct keys, none
-    /// of them the submitter.
+    /// The person who submitted the payment.
+    pub fn submitter(&self) -> Person {
+        self.created_by_person.clone().unwrap_or_else(|| Person::Key(self.created_by.clone()))
+    }
+
+    /// Records a vote. Any reject ends it; approval needs `required_approvals` distinct people,
+    /// none of them the submitter (however many keys one person holds).
     pub fn cast(&mut self, vote: Vote, now: DateTime<Utc>) -> Result<Resolution, ApprovalError> {
         self.ensure_open(now)?;
-        if vote.decision == VoteDecision::Approve && vote.key_id == self.created_by {
+        let person = vote.voter();
+        let submitted_by_voter = person == self.submitter() || vote.key_id == self.created_by;
+        if vote.decision == VoteDecision::Approve && submitted_by_voter {
             return Err(ApprovalError::SelfApproval);
         }
-        if self.votes.iter().any(|v| v.key_id == vote.key_id) {
+        if self.votes.iter().any(|v| v.voter() == person || v.key_id == vote.key_id) {
             return Err(ApprovalError::AlreadyVoted);
         }
         let decision = vote.decision;
         let resolver = vote.key_id.to_string();
         let note = vote.note.clone();
         self.votes.push(vote);
+        // Each vote is a distinct person (refused above otherwise), so counting votes counts people.
         let approvals = self.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
         let resolution = match decision {
             VoteDecision::Reject => Resolution::Rejected,
@@ -186,12 +211,14 @@ mod tests {
             resolved_by: None,
             resolution_note: None,
             created_by: ApiKeyId::generate(),
+            created_by_person: None,
+            assigned_team: None,
             created_at: now,
         }
     }
 
     fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {
-        Vote { key_id: key.clone(), decision, note: None, at: Utc::now() }
+        Vote { key_id: key.clone(), person: None, decision, note: None, at: Utc::now() }
     }
 
     #[test]

@@ -66,6 +66,7 @@ prefixed_id!(WebhookId, "whk_");
 prefixed_id!(DeliveryId, "dlv_");
 prefixed_id!(TeamId, "team_");
 prefixed_id!(RoutingRuleId, "rule_");
+prefixed_id!(MemberId, "mem_");
 
 impl DeliveryId {
     /// The one delivery of `event` to `webhook`: the same inputs give the same id, so fan-out

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::ids::{ApiKeyId, OrgId, WalletId};
+use super::ids::{ApiKeyId, MemberId, OrgId, WalletId};
+use super::people::Person;
 use super::permission::Permission;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -27,6 +28,9 @@ pub struct ApiKey {
     /// The wallets this key may pay from, read and be notified about; empty: every wallet.
     #[serde(default)]
     pub wallet_ids: Vec<WalletId>,
+    /// The person this key acts for (a member, or the key that minted it); unset: the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
     /// Hex SHA-256 of the secret. Never serialised to clients (see `ApiKeyView`).
     pub secret_hash: String,
     pub created_at: DateTime<Utc>,
@@ -42,6 +46,8 @@ pub struct ApiKeyView {
     pub name: String,
     pub permissions: Vec<Permission>,
     pub wallet_ids: Vec<WalletId>,
+    /// The member this key acts for, if it is bound to one (directly or through its minting key).
+    pub member_id: Option<MemberId>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -56,11 +62,17 @@ impl ApiKey {
             name: self.name.clone(),
             permissions: self.permissions.clone(),
             wallet_ids: self.wallet_ids.clone(),
+            member_id: self.person.as_ref().and_then(Person::member).cloned(),
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
             secret,
         }
+    }
+
+    /// The person this key acts for.
+    pub fn person(&self) -> Person {
+        self.person.clone().unwrap_or_else(|| Person::Key(self.id.clone()))
     }
 
     /// Whether this key may act on `wallet`.
@@ -117,6 +129,7 @@ mod tests {
             name: "k".into(),
             permissions: vec![Permission::Admin],
             wallet_ids: vec![],
+            person: None,
             secret_hash: hash_secret(&secret),
             created_at: Utc::now(),
             last_used_at: None,

@@ -9,6 +9,7 @@ use super::approval::{Approval, ApprovalStatus, TransactionDetails};
 use super::idempotency::IdempotencyKey;
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, TransactionId, WalletId};
 use super::money::{Amount, Currency, Money};
+use super::people::Person;
 use super::policy::Decision;
 use super::score::Score;
 
@@ -114,6 +115,9 @@ pub struct Payment {
     pub decision: Decision,
     /// The key that submitted the payment; it may never approve it.
     pub created_by: ApiKeyId,
+    /// The person behind that key; no key of theirs may approve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<Person>,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -176,6 +180,7 @@ impl Payment {
             approval_id: None,
             decision,
             created_by,
+            submitted_by: None,
             transaction_id: None,
             failure_reason: None,
             created_at: now,
@@ -222,6 +227,8 @@ impl Payment {
             resolved_by: None,
             resolution_note: None,
             created_by: self.created_by.clone(),
+            created_by_person: self.submitted_by.clone(),
+            assigned_team: None,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

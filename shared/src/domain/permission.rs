@@ -27,6 +27,9 @@ pub enum Permission {
     ApiKeysWrite,
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Members and teams.
+    #[serde(rename = "members:write")]
+    MembersWrite,
     #[serde(rename = "admin")]
     Admin,
 }
@@ -45,6 +48,7 @@ impl Permission {
             Permission::WebhooksWrite => "webhooks:write",
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
+            Permission::MembersWrite => "members:write",
             Permission::Admin => "admin",
         }
     }

@@ -8,23 +8,29 @@ use serde_json::json;
 use super::paging::{Page, PageRequest};
 use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
-use super::records::{approval_key, payment_key, wallet_key, Stored};
+use super::records::{approval_key, payment_key, team_key, wallet_key, Stored};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{ApprovalId, WalletId};
+use crate::domain::ids::{ApprovalId, TeamId, WalletId};
+use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
+use crate::domain::people::Team;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, Outcome, PaymentFacts};
 use crate::domain::wallet::Wallet;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 /// Which approvals a listing shows.
 #[derive(Debug, Default)]
 pub struct ApprovalFilter {
     pub wallet_id: Option<WalletId>,
     pub status: Option<ApprovalStatus>,
+    /// Only those assigned to this team.
+    pub team: Option<TeamId>,
+    /// Only those assigned to a team the caller's person belongs to.
+    pub assigned_to_me: bool,
 }
 
 /// A reviewer's vote on an approval.
@@ -42,6 +48,20 @@ pub struct Decided {
 }
 
 impl Countersign {
+    /// An approval assigned to a team is decided only by that team's members, or an admin key.
+    async fn ensure_assigned(&self, caller: &ApiKey, approval: &Approval) -> AppResult<()> {
+        let Some(team_id) = &approval.assigned_team else { return Ok(()) };
+        if caller.permissions.contains(&Permission::Admin) {
+            return Ok(());
+        }
+        let team = self.read::<Team>(&team_key(&caller.org_id, team_id)).await?.map(|t| t.value);
+        let person = caller.person();
+        match (team, person.member()) {
+            (Some(team), Some(member)) if team.members.contains(member) => Ok(()),
+            _ => Err(AppError::NotAssigned),
+        }
+    }
+
     pub async fn list_approvals(
         &self,
         caller: &Caller,
@@ -55,7 +75,19 @@ impl Countersign {
         }
         let status = filter.status.map(ApprovalStatus::as_str);
         let query = listing_query(&caller.org_id, "APPROVAL", filter.wallet_id.as_ref(), status, page.limit);
-        self.page(query, page, |a: &Approval| caller.may_use(&a.wallet_id)).await
+        let my_teams: Vec<TeamId> = if filter.assigned_to_me {
+            let person = caller.person();
+            let teams = self.org_teams(&caller.org_id).await?;
+            teams.into_iter().filter(|t| person.member().is_some_and(|m| t.members.contains(m))).map(|t| t.id).collect()
+        } else {
+            Vec::new()
+        };
+        let shown = |a: &Approval| {
+            caller.may_use(&a.wallet_id)
+                && filter.team.as_ref().is_none_or(|t| a.assigned_team.as_ref() == Some(t))
+                && (!filter.assigned_to_me || a.assigned_team.as_ref().is_some_and(|t| my_teams.contains(t)))
+        };
+        self.page(query, page, shown).await
     }
 
     pub async fn get_approval(&self, caller: &Caller, id: &ApprovalId) -> AppResult<Approval> {
@@ -79,11 +111,17 @@ impl Countersign {
         self.commit(|| async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
             ensure_wallet(caller, &approval.value.wallet_id)?;
+            self.ensure_assigned(caller, &approval.value).await?;
             let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), org).await?;
             let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
             let now = tx.now();
-            let vote =
-                Vote { key_id: caller.id.clone(), decision: request.decision, note: request.note.clone(), at: now };
+            let vote = Vote {
+                key_id: caller.id.clone(),
+                person: Some(caller.person()),
+                decision: request.decision,
+                note: request.note.clone(),
+                at: now,
+            };
             let resolution = approval.value.cast(vote, now)?;
             tx.update(&approval)?;
             let (approval_id, payment_id) = (approval.value.id.as_str(), payment.value.id.clone());

@@ -9,6 +9,8 @@ use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
 
 /// Who is calling.
+// Made once per request and passed by reference: boxing the key would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// The deployment's operator key: may only create organisations.

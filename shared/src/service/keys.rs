@@ -5,11 +5,12 @@ use serde_json::json;
 
 use super::paging::{Page, PageRequest};
 use super::plan::Tx;
-use super::records::{api_key_key, by_org_partition, wallet_key};
+use super::records::{api_key_key, by_org_partition, member_key, wallet_key};
 use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
-use crate::domain::ids::{ApiKeyId, OrgId, WalletId};
+use crate::domain::ids::{ApiKeyId, MemberId, OrgId, WalletId};
 use crate::domain::org::{self, ApiKey, Organization};
+use crate::domain::people::{Member, Person};
 use crate::domain::permission::{allows, Permission};
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
@@ -21,6 +22,8 @@ pub struct NewApiKey {
     pub name: String,
     pub permissions: Vec<Permission>,
     pub wallet_ids: Vec<WalletId>,
+    /// The member the key acts for; unset: its minting key's member, if that one has one.
+    pub member_id: Option<MemberId>,
 }
 
 /// A change to a key; `None` leaves a field as it is.
@@ -45,7 +48,16 @@ pub struct NewOrganization {
     pub admin_key: IssuedKey,
 }
 
-fn issue(org_id: &OrgId, request: NewApiKey, now: chrono::DateTime<chrono::Utc>) -> IssuedKey {
+/// Issues a key for `request`. Its person: the member it is bound to, else the minting key's
+/// member (a person's keys stay theirs), else the key itself.
+fn issue(
+    org_id: &OrgId,
+    request: NewApiKey,
+    minted_by: Option<&ApiKey>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> IssuedKey {
+    let inherited = minted_by.and_then(|k| k.person.clone()).filter(|p| p.member().is_some());
+    let person = request.member_id.clone().map(Person::Member).or(inherited);
     let id = ApiKeyId::generate();
     let secret = org::new_secret(&id);
     let key = ApiKey {
@@ -54,6 +66,7 @@ fn issue(org_id: &OrgId, request: NewApiKey, now: chrono::DateTime<chrono::Utc>)
         name: request.name,
         permissions: request.permissions,
         wallet_ids: request.wallet_ids,
+        person,
         secret_hash: org::hash_secret(&secret),
         created_at: now,
         last_used_at: None,
@@ -84,8 +97,13 @@ impl Countersign {
         self.commit(|| async {
             let now = self.now();
             let organization = Organization { id: OrgId::generate(), name: name.clone(), created_at: now };
-            let admin = NewApiKey { name: "admin".into(), permissions: vec![Permission::Admin], wallet_ids: vec![] };
-            let admin_key = issue(&organization.id, admin, now);
+            let admin = NewApiKey {
+                name: "admin".into(),
+                permissions: vec![Permission::Admin],
+                wallet_ids: vec![],
+                member_id: None,
+            };
+            let admin_key = issue(&organization.id, admin, None, now);
             let mut tx = Tx::new(&organization.id, Actor::Operator, now);
             tx.create(&organization)?;
             tx.create(&admin_key.key)?;
@@ -102,9 +120,12 @@ impl Countersign {
         require(caller, Permission::ApiKeysWrite)?;
         ensure_grantable(caller, &request.permissions)?;
         self.ensure_bindable(caller, &request.wallet_ids).await?;
+        if let Some(member) = &request.member_id {
+            self.read_owned::<Member>(&member_key(&caller.org_id, member), &caller.org_id).await?;
+        }
         self.commit(|| async {
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let issued = issue(&caller.org_id, request.clone(), tx.now());
+            let issued = issue(&caller.org_id, request.clone(), Some(caller), tx.now());
             tx.create(&issued.key)?;
             let details = json!({"permissions": issued.key.permissions, "walletIds": issued.key.wallet_ids});
             tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;

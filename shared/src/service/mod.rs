@@ -14,6 +14,7 @@ mod health;
 mod keys;
 mod paging;
 mod payments;
+mod people;
 mod plan;
 mod policies;
 pub mod records;
@@ -40,6 +41,7 @@ pub use events::DEFAULT_REPUBLISH_AFTER;
 pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
+pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 pub use policies::MAX_POLICIES_PER_WALLET;
 use records::{decode, Record, Stored};
 pub use sweep::{ExpirySummary, SweepSummary};
@@ -156,6 +158,9 @@ owned!(
     crate::domain::policy::Policy,
     crate::domain::webhook::Webhook,
     crate::domain::delivery::Delivery,
+    crate::domain::people::Member,
+    crate::domain::people::Team,
+    crate::domain::routing::RoutingRule,
     ApiKey
 );
 

@@ -10,11 +10,12 @@ use super::records::{by_org_partition, by_status_partition, by_wallet_partition,
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{OrgId, PaymentId, WalletId};
+use crate::domain::ids::{OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::ledger;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, Decision, Outcome, PaymentFacts};
+use crate::domain::routing::{route, Subject};
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Query};
@@ -84,11 +85,15 @@ impl Countersign {
                 if amount > from.value.balance() {
                     return Err(ledger_refusal(&from.value, amount));
                 }
-                let payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
+                let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
+                payment.submitted_by = Some(caller.person());
                 let plan = if payment.decision.outcome == Outcome::Execute {
                     plan_immediate(tx, payment, from, to)?
                 } else {
-                    self.plan_hold(tx, payment, from)?
+                    // The highest-priority matching routing rule assigns the approval's team.
+                    let rules = self.org_rules(&org).await?;
+                    let team = route(&rules, &Subject::for_payment(&payment)).map(|r| r.assign_to_team.clone());
+                    self.plan_hold(tx, payment, from, team)?
                 };
                 Ok(plan)
             })
@@ -104,9 +109,16 @@ impl Countersign {
     }
 
     /// Holds the payment: a pending approval, checked against the wallet version it was decided on.
-    fn plan_hold(&self, mut tx: Tx, mut payment: Payment, from: Stored<Wallet>) -> AppResult<Plan<Intake>> {
+    fn plan_hold(
+        &self,
+        mut tx: Tx,
+        mut payment: Payment,
+        from: Stored<Wallet>,
+        team: Option<TeamId>,
+    ) -> AppResult<Plan<Intake>> {
         let ttl = payment.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
-        let approval = payment.hold(ttl, tx.now())?;
+        let mut approval = payment.hold(ttl, tx.now())?;
+        approval.assigned_team = team;
         tx.check(&from);
         tx.create(&approval)?;
         tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, tx.now()))?;

@@ -26,11 +26,15 @@ use crate::domain::approval::{Approval, ApprovalStatus};
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
-use crate::domain::ids::{ApiKeyId, ApprovalId, DeliveryId, OrgId, PaymentId, PolicyId, WalletId, WebhookId};
+use crate::domain::ids::{
+    ApiKeyId, ApprovalId, DeliveryId, MemberId, OrgId, PaymentId, PolicyId, RoutingRuleId, TeamId, WalletId, WebhookId,
+};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::org::{ApiKey, Organization};
 use crate::domain::payment::Payment;
+use crate::domain::people::{Member, Team};
 use crate::domain::policy::Policy;
+use crate::domain::routing::RoutingRule;
 use crate::domain::wallet::Wallet;
 use crate::domain::webhook::Webhook;
 use crate::error::{AppError, AppResult};
@@ -252,6 +256,37 @@ impl Record for Event {
             },
             ..Default::default()
         }
+    }
+}
+
+pub fn member_key(org: &OrgId, id: &MemberId) -> Key {
+    Key::new(format!("ORG#{org}#MEMBER"), format!("MEMBER#{id}"))
+}
+pub fn team_key(org: &OrgId, id: &TeamId) -> Key {
+    Key::new(format!("ORG#{org}#TEAM"), format!("TEAM#{id}"))
+}
+pub fn rule_key(org: &OrgId, id: &RoutingRuleId) -> Key {
+    Key::new(format!("ORG#{org}#RULE"), format!("RULE#{id}"))
+}
+
+impl Record for Member {
+    const NAME: &'static str = "member";
+    fn key(&self) -> Key {
+        member_key(&self.org_id, &self.id)
+    }
+}
+
+impl Record for Team {
+    const NAME: &'static str = "team";
+    fn key(&self) -> Key {
+        team_key(&self.org_id, &self.id)
+    }
+}
+
+impl Record for RoutingRule {
+    const NAME: &'static str = "routing rule";
+    fn key(&self) -> Key {
+        rule_key(&self.org_id, &self.id)
     }
 }
 

@@ -1,0 +1,194 @@
+//! `/v1/members`, `/v1/teams` and `/v1/routing-rules` (also at `/routing-rules`, the Humancheck
+//! spelling: `assign_to_team_id`, `is_active`, snake_case condition fields).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::extract::{Auth, Body, Ids};
+use super::wire::{self, deleted, respond, whole_list};
+use super::AppState;
+use crate::domain::ids::{MemberId, RoutingRuleId, TeamId};
+use crate::domain::input::{self, InputError};
+use crate::domain::permission::Permission;
+use crate::domain::routing::Conditions;
+use crate::error::AppResult;
+use crate::service::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+
+const MAX_TEAM_MEMBERS: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    name: String,
+    email: String,
+}
+
+impl MemberBody {
+    pub fn try_into_domain(self) -> Result<NewMember, InputError> {
+        let email = input::bounded_text("email", self.email.trim(), 254)?;
+        let well_formed =
+            email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        if !well_formed || email.contains(char::is_whitespace) {
+            return Err(InputError::invalid("email", "must be an email address"));
+        }
+        Ok(NewMember { name: input::name("name", &self.name)?, email })
+    }
+}
+
+fn member_ids(ids: &[String]) -> Result<Vec<MemberId>, InputError> {
+    if ids.len() > MAX_TEAM_MEMBERS {
+        return Err(InputError::invalid("members", format!("must list at most {MAX_TEAM_MEMBERS} members")));
+    }
+    let mut out: Vec<MemberId> = Vec::new();
+    for id in ids {
+        let id =
+            MemberId::parse(id).ok_or_else(|| InputError::invalid("members", format!("{id:?} is not a member id")))?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamBody {
+    name: String,
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+impl TeamBody {
+    pub fn try_into_domain(self) -> Result<NewTeam, InputError> {
+        Ok(NewTeam { name: input::name("name", &self.name)?, members: member_ids(&self.members)? })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamPatchBody {
+    name: Option<String>,
+    members: Option<Vec<String>>,
+}
+
+impl TeamPatchBody {
+    pub fn try_into_domain(self) -> Result<TeamPatch, InputError> {
+        Ok(TeamPatch {
+            name: self.name.as_deref().map(|n| input::name("name", n)).transpose()?,
+            members: self.members.as_deref().map(member_ids).transpose()?,
+        })
+    }
+}
+
+/// Both spellings: `assignToTeam`/`assign_to_team_id`, `isActive`/`is_active`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleBody {
+    name: Option<String>,
+    priority: Option<i64>,
+    conditions: Option<Value>,
+    #[serde(alias = "assign_to_team_id", alias = "assignToTeamId", alias = "assign_to_team")]
+    assign_to_team: Option<String>,
+    #[serde(alias = "is_active")]
+    is_active: Option<bool>,
+}
+
+fn team_field(text: &str) -> Result<TeamId, InputError> {
+    TeamId::parse(text).ok_or_else(|| InputError::invalid("assignToTeam", "is not a team id"))
+}
+
+impl RuleBody {
+    pub fn try_into_patch(self) -> Result<RoutingRulePatch, InputError> {
+        Ok(RoutingRulePatch {
+            name: self.name.as_deref().map(|n| input::name("name", n)).transpose()?,
+            priority: self.priority,
+            conditions: self.conditions.as_ref().map(Conditions::parse).transpose()?,
+            assign_to_team: self.assign_to_team.as_deref().map(team_field).transpose()?,
+            is_active: self.is_active,
+        })
+    }
+
+    pub fn try_into_domain(self) -> Result<NewRoutingRule, InputError> {
+        let patch = self.try_into_patch()?;
+        Ok(NewRoutingRule {
+            name: patch.name.ok_or(InputError::Missing { field: "name" })?,
+            priority: patch.priority.unwrap_or(0),
+            conditions: match patch.conditions {
+                Some(c) => c,
+                None => Conditions::parse(&serde_json::json!({}))?,
+            },
+            assign_to_team: patch.assign_to_team.ok_or(InputError::Missing { field: "assignToTeam" })?,
+            is_active: patch.is_active.unwrap_or(true),
+        })
+    }
+}
+
+pub async fn create_member(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::MembersWrite)?;
+    let request = wire::parse::<MemberBody>(b)?.try_into_domain()?;
+    Ok(respond(StatusCode::CREATED, &s.create_member(&c, request).await?))
+}
+
+pub async fn list_members(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::MembersWrite)?;
+    Ok(whole_list(s.list_members(&c).await?))
+}
+
+pub async fn create_team(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::MembersWrite)?;
+    let request = wire::parse::<TeamBody>(b)?.try_into_domain()?;
+    Ok(respond(StatusCode::CREATED, &s.create_team(&c, request).await?))
+}
+
+pub async fn list_teams(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::MembersWrite)?;
+    Ok(whole_list(s.list_teams(&c).await?))
+}
+
+pub async fn update_team(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    Body(b): Body,
+) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::MembersWrite)?;
+    let id = ids.parse("id", TeamId::parse, "team")?;
+    let patch = wire::parse::<TeamPatchBody>(b)?.try_into_domain()?;
+    Ok(Json(s.update_team(&c, &id, patch).await?))
+}
+
+pub async fn create_rule(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::PoliciesWrite)?;
+    let request = wire::parse::<RuleBody>(b)?.try_into_domain()?;
+    Ok(respond(StatusCode::CREATED, &s.create_routing_rule(&c, request).await?))
+}
+
+pub async fn list_rules(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::PoliciesWrite)?;
+    Ok(whole_list(s.list_routing_rules(&c).await?))
+}
+
+fn rule_id(ids: &Ids) -> AppResult<RoutingRuleId> {
+    ids.parse("id", RoutingRuleId::parse, "routing rule")
+}
+
+pub async fn update_rule(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    Body(b): Body,
+) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::PoliciesWrite)?;
+    let id = rule_id(&ids)?;
+    let patch = wire::parse::<RuleBody>(b)?.try_into_patch()?;
+    Ok(Json(s.update_routing_rule(&c, &id, patch).await?))
+}
+
+pub async fn delete_rule(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::PoliciesWrite)?;
+    Ok(deleted(s.delete_routing_rule(&c, &rule_id(&ids)?).await?))
+}

@@ -1,0 +1,183 @@
+//! People, teams and routing (DESIGN §2.1), through the API on both stores: separation of duties
+//! and quorum count people, not keys; a routing rule assigns a held payment's approval to a team,
+//! whose members alone (or an admin) decide it.
+
+use countersign_tests::{per_backend, Backend, TestApp};
+use serde_json::{json, Value};
+
+fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
+async fn member(app: &TestApp, admin: &str, name: &str) -> String {
+    let (status, body) =
+        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+async fn key_for(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
+    let mut body = json!({"name": "k", "permissions": permissions});
+    if let Some(m) = member {
+        body["memberId"] = json!(m);
+    }
+    let (status, body) = app.post("/v1/api-keys", minter, body).await;
+    assert_eq!(status, 201, "{body}");
+    body["secret"].as_str().expect("secret").to_string()
+}
+
+per_backend!(one_person_with_many_keys_cannot_meet_a_quorum);
+async fn one_person_with_many_keys_cannot_meet_a_quorum(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    app.policy(
+        &s.admin,
+        &s.from,
+        json!({"name": "two people", "requireReviewAbove": "100.00", "requiredApprovals": 2}),
+    )
+    .await;
+    let (_, approval) = app.held_payment(&s, "500.00").await;
+    let alice = member(&app, &s.admin, "alice").await;
+    let first = key_for(&app, &s.admin, Some(&alice), &["approvals:write", "api_keys:write"]).await;
+    let mut keys = vec![first.clone()];
+    for _ in 0..4 {
+        // Minted by alice's key: alice's too.
+        keys.push(key_for(&app, &first, None, &["approvals:write"]).await);
+    }
+    let path = format!("/v1/approvals/{approval}/approve");
+    let (status, body) = app.post(&path, &keys[0], json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")), "{backend:?}: {body}");
+    for key in &keys[1..] {
+        let (status, body) = app.post(&path, key, json!({})).await;
+        assert_eq!((status, code(&body)), (409, Some("ALREADY_VOTED")), "{backend:?}: {body}");
+    }
+    let bob = member(&app, &s.admin, "bob").await;
+    let bobs = key_for(&app, &s.admin, Some(&bob), &["approvals:write"]).await;
+    let (status, body) = app.post(&path, &bobs, json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("APPROVED")), "{backend:?}: {body}");
+}
+
+per_backend!(the_submitter_cannot_approve_through_a_key_minted_later);
+async fn the_submitter_cannot_approve_through_a_key_minted_later(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let sam = member(&app, &s.admin, "sam").await;
+    let sams = key_for(&app, &s.admin, Some(&sam), &["payments:write", "approvals:write", "api_keys:write"]).await;
+    let (status, held) =
+        app.post("/v1/payments", &sams, json!({"from": s.from, "to": s.to, "amount": "2000.00"})).await;
+    assert_eq!(status, 202, "{held}");
+    let later = key_for(&app, &sams, None, &["approvals:write"]).await;
+    let path = format!("/v1/approvals/{}/approve", held["approvalId"].as_str().unwrap());
+    let (status, body) = app.post(&path, &later, json!({})).await;
+    assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
+    // Bound to another member, a key minted by sam's is that member's.
+    let other = member(&app, &s.admin, "olga").await;
+    let olgas = key_for(&app, &sams, Some(&other), &["approvals:write"]).await;
+    assert_eq!(app.post(&path, &olgas, json!({})).await.0, 200);
+}
+
+per_backend!(a_routing_rule_assigns_the_team_that_alone_decides);
+async fn a_routing_rule_assigns_the_team_that_alone_decides(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("100000.00").await;
+    let rita = member(&app, &s.admin, "rita").await;
+    let otto = member(&app, &s.admin, "otto").await;
+    let (status, team) = app.post("/v1/teams", &s.admin, json!({"name": "finance", "members": [rita]})).await;
+    assert_eq!(status, 201, "{team}");
+    let team_id = team["id"].as_str().unwrap().to_string();
+    // The Humancheck seed's rule, as written, with our team id.
+    let rule = json!({
+        "name": "large payments to finance",
+        "priority": 10,
+        "conditions": {
+            "task_type": {"operator": "=", "value": "payment"},
+            "metadata.amount": {"operator": ">", "value": 10000}
+        },
+        "assign_to_team_id": team_id,
+        "is_active": true
+    });
+    let (status, body) = app.post("/routing-rules", &s.admin, rule).await;
+    assert_eq!(status, 201, "{backend:?}: {body}");
+    let body = json!({"from": s.from, "to": s.to, "amount": "15000.00", "metadata": {"amount": 15000}});
+    let (status, held) = app.post("/v1/payments", &s.agent, body).await;
+    assert_eq!(status, 202, "{held}");
+    let approval = held["approvalId"].as_str().unwrap().to_string();
+    let (_, got) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
+    assert_eq!(got["assignedTeam"], team_id.as_str(), "{backend:?}: {got}");
+    let small = json!({"from": s.from, "to": s.to, "amount": "2000.00", "metadata": {"amount": 2000}});
+    let (_, unrouted) = app.post("/v1/payments", &s.agent, small).await;
+    let (_, got) = app.get(&format!("/v1/approvals/{}", unrouted["approvalId"].as_str().unwrap()), &s.reviewer).await;
+    assert_eq!(got["assignedTeam"], Value::Null, "no rule matched");
+
+    let perms = ["approvals:read", "approvals:write"];
+    let ritas = key_for(&app, &s.admin, Some(&rita), &perms).await;
+    let ottos = key_for(&app, &s.admin, Some(&otto), &perms).await;
+    let (_, mine) = app.get("/v1/approvals?assignedToMe=true", &ritas).await;
+    assert_eq!(mine["data"].as_array().map(Vec::len), Some(1), "{mine}");
+    assert_eq!(app.get("/v1/approvals?assignedToMe=true", &ottos).await.1["data"].as_array().map(Vec::len), Some(0));
+    let (_, by_team) = app.get(&format!("/v1/approvals?team={team_id}"), &s.reviewer).await;
+    assert_eq!(by_team["data"][0]["id"], approval.as_str());
+    let path = format!("/v1/approvals/{approval}/approve");
+    let (status, body) = app.post(&path, &ottos, json!({})).await;
+    assert_eq!((status, code(&body)), (403, Some("NOT_ASSIGNED")), "{backend:?}: {body}");
+    let (status, body) = app.post(&path, &ritas, json!({})).await;
+    assert_eq!((status, body["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{backend:?}: {body}");
+}
+
+per_backend!(bad_people_and_rule_requests_are_refused_and_write_nothing);
+async fn bad_people_and_rule_requests_are_refused_and_write_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.org("acme").await;
+    let other = app.org("other").await;
+    let (_, foreign) = app.post("/v1/teams", &other, json!({"name": "theirs"})).await;
+    let (_, team) = app.post("/v1/teams", &admin, json!({"name": "ours"})).await;
+    let before = app.store.item_count().await;
+    let rule = |conditions: Value, team: &Value| json!({"name": "r", "priority": 1, "conditions": conditions, "assignToTeam": team["id"]});
+    let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
+        ("member without email", "/v1/members", json!({"name": "a"}), 400, "VALIDATION_ERROR"),
+        ("member bad email", "/v1/members", json!({"name": "a", "email": "nope"}), 400, "VALIDATION_ERROR"),
+        (
+            "team unknown member",
+            "/v1/teams",
+            json!({"name": "t", "members": ["mem_01J00000000000000000000000"]}),
+            404,
+            "MEMBER_NOT_FOUND",
+        ),
+        ("team malformed member", "/v1/teams", json!({"name": "t", "members": ["bob"]}), 400, "VALIDATION_ERROR"),
+        (
+            "rule unknown operator",
+            "/v1/routing-rules",
+            rule(json!({"amount": {"operator": "~", "value": 1}}), &team),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "rule unknown field",
+            "/v1/routing-rules",
+            rule(json!({"colour": {"operator": "=", "value": "red"}}), &team),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "rule in without array",
+            "/v1/routing-rules",
+            rule(json!({"currency": {"operator": "in", "value": "USD"}}), &team),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        ("rule of another org's team", "/v1/routing-rules", rule(json!({}), &foreign), 404, "TEAM_NOT_FOUND"),
+        (
+            "rule unknown body field",
+            "/routing-rules",
+            json!({"name": "r", "assign_to_team_id": team["id"], "colour": 1}),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        ("rule without team", "/routing-rules", json!({"name": "r"}), 400, "VALIDATION_ERROR"),
+    ];
+    for (name, path, body, status, expected) in cases {
+        let (got, body) = app.post(path, &admin, body).await;
+        assert_eq!((got, code(&body)), (status, Some(expected)), "{backend:?}: {name}: {body}");
+    }
+    assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
+}
