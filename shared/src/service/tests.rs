@@ -64,7 +64,12 @@ async fn world(funds: &str) -> World {
     let service = Countersign::new(store, clock.clone(), Settings::default()).with_wiring(wiring);
     let org = service.create_organization(&Caller::Operator, "acme".into()).await.expect("org");
     let admin = Caller::Key(org.admin_key.key);
-    let reviewer = NewApiKey { name: "r".into(), permissions: vec![Permission::ApprovalsWrite], wallet_ids: vec![] };
+    let reviewer = NewApiKey {
+        name: "r".into(),
+        permissions: vec![Permission::ApprovalsWrite],
+        wallet_ids: vec![],
+        member_id: None,
+    };
     let reviewer = Caller::Key(service.create_api_key(&admin, reviewer).await.expect("key").key);
     let wallet =
         || NewWallet { name: "w".into(), agent_name: None, currency: Currency::USD, metadata: Default::default() };
