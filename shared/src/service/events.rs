@@ -9,7 +9,6 @@ use super::records::{self, sort_time, Stored, DUE_OUTBOX};
 use super::Countersign;
 use crate::domain::event::Event;
 use crate::error::AppResult;
-use crate::ports::{Index, Query};
 
 /// Events the sweep considers stuck once they are this old and still unpublished.
 pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);
@@ -79,12 +78,7 @@ impl Countersign {
         let cutoff = format!("{}#~", sort_time(cutoff));
         let cutoff = &cutoff;
         self.each_due_page(DUE_OUTBOX, page, time_left, move |partition, after| async move {
-            let mut query = Query::new(Index::Due, partition, page.max(1));
-            query.newest_first = false;
-            query.sk_at_most = Some(cutoff.clone());
-            query.after = after;
-            let stuck = self.store.query(query).await?;
-            let (read, last) = (stuck.len(), stuck.last().map(|i| i.position(Index::Due)));
+            let (stuck, read, last) = self.due_page(&partition, cutoff, page, after).await?;
             let events = stuck
                 .into_iter()
                 .filter_map(|item| {

@@ -13,7 +13,7 @@ use crate::domain::event::Event;
 use crate::domain::ids::DeliveryId;
 use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
-use crate::ports::{HttpOutcome, Index, Query, QueueMessage, SendError, StoreError};
+use crate::ports::{HttpOutcome, QueueMessage, SendError, StoreError};
 
 /// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
 pub const DELIVERY_CONCURRENCY: usize = 32;
@@ -210,12 +210,7 @@ impl Countersign {
         let cutoff = format!("{}#~", records::sort_time(cutoff));
         let cutoff = &cutoff;
         self.each_due_page(DUE_DELIVERIES, page, time_left, move |partition, after| async move {
-            let mut query = Query::new(Index::Due, partition, page.max(1));
-            query.newest_first = false;
-            query.sk_at_most = Some(cutoff.clone());
-            query.after = after;
-            let overdue = self.store.query(query).await?;
-            let (read, last) = (overdue.len(), overdue.last().map(|i| i.position(Index::Due)));
+            let (overdue, read, last) = self.due_page(&partition, cutoff, page, after).await?;
             let mut requeued = 0;
             for item in overdue {
                 let Ok(delivery) = records::decode::<Delivery>(item) else { continue };

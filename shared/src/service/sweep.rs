@@ -21,7 +21,7 @@ use crate::domain::event::{kinds, Event};
 use crate::domain::ids::ApprovalId;
 use crate::domain::payment::Payment;
 use crate::error::{AppError, AppResult};
-use crate::ports::{Index, Position, Query};
+use crate::ports::{Index, Item, Position, Query};
 
 /// Shards of one due kind read at once.
 const SHARD_CONCURRENCY: usize = 4;
@@ -177,6 +177,24 @@ impl Countersign {
         Ok((total, late))
     }
 
+    /// Up to `limit` items of one due partition with sort keys up to `cutoff`, oldest first, after
+    /// `after`; with how many were read and where the page stopped.
+    pub(crate) async fn due_page(
+        &self,
+        partition: &str,
+        cutoff: &str,
+        limit: usize,
+        after: Option<Position>,
+    ) -> AppResult<PageDone<Vec<Item>>> {
+        let mut query = Query::new(Index::Due, partition, limit.max(1));
+        query.newest_first = false;
+        query.sk_at_most = Some(cutoff.to_string());
+        query.after = after;
+        let items = self.store.query(query).await?;
+        let (read, last) = (items.len(), items.last().map(|i| i.position(Index::Due)));
+        Ok((items, read, last))
+    }
+
     /// One page of one shard of the due index after `after`, expired concurrently.
     async fn expire_page(
         &self,
@@ -185,13 +203,7 @@ impl Countersign {
         limit: usize,
         after: Option<Position>,
     ) -> AppResult<PageDone<ExpirySummary>> {
-        let mut query = Query::new(Index::Due, partition, limit.max(1));
-        query.newest_first = false;
-        query.sk_at_most = Some(cutoff.to_string());
-        query.after = after;
-        let due = self.store.query(query).await?;
-        let read = due.len();
-        let last = due.last().map(|item| item.position(Index::Due));
+        let (due, read, last) = self.due_page(partition, cutoff, limit, after).await?;
         let outcomes: Vec<AppResult<bool>> = stream::iter(due)
             .map(|item| async move {
                 let key = item.key.clone();
