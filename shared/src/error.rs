@@ -25,6 +25,8 @@ pub enum AppError {
     PermissionDenied(Permission),
     #[error("this key is bound to other wallets")]
     WalletNotAllowed,
+    #[error("the payment no longer matches what the approval showed")]
+    PayloadMismatch,
     #[error("the approval is assigned to a team this key's person is not in")]
     NotAssigned,
     #[error("only the operator key may do this")]
@@ -106,6 +108,10 @@ impl From<PaymentError> for AppError {
     fn from(e: PaymentError) -> Self {
         match e {
             PaymentError::NotPending(status) => AppError::PaymentNotPending(status),
+            PaymentError::NotLower => AppError::Input(InputError::invalid(
+                "amount",
+                "must be more than zero and at most the amount asked for",
+            )),
         }
     }
 }

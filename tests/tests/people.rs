@@ -181,3 +181,30 @@ async fn bad_people_and_rule_requests_are_refused_and_write_nothing(backend: Bac
     }
     assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
 }
+
+per_backend!(a_reviewer_approves_a_lower_amount);
+async fn a_reviewer_approves_a_lower_amount(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let (payment, approval) = app.held_payment(&s, "5000.00").await;
+    let path = format!("/v1/approvals/{approval}/modify");
+    for (amount, status) in [("5000.01", 400), ("0.00", 400), ("1.001", 400)] {
+        let (got, body) = app.post(&path, &s.reviewer, json!({"amount": amount})).await;
+        assert_eq!((got, body["error"]["details"]["field"].as_str()), (status, Some("amount")), "{backend:?}: {body}");
+    }
+    let (status, body) = app.post(&path, &s.reviewer, json!({"amount": "4000.00", "note": "capped at contract"})).await;
+    assert_eq!(status, 200, "{backend:?}: {body}");
+    assert_eq!(
+        (body["status"].as_str(), body["transactionDetails"]["amount"].as_str()),
+        (Some("APPROVED"), Some("4000.00"))
+    );
+    assert_eq!(body["originalAmount"]["amount"], "5000.00");
+    let (_, paid) = app.get(&format!("/v1/payments/{payment}"), &s.agent).await;
+    assert_eq!((paid["status"].as_str(), paid["amount"].as_str()), (Some("COMPLETED"), Some("4000.00")), "{paid}");
+    assert_eq!(app.balance(&s.admin, &s.from).await, "6000.00");
+    let (_, log) = app.get("/v1/audit-logs?action=approval.modified", &s.admin).await;
+    assert_eq!(
+        (log["data"][0]["details"]["from"].as_str(), log["data"][0]["details"]["to"].as_str()),
+        (Some("5000.00"), Some("4000.00"))
+    );
+}

@@ -11,6 +11,7 @@ use super::AppState;
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::ids::{ApprovalId, TeamId};
 use crate::domain::input::{InputError, MAX_NOTE_CHARS};
+use crate::domain::money::Amount;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
@@ -30,7 +31,7 @@ impl DecideBody {
             (Some(note), _) => optional_text("note", Some(&note), MAX_NOTE_CHARS)?,
             (None, reason) => optional_text("reason", reason.as_deref(), MAX_NOTE_CHARS)?,
         };
-        Ok(DecideRequest { decision, note })
+        Ok(DecideRequest { decision, note, modify_to: None })
     }
 }
 
@@ -69,6 +70,32 @@ pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResul
     c.authorize(Permission::ApprovalsRead)?;
     let id = ids.parse("id", ApprovalId::parse, "approval")?;
     Ok(Json(s.get_approval(&c, &id).await?))
+}
+
+/// Body of modify: the lower amount to approve, and an optional note.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyBody {
+    amount: serde_json::Value,
+    note: Option<String>,
+}
+
+impl ModifyBody {
+    pub fn try_into_domain(self) -> Result<DecideRequest, InputError> {
+        let amount =
+            Amount::parse_json(&self.amount).map_err(|source| InputError::Amount { field: "amount", source })?;
+        let note = optional_text("note", self.note.as_deref(), MAX_NOTE_CHARS)?;
+        Ok(DecideRequest { decision: VoteDecision::Approve, note, modify_to: Some(amount) })
+    }
+}
+
+/// `POST /v1/approvals/{id}/modify`: approve a lower amount.
+pub async fn modify(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApprovalsWrite)?;
+    let id = ids.parse("id", ApprovalId::parse, "approval")?;
+    let request = wire::parse::<ModifyBody>(b)?.try_into_domain()?;
+    let decided = s.decide_approval(&c, &id, request).await?;
+    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment }).into_response())
 }
 
 pub async fn approve(s: State<AppState>, c: Auth, ids: Ids, b: Body) -> AppResult<impl IntoResponse> {

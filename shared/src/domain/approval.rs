@@ -86,6 +86,13 @@ pub struct Approval {
     /// The team a routing rule assigned; only its members (or an admin key) decide.
     #[serde(default)]
     pub assigned_team: Option<TeamId>,
+    /// SHA-256 of the canonical transaction details this approval shows: a decision executes
+    /// only a payment with exactly these details (unset on approvals from before binding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details_hash: Option<String>,
+    /// The amount first asked for, when a reviewer approved a lower one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_amount: Option<Money>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -213,6 +220,8 @@ mod tests {
             created_by: ApiKeyId::generate(),
             created_by_person: None,
             assigned_team: None,
+            details_hash: None,
+            original_amount: None,
             created_at: now,
         }
     }

@@ -12,6 +12,7 @@ pub mod kinds {
     pub const APPROVAL_APPROVED: &str = "approval.approved";
     pub const APPROVAL_REJECTED: &str = "approval.rejected";
     pub const APPROVAL_EXPIRED: &str = "approval.expired";
+    pub const APPROVAL_MODIFIED: &str = "approval.modified";
     pub const PAYMENT_COMPLETED: &str = "payment.completed";
     pub const PAYMENT_FAILED: &str = "payment.failed";
 }

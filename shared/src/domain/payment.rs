@@ -118,6 +118,9 @@ pub struct Payment {
     /// The person behind that key; no key of theirs may approve it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<Person>,
+    /// The amount first asked for, when a reviewer approved a lower one (`amount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_amount: Option<Money>,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -132,6 +135,8 @@ const MAX_HOLD_SECONDS: i64 = 366 * 24 * 3600;
 pub enum PaymentError {
     #[error("payment is {}, not PENDING_APPROVAL", .0.as_str())]
     NotPending(PaymentStatus),
+    #[error("a modified amount must be more than zero and at most the amount asked for")]
+    NotLower,
 }
 
 /// What intake did with a payment.
@@ -181,12 +186,46 @@ impl Payment {
             decision,
             created_by,
             submitted_by: None,
+            original_amount: None,
             transaction_id: None,
             failure_reason: None,
             created_at: now,
             updated_at: now,
             completed_at: None,
         }
+    }
+
+    /// SHA-256 of the canonical details a reviewer sees and an approval binds: payment, payer,
+    /// payee, amount, currency and description.
+    pub fn details_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!({
+            "paymentId": self.id, "from": self.from, "to": self.to, "amount": self.amount.to_wire(),
+            "currency": self.amount.currency().code(), "description": self.description,
+        });
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+
+    /// Whether `approval` was shown exactly this payment (approvals from before binding: yes).
+    pub fn matches(&self, approval: &Approval) -> bool {
+        approval.payment_id == self.id && approval.details_hash.as_ref().is_none_or(|h| *h == self.details_hash())
+    }
+
+    /// A reviewer approves a lower amount: the payment and its approval now show `amount`, and
+    /// the approval is bound to the new details. Refused unless pending, same currency, more
+    /// than zero and at most the current amount.
+    pub fn modify(&mut self, approval: &mut Approval, amount: Money) -> Result<Money, PaymentError> {
+        self.ensure_pending()?;
+        if amount.currency() != self.amount.currency() || amount.is_zero() || amount > self.amount {
+            return Err(PaymentError::NotLower);
+        }
+        let before = self.amount;
+        self.original_amount.get_or_insert(before);
+        approval.original_amount.get_or_insert(before);
+        self.amount = amount;
+        approval.transaction_details.amount = amount;
+        approval.details_hash = Some(self.details_hash());
+        Ok(before)
     }
 
     fn ensure_pending(&self) -> Result<(), PaymentError> {
@@ -229,6 +268,8 @@ impl Payment {
             created_by: self.created_by.clone(),
             created_by_person: self.submitted_by.clone(),
             assigned_team: None,
+            details_hash: Some(self.details_hash()),
+            original_amount: None,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());
@@ -294,6 +335,26 @@ mod tests {
         q.expire(now).unwrap();
         assert!(q.complete(TransactionId::generate(), now).is_err());
         assert_eq!(q.status, PaymentStatus::Expired);
+    }
+
+    #[test]
+    fn approvals_bind_the_details_and_modify_only_lowers() {
+        let now = Utc::now();
+        let mut p = payment();
+        let mut a = p.hold(60, now).unwrap();
+        assert!(p.matches(&a));
+        let usd = |t: &str| Money::parse(t, Currency::USD).unwrap();
+        assert_eq!(p.modify(&mut a, usd("10.01")), Err(PaymentError::NotLower));
+        assert_eq!(p.modify(&mut a, Money::zero(Currency::USD)), Err(PaymentError::NotLower));
+        assert_eq!(p.modify(&mut a, usd("4.00")), Ok(usd("10.00")));
+        assert_eq!(
+            (p.amount, p.original_amount, a.transaction_details.amount),
+            (usd("4.00"), Some(usd("10.00")), usd("4.00"))
+        );
+        assert!(p.matches(&a), "bound to the modified details");
+        let mut tampered = p.clone();
+        tampered.amount = usd("5.00");
+        assert!(!tampered.matches(&a), "anything else cannot execute");
     }
 
     #[test]

@@ -13,11 +13,12 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 7] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
     kinds::APPROVAL_EXPIRED,
+    kinds::APPROVAL_MODIFIED,
     kinds::PAYMENT_COMPLETED,
     kinds::PAYMENT_FAILED,
 ];

@@ -14,8 +14,9 @@ use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDe
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApprovalId, TeamId, WalletId};
+use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
-use crate::domain::payment::Payment;
+use crate::domain::payment::{Payment, PaymentError};
 use crate::domain::people::Team;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, Outcome, PaymentFacts};
@@ -38,6 +39,8 @@ pub struct ApprovalFilter {
 pub struct DecideRequest {
     pub decision: VoteDecision,
     pub note: Option<String>,
+    /// Approve this lower amount instead (modify); only with `Approve`.
+    pub modify_to: Option<Amount>,
 }
 
 /// What a vote left behind: the approval, with the payment as it now stands.
@@ -122,11 +125,25 @@ impl Countersign {
                 note: request.note.clone(),
                 at: now,
             };
+            let modified = request.decision == VoteDecision::Approve && request.modify_to.is_some();
+            if let (VoteDecision::Approve, Some(asked)) = (request.decision, request.modify_to) {
+                let amount = asked.in_currency(payment.value.amount.currency())?;
+                let before = payment.value.modify(&mut approval.value, amount).map_err(|e| match e {
+                    PaymentError::NotPending(_) => AppError::Stale,
+                    other => other.into(),
+                })?;
+                tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_MODIFIED, now))?;
+                let details = json!({"from": before.to_wire(), "to": amount.to_wire(), "note": request.note});
+                tx.audit("approval.modified", "approval", approval.value.id.as_str(), details)?;
+            }
             let resolution = approval.value.cast(vote, now)?;
             tx.update(&approval)?;
             let (approval_id, payment_id) = (approval.value.id.as_str(), payment.value.id.clone());
             match resolution {
                 Resolution::AwaitingMoreApprovals => {
+                    if modified {
+                        tx.update(&payment)?;
+                    }
                     tx.audit("approval.voted", "approval", approval_id, json!({"note": request.note}))?;
                 }
                 Resolution::Rejected => {
@@ -137,6 +154,10 @@ impl Countersign {
                     tx.audit("approval.rejected", "approval", approval_id, details)?;
                 }
                 Resolution::Approved => {
+                    // Bound to what the approvers were shown: nothing else executes.
+                    if !payment.value.matches(&approval.value) {
+                        return Err(AppError::PayloadMismatch);
+                    }
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_APPROVED, now))?;
                     let details = json!({"note": request.note, "paymentId": payment_id});
                     tx.audit("approval.approved", "approval", approval_id, details)?;
