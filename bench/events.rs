@@ -34,6 +34,8 @@ fn held(org: &OrgId, due: bool) -> (Payment, Approval) {
         policy_id: None,
         approval_ttl_seconds: None,
         required_approvals: 1,
+        escalation_chain: vec![],
+        on_timeout: Default::default(),
     };
     let amount = request.amount.in_currency(Currency::USD).expect("usd");
     let now = Utc::now();

@@ -27,6 +27,8 @@ pub enum AppError {
     WalletNotAllowed,
     #[error("the payment no longer matches what the approval showed")]
     PayloadMismatch,
+    #[error("the escalation chain has no further team; name one with toTeam")]
+    NoEscalationTarget,
     #[error("the approval is assigned to a team this key's person is not in")]
     NotAssigned,
     #[error("only the operator key may do this")]

@@ -208,3 +208,80 @@ async fn a_reviewer_approves_a_lower_amount(backend: Backend) {
         (Some("5000.00"), Some("4000.00"))
     );
 }
+
+async fn team(app: &TestApp, admin: &str, name: &str, members: &[&str]) -> String {
+    let (status, body) = app.post("/v1/teams", admin, json!({"name": name, "members": members})).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+per_backend!(escalation_walks_the_chain_then_the_sweep_expires);
+async fn escalation_walks_the_chain_then_the_sweep_expires(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let (ann, ben) = (member(&app, &s.admin, "ann").await, member(&app, &s.admin, "ben").await);
+    let (first, second) =
+        (team(&app, &s.admin, "tier 1", &[&ann]).await, team(&app, &s.admin, "tier 2", &[&ben]).await);
+    let policy = json!({
+        "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": 60,
+        "escalationChain": [first, second], "onTimeout": "escalate"
+    });
+    app.policy(&s.admin, &s.from, policy).await;
+    let (payment, approval) = app.held_payment(&s, "500.00").await;
+    let get = || async { app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1 };
+    assert_eq!(get().await["assignedTeam"], first.as_str(), "{backend:?}: the chain's first tier");
+
+    app.clock.advance(chrono::Duration::seconds(61));
+    app.service.sweep(None, 100).await.expect("sweep");
+    let escalated = get().await;
+    assert_eq!(
+        (escalated["status"].as_str(), escalated["assignedTeam"].as_str()),
+        (Some("ESCALATED"), Some(second.as_str())),
+        "{backend:?}: {escalated}"
+    );
+    // The second tier decides now; the first no longer can.
+    let anns = key_for(&app, &s.admin, Some(&ann), &["approvals:write"]).await;
+    let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), &anns, json!({})).await;
+    assert_eq!((status, code(&body)), (403, Some("NOT_ASSIGNED")), "{body}");
+
+    app.clock.advance(chrono::Duration::seconds(61));
+    app.service.sweep(None, 100).await.expect("sweep");
+    assert_eq!(get().await["status"], "EXPIRED", "{backend:?}: the chain has ended");
+    assert_eq!(app.get(&format!("/v1/payments/{payment}"), &s.agent).await.1["status"], "EXPIRED");
+    let (_, log) = app.get("/v1/audit-logs?action=approval.escalated", &s.admin).await;
+    assert_eq!(log["data"][0]["actor"], "system", "{log}");
+}
+
+per_backend!(a_member_escalates_by_hand_and_timeouts_can_reject);
+async fn a_member_escalates_by_hand_and_timeouts_can_reject(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let (ann, ben) = (member(&app, &s.admin, "ann").await, member(&app, &s.admin, "ben").await);
+    let (first, second) =
+        (team(&app, &s.admin, "tier 1", &[&ann]).await, team(&app, &s.admin, "tier 2", &[&ben]).await);
+    let policy = json!({
+        "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": 60,
+        "escalationChain": [first, second], "onTimeout": "reject"
+    });
+    app.policy(&s.admin, &s.from, policy).await;
+    let (_, approval) = app.held_payment(&s, "500.00").await;
+    let perms = ["approvals:read", "approvals:write"];
+    let (anns, bens) =
+        (key_for(&app, &s.admin, Some(&ann), &perms).await, key_for(&app, &s.admin, Some(&ben), &perms).await);
+    let path = format!("/v1/approvals/{approval}/escalate");
+    let (status, body) = app.post(&path, &bens, json!({})).await;
+    assert_eq!((status, code(&body)), (403, Some("NOT_ASSIGNED")), "{backend:?}: only the assigned team escalates");
+    let (status, body) = app.post(&path, &anns, json!({"note": "over my limit"})).await;
+    assert_eq!((status, body["assignedTeam"].as_str()), (200, Some(second.as_str())), "{backend:?}: {body}");
+    let (status, body) = app.post(&path, &bens, json!({})).await;
+    assert_eq!((status, code(&body)), (409, Some("NO_ESCALATION_TARGET")), "{body}");
+    let (_, mine) = app.get("/v1/approvals?assignedToMe=true&status=ESCALATED", &bens).await;
+    assert_eq!(mine["data"].as_array().map(Vec::len), Some(1), "{mine}");
+
+    // Nobody decides: onTimeout reject.
+    app.clock.advance(chrono::Duration::seconds(61));
+    app.service.sweep(None, 100).await.expect("sweep");
+    let (_, got) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
+    assert_eq!(got["status"], "REJECTED", "{backend:?}: {got}");
+    assert_eq!(app.balance(&s.admin, &s.from).await, "10000.00");
+}

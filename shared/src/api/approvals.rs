@@ -15,7 +15,7 @@ use crate::domain::money::Amount;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
-use crate::service::{ApprovalFilter, DecideRequest};
+use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 
 /// Body of approve (`note`) and reject (`reason`); both optional.
 #[derive(Debug, Default, Deserialize)]
@@ -48,8 +48,9 @@ pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppRes
     let status = p
         .get("status")
         .map(|s| {
-            ApprovalStatus::parse(s)
-                .ok_or_else(|| InputError::invalid("status", "must be one of PENDING, APPROVED, REJECTED, EXPIRED"))
+            ApprovalStatus::parse(s).ok_or_else(|| {
+                InputError::invalid("status", "must be one of PENDING, ESCALATED, APPROVED, REJECTED, EXPIRED")
+            })
         })
         .transpose()?;
     let wallet_id = p.get("walletId").map(|w| wallet_field("walletId", w)).transpose()?;
@@ -87,6 +88,39 @@ impl ModifyBody {
         let note = optional_text("note", self.note.as_deref(), MAX_NOTE_CHARS)?;
         Ok(DecideRequest { decision: VoteDecision::Approve, note, modify_to: Some(amount) })
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EscalateBody {
+    note: Option<String>,
+    to_team: Option<String>,
+}
+
+impl EscalateBody {
+    pub fn try_into_domain(self) -> Result<EscalateRequest, InputError> {
+        Ok(EscalateRequest {
+            note: optional_text("note", self.note.as_deref(), MAX_NOTE_CHARS)?,
+            to_team: self
+                .to_team
+                .as_deref()
+                .map(|t| TeamId::parse(t).ok_or_else(|| InputError::invalid("toTeam", "is not a team id")))
+                .transpose()?,
+        })
+    }
+}
+
+/// `POST /v1/approvals/{id}/escalate`: to `toTeam`, or the next tier of the policy's chain.
+pub async fn escalate(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    Body(b): Body,
+) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApprovalsWrite)?;
+    let id = ids.parse("id", ApprovalId::parse, "approval")?;
+    let request = wire::parse::<EscalateBody>(b)?.try_into_domain()?;
+    Ok(Json(s.escalate_approval(&c, &id, request).await?))
 }
 
 /// `POST /v1/approvals/{id}/modify`: approve a lower amount.

@@ -53,6 +53,7 @@ impl AppError {
             WalletNotAllowed => plain(StatusCode::FORBIDDEN, "WALLET_NOT_ALLOWED"),
             NotAssigned => plain(StatusCode::FORBIDDEN, "NOT_ASSIGNED"),
             PayloadMismatch => plain(StatusCode::CONFLICT, "PAYLOAD_MISMATCH"),
+            NoEscalationTarget => plain(StatusCode::CONFLICT, "NO_ESCALATION_TARGET"),
             NotFound(resource) => (StatusCode::NOT_FOUND, not_found_code(resource), self.to_string(), json!({})),
             RouteNotFound => plain(StatusCode::NOT_FOUND, "NOT_FOUND"),
             MethodNotAllowed => plain(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),

@@ -53,6 +53,7 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/reject", post(approvals::reject))
         .route("/v1/approvals/{id}/modify", post(approvals::modify))
+        .route("/v1/approvals/{id}/escalate", post(approvals::escalate))
         .route("/v1/audit-logs", get(audit::list))
         .route("/v1/members", post(people::create_member).get(people::list_members))
         .route("/v1/teams", post(people::create_team).get(people::list_teams))

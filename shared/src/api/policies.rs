@@ -10,11 +10,11 @@ use serde_json::Value;
 use super::extract::{Auth, Body, Ids};
 use super::wire::{self, deleted, present, respond, risk_score, wallet_field, whole_list};
 use super::AppState;
-use crate::domain::ids::{PolicyId, WalletId};
+use crate::domain::ids::{PolicyId, TeamId, WalletId};
 use crate::domain::input::{self, InputError, MAX_ID_LIST};
 use crate::domain::money::Amount;
 use crate::domain::permission::Permission;
-use crate::domain::policy::PolicyPatch;
+use crate::domain::policy::{OnTimeout, PolicyPatch};
 use crate::error::AppResult;
 use crate::service::MAX_APPROVAL_TTL_SECONDS;
 
@@ -45,6 +45,8 @@ pub struct PolicyBody {
     #[serde(default, deserialize_with = "present")]
     approval_ttl_seconds: Option<Value>,
     required_approvals: Option<u32>,
+    escalation_chain: Option<Vec<String>>,
+    on_timeout: Option<String>,
 }
 
 /// `Some(None)` for an explicit null (clear), `Some(Some(_))` for a limit.
@@ -103,8 +105,34 @@ impl PolicyBody {
             risk_score_threshold,
             approval_ttl_seconds,
             required_approvals: self.required_approvals,
+            escalation_chain: self.escalation_chain.as_deref().map(teams).transpose()?,
+            on_timeout: self
+                .on_timeout
+                .as_deref()
+                .map(|t| {
+                    OnTimeout::parse(t)
+                        .ok_or_else(|| InputError::invalid("onTimeout", "must be one of expire, reject, escalate"))
+                })
+                .transpose()?,
         })
     }
+}
+
+/// Escalation tiers: team ids, each once, at most ten.
+fn teams(ids: &[String]) -> Result<Vec<TeamId>, InputError> {
+    if ids.len() > 10 {
+        return Err(InputError::invalid("escalationChain", "must list at most 10 teams"));
+    }
+    let mut out: Vec<TeamId> = Vec::new();
+    for id in ids {
+        let team = TeamId::parse(id)
+            .ok_or_else(|| InputError::invalid("escalationChain", format!("{id:?} is not a team id")))?;
+        if out.contains(&team) {
+            return Err(InputError::invalid("escalationChain", "lists a team twice"));
+        }
+        out.push(team);
+    }
+    Ok(out)
 }
 
 fn wallet_id(ids: &Ids) -> AppResult<WalletId> {

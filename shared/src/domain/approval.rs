@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, TeamId, WalletId};
 use super::money::Money;
 use super::people::Person;
+use super::policy::OnTimeout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApprovalStatus {
     Pending,
+    /// Handed to another team; decided like a pending one, by that team.
+    Escalated,
     Approved,
     Rejected,
     Expired,
@@ -21,6 +24,7 @@ impl ApprovalStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalStatus::Pending => "PENDING",
+            ApprovalStatus::Escalated => "ESCALATED",
             ApprovalStatus::Approved => "APPROVED",
             ApprovalStatus::Rejected => "REJECTED",
             ApprovalStatus::Expired => "EXPIRED",
@@ -93,6 +97,14 @@ pub struct Approval {
     /// The amount first asked for, when a reviewer approved a lower one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_amount: Option<Money>,
+    /// Escalation tiers (teams) from the holding policy, and what a timeout does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation_chain: Vec<TeamId>,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// The window each tier gets (the deadline resets on escalation).
+    #[serde(default)]
+    pub window_seconds: u64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -127,8 +139,13 @@ pub enum Resolution {
 impl Approval {
     /// Checks the approval can still be decided at `now` (time is checked at the write, not only
     /// by the sweep).
+    /// Whether it still waits for a decision (pending or escalated).
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, ApprovalStatus::Pending | ApprovalStatus::Escalated)
+    }
+
     pub fn ensure_open(&self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
-        if self.status != ApprovalStatus::Pending {
+        if !self.is_open() {
             return Err(ApprovalError::NotPending(self.status));
         }
         if now >= self.expires_at {
@@ -176,8 +193,44 @@ impl Approval {
     }
 
     /// Moves a pending approval whose window has passed to EXPIRED.
+    /// The team an escalation goes to: `to`, else the chain's next tier after the current team
+    /// (the first tier when the current team is not in the chain); `None` when the chain ended.
+    pub fn next_tier(&self, to: Option<&TeamId>) -> Option<TeamId> {
+        if let Some(to) = to {
+            return Some(to.clone());
+        }
+        let current = self.assigned_team.as_ref().and_then(|t| self.escalation_chain.iter().position(|c| c == t));
+        match current {
+            Some(i) => self.escalation_chain.get(i + 1).cloned(),
+            None => self.escalation_chain.first().cloned(),
+        }
+    }
+
+    /// Hands the approval to `team` with a fresh window.
+    pub fn escalate(&mut self, team: TeamId, now: DateTime<Utc>) -> Result<(), ApprovalError> {
+        if !self.is_open() {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        self.status = ApprovalStatus::Escalated;
+        self.assigned_team = Some(team);
+        self.expires_at = now + chrono::Duration::seconds(i64::try_from(self.window_seconds.max(1)).unwrap_or(3600));
+        Ok(())
+    }
+
+    /// Ends an approval nobody decided in time as REJECTED (a policy's `onTimeout: reject`).
+    pub fn reject_on_timeout(&mut self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
+        if !self.is_open() || now < self.expires_at {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        self.status = ApprovalStatus::Rejected;
+        self.resolved_at = Some(now);
+        self.resolved_by = Some("system".into());
+        self.resolution_note = Some("no decision in time".into());
+        Ok(())
+    }
+
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
-        if self.status != ApprovalStatus::Pending {
+        if !self.is_open() {
             return Err(ApprovalError::NotPending(self.status));
         }
         if now < self.expires_at {
@@ -222,6 +275,9 @@ mod tests {
             assigned_team: None,
             details_hash: None,
             original_amount: None,
+            escalation_chain: vec![],
+            on_timeout: OnTimeout::Expire,
+            window_seconds: 3600,
             created_at: now,
         }
     }

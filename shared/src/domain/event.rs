@@ -13,6 +13,7 @@ pub mod kinds {
     pub const APPROVAL_REJECTED: &str = "approval.rejected";
     pub const APPROVAL_EXPIRED: &str = "approval.expired";
     pub const APPROVAL_MODIFIED: &str = "approval.modified";
+    pub const APPROVAL_ESCALATED: &str = "approval.escalated";
     pub const PAYMENT_COMPLETED: &str = "payment.completed";
     pub const PAYMENT_FAILED: &str = "payment.failed";
 }

@@ -270,6 +270,9 @@ impl Payment {
             assigned_team: None,
             details_hash: Some(self.details_hash()),
             original_amount: None,
+            escalation_chain: self.decision.escalation_chain.clone(),
+            on_timeout: self.decision.on_timeout,
+            window_seconds: ttl_seconds,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());
@@ -317,6 +320,8 @@ mod tests {
             policy_id: None,
             approval_ttl_seconds: None,
             required_approvals: 1,
+            escalation_chain: vec![],
+            on_timeout: Default::default(),
         };
         let amount = request.amount.in_currency(Currency::USD).unwrap();
         Payment::new(OrgId::generate(), &request, amount, decision, ApiKeyId::generate(), Utc::now())

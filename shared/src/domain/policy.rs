@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::ids::{OrgId, PolicyId, WalletId};
+use super::ids::{OrgId, PolicyId, TeamId, WalletId};
 use super::input::InputError;
 use super::money::{opt_decimal_string, Amount, Currency, Money};
 use super::score::Score;
@@ -45,6 +45,10 @@ pub struct Policy {
     pub risk_score_threshold: Option<Score>,
     pub approval_ttl_seconds: Option<u64>,
     pub required_approvals: u32,
+    #[serde(default)]
+    pub escalation_chain: Vec<TeamId>,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -72,6 +76,29 @@ pub struct Decision {
     pub approval_ttl_seconds: Option<u64>,
     /// Most approvers required among the policies that held the payment.
     pub required_approvals: u32,
+    /// The deciding hold policy's escalation tiers (teams), first tier first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation_chain: Vec<TeamId>,
+    /// What the sweep does when the approval's window closes (the deciding hold policy's).
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+}
+
+/// What happens to an approval nobody decided in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    #[default]
+    Expire,
+    Reject,
+    /// To the next team of the escalation chain; expire once the chain has ended.
+    Escalate,
+}
+
+impl OnTimeout {
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
 }
 
 /// The facts about one payment that policies look at.
@@ -104,6 +131,8 @@ impl Policy {
             risk_score_threshold: None,
             approval_ttl_seconds: None,
             required_approvals: 1,
+            escalation_chain: vec![],
+            on_timeout: OnTimeout::Expire,
             created_at: now,
             updated_at: now,
         }
@@ -127,6 +156,8 @@ pub struct PolicyPatch {
     pub risk_score_threshold: Option<Option<Score>>,
     pub approval_ttl_seconds: Option<Option<u64>>,
     pub required_approvals: Option<u32>,
+    pub escalation_chain: Option<Vec<TeamId>>,
+    pub on_timeout: Option<OnTimeout>,
 }
 
 impl Policy {
@@ -170,6 +201,12 @@ impl Policy {
         }
         if let Some(n) = patch.required_approvals {
             self.required_approvals = n;
+        }
+        if let Some(chain) = &patch.escalation_chain {
+            self.escalation_chain = chain.clone();
+        }
+        if let Some(on_timeout) = patch.on_timeout {
+            self.on_timeout = on_timeout;
         }
         self.updated_at = now;
         Ok(())
@@ -260,6 +297,8 @@ pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
         policy_id: None,
         approval_ttl_seconds: None,
         required_approvals: 1,
+        escalation_chain: vec![],
+        on_timeout: OnTimeout::Expire,
     };
     let mut holding_policies = Vec::new();
     for policy in policies.iter().filter(|p| p.enabled) {
@@ -287,6 +326,10 @@ pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
     if decision.outcome == Outcome::Hold {
         decision.approval_ttl_seconds = holding_policies.iter().filter_map(|p| p.approval_ttl_seconds).min();
         decision.required_approvals = holding_policies.iter().map(|p| p.required_approvals).max().unwrap_or(1).max(1);
+        if let Some(decider) = holding_policies.iter().find(|p| Some(&p.id) == decision.policy_id.as_ref()) {
+            decision.escalation_chain = decider.escalation_chain.clone();
+            decision.on_timeout = decider.on_timeout;
+        }
     }
     decision
 }

@@ -1265,6 +1265,8 @@ mod tests {
             policy_id: None,
             approval_ttl_seconds: None,
             required_approvals: 1,
+            escalation_chain: vec![],
+            on_timeout: Default::default(),
         };
         let amount = request.amount.in_currency(Currency::USD).unwrap();
         let org = OrgId::generate();

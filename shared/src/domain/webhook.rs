@@ -13,12 +13,13 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
     kinds::APPROVAL_EXPIRED,
     kinds::APPROVAL_MODIFIED,
+    kinds::APPROVAL_ESCALATED,
     kinds::PAYMENT_COMPLETED,
     kinds::PAYMENT_FAILED,
 ];

@@ -50,7 +50,47 @@ pub struct Decided {
     pub payment: Payment,
 }
 
+/// A request to hand an approval to another team.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalateRequest {
+    pub note: Option<String>,
+    /// This team, else the chain's next tier.
+    pub to_team: Option<TeamId>,
+}
+
 impl Countersign {
+    /// `POST /v1/approvals/{id}/escalate`, by a member of the assigned team (or an admin key).
+    pub async fn escalate_approval(
+        &self,
+        caller: &Caller,
+        id: &ApprovalId,
+        request: EscalateRequest,
+    ) -> AppResult<Approval> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApprovalsWrite)?;
+        let org = &caller.org_id;
+        if let Some(team) = &request.to_team {
+            self.read_owned::<Team>(&team_key(org, team), org).await?;
+        }
+        self.commit(|| async {
+            let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
+            ensure_wallet(caller, &approval.value.wallet_id)?;
+            self.ensure_assigned(caller, &approval.value).await?;
+            let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
+            let now = tx.now();
+            approval.value.ensure_open(now)?;
+            let from = approval.value.assigned_team.clone();
+            let to = approval.value.next_tier(request.to_team.as_ref()).ok_or(AppError::NoEscalationTarget)?;
+            approval.value.escalate(to.clone(), now)?;
+            tx.update(&approval)?;
+            tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
+            let details = json!({"fromTeam": from, "toTeam": to, "note": request.note});
+            tx.audit("approval.escalated", "approval", id.as_str(), details)?;
+            Ok(tx.done(approval.value))
+        })
+        .await
+    }
+
     /// An approval assigned to a team is decided only by that team's members, or an admin key.
     async fn ensure_assigned(&self, caller: &ApiKey, approval: &Approval) -> AppResult<()> {
         let Some(team_id) = &approval.assigned_team else { return Ok(()) };

@@ -33,7 +33,7 @@ use crate::domain::permission::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ports::{Clock, Store};
 
-pub use approvals::{ApprovalFilter, DecideRequest, Decided};
+pub use approvals::{ApprovalFilter, DecideRequest, Decided, EscalateRequest};
 pub use audit::AuditFilter;
 pub use auth::Caller;
 pub use commit::Committed;

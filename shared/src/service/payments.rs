@@ -92,7 +92,10 @@ impl Countersign {
                 } else {
                     // The highest-priority matching routing rule assigns the approval's team.
                     let rules = self.org_rules(&org).await?;
-                    let team = route(&rules, &Subject::for_payment(&payment)).map(|r| r.assign_to_team.clone());
+                    // Else the holding policy's first escalation tier.
+                    let team = route(&rules, &Subject::for_payment(&payment))
+                        .map(|r| r.assign_to_team.clone())
+                        .or_else(|| payment.decision.escalation_chain.first().cloned());
                     self.plan_hold(tx, payment, from, team)?
                 };
                 Ok(plan)

@@ -26,6 +26,18 @@ impl Countersign {
         self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await
     }
 
+    /// Escalation tiers must be teams of the caller's organisation.
+    async fn ensure_teams(
+        &self,
+        org: &crate::domain::ids::OrgId,
+        teams: &[crate::domain::ids::TeamId],
+    ) -> AppResult<()> {
+        for team in teams {
+            self.read_owned::<crate::domain::people::Team>(&super::records::team_key(org, team), org).await?;
+        }
+        Ok(())
+    }
+
     /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
     pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<Vec<Policy>> {
         let mut query = Query::new(Index::Primary, format!("WALLET#{wallet}"), MAX_POLICIES_PER_WALLET);
@@ -44,6 +56,7 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
         let name = patch.name.clone().ok_or(InputError::Missing { field: "name" })?;
+        self.ensure_teams(&caller.org_id, patch.escalation_chain.as_deref().unwrap_or_default()).await?;
         self.commit(|| async {
             let wallet = self.owned_wallet(caller, wallet_id).await?;
             if self.wallet_policies(wallet_id).await?.len() >= MAX_POLICIES_PER_WALLET {
@@ -87,6 +100,7 @@ impl Countersign {
     ) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
+        self.ensure_teams(&caller.org_id, patch.escalation_chain.as_deref().unwrap_or_default()).await?;
         self.commit(|| async {
             let wallet = self.owned_wallet(caller, wallet_id).await?;
             let mut policy = self.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;

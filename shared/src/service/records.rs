@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::domain::approval::{Approval, ApprovalStatus};
+use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
@@ -223,7 +223,7 @@ impl Record for Approval {
                 format!("{status}#{}", self.id),
             )),
             // Sparse: only pending approvals are in the due index, so the sweep reads only them.
-            due: (self.status == ApprovalStatus::Pending).then(|| {
+            due: self.is_open().then(|| {
                 (due_partition(DUE_APPROVALS, self.id.as_str()), format!("{}#{}", sort_time(self.expires_at), self.id))
             }),
         }

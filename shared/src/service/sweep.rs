@@ -20,6 +20,7 @@ use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::ApprovalId;
 use crate::domain::payment::Payment;
+use crate::domain::policy::OnTimeout;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Item, Position, Query};
 
@@ -237,7 +238,9 @@ impl Countersign {
         Ok((summary, read, last))
     }
 
-    /// Expires one approval and its payment; `false` when it is no longer due (decided meanwhile).
+    /// Applies the approval's `onTimeout` once its window has closed: escalate to the chain's
+    /// next tier, reject, or expire (also when the chain has ended); `false` when it is no
+    /// longer due (decided meanwhile).
     async fn expire_one(&self, id: &ApprovalId) -> AppResult<bool> {
         self.commit(|| async {
             let Some(mut approval) = self.read::<Approval>(&approval_key(id)).await? else {
@@ -246,10 +249,33 @@ impl Countersign {
             let org = approval.value.org_id.clone();
             let mut tx = Tx::new(&org, Actor::System, self.now());
             let now = tx.now();
-            if approval.value.expire(now).is_err() {
+            if !approval.value.is_open() || now < approval.value.expires_at {
                 return Ok(Plan::nothing(false));
             }
+            let approval_id = approval.value.id.clone();
+            if approval.value.on_timeout == OnTimeout::Escalate {
+                if let Some(next) = approval.value.next_tier(None) {
+                    let from = approval.value.assigned_team.clone();
+                    approval.value.escalate(next.clone(), now)?;
+                    tx.update(&approval)?;
+                    tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
+                    let details = json!({"fromTeam": from, "toTeam": next, "reason": "no decision in time"});
+                    tx.audit("approval.escalated", "approval", approval_id.as_str(), details)?;
+                    return Ok(tx.done(true));
+                }
+            }
             let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), &org).await?;
+            if approval.value.on_timeout == OnTimeout::Reject {
+                approval.value.reject_on_timeout(now)?;
+                payment.value.reject(now).map_err(stale)?;
+                tx.update(&approval)?;
+                tx.update(&payment)?;
+                tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_REJECTED, now))?;
+                let details = json!({"reason": "no decision in time", "paymentId": payment.value.id});
+                tx.audit("approval.rejected", "approval", approval_id.as_str(), details)?;
+                return Ok(tx.done(true));
+            }
+            approval.value.expire(now)?;
             payment.value.expire(now).map_err(stale)?;
             tx.update(&approval)?;
             tx.update(&payment)?;
