@@ -56,9 +56,9 @@ impl Countersign {
         let targets: Vec<Webhook> = webhooks.into_iter().filter(|w| w.wants(event)).collect();
         let results: Vec<AppResult<()>> = stream::iter(targets)
             .map(|webhook| async move {
-                let delivery = self.ensure_delivery(event, &webhook).await?;
-                if delivery.value.status == DeliveryStatus::Pending && delivery.value.attempts == 0 {
-                    self.attempt(delivery, Some(webhook)).await?;
+                // Creating the delivery claims its first attempt; a duplicate message finds it made.
+                if let Some((delivery, version)) = self.create_delivery(event, &webhook).await? {
+                    self.send_claimed(delivery, version, webhook).await?;
                 }
                 Ok(())
             })
@@ -68,7 +68,9 @@ impl Countersign {
         results.into_iter().collect()
     }
 
-    async fn ensure_delivery(&self, event: &Event, webhook: &Webhook) -> AppResult<Stored<Delivery>> {
+    /// Creates the one delivery of `event` to `webhook` with its first attempt claimed; `None`
+    /// when it exists already (another worker has it; if that one died, the sweep re-queues it).
+    async fn create_delivery(&self, event: &Event, webhook: &Webhook) -> AppResult<Option<(Delivery, u64)>> {
         let now = self.now();
         let delivery = Delivery {
             id: DeliveryId::for_event(&event.id, &webhook.id),
@@ -78,20 +80,20 @@ impl Countersign {
             event_id: event.id.to_string(),
             event_type: event.kind.clone(),
             status: DeliveryStatus::Pending,
-            attempts: 0,
+            attempts: 1,
             last_error: None,
             last_status_code: None,
             last_latency_ms: None,
-            next_attempt_at: now,
+            next_attempt_at: now + ChronoDuration::from_std(CLAIM_LEASE).unwrap_or_default(),
             created_at: now,
             updated_at: now,
             delivered_at: None,
         };
         match self.store.transact(vec![records::create(&delivery)?]).await {
-            Ok(()) => Ok(Stored { value: delivery, version: 1 }),
-            Err(StoreError::ConditionFailed | StoreError::Conflict) => {
-                self.read::<Delivery>(&delivery_key(&delivery.id)).await?.ok_or(AppError::Contention)
-            }
+            Ok(()) => Ok(Some((delivery, 1))),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            // A colliding write may fail too: have the queue redeliver the message.
+            Err(StoreError::Conflict) => Err(AppError::Contention),
             Err(e) => Err(e.into()),
         }
     }
@@ -138,7 +140,11 @@ impl Countersign {
             Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
             Err(e) => return Err(e.into()),
         }
-        let version = stored.version + 1;
+        self.send_claimed(delivery, stored.version + 1, webhook).await
+    }
+
+    /// Sends an attempt this worker has claimed (stored at `version`) and records the outcome.
+    async fn send_claimed(&self, mut delivery: Delivery, version: u64, webhook: Webhook) -> AppResult<()> {
         let outcome = self.post_signed(&webhook, &delivery.event_id, &delivery.event).await;
         delivery.updated_at = self.now();
         match outcome {
