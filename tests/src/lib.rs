@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod faults;
+pub mod invariants;
 pub mod template;
 
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,11 @@ pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
     let endpoint = std::env::var(ENDPOINT_ENV).unwrap_or_else(|_| {
         panic!("{ENDPOINT_ENV} is not set: start DynamoDB Local (scripts/test does) and point this at it")
     });
+    dynamo_client_at(&endpoint).await
+}
+
+/// A DynamoDB client for an emulator at `endpoint` (SDK defaults otherwise, as the Lambdas use).
+pub async fn dynamo_client_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
@@ -108,14 +114,20 @@ impl TestStore {
                 let dir = std::env::temp_dir().join(format!("countersign-test-{}", ulid::Ulid::new()));
                 TestStore::Sqlite(SqliteStore::open_dir(&dir).expect("open sqlite store"))
             }
-            Backend::Dynamo => {
-                let client = dynamo_client().await;
-                let table = format!("countersign-test-{}", ulid::Ulid::new());
-                let store = DynamoStore::new(client.clone(), table.clone());
-                template::create_table(&client, &table).await;
-                TestStore::Dynamo { store, client, table }
-            }
+            Backend::Dynamo => Self::dynamo_with(dynamo_client().await).await,
         }
+    }
+
+    /// A fresh table, created from the template, on the DynamoDB Local at `endpoint`.
+    pub async fn dynamo_at(endpoint: &str) -> Self {
+        Self::dynamo_with(dynamo_client_at(endpoint).await).await
+    }
+
+    async fn dynamo_with(client: aws_sdk_dynamodb::Client) -> Self {
+        let table = format!("countersign-test-{}", ulid::Ulid::new());
+        let store = DynamoStore::new(client.clone(), table.clone());
+        template::create_table(&client, &table).await;
+        TestStore::Dynamo { store, client, table }
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -186,27 +198,32 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, None, None).await.0
+        Self::spawn_with(TestStore::new(backend).await, None, None).await.0
+    }
+
+    /// The service on a fresh table in the DynamoDB Local at `endpoint` (an emulator the test
+    /// runs itself, e.g. to stop and restart it).
+    pub async fn spawn_on_dynamo_at(endpoint: &str) -> Self {
+        Self::spawn_with(TestStore::dynamo_at(endpoint).await, None, None).await.0
     }
 
     /// The service on `wrap(store)`: a store wrapper that injects faults.
     pub async fn spawn_wrapped(backend: Backend, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
-        Self::spawn_with(backend, None, Some(Box::new(wrap))).await.0
+        Self::spawn_with(TestStore::new(backend).await, None, Some(Box::new(wrap))).await.0
     }
 
     /// With event wiring: webhooks are delivered through `stack` to real receivers. Retries are
     /// fast (3 attempts, 200 ms base) and stuck events are re-published at once by the sweep.
     pub async fn spawn_with_events(backend: Backend, stack: events::EventStack) -> (Self, Arc<events::SwitchableBus>) {
-        let (app, bus) = Self::spawn_with(backend, Some(stack), None).await;
+        let (app, bus) = Self::spawn_with(TestStore::new(backend).await, Some(stack), None).await;
         (app, bus.expect("bus"))
     }
 
     async fn spawn_with(
-        backend: Backend,
+        store: TestStore,
         stack: Option<events::EventStack>,
         wrap: Option<StoreWrapper<'_>>,
     ) -> (Self, Option<Arc<events::SwitchableBus>>) {
-        let store = TestStore::new(backend).await;
         let clock = ManualClock::new();
         let mut settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
         let served = match wrap {
