@@ -56,11 +56,13 @@ impl Countersign {
         let targets: Vec<Webhook> = webhooks.into_iter().filter(|w| w.wants(event)).collect();
         let results: Vec<AppResult<()>> = stream::iter(targets)
             .map(|webhook| async move {
-                // Creating the delivery claims its first attempt; a duplicate message finds it made.
-                if let Some((delivery, version)) = self.create_delivery(event, &webhook).await? {
-                    self.send_claimed(delivery, version, webhook).await?;
+                // Creating the delivery claims its first attempt. A duplicate message (or one
+                // redelivered after a worker died) finds it made and hands it to the retry path,
+                // which sends it once its attempt is due and unclaimed.
+                match self.create_delivery(event, &webhook).await? {
+                    Some((delivery, version)) => self.send_claimed(delivery, version, webhook).await,
+                    None => self.deliver_due(&DeliveryId::for_event(&event.id, &webhook.id), None).await,
                 }
-                Ok(())
             })
             .buffer_unordered(DELIVERY_CONCURRENCY)
             .collect()
