@@ -285,3 +285,46 @@ async fn a_member_escalates_by_hand_and_timeouts_can_reject(backend: Backend) {
     assert_eq!(got["status"], "REJECTED", "{backend:?}: {got}");
     assert_eq!(app.balance(&s.admin, &s.from).await, "10000.00");
 }
+
+per_backend!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    fifty_approvers_and_escalators_have_one_winner
+);
+async fn fifty_approvers_and_escalators_have_one_winner(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let mut members = Vec::new();
+    for i in 0..50 {
+        members.push(member(&app, &s.admin, &format!("m{i}")).await);
+    }
+    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    let first = team(&app, &s.admin, "tier 1", &refs).await;
+    let second = team(&app, &s.admin, "tier 2", &[]).await;
+    let policy = json!({"name": "tiers", "requireReviewAbove": "100.00", "escalationChain": [first, second]});
+    app.policy(&s.admin, &s.from, policy).await;
+    let (payment, approval) = app.held_payment(&s, "500.00").await;
+    let mut keys = Vec::new();
+    for m in &members {
+        keys.push(key_for(&app, &s.admin, Some(m), &["approvals:write"]).await);
+    }
+    let calls = keys.iter().enumerate().map(|(i, key)| {
+        let action = if i % 2 == 0 { "approve" } else { "escalate" };
+        let path = format!("/v1/approvals/{approval}/{action}");
+        let app = &app;
+        async move { (action, app.post(&path, key, json!({})).await) }
+    });
+    let results = futures::future::join_all(calls).await;
+    let winners: Vec<_> = results.iter().filter(|(_, (status, _))| *status == 200).collect();
+    assert_eq!(winners.len(), 1, "{backend:?}: {results:?}");
+    for (_, (status, body)) in &results {
+        let loser = matches!(code(body), Some("APPROVAL_NOT_PENDING" | "NOT_ASSIGNED"));
+        assert!(*status == 200 || ((*status == 409 || *status == 403) && loser), "{backend:?}: {status} {body}");
+    }
+    let (_, txns) = app.get(&format!("/v1/wallets/{}/transactions", s.from), &s.admin).await;
+    let debits = txns["data"].as_array().unwrap().iter().filter(|t| t["kind"] == "DEBIT").count();
+    let (_, pay) = app.get(&format!("/v1/payments/{payment}"), &s.agent).await;
+    match winners[0].0 {
+        "approve" => assert_eq!((pay["status"].as_str(), debits), (Some("COMPLETED"), 1), "{backend:?}"),
+        _ => assert_eq!((pay["status"].as_str(), debits), (Some("PENDING_APPROVAL"), 0), "{backend:?}"),
+    }
+}
