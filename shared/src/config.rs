@@ -20,6 +20,7 @@ pub const MAX_APPROVAL_TTL_SECONDS: u64 = crate::service::MAX_APPROVAL_TTL_SECON
 pub const ENV_ALLOW_PRIVATE: &str = "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS";
 pub const ENV_MAX_ATTEMPTS: &str = "COUNTERSIGN_WEBHOOK_MAX_ATTEMPTS";
 pub const ENV_BACKOFF_BASE_MS: &str = "COUNTERSIGN_WEBHOOK_BACKOFF_BASE_MS";
+pub const ENV_REPUBLISH_AFTER: &str = "COUNTERSIGN_REPUBLISH_AFTER_SECONDS";
 pub const ENV_WEBHOOK_TIMEOUT_MS: &str = "COUNTERSIGN_WEBHOOK_TIMEOUT_MS";
 pub const ENV_EVENT_BUS: &str = "COUNTERSIGN_EVENT_BUS";
 pub const ENV_QUEUE_URL: &str = "COUNTERSIGN_WEBHOOK_QUEUE_URL";
@@ -69,6 +70,9 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     }
     if let Some(n) = parse_env::<u32>(ENV_MAX_ATTEMPTS, |v| (1..=50).contains(v), "must be 1 to 50")? {
         settings.retry.max_attempts = n;
+    }
+    if let Some(s) = parse_env::<u64>(ENV_REPUBLISH_AFTER, |v| (5..=3600).contains(v), "must be 5 to 3600 seconds")? {
+        settings.republish_after = std::time::Duration::from_secs(s);
     }
     if let Some(ms) = parse_env::<u64>(ENV_BACKOFF_BASE_MS, |v| *v >= 1, "must be a positive number of milliseconds")? {
         settings.retry.base = std::time::Duration::from_millis(ms);
@@ -194,6 +198,7 @@ mod tests {
         std::env::set_var(ENV_ALLOW_PRIVATE, "true");
         std::env::set_var(ENV_MAX_ATTEMPTS, "3");
         std::env::set_var(ENV_BACKOFF_BASE_MS, "250");
+        std::env::set_var(ENV_REPUBLISH_AFTER, "15");
         std::env::set_var(ENV_DEFAULT_TTL, "60");
         let s = settings_from_env().unwrap();
         assert!(s.allow_private_webhooks);
@@ -201,12 +206,16 @@ mod tests {
             (s.retry.max_attempts, s.retry.base, s.default_approval_ttl_seconds),
             (3, std::time::Duration::from_millis(250), 60)
         );
+        assert_eq!(s.republish_after, std::time::Duration::from_secs(15));
         std::env::set_var(ENV_MAX_ATTEMPTS, "0");
         assert!(settings_from_env().is_err());
         std::env::set_var(ENV_ALLOW_PRIVATE, "yes");
         std::env::set_var(ENV_MAX_ATTEMPTS, "3");
         assert!(settings_from_env().is_err());
-        for name in [ENV_ALLOW_PRIVATE, ENV_MAX_ATTEMPTS, ENV_BACKOFF_BASE_MS, ENV_DEFAULT_TTL] {
+        std::env::set_var(ENV_ALLOW_PRIVATE, "true");
+        std::env::set_var(ENV_REPUBLISH_AFTER, "1");
+        assert!(settings_from_env().is_err(), "below 5 s");
+        for name in [ENV_ALLOW_PRIVATE, ENV_MAX_ATTEMPTS, ENV_BACKOFF_BASE_MS, ENV_DEFAULT_TTL, ENV_REPUBLISH_AFTER] {
             std::env::remove_var(name);
         }
     }
