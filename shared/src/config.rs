@@ -24,6 +24,7 @@ pub const ENV_REPUBLISH_AFTER: &str = "COUNTERSIGN_REPUBLISH_AFTER_SECONDS";
 pub const ENV_WEBHOOK_TIMEOUT_MS: &str = "COUNTERSIGN_WEBHOOK_TIMEOUT_MS";
 pub const ENV_EVENT_BUS: &str = "COUNTERSIGN_EVENT_BUS";
 pub const ENV_QUEUE_URL: &str = "COUNTERSIGN_WEBHOOK_QUEUE_URL";
+pub const ENV_REVIEW_WAIT: &str = "COUNTERSIGN_REVIEW_WAIT_SECONDS";
 
 fn parse_env<T: std::str::FromStr>(
     name: &'static str,
@@ -76,6 +77,11 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     }
     if let Some(ms) = parse_env::<u64>(ENV_BACKOFF_BASE_MS, |v| *v >= 1, "must be a positive number of milliseconds")? {
         settings.retry.base = std::time::Duration::from_millis(ms);
+    }
+    if let Some(secs) =
+        parse_env::<u64>(ENV_REVIEW_WAIT, |v| *v <= crate::service::MAX_REVIEW_WAIT_SECONDS, "must be 0 to 28 seconds")?
+    {
+        settings.review_wait = std::time::Duration::from_secs(secs);
     }
     Ok(settings)
 }
@@ -200,7 +206,12 @@ mod tests {
         std::env::set_var(ENV_BACKOFF_BASE_MS, "250");
         std::env::set_var(ENV_REPUBLISH_AFTER, "15");
         std::env::set_var(ENV_DEFAULT_TTL, "60");
+        std::env::set_var(ENV_REVIEW_WAIT, "3");
         let s = settings_from_env().unwrap();
+        assert_eq!(s.review_wait, std::time::Duration::from_secs(3));
+        std::env::set_var(ENV_REVIEW_WAIT, "29");
+        assert!(settings_from_env().is_err());
+        std::env::set_var(ENV_REVIEW_WAIT, "3");
         assert!(s.allow_private_webhooks);
         assert_eq!(
             (s.retry.max_attempts, s.retry.base, s.default_approval_ttl_seconds),
@@ -215,7 +226,15 @@ mod tests {
         std::env::set_var(ENV_ALLOW_PRIVATE, "true");
         std::env::set_var(ENV_REPUBLISH_AFTER, "1");
         assert!(settings_from_env().is_err(), "below 5 s");
-        for name in [ENV_ALLOW_PRIVATE, ENV_MAX_ATTEMPTS, ENV_BACKOFF_BASE_MS, ENV_DEFAULT_TTL, ENV_REPUBLISH_AFTER] {
+        let knobs = [
+            ENV_ALLOW_PRIVATE,
+            ENV_MAX_ATTEMPTS,
+            ENV_BACKOFF_BASE_MS,
+            ENV_DEFAULT_TTL,
+            ENV_REPUBLISH_AFTER,
+            ENV_REVIEW_WAIT,
+        ];
+        for name in knobs {
             std::env::remove_var(name);
         }
     }

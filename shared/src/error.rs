@@ -6,6 +6,7 @@ use crate::domain::input::InputError;
 use crate::domain::money::MoneyError;
 use crate::domain::payment::{PaymentError, PaymentStatus};
 use crate::domain::permission::Permission;
+use crate::domain::review::{ReviewError, ReviewStatus};
 use crate::domain::wallet::BalanceError;
 use crate::ports::{BusError, QueueError, StoreError};
 
@@ -51,6 +52,10 @@ pub enum AppError {
     ApprovalNotPending(ApprovalStatus),
     #[error("approval window has closed")]
     ApprovalExpired,
+    #[error("review is {}, not pending", .0.as_str())]
+    ReviewNotPending(ReviewStatus),
+    #[error("review window has closed")]
+    ReviewExpired,
     #[error("the key that submitted a payment cannot approve it")]
     SelfApprovalForbidden,
     #[error("this key has already voted on the approval")]
@@ -90,6 +95,16 @@ impl From<ApprovalError> for AppError {
             ApprovalError::Expired => AppError::ApprovalExpired,
             ApprovalError::SelfApproval => AppError::SelfApprovalForbidden,
             ApprovalError::AlreadyVoted => AppError::AlreadyVoted,
+        }
+    }
+}
+
+impl From<ReviewError> for AppError {
+    fn from(e: ReviewError) -> Self {
+        match e {
+            ReviewError::NotPending(s) => AppError::ReviewNotPending(s),
+            ReviewError::Expired => AppError::ReviewExpired,
+            ReviewError::SelfApproval => AppError::SelfApprovalForbidden,
         }
     }
 }

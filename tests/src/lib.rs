@@ -186,6 +186,7 @@ impl Clock for ManualClock {
 }
 
 type StoreWrapper<'a> = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store> + 'a>;
+type SettingsTuner<'a> = Box<dyn FnOnce(&mut Settings) + 'a>;
 
 /// The real router on a loopback port over a real store.
 pub struct TestApp {
@@ -198,24 +199,29 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(TestStore::new(backend).await, None, None).await.0
+        Self::spawn_with(TestStore::new(backend).await, None, None, None).await.0
+    }
+
+    /// With `tune` applied to the service's settings (e.g. a short review wait).
+    pub async fn spawn_tuned(backend: Backend, tune: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with(TestStore::new(backend).await, None, None, Some(Box::new(tune))).await.0
     }
 
     /// The service on a fresh table in the DynamoDB Local at `endpoint` (an emulator the test
     /// runs itself, e.g. to stop and restart it).
     pub async fn spawn_on_dynamo_at(endpoint: &str) -> Self {
-        Self::spawn_with(TestStore::dynamo_at(endpoint).await, None, None).await.0
+        Self::spawn_with(TestStore::dynamo_at(endpoint).await, None, None, None).await.0
     }
 
     /// The service on `wrap(store)`: a store wrapper that injects faults.
     pub async fn spawn_wrapped(backend: Backend, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
-        Self::spawn_with(TestStore::new(backend).await, None, Some(Box::new(wrap))).await.0
+        Self::spawn_with(TestStore::new(backend).await, None, Some(Box::new(wrap)), None).await.0
     }
 
     /// With event wiring: webhooks are delivered through `stack` to real receivers. Retries are
     /// fast (3 attempts, 200 ms base) and stuck events are re-published at once by the sweep.
     pub async fn spawn_with_events(backend: Backend, stack: events::EventStack) -> (Self, Arc<events::SwitchableBus>) {
-        let (app, bus) = Self::spawn_with(TestStore::new(backend).await, Some(stack), None).await;
+        let (app, bus) = Self::spawn_with(TestStore::new(backend).await, Some(stack), None, None).await;
         (app, bus.expect("bus"))
     }
 
@@ -223,9 +229,13 @@ impl TestApp {
         store: TestStore,
         stack: Option<events::EventStack>,
         wrap: Option<StoreWrapper<'_>>,
+        tune: Option<SettingsTuner<'_>>,
     ) -> (Self, Option<Arc<events::SwitchableBus>>) {
         let clock = ManualClock::new();
         let mut settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
+        if let Some(tune) = tune {
+            tune(&mut settings);
+        }
         let served = match wrap {
             Some(wrap) => wrap(store.store()),
             None => store.store(),

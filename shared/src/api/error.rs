@@ -77,6 +77,10 @@ impl AppError {
                 json!({"status": status}),
             ),
             ApprovalExpired => plain(StatusCode::CONFLICT, "APPROVAL_EXPIRED"),
+            ReviewNotPending(status) => {
+                (StatusCode::CONFLICT, "REVIEW_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
+            }
+            ReviewExpired => plain(StatusCode::CONFLICT, "REVIEW_EXPIRED"),
             PaymentNotPending(status) => {
                 (StatusCode::CONFLICT, "PAYMENT_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
             }

@@ -11,6 +11,7 @@ mod keys;
 mod payments;
 mod people;
 mod policies;
+mod reviews;
 mod wallets;
 mod webhooks;
 mod wire;
@@ -62,6 +63,10 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
+        .route("/reviews", post(reviews::create).get(reviews::list))
+        .route("/reviews/{id}", get(reviews::get))
+        .route("/reviews/{id}/decide", post(reviews::decide))
+        .route("/reviews/{id}/decision", get(reviews::decision))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/dlq", get(webhooks::dead_letters))
         .route("/v1/webhooks/dlq/{id}/retry", post(webhooks::retry_dead_letter))

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::approval::Approval;
 use super::ids::{EventId, OrgId, WalletId};
 use super::payment::Payment;
+use super::review::Review;
 
 pub mod kinds {
     pub const APPROVAL_CREATED: &str = "approval.created";
@@ -16,6 +17,9 @@ pub mod kinds {
     pub const APPROVAL_ESCALATED: &str = "approval.escalated";
     pub const PAYMENT_COMPLETED: &str = "payment.completed";
     pub const PAYMENT_FAILED: &str = "payment.failed";
+    pub const REVIEW_CREATED: &str = "review.created";
+    pub const REVIEW_DECIDED: &str = "review.decided";
+    pub const REVIEW_EXPIRED: &str = "review.expired";
 }
 
 /// `{"id": "evt_…", "type", "createdAt", "data"}` plus the owning org (not sent to subscribers).
@@ -96,6 +100,12 @@ impl Event {
         let data = with_id(approval, "approvalId", approval.id.as_str());
         let wallets = vec![approval.wallet_id.clone(), approval.transaction_details.recipient.clone()];
         Event { wallet_ids: wallets, ..Event::new(&approval.org_id, kind, data, at) }
+    }
+
+    /// A review and its decision (`reviewId`); about no wallet, so wallet-bound subscriptions
+    /// do not hear it.
+    pub fn for_review(review: &Review, kind: &str, at: DateTime<Utc>) -> Self {
+        Event::new(&review.org_id, kind, with_id(review, "reviewId", review.id.as_str()), at)
     }
 }
 

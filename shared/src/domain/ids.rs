@@ -67,6 +67,8 @@ prefixed_id!(DeliveryId, "dlv_");
 prefixed_id!(TeamId, "team_");
 prefixed_id!(RoutingRuleId, "rule_");
 prefixed_id!(MemberId, "mem_");
+prefixed_id!(ReviewId, "rev_");
+prefixed_id!(ReviewDecisionId, "dec_");
 
 impl DeliveryId {
     /// The one delivery of `event` to `webhook`: the same inputs give the same id, so fan-out

@@ -14,6 +14,7 @@ pub mod payment;
 pub mod people;
 pub mod permission;
 pub mod policy;
+pub mod review;
 pub mod routing;
 pub mod score;
 pub mod ssrf;

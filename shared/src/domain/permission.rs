@@ -30,6 +30,9 @@ pub enum Permission {
     /// Members and teams.
     #[serde(rename = "members:write")]
     MembersWrite,
+    /// Ask for reviews (`POST /reviews`).
+    #[serde(rename = "reviews:write")]
+    ReviewsWrite,
     #[serde(rename = "admin")]
     Admin,
 }
@@ -49,6 +52,7 @@ impl Permission {
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
             Permission::MembersWrite => "members:write",
+            Permission::ReviewsWrite => "reviews:write",
             Permission::Admin => "admin",
         }
     }

@@ -743,7 +743,7 @@ impl<'a> Subject<'a> {
     }
 }
 
-fn urgency_name(urgency: Urgency) -> &'static str {
+pub fn urgency_name(urgency: Urgency) -> &'static str {
     match urgency {
         Urgency::Low => "low",
         Urgency::Medium => "medium",

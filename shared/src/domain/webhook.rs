@@ -13,7 +13,7 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 11] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
@@ -22,6 +22,9 @@ pub const EVENT_TYPES: [&str; 8] = [
     kinds::APPROVAL_ESCALATED,
     kinds::PAYMENT_COMPLETED,
     kinds::PAYMENT_FAILED,
+    kinds::REVIEW_CREATED,
+    kinds::REVIEW_DECIDED,
+    kinds::REVIEW_EXPIRED,
 ];
 
 pub const SECRET_PREFIX: &str = "whsec_";

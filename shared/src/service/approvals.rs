@@ -93,7 +93,13 @@ impl Countersign {
 
     /// An approval assigned to a team is decided only by that team's members, or an admin key.
     async fn ensure_assigned(&self, caller: &ApiKey, approval: &Approval) -> AppResult<()> {
-        let Some(team_id) = &approval.assigned_team else { return Ok(()) };
+        self.ensure_team(caller, approval.assigned_team.as_ref()).await
+    }
+
+    /// Something assigned to a team (an approval, a review) is decided only by that team's
+    /// members, or an admin key.
+    pub(crate) async fn ensure_team(&self, caller: &ApiKey, assigned: Option<&TeamId>) -> AppResult<()> {
+        let Some(team_id) = assigned else { return Ok(()) };
         if caller.permissions.contains(&Permission::Admin) {
             return Ok(());
         }

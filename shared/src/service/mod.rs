@@ -18,6 +18,7 @@ mod people;
 mod plan;
 mod policies;
 pub mod records;
+mod reviews;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 pub use policies::MAX_POLICIES_PER_WALLET;
 use records::{decode, Record, Stored};
+pub use reviews::{ReviewDecide, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
@@ -64,6 +66,9 @@ pub struct Settings {
     pub retry: crate::domain::delivery::RetryPolicy,
     /// Unpublished outbox events older than this are re-published by the sweep.
     pub republish_after: std::time::Duration,
+    /// `COUNTERSIGN_REVIEW_WAIT_SECONDS`: how long `POST /reviews` with `blocking: true` waits
+    /// for a decision (default 25, at most `MAX_REVIEW_WAIT_SECONDS`, below API Gateway's 29 s).
+    pub review_wait: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -74,6 +79,7 @@ impl Default for Settings {
             allow_private_webhooks: false,
             retry: Default::default(),
             republish_after: DEFAULT_REPUBLISH_AFTER,
+            review_wait: std::time::Duration::from_secs(25),
         }
     }
 }
@@ -161,6 +167,7 @@ owned!(
     crate::domain::people::Member,
     crate::domain::people::Team,
     crate::domain::routing::RoutingRule,
+    crate::domain::review::Review,
     ApiKey
 );
 

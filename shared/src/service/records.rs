@@ -16,6 +16,9 @@
 //! | deliveries of a webhook | byWallet | `ORG#o#WEBHOOK#w#DELIVERY` / id |
 //! | dead-lettered deliveries | byStatus | `ORG#o#DELIVERY#FAILED` / id |
 //! | pending deliveries by next attempt | due | `DELIVERY` / `nextAttemptAt#id` (only while PENDING) |
+//! | review by id | primary | `REVIEW#id` / `REVIEW` |
+//! | org's reviews, newest first (± status) | byOrg / byStatus | `ORG#o#REVIEW`, `ORG#o#REVIEW#<STATUS>` / id |
+//! | reviews due for expiry | due | `REVIEW#<0..15>` / `expiresAt#id` (only while open) |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -27,13 +30,15 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::{
-    ApiKeyId, ApprovalId, DeliveryId, MemberId, OrgId, PaymentId, PolicyId, RoutingRuleId, TeamId, WalletId, WebhookId,
+    ApiKeyId, ApprovalId, DeliveryId, MemberId, OrgId, PaymentId, PolicyId, ReviewId, RoutingRuleId, TeamId, WalletId,
+    WebhookId,
 };
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::org::{ApiKey, Organization};
 use crate::domain::payment::Payment;
 use crate::domain::people::{Member, Team};
 use crate::domain::policy::Policy;
+use crate::domain::review::Review;
 use crate::domain::routing::RoutingRule;
 use crate::domain::wallet::Wallet;
 use crate::domain::webhook::Webhook;
@@ -43,6 +48,7 @@ use crate::ports::{Expect, IndexKeys, Item, Key, Write};
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
 pub const DUE_DELIVERIES: &str = "DELIVERY";
+pub const DUE_REVIEWS: &str = "REVIEW";
 /// Parked outbox events, for operators (not swept).
 pub const PARKED_OUTBOX: &str = "OUTBOX_PARKED";
 /// Each due kind is spread over this many partitions (`APPROVAL#0` … `APPROVAL#15`), so no
@@ -128,6 +134,9 @@ pub fn payment_key(id: &PaymentId) -> Key {
 }
 pub fn approval_key(id: &ApprovalId) -> Key {
     Key::new(format!("APPROVAL#{id}"), "APPROVAL")
+}
+pub fn review_key(id: &ReviewId) -> Key {
+    Key::new(format!("REVIEW#{id}"), "REVIEW")
 }
 pub fn audit_partition(org: &OrgId) -> String {
     format!("ORG#{org}#AUDIT")
@@ -225,6 +234,25 @@ impl Record for Approval {
             // Sparse: only pending approvals are in the due index, so the sweep reads only them.
             due: self.is_open().then(|| {
                 (due_partition(DUE_APPROVALS, self.id.as_str()), format!("{}#{}", sort_time(self.expires_at), self.id))
+            }),
+        }
+    }
+}
+
+impl Record for Review {
+    const NAME: &'static str = "review";
+    fn key(&self) -> Key {
+        review_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        let status = self.status.as_str().to_uppercase();
+        IndexKeys {
+            by_org: Some((by_org_partition(&self.org_id, "REVIEW"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "REVIEW", &status), self.id.to_string())),
+            by_wallet: None,
+            // Sparse: only open reviews, so the sweep reads only them.
+            due: self.is_open().then(|| {
+                (due_partition(DUE_REVIEWS, self.id.as_str()), format!("{}#{}", sort_time(self.expires_at), self.id))
             }),
         }
     }

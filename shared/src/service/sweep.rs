@@ -1,5 +1,5 @@
 //! The scheduled sweep (EventBridge schedule in AWS, a timer in the local server): expire due
-//! approvals, re-queue deliveries whose queue message was lost, re-publish stuck outbox events.
+//! approvals and reviews, re-queue deliveries whose queue message was lost, re-publish stuck outbox events.
 //! Each phase reads every shard of its due partition concurrently, page by page, and runs on
 //! its own: one that fails is logged and counted and the others still run.
 
@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::plan::{stale, Plan, Tx};
-use super::records::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS};
+use super::records::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS, DUE_REVIEWS};
 use super::Countersign;
 use crate::domain::approval::Approval;
 use crate::domain::audit::Actor;
@@ -21,6 +21,7 @@ use crate::domain::event::{kinds, Event};
 use crate::domain::ids::ApprovalId;
 use crate::domain::payment::Payment;
 use crate::domain::policy::OnTimeout;
+use crate::domain::review::Review;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Item, Position, Query};
 
@@ -37,6 +38,7 @@ const DEADLINE_GUARD: Duration = Duration::from_secs(10);
 #[serde(rename_all = "camelCase")]
 pub struct SweepSummary {
     pub approvals_read: usize,
+    /// Approvals and reviews expired (reviews are read from their own due partitions).
     pub approvals_expired: usize,
     pub approvals_skipped: usize,
     pub events_republished: usize,
@@ -127,10 +129,22 @@ impl Countersign {
     ) -> AppResult<(ExpirySummary, bool)> {
         let cutoff = format!("{}#~", sort_time(self.now()));
         let cutoff = &cutoff;
-        self.each_due_page(DUE_APPROVALS, page, time_left, move |partition, after| async move {
-            self.expire_page(&partition, cutoff, page, after).await
-        })
-        .await
+        let (mut done, late) = self
+            .each_due_page(DUE_APPROVALS, page, time_left, move |partition, after| async move {
+                self.expire_page(&partition, cutoff, page, after).await
+            })
+            .await?;
+        if late {
+            return Ok((done, late));
+        }
+        // Reviews have their own due kind; counted with the approvals.
+        let (reviews, late) = self
+            .each_due_page(DUE_REVIEWS, page, time_left, move |partition, after| async move {
+                self.expire_page(&partition, cutoff, page, after).await
+            })
+            .await?;
+        done += reviews;
+        Ok((done, late))
     }
 
     /// Runs `step` over every shard of `kind` concurrently, each shard page by page after its
@@ -208,9 +222,16 @@ impl Countersign {
         let outcomes: Vec<AppResult<bool>> = stream::iter(due)
             .map(|item| async move {
                 let key = item.key.clone();
-                let outcome = match records::decode::<Approval>(item) {
-                    Ok(approval) => self.expire_one(&approval.value.id).await,
-                    Err(e) => Err(e),
+                let outcome = if key.pk.starts_with("REVIEW#") {
+                    match records::decode::<Review>(item) {
+                        Ok(review) => self.expire_review(&review.value.id).await,
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    match records::decode::<Approval>(item) {
+                        Ok(approval) => self.expire_one(&approval.value.id).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 match outcome {
                     Err(e @ AppError::Store(_)) => Err(e),

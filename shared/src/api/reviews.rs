@@ -1,0 +1,259 @@
+//! `/reviews` (DESIGN §2.2): Humancheck's reviews API, snake_case, at the root. Create (optionally
+//! blocking until a decision or `COUNTERSIGN_REVIEW_WAIT_SECONDS`), list by page, read, decide,
+//! and read (or long-poll) the decision.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::extract::{Auth, Body, Ids, Params};
+use super::wire::{self, confidence_score, optional_text, respond};
+use super::AppState;
+use crate::domain::ids::{ReviewDecisionId, ReviewId, TeamId};
+use crate::domain::input::{self, InputError, MAX_NAME_CHARS, MAX_NOTE_CHARS};
+use crate::domain::payment::Urgency;
+use crate::domain::permission::Permission;
+use crate::domain::review::{DecisionType, NewReview, Review, ReviewDecision, ReviewStatus};
+use crate::domain::score::Score;
+use crate::error::AppResult;
+use crate::service::{ReviewDecide, ReviewFilter, MAX_REVIEW_WAIT_SECONDS};
+
+const MAX_ACTION_CHARS: usize = 4_000;
+const MAX_REASONING_CHARS: usize = 4_000;
+const DEFAULT_PAGE_SIZE: usize = 20;
+const MAX_PAGE_SIZE: usize = 100;
+
+/// `POST /reviews` as sent. Required fields are checked in `try_into_domain`, so a missing one
+/// is a 400 naming it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    task_type: Option<String>,
+    proposed_action: Option<String>,
+    agent_reasoning: Option<String>,
+    confidence_score: Option<Value>,
+    urgency: Option<String>,
+    framework: Option<String>,
+    metadata: Option<Value>,
+    blocking: Option<bool>,
+}
+
+fn required<'a>(field: &'static str, value: Option<&'a str>) -> Result<&'a str, InputError> {
+    value.ok_or_else(|| InputError::invalid(field, "is required"))
+}
+
+impl ReviewBody {
+    /// The review asked for, and whether to wait for its decision.
+    pub fn try_into_domain(self) -> Result<(NewReview, bool), InputError> {
+        let task_type = input::name("task_type", required("task_type", self.task_type.as_deref())?)?;
+        let proposed_action = required("proposed_action", self.proposed_action.as_deref())?;
+        if proposed_action.trim().is_empty() {
+            return Err(InputError::invalid("proposed_action", "must not be blank"));
+        }
+        let proposed_action = input::bounded_text("proposed_action", proposed_action, MAX_ACTION_CHARS)?;
+        let urgency = match self.urgency.as_deref() {
+            None => Urgency::Medium,
+            Some(u) => Urgency::parse(u)
+                .ok_or_else(|| InputError::invalid("urgency", "must be one of low, medium, high, critical"))?,
+        };
+        let review = NewReview {
+            task_type,
+            proposed_action,
+            agent_reasoning: optional_text("agent_reasoning", self.agent_reasoning.as_deref(), MAX_REASONING_CHARS)?,
+            confidence_score: confidence_score("confidence_score", self.confidence_score.as_ref())?,
+            urgency,
+            framework: optional_text("framework", self.framework.as_deref(), MAX_NAME_CHARS)?,
+            metadata: input::metadata(self.metadata.as_ref())?,
+        };
+        Ok((review, self.blocking.unwrap_or(false)))
+    }
+}
+
+/// `POST /reviews/{id}/decide` as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    decision_type: Option<String>,
+    modified_action: Option<String>,
+    notes: Option<String>,
+}
+
+impl DecideBody {
+    pub fn try_into_domain(self) -> Result<ReviewDecide, InputError> {
+        let decision_type = DecisionType::parse(required("decision_type", self.decision_type.as_deref())?)
+            .ok_or_else(|| InputError::invalid("decision_type", "must be one of approve, reject, modify"))?;
+        let modified_action = optional_text("modified_action", self.modified_action.as_deref(), MAX_ACTION_CHARS)?
+            .filter(|a| !a.trim().is_empty());
+        if decision_type == DecisionType::Modify && modified_action.is_none() {
+            return Err(InputError::invalid("modified_action", "is required when decision_type is modify"));
+        }
+        Ok(ReviewDecide {
+            decision_type,
+            modified_action,
+            notes: optional_text("notes", self.notes.as_deref(), MAX_NOTE_CHARS)?,
+        })
+    }
+}
+
+/// A decision on the wire.
+#[derive(Serialize)]
+struct DecisionView<'a> {
+    id: &'a ReviewDecisionId,
+    review_id: &'a ReviewId,
+    decision_type: DecisionType,
+    modified_action: Option<&'a str>,
+    notes: Option<&'a str>,
+    reviewer_id: String,
+    reviewer_name: &'a str,
+    timestamp: DateTime<Utc>,
+}
+
+impl<'a> From<&'a ReviewDecision> for DecisionView<'a> {
+    fn from(d: &'a ReviewDecision) -> Self {
+        DecisionView {
+            id: &d.id,
+            review_id: &d.review_id,
+            decision_type: d.decision_type,
+            modified_action: d.modified_action.as_deref(),
+            notes: d.notes.as_deref(),
+            reviewer_id: d.reviewer.to_string(),
+            reviewer_name: &d.reviewer_name,
+            timestamp: d.timestamp,
+        }
+    }
+}
+
+/// A review on the wire.
+#[derive(Serialize)]
+struct ReviewView<'a> {
+    id: &'a ReviewId,
+    task_type: &'a str,
+    proposed_action: &'a str,
+    agent_reasoning: Option<&'a str>,
+    confidence_score: Option<Score>,
+    urgency: Urgency,
+    framework: Option<&'a str>,
+    metadata: &'a serde_json::Map<String, Value>,
+    status: ReviewStatus,
+    assigned_team_id: Option<&'a TeamId>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    decision: Option<DecisionView<'a>>,
+}
+
+impl<'a> From<&'a Review> for ReviewView<'a> {
+    fn from(r: &'a Review) -> Self {
+        ReviewView {
+            id: &r.id,
+            task_type: &r.task_type,
+            proposed_action: &r.proposed_action,
+            agent_reasoning: r.agent_reasoning.as_deref(),
+            confidence_score: r.confidence_score,
+            urgency: r.urgency,
+            framework: r.framework.as_deref(),
+            metadata: &r.metadata,
+            status: r.status,
+            assigned_team_id: r.assigned_team.as_ref(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            expires_at: r.expires_at,
+            decision: r.decision.as_ref().map(DecisionView::from),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ListView<'a> {
+    reviews: Vec<ReviewView<'a>>,
+    total: usize,
+    page: usize,
+    page_size: usize,
+}
+
+/// `POST /reviews`: 201 the review; with `blocking: true`, 200 once decided or 202 with
+/// `decision: null` when the wait ends first.
+pub async fn create(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::ReviewsWrite)?;
+    let (request, blocking) = wire::parse::<ReviewBody>(b)?.try_into_domain()?;
+    let review = s.create_review(&c, request).await?;
+    if !blocking {
+        return Ok(respond(StatusCode::CREATED, &ReviewView::from(&review)));
+    }
+    let review = s.await_review(&c, &review.id, s.settings().review_wait).await?;
+    let status = if review.decision.is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok(respond(status, &ReviewView::from(&review)))
+}
+
+fn whole_number(
+    p: &Params,
+    name: &'static str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> AppResult<usize> {
+    match p.get(name) {
+        None => Ok(default),
+        Some(text) => text.parse::<usize>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            InputError::invalid(name, format!("must be a whole number from {} to {}", range.start(), range.end()))
+                .into()
+        }),
+    }
+}
+
+/// `GET /reviews?status=&task_type=&page=&page_size=`.
+pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::ApprovalsRead)?;
+    let status = p
+        .get("status")
+        .map(|v| {
+            ReviewStatus::parse(v).ok_or_else(|| {
+                InputError::invalid(
+                    "status",
+                    "must be one of pending, approved, rejected, modified, escalated, expired",
+                )
+            })
+        })
+        .transpose()?;
+    let task_type = p.get("task_type").map(|t| input::name("task_type", t)).transpose()?;
+    let page = whole_number(&p, "page", 1, 1..=1_000_000)?;
+    let page_size = whole_number(&p, "page_size", DEFAULT_PAGE_SIZE, 1..=MAX_PAGE_SIZE)?;
+    let listed = s.list_reviews(&c, &ReviewFilter { status, task_type }, page, page_size).await?;
+    Ok(Json(ListView {
+        reviews: listed.reviews.iter().map(ReviewView::from).collect(),
+        total: listed.total,
+        page: listed.page,
+        page_size: listed.page_size,
+    })
+    .into_response())
+}
+
+pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<Response> {
+    let id = ids.parse("id", ReviewId::parse, "review")?;
+    let review = s.get_review(&c, &id).await?;
+    Ok(Json(ReviewView::from(&review)).into_response())
+}
+
+/// `POST /reviews/{id}/decide` → 200 the decision.
+pub async fn decide(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::ApprovalsWrite)?;
+    let id = ids.parse("id", ReviewId::parse, "review")?;
+    let request = wire::parse::<DecideBody>(b)?.try_into_domain()?;
+    let decision = s.decide_review(&c, &id, request).await?;
+    Ok(Json(DecisionView::from(&decision)).into_response())
+}
+
+/// `GET /reviews/{id}/decision?wait=N`: the decision, or `null` while there is none (after
+/// waiting up to N seconds, at most 28).
+pub async fn decision(State(s): State<AppState>, Auth(c): Auth, ids: Ids, p: Params) -> AppResult<Response> {
+    let id = ids.parse("id", ReviewId::parse, "review")?;
+    let max = usize::try_from(MAX_REVIEW_WAIT_SECONDS).unwrap_or(28);
+    let wait = whole_number(&p, "wait", 0, 0..=max)?;
+    let review = s.await_review(&c, &id, Duration::from_secs(wait as u64)).await?;
+    Ok(Json(review.decision.as_ref().map(DecisionView::from)).into_response())
+}
