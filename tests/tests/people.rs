@@ -215,18 +215,32 @@ async fn team(app: &TestApp, admin: &str, name: &str, members: &[&str]) -> Strin
     body["id"].as_str().expect("id").to_string()
 }
 
+/// A scenario whose payments above 100.00 are held with a 60 s window for a two-tier chain:
+/// ann's team, then ben's; `on_timeout` as given.
+struct Tiers {
+    s: countersign_tests::Scenario,
+    ann: String,
+    ben: String,
+    first: String,
+    second: String,
+}
+
+async fn tiers(app: &TestApp, on_timeout: &str) -> Tiers {
+    let s = app.scenario("10000.00").await;
+    let (ann, ben) = (member(app, &s.admin, "ann").await, member(app, &s.admin, "ben").await);
+    let (first, second) = (team(app, &s.admin, "tier 1", &[&ann]).await, team(app, &s.admin, "tier 2", &[&ben]).await);
+    let policy = json!({
+        "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": 60,
+        "escalationChain": [first, second], "onTimeout": on_timeout
+    });
+    app.policy(&s.admin, &s.from, policy).await;
+    Tiers { s, ann, ben, first, second }
+}
+
 per_backend!(escalation_walks_the_chain_then_the_sweep_expires);
 async fn escalation_walks_the_chain_then_the_sweep_expires(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let s = app.scenario("10000.00").await;
-    let (ann, ben) = (member(&app, &s.admin, "ann").await, member(&app, &s.admin, "ben").await);
-    let (first, second) =
-        (team(&app, &s.admin, "tier 1", &[&ann]).await, team(&app, &s.admin, "tier 2", &[&ben]).await);
-    let policy = json!({
-        "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": 60,
-        "escalationChain": [first, second], "onTimeout": "escalate"
-    });
-    app.policy(&s.admin, &s.from, policy).await;
+    let Tiers { s, ann, first, second, .. } = tiers(&app, "escalate").await;
     let (payment, approval) = app.held_payment(&s, "500.00").await;
     let get = || async { app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1 };
     assert_eq!(get().await["assignedTeam"], first.as_str(), "{backend:?}: the chain's first tier");
@@ -255,15 +269,7 @@ async fn escalation_walks_the_chain_then_the_sweep_expires(backend: Backend) {
 per_backend!(a_member_escalates_by_hand_and_timeouts_can_reject);
 async fn a_member_escalates_by_hand_and_timeouts_can_reject(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let s = app.scenario("10000.00").await;
-    let (ann, ben) = (member(&app, &s.admin, "ann").await, member(&app, &s.admin, "ben").await);
-    let (first, second) =
-        (team(&app, &s.admin, "tier 1", &[&ann]).await, team(&app, &s.admin, "tier 2", &[&ben]).await);
-    let policy = json!({
-        "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": 60,
-        "escalationChain": [first, second], "onTimeout": "reject"
-    });
-    app.policy(&s.admin, &s.from, policy).await;
+    let Tiers { s, ann, ben, second, .. } = tiers(&app, "reject").await;
     let (_, approval) = app.held_payment(&s, "500.00").await;
     let perms = ["approvals:read", "approvals:write"];
     let (anns, bens) =
