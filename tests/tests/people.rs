@@ -124,6 +124,9 @@ async fn a_routing_rule_assigns_the_team_that_alone_decides(backend: Backend) {
     assert_eq!((status, body["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{backend:?}: {body}");
 }
 
+/// (name, method, path, body, status, code, field the error names).
+type RouteCase<'a> = (&'a str, &'a str, String, Value, u16, &'a str, Option<&'a str>);
+
 per_backend!(bad_people_and_rule_requests_are_refused_and_write_nothing);
 async fn bad_people_and_rule_requests_are_refused_and_write_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -131,6 +134,8 @@ async fn bad_people_and_rule_requests_are_refused_and_write_nothing(backend: Bac
     let other = app.org("other").await;
     let (_, foreign) = app.post("/v1/teams", &other, json!({"name": "theirs"})).await;
     let (_, team) = app.post("/v1/teams", &admin, json!({"name": "ours"})).await;
+    let (_, existing) =
+        app.post("/v1/routing-rules", &admin, json!({"name": "r", "conditions": {}, "assignToTeam": team["id"]})).await;
     let before = app.store.item_count().await;
     let rule = |conditions: Value, team: &Value| json!({"name": "r", "priority": 1, "conditions": conditions, "assignToTeam": team["id"]});
     let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
@@ -178,6 +183,104 @@ async fn bad_people_and_rule_requests_are_refused_and_write_nothing(backend: Bac
     for (name, path, body, status, expected) in cases {
         let (got, body) = app.post(path, &admin, body).await;
         assert_eq!((got, code(&body)), (status, Some(expected)), "{backend:?}: {name}: {body}");
+    }
+    // The other new routes: (name, method, path, body, status, code, field named).
+    let (team_path, rule_path) = (
+        format!("/v1/teams/{}", team["id"].as_str().unwrap()),
+        format!("/v1/routing-rules/{}", existing["id"].as_str().unwrap()),
+    );
+    let approval = "/v1/approvals/apr_01J00000000000000000000000";
+    let more: Vec<RouteCase> = vec![
+        (
+            "team patch bad member",
+            "PATCH",
+            team_path.clone(),
+            json!({"members": ["bob"]}),
+            400,
+            "VALIDATION_ERROR",
+            Some("members"),
+        ),
+        ("team patch blank name", "PATCH", team_path, json!({"name": " "}), 400, "VALIDATION_ERROR", Some("name")),
+        (
+            "unknown team",
+            "PATCH",
+            "/v1/teams/team_01J00000000000000000000000".into(),
+            json!({"name": "x"}),
+            404,
+            "TEAM_NOT_FOUND",
+            None,
+        ),
+        (
+            "rule patch bad operator",
+            "PATCH",
+            rule_path.clone(),
+            json!({"conditions": {"amount": {"operator": "~", "value": 1}}}),
+            400,
+            "VALIDATION_ERROR",
+            None,
+        ),
+        (
+            "rule patch bad team",
+            "PATCH",
+            rule_path,
+            json!({"assignToTeam": "finance"}),
+            400,
+            "VALIDATION_ERROR",
+            Some("assignToTeam"),
+        ),
+        (
+            "unknown rule",
+            "DELETE",
+            "/v1/routing-rules/rule_01J00000000000000000000000".into(),
+            Value::Null,
+            404,
+            "ROUTING_RULE_NOT_FOUND",
+            None,
+        ),
+        (
+            "escalate bad team",
+            "POST",
+            format!("{approval}/escalate"),
+            json!({"toTeam": "x"}),
+            400,
+            "VALIDATION_ERROR",
+            Some("toTeam"),
+        ),
+        (
+            "escalate unknown field",
+            "POST",
+            format!("{approval}/escalate"),
+            json!({"team": "x"}),
+            400,
+            "VALIDATION_ERROR",
+            None,
+        ),
+        (
+            "modify without amount",
+            "POST",
+            format!("{approval}/modify"),
+            json!({"note": "x"}),
+            400,
+            "VALIDATION_ERROR",
+            None,
+        ),
+        (
+            "modify number amount",
+            "POST",
+            format!("{approval}/modify"),
+            json!({"amount": 5}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+    ];
+    for (name, method, path, body, status, expected, field) in more {
+        let body = (!body.is_null()).then_some(body);
+        let (got, body) = app.call(method, &path, Some(&admin), body).await;
+        assert_eq!((got, code(&body)), (status, Some(expected)), "{backend:?}: {name}: {body}");
+        if let Some(field) = field {
+            assert_eq!(body["error"]["details"]["field"], field, "{backend:?}: {name}: {body}");
+        }
     }
     assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
 }

@@ -83,7 +83,7 @@ impl Countersign {
     pub async fn create_member(&self, caller: &Caller, request: NewMember) -> AppResult<Member> {
         let caller = caller.key()?;
         require(caller, Permission::MembersWrite)?;
-        if self.list_members(&Caller::Key(caller.clone())).await?.len() >= MAX_MEMBERS {
+        if self.org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
             return Err(InputError::invalid(
                 "email",
                 format!("an organisation may have at most {MAX_MEMBERS} members"),
@@ -109,7 +109,11 @@ impl Countersign {
     pub async fn list_members(&self, caller: &Caller) -> AppResult<Vec<Member>> {
         let caller = caller.key()?;
         require(caller, Permission::MembersWrite)?;
-        self.all_of(format!("ORG#{}#MEMBER", caller.org_id), "MEMBER#", MAX_MEMBERS).await
+        self.org_members(&caller.org_id).await
+    }
+
+    async fn org_members(&self, org: &OrgId) -> AppResult<Vec<Member>> {
+        self.all_of(format!("ORG#{org}#MEMBER"), "MEMBER#", MAX_MEMBERS).await
     }
 
     pub async fn create_team(&self, caller: &Caller, request: NewTeam) -> AppResult<Team> {
