@@ -175,3 +175,74 @@ async fn a_resend_with_the_same_token_applies_once(backend: Backend) {
     let bump = vec![put(item("T", "1", 2), Expect::Version(5))];
     assert_eq!(s.apply(&bump, Some(&failed)).await, Err(StoreError::ConditionFailed));
 }
+
+per_backend!(concurrent_plans_beside_failing_ones_commit);
+/// Many plans at once (on SQLite, committed together in few batches): the ones whose condition
+/// fails write nothing, the others all commit.
+async fn concurrent_plans_beside_failing_ones_commit(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let attempts = (0..40).map(|i| {
+        let s = s.clone();
+        async move {
+            let mut writes = vec![put(item(&format!("G#{i}"), "1", 1), Expect::Absent)];
+            if i % 5 == 0 {
+                // Its second write expects an item that does not exist.
+                writes.push(put(item(&format!("G#missing{i}"), "1", 2), Expect::Version(1)));
+            }
+            (i, s.apply(&writes, Some(&TxToken::generate())).await)
+        }
+    });
+    for (i, result) in futures::future::join_all(attempts).await {
+        let stored = s.get(&Key::new(format!("G#{i}"), "1")).await.unwrap();
+        if i % 5 == 0 {
+            assert_eq!(result, Err(StoreError::ConditionFailed), "{backend:?}: plan {i}");
+            assert_eq!(stored, None, "{backend:?}: plan {i} wrote nothing");
+        } else {
+            assert_eq!(result, Ok(()), "{backend:?}: plan {i}");
+            assert_eq!(stored.map(|i| i.version), Some(1), "{backend:?}: plan {i}");
+        }
+    }
+}
+
+per_backend!(concurrent_sends_with_one_token_apply_once);
+/// The same transaction sent many times at once under one token (resends racing the first
+/// send): applied once, and no send is told its condition failed.
+async fn concurrent_sends_with_one_token_apply_once(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    s.transact(vec![put(item("K", "1", 1), Expect::Absent)]).await.unwrap();
+    let token = TxToken::generate();
+    let writes = vec![put(item("K", "1", 2), Expect::Version(1)), put(item("K", "2", 1), Expect::Absent)];
+    let sends = (0..10).map(|_| {
+        let (s, writes, token) = (s.clone(), writes.clone(), token.clone());
+        async move { s.apply(&writes, Some(&token)).await }
+    });
+    let results = futures::future::join_all(sends).await;
+    // DynamoDB answers a send racing one still in progress as ambiguous: resent, it succeeds.
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Ambiguous(_)))), "{backend:?}: {results:?}");
+    assert!(results.iter().any(Result::is_ok), "{backend:?}: {results:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(s.apply(&writes, Some(&token)).await, Ok(()), "{backend:?}: a later resend");
+    assert_eq!(s.get(&Key::new("K", "1")).await.unwrap().map(|i| i.version), Some(2), "{backend:?}");
+}
+
+per_backend!(an_acknowledged_write_is_seen_by_every_later_read);
+/// Reads run on other connections than the writer (SQLite) or replicas (DynamoDB's strongly
+/// consistent reads): a read that starts after the write was acknowledged sees it.
+async fn an_acknowledged_write_is_seen_by_every_later_read(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let rounds = (0..30).map(|i| {
+        let s = s.clone();
+        async move {
+            let key = Key::new(format!("V#{i}"), "1");
+            for version in 1..=3u64 {
+                let expect = if version == 1 { Expect::Absent } else { Expect::Version(version - 1) };
+                s.apply(&[put(item(&key.pk, "1", version), expect)], None).await.unwrap();
+                assert_eq!(s.get(&key).await.unwrap().map(|i| i.version), Some(version), "{backend:?}");
+            }
+        }
+    });
+    futures::future::join_all(rounds).await;
+}

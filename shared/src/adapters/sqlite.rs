@@ -1,13 +1,21 @@
 //! The embedded store for the local server: one SQLite file (WAL, full sync) holding the same
-//! single-table layout as DynamoDB, with the secondary indexes as partial SQL indexes.
+//! single-table layout as DynamoDB, with the secondary indexes as partial SQL indexes. Writes go
+//! through one writer thread that commits many plans per fsync (`writer`); reads run
+//! concurrently on a pool of reader connections (`readers`).
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write, TOKEN_WINDOW};
+use crate::ports::{Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
+
+mod readers;
+#[cfg(test)]
+mod tests;
+mod writer;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -25,9 +33,35 @@ CREATE INDEX IF NOT EXISTS tokens_at ON tokens (at);
 
 const COLUMNS: &str = "pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk";
 
+/// Reader connections: enough to keep every core busy while others wait on the disk.
+fn reader_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4) * 2
+}
+
+/// The embedded store: one writer thread with group commit (`writer`), a pool of WAL readers
+/// (`readers`). Cloning shares both.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: mpsc::Sender<writer::Job>,
+    readers: readers::Readers,
+    /// A throwaway store's files, removed when the store is dropped.
+    _scratch: Option<Scratch>,
+}
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -41,43 +75,75 @@ impl SqliteStore {
         Self::open(&dir.join("countersign.db"))
     }
 
+    /// Opens (or creates) the store at `path`, durable: a commit survives a power cut.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        Self::init(conn)
+        Self::init(path, true, None)
     }
 
-    /// A throwaway in-memory store (tests and benchmarks).
+    /// A throwaway store (tests and benchmarks): a temporary file, not fsynced, removed when the
+    /// last clone is dropped. Same code paths as a durable one.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+        let path = std::env::temp_dir().join(format!("countersign-scratch-{}.db", ulid::Ulid::new()));
+        Self::init(&path, false, Some(Scratch(path.clone())))
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        // Money: a committed transaction must survive a power cut.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+    fn init(path: &Path, durable: bool, scratch: Option<Scratch>) -> Result<Self, StoreError> {
+        let conn = open_writer(path, durable).map_err(unavailable)?;
+        let readers = (0..reader_count())
+            .map(|_| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let reader = Connection::open_with_flags(path, flags)?;
+                // Only the writer writes; a reader that tried would be a bug, refused here.
+                reader.pragma_update(None, "query_only", true)?;
+                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(reader)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(unavailable)?;
+        let writer = writer::spawn(conn).map_err(unavailable)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner { writer, readers: readers::Readers::new(readers), _scratch: scratch }),
+        })
     }
 
     /// Number of stored items (tests check that refused requests wrote nothing).
     pub async fn item_count(&self) -> Result<u64, StoreError> {
-        self.with_conn(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)).map(|n| n as u64))
-            .await
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)).await
     }
 
-    async fn with_conn<T: Send + 'static>(
+    async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| unavailable("store lock poisoned"))?;
-            f(&mut guard).map_err(unavailable)
-        })
-        .await
-        .map_err(unavailable)?
+        self.inner.readers.with(f).await
     }
+}
+
+/// The writer's connection: WAL, and with `durable` a commit returns only once the WAL is
+/// fsynced (`synchronous=FULL`: NORMAL would sync only at checkpoints, so a power cut could lose
+/// an acknowledged payment).
+fn open_writer(path: &Path, durable: bool) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// An item's four index key pairs as nullable columns, in `COLUMNS` order.
+fn index_pairs(ix: &IndexKeys) -> [(Option<&str>, Option<&str>); 4] {
+    fn split(p: &Option<(String, String)>) -> (Option<&str>, Option<&str>) {
+        match p {
+            Some((pk, sk)) => (Some(pk.as_str()), Some(sk.as_str())),
+            None => (None, None),
+        }
+    }
+    [split(&ix.by_org), split(&ix.by_status), split(&ix.by_wallet), split(&ix.due)]
+}
+
+fn epoch_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 fn index_columns(index: Index) -> (&'static str, &'static str) {
@@ -108,98 +174,25 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
-fn current_version(tx: &rusqlite::Transaction<'_>, key: &Key) -> rusqlite::Result<Option<u64>> {
-    tx.query_row("SELECT version FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk], |r| r.get::<_, i64>(0))
-        .optional()
-        .map(|v| v.map(|v| v as u64))
-}
-
-fn epoch_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-fn holds(expect: Expect, current: Option<u64>) -> bool {
-    match expect {
-        Expect::Absent => current.is_none(),
-        Expect::Version(v) => current == Some(v),
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
-        self.with_conn(move |c| {
-            c.query_row(
-                &format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"),
-                params![key.pk, key.sk],
-                read_item,
-            )
-            .optional()
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"))?
+                .query_row(params![key.pk, key.sk], read_item)
+                .optional()
         })
         .await
     }
 
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
-        let writes = writes.to_vec();
-        let token = token.map(|t| t.as_str().to_string());
-        let outcome = self
-            .with_conn(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let now = epoch_seconds();
-                if let Some(token) = &token {
-                    // As DynamoDB: a transaction already applied under this token is not applied again.
-                    let window = TOKEN_WINDOW.as_secs() as i64;
-                    let seen: Option<i64> = tx
-                        .query_row("SELECT at FROM tokens WHERE token = ?1", params![token], |r| r.get(0))
-                        .optional()?;
-                    if seen.is_some_and(|at| at > now - window) {
-                        return Ok(true);
-                    }
-                    tx.execute("DELETE FROM tokens WHERE at <= ?1", params![now - window])?;
-                    tx.execute("INSERT OR REPLACE INTO tokens (token, at) VALUES (?1, ?2)", params![token, now])?;
-                }
-                for w in &writes {
-                    let (key, expect) = match w {
-                        Write::Put { item, expect } => (&item.key, *expect),
-                        Write::Delete { key, expect } | Write::Check { key, expect } => (key, *expect),
-                    };
-                    if !holds(expect, current_version(&tx, key)?) {
-                        return Ok(false); // dropping `tx` rolls back
-                    }
-                }
-                for w in writes {
-                    match w {
-                        Write::Put { item, .. } => {
-                            let ix = &item.indexes;
-                            let split = |p: &Option<(String, String)>| p.clone().unzip();
-                            let (g1pk, g1sk) = split(&ix.by_org);
-                            let (g2pk, g2sk) = split(&ix.by_status);
-                            let (g3pk, g3sk) = split(&ix.by_wallet);
-                            let (g4pk, g4sk) = split(&ix.due);
-                            tx.execute(
-                                &format!("INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-                                params![
-                                    item.key.pk, item.key.sk, item.version as i64, item.body.to_string(), item.expires_at_epoch,
-                                    g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk
-                                ],
-                            )?;
-                        }
-                        Write::Delete { key, .. } => {
-                            tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])?;
-                        }
-                        Write::Check { .. } => {}
-                    }
-                }
-                tx.commit()?;
-                Ok(true)
-            })
-            .await?;
-        if outcome {
-            Ok(())
-        } else {
-            Err(StoreError::ConditionFailed)
-        }
+        let (reply, answer) = oneshot::channel();
+        let job = writer::Job { writes: writes.to_vec(), token: token.map(|t| t.as_str().to_string()), reply };
+        // Not queued: nothing was applied.
+        self.inner.writer.send(job).await.map_err(|_| unavailable("the store's writer has stopped"))?;
+        // Queued but no answer: it may have committed.
+        answer.await.map_err(|_| StoreError::Ambiguous("the store's writer stopped before answering".into()))?
     }
 
     async fn query(&self, q: Query) -> Result<Vec<Item>, StoreError> {
@@ -227,7 +220,7 @@ impl Store for SqliteStore {
             sql += &format!(" AND ({skc}, pk, sk) {cmp} (?{}, ?{}, ?{})", n - 2, n - 1, n);
         }
         sql += &format!(" ORDER BY {skc} {dir}, pk {dir}, sk {dir} LIMIT {}", q.limit);
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), read_item)?;
             rows.collect()

@@ -11,9 +11,11 @@ use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::lanes::Turn;
 use super::plan::Plan;
 use super::records::{self, IdempotencyRecord};
 use super::Countersign;
+use crate::domain::event::Event;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::OrgId;
 use crate::error::{AppError, AppResult};
@@ -58,23 +60,32 @@ enum Prior<T> {
 impl Countersign {
     /// Plans and commits until the plan wins, refuses (an error), or the attempts run out. A lost
     /// race, or a plan that found its reads overtaken (`AppError::Stale`), is planned again. A
-    /// plan with no writes returns its outcome without touching the store.
+    /// plan with no writes returns its outcome without touching the store. Within this process,
+    /// plans that rewrite the same records take turns (`lanes`) rather than race.
     pub(crate) async fn commit<T, F, Fut>(&self, mut plan: F) -> AppResult<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = AppResult<Plan<T>>>,
     {
+        let mut turn = Turn::new(self.lanes.as_deref());
         for attempt in 0..MAX_ATTEMPTS {
             match plan().await {
                 Ok(plan) => {
-                    if let Some(outcome) = self.try_commit(plan, None).await? {
+                    if !turn.ready(&plan.writes, attempt).await {
+                        continue;
+                    }
+                    if let Some((outcome, events)) = self.try_commit(plan, None).await? {
+                        drop(turn);
+                        self.publish_committed(events).await;
                         return Ok(outcome);
                     }
                 }
                 Err(AppError::Stale) => {}
                 Err(e) => return Err(e),
             }
-            backoff(attempt).await;
+            if turn.lost() {
+                backoff(attempt).await;
+            }
         }
         Err(AppError::Contention)
     }
@@ -93,6 +104,7 @@ impl Countersign {
         let Some(scope) = scope else {
             return Ok(Committed { outcome: self.commit(plan).await?, replayed: false });
         };
+        let mut turn = Turn::new(self.lanes.as_deref());
         for attempt in 0..MAX_ATTEMPTS {
             let stale_version = match self.replay::<T>(&scope).await? {
                 Prior::Outcome(outcome) => return Ok(Committed { outcome, replayed: true }),
@@ -102,40 +114,47 @@ impl Countersign {
             let plan = match plan().await {
                 Ok(plan) => plan,
                 Err(AppError::Stale) => {
-                    backoff(attempt).await;
+                    if turn.lost() {
+                        backoff(attempt).await;
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
             };
+            if !turn.ready(&plan.writes, attempt).await {
+                continue;
+            }
             let record =
                 if plan.remembered { Some(self.remember(&scope, &plan.outcome, stale_version)?) } else { None };
-            if let Some(outcome) = self.try_commit(plan, record).await? {
+            if let Some((outcome, events)) = self.try_commit(plan, record).await? {
+                drop(turn);
+                self.publish_committed(events).await;
                 return Ok(Committed { outcome, replayed: false });
             }
-            backoff(attempt).await;
+            if turn.lost() {
+                backoff(attempt).await;
+            }
         }
         Err(AppError::Contention)
     }
 
-    /// One attempt: `Ok(None)` when another writer got there first. Every attempt carries its
+    /// One attempt: `Ok(None)` when another writer got there first; else the outcome and the
+    /// events to publish (after the caller has let go of its lanes). Every attempt carries its
     /// own token; an ambiguous outcome is resolved by resending the same writes with the same
     /// token (applied at most once) until the store says what happened, never by replanning:
     /// a new plan after a commit that did land would move the money twice.
-    async fn try_commit<T>(&self, plan: Plan<T>, extra: Option<Write>) -> AppResult<Option<T>> {
+    async fn try_commit<T>(&self, plan: Plan<T>, extra: Option<Write>) -> AppResult<Option<(T, Vec<Event>)>> {
         let Plan { mut writes, events, outcome, .. } = plan;
         writes.extend(extra);
         if writes.is_empty() {
-            return Ok(Some(outcome));
+            return Ok(Some((outcome, events)));
         }
         let token = TxToken::generate();
         let started = std::time::Instant::now();
         let mut wait = AMBIGUOUS_FIRST_WAIT;
         loop {
             match self.store.apply(&writes, Some(&token)).await {
-                Ok(()) => {
-                    self.publish_committed(events).await;
-                    return Ok(Some(outcome));
-                }
+                Ok(()) => return Ok(Some((outcome, events))),
                 Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(None),
                 Err(StoreError::Ambiguous(detail)) if started.elapsed() < AMBIGUOUS_RESOLVE_FOR => {
                     tracing::warn!(token = token.as_str(), %detail, "commit outcome unknown; resending with the same token");

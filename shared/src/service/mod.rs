@@ -12,6 +12,7 @@ mod events;
 mod fanout;
 mod health;
 mod keys;
+mod lanes;
 mod paging;
 mod payments;
 mod people;
@@ -110,11 +111,20 @@ pub struct Countersign {
     clock: Arc<dyn Clock>,
     settings: Settings,
     wiring: Wiring,
+    /// Plans that rewrite the same records take turns within this process (`None`: they race).
+    lanes: Option<Arc<lanes::Lanes>>,
 }
 
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Countersign { store, clock, settings, wiring: Wiring::default() }
+        Countersign { store, clock, settings, wiring: Wiring::default(), lanes: Some(Arc::default()) }
+    }
+
+    /// Plans race on their conditions alone, as separate processes do: benchmarks model many
+    /// Lambda instances this way.
+    pub fn without_lanes(mut self) -> Self {
+        self.lanes = None;
+        self
     }
 
     /// Connects the event bus, the webhook queue and the webhook HTTP client.

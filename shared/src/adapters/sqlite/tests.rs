@@ -1,0 +1,153 @@
+//! The group commit, batch by batch: `run_batch` is driven directly so every plan is known to
+//! share one SQLite transaction.
+
+use rusqlite::Connection;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::writer::{run_batch, Job};
+use super::{open_writer, read_item, COLUMNS};
+use crate::ports::{Expect, IndexKeys, Item, Key, StoreError, Write};
+
+fn item(pk: &str, version: u64) -> Item {
+    Item {
+        key: Key::new(pk, "R"),
+        version,
+        indexes: IndexKeys::default(),
+        expires_at_epoch: None,
+        body: json!({"v": version}),
+    }
+}
+
+fn put(pk: &str, version: u64, expect: Expect) -> Write {
+    Write::Put { item: item(pk, version), expect }
+}
+
+fn job(writes: Vec<Write>, token: Option<&str>) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
+    let (reply, answer) = oneshot::channel();
+    (Job { writes, token: token.map(str::to_string), reply }, answer)
+}
+
+/// Runs `plans` as one batch; returns each plan's answer, in order.
+fn batch(conn: &mut Connection, plans: Vec<(Vec<Write>, Option<&str>)>) -> Vec<Result<(), StoreError>> {
+    let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(|(w, t)| job(w, t)).unzip();
+    run_batch(conn, jobs);
+    answers.into_iter().map(|mut a| a.try_recv().expect("answered when the batch ends")).collect()
+}
+
+fn version(conn: &Connection, pk: &str) -> Option<u64> {
+    conn.query_row(&format!("SELECT {COLUMNS} FROM items WHERE pk = ?1"), [pk], read_item).ok().map(|i| i.version)
+}
+
+/// A directory removed when the test ends.
+struct Dir(std::path::PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch() -> (Connection, Dir) {
+    let dir = std::env::temp_dir().join(format!("countersign-writer-test-{}", ulid::Ulid::new()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let conn = open_writer(&dir.join("t.db"), true).expect("open");
+    (conn, Dir(dir))
+}
+
+#[test]
+fn a_plan_that_fails_its_condition_leaves_the_rest_of_its_batch_committed() {
+    let (mut conn, _dir) = scratch();
+    let answers = batch(
+        &mut conn,
+        vec![
+            (vec![put("A", 1, Expect::Absent)], None),
+            // Fails on its second write: its first must not be kept either.
+            (vec![put("B", 1, Expect::Absent), put("Z", 2, Expect::Version(1))], None),
+            (vec![put("C", 1, Expect::Absent)], None),
+        ],
+    );
+    assert_eq!(answers, [Ok(()), Err(StoreError::ConditionFailed), Ok(())]);
+    assert_eq!(version(&conn, "A"), Some(1));
+    assert_eq!(version(&conn, "B"), None, "rolled back to its savepoint");
+    assert_eq!(version(&conn, "C"), Some(1));
+}
+
+#[test]
+fn conflicting_plans_in_one_batch_are_checked_in_order_one_wins() {
+    let (mut conn, _dir) = scratch();
+    batch(&mut conn, vec![(vec![put("W", 1, Expect::Absent)], None)]);
+    // Five plans all read version 1 of W: the first in the queue wins, the others see version 2.
+    let plans = (0..5).map(|_| (vec![put("W", 2, Expect::Version(1))], None)).collect();
+    let answers = batch(&mut conn, plans);
+    assert_eq!(answers[0], Ok(()));
+    assert!(answers[1..].iter().all(|a| *a == Err(StoreError::ConditionFailed)), "{answers:?}");
+    // A plan made from the winner's version, queued behind it in the same batch, applies.
+    let answers = batch(
+        &mut conn,
+        vec![(vec![put("W", 3, Expect::Version(2))], None), (vec![put("W", 4, Expect::Version(3))], None)],
+    );
+    assert_eq!(answers, [Ok(()), Ok(())]);
+    assert_eq!(version(&conn, "W"), Some(4));
+}
+
+#[test]
+fn a_token_applies_once_within_a_batch_and_across_batches() {
+    let (mut conn, _dir) = scratch();
+    let writes = vec![put("T", 1, Expect::Absent)];
+    let answers = batch(&mut conn, vec![(writes.clone(), Some("tok-1")), (writes.clone(), Some("tok-1"))]);
+    assert_eq!(answers, [Ok(()), Ok(())], "the resend succeeds without applying again");
+    assert_eq!(batch(&mut conn, vec![(writes.clone(), Some("tok-1"))]), [Ok(())]);
+    assert_eq!(version(&conn, "T"), Some(1));
+    // A new token is a new transaction: its condition is checked.
+    assert_eq!(batch(&mut conn, vec![(writes, Some("tok-2"))]), [Err(StoreError::ConditionFailed)]);
+    // A plan that failed under its token leaves no token behind: a resend is checked again.
+    let bump = vec![put("T", 2, Expect::Version(1))];
+    let stale = vec![put("T", 3, Expect::Version(1))];
+    assert_eq!(
+        batch(&mut conn, vec![(bump, None), (stale.clone(), Some("tok-3"))])[1],
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(batch(&mut conn, vec![(stale, Some("tok-3"))]), [Err(StoreError::ConditionFailed)]);
+}
+
+/// Crash safety: an answer goes out only after the batch's COMMIT returned. A COMMIT that fails
+/// (here a deferred constraint, checked only at COMMIT) acknowledges nothing: the plans that had
+/// applied are ambiguous (resend with the token), those that had failed were not applied.
+#[test]
+fn nothing_is_acknowledged_when_the_batch_commit_fails() {
+    let (mut conn, _dir) = scratch();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         CREATE TABLE parent (id TEXT PRIMARY KEY);
+         CREATE TABLE child (parent TEXT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TEMP TRIGGER poison AFTER INSERT ON items WHEN new.pk = 'POISON'
+         BEGIN INSERT INTO child VALUES ('missing'); END;",
+    )
+    .expect("poison");
+    batch(&mut conn, vec![(vec![put("X", 1, Expect::Absent)], None)]);
+    let answers = batch(
+        &mut conn,
+        vec![
+            (vec![put("A", 1, Expect::Absent)], Some("tok-a")),
+            (vec![put("X", 1, Expect::Absent)], None),
+            (vec![put("POISON", 1, Expect::Absent)], None),
+        ],
+    );
+    assert!(matches!(answers[0], Err(StoreError::Ambiguous(_))), "{answers:?}");
+    assert!(matches!(answers[1], Err(StoreError::Unavailable(_))), "{answers:?}");
+    assert!(matches!(answers[2], Err(StoreError::Ambiguous(_))), "{answers:?}");
+    assert_eq!(version(&conn, "A"), None, "nothing of the batch committed");
+    // The resend with the same token finds it was not applied, and applies it once.
+    conn.execute_batch("DROP TRIGGER poison").expect("unpoison");
+    assert_eq!(batch(&mut conn, vec![(vec![put("A", 1, Expect::Absent)], Some("tok-a"))]), [Ok(())]);
+    assert_eq!(version(&conn, "A"), Some(1));
+}
+
+#[test]
+fn a_durable_store_fsyncs_its_wal_at_every_commit() {
+    let (conn, _dir) = scratch();
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("mode");
+    let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).expect("sync");
+    assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL with synchronous=FULL");
+}
