@@ -21,6 +21,10 @@ use countersign_core::ports::{QueueMessage, Store, SystemClock};
 use countersign_core::service::records;
 use countersign_core::service::{Countersign, Settings, Wiring};
 use countersign_tests::{Backend, TestStore};
+
+use crate::figures::{Figure, Figures};
+
+const SECTION: &str = "Events: sweep, fan-out, isolation";
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
@@ -68,7 +72,7 @@ async fn seed_pending(store: &Arc<dyn Store>, total: usize, due_every: usize) {
 
 /// A backlog of 5,000 due approvals: consecutive scheduled runs, each with the expiry Lambda's
 /// 55 s budget, drain it without running out of time.
-pub async fn sweep_backlog() {
+pub async fn sweep_backlog(figures: &Figures) {
     let ts = TestStore::new(Backend::Dynamo).await;
     let store = ts.store();
     seed_pending(&store, 5_000, 1).await;
@@ -90,11 +94,13 @@ pub async fn sweep_backlog() {
             break;
         }
     }
-    println!("backlog drained in {:.1} s", started.elapsed().as_secs_f64());
+    let drained = started.elapsed().as_secs_f64();
+    println!("backlog drained in {drained:.1} s");
+    figures.plain(SECTION, "sweep backlog: 5,000 due approvals expired per second", 5_000.0 / drained, "items/s");
 }
 
 /// 10,000 pending approvals, 100 of them due: how many items does one sweep read?
-pub async fn sweep_reads() {
+pub async fn sweep_reads(figures: &Figures) {
     let ts = TestStore::new(Backend::Dynamo).await;
     let TestStore::Dynamo { store: dynamo, .. } = &ts else { unreachable!() };
     let store = ts.store();
@@ -111,6 +117,14 @@ pub async fn sweep_reads() {
         dynamo.request_count() - before,
         started.elapsed().as_secs_f64() * 1e3
     );
+    figures.add(Figure {
+        section: SECTION,
+        name: "sweep: due-index items read per due item (10,000 pending, 100 due)".into(),
+        value: summary.approvals_read as f64 / 100.0,
+        unit: "items",
+        target: "1",
+        floor: Some(("one read per due item".into(), 1.0)),
+    });
 }
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -169,7 +183,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Fan-out throughput: events × subscriptions delivered to a local receiver.
-pub async fn fanout_throughput() {
+pub async fn fanout_throughput(figures: &Figures) {
     let arrivals: Arrivals = Arc::default();
     let base = receiver(arrivals.clone()).await;
     let (service, store) = local_service(Duration::from_secs(5)).await;
@@ -192,27 +206,30 @@ pub async fn fanout_throughput() {
         .await;
     let elapsed = started.elapsed();
     println!("== fan-out to a local receiver (SQLite store, {HOOKS} subscriptions, {EVENTS} events, 8 events at once)");
-    println!(
-        "deliveries: {}   throughput: {:.0} deliveries/s",
-        EVENTS * HOOKS,
-        (EVENTS * HOOKS) as f64 / elapsed.as_secs_f64()
+    println!("deliveries: {}", EVENTS * HOOKS);
+    figures.plain(
+        SECTION,
+        "fan-out rate (10 subscriptions, 8 events at once)",
+        (EVENTS * HOOKS) as f64 / elapsed.as_secs_f64(),
+        "deliveries/s",
     );
 }
 
-/// A healthy endpoint's delivery latency while another subscription of the same events hangs.
-pub async fn healthy_latency_with_hanging_peer() {
+/// A healthy endpoint's delivery latency (p50, p99, healthy deliveries, wall time), with or
+/// without another subscription of the same events that hangs.
+async fn healthy_latency(hanging_peer: bool) -> (Duration, Duration, usize, Duration) {
     let arrivals: Arrivals = Arc::default();
     let base = receiver(arrivals.clone()).await;
-    let timeout = Duration::from_secs(2);
-    let (service, store) = local_service(timeout).await;
+    let (service, store) = local_service(HANG_TIMEOUT).await;
     let org = OrgId::generate();
     subscribe(&store, &org, format!("{base}/ok/0")).await;
-    subscribe(&store, &org, format!("{base}/hang")).await;
-    const EVENTS: usize = 100;
+    if hanging_peer {
+        subscribe(&store, &org, format!("{base}/hang")).await;
+    }
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let started = Instant::now();
-    stream::iter(0..EVENTS)
-        .for_each_concurrent(EVENTS, |_| {
+    stream::iter(0..HANG_EVENTS)
+        .for_each_concurrent(HANG_EVENTS, |_| {
             let (service, org, sent) = (service.clone(), org.clone(), sent.clone());
             async move {
                 let event = Event::new(&org, "approval.created", json!({}), Utc::now());
@@ -226,12 +243,30 @@ pub async fn healthy_latency_with_hanging_peer() {
     let mut latencies: Vec<Duration> =
         sent.iter().filter_map(|(id, t)| arrivals.get(id).map(|a| a.duration_since(*t))).collect();
     latencies.sort();
-    println!("== healthy endpoint while another hangs (timeout {timeout:?}, {EVENTS} events at once)");
+    (percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len(), started.elapsed())
+}
+
+const HANG_TIMEOUT: Duration = Duration::from_secs(2);
+const HANG_EVENTS: usize = 100;
+
+/// Hanging-peer isolation: the healthy endpoint's latency beside another that hangs, read
+/// against the same run without the hanging one.
+pub async fn healthy_latency_with_hanging_peer(figures: &Figures) {
+    let (_, alone_p99, _, _) = healthy_latency(false).await;
+    let (p50, p99, delivered, wall) = healthy_latency(true).await;
+    println!("== healthy endpoint while another hangs (timeout {HANG_TIMEOUT:?}, {HANG_EVENTS} events at once)");
     println!(
-        "healthy deliveries: {}/{EVENTS}   p50: {:.1} ms   p99: {:.1} ms   batch wall time: {:.1} s (bounded by the hanging peer's timeout)",
-        latencies.len(),
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        started.elapsed().as_secs_f64()
+        "healthy deliveries: {delivered}/{HANG_EVENTS}   p50: {:.1} ms   batch wall time: {:.1} s (bounded by the hanging peer's timeout)",
+        p50.as_secs_f64() * 1e3,
+        wall.as_secs_f64()
     );
+    figures.add(Figure {
+        section: SECTION,
+        name: "hanging-peer isolation: healthy endpoint p99 beside a hanging one".into(),
+        value: p99.as_secs_f64() * 1e3,
+        unit: "ms",
+        target: "",
+        floor: Some(("same, no hanging peer".into(), alone_p99.as_secs_f64() * 1e3)),
+    });
+    figures.plain(SECTION, "hanging-peer isolation: healthy deliveries", delivered as f64, "of 100");
 }

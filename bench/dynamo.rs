@@ -1,0 +1,140 @@
+//! DynamoDB figures, on DynamoDB Local: requests and sequential round trips per operation as
+//! seen on the wire by the counting proxy, and the sustained rate of one hot wallet with
+//! requests racing on their conditions as separate Lambda instances would (no in-process lanes).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use countersign_core::domain::event::Event;
+use countersign_core::domain::org::hash_secret;
+use countersign_core::ports::{BusError, EventBus, Published, SystemClock};
+use countersign_core::service::{Countersign, Settings, Wiring};
+use countersign_tests::TestStore;
+use serde_json::json;
+
+use crate::figures::{ms, Figure, Figures};
+use crate::floors::DynamoFloor;
+use crate::local::{load, post, setup, CONCURRENCY, OPERATOR_KEY};
+use crate::proxy::Proxy;
+
+const SECTION_OPS: &str = "DynamoDB per operation (DynamoDB Local, measured at the proxy)";
+const SECTION_HOT: &str = "DynamoDB hot wallet (DynamoDB Local, no in-process lanes), concurrency 16";
+const HOT_PAYMENTS: usize = 1_000;
+
+/// Stands in for EventBridge: accepts every event, so the outbox marks that follow a publish
+/// in Lambda are counted too.
+struct AcceptingBus;
+
+#[async_trait]
+impl EventBus for AcceptingBus {
+    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
+        Ok(Published { accepted: events.iter().map(|e| e.id.clone()).collect(), refused: vec![] })
+    }
+}
+
+/// The service as a Lambda wires it (store, a bus), served by the real router on a loopback port.
+async fn serve(store: &TestStore) -> (Arc<Countersign>, String) {
+    let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
+    let wiring = Wiring { bus: Arc::new(AcceptingBus), ..Wiring::default() };
+    let service =
+        Arc::new(Countersign::new(store.store(), Arc::new(SystemClock), settings).with_wiring(wiring).without_lanes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = countersign_core::api::router(service.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (service, format!("http://{addr}"))
+}
+
+pub async fn requests_per_operation(figures: &Figures, proxy: &Proxy, floor: &DynamoFloor) {
+    let store = TestStore::dynamo_at(&proxy.endpoint).await;
+    let (service, base) = serve(&store).await;
+    let http = reqwest::Client::new();
+    let org = setup(&http, &base).await;
+    println!("== DynamoDB per operation, on the wire (proxy → DynamoDB Local; auth read included; events accepted by a stand-in bus, so outbox marks count)");
+    let pay = |amount: &str| json!({"from": org.held_from, "to": org.to, "amount": amount});
+    // Every key used once first: its once-a-minute lastUsedAt refresh is not counted.
+    let (_, held) = post(&http, format!("{base}/v1/payments"), &org.agent, pay("10.00")).await;
+    let warm = held["approvalId"].as_str().expect("approval").to_string();
+    post(&http, format!("{base}/v1/approvals/{warm}/approve"), &org.reviewer, json!({})).await;
+
+    let record = |name: &str, targets: (&'static str, &'static str), took: f64| {
+        let traffic = proxy.take();
+        let f = |name: String, value: f64, unit: &'static str, target: &'static str, floor: Option<(String, f64)>| {
+            figures.add(Figure { section: SECTION_OPS, name, value, unit, target, floor })
+        };
+        f(format!("{name}: requests ({})", traffic.targets()), traffic.requests as f64, "requests", targets.0, None);
+        f(format!("{name}: sequential round trips"), traffic.round_trips as f64, "trips", targets.1, None);
+        f(format!("{name}: latency"), took, "ms", "", Some(("one GetItem p50".into(), floor.get_p50_ms)));
+    };
+
+    proxy.reset();
+    let t = Instant::now();
+    let (st, _) = post(&http, format!("{base}/v1/payments"), &org.agent, pay("1.00")).await;
+    assert_eq!(st, 201, "auto-executed");
+    record("auto intake", ("<= 4", "<= 2"), ms(t.elapsed()));
+
+    proxy.reset();
+    let t = Instant::now();
+    let (st, held) = post(&http, format!("{base}/v1/payments"), &org.agent, pay("10.00")).await;
+    assert_eq!(st, 202, "held");
+    record("held intake", ("<= 4", "<= 2"), ms(t.elapsed()));
+
+    let mut keyed = pay("1.00");
+    keyed["idempotencyKey"] = json!("bench-1");
+    proxy.reset();
+    let t = Instant::now();
+    post(&http, format!("{base}/v1/payments"), &org.agent, keyed.clone()).await;
+    record("intake with idempotency key", ("", ""), ms(t.elapsed()));
+    proxy.reset();
+    let t = Instant::now();
+    post(&http, format!("{base}/v1/payments"), &org.agent, keyed).await;
+    record("idempotent replay", ("", ""), ms(t.elapsed()));
+
+    let approval = held["approvalId"].as_str().expect("approval");
+    proxy.reset();
+    let t = Instant::now();
+    let (st, _) = post(&http, format!("{base}/v1/approvals/{approval}/approve"), &org.reviewer, json!({})).await;
+    assert_eq!(st, 200, "approved");
+    record("approve (executes payment)", ("<= 5", "<= 3"), ms(t.elapsed()));
+
+    proxy.reset();
+    let t = Instant::now();
+    service.sweep(Some(chrono::Utc::now() + chrono::Duration::seconds(55)), 100).await.expect("sweep");
+    record("idle sweep (nothing due)", ("", ""), ms(t.elapsed()));
+}
+
+pub async fn hot_wallet(figures: &Figures, floor: &DynamoFloor) {
+    let store = TestStore::new(countersign_tests::Backend::Dynamo).await;
+    let TestStore::Dynamo { store: dynamo, .. } = &store else { unreachable!("dynamo") };
+    let (_, base) = serve(&store).await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY * 2).build().expect("client");
+    let org = setup(&http, &base).await;
+    println!(
+        "== DynamoDB Local: {HOT_PAYMENTS} auto-executed payments from one wallet, {CONCURRENCY} at once, no lanes"
+    );
+    let body = json!({"from": org.hot, "to": org.to, "amount": "1.00"});
+    post(&http, format!("{base}/v1/payments"), &org.agent, body.clone()).await;
+    let before = dynamo.request_count();
+    let (run, _) = load(HOT_PAYMENTS, CONCURRENCY, |_| {
+        let fut = post(&http, format!("{base}/v1/payments"), &org.agent, body.clone());
+        async move { (fut.await.0, ()) }
+    })
+    .await;
+    let per_payment = (dynamo.request_count() - before) as f64 / HOT_PAYMENTS as f64;
+    let f = |name: &str, value: f64, unit: &'static str, target: &'static str, floor: Option<(&str, f64)>| Figure {
+        section: SECTION_HOT,
+        name: name.into(),
+        value,
+        unit,
+        target,
+        floor: floor.map(|(n, v)| (n.to_string(), v)),
+    };
+    let rate_floor = ("1-item TransactWriteItems, 16 at a time", floor.transact_rate_16);
+    let latency_floor = ("1-item TransactWriteItems p50", floor.transact_p50_ms);
+    figures.add(f("hot wallet auto-executed rate", run.rate(), "req/s", "reported", Some(rate_floor)));
+    figures.add(f("hot wallet auto-executed p50", run.p50(), "ms", "", Some(latency_floor)));
+    figures.add(f("hot wallet auto-executed p99", run.p99(), "ms", "", Some(latency_floor)));
+    figures.add(f("hot wallet auto-executed 5xx", run.server_errors as f64, "count", "0", None));
+    figures.add(f("hot wallet DynamoDB requests per payment (retries included)", per_payment, "requests", "", None));
+}
