@@ -1,6 +1,6 @@
 //! Benchmarks that print figures (never assertions), each beside its floor:
 //! 1. floors: raw SQLite fsynced transactions on this disk, DynamoDB Local's own latency;
-//! 2. the real local server binary (`--server <path>`) under load at concurrency 16: held
+//! 2. the embedded store in-process, then the real local server binary (`--server <path>`) under load at concurrency 16: held
 //!    intake, approve, one hot wallet, beside `/health` on the same server;
 //! 3. DynamoDB requests and sequential round trips per operation, measured on the wire by a
 //!    counting proxy in front of DynamoDB Local (`COUNTERSIGN_TEST_DYNAMODB_ENDPOINT`), and one
@@ -8,7 +8,7 @@
 //! 4. the event figures: sweep reads, backlog, fan-out, hanging-peer isolation.
 //!
 //! `--figures <file>` appends every figure as a tab-separated row for `bench/report.py`.
-//! `--only <floors|local|dynamo|events>` (repeatable) runs some sections.
+//! `--only <floors|store|local|dynamo|events>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local and prints its name (for `init_time.py`).
 
 mod dynamo;
@@ -17,6 +17,7 @@ mod figures;
 mod floors;
 mod local;
 mod proxy;
+mod store;
 
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ async fn main() {
         }
         _ => None,
     };
+    if runs("store") {
+        store::embedded(&figures, sqlite.rate).await;
+    }
     if runs("local") {
         match &server {
             Some(path) => local::server_throughput(path, &sqlite, &figures).await,

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+mod relay;
+
+pub use relay::OutboxRelay;
 
 use crate::adapters::local_queue::StoreQueue;
 use crate::adapters::sqlite::SqliteStore;
@@ -24,7 +26,8 @@ pub enum LocalError {
     Store(#[from] crate::ports::StoreError),
 }
 
-/// The service over any store, with the local queue and a real webhook client.
+/// The service over any store: committed events relayed to the local queue (`OutboxRelay`),
+/// the queue for deliveries, and a real webhook client.
 pub fn wire(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -32,7 +35,7 @@ pub fn wire(
 ) -> Result<(Countersign, StoreQueue), ConfigError> {
     let queue = StoreQueue::new(store.clone());
     let wiring = Wiring {
-        bus: Arc::new(queue.clone()),
+        bus: Arc::new(OutboxRelay::new(store.clone())),
         queue: Arc::new(queue.clone()),
         client: Arc::new(webhook_client(&settings)?),
         ..Wiring::default()
@@ -59,21 +62,24 @@ pub async fn run_queue_worker(service: Arc<Countersign>, queue: StoreQueue, poll
             }
         };
         let full = batch.len() == BATCH;
-        stream::iter(batch)
-            .for_each_concurrent(BATCH, |received| {
-                let (service, queue) = (&service, &queue);
-                async move {
-                    match service.handle_message(&received.message).await {
-                        Ok(()) => {
-                            if let Err(e) = queue.ack(&received).await {
-                                tracing::warn!(error = %e, "local queue ack failed");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "message failed; it will be retried"),
+        // At most BATCH at once: the batch is that long.
+        let handled = futures::future::join_all(batch.iter().map(|received| {
+            let service = &service;
+            async move {
+                match service.handle_message(&received.message).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "message failed; it will be retried");
+                        false
                     }
                 }
-            })
-            .await;
+            }
+        }))
+        .await;
+        let done: Vec<_> = batch.iter().zip(handled).filter_map(|(r, ok)| ok.then_some(r)).collect();
+        if let Err(e) = queue.ack_all(&done).await {
+            tracing::warn!(error = %e, "local queue ack failed");
+        }
         if !full {
             tokio::time::sleep(poll).await;
         }

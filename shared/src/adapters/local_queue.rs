@@ -53,6 +53,15 @@ impl StoreQueue {
         })
     }
 
+    /// The write that enqueues `message`, visible after `delay` (for a caller that commits it
+    /// with other writes).
+    pub fn message_write(message: &QueueMessage, delay: Duration) -> Result<Write, QueueError> {
+        let key = Key::new(format!("QUEUE#{}", ulid::Ulid::new()), "QUEUE");
+        let visible = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let item = Self::item(key, 1, message, visible).map_err(QueueError)?;
+        Ok(Write::Put { item, expect: Expect::Absent })
+    }
+
     /// Claims up to `max` visible messages (each hidden for the lease while it is worked on).
     pub async fn receive(&self, max: usize) -> Result<Vec<Received>, QueueError> {
         let now = Utc::now();
@@ -60,24 +69,54 @@ impl StoreQueue {
         query.newest_first = false;
         query.sk_at_most = Some(format!("{}#~", at(now)));
         let due = self.store.query(query).await.map_err(|e| QueueError(e.to_string()))?;
-        let mut claimed = Vec::new();
+        let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let mut claims = Vec::new();
+        let mut unreadable = Vec::new();
         for item in due {
             let Ok(message) = serde_json::from_value::<QueueMessage>(item.body.clone()) else {
                 // Unreadable: drop it rather than loop on it forever.
-                let _ = self
-                    .store
-                    .transact(vec![Write::Delete { key: item.key.clone(), expect: Expect::Version(item.version) }])
-                    .await;
+                unreadable.push(Write::Delete { key: item.key.clone(), expect: Expect::Version(item.version) });
                 continue;
             };
-            let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
             let Ok(next) = Self::item(item.key.clone(), item.version + 1, &message, lease) else { continue };
-            if self.store.transact(vec![Write::Put { item: next, expect: Expect::Version(item.version) }]).await.is_ok()
-            {
-                claimed.push(Received { message, key: item.key, version: item.version + 1 });
-            }
+            claims.push((Write::Put { item: next, expect: Expect::Version(item.version) }, message));
         }
-        Ok(claimed)
+        if !unreadable.is_empty() {
+            let _ = self.store.transact(unreadable).await;
+        }
+        // All claims in one transaction; if another worker took one of them, each on its own.
+        let all: Vec<Write> = claims.iter().map(|(w, _)| w.clone()).collect();
+        let taken = if all.is_empty() || self.store.transact(all).await.is_ok() {
+            claims
+        } else {
+            let mut taken = Vec::new();
+            for (write, message) in claims {
+                if self.store.transact(vec![write.clone()]).await.is_ok() {
+                    taken.push((write, message));
+                }
+            }
+            taken
+        };
+        Ok(taken
+            .into_iter()
+            .filter_map(|(write, message)| match write {
+                Write::Put { item, .. } => Some(Received { message, key: item.key, version: item.version }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Removes messages whose work is done, in one transaction (each on its own if that fails).
+    pub async fn ack_all(&self, received: &[&Received]) -> Result<(), QueueError> {
+        let deletes: Vec<Write> =
+            received.iter().map(|r| Write::Delete { key: r.key.clone(), expect: Expect::Version(r.version) }).collect();
+        if deletes.is_empty() || self.store.transact(deletes).await.is_ok() {
+            return Ok(());
+        }
+        for r in received {
+            self.ack(r).await?;
+        }
+        Ok(())
     }
 
     /// Removes a message whose work is done.
@@ -96,28 +135,36 @@ impl DeliveryQueue for StoreQueue {
     }
 
     async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
-        let key = Key::new(format!("QUEUE#{}", ulid::Ulid::new()), "QUEUE");
-        let visible = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        let item = Self::item(key, 1, message, visible).map_err(QueueError)?;
-        self.store
-            .transact(vec![Write::Put { item, expect: Expect::Absent }])
-            .await
-            .map_err(|e| QueueError(e.to_string()))
+        let write = Self::message_write(message, delay)?;
+        self.store.transact(vec![write]).await.map_err(|e| QueueError(e.to_string()))
     }
 }
 
 #[async_trait]
 impl EventBus for StoreQueue {
     async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
+        // One transaction for all of them: one commit instead of one per event.
+        let mut writes = Vec::with_capacity(events.len());
         let mut report = Published::default();
         for event in events {
-            let message = QueueMessage::Event { event: event.clone() };
-            match self.send(&message, Duration::ZERO).await {
-                Ok(()) => report.accepted.push(event.id.clone()),
-                // The store is the queue: unreachable, not a refusal of the event.
-                Err(e) => tracing::warn!(error = %e, "local publish failed"),
+            match Self::message_write(&QueueMessage::Event { event: event.clone() }, Duration::ZERO) {
+                Ok(write) => {
+                    writes.push(write);
+                    report.accepted.push(event.id.clone());
+                }
+                Err(e) => report.refused.push((event.id.clone(), e.to_string())),
             }
         }
-        Ok(report)
+        if writes.is_empty() {
+            return Ok(report);
+        }
+        match self.store.transact(writes).await {
+            Ok(()) => Ok(report),
+            // The store is the queue: unreachable, not a refusal of the events.
+            Err(e) => {
+                tracing::warn!(error = %e, "local publish failed");
+                Ok(Published { accepted: vec![], refused: report.refused })
+            }
+        }
     }
 }
