@@ -169,6 +169,24 @@ impl TxToken {
     }
 }
 
+/// A transaction in a store's write queue (`Store::queue`): its outcome, once committed.
+pub struct Queued(futures::future::BoxFuture<'static, Result<(), StoreError>>);
+
+impl Queued {
+    pub fn new(outcome: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static) -> Self {
+        Queued(Box::pin(outcome))
+    }
+
+    /// Already applied (or refused): the outcome is known.
+    pub fn ready(outcome: Result<(), StoreError>) -> Self {
+        Queued(Box::pin(std::future::ready(outcome)))
+    }
+
+    pub async fn outcome(self) -> Result<(), StoreError> {
+        self.0.await
+    }
+}
+
 /// How long a store MUST remember a token (DynamoDB: 10 minutes).
 pub const TOKEN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -186,6 +204,14 @@ pub trait Store: Send + Sync {
     /// `StoreError::Ambiguous` (never `Unavailable`) when it cannot tell whether the writes were
     /// applied.
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError>;
+
+    /// `apply` in two steps: first queues the transaction behind every transaction queued
+    /// before it (their conditions are checked before its own), then answers its outcome, with
+    /// the same guarantees as `apply`. A caller may let others plan on top of it in between.
+    /// Stores without a write queue apply at once (this default).
+    async fn queue(&self, writes: &[Write], token: Option<&TxToken>) -> Result<Queued, StoreError> {
+        Ok(Queued::ready(self.apply(writes, token).await))
+    }
 
     /// `apply` without a token, for writes whose loss or repetition is harmless (bookkeeping).
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {

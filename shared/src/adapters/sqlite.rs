@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ports::{Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
+use crate::ports::{Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
 
 mod readers;
 #[cfg(test)]
@@ -187,12 +187,20 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
+        self.queue(writes, token).await?.outcome().await
+    }
+
+    /// Queued in the writer's order: a transaction queued after this one is checked after it,
+    /// in the same batch or a later one.
+    async fn queue(&self, writes: &[Write], token: Option<&TxToken>) -> Result<Queued, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = writer::Job { writes: writes.to_vec(), token: token.map(|t| t.as_str().to_string()), reply };
         // Not queued: nothing was applied.
         self.inner.writer.send(job).await.map_err(|_| unavailable("the store's writer has stopped"))?;
-        // Queued but no answer: it may have committed.
-        answer.await.map_err(|_| StoreError::Ambiguous("the store's writer stopped before answering".into()))?
+        Ok(Queued::new(async move {
+            // Queued but no answer: it may have committed.
+            answer.await.map_err(|_| StoreError::Ambiguous("the store's writer stopped before answering".into()))?
+        }))
     }
 
     async fn query(&self, q: Query) -> Result<Vec<Item>, StoreError> {

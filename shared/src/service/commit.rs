@@ -67,14 +67,16 @@ impl Countersign {
         F: FnMut() -> Fut,
         Fut: Future<Output = AppResult<Plan<T>>>,
     {
-        let mut turn = Turn::new(self.lanes.as_deref());
+        let mut turn = Turn::new(self.lanes.as_ref());
         for attempt in 0..MAX_ATTEMPTS {
-            match plan().await {
+            let planned = turn.plan(plan(), |p| commits(p, false)).await;
+            match planned.result {
+                _ if !planned.sound => {}
                 Ok(plan) => {
                     if !turn.ready(&plan.writes, attempt).await {
                         continue;
                     }
-                    if let Some((outcome, events)) = self.try_commit(plan, None).await? {
+                    if let Some((outcome, events)) = self.try_commit(plan, None, &mut turn).await? {
                         drop(turn);
                         self.publish_committed(events).await;
                         return Ok(outcome);
@@ -104,29 +106,31 @@ impl Countersign {
         let Some(scope) = scope else {
             return Ok(Committed { outcome: self.commit(plan).await?, replayed: false });
         };
-        let mut turn = Turn::new(self.lanes.as_deref());
+        let mut turn = Turn::new(self.lanes.as_ref());
         for attempt in 0..MAX_ATTEMPTS {
+            // Committed state only: a replay answers at once, so it must not rest on pending writes.
             let stale_version = match self.replay::<T>(&scope).await? {
                 Prior::Outcome(outcome) => return Ok(Committed { outcome, replayed: true }),
                 Prior::Expired(version) => Some(version),
                 Prior::None => None,
             };
-            let plan = match plan().await {
-                Ok(plan) => plan,
-                Err(AppError::Stale) => {
+            let planned = turn.plan(plan(), |p| commits(p, true)).await;
+            let plan = match planned.result {
+                Ok(plan) if planned.sound => plan,
+                Err(e) if planned.sound && !matches!(e, AppError::Stale) => return Err(e),
+                _ => {
                     if turn.lost() {
                         backoff(attempt).await;
                     }
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             if !turn.ready(&plan.writes, attempt).await {
                 continue;
             }
             let record =
                 if plan.remembered { Some(self.remember(&scope, &plan.outcome, stale_version)?) } else { None };
-            if let Some((outcome, events)) = self.try_commit(plan, record).await? {
+            if let Some((outcome, events)) = self.try_commit(plan, record, &mut turn).await? {
                 drop(turn);
                 self.publish_committed(events).await;
                 return Ok(Committed { outcome, replayed: false });
@@ -139,11 +143,18 @@ impl Countersign {
     }
 
     /// One attempt: `Ok(None)` when another writer got there first; else the outcome and the
-    /// events to publish (after the caller has let go of its lanes). Every attempt carries its
-    /// own token; an ambiguous outcome is resolved by resending the same writes with the same
-    /// token (applied at most once) until the store says what happened, never by replanning:
-    /// a new plan after a commit that did land would move the money twice.
-    async fn try_commit<T>(&self, plan: Plan<T>, extra: Option<Write>) -> AppResult<Option<(T, Vec<Event>)>> {
+    /// events to publish (after the caller has let go of its lanes). With lanes, the writes are
+    /// queued in the store's commit order, published as pending and the lanes let go before the
+    /// outcome is awaited, so the next plan of the same records builds on them. Every attempt
+    /// carries its own token; an ambiguous outcome is resolved by resending the same writes
+    /// with the same token (applied at most once) until the store says what happened, never by
+    /// replanning: a new plan after a commit that did land would move the money twice.
+    async fn try_commit<T>(
+        &self,
+        plan: Plan<T>,
+        extra: Option<Write>,
+        turn: &mut Turn<'_>,
+    ) -> AppResult<Option<(T, Vec<Event>)>> {
         let Plan { mut writes, events, outcome, .. } = plan;
         writes.extend(extra);
         if writes.is_empty() {
@@ -152,8 +163,17 @@ impl Countersign {
         let token = TxToken::generate();
         let started = std::time::Instant::now();
         let mut wait = AMBIGUOUS_FIRST_WAIT;
+        let mut result = match self.store.queue(&writes, Some(&token)).await {
+            Ok(queued) => {
+                let registration = turn.queued(&writes);
+                let result = queued.outcome().await;
+                turn.settle(registration, result.is_ok());
+                result
+            }
+            Err(e) => Err(e),
+        };
         loop {
-            match self.store.apply(&writes, Some(&token)).await {
+            match result {
                 Ok(()) => return Ok(Some((outcome, events))),
                 Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(None),
                 Err(StoreError::Ambiguous(detail)) if started.elapsed() < AMBIGUOUS_RESOLVE_FOR => {
@@ -163,6 +183,7 @@ impl Countersign {
                 }
                 Err(e) => return Err(e.into()),
             }
+            result = self.store.apply(&writes, Some(&token)).await;
         }
     }
 
@@ -204,6 +225,16 @@ impl Countersign {
         }
         // A record this version cannot read still means "already done": never execute twice.
         serde_json::from_value(record.outcome).map(Prior::Outcome).map_err(|_| AppError::IdempotencyKeyReuse)
+    }
+}
+
+/// Whether a plan's result goes to the store (its answer then waits for its own commit) rather
+/// than straight back to the caller. A stale plan is never answered: it counts as committing.
+fn commits<T>(planned: &AppResult<Plan<T>>, remembered_counts: bool) -> bool {
+    match planned {
+        Ok(plan) => !plan.writes.is_empty() || (remembered_counts && plan.remembered),
+        Err(AppError::Stale) => true,
+        Err(_) => false,
     }
 }
 

@@ -1,29 +1,43 @@
-//! In-process lanes: plans that rewrite the same record take turns instead of racing. Many
-//! concurrent payments from one wallet would otherwise all plan from the same wallet version,
-//! one would win and the rest replan, again and again (a replan storm). With lanes, a plan that
-//! rewrites a record waits for the lane of that record, then plans from what the previous
-//! holder committed. Across processes (Lambdas) conditions still decide; lanes only spare the
-//! lost races within one process.
+//! In-process lanes: plans that rewrite the same record take turns instead of racing, and
+//! pipeline through the store's write queue instead of waiting for each other's fsync.
 //!
-//! Records map to a fixed set of striped locks (bounded memory whatever the number of wallets);
-//! a plan takes its stripes in ascending order and never asks for more while holding some, so
-//! two transfers between the same wallets in opposite directions cannot deadlock.
+//! Without lanes, many concurrent payments from one wallet all plan from the same wallet
+//! version; one wins and the rest replan, again and again (a replan storm). With lanes, a plan
+//! that rewrites a record waits for the lane of that record. The holder plans, queues its
+//! transaction in the store's commit order (`Store::queue`), publishes what it wrote as pending,
+//! and lets go: the next holder plans on top of the pending writes, and its transaction, queued
+//! behind, is checked after it (often in the same group commit). Nothing is acknowledged before
+//! its own commit; a plan built on a pending write that then fails fails its own condition (it
+//! expected the version that write would have made) and is planned again. Only plans see
+//! pending writes: every other read sees committed state. A plan that commits nothing (or
+//! refuses) after reading pending writes waits for them to commit first, so no answer rests on
+//! a write that never lands.
+//!
+//! Across processes (Lambdas) conditions alone decide; lanes only spare the lost races within
+//! one process. Records map to a fixed set of striped locks (bounded memory whatever the number
+//! of wallets); a plan takes its stripes in ascending order and never asks for more while
+//! holding some, so two transfers between the same wallets in opposite directions cannot
+//! deadlock. Pending writes are held only while their transaction is in the queue.
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::MutexGuard;
 
+use super::pending::{settled, Pending, PlanReads, Registration, PLANNING};
 use crate::ports::{Expect, Write};
 
 const STRIPES: usize = 1024;
 
 pub(crate) struct Lanes {
-    stripes: Box<[Mutex<()>]>,
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    pending: Arc<Pending>,
 }
 
 impl Default for Lanes {
     fn default() -> Self {
-        Lanes { stripes: (0..STRIPES).map(|_| Mutex::new(())).collect() }
+        Lanes { stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(), pending: Arc::default() }
     }
 }
 
@@ -67,8 +81,7 @@ impl Lanes {
     pub async fn acquire(&self, stripes: &[usize]) -> (Held<'_>, bool) {
         let mut guards = Vec::with_capacity(stripes.len());
         let mut waited = false;
-        for &s in stripes {
-            let lane = &self.stripes[s];
+        for lane in stripes.iter().filter_map(|&s| self.stripes.get(s)) {
             let guard = match lane.try_lock() {
                 Ok(guard) => guard,
                 Err(_) => {
@@ -84,15 +97,37 @@ impl Lanes {
 
 /// One request's turn across its attempts: the lanes it holds, if any.
 pub(crate) struct Turn<'a> {
-    lanes: Option<&'a Lanes>,
+    lanes: Option<&'a Arc<Lanes>>,
     held: Option<Held<'a>>,
+    /// What the last plan read (for the pending writes of its transaction).
+    reads: Option<Arc<PlanReads>>,
     /// A commit already lost while holding the current lanes.
     lost_holding: bool,
 }
 
+/// A plan's result, and whether it may be answered: `false` when it commits nothing (or
+/// refuses) but read a pending write that did not land, so it must be made again.
+pub(crate) struct Planned<P> {
+    pub result: P,
+    pub sound: bool,
+}
+
 impl<'a> Turn<'a> {
-    pub fn new(lanes: Option<&'a Lanes>) -> Self {
-        Turn { lanes, held: None, lost_holding: false }
+    pub fn new(lanes: Option<&'a Arc<Lanes>>) -> Self {
+        Turn { lanes, held: None, reads: None, lost_holding: false }
+    }
+
+    /// Runs a plan so that its reads see pending writes. `commits` says of its result whether
+    /// it will be committed (its answer then waits for its own commit, queued behind what it
+    /// read); otherwise the pending writes it read must land before it is answered.
+    pub async fn plan<P>(&mut self, plan: impl Future<Output = P>, commits: impl FnOnce(&P) -> bool) -> Planned<P> {
+        let Some(lanes) = self.lanes else { return Planned { result: plan.await, sound: true } };
+        let reads = PlanReads::new(lanes.pending.clone());
+        let result = PLANNING.scope(reads.clone(), plan).await;
+        let used = reads.take_used();
+        self.reads = Some(reads);
+        let sound = used.is_empty() || commits(&result) || settled(used).await;
+        Planned { result, sound }
     }
 
     /// Before committing a plan: takes the lanes it needs. `false` when it had to wait for
@@ -115,6 +150,23 @@ impl<'a> Turn<'a> {
         !waited
     }
 
+    /// After queueing a transaction: publishes its writes as pending and lets go of the lanes,
+    /// so the next plan builds on them. Without lanes, nothing to publish.
+    pub fn queued(&mut self, writes: &[Write]) -> Option<Registration> {
+        let lanes = self.lanes?;
+        let registration = lanes.pending.register(writes, self.reads.as_deref());
+        self.held = None;
+        self.lost_holding = false;
+        Some(registration)
+    }
+
+    /// The queued transaction's outcome is known: its writes are no longer pending.
+    pub fn settle(&self, registration: Option<Registration>, committed: bool) {
+        if let (Some(lanes), Some(registration)) = (self.lanes, registration) {
+            lanes.pending.complete(registration, committed);
+        }
+    }
+
     /// After a lost race or a stale plan: whether to back off before planning again. The first
     /// loss in turn came from reads made before the turn began: plan again at once, keeping the
     /// lanes. Another loss means a writer outside the lanes (another process): let go, back off.
@@ -135,15 +187,12 @@ mod tests {
     use super::*;
     use crate::ports::{IndexKeys, Item, Key};
 
+    fn item(pk: &str, version: u64) -> Item {
+        Item { key: Key::new(pk, "R"), version, indexes: IndexKeys::default(), expires_at_epoch: None, body: json!({}) }
+    }
+
     fn put(pk: &str, expect: Expect) -> Write {
-        let item = Item {
-            key: Key::new(pk, "R"),
-            version: 1,
-            indexes: IndexKeys::default(),
-            expires_at_epoch: None,
-            body: json!({}),
-        };
-        Write::Put { item, expect }
+        Write::Put { item: item(pk, 1), expect }
     }
 
     #[test]
@@ -160,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_plan_that_waited_for_its_lane_is_made_again_then_commits_in_turn() {
-        let lanes = Lanes::default();
+        let lanes = Arc::new(Lanes::default());
         let writes = vec![put("WALLET#hot", Expect::Version(1))];
         let mut first = Turn::new(Some(&lanes));
         assert!(first.ready(&writes, 0).await, "uncontended: commit the plan as made");
@@ -181,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_first_loss_in_turn_replans_at_once_the_next_backs_off() {
-        let lanes = Lanes::default();
+        let lanes = Arc::new(Lanes::default());
         let mut turn = Turn::new(Some(&lanes));
         let (held, _) = futures::executor::block_on(lanes.acquire(&[7]));
         turn.held = Some(held);
@@ -189,5 +238,79 @@ mod tests {
         assert!(turn.lost());
         assert!(turn.held.is_none(), "lets go before backing off");
         assert!(Turn::new(None).lost(), "without lanes, every loss backs off");
+    }
+
+    fn store() -> (super::super::pending::PlanStore, crate::adapters::sqlite::SqliteStore) {
+        let committed = crate::adapters::sqlite::SqliteStore::in_memory().expect("store");
+        (super::super::pending::PlanStore::new(Arc::new(committed.clone())), committed)
+    }
+
+    #[tokio::test]
+    async fn queued_writes_are_seen_by_plans_only_until_their_outcome() {
+        use crate::ports::Store;
+        let (store, _committed) = store();
+        let lanes = Arc::new(Lanes::default());
+        let key = Key::new("WALLET#hot", "R");
+        let mut turn = Turn::new(Some(&lanes));
+        assert!(turn.ready(&[put("WALLET#hot", Expect::Version(1))], 0).await);
+        let registration = turn.queued(&[Write::Put { item: item("WALLET#hot", 2), expect: Expect::Version(1) }]);
+        assert!(turn.held.is_none(), "the lane is let go once the transaction is queued");
+
+        assert_eq!(store.get(&key).await.expect("get"), None, "outside a plan: committed state only");
+        let mut next = Turn::new(Some(&lanes));
+        let seen = next.plan(store.get(&key), |_| true).await;
+        assert_eq!(seen.result.expect("get").map(|i| i.version), Some(2), "a plan builds on the queued write");
+        assert!(seen.sound);
+
+        turn.settle(registration, true);
+        let after = next.plan(store.get(&key), |_| true).await;
+        assert_eq!(after.result.expect("get"), None, "settled: read from the store again");
+    }
+
+    #[tokio::test]
+    async fn a_plan_that_commits_nothing_waits_for_what_it_read_and_is_remade_if_it_failed() {
+        use crate::ports::Store;
+        let (store, _committed) = store();
+        let lanes = Arc::new(Lanes::default());
+        let key = Key::new("APPROVAL#a", "R");
+        let mut first = Turn::new(Some(&lanes));
+        let registration = first.queued(&[Write::Put { item: item("APPROVAL#a", 2), expect: Expect::Version(1) }]);
+        let mut reader = Turn::new(Some(&lanes));
+        let answered = reader.plan(store.get(&key), |_| false);
+        let fail = async {
+            tokio::task::yield_now().await;
+            first.settle(registration, false);
+        };
+        let (planned, ()) = tokio::join!(answered, fail);
+        assert!(planned.result.expect("get").is_some(), "it read the pending write");
+        assert!(!planned.sound, "which did not land: plan again");
+    }
+
+    #[tokio::test]
+    async fn a_query_in_a_plan_waits_for_pending_writes_that_could_show_in_it() {
+        use crate::ports::{Index, Query, Store};
+        let (store, committed) = store();
+        let lanes = Arc::new(Lanes::default());
+        let mut policy = item("WALLET#w", 1);
+        policy.key.sk = "POLICY#1".into();
+        let mut first = Turn::new(Some(&lanes));
+        let writes = vec![Write::Put { item: policy, expect: Expect::Absent }];
+        let queued = committed.queue(&writes, None).await.expect("queued");
+        let registration = first.queued(&writes);
+        let mut policies = Query::new(Index::Primary, "WALLET#w", 50);
+        policies.sk_prefix = Some("POLICY#".into());
+        let mut other = Query::new(Index::Primary, "WALLET#w", 50);
+        other.sk_prefix = Some("TXN#".into());
+        let mut reader = Turn::new(Some(&lanes));
+        let unrelated = reader.plan(store.query(other), |_| true).await;
+        assert!(unrelated.result.expect("query").is_empty(), "nothing pending could show: no wait");
+        let counted = reader.plan(store.query(policies), |_| true);
+        let land = async {
+            tokio::task::yield_now().await;
+            let outcome = queued.outcome().await;
+            first.settle(registration, outcome.is_ok());
+        };
+        let (counted, ()) = tokio::join!(counted, land);
+        assert_eq!(counted.result.expect("query").len(), 1, "the query saw the policy it waited for");
     }
 }

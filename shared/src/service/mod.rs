@@ -15,6 +15,7 @@ mod keys;
 mod lanes;
 mod paging;
 mod payments;
+mod pending;
 mod people;
 mod plan;
 mod policies;
@@ -117,6 +118,8 @@ pub struct Countersign {
 
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        // Plans in their lanes see the writes queued ahead of them; nothing else does.
+        let store = Arc::new(pending::PlanStore::new(store));
         Countersign { store, clock, settings, wiring: Wiring::default(), lanes: Some(Arc::default()) }
     }
 
