@@ -33,6 +33,9 @@ CREATE INDEX IF NOT EXISTS tokens_at ON tokens (at);
 
 const COLUMNS: &str = "pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk";
 
+/// Pages are read through a memory map (no read call per page, no copy per connection).
+const MMAP_BYTES: i64 = 1 << 30;
+
 /// Reader connections: enough to keep every core busy while others wait on the disk.
 fn reader_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4) * 2
@@ -95,6 +98,7 @@ impl SqliteStore {
                 let reader = Connection::open_with_flags(path, flags)?;
                 // Only the writer writes; a reader that tried would be a bug, refused here.
                 reader.pragma_update(None, "query_only", true)?;
+                reader.pragma_update(None, "mmap_size", MMAP_BYTES)?;
                 reader.busy_timeout(std::time::Duration::from_secs(5))?;
                 Ok(reader)
             })
@@ -127,6 +131,7 @@ fn open_writer(path: &Path, durable: bool) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
@@ -140,6 +145,21 @@ fn index_pairs(ix: &IndexKeys) -> [(Option<&str>, Option<&str>); 4] {
         }
     }
     [split(&ix.by_org), split(&ix.by_status), split(&ix.by_wallet), split(&ix.due)]
+}
+
+/// The least string above every string that starts with `prefix` (text compares as UTF-8
+/// bytes, which order as code points): the prefix with its last character stepped up. `None`
+/// when there is no such bound (empty, or ending in the highest character).
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 fn epoch_seconds() -> i64 {
@@ -210,6 +230,14 @@ impl Store for SqliteStore {
         if let Some(prefix) = &q.sk_prefix {
             args.push(prefix.clone());
             sql += &format!(" AND substr({skc}, 1, length(?{n})) = ?{n}", n = args.len());
+            // The same as a range, so the index seeks to the prefix instead of scanning the
+            // whole partition (a wallet's policies beside its thousands of ledger lines).
+            args.push(prefix.clone());
+            sql += &format!(" AND {skc} >= ?{}", args.len());
+            if let Some(upper) = prefix_upper_bound(prefix) {
+                args.push(upper);
+                sql += &format!(" AND {skc} < ?{}", args.len());
+            }
         }
         if let Some(max) = &q.sk_at_most {
             args.push(max.clone());

@@ -151,3 +151,13 @@ fn a_durable_store_fsyncs_its_wal_at_every_commit() {
     let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).expect("sync");
     assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL with synchronous=FULL");
 }
+
+#[test]
+fn a_prefix_bound_is_the_prefix_stepped_up() {
+    use super::prefix_upper_bound;
+    assert_eq!(prefix_upper_bound("POLICY#").as_deref(), Some("POLICY$"));
+    assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"), "skips the surrogates");
+    assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+    assert_eq!(prefix_upper_bound(""), None);
+    assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+}

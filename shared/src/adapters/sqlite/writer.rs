@@ -8,8 +8,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{epoch_seconds, index_pairs, COLUMNS};
-use crate::ports::{Expect, Key, StoreError, Write, TOKEN_WINDOW};
+use super::{epoch_seconds, index_pairs};
+use crate::ports::{Expect, Item, Key, StoreError, Write, TOKEN_WINDOW};
 
 /// Most plans in one batch: bounds how long one COMMIT holds the plans behind it.
 const MAX_BATCH: usize = 512;
@@ -121,54 +121,94 @@ fn apply(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Applied> {
     if let Some(token) = &job.token {
         // As DynamoDB: a transaction already applied under this token is not applied again.
         // (Expired tokens were deleted when the batch began.)
-        let seen: Option<i64> = conn
-            .prepare_cached("SELECT at FROM tokens WHERE token = ?1")?
-            .query_row(params![token], |r| r.get(0))
-            .optional()?;
-        if seen.is_some() {
-            return Ok(Applied::Before);
+        match conn.prepare_cached("INSERT INTO tokens (token, at) VALUES (?1, ?2)")?.execute(params![token, now]) {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => return Ok(Applied::Before),
+            Err(e) => return Err(e),
         }
-        conn.prepare_cached("INSERT INTO tokens (token, at) VALUES (?1, ?2)")?.execute(params![token, now])?;
     }
+    // Each write checks its own condition as it applies (one statement, no read first); the
+    // first that fails rolls the plan back to its savepoint.
     for w in &job.writes {
-        let (key, expect) = match w {
-            Write::Put { item, expect } => (&item.key, *expect),
-            Write::Delete { key, expect } | Write::Check { key, expect } => (key, *expect),
+        let held = match w {
+            Write::Put { item, expect: Expect::Absent } => insert(conn, item)?,
+            Write::Put { item, expect: Expect::Version(v) } => update(conn, item, *v)?,
+            Write::Delete { key, expect: Expect::Version(v) } => {
+                conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2 AND version = ?3")?
+                    .execute(params![key.pk, key.sk, *v as i64])?
+                    == 1
+            }
+            // Nothing there to delete: holds when it is indeed absent.
+            Write::Delete { key, expect: Expect::Absent } => current_version(conn, key)?.is_none(),
+            Write::Check { key, expect } => holds(*expect, current_version(conn, key)?),
         };
-        if !holds(expect, current_version(conn, key)?) {
+        if !held {
             return Ok(Applied::ConditionFailed);
         }
     }
-    for w in &job.writes {
-        match w {
-            Write::Put { item, .. } => {
-                let [(g1pk, g1sk), (g2pk, g2sk), (g3pk, g3sk), (g4pk, g4sk)] = index_pairs(&item.indexes);
-                conn.prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-                ))?
-                .execute(params![
-                    item.key.pk,
-                    item.key.sk,
-                    item.version as i64,
-                    item.body.to_string(),
-                    item.expires_at_epoch,
-                    g1pk,
-                    g1sk,
-                    g2pk,
-                    g2sk,
-                    g3pk,
-                    g3sk,
-                    g4pk,
-                    g4sk
-                ])?;
-            }
-            Write::Delete { key, .. } => {
-                conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")?.execute(params![key.pk, key.sk])?;
-            }
-            Write::Check { .. } => {}
-        }
-    }
     Ok(Applied::Now)
+}
+
+/// A primary-key (or unique) conflict: the row is there already.
+fn is_conflict(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Creates the item; `false` when something is stored at its key.
+fn insert(conn: &Connection, item: &Item) -> rusqlite::Result<bool> {
+    let [(g1pk, g1sk), (g2pk, g2sk), (g3pk, g3sk), (g4pk, g4sk)] = index_pairs(&item.indexes);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO items (pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            item.key.pk,
+            item.key.sk,
+            item.version as i64,
+            item.body.to_string(),
+            item.expires_at_epoch,
+            g1pk,
+            g1sk,
+            g2pk,
+            g2sk,
+            g3pk,
+            g3sk,
+            g4pk,
+            g4sk
+        ]);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if is_conflict(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces the item stored at version `expected`; `false` when the stored one is not that.
+fn update(conn: &Connection, item: &Item, expected: u64) -> rusqlite::Result<bool> {
+    let [(g1pk, g1sk), (g2pk, g2sk), (g3pk, g3sk), (g4pk, g4sk)] = index_pairs(&item.indexes);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE items SET version = ?3, body = ?4, ttl = ?5, g1pk = ?6, g1sk = ?7, g2pk = ?8, g2sk = ?9, \
+             g3pk = ?10, g3sk = ?11, g4pk = ?12, g4sk = ?13 WHERE pk = ?1 AND sk = ?2 AND version = ?14",
+        )?
+        .execute(params![
+            item.key.pk,
+            item.key.sk,
+            item.version as i64,
+            item.body.to_string(),
+            item.expires_at_epoch,
+            g1pk,
+            g1sk,
+            g2pk,
+            g2sk,
+            g3pk,
+            g3sk,
+            g4pk,
+            g4sk,
+            expected as i64
+        ])?;
+    Ok(changed == 1)
 }
 
 fn current_version(conn: &Connection, key: &Key) -> rusqlite::Result<Option<u64>> {
