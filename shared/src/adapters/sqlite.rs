@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ports::{Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
 
+mod checkpointer;
 mod readers;
 #[cfg(test)]
 mod tests;
@@ -33,9 +34,6 @@ CREATE INDEX IF NOT EXISTS tokens_at ON tokens (at);
 
 const COLUMNS: &str = "pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk";
 
-/// Pages are read through a memory map (no read call per page, no copy per connection).
-const MMAP_BYTES: i64 = 1 << 30;
-
 /// Reader connections: enough to keep every core busy while others wait on the disk.
 fn reader_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4) * 2
@@ -51,6 +49,7 @@ pub struct SqliteStore {
 struct Inner {
     writer: mpsc::Sender<writer::Job>,
     readers: readers::Readers,
+    _checkpointer: checkpointer::Stop,
     /// A throwaway store's files, removed when the store is dropped.
     _scratch: Option<Scratch>,
 }
@@ -98,16 +97,16 @@ impl SqliteStore {
                 let reader = Connection::open_with_flags(path, flags)?;
                 // Only the writer writes; a reader that tried would be a bug, refused here.
                 reader.pragma_update(None, "query_only", true)?;
-                reader.pragma_update(None, "mmap_size", MMAP_BYTES)?;
                 reader.busy_timeout(std::time::Duration::from_secs(5))?;
                 Ok(reader)
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(unavailable)?;
         let writer = writer::spawn(conn).map_err(unavailable)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner { writer, readers: readers::Readers::new(readers), _scratch: scratch }),
-        })
+        let checkpointer = checkpointer::spawn(path).map_err(unavailable)?;
+        let inner =
+            Inner { writer, readers: readers::Readers::new(readers), _checkpointer: checkpointer, _scratch: scratch };
+        Ok(SqliteStore { inner: Arc::new(inner) })
     }
 
     /// Number of stored items (tests check that refused requests wrote nothing).
@@ -131,7 +130,10 @@ fn open_writer(path: &Path, durable: bool) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    // Savepoints journal the pages they change: in memory, not in a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The checkpointer thread checkpoints; the writer's commits never wait for it.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }

@@ -29,6 +29,10 @@ const AMBIGUOUS_RESOLVE_FOR: Duration = Duration::from_secs(8);
 const AMBIGUOUS_FIRST_WAIT: Duration = Duration::from_millis(50);
 const AMBIGUOUS_MAX_WAIT: Duration = Duration::from_secs(1);
 const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+const BACKOFF_FIRST: Duration = Duration::from_millis(1);
+/// Longest wait between two attempts: with `MAX_ATTEMPTS`, a request that keeps losing gives
+/// up (503) after some 15 seconds, inside API Gateway's 29.
+const BACKOFF_CAP: Duration = Duration::from_millis(256);
 
 /// An outcome, and whether it is a replay of an earlier request with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,9 +242,13 @@ fn commits<T>(planned: &AppResult<Plan<T>>, remembered_counts: bool) -> bool {
     }
 }
 
-/// Jittered exponential backoff, capped so a busy wallet still settles in well under a second.
+/// Exponential backoff with full jitter: a wait drawn from zero to a cap that doubles with each
+/// lost race (1 ms, 2 ms, 4 ms ...) up to `BACKOFF_CAP`. Separate processes racing on one record
+/// (Lambdas on a hot wallet) thin out until about one tries per commit's time instead of all
+/// retrying into each other; a lone lost race retries within a few milliseconds. (Within one
+/// process, lanes spare most of these races.)
 async fn backoff(attempt: u32) {
-    let cap_ms = 2u64.saturating_pow(attempt.min(5)).min(25);
-    let ms = rand::rng().random_range(0..=cap_ms);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let cap = BACKOFF_FIRST.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+    let wait = rand::rng().random_range(Duration::ZERO..=cap);
+    tokio::time::sleep(wait).await;
 }

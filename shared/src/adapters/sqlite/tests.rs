@@ -161,3 +161,29 @@ fn a_prefix_bound_is_the_prefix_stepped_up() {
     assert_eq!(prefix_upper_bound(""), None);
     assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
 }
+
+#[test]
+fn the_writer_journals_savepoints_in_memory_and_leaves_checkpoints_to_its_own_thread() {
+    let (conn, _dir) = scratch();
+    let temp: i64 = conn.pragma_query_value(None, "temp_store", |r| r.get(0)).expect("temp_store");
+    let auto: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).expect("autocheckpoint");
+    assert_eq!((temp, auto), (2, 0), "temp_store=MEMORY, no automatic checkpoint in the writer");
+}
+
+#[tokio::test]
+async fn the_checkpointer_folds_the_wal_into_the_database() {
+    use crate::ports::Store;
+    let dir = Dir(std::env::temp_dir().join(format!("countersign-ckpt-test-{}", ulid::Ulid::new())));
+    let store = super::SqliteStore::open_dir(&dir.0).expect("open");
+    for i in 0..200 {
+        store.apply(&[put(&format!("C#{i}"), 1, Expect::Absent)], None).await.expect("apply");
+    }
+    let wal = dir.0.join("countersign.db-wal");
+    let grown = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(grown > 0, "commits went to the WAL");
+    let db = dir.0.join("countersign.db");
+    let before = std::fs::metadata(&db).expect("db").len();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let after = std::fs::metadata(&db).expect("db").len();
+    assert!(after > before, "checkpointed into the database file ({before} -> {after} bytes)");
+}
