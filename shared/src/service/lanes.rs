@@ -162,8 +162,8 @@ impl<'a> Turn<'a> {
 
     /// The queued transaction's outcome is known: its writes are no longer pending.
     pub fn settle(&self, registration: Option<Registration>, committed: bool) {
-        if let (Some(lanes), Some(registration)) = (self.lanes, registration) {
-            lanes.pending.complete(registration, committed);
+        if let Some(registration) = registration {
+            registration.complete(committed);
         }
     }
 
@@ -312,5 +312,25 @@ mod tests {
         };
         let (counted, ()) = tokio::join!(counted, land);
         assert_eq!(counted.result.expect("query").len(), 1, "the query saw the policy it waited for");
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_while_queued_leaves_nothing_pending() {
+        use crate::ports::Store;
+        let (store, _committed) = store();
+        let lanes = Arc::new(Lanes::default());
+        let key = Key::new("WALLET#gone", "R");
+        let mut first = Turn::new(Some(&lanes));
+        let registration = first.queued(&[Write::Put { item: item("WALLET#gone", 2), expect: Expect::Version(1) }]);
+        let mut reader = Turn::new(Some(&lanes));
+        let answered = reader.plan(store.get(&key), |_| false);
+        let cancel = async {
+            tokio::task::yield_now().await;
+            drop(registration);
+        };
+        let (planned, ()) = tokio::join!(answered, cancel);
+        assert!(!planned.sound, "what it built on has no known outcome: plan again");
+        let again = reader.plan(store.get(&key), |_| false).await;
+        assert_eq!(again.result.expect("get"), None, "committed state again");
     }
 }

@@ -35,16 +35,44 @@ struct Entry {
     done: watch::Receiver<Option<bool>>,
 }
 
-/// One queued transaction's pending writes, withdrawn when its outcome is known.
+/// One queued transaction's pending writes, withdrawn when its outcome is known, or when it is
+/// dropped without one (the request was cancelled while its transaction was queued: plans then
+/// read committed state again, and whoever built on it learns it is unknown).
 pub(crate) struct Registration {
+    pending: Arc<Pending>,
     seq: u64,
     keys: Vec<Key>,
     done: watch::Sender<Option<bool>>,
 }
 
+impl Registration {
+    fn withdraw(&self) {
+        let mut entries = self.pending.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in &self.keys {
+            // A later transaction's write of the same key stays until its own outcome.
+            if entries.get(key).is_some_and(|e| e.seq == self.seq) {
+                entries.remove(key);
+            }
+        }
+    }
+
+    /// The transaction's outcome is known: its writes are no longer pending.
+    pub fn complete(self, committed: bool) {
+        self.withdraw();
+        let _ = self.done.send(Some(committed));
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // After `complete` this finds nothing left to withdraw.
+        self.withdraw();
+    }
+}
+
 impl Pending {
     /// Publishes `writes` (just queued) as pending; `reads` is what their plan read.
-    pub fn register(&self, writes: &[Write], reads: Option<&PlanReads>) -> Registration {
+    pub fn register(self: &Arc<Self>, writes: &[Write], reads: Option<&PlanReads>) -> Registration {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (done, watching) = watch::channel(None);
         let read = reads.map(|r| r.read.lock().unwrap_or_else(PoisonError::into_inner));
@@ -60,20 +88,9 @@ impl Pending {
             entries.insert(key.clone(), Entry { seq, item, replaced, done: watching.clone() });
             keys.push(key.clone());
         }
-        Registration { seq, keys, done }
-    }
-
-    /// The transaction's outcome is known: its writes are no longer pending.
-    pub fn complete(&self, registration: Registration, committed: bool) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in &registration.keys {
-            // A later transaction's write of the same key stays until its own outcome.
-            if entries.get(key).is_some_and(|e| e.seq == registration.seq) {
-                entries.remove(key);
-            }
-        }
         drop(entries);
-        let _ = registration.done.send(Some(committed));
+        drop(read);
+        Registration { pending: self.clone(), seq, keys, done }
     }
 
     /// The outcomes to wait for before `query` reads committed state that agrees with them.
