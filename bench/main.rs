@@ -18,12 +18,13 @@ mod floors;
 mod local;
 mod proxy;
 mod store;
+mod wrk;
 
 use std::time::Duration;
 
 use countersign_tests::{Backend, TestStore};
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let (mut server, mut out, mut only) = (None, None, Vec::new());

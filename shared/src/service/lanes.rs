@@ -101,8 +101,8 @@ pub(crate) struct Turn<'a> {
     held: Option<Held<'a>>,
     /// What the last plan read (for the pending writes of its transaction).
     reads: Option<Arc<PlanReads>>,
-    /// A commit already lost while holding the current lanes.
-    lost_holding: bool,
+    /// A race already lost by this request.
+    lost_once: bool,
 }
 
 /// A plan's result, and whether it may be answered: `false` when it commits nothing (or
@@ -114,7 +114,7 @@ pub(crate) struct Planned<P> {
 
 impl<'a> Turn<'a> {
     pub fn new(lanes: Option<&'a Arc<Lanes>>) -> Self {
-        Turn { lanes, held: None, reads: None, lost_holding: false }
+        Turn { lanes, held: None, reads: None, lost_once: false }
     }
 
     /// Runs a plan so that its reads see pending writes. `commits` says of its result whether
@@ -141,13 +141,14 @@ impl<'a> Turn<'a> {
         }
         // Never wait for a lane while holding one.
         self.held = None;
-        self.lost_holding = false;
         if wanted.is_empty() {
-            return true;
+            return !lanes.pending.overtakes(writes);
         }
         let (held, waited) = lanes.acquire(&wanted).await;
         self.held = Some(held);
-        !waited
+        // Uncontended, yet another plan may have come and gone between this plan's reads and
+        // now: if what is queued has moved on, plan again (in turn) rather than lose the race.
+        !waited && !lanes.pending.overtakes(writes)
     }
 
     /// After queueing a transaction: publishes its writes as pending and lets go of the lanes,
@@ -156,7 +157,6 @@ impl<'a> Turn<'a> {
         let lanes = self.lanes?;
         let registration = lanes.pending.register(writes, self.reads.as_deref());
         self.held = None;
-        self.lost_holding = false;
         Some(registration)
     }
 
@@ -167,12 +167,13 @@ impl<'a> Turn<'a> {
         }
     }
 
-    /// After a lost race or a stale plan: whether to back off before planning again. The first
-    /// loss in turn came from reads made before the turn began: plan again at once, keeping the
-    /// lanes. Another loss means a writer outside the lanes (another process): let go, back off.
+    /// After a lost race or a stale plan: whether to back off before planning again. Within the
+    /// lanes the first loss came from reads made just before the turn (or from building on a
+    /// write that then failed): plan again at once, keeping any lanes held. Another loss means
+    /// a writer outside the lanes (another process): let go, back off.
     pub fn lost(&mut self) -> bool {
-        if self.held.is_some() && !self.lost_holding {
-            self.lost_holding = true;
+        if self.lanes.is_some() && !self.lost_once {
+            self.lost_once = true;
             return false;
         }
         self.held = None;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::ports::{Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
+use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
 
 const INDEXES: [Index; 4] = [Index::ByOrg, Index::ByStatus, Index::ByWallet, Index::Due];
 
@@ -91,6 +91,22 @@ impl Pending {
         drop(entries);
         drop(read);
         Registration { pending: self.clone(), seq, keys, done }
+    }
+
+    /// Whether what is queued has moved past what `writes` expect (a plan made before it).
+    pub fn overtakes(&self, writes: &[Write]) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        writes.iter().any(|w| {
+            let (key, expect) = match w {
+                Write::Put { item, expect } => (&item.key, *expect),
+                Write::Delete { key, expect } | Write::Check { key, expect } => (key, *expect),
+            };
+            entries.get(key).is_some_and(|e| match (expect, &e.item) {
+                (Expect::Absent, pending) => pending.is_some(),
+                (Expect::Version(v), Some(item)) => item.version != v,
+                (Expect::Version(_), None) => true,
+            })
+        })
     }
 
     /// The outcomes to wait for before `query` reads committed state that agrees with them.
