@@ -42,7 +42,8 @@ pub async fn start(binary: &str, http: &reqwest::Client) -> Server {
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
         .env("COUNTERSIGN_ADMIN_KEY", OPERATOR_KEY)
-        .env("RUST_LOG", "warn")
+        // `BENCH_SERVER_LOG` sets the server's RUST_LOG (e.g. the writer's batch stats at debug).
+        .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
         .spawn()
         .expect("start countersign");
     let base = format!("http://127.0.0.1:{port}");

@@ -1,5 +1,6 @@
-//! The local server's composition: SQLite store, store-backed queue as bus and queue, the real
-//! webhook client, and the background loops that stand in for EventBridge schedules and SQS.
+//! The local server's composition: SQLite store, the outbox relay as bus, the store-backed queue
+//! for delivery retries, the real webhook client, and the background loops that stand in for
+//! EventBridge schedules and SQS.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,28 +27,30 @@ pub enum LocalError {
     Store(#[from] crate::ports::StoreError),
 }
 
-/// The service over any store: committed events relayed to the local queue (`OutboxRelay`),
-/// the queue for deliveries, and a real webhook client.
+/// The service over any store: committed events fanned out by the outbox relay
+/// (`OutboxRelay`), the store-backed queue for delivery retries, and a real webhook client.
 pub fn wire(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: Settings,
-) -> Result<(Countersign, StoreQueue), ConfigError> {
+) -> Result<(Arc<Countersign>, StoreQueue), ConfigError> {
     let queue = StoreQueue::new(store.clone());
+    let relay = Arc::new(OutboxRelay::new(store.clone()));
     let wiring = Wiring {
-        bus: Arc::new(OutboxRelay::new(store.clone())),
+        bus: relay.clone(),
         queue: Arc::new(queue.clone()),
         client: Arc::new(webhook_client(&settings)?),
         ..Wiring::default()
     };
-    Ok((Countersign::new(store, clock, settings).with_wiring(wiring), queue))
+    let service = Arc::new(Countersign::new(store, clock, settings).with_wiring(wiring));
+    relay.attach(&service);
+    Ok((service, queue))
 }
 
 /// The local server's service on `dir/countersign.db`, settings from the environment.
 pub fn open(dir: &Path) -> Result<(Arc<Countersign>, StoreQueue), LocalError> {
     let store = SqliteStore::open_dir(dir)?;
-    let (service, queue) = wire(Arc::new(store), Arc::new(SystemClock), settings_from_env()?)?;
-    Ok((Arc::new(service), queue))
+    Ok(wire(Arc::new(store), Arc::new(SystemClock), settings_from_env()?)?)
 }
 
 /// Works the local queue forever: claim due messages, handle them concurrently, acknowledge the

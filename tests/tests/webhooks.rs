@@ -244,7 +244,6 @@ async fn pending_work_resumes_after_a_restart() {
         settings,
     )
     .expect("wire");
-    let service = std::sync::Arc::new(service);
     tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, Duration::from_millis(20)));
     tokio::spawn(countersign_core::local::run_sweeper(service.clone(), Duration::from_millis(200)));
     let got = receiver.wait_for("restart", 1, WAIT).await;

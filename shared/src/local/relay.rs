@@ -1,69 +1,125 @@
 //! The local server's event bus: the outbox relay. Publishing hands the committed events to a
-//! background task that, in one transaction per publish, enqueues each event's message on the
-//! store-backed queue and marks the outbox event published, so the request that committed them
-//! answers after its own commit alone. Nothing is lost to a crash in between: an event not yet
-//! relayed is still unpublished in the outbox, and the sweep re-publishes it.
+//! background task that fans each one out to its webhook subscriptions (as the webhooks Lambda
+//! does with the queue's messages in AWS), then marks it published, the marks of many events
+//! in one transaction. The request that committed the events answers after its own commit
+//! alone, and an event costs the store one more write (its mark), not a queue message's three.
+//! Nothing is lost to a crash: an event not yet fanned out and marked is still unpublished in
+//! the outbox, and the sweep re-publishes it; fan-out is idempotent (deliveries are keyed by
+//! event and subscription). One slow subscriber holds only its own event's fan-out.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use tokio::sync::{mpsc, Semaphore};
 
-use crate::adapters::local_queue::StoreQueue;
 use crate::domain::event::Event;
 use crate::ports::{BusError, EventBus, Published, QueueMessage, Store, Write};
-use crate::service::records;
+use crate::service::{records, Countersign};
+
+/// Events waiting for the relay; beyond this, publishes leave them to the sweep.
+const WAITING: usize = 8192;
+/// Events fanned out at once.
+const FAN_OUT_AT_ONCE: usize = 64;
+/// Most marks in one transaction.
+const MARKS_AT_ONCE: usize = 256;
 
 pub struct OutboxRelay {
     store: Arc<dyn Store>,
+    /// The service that fans out (set once it is built: it holds this relay as its bus).
+    service: OnceLock<Weak<Countersign>>,
+    /// The relay task's inbox, started with the first publish (inside the runtime).
+    inbox: OnceLock<mpsc::Sender<Event>>,
 }
 
 impl OutboxRelay {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        OutboxRelay { store }
+        OutboxRelay { store, service: OnceLock::new(), inbox: OnceLock::new() }
+    }
+
+    /// Connects the service that fans the relayed events out.
+    pub fn attach(&self, service: &Arc<Countersign>) {
+        let _ = self.service.set(Arc::downgrade(service));
+    }
+
+    fn inbox(&self) -> &mpsc::Sender<Event> {
+        self.inbox.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(WAITING);
+            let service = self.service.get().cloned().unwrap_or_default();
+            tokio::spawn(run(self.store.clone(), service, rx));
+            tx
+        })
     }
 }
 
-/// The queue message and the published mark of one event, applied together or not at all.
-/// Every local event is relayed from version 1 (the local bus never refuses one): a second
-/// relay of the same event finds it marked and enqueues nothing.
-fn relay_writes(event: &Event) -> Option<[Write; 2]> {
-    let message = StoreQueue::message_write(&QueueMessage::Event { event: event.clone() }, std::time::Duration::ZERO);
-    let marked = Event { published_at: Some(Utc::now()), ..event.clone() };
-    match (message, records::update(&marked, 1)) {
-        (Ok(message), Ok(mark)) => Some([message, mark]),
-        (Err(e), _) => {
-            tracing::error!(event = %event.id, error = %e, "event not relayed");
-            None
-        }
-        (_, Err(e)) => {
-            tracing::error!(event = %event.id, error = %e, "event not relayed");
-            None
-        }
+/// Fans each event out on its own task (a bounded number at once), then hands it to the marker.
+/// Stops when the relay (and so the service) is dropped.
+async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc::Receiver<Event>) {
+    let (marks, marker_inbox) = mpsc::channel(WAITING);
+    tokio::spawn(mark(store, marker_inbox));
+    let at_once = Arc::new(Semaphore::new(FAN_OUT_AT_ONCE));
+    while let Some(event) = inbox.recv().await {
+        let (Ok(permit), Some(service)) = (at_once.clone().acquire_owned().await, service.upgrade()) else {
+            return;
+        };
+        let marks = marks.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match service.handle_message(&QueueMessage::Event { event: event.clone() }).await {
+                Ok(()) => {
+                    let _ = marks.send(event).await;
+                }
+                // Left unpublished: the sweep re-publishes it.
+                Err(e) => tracing::warn!(event = %event.id, error = %e, "fan-out failed; the sweep will retry"),
+            }
+        });
     }
 }
 
-async fn relay(store: Arc<dyn Store>, events: Vec<Event>) {
-    let writes: Vec<Write> = events.iter().filter_map(relay_writes).flatten().collect();
-    if writes.is_empty() || store.transact(writes).await.is_ok() || events.len() == 1 {
-        return;
-    }
-    // One of them was relayed already (a re-publish racing this one): the others one by one.
-    for event in &events {
-        if let Some(writes) = relay_writes(event) {
-            if let Err(e) = store.transact(writes.to_vec()).await {
-                tracing::debug!(event = %event.id, error = %e, "event already relayed");
+/// Marks fanned-out events published, everything that arrived meanwhile in one transaction.
+async fn mark(store: Arc<dyn Store>, mut inbox: mpsc::Receiver<Event>) {
+    while let Some(first) = inbox.recv().await {
+        let mut events = vec![first];
+        while events.len() < MARKS_AT_ONCE {
+            match inbox.try_recv() {
+                Ok(more) => events.push(more),
+                Err(_) => break,
+            }
+        }
+        // One transaction touches each key once: a re-published event's second mark goes.
+        let mut seen = HashSet::new();
+        events.retain(|e| seen.insert(e.id.clone()));
+        let marks: Vec<Write> = events.iter().filter_map(published).collect();
+        if marks.is_empty() || store.transact(marks).await.is_ok() || events.len() == 1 {
+            continue;
+        }
+        // One of them was marked already (a re-publish): the others one by one.
+        for event in &events {
+            if let Some(write) = published(event) {
+                if let Err(e) = store.transact(vec![write]).await {
+                    tracing::debug!(event = %event.id, error = %e, "event already marked");
+                }
             }
         }
     }
 }
 
+/// The event's published mark. Every local event is published from version 1 (the local bus
+/// never refuses one).
+fn published(event: &Event) -> Option<Write> {
+    let marked = Event { published_at: Some(Utc::now()), ..event.clone() };
+    records::update(&marked, 1).map_err(|e| tracing::error!(event = %event.id, error = %e, "event not marked")).ok()
+}
+
 #[async_trait]
 impl EventBus for OutboxRelay {
-    /// Reports nothing accepted: the relay marks what it relays, in the same transaction.
+    /// Reports nothing accepted: the relay marks what it has fanned out.
     async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
-        if !events.is_empty() {
-            tokio::spawn(relay(self.store.clone(), events.to_vec()));
+        for event in events {
+            if self.inbox().try_send(event.clone()).is_err() {
+                tracing::warn!(event = %event.id, "outbox relay backlogged; the sweep will re-publish");
+            }
         }
         Ok(Published::default())
     }
@@ -78,23 +134,20 @@ mod tests {
     use super::*;
     use crate::adapters::sqlite::SqliteStore;
     use crate::domain::ids::OrgId;
+    use crate::ports::SystemClock;
     use crate::service::records::{decode, Stored};
-
-    async fn queued(store: &SqliteStore) -> usize {
-        let queue = StoreQueue::new(Arc::new(store.clone()));
-        queue.receive(100).await.expect("receive").len()
-    }
+    use crate::service::Settings;
 
     #[tokio::test]
-    async fn a_relayed_event_is_queued_once_and_marked_published() {
-        let sqlite = SqliteStore::in_memory().expect("store");
-        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    async fn a_relayed_event_is_fanned_out_and_marked_published_once() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+        let (service, _queue) =
+            crate::local::wire(store.clone(), Arc::new(SystemClock), Settings::default()).expect("wire");
         let event = Event::new(&OrgId::generate(), "approval.created", json!({"n": 1}), Utc::now());
         store.transact(vec![records::create(&event).expect("event")]).await.expect("outbox");
-        let relay = OutboxRelay::new(store.clone());
-        assert_eq!(relay.publish(std::slice::from_ref(&event)).await.expect("publish"), Published::default());
-        // A re-publish racing the first (the sweep): nothing more is queued.
-        relay.publish(std::slice::from_ref(&event)).await.expect("publish");
+        service.publish_committed(vec![event.clone()]).await;
+        // A re-publish racing the first (the sweep).
+        service.publish_committed(vec![event.clone()]).await;
         let marked = async {
             loop {
                 let item = store.get(&records::Record::key(&event)).await.expect("get").expect("event");
@@ -105,9 +158,9 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
-        let version = tokio::time::timeout(Duration::from_secs(5), marked).await.expect("relayed");
-        assert_eq!(version, 2);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(queued(&sqlite).await, 1, "one message for the event");
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), marked).await.expect("marked"), 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let item = store.get(&records::Record::key(&event)).await.expect("get").expect("event");
+        assert_eq!(item.version, 2, "marked once");
     }
 }

@@ -39,6 +39,7 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
     let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
     std::thread::Builder::new().name("countersign-sqlite-writer".into()).spawn(move || {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut stats = Stats::default();
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
             // Whatever queued while the last batch was committing goes in this one.
@@ -48,10 +49,46 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
                     Err(_) => break,
                 }
             }
+            let started = std::time::Instant::now();
+            let plans = batch.len();
             run_batch(&mut conn, std::mem::take(&mut batch));
+            stats.add(plans, started.elapsed());
         }
     })?;
     Ok(tx)
+}
+
+static COMMIT_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Batch sizes and busy time, logged at debug level every few seconds (for tuning).
+#[derive(Default)]
+struct Stats {
+    since: Option<std::time::Instant>,
+    batches: u64,
+    plans: u64,
+    busy: std::time::Duration,
+}
+
+impl Stats {
+    fn add(&mut self, plans: usize, took: std::time::Duration) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        self.batches += 1;
+        self.plans += plans as u64;
+        self.busy += took;
+        let elapsed = since.elapsed();
+        if elapsed >= std::time::Duration::from_secs(5) {
+            tracing::debug!(
+                batches = self.batches,
+                plans = self.plans,
+                plans_per_batch = self.plans as f64 / self.batches as f64,
+                busy_share = self.busy.as_secs_f64() / elapsed.as_secs_f64(),
+                commit_share =
+                    COMMIT_NANOS.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 / 1e9 / elapsed.as_secs_f64(),
+                "sqlite writer"
+            );
+            *self = Stats::default();
+        }
+    }
 }
 
 pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
@@ -77,7 +114,9 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             }
         }
     }
+    let commit_started = std::time::Instant::now();
     let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+    COMMIT_NANOS.fetch_add(commit_started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = &committed {
         let _ = conn.execute_batch("ROLLBACK");
         tracing::error!(error = %e, plans = batch.len(), "group commit failed");
