@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +47,8 @@ STATE = Emulator()
 
 class RuntimeApi(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per answer: no 40 ms Nagle / delayed-ACK stall between headers and body.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
@@ -93,8 +96,13 @@ class RuntimeApi(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a function killed mid-poll resets its connection: expected
+
+
 def start_emulator():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    server = QuietServer(("127.0.0.1", 0), RuntimeApi)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -105,7 +113,8 @@ def environment(port, table, endpoint):
                AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}",
                AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
                AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
-               AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+               # DynamoDB Local keeps tables per access key: the one the table was made with.
+               AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                COUNTERSIGN_TABLE=table or "bench", COUNTERSIGN_EVENT_BUS="bench",
                COUNTERSIGN_ADMIN_KEY="bench-operator-key-0123456789",
                COUNTERSIGN_WEBHOOK_QUEUE_URL="http://127.0.0.1:9/queue/bench", RUST_LOG="error")
@@ -117,8 +126,9 @@ def environment(port, table, endpoint):
 def run_once(path, env, events, timeout=20.0):
     """Starts the binary, feeds it `events`; returns (init ms, [invoke ms...])."""
     STATE.reset(events)
+    log = tempfile.TemporaryFile()
     started = time.perf_counter()
-    proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         while True:
             with STATE.lock:
@@ -136,7 +146,8 @@ def run_once(path, env, events, timeout=20.0):
             for request_id, sent in sorted(STATE.sent.items()):
                 done, kind = STATE.done[request_id]
                 if kind != "response":
-                    sys.exit(f"{path}: invocation {request_id} answered with {kind}")
+                    log.seek(0)
+                    sys.exit(f"{path}: invocation {request_id} answered with {kind}: {log.read()[-2000:].decode(errors='replace')}")
                 invokes.append((done - sent) * 1000)
         return (polled - started) * 1000, invokes
     finally:
