@@ -187,3 +187,32 @@ async fn the_checkpointer_folds_the_wal_into_the_database() {
     let after = std::fs::metadata(&db).expect("db").len();
     assert!(after > before, "checkpointed into the database file ({before} -> {after} bytes)");
 }
+
+#[tokio::test]
+async fn a_data_directory_of_the_first_layout_is_migrated_with_its_items() {
+    use crate::ports::Store;
+    let dir = Dir(std::env::temp_dir().join(format!("countersign-migrate-test-{}", ulid::Ulid::new())));
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    {
+        let old = Connection::open(dir.0.join("countersign.db")).expect("open");
+        old.execute_batch(
+            "CREATE TABLE items (
+                pk TEXT NOT NULL, sk TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL, ttl INTEGER,
+                g1pk TEXT, g1sk TEXT, g2pk TEXT, g2sk TEXT, g3pk TEXT, g3sk TEXT, g4pk TEXT, g4sk TEXT,
+                PRIMARY KEY (pk, sk)
+            ) WITHOUT ROWID;
+            CREATE INDEX by_org ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NOT NULL;
+            CREATE INDEX due ON items (g4pk, g4sk, pk, sk) WHERE g4pk IS NOT NULL;
+            CREATE TABLE tokens (token TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT INTO items (pk, sk, version, body, g1pk, g1sk) VALUES ('W#1', 'R', 3, '{\"v\":3}', 'ORG#o', 'a');",
+        )
+        .expect("old layout");
+    }
+    let store = super::SqliteStore::open_dir(&dir.0).expect("migrated");
+    let got = store.get(&Key::new("W#1", "R")).await.expect("get").expect("kept");
+    assert_eq!((got.version, got.body), (3, json!({"v": 3})));
+    let by_org = store.query(crate::ports::Query::new(crate::ports::Index::ByOrg, "ORG#o", 10)).await.expect("query");
+    assert_eq!(by_org.len(), 1, "indexes rebuilt");
+    store.apply(&[put("W#1", 4, Expect::Version(3))], None).await.expect("updates as before");
+    assert_eq!(store.apply(&[put("W#1", 1, Expect::Absent)], None).await, Err(StoreError::ConditionFailed));
+}
