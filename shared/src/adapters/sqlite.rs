@@ -21,13 +21,14 @@ mod writer;
 
 const COLUMNS: &str = "pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk";
 
-/// Reader connections: enough to keep every core busy while others wait on the disk.
+/// Reader connections: reads run in place on the runtime's threads, one per core, so one
+/// connection each (and a spare).
 fn reader_count() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4) * 2
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16) + 1
 }
 
-/// The embedded store: one writer thread with group commit (`writer`), a pool of WAL readers
-/// (`readers`). Cloning shares both.
+/// The embedded store: one writer thread with group commit (`writer`), a pool of WAL reader
+/// connections (`readers`), a checkpointer thread (`checkpointer`). Cloning shares them.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -206,7 +207,7 @@ impl Store for SqliteStore {
     /// in the same batch or a later one.
     async fn queue(&self, writes: &[Write], token: Option<&TxToken>) -> Result<Queued, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = writer::Job { writes: writes.to_vec(), token: token.map(|t| t.as_str().to_string()), reply };
+        let job = writer::Job::new(writes.to_vec(), token.map(|t| t.as_str().to_string()), reply);
         // Not queued: nothing was applied.
         self.inner.writer.send(job).await.map_err(|_| unavailable("the store's writer has stopped"))?;
         Ok(Queued::new(async move {

@@ -25,7 +25,7 @@ fn put(pk: &str, version: u64, expect: Expect) -> Write {
 
 fn job(writes: Vec<Write>, token: Option<&str>) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
     let (reply, answer) = oneshot::channel();
-    (Job { writes, token: token.map(str::to_string), reply }, answer)
+    (Job::new(writes, token.map(str::to_string), reply), answer)
 }
 
 /// Runs `plans` as one batch; returns each plan's answer, in order.

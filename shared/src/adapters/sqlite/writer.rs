@@ -18,9 +18,25 @@ pub(super) const QUEUE: usize = 4096;
 
 /// One conditional transaction waiting for the writer.
 pub(super) struct Job {
-    pub writes: Vec<Write>,
-    pub token: Option<String>,
-    pub reply: oneshot::Sender<Result<(), StoreError>>,
+    writes: Vec<Write>,
+    /// Each put's body as JSON text (empty for the other writes), rendered by the caller so the
+    /// writer's time goes to the store alone.
+    bodies: Vec<String>,
+    token: Option<String>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl Job {
+    pub fn new(writes: Vec<Write>, token: Option<String>, reply: oneshot::Sender<Result<(), StoreError>>) -> Self {
+        let bodies = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put { item, .. } => item.body.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        Job { writes, bodies, token, reply }
+    }
 }
 
 /// What one plan came to inside its batch (before the batch commits).
@@ -51,14 +67,12 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
             }
             let started = std::time::Instant::now();
             let plans = batch.len();
-            run_batch(&mut conn, std::mem::take(&mut batch));
-            stats.add(plans, started.elapsed());
+            let committing = run_batch(&mut conn, std::mem::take(&mut batch));
+            stats.add(plans, started.elapsed(), committing);
         }
     })?;
     Ok(tx)
 }
-
-static COMMIT_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Batch sizes and busy time, logged at debug level every few seconds (for tuning).
 #[derive(Default)]
@@ -67,14 +81,16 @@ struct Stats {
     batches: u64,
     plans: u64,
     busy: std::time::Duration,
+    committing: std::time::Duration,
 }
 
 impl Stats {
-    fn add(&mut self, plans: usize, took: std::time::Duration) {
+    fn add(&mut self, plans: usize, took: std::time::Duration, committing: std::time::Duration) {
         let since = *self.since.get_or_insert_with(std::time::Instant::now);
         self.batches += 1;
         self.plans += plans as u64;
         self.busy += took;
+        self.committing += committing;
         let elapsed = since.elapsed();
         if elapsed >= std::time::Duration::from_secs(5) {
             tracing::debug!(
@@ -82,8 +98,7 @@ impl Stats {
                 plans = self.plans,
                 plans_per_batch = self.plans as f64 / self.batches as f64,
                 busy_share = self.busy.as_secs_f64() / elapsed.as_secs_f64(),
-                commit_share =
-                    COMMIT_NANOS.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 / 1e9 / elapsed.as_secs_f64(),
+                commit_share = self.committing.as_secs_f64() / elapsed.as_secs_f64(),
                 "sqlite writer"
             );
             *self = Stats::default();
@@ -91,14 +106,15 @@ impl Stats {
     }
 }
 
-pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+/// Applies and commits one batch, answers every plan in it; returns how long the COMMIT took.
+pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> std::time::Duration {
     let now = epoch_seconds();
     if let Err(e) = begin(conn, now) {
         let _ = conn.execute_batch("ROLLBACK");
         for job in batch {
             let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
         }
-        return;
+        return std::time::Duration::ZERO;
     }
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in &batch {
@@ -110,13 +126,13 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
                 for job in batch {
                     let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
                 }
-                return;
+                return std::time::Duration::ZERO;
             }
         }
     }
     let commit_started = std::time::Instant::now();
     let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
-    COMMIT_NANOS.fetch_add(commit_started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    let committing = commit_started.elapsed();
     if let Err(e) = &committed {
         let _ = conn.execute_batch("ROLLBACK");
         tracing::error!(error = %e, plans = batch.len(), "group commit failed");
@@ -133,6 +149,7 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         };
         let _ = job.reply.send(result);
     }
+    committing
 }
 
 fn begin(conn: &Connection, now: i64) -> rusqlite::Result<()> {
@@ -168,10 +185,10 @@ fn apply(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Applied> {
     }
     // Each write checks its own condition as it applies (one statement, no read first); the
     // first that fails rolls the plan back to its savepoint.
-    for w in &job.writes {
+    for (w, body) in job.writes.iter().zip(&job.bodies) {
         let held = match w {
-            Write::Put { item, expect: Expect::Absent } => insert(conn, item)?,
-            Write::Put { item, expect: Expect::Version(v) } => update(conn, item, *v)?,
+            Write::Put { item, expect: Expect::Absent } => insert(conn, item, body)?,
+            Write::Put { item, expect: Expect::Version(v) } => update(conn, item, body, *v)?,
             Write::Delete { key, expect: Expect::Version(v) } => {
                 conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2 AND version = ?3")?
                     .execute(params![key.pk, key.sk, *v as i64])?
@@ -194,7 +211,7 @@ fn is_conflict(e: &rusqlite::Error) -> bool {
 }
 
 /// Creates the item; `false` when something is stored at its key.
-fn insert(conn: &Connection, item: &Item) -> rusqlite::Result<bool> {
+fn insert(conn: &Connection, item: &Item, body: &str) -> rusqlite::Result<bool> {
     let [(g1pk, g1sk), (g2pk, g2sk), (g3pk, g3sk), (g4pk, g4sk)] = index_pairs(&item.indexes);
     let inserted = conn
         .prepare_cached(
@@ -205,7 +222,7 @@ fn insert(conn: &Connection, item: &Item) -> rusqlite::Result<bool> {
             item.key.pk,
             item.key.sk,
             item.version as i64,
-            item.body.to_string(),
+            body,
             item.expires_at_epoch,
             g1pk,
             g1sk,
@@ -224,7 +241,7 @@ fn insert(conn: &Connection, item: &Item) -> rusqlite::Result<bool> {
 }
 
 /// Replaces the item stored at version `expected`; `false` when the stored one is not that.
-fn update(conn: &Connection, item: &Item, expected: u64) -> rusqlite::Result<bool> {
+fn update(conn: &Connection, item: &Item, body: &str, expected: u64) -> rusqlite::Result<bool> {
     let [(g1pk, g1sk), (g2pk, g2sk), (g3pk, g3sk), (g4pk, g4sk)] = index_pairs(&item.indexes);
     let changed = conn
         .prepare_cached(
@@ -235,7 +252,7 @@ fn update(conn: &Connection, item: &Item, expected: u64) -> rusqlite::Result<boo
             item.key.pk,
             item.key.sk,
             item.version as i64,
-            item.body.to_string(),
+            body,
             item.expires_at_epoch,
             g1pk,
             g1sk,
