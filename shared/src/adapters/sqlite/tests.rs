@@ -31,7 +31,7 @@ fn job(writes: Vec<Write>, token: Option<&str>) -> (Job, oneshot::Receiver<Resul
 /// Runs `plans` as one batch; returns each plan's answer, in order.
 fn batch(conn: &mut Connection, plans: Vec<(Vec<Write>, Option<&str>)>) -> Vec<Result<(), StoreError>> {
     let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(|(w, t)| job(w, t)).unzip();
-    run_batch(conn, jobs);
+    run_batch(conn, jobs, true);
     answers.into_iter().map(|mut a| a.try_recv().expect("answered when the batch ends")).collect()
 }
 

@@ -13,6 +13,9 @@ use crate::ports::{Expect, Item, Key, StoreError, Write, TOKEN_WINDOW};
 
 /// Most plans in one batch: bounds how long one COMMIT holds the plans behind it.
 const MAX_BATCH: usize = 512;
+/// How often expired transaction tokens are deleted: not every batch, whose commit would write
+/// those pages each time. A token may so be remembered a minute past its window (never less).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Plans waiting for the writer; a full queue makes callers wait (backpressure), not fail.
 pub(super) const QUEUE: usize = 4096;
 
@@ -56,6 +59,7 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
     std::thread::Builder::new().name("countersign-sqlite-writer".into()).spawn(move || {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stats = Stats::default();
+        let mut purged: Option<std::time::Instant> = None;
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
             // Whatever queued while the last batch was committing goes in this one.
@@ -67,7 +71,11 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
             }
             let started = std::time::Instant::now();
             let plans = batch.len();
-            let committing = run_batch(&mut conn, std::mem::take(&mut batch));
+            let purge = purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+            if purge {
+                purged = Some(started);
+            }
+            let committing = run_batch(&mut conn, std::mem::take(&mut batch), purge);
             stats.add(plans, started.elapsed(), committing);
         }
     })?;
@@ -107,9 +115,9 @@ impl Stats {
 }
 
 /// Applies and commits one batch, answers every plan in it; returns how long the COMMIT took.
-pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> std::time::Duration {
+pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>, purge: bool) -> std::time::Duration {
     let now = epoch_seconds();
-    if let Err(e) = begin(conn, now) {
+    if let Err(e) = begin(conn, now, purge) {
         let _ = conn.execute_batch("ROLLBACK");
         for job in batch {
             let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
@@ -152,10 +160,13 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> std::time::Du
     committing
 }
 
-fn begin(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+fn begin(conn: &Connection, now: i64, purge: bool) -> rusqlite::Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    // Tokens are remembered for the window, then forgotten (once per batch, not per plan).
-    conn.prepare_cached("DELETE FROM tokens WHERE at <= ?1")?.execute(params![now - TOKEN_WINDOW.as_secs() as i64])?;
+    if purge {
+        // Tokens are remembered for the window, then forgotten, a while later at most.
+        conn.prepare_cached("DELETE FROM tokens WHERE at <= ?1")?
+            .execute(params![now - TOKEN_WINDOW.as_secs() as i64])?;
+    }
     Ok(())
 }
 
@@ -176,7 +187,6 @@ fn in_savepoint(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Appl
 fn apply(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Applied> {
     if let Some(token) = &job.token {
         // As DynamoDB: a transaction already applied under this token is not applied again.
-        // (Expired tokens were deleted when the batch began.)
         match conn.prepare_cached("INSERT INTO tokens (token, at) VALUES (?1, ?2)")?.execute(params![token, now]) {
             Ok(_) => {}
             Err(e) if is_conflict(&e) => return Ok(Applied::Before),
