@@ -16,6 +16,9 @@ pub enum AppError {
     Input(#[from] InputError),
     #[error("malformed request body: {0}")]
     MalformedBody(String),
+    /// The body does not fit its shape at `field` (a dotted path).
+    #[error("malformed request body: {message}")]
+    BodyField { field: String, message: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("missing or invalid API key")]

@@ -31,7 +31,7 @@ impl DecideBody {
             (Some(note), _) => optional_text("note", Some(&note), MAX_NOTE_CHARS)?,
             (None, reason) => optional_text("reason", reason.as_deref(), MAX_NOTE_CHARS)?,
         };
-        Ok(DecideRequest { decision, note, modify_to: None })
+        Ok(DecideRequest::new(decision, note))
     }
 }
 
@@ -86,7 +86,7 @@ impl ModifyBody {
         let amount =
             Amount::parse_json(&self.amount).map_err(|source| InputError::Amount { field: "amount", source })?;
         let note = optional_text("note", self.note.as_deref(), MAX_NOTE_CHARS)?;
-        Ok(DecideRequest { decision: VoteDecision::Approve, note, modify_to: Some(amount) })
+        Ok(DecideRequest { modify_to: Some(amount), ..DecideRequest::new(VoteDecision::Approve, note) })
     }
 }
 

@@ -39,6 +39,9 @@ impl AppError {
                 (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), e.to_string(), json!({"field": e.field()}))
             }
             MalformedBody(_) => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            BodyField { field, .. } => {
+                (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), self.to_string(), json!({"field": field}))
+            }
             CurrencyMismatch { .. } => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             PayloadTooLarge => plain(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Unauthorized => plain(StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),

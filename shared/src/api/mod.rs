@@ -66,6 +66,7 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/reviews", post(reviews::create).get(reviews::list))
         .route("/reviews/{id}", get(reviews::get))
         .route("/reviews/{id}/decide", post(reviews::decide))
+        .route("/reviews/{id}/escalate", post(reviews::escalate))
         .route("/reviews/{id}/decision", get(reviews::decision))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/dlq", get(webhooks::dead_letters))

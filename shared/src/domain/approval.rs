@@ -62,6 +62,12 @@ pub struct Vote {
     pub person: Option<Person>,
     pub decision: VoteDecision,
     pub note: Option<String>,
+    /// What the reviewer approved instead, in words, when they modified it through `/reviews`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_action: Option<String>,
+    /// The reviewer's name when the vote came through `/reviews` (looked up from the key's person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_name: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -283,7 +289,15 @@ mod tests {
     }
 
     fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {
-        Vote { key_id: key.clone(), person: None, decision, note: None, at: Utc::now() }
+        Vote {
+            key_id: key.clone(),
+            person: None,
+            decision,
+            note: None,
+            modified_action: None,
+            reviewer_name: None,
+            at: Utc::now(),
+        }
     }
 
     #[test]

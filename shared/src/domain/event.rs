@@ -19,6 +19,7 @@ pub mod kinds {
     pub const PAYMENT_FAILED: &str = "payment.failed";
     pub const REVIEW_CREATED: &str = "review.created";
     pub const REVIEW_DECIDED: &str = "review.decided";
+    pub const REVIEW_ESCALATED: &str = "review.escalated";
     pub const REVIEW_EXPIRED: &str = "review.expired";
 }
 

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod money;
 pub mod org;
 pub mod payment;
+pub mod payment_review;
 pub mod people;
 pub mod permission;
 pub mod policy;

@@ -13,7 +13,7 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 11] = [
+pub const EVENT_TYPES: [&str; 12] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
@@ -24,6 +24,7 @@ pub const EVENT_TYPES: [&str; 11] = [
     kinds::PAYMENT_FAILED,
     kinds::REVIEW_CREATED,
     kinds::REVIEW_DECIDED,
+    kinds::REVIEW_ESCALATED,
     kinds::REVIEW_EXPIRED,
 ];
 

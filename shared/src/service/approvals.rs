@@ -41,6 +41,16 @@ pub struct DecideRequest {
     pub note: Option<String>,
     /// Approve this lower amount instead (modify); only with `Approve`.
     pub modify_to: Option<Amount>,
+    /// Through `/reviews`: the modified action in words, and the reviewer's name.
+    pub modified_action: Option<String>,
+    pub reviewer_name: Option<String>,
+}
+
+impl DecideRequest {
+    /// A plain approve or reject with an optional note.
+    pub fn new(decision: VoteDecision, note: Option<String>) -> Self {
+        DecideRequest { decision, note, modify_to: None, modified_action: None, reviewer_name: None }
+    }
 }
 
 /// What a vote left behind: the approval, with the payment as it now stands.
@@ -164,14 +174,8 @@ impl Countersign {
             let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), org).await?;
             let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
             let now = tx.now();
-            let vote = Vote {
-                key_id: caller.id.clone(),
-                person: Some(caller.person()),
-                decision: request.decision,
-                note: request.note.clone(),
-                at: now,
-            };
             let modified = request.decision == VoteDecision::Approve && request.modify_to.is_some();
+            let mut modified_action = None;
             if let (VoteDecision::Approve, Some(asked)) = (request.decision, request.modify_to) {
                 let amount = asked.in_currency(payment.value.amount.currency())?;
                 let before = payment.value.modify(&mut approval.value, amount).map_err(|e| match e {
@@ -181,7 +185,21 @@ impl Countersign {
                 tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_MODIFIED, now))?;
                 let details = json!({"from": before.to_wire(), "to": amount.to_wire(), "note": request.note});
                 tx.audit("approval.modified", "approval", approval.value.id.as_str(), details)?;
+                let said = request.modified_action.clone();
+                modified_action = Some(said.unwrap_or_else(|| {
+                    let code = amount.currency().code();
+                    format!("Pay {} {code} instead of {} {code}", amount.to_wire(), before.to_wire())
+                }));
             }
+            let vote = Vote {
+                key_id: caller.id.clone(),
+                person: Some(caller.person()),
+                decision: request.decision,
+                note: request.note.clone(),
+                modified_action,
+                reviewer_name: request.reviewer_name.clone(),
+                at: now,
+            };
             let resolution = approval.value.cast(vote, now)?;
             tx.update(&approval)?;
             let (approval_id, payment_id) = (approval.value.id.as_str(), payment.value.id.clone());

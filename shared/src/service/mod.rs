@@ -45,7 +45,7 @@ pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 pub use policies::MAX_POLICIES_PER_WALLET;
 use records::{decode, Record, Stored};
-pub use reviews::{ReviewDecide, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
