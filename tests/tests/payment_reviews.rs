@@ -302,3 +302,88 @@ async fn a_held_payment_escalates_through_reviews_along_its_chain(backend: Backe
     let (_, api) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
     assert_eq!(api["status"], "ESCALATED", "one record: {api}");
 }
+
+per_backend!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    fifty_deciders_escalators_and_sweeps_leave_one_outcome
+);
+/// A review's team races itself: 25 members decide, 25 escalate, while the sweep runs; exactly
+/// one of them wins. Then, at the deadline, 25 deciders race 25 sweeps: only the expiry lands.
+async fn fifty_deciders_escalators_and_sweeps_leave_one_outcome(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.org("acme").await;
+    let agent = app.key(&admin, &["reviews:write"]).await;
+    let mut members = Vec::new();
+    for i in 0..50 {
+        members.push(member(&app, &admin, &format!("m{i}")).await);
+    }
+    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    let desk = team(&app, &admin, "desk", &refs).await;
+    let managers = team(&app, &admin, "managers", &[]).await;
+    let rule = json!({"name": "desk", "conditions": {}, "assign_to_team_id": desk, "is_active": true});
+    assert_eq!(app.post("/routing-rules", &admin, rule).await.0, 201);
+    let mut keys = Vec::new();
+    for m in &members {
+        keys.push(member_key(&app, &admin, m, &["approvals:read", "approvals:write"]).await);
+    }
+    let ask = json!({"task_type": "wire", "proposed_action": "wire 9,000 EUR"});
+    let (_, raced) = app.post("/reviews", &agent, ask.clone()).await;
+    let (_, late) = app.post("/reviews", &agent, ask).await;
+    let raced = raced["id"].as_str().unwrap().to_string();
+    // An escalation's fresh window then ends after `late`'s.
+    app.clock.advance(chrono::Duration::seconds(5));
+
+    let calls = keys.iter().enumerate().map(|(i, key)| {
+        let (action, body) = if i % 2 == 0 {
+            ("decide", json!({"decision_type": "approve"}))
+        } else {
+            ("escalate", json!({"to_team_id": managers}))
+        };
+        let path = format!("/reviews/{raced}/{action}");
+        let app = &app;
+        async move { (action, app.post(&path, key, body).await) }
+    });
+    let sweeps = (0..5).map(|_| app.service.sweep(None, 100));
+    let (results, swept) = tokio::join!(futures::future::join_all(calls), futures::future::join_all(sweeps));
+    assert!(swept.iter().all(Result::is_ok), "{backend:?}: {swept:?}");
+    let winners: Vec<_> = results.iter().filter(|(_, (status, _))| *status == 200).collect();
+    assert_eq!(winners.len(), 1, "{backend:?}: {results:?}");
+    for (_, (status, body)) in &results {
+        let loser = matches!(code(body), Some("REVIEW_NOT_PENDING" | "NOT_ASSIGNED"));
+        assert!(*status == 200 || loser, "{backend:?}: {status} {body}");
+    }
+    let (_, read) = app.get(&format!("/reviews/{raced}"), &keys[0]).await;
+    let (_, decided) = app.get("/v1/audit-logs?action=review.decided", &admin).await;
+    let (_, escalated) = app.get("/v1/audit-logs?action=review.escalated", &admin).await;
+    let counts = (decided["data"].as_array().map(Vec::len), escalated["data"].as_array().map(Vec::len));
+    match winners[0].0 {
+        "decide" => {
+            assert_eq!((read["status"].as_str(), counts), (Some("approved"), (Some(1), Some(0))), "{backend:?}")
+        }
+        _ => assert_eq!((read["status"].as_str(), counts), (Some("escalated"), (Some(0), Some(1))), "{backend:?}"),
+    }
+
+    // At the deadline the write's own time check and the sweep agree: it expires, once.
+    let late = late["id"].as_str().unwrap().to_string();
+    let (_, before) = app.get(&format!("/reviews/{late}"), &keys[0]).await;
+    let expires_at: chrono::DateTime<chrono::Utc> = before["expires_at"].as_str().unwrap().parse().unwrap();
+    {
+        use countersign_core::ports::Clock;
+        app.clock.advance(expires_at - app.clock.now() + chrono::Duration::seconds(1));
+    }
+    let calls = keys.iter().take(25).map(|key| {
+        let path = format!("/reviews/{late}/decide");
+        let app = &app;
+        async move { app.post(&path, key, json!({"decision_type": "approve"})).await }
+    });
+    let sweeps = (0..25).map(|_| app.service.sweep(None, 100));
+    let (results, swept) = tokio::join!(futures::future::join_all(calls), futures::future::join_all(sweeps));
+    let refused = |(status, body): &(u16, Value)| {
+        *status == 409 && matches!(code(body), Some("REVIEW_EXPIRED" | "REVIEW_NOT_PENDING"))
+    };
+    assert!(results.iter().all(refused), "{backend:?}: {results:?}");
+    let expired: usize = swept.into_iter().map(|s| s.expect("sweep").approvals_expired).sum();
+    assert_eq!(expired, 1, "{backend:?}: one expiry");
+    let (_, after) = app.get(&format!("/reviews/{late}"), &keys[0]).await;
+    assert_eq!(after["status"], "expired", "{after}");
+}

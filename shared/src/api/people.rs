@@ -121,7 +121,9 @@ impl RuleBody {
                 Some(c) => c,
                 None => Conditions::parse(&serde_json::json!({}))?,
             },
-            assign_to_team: patch.assign_to_team.ok_or(InputError::Missing { field: "assignToTeam" })?,
+            assign_to_team: patch.assign_to_team.ok_or_else(|| {
+                InputError::invalid("assignToTeam", "is required (assign_to_team_id in the Humancheck spelling)")
+            })?,
             is_active: patch.is_active.unwrap_or(true),
         })
     }
