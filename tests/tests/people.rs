@@ -124,8 +124,6 @@ async fn a_routing_rule_assigns_the_team_that_alone_decides(backend: Backend) {
     assert_eq!((status, body["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{backend:?}: {body}");
 }
 
-/// (name, method, path, body, status, code, field the error names).
-
 per_backend!(a_reviewer_approves_a_lower_amount);
 async fn a_reviewer_approves_a_lower_amount(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -275,7 +275,7 @@ impl<'a> From<&'a ReviewEntry> for ReviewView<'a> {
                 updated_at: h.payment.updated_at,
                 expires_at: h.approval.expires_at,
                 decision: entry.decision().map(DecisionView::from),
-                payment: Some(PaymentView::from(h)),
+                payment: Some(PaymentView::from(h.as_ref())),
             },
         }
     }

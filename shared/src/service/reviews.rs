@@ -150,7 +150,7 @@ impl Countersign {
                 let approval = self.read_owned::<Approval>(&approval_key(id), org).await.map_err(as_review)?.value;
                 ensure_wallet(caller, &approval.wallet_id)?;
                 let payment = self.read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
-                Ok(ReviewEntry::Payment(HeldPayment { approval, payment }))
+                Ok(ReviewEntry::Payment(Box::new(HeldPayment { approval, payment })))
             }
         }
     }
@@ -230,7 +230,7 @@ impl Countersign {
             .filter_map(|(id, is_payment)| {
                 if *is_payment {
                     let i = payments.iter().position(|h| h.approval.id.as_str() == id)?;
-                    Some(ReviewEntry::Payment(payments.swap_remove(i)))
+                    Some(ReviewEntry::Payment(Box::new(payments.swap_remove(i))))
                 } else {
                     let i = reviews.iter().position(|r| r.id.as_str() == id)?;
                     Some(ReviewEntry::Review(reviews.swap_remove(i)))
