@@ -87,6 +87,19 @@ impl AppError {
             PaymentNotPending(status) => {
                 (StatusCode::CONFLICT, "PAYMENT_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
             }
+            PaymentNotRefundable(status) => {
+                (StatusCode::CONFLICT, "PAYMENT_NOT_REFUNDABLE".into(), self.to_string(), json!({"status": status}))
+            }
+            RefundExceedsPayment { remaining, currency } => (
+                StatusCode::CONFLICT,
+                "REFUND_EXCEEDS_PAYMENT".into(),
+                self.to_string(),
+                json!({"remaining": remaining, "currency": currency, "field": "amount"}),
+            ),
+            RefundNotPending(status) => {
+                (StatusCode::CONFLICT, "REFUND_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
+            }
+            RefundNotModifiable => plain(StatusCode::CONFLICT, "REFUND_NOT_MODIFIABLE"),
             SelfApprovalForbidden => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
             WebhookTarget(e) => {

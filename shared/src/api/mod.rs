@@ -11,6 +11,7 @@ mod keys;
 mod payments;
 mod people;
 mod policies;
+mod refunds;
 mod reviews;
 mod wallets;
 mod webhooks;
@@ -46,6 +47,7 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/wallets/{id}/fund", post(wallets::fund))
         .route("/v1/wallets/{id}/transactions", get(wallets::transactions))
         .route("/v1/wallets/{id}/policies", post(policies::create).get(policies::list))
+        .route("/v1/wallets/{id}/policies/evaluate", post(policies::evaluate))
         .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))
         .route("/v1/payments", post(payments::create).get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
@@ -63,6 +65,8 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
+        .route("/v1/refunds", post(refunds::create).get(refunds::list))
+        .route("/v1/refunds/{id}", get(refunds::get))
         .route("/reviews", post(reviews::create).get(reviews::list))
         .route("/reviews/{id}", get(reviews::get))
         .route("/reviews/{id}/decide", post(reviews::decide))

@@ -15,11 +15,11 @@ use serde_json::Value;
 use super::extract::{Auth, Body, Ids, Params};
 use super::wire::{self, confidence_score, optional_text, respond};
 use super::AppState;
-use crate::domain::ids::{ApprovalId, PaymentId, ReviewDecisionId, TeamId, WalletId};
+use crate::domain::ids::{ApprovalId, PaymentId, RefundId, ReviewDecisionId, TeamId, WalletId};
 use crate::domain::input::{self, InputError, MAX_NAME_CHARS, MAX_NOTE_CHARS};
 use crate::domain::money::Amount;
 use crate::domain::payment::Urgency;
-use crate::domain::payment_review::{DecisionSummary, HeldPayment, ReviewEntry, ReviewRef, PAYMENT_TASK_TYPE};
+use crate::domain::payment_review::{DecisionSummary, HeldPayment, ReviewEntry, ReviewRef};
 use crate::domain::permission::Permission;
 use crate::domain::review::{DecisionType, NewReview, ReviewStatus};
 use crate::domain::score::Score;
@@ -206,6 +206,9 @@ struct ReviewView<'a> {
 struct PaymentView<'a> {
     id: &'a PaymentId,
     approval_id: &'a ApprovalId,
+    /// Set when the approval decides a refund of this payment (`amount` is then the refund's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_id: Option<&'a RefundId>,
     from: &'a WalletId,
     to: &'a WalletId,
     amount: String,
@@ -226,10 +229,11 @@ impl<'a> From<&'a HeldPayment> for PaymentView<'a> {
         PaymentView {
             id: &p.id,
             approval_id: &a.id,
+            refund_id: a.refund_id.as_ref(),
             from: &p.from,
             to: &p.to,
-            amount: p.amount.to_wire(),
-            currency: p.amount.currency().code(),
+            amount: a.transaction_details.amount.to_wire(),
+            currency: a.transaction_details.amount.currency().code(),
             original_amount: p.original_amount.map(|m| m.to_wire()),
             description: p.description.as_deref(),
             risk_score: p.risk_score,
@@ -262,7 +266,7 @@ impl<'a> From<&'a ReviewEntry> for ReviewView<'a> {
             },
             ReviewEntry::Payment(h) => ReviewView {
                 id: h.approval.id.as_str(),
-                task_type: PAYMENT_TASK_TYPE,
+                task_type: h.task_type(),
                 proposed_action: h.proposed_action(),
                 agent_reasoning: h.payment.agent_reasoning.as_deref(),
                 confidence_score: h.payment.confidence_score,

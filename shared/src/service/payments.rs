@@ -6,7 +6,9 @@ use serde_json::json;
 use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
 use super::plan::{stale, Plan, Tx};
-use super::records::{by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key, Stored};
+use super::records::{
+    by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Stored,
+};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
@@ -14,8 +16,9 @@ use crate::domain::ids::{OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::ledger;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, Decision, Outcome, PaymentFacts};
+use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::routing::{route, Subject};
+use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Query};
@@ -65,13 +68,13 @@ impl Countersign {
                 let amount = request.amount.in_currency(currency)?;
                 let mut tx = Tx::new(&org, Actor::Key(caller.id.clone()), self.now());
                 let policies = self.wallet_policies(&from.value.id).await?;
+                let velocity = self.velocity(&from.value, &policies, ActionKind::Payment).await?;
                 let decision = evaluate(
                     &policies,
                     &PaymentFacts {
-                        amount,
-                        recipient: &to.value.id,
-                        risk_score: request.risk_score,
                         spent_today: from.value.spent_today(tx.now()),
+                        payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(tx.now())),
+                        ..PaymentFacts::new(ActionKind::Payment, amount, &to.value.id, request.risk_score)
                     },
                 );
                 if decision.outcome == Outcome::Deny {
@@ -87,6 +90,9 @@ impl Countersign {
                 }
                 let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
                 payment.submitted_by = Some(caller.person());
+                if let Some(velocity) = velocity {
+                    velocity.count_one(&mut tx)?;
+                }
                 let plan = if payment.decision.outcome == Outcome::Execute {
                     plan_immediate(tx, payment, from, to)?
                 } else {
@@ -109,6 +115,21 @@ impl Countersign {
                 policy_id: d.policy_id.map(|p| p.to_string()),
             }),
         }
+    }
+
+    /// The wallet's payment counter, when one of its enabled `kind` policies limits velocity.
+    pub(crate) async fn velocity(
+        &self,
+        wallet: &Wallet,
+        policies: &[Policy],
+        kind: ActionKind,
+    ) -> AppResult<Option<Velocity>> {
+        let limited = policies.iter().any(|p| p.enabled && p.applies_to(kind) && p.max_payments_per_hour.is_some());
+        if !limited {
+            return Ok(None);
+        }
+        let stored = self.read::<PaymentRate>(&rate_key(&wallet.id)).await?;
+        Ok(Some(Velocity { stored, org: wallet.org_id.clone(), wallet: wallet.id.clone() }))
     }
 
     /// Holds the payment: a pending approval, checked against the wallet version it was decided on.
@@ -155,6 +176,36 @@ impl Countersign {
         let status = filter.status.map(PaymentStatus::as_str);
         let query = listing_query(&caller.org_id, "PAYMENT", filter.wallet_id.as_ref(), status, page.limit);
         self.page(query, page, |p: &Payment| caller.may_use(&p.from) || caller.may_use(&p.to)).await
+    }
+}
+
+/// A wallet's payment counter as read (absent until its first counted payment).
+pub(crate) struct Velocity {
+    stored: Option<Stored<PaymentRate>>,
+    org: OrgId,
+    wallet: WalletId,
+}
+
+impl Velocity {
+    /// Payments in the trailing hour at `now`.
+    pub fn trailing_hour(&self, now: chrono::DateTime<chrono::Utc>) -> u32 {
+        self.stored.as_ref().map_or(0, |s| s.value.trailing_hour(now))
+    }
+
+    /// Counts this payment in the same transaction (conditional on the counter read).
+    pub fn count_one(self, tx: &mut Tx) -> AppResult<()> {
+        let now = tx.now();
+        match self.stored {
+            Some(mut stored) => {
+                stored.value.record(now);
+                tx.update(&stored)
+            }
+            None => {
+                let mut rate = PaymentRate::new(self.org, self.wallet, now);
+                rate.record(now);
+                tx.create(&rate)
+            }
+        }
     }
 }
 
