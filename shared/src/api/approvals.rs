@@ -19,7 +19,7 @@ use crate::error::AppResult;
 use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 
 /// Body of approve (`note`) and reject (`reason`); both optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideBody {
     note: Option<String>,
@@ -77,9 +77,10 @@ pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResul
 }
 
 /// Body of modify: the lower amount to approve, and an optional note.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyBody {
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: serde_json::Value,
     note: Option<String>,
 }
@@ -93,7 +94,7 @@ impl ModifyBody {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EscalateBody {
     note: Option<String>,

@@ -10,15 +10,18 @@ use crate::domain::input::InputError;
 use crate::error::AppError;
 
 /// `{"error": {"code", "message", "details"}}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Machine-readable, e.g. `VALIDATION_ERROR`, `POLICY_DENIED`.
     pub code: String,
     pub message: String,
+    /// Context: `field` for input errors, `rule`/`policyId` for denials, ...
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

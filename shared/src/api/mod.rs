@@ -8,6 +8,7 @@ mod audit;
 mod error;
 mod extract;
 mod keys;
+mod openapi;
 mod payments;
 mod people;
 mod policies;
@@ -28,6 +29,7 @@ use crate::error::AppError;
 use crate::service::Countersign;
 
 pub use error::ErrorBody;
+pub use openapi::document as openapi_document;
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -38,6 +40,7 @@ pub type AppState = Arc<Countersign>;
 pub fn router(service: Arc<Countersign>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/organizations", post(keys::create_organization))
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{id}", get(keys::get).patch(keys::update).delete(keys::revoke))

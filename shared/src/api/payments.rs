@@ -22,18 +22,22 @@ use crate::service::PaymentFilter;
 const MAX_REASONING_CHARS: usize = 4_000;
 
 /// `POST /v1/payments` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PaymentBody {
     from: String,
     to: String,
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: Value,
     currency: Option<String>,
     description: Option<String>,
     idempotency_key: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score: Option<Value>,
     agent_reasoning: Option<String>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 1)]
     confidence_score: Option<Value>,
     urgency: Option<String>,
 }

@@ -22,33 +22,41 @@ const MAX_REQUIRED_APPROVALS: u32 = 10;
 
 /// Every field optional: creation fills defaults (and needs `name`), PATCH changes only what is
 /// sent. A JSON `null` clears an optional limit.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyBody {
     name: Option<String>,
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     max_transaction_amount: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     daily_spending_limit: Option<Value>,
     approved_recipients: Option<Vec<String>>,
     blocked_recipients: Option<Vec<String>>,
     require_human_approval: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     auto_approve_below: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     require_review_above: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     auto_reject_above: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score_threshold: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1)]
     approval_ttl_seconds: Option<Value>,
     required_approvals: Option<u32>,
     escalation_chain: Option<Vec<String>>,
     on_timeout: Option<String>,
     applies_to: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
     max_payments_per_hour: Option<Value>,
 }
 
@@ -178,11 +186,13 @@ fn teams(ids: &[String]) -> Result<Vec<TeamId>, InputError> {
 }
 
 /// `POST /v1/wallets/{id}/policies/evaluate` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EvaluateBody {
     kind: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: Option<Value>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score: Option<Value>,
     to: Option<String>,
 }

@@ -21,12 +21,14 @@ use crate::error::AppResult;
 use crate::service::{RefundFilter, RefundOutcome};
 
 /// `POST /v1/refunds` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefundBody {
     payment_id: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: Option<Value>,
     reason: Option<String>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score: Option<Value>,
     idempotency_key: Option<String>,
 }

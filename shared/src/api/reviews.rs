@@ -33,15 +33,17 @@ const MAX_PAGE_SIZE: usize = 100;
 
 /// `POST /reviews` as sent. Required fields are checked in `try_into_domain`, so a missing one
 /// is a 400 naming it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     task_type: Option<String>,
     proposed_action: Option<String>,
     agent_reasoning: Option<String>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 1)]
     confidence_score: Option<Value>,
     urgency: Option<String>,
     framework: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     blocking: Option<bool>,
 }
@@ -78,11 +80,12 @@ impl ReviewBody {
 }
 
 /// `POST /reviews/{id}/decide` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideBody {
     decision_type: Option<String>,
     modified_action: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     modified_amount: Option<Value>,
     notes: Option<String>,
 }
@@ -128,7 +131,7 @@ impl DecideBody {
 }
 
 /// `POST /reviews/{id}/escalate` as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalateBody {
     to_team_id: Option<String>,
