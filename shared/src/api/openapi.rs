@@ -71,7 +71,7 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("get" "/v1/wallets/{id}", "wallets", "Read a wallet", json("wallets:read"), N, &[(200, "The wallet")], &[]),
         op!("patch" "/v1/wallets/{id}", "wallets", "Rename a wallet or change its metadata", json("wallets:write"), Some(body::<wallets::WalletPatchBody>), &[(200, "The wallet")], &[]),
         op!("get" "/v1/wallets/{id}/balance", "wallets", "A wallet's balance", json("wallets:read"), N, &[(200, "`{walletId, balance, currency}`")], &[]),
-        op!("post" "/v1/wallets/{id}/fund", "wallets", "Bring money in from the funding account", json("wallets:fund"), Some(body::<wallets::FundBody>), &[(200, "`{transactionId, walletId, amount, newBalance}`")], &[]),
+        op!("post" "/v1/wallets/{id}/fund", "wallets", "Bring money in from the funding account", json("wallets:fund"), Some(body::<wallets::FundBody>), &[(201, "`{transactionId, walletId, amount, newBalance, currency}`")], &[]),
         op!("get" "/v1/wallets/{id}/transactions", "wallets", "A wallet's ledger lines", json("wallets:read"), N, &[(200, "A page of ledger lines")], PAGE),
         op!("post" "/v1/wallets/{id}/policies", "policies", "Attach a policy", json("policies:write"), Some(body::<policies::PolicyBody>), &[(201, "The policy")], &[]),
         op!("get" "/v1/wallets/{id}/policies", "policies", "A wallet's policies", json("wallets:read"), N, &[(200, "`{data: [policy]}`")], &[]),
