@@ -16,6 +16,9 @@ use utoipa::ToSchema;
 
 use super::{approvals, error, keys, payments, people, policies, refunds, reviews, wallets, webhooks};
 
+/// A named schema: a wire type's name and its schema.
+type NamedSchema = (String, RefOr<Schema>);
+
 /// One operation of the API.
 pub(crate) struct Operation {
     pub method: &'static str,
@@ -24,14 +27,14 @@ pub(crate) struct Operation {
     summary: &'static str,
     /// `None`: no key needed.
     permission: Option<&'static str>,
-    body: Option<fn() -> (String, RefOr<Schema>)>,
+    body: Option<fn() -> NamedSchema>,
     /// Success statuses and what they carry.
     ok: &'static [(u16, &'static str)],
     /// Query parameters: (name, description).
     query: &'static [(&'static str, &'static str)],
 }
 
-fn body<T: ToSchema>() -> (String, RefOr<Schema>) {
+fn body<T: ToSchema>() -> NamedSchema {
     (T::name().into_owned(), T::schema())
 }
 

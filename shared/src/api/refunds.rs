@@ -2,14 +2,14 @@
 //! A held refund's approval is decided through `/v1/approvals` (or `/reviews`).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids, Params};
-use super::wire::{self, optional_text, replayable, risk_score, wallet_field};
+use super::wire::{self, intake_reply, optional_text, risk_score, wallet_field};
 use super::AppState;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::{PaymentId, RefundId};
@@ -65,11 +65,8 @@ pub async fn create(
     let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
     let request = wire.try_into_domain(idempotency)?;
     let committed = s.create_refund(&c, request).await?;
-    let status = match &committed.outcome {
-        RefundOutcome::Executed { .. } => StatusCode::CREATED,
-        RefundOutcome::Held { .. } => StatusCode::ACCEPTED,
-    };
-    Ok(replayable(status, committed.outcome.refund(), committed.replayed))
+    let held = matches!(committed.outcome, RefundOutcome::Held { .. });
+    Ok(intake_reply(held, committed.outcome.refund(), committed.replayed))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {

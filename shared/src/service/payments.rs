@@ -7,9 +7,9 @@ use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
 use super::plan::{stale, Plan, Tx};
 use super::records::{
-    by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Stored,
+    by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
 };
-use super::{ensure_wallet, require, Caller, Countersign};
+use super::{ensure_wallet, require, Caller, Countersign, Owned};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{OrgId, PaymentId, TeamId, WalletId};
@@ -21,7 +21,7 @@ use crate::domain::routing::{route, Subject};
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
-use crate::ports::{Index, Query};
+use crate::ports::{Index, Key, Query};
 
 /// Which payments a listing shows.
 #[derive(Debug, Default)]
@@ -153,13 +153,7 @@ impl Countersign {
     }
 
     pub async fn get_payment(&self, caller: &Caller, id: &PaymentId) -> AppResult<Payment> {
-        let caller = caller.key()?;
-        require(caller, Permission::PaymentsRead)?;
-        let payment = self.read_owned::<Payment>(&payment_key(id), &caller.org_id).await?.value;
-        if !(caller.may_use(&payment.from) || caller.may_use(&payment.to)) {
-            return Err(AppError::WalletNotAllowed);
-        }
-        Ok(payment)
+        self.read_between(caller, &payment_key(id)).await
     }
 
     pub async fn list_payments(
@@ -168,14 +162,68 @@ impl Countersign {
         filter: &PaymentFilter,
         page: &PageRequest,
     ) -> AppResult<Page<Payment>> {
+        let listing = Listing {
+            kind: "PAYMENT",
+            wallet: filter.wallet_id.as_ref(),
+            status: filter.status.map(PaymentStatus::as_str),
+        };
+        self.list_between(caller, listing, page, |_: &Payment| true).await
+    }
+
+    /// A payment or refund the caller may see: its org's, and to or from one of its wallets.
+    pub(crate) async fn read_between<R: Record + Owned + BetweenWallets>(
+        &self,
+        caller: &Caller,
+        key: &Key,
+    ) -> AppResult<R> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
-        if let Some(wallet) = &filter.wallet_id {
+        let record = self.read_owned::<R>(key, &caller.org_id).await?.value;
+        if !record.wallets().iter().any(|w| caller.may_use(w)) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        Ok(record)
+    }
+
+    /// A page of payments or refunds the caller may see, that `keep` wants.
+    pub(crate) async fn list_between<R: Record + BetweenWallets>(
+        &self,
+        caller: &Caller,
+        listing: Listing<'_>,
+        page: &PageRequest,
+        keep: impl Fn(&R) -> bool,
+    ) -> AppResult<Page<R>> {
+        let caller = caller.key()?;
+        require(caller, Permission::PaymentsRead)?;
+        if let Some(wallet) = listing.wallet {
             ensure_wallet(caller, wallet)?;
         }
-        let status = filter.status.map(PaymentStatus::as_str);
-        let query = listing_query(&caller.org_id, "PAYMENT", filter.wallet_id.as_ref(), status, page.limit);
-        self.page(query, page, |p: &Payment| caller.may_use(&p.from) || caller.may_use(&p.to)).await
+        let query = listing_query(&caller.org_id, listing.kind, listing.wallet, listing.status, page.limit);
+        self.page(query, page, |r: &R| r.wallets().iter().any(|w| caller.may_use(w)) && keep(r)).await
+    }
+}
+
+/// Which of a kind's records a listing reads: by wallet (± status), by status, or all.
+pub(crate) struct Listing<'a> {
+    pub kind: &'static str,
+    pub wallet: Option<&'a WalletId>,
+    pub status: Option<&'a str>,
+}
+
+/// Money between two wallets (payments, refunds): a key bound to wallets sees those touching one.
+pub(crate) trait BetweenWallets {
+    fn wallets(&self) -> [&WalletId; 2];
+}
+
+impl BetweenWallets for Payment {
+    fn wallets(&self) -> [&WalletId; 2] {
+        [&self.from, &self.to]
+    }
+}
+
+impl BetweenWallets for crate::domain::refund::Refund {
+    fn wallets(&self) -> [&WalletId; 2] {
+        [&self.from, &self.to]
     }
 }
 

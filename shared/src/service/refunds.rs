@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
-use super::payments::listing_query;
+use super::payments::Listing;
 use super::plan::Tx;
 use super::records::{payment_key, refund_key, wallet_key, Stored};
 use super::{ensure_wallet, require, Caller, Countersign};
@@ -156,13 +156,7 @@ impl Countersign {
     }
 
     pub async fn get_refund(&self, caller: &Caller, id: &RefundId) -> AppResult<Refund> {
-        let caller = caller.key()?;
-        require(caller, Permission::PaymentsRead)?;
-        let refund = self.read_owned::<Refund>(&refund_key(id), &caller.org_id).await?.value;
-        if !(caller.may_use(&refund.from) || caller.may_use(&refund.to)) {
-            return Err(AppError::WalletNotAllowed);
-        }
-        Ok(refund)
+        self.read_between(caller, &refund_key(id)).await
     }
 
     pub async fn list_refunds(
@@ -171,18 +165,10 @@ impl Countersign {
         filter: &RefundFilter,
         page: &PageRequest,
     ) -> AppResult<Page<Refund>> {
-        let caller = caller.key()?;
-        require(caller, Permission::PaymentsRead)?;
-        if let Some(wallet) = &filter.wallet_id {
-            ensure_wallet(caller, wallet)?;
-        }
         let status = filter.status.map(|s| s.as_str().to_uppercase());
-        let query = listing_query(&caller.org_id, "REFUND", filter.wallet_id.as_ref(), status.as_deref(), page.limit);
-        let shown = |r: &Refund| {
-            (caller.may_use(&r.from) || caller.may_use(&r.to))
-                && filter.payment_id.as_ref().is_none_or(|p| *p == r.payment_id)
-        };
-        self.page(query, page, shown).await
+        let listing = Listing { kind: "REFUND", wallet: filter.wallet_id.as_ref(), status: status.as_deref() };
+        let of_payment = |r: &Refund| filter.payment_id.as_ref().is_none_or(|p| *p == r.payment_id);
+        self.list_between(caller, listing, page, of_payment).await
     }
 }
 
