@@ -8,7 +8,7 @@ use serde_json::json;
 use super::paging::{Page, PageRequest};
 use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
-use super::records::{approval_key, payment_key, team_key, wallet_key, Stored};
+use super::records::{approval_key, payment_key, team_key, wallet_key};
 use super::refunds::{plan_refund_escalation, plan_refund_vote};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
@@ -176,8 +176,27 @@ impl Countersign {
         self.commit(|| async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
             ensure_wallet(caller, &approval.value.wallet_id)?;
-            self.ensure_assigned(caller, &approval.value).await?;
-            let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), org).await?;
+            // What a decision may need, read together in one round trip: the team check, the
+            // payment, and (for a payment's approval) both wallets and the payer's policies.
+            let a = &approval.value;
+            let executes = request.decision == VoteDecision::Approve && a.refund_id.is_none();
+            let payment_at = payment_key(&a.payment_id);
+            let (_, mut payment, wallets) = tokio::try_join!(
+                self.ensure_assigned(caller, a),
+                self.read_owned::<Payment>(&payment_at, org),
+                async {
+                    if !executes {
+                        return Ok(None);
+                    }
+                    let (from_key, to_key) = (wallet_key(&a.wallet_id), wallet_key(&a.transaction_details.recipient));
+                    let (from, to, policies) = tokio::try_join!(
+                        self.read_owned::<Wallet>(&from_key, org),
+                        self.read_owned::<Wallet>(&to_key, org),
+                        self.wallet_policies(&a.wallet_id),
+                    )?;
+                    Ok::<_, AppError>(Some((from, to, policies)))
+                },
+            )?;
             let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
             let now = tx.now();
             let modified = request.decision == VoteDecision::Approve && request.modify_to.is_some();
@@ -240,11 +259,12 @@ impl Countersign {
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_APPROVED, now))?;
                     let details = json!({"note": request.note, "paymentId": payment_id});
                     tx.audit("approval.approved", "approval", approval_id, details)?;
-                    let from: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.from), org).await?;
-                    let to: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.to), org).await?;
-                    // Deny rules added while the approval was pending still apply: a recipient
-                    // blocked meanwhile is not paid. (Holds do not: a human has approved.)
-                    let policies = self.wallet_policies(&from.value.id).await?;
+                    let Some((from, to, policies)) = wallets else {
+                        return Err(AppError::Stale);
+                    };
+                    if (&from.value.id, &to.value.id) != (&payment.value.from, &payment.value.to) {
+                        return Err(AppError::PayloadMismatch);
+                    }
                     let facts = PaymentFacts {
                         spent_today: from.value.spent_today(now),
                         ..PaymentFacts::new(

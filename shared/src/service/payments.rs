@@ -50,8 +50,13 @@ impl Countersign {
             request.idempotency.as_ref().map(|key| IdempotencyScope { org: &org, operation: "payments".into(), key });
         let committed = self
             .commit_idempotent(scope, || async {
-                let from: Stored<Wallet> = self.read_owned(&wallet_key(&request.from), &org).await?;
-                let to: Stored<Wallet> = self.read_owned(&wallet_key(&request.to), &org).await?;
+                // Independent reads go out together: one round trip, not three.
+                let (from_key, to_key) = (wallet_key(&request.from), wallet_key(&request.to));
+                let (from, to, policies) = tokio::try_join!(
+                    self.read_owned::<Wallet>(&from_key, &org),
+                    self.read_owned::<Wallet>(&to_key, &org),
+                    self.wallet_policies(&request.from),
+                )?;
                 let currency = from.value.currency();
                 if let Some(asked) = request.currency.filter(|c| *c != currency) {
                     return Err(AppError::CurrencyMismatch {
@@ -67,7 +72,6 @@ impl Countersign {
                 }
                 let amount = request.amount.in_currency(currency)?;
                 let mut tx = Tx::new(&org, Actor::Key(caller.id.clone()), self.now());
-                let policies = self.wallet_policies(&from.value.id).await?;
                 let velocity = self.velocity(&from.value, &policies, ActionKind::Payment).await?;
                 let decision = evaluate(
                     &policies,
