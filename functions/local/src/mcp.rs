@@ -4,8 +4,8 @@
 //! so the tools, their checks and their errors are the server's own.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorData, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, ErrorData, ListToolsResult, PaginatedRequestParams, ResultType,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -84,7 +84,11 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.upstream.list_tools(request).await.map_err(upstream_error)
+        let mut listed = self.upstream.list_tools(request).await.map_err(upstream_error)?;
+        // An absent result type means complete (the server session may be on an older protocol
+        // version than the stdio one); rmcp drops it again for older stdio clients.
+        listed.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(listed)
     }
 
     async fn call_tool(
@@ -96,6 +100,12 @@ impl ServerHandler for Proxy {
         // stdio session, not to the one with the server.
         let mut call = CallToolRequestParams::new(request.name);
         call.arguments = request.arguments;
-        self.upstream.call_tool_once(call).await.map_err(upstream_error)
+        Ok(match self.upstream.call_tool_once(call).await.map_err(upstream_error)? {
+            CallToolResponse::Complete(mut result) => {
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                CallToolResponse::Complete(result)
+            }
+            other => other,
+        })
     }
 }
