@@ -64,7 +64,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn serve(addr: SocketAddr, data_dir: PathBuf, sweep_interval_seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    sweep_interval_seconds: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     countersign_core::config::init_tracing();
     let (service, queue) = countersign_core::local::open(&data_dir)?;
     if service.settings().operator_key_hash.is_none() {

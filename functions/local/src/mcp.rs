@@ -40,10 +40,10 @@ pub async fn run(url: &str, key: Option<String>) -> Result<(), ProxyError> {
     let key = key.filter(|k| !k.trim().is_empty()).ok_or(ProxyError::NoKey)?;
     let url = endpoint(url);
     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(key.trim());
-    let upstream = ()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .map_err(|e| ProxyError::Upstream { url: url.clone(), reason: e.to_string() })?;
+    let upstream =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .map_err(|e| ProxyError::Upstream { url: url.clone(), reason: e.to_string() })?;
     let proxy = Proxy { upstream };
     let session = proxy.serve(rmcp::transport::stdio()).await.map_err(|e| ProxyError::Stdio(e.to_string()))?;
     session.waiting().await.map_err(|e| ProxyError::Stdio(e.to_string()))?;
