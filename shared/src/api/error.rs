@@ -105,6 +105,7 @@ impl AppError {
     }
 }
 
+#[cfg(feature = "mcp")]
 impl AppError {
     /// The status and the error envelope, for doors other than a JSON response (MCP tool errors).
     pub(super) fn envelope(&self) -> (StatusCode, ErrorBody) {

@@ -115,7 +115,7 @@ pub async fn list_pending_approvals(s: &Countersign, c: &Caller, arguments: Map<
         has_more |= listed.has_more;
         open.extend(listed.data);
     }
-    open.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    open.sort_by_key(|a| std::cmp::Reverse(a.created_at));
     has_more |= open.len() > page.limit;
     open.truncate(page.limit);
     Ok(json!({"approvals": open, "has_more": has_more}))

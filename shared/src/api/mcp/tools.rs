@@ -51,7 +51,7 @@ stands: pending true means no decision yet (call again); otherwise status says h
 (APPROVED, REJECTED or EXPIRED for an approval; approved, modified, rejected or expired for a \
 review) and decision says who decided and their notes. For a payment, payment.status is the \
 outcome: COMPLETED (paid), REJECTED, EXPIRED, or FAILED (approved but it could not execute; \
-see failureReason). Needs approvals:read.";
+see failureReason). Needs approvals:read (for a review, reviews:write also does).";
 
 const LIST_PENDING_APPROVALS: &str = "List approvals waiting for a human decision (status \
 PENDING or ESCALATED), newest first, optionally for one wallet; has_more is true when there \
