@@ -80,7 +80,8 @@ def org(server):
 
     admin = post("/v1/organizations", OPERATOR_KEY, {"name": "MCP test org"})["adminKey"]["secret"]
     agent = post("/v1/api-keys", admin, {"name": "agent", "permissions": [
-        "payments:write", "payments:read", "approvals:read", "approvals:write", "reviews:write"]})["secret"]
+        "payments:write", "payments:read", "approvals:read", "approvals:write", "reviews:write",
+        "refunds:write"]})["secret"]
     reviewer = post("/v1/api-keys", admin, {"name": "reviewer", "permissions": [
         "approvals:read", "approvals:write"]})["secret"]
     source = post("/v1/wallets", admin, {"name": "ops", "currency": "USD"})["id"]

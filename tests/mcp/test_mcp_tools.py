@@ -154,8 +154,50 @@ async def test_errors_are_tool_errors_with_the_api_code(transport, org, connect)
         assert error_code(await reviewer.call_tool("escalate_approval", {"approval_id": held["approval"]["id"]})) \
             == "NO_ESCALATION_TARGET"
         refund = await agent.call_tool("request_refund", {"payment_id": held["payment"]["id"]})
-        assert error_code(refund) == "NOT_IMPLEMENTED"
+        assert error_code(refund) == "PAYMENT_NOT_REFUNDABLE"
         assert error_code(await reviewer.call_tool("request_refund", {"payment_id": "pay_x"})) == "PERMISSION_DENIED"
+        bad_id = await agent.call_tool("request_refund", {"payment_id": "pay_x"})
+        assert error_code(bad_id) == "VALIDATION_ERROR"
+        assert bad_id.structured_content["error"]["details"]["field"] == "payment_id"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_refunds_execute_or_wait_for_a_second_key(transport, org, connect):
+    # Refund rules sit on the payee's wallet: above 100.00 a human decides.
+    status, body = org.rest("POST", f"/v1/wallets/{org.payee}/policies", org.admin,
+                            {"name": "refunds", "appliesTo": ["refund"], "requireReviewAbove": "100.00"})
+    assert status == 201, body
+    async with connect(transport, org.agent) as agent, connect(transport, org.reviewer) as reviewer:
+        paid = structured(await agent.call_tool("request_payment",
+                                                {"from": org.source, "to": org.payee, "amount": "500.00"}))
+        payment_id = paid["payment"]["id"]
+        small = structured(await agent.call_tool("request_refund", {
+            "payment_id": payment_id, "amount": "50.00", "reason": "one seat cancelled",
+            "idempotency_key": f"refund-{transport}-{payment_id}"}))
+        assert small["held"] is False and small["refund"]["status"] == "approved"
+        assert small["refund"]["amount"] == "50.00" and small["refund"]["to"] == org.source
+        again = structured(await agent.call_tool("request_refund", {
+            "payment_id": payment_id, "amount": "50.00", "reason": "one seat cancelled",
+            "idempotency_key": f"refund-{transport}-{payment_id}"}))
+        assert again["replayed"] is True and again["refund"]["id"] == small["refund"]["id"]
+
+        rest = structured(await agent.call_tool("request_refund", {"payment_id": payment_id, "risk_score": 10}))
+        assert rest["held"] is True and rest["refund"]["status"] == "pending"
+        assert rest["refund"]["amount"] == "450.00"
+        approval = rest["approval"]["id"]
+        own = await agent.call_tool("decide_approval", {"approval_id": approval, "decision": "approve"})
+        assert error_code(own) == "SELF_APPROVAL_FORBIDDEN"
+        over = await agent.call_tool("request_refund", {"payment_id": payment_id, "amount": "0.01"})
+        assert error_code(over) == "REFUND_EXCEEDS_PAYMENT"
+
+        decided = structured(await reviewer.call_tool("decide_approval",
+                                                      {"approval_id": approval, "decision": "approve"}))
+        assert decided["refund"]["status"] == "approved" and decided["payment"]["status"] == "COMPLETED"
+        waited = structured(await agent.call_tool("wait_for_decision", {"approval_id": approval}))
+        assert waited["pending"] is False and waited["status"] == "APPROVED"
+        assert waited["refund"]["id"] == rest["refund"]["id"] and waited["refund"]["status"] == "approved"
+        status, wallet = org.rest("GET", f"/v1/wallets/{org.source}/balance", org.admin)
+        assert wallet["balance"] == "5000.00"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

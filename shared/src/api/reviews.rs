@@ -15,11 +15,11 @@ use serde_json::Value;
 use super::extract::{Auth, Body, Ids, Params};
 use super::wire::{self, confidence_score, optional_text, respond};
 use super::AppState;
-use crate::domain::ids::{ApprovalId, PaymentId, ReviewDecisionId, TeamId, WalletId};
+use crate::domain::ids::{ApprovalId, PaymentId, RefundId, ReviewDecisionId, TeamId, WalletId};
 use crate::domain::input::{self, InputError, MAX_NAME_CHARS, MAX_NOTE_CHARS};
 use crate::domain::money::Amount;
 use crate::domain::payment::Urgency;
-use crate::domain::payment_review::{DecisionSummary, HeldPayment, ReviewEntry, ReviewRef, PAYMENT_TASK_TYPE};
+use crate::domain::payment_review::{DecisionSummary, HeldPayment, ReviewEntry, ReviewRef};
 use crate::domain::permission::Permission;
 use crate::domain::review::{DecisionType, NewReview, ReviewStatus};
 use crate::domain::score::Score;
@@ -33,15 +33,17 @@ const MAX_PAGE_SIZE: usize = 100;
 
 /// `POST /reviews` as sent. Required fields are checked in `try_into_domain`, so a missing one
 /// is a 400 naming it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     task_type: Option<String>,
     proposed_action: Option<String>,
     agent_reasoning: Option<String>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 1)]
     confidence_score: Option<Value>,
     urgency: Option<String>,
     framework: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     blocking: Option<bool>,
 }
@@ -78,11 +80,12 @@ impl ReviewBody {
 }
 
 /// `POST /reviews/{id}/decide` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideBody {
     decision_type: Option<String>,
     modified_action: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     modified_amount: Option<Value>,
     notes: Option<String>,
 }
@@ -128,7 +131,7 @@ impl DecideBody {
 }
 
 /// `POST /reviews/{id}/escalate` as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalateBody {
     to_team_id: Option<String>,
@@ -206,6 +209,9 @@ pub(super) struct ReviewView<'a> {
 struct PaymentView<'a> {
     id: &'a PaymentId,
     approval_id: &'a ApprovalId,
+    /// Set when the approval decides a refund of this payment (`amount` is then the refund's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_id: Option<&'a RefundId>,
     from: &'a WalletId,
     to: &'a WalletId,
     amount: String,
@@ -226,10 +232,11 @@ impl<'a> From<&'a HeldPayment> for PaymentView<'a> {
         PaymentView {
             id: &p.id,
             approval_id: &a.id,
+            refund_id: a.refund_id.as_ref(),
             from: &p.from,
             to: &p.to,
-            amount: p.amount.to_wire(),
-            currency: p.amount.currency().code(),
+            amount: a.transaction_details.amount.to_wire(),
+            currency: a.transaction_details.amount.currency().code(),
             original_amount: p.original_amount.map(|m| m.to_wire()),
             description: p.description.as_deref(),
             risk_score: p.risk_score,
@@ -262,7 +269,7 @@ impl<'a> From<&'a ReviewEntry> for ReviewView<'a> {
             },
             ReviewEntry::Payment(h) => ReviewView {
                 id: h.approval.id.as_str(),
-                task_type: PAYMENT_TASK_TYPE,
+                task_type: h.task_type(),
                 proposed_action: h.proposed_action(),
                 agent_reasoning: h.payment.agent_reasoning.as_deref(),
                 confidence_score: h.payment.confidence_score,

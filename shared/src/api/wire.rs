@@ -108,6 +108,13 @@ pub fn replayable<T: Serialize>(status: StatusCode, body: &T, replayed: bool) ->
     response
 }
 
+/// An intake's answer (payments, refunds): 201 when it executed, 202 when it is held for a
+/// human; marked when replayed under an idempotency key.
+pub fn intake_reply<T: Serialize>(held: bool, body: &T, replayed: bool) -> Response {
+    let status = if held { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+    replayable(status, body, replayed)
+}
+
 /// A whole list in the paging envelope (lists that are bounded and never paged).
 pub fn whole_list<T: Serialize>(data: Vec<T>) -> Json<Value> {
     Json(json!({"data": data, "hasMore": false, "nextCursor": null}))

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, TeamId, WalletId};
+use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, RefundId, TeamId, WalletId};
 use super::money::Money;
 use super::people::Person;
 use super::policy::OnTimeout;
@@ -78,6 +78,9 @@ pub struct Approval {
     pub org_id: OrgId,
     pub wallet_id: WalletId,
     pub payment_id: PaymentId,
+    /// Set when the approval decides a refund of `payment_id` (not the payment itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<RefundId>,
     pub policy_id: Option<PolicyId>,
     pub transaction_details: TransactionDetails,
     pub status: ApprovalStatus,
@@ -262,6 +265,7 @@ mod tests {
             org_id: OrgId::generate(),
             wallet_id: WalletId::generate(),
             payment_id: PaymentId::generate(),
+            refund_id: None,
             policy_id: None,
             transaction_details: TransactionDetails {
                 amount: Money::parse("5000.00", crate::domain::money::Currency::USD).unwrap(),

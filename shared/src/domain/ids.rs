@@ -69,6 +69,7 @@ prefixed_id!(RoutingRuleId, "rule_");
 prefixed_id!(MemberId, "mem_");
 prefixed_id!(ReviewId, "rev_");
 prefixed_id!(ReviewDecisionId, "dec_");
+prefixed_id!(RefundId, "rfd_");
 
 /// A ULID that the same inputs always give: the time of `parent` (an id with `prefix`), the
 /// randomness of a hash of `seed`. Lets a retried step find what it created before.

@@ -10,8 +10,7 @@ use super::payment::Payment;
 use super::people::Person;
 use super::review::{DecisionType, Review, ReviewDecision, ReviewStatus};
 
-/// The task type a held payment shows as.
-pub const PAYMENT_TASK_TYPE: &str = "payment";
+pub use super::routing::{PAYMENT_TASK_TYPE, REFUND_TASK_TYPE};
 
 /// What a `/reviews/{id}` path names: a review, or a held payment by its approval's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,17 +119,30 @@ impl HeldPayment {
         }
     }
 
+    /// `payment`, or `refund` for the approval of a refund of this payment.
+    pub fn task_type(&self) -> &'static str {
+        if self.approval.refund_id.is_some() {
+            REFUND_TASK_TYPE
+        } else {
+            PAYMENT_TASK_TYPE
+        }
+    }
+
     /// The action a reviewer is asked to allow, in words (the structured fields sit beside it).
     pub fn proposed_action(&self) -> String {
         let details = &self.approval.transaction_details;
         let amount = self.approval.original_amount.unwrap_or(details.amount);
         let mut action = format!(
-            "Pay {} {} from {} to {}",
+            "{} {} {} from {} to {}",
+            if self.approval.refund_id.is_some() { "Refund" } else { "Pay" },
             amount.to_wire(),
             amount.currency().code(),
             self.approval.wallet_id,
             details.recipient
         );
+        if self.approval.refund_id.is_some() {
+            action.push_str(&format!(" (payment {})", self.approval.payment_id));
+        }
         if let Some(description) = &details.description {
             action.push_str(": ");
             action.push_str(description);

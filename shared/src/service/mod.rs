@@ -18,6 +18,7 @@ mod people;
 mod plan;
 mod policies;
 pub mod records;
+mod refunds;
 mod reviews;
 mod sweep;
 #[cfg(test)]
@@ -43,8 +44,9 @@ pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLE
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
-pub use policies::MAX_POLICIES_PER_WALLET;
+pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 use records::{decode, Record, Stored};
+pub use refunds::{RefundFilter, RefundOutcome};
 pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
@@ -168,6 +170,7 @@ owned!(
     crate::domain::people::Team,
     crate::domain::routing::RoutingRule,
     crate::domain::review::Review,
+    crate::domain::refund::Refund,
     ApiKey
 );
 

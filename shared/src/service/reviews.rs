@@ -26,7 +26,9 @@ use crate::domain::ids::{ReviewDecisionId, ReviewId, TeamId};
 use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
-use crate::domain::payment_review::{DecisionSummary, HeldPayment, ReviewEntry, ReviewRef, PAYMENT_TASK_TYPE};
+use crate::domain::payment_review::{
+    DecisionSummary, HeldPayment, ReviewEntry, ReviewRef, PAYMENT_TASK_TYPE, REFUND_TASK_TYPE,
+};
 use crate::domain::people::{Member, Person, Team};
 use crate::domain::permission::{self, Permission};
 use crate::domain::review::{DecisionType, NewReview, Review, ReviewDecision, ReviewStatus};
@@ -196,7 +198,7 @@ impl Countersign {
         let mut reviews: Vec<Review> =
             self.read_capped(query, |r: &Review| task_type.is_none_or(|t| t == r.task_type)).await?;
         let mut held: Vec<Approval> = Vec::new();
-        if task_type.is_none_or(|t| t == PAYMENT_TASK_TYPE) {
+        if task_type.is_none_or(|t| t == PAYMENT_TASK_TYPE || t == REFUND_TASK_TYPE) {
             for status in approval_statuses(filter.status) {
                 let query = listing_query(org, "APPROVAL", None, status.map(ApprovalStatus::as_str), 0);
                 let modified_only = filter.status.map(|s| s == ReviewStatus::Modified);

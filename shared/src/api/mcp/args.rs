@@ -178,16 +178,35 @@ pub struct EscalateApproval {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // checked only, until refunds exist
 pub struct RequestRefund {
-    /// The completed payment to refund (`pay_...`).
+    /// The COMPLETED payment to refund (`pay_...`); the money goes back from its payee to its
+    /// payer.
     pub payment_id: String,
-    /// Decimal string, at most what is left to refund; the whole payment when omitted.
+    /// Amount as a decimal string, at most what is left to refund; without it, all that is left.
     #[schemars(with = "Option<String>")]
     pub amount: Option<Value>,
-    /// Why the refund is asked for, shown to the reviewer.
+    /// Why the refund is asked for, shown to the reviewer (up to 1000 characters).
     pub reason: Option<String>,
-    /// Risk score from 0 to 100; policies may hold a refund above a threshold.
+    /// Risk score from 0 to 100; refund policies may hold a refund at or above a threshold.
     #[schemars(with = "Option<f64>", range(min = 0, max = 100))]
     pub risk_score: Option<Value>,
+    /// Any string unique to this refund: a retry with the same key and arguments returns the
+    /// first result (`replayed: true`) instead of refunding twice.
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestRefund {
+    /// The `POST /v1/refunds` body these arguments stand for.
+    pub fn into_rest_body(self) -> Value {
+        let mut body = Map::new();
+        body.insert("paymentId".into(), self.payment_id.into());
+        let optional = [
+            ("amount", self.amount),
+            ("reason", self.reason.map(Value::from)),
+            ("riskScore", self.risk_score),
+            ("idempotencyKey", self.idempotency_key.map(Value::from)),
+        ];
+        body.extend(optional.into_iter().filter_map(|(name, value)| Some((name.to_string(), value?))));
+        Value::Object(body)
+    }
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::args;
 use crate::api::approvals::{DecideBody, EscalateBody};
 use crate::api::payments::PaymentBody;
+use crate::api::refunds::RefundBody;
 use crate::api::reviews::{DecisionView, ReviewBody, ReviewView};
 use crate::api::wire::{self, wallet_field};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
@@ -20,7 +21,7 @@ use crate::domain::payment::PaymentOutcome;
 use crate::domain::payment_review::{ReviewEntry, ReviewRef};
 use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
-use crate::service::{ApprovalFilter, Caller, Countersign, PageRequest};
+use crate::service::{ApprovalFilter, Caller, Countersign, PageRequest, RefundOutcome};
 
 /// The longest `wait_for_decision`: below API Gateway's 29 s with room for the MCP exchange.
 pub const MAX_WAIT_SECONDS: u64 = 25;
@@ -84,13 +85,20 @@ pub async fn wait_for_decision(s: &Countersign, c: &Caller, arguments: Map<Strin
     let pending = entry.is_open();
     let decision = entry.decision().map(DecisionView::from);
     Ok(match &entry {
-        ReviewEntry::Payment(held) => json!({
-            "pending": pending,
-            "status": held.approval.status,
-            "decision": decision,
-            "approval": held.approval,
-            "payment": held.payment,
-        }),
+        ReviewEntry::Payment(held) => {
+            let mut view = json!({
+                "pending": pending,
+                "status": held.approval.status,
+                "decision": decision,
+                "approval": held.approval,
+                "payment": held.payment,
+            });
+            // A refund's approval: the refund too, for a key that may read refunds.
+            if let (Some(id), Ok(_)) = (&held.approval.refund_id, c.authorize(Permission::PaymentsRead)) {
+                view["refund"] = json!(s.get_refund(c, id).await?);
+            }
+            view
+        }
         ReviewEntry::Review(review) => json!({
             "pending": pending,
             "status": review.status,
@@ -133,7 +141,11 @@ pub async fn decide_approval(s: &Countersign, c: &Caller, arguments: Map<String,
     };
     let request = wire::parse::<DecideBody>(json!({"note": a.note}))?.try_into_domain(decision)?;
     let decided = s.decide_approval(c, &id, request).await?;
-    Ok(json!({"approval": decided.approval, "payment": decided.payment}))
+    let mut view = json!({"approval": decided.approval, "payment": decided.payment});
+    if let Some(refund) = decided.refund {
+        view["refund"] = json!(refund);
+    }
+    Ok(view)
 }
 
 /// `POST /v1/approvals/{id}/escalate`.
@@ -145,9 +157,18 @@ pub async fn escalate_approval(s: &Countersign, c: &Caller, arguments: Map<Strin
     Ok(json!(s.escalate_approval(c, &id, request).await?))
 }
 
-/// Refunds are not built yet: the tool is listed so agents see its contract; this checks the
-/// key and the arguments as the refund route will, and the caller answers NOT_IMPLEMENTED.
-pub fn check_refund(c: &Caller, arguments: Map<String, Value>) -> AppResult<()> {
-    c.authorize(Permission::PaymentsWrite)?;
-    parse::<args::RequestRefund>(arguments).map(drop)
+/// `POST /v1/refunds`: executed at once, or held for a human (REST's 202).
+pub async fn request_refund(s: &Countersign, c: &Caller, arguments: Map<String, Value>) -> AppResult<Value> {
+    c.authorize(Permission::RefundsWrite)?;
+    let body = parse::<args::RequestRefund>(arguments)?.into_rest_body();
+    let wire: RefundBody = wire::parse(body.clone())?;
+    let key = body.get("idempotencyKey").and_then(Value::as_str);
+    let idempotency = wire::idempotency(key, &HeaderMap::new(), &body)?;
+    let committed = s.create_refund(c, wire.try_into_domain(idempotency)?).await?;
+    Ok(match &committed.outcome {
+        RefundOutcome::Executed { refund } => json!({"held": false, "replayed": committed.replayed, "refund": refund}),
+        RefundOutcome::Held { refund, approval } => {
+            json!({"held": true, "replayed": committed.replayed, "refund": refund, "approval": approval})
+        }
+    })
 }

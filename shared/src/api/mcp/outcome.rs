@@ -3,20 +3,19 @@
 //! a REST client.
 
 use rmcp::model::{CallToolResult, ContentBlock};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{AppError, AppResult};
 
-const NOT_IMPLEMENTED: &str = "NOT_IMPLEMENTED";
-
 /// REST names of fields whose tool argument is spelled in snake_case: errors name the argument.
-const ARGUMENT_NAMES: [(&str, &str); 6] = [
+const ARGUMENT_NAMES: [(&str, &str); 7] = [
     ("agentReasoning", "agent_reasoning"),
     ("confidenceScore", "confidence_score"),
     ("riskScore", "risk_score"),
     ("idempotencyKey", "idempotency_key"),
     ("walletId", "wallet_id"),
     ("toTeam", "to_team_id"),
+    ("paymentId", "payment_id"),
 ];
 
 fn argument_name(text: &str) -> String {
@@ -28,14 +27,6 @@ pub fn tool_result(outcome: AppResult<Value>) -> CallToolResult {
         Ok(value) => CallToolResult::structured(value),
         Err(error) => tool_error(&error),
     }
-}
-
-/// A tool whose feature is not built yet.
-pub fn not_implemented(message: &str) -> CallToolResult {
-    let body = json!({"error": {"code": NOT_IMPLEMENTED, "message": message, "details": {}}});
-    let mut result = CallToolResult::structured_error(body);
-    result.content = vec![ContentBlock::text(format!("{NOT_IMPLEMENTED}: {message}"))];
-    result
 }
 
 /// `CODE: message` as text, and `{"error": {code, message, details}}` as structured content.

@@ -10,7 +10,7 @@ use rmcp::schemars::JsonSchema;
 use rmcp::{tool, tool_handler, tool_router, ServerHandler};
 use std::sync::Arc;
 
-use super::outcome::{not_implemented, tool_error, tool_result};
+use super::outcome::tool_result;
 use super::{args, calls};
 use crate::api::AppState;
 use crate::error::{AppError, AppResult};
@@ -57,20 +57,26 @@ const LIST_PENDING_APPROVALS: &str = "List approvals waiting for a human decisio
 PENDING or ESCALATED), newest first, optionally for one wallet; has_more is true when there \
 are more than limit. Needs approvals:read.";
 
-const DECIDE_APPROVAL: &str = "Approve or reject a held payment as a reviewer. On approve the \
-payment executes once enough approvers have voted (approval.requiredApprovals); the result \
-shows the approval and the payment as it now stands. A key can never decide a payment it (or \
-its person) requested: SELF_APPROVAL_FORBIDDEN. Other refusals: APPROVAL_NOT_PENDING, \
-APPROVAL_EXPIRED, ALREADY_VOTED, NOT_ASSIGNED (assigned to a team this key's person is not in). \
-Needs approvals:write.";
+const DECIDE_APPROVAL: &str = "Approve or reject a held payment (or refund) as a reviewer. On \
+approve it executes once enough approvers have voted (approval.requiredApprovals); the result \
+shows the approval and the payment (and the refund) as they now stand. A key can never decide \
+what it (or its person) requested: SELF_APPROVAL_FORBIDDEN. Other refusals: \
+APPROVAL_NOT_PENDING, APPROVAL_EXPIRED, ALREADY_VOTED, NOT_ASSIGNED (assigned to a team this \
+key's person is not in). Needs approvals:write.";
 
 const ESCALATE_APPROVAL: &str = "Hand a pending approval to another team: to_team_id, or the \
 next tier of the holding policy's escalation chain (NO_ESCALATION_TARGET when there is none). \
 The approval becomes ESCALATED with a fresh window. Needs approvals:write.";
 
-const REQUEST_REFUND: &str = "Ask to refund a completed payment, wholly or in part (amount as \
-a decimal string). Not available on this server yet: answers NOT_IMPLEMENTED. Needs \
-payments:write.";
+const REQUEST_REFUND: &str = "Ask to refund a COMPLETED payment, wholly (no amount: all that \
+is left) or in part (amount as a decimal string): the money goes back from the payee's wallet \
+to the payer's. The payee wallet's refund policies decide, as for a payment: executed at once \
+(held: false, refund.status approved), held for a human (held: true, refund.status pending, \
+the REST API's 202: nothing has moved; approval.id is what to wait on with wait_for_decision, \
+which then also shows the refund), or refused with a tool error (POLICY_DENIED, \
+PAYMENT_NOT_REFUNDABLE, REFUND_EXCEEDS_PAYMENT with details.remaining, INVALID_AMOUNT). \
+Refunds of one payment never add up to more than it. Pass an idempotency_key to retry \
+safely. Needs refunds:write.";
 
 /// The input schema of a tool whose arguments are `T`.
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
@@ -159,10 +165,7 @@ impl Tools {
 
     #[tool(description = REQUEST_REFUND, input_schema = input::<args::RequestRefund>())]
     async fn request_refund(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
-        match caller(&parts).and_then(|c| calls::check_refund(c, arguments)) {
-            Ok(()) => not_implemented("refunds are not available on this server yet"),
-            Err(e) => tool_error(&e),
-        }
+        dispatch!(self, parts, arguments, calls::request_refund)
     }
 }
 
