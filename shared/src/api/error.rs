@@ -121,6 +121,15 @@ impl AppError {
     }
 }
 
+#[cfg(feature = "mcp")]
+impl AppError {
+    /// The status and the error envelope, for doors other than a JSON response (MCP tool errors).
+    pub(super) fn envelope(&self) -> (StatusCode, ErrorBody) {
+        let (status, code, message, details) = self.parts();
+        (status, ErrorBody { error: ErrorDetail { code, message, details } })
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, message, details) = self.parts();

@@ -8,6 +8,8 @@ mod audit;
 mod error;
 mod extract;
 mod keys;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod openapi;
 mod payments;
 mod people;
@@ -36,8 +38,16 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub type AppState = Arc<Countersign>;
 
-/// Every route of the public API.
+/// Every route of the public API (and, with the `mcp` feature, the MCP server at `/mcp`).
 pub fn router(service: Arc<Countersign>) -> Router {
+    #[cfg(feature = "mcp")]
+    let mcp = mcp::routes(service.clone());
+    #[cfg(not(feature = "mcp"))]
+    let mcp = Router::new();
+    rest_routes(service).merge(mcp)
+}
+
+fn rest_routes(service: Arc<Countersign>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::serve))

@@ -156,7 +156,7 @@ impl EscalateBody {
 
 /// A decision on the wire.
 #[derive(Serialize)]
-struct DecisionView {
+pub(super) struct DecisionView {
     id: ReviewDecisionId,
     review_id: String,
     decision_type: DecisionType,
@@ -184,7 +184,7 @@ impl From<DecisionSummary> for DecisionView {
 
 /// A review on the wire (Humancheck's fields; a held payment adds `payment`).
 #[derive(Serialize)]
-struct ReviewView<'a> {
+pub(super) struct ReviewView<'a> {
     id: &'a str,
     task_type: &'a str,
     proposed_action: String,
