@@ -3,7 +3,7 @@
 //! through the caller's permissions: approvals as `list_approvals`/`get_approval` show them
 //! (wallet-bound keys see their wallets' only), reviews to keys that may read approvals.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use futures::future::join_all;
 use sha2::{Digest, Sha256};
@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::approvals::ApprovalFilter;
 use super::paging::PageRequest;
 use super::records::{
-    audit_resource_partition, by_org_partition, by_status_partition, decode, payment_key, review_key,
+    audit_resource_partition, by_org_partition, by_status_partition, decode, payment_key, review_key, wallet_key,
 };
 use super::{require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus};
@@ -21,6 +21,7 @@ use crate::domain::payment::{Payment, Urgency};
 use crate::domain::people::{Member, Team};
 use crate::domain::permission::Permission;
 use crate::domain::review::{Review, ReviewStatus};
+use crate::domain::wallet::Wallet;
 use crate::error::AppResult;
 use crate::ports::{Index, Query};
 
@@ -187,6 +188,8 @@ pub struct Inbox {
     pub wallets: Vec<WalletId>,
     /// The organisation's teams, for names and the team filter.
     pub teams: Vec<Team>,
+    /// Names of the wallets the items pay from and to.
+    pub wallet_names: HashMap<WalletId, String>,
 }
 
 /// One approval with what the detail page shows besides.
@@ -198,6 +201,7 @@ pub struct ApprovalDetail {
     pub history: Vec<AuditEntry>,
     pub teams: Vec<Team>,
     pub members: Vec<Member>,
+    pub wallet_names: HashMap<WalletId, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -265,7 +269,21 @@ impl Countersign {
             })
         });
         let teams = self.org_teams(&key.org_id).await?;
-        Ok(Inbox { items, truncated: listed.truncated, stamp, wallets: wallets.into_iter().collect(), teams })
+        let mut named: BTreeSet<WalletId> = wallets.clone();
+        for item in &items {
+            if let InboxItem::Approval(a) = item {
+                named.insert(a.approval.transaction_details.recipient.clone());
+            }
+        }
+        let wallet_names = self.wallet_names(&key.org_id, named).await?;
+        Ok(Inbox {
+            items,
+            truncated: listed.truncated,
+            stamp,
+            wallets: wallets.into_iter().collect(),
+            teams,
+            wallet_names,
+        })
     }
 
     /// The queue's stamp alone (cheap: no payment reads), for live refresh.
@@ -322,7 +340,8 @@ impl Countersign {
         history.extend(self.history(org, payment.id.as_str()).await?);
         history.sort_by(|a, b| a.id.cmp(&b.id));
         let (teams, members) = (self.org_teams(org).await?, self.org_people(org).await?);
-        Ok(ApprovalDetail { approval, payment, history, teams, members })
+        let wallet_names = self.wallet_names(org, [payment.from.clone(), payment.to.clone()].into()).await?;
+        Ok(ApprovalDetail { approval, payment, history, teams, members, wallet_names })
     }
 
     /// One review for its detail page.
@@ -342,6 +361,19 @@ impl Countersign {
         let mut query = Query::new(Index::ByWallet, audit_resource_partition(org, resource_id), HISTORY_LIMIT);
         query.newest_first = false;
         self.store.query(query).await?.into_iter().map(|i| decode::<AuditEntry>(i).map(|s| s.value)).collect()
+    }
+
+    /// The names of `wallets` (those of the organisation), read at once.
+    async fn wallet_names(&self, org: &OrgId, wallets: BTreeSet<WalletId>) -> AppResult<HashMap<WalletId, String>> {
+        let keys: Vec<_> = wallets.iter().map(wallet_key).collect();
+        let read = join_all(keys.iter().map(|k| self.read::<Wallet>(k))).await;
+        let mut names = HashMap::new();
+        for wallet in read {
+            if let Some(w) = wallet?.map(|w| w.value).filter(|w| w.org_id == *org) {
+                names.insert(w.id, w.name);
+            }
+        }
+        Ok(names)
     }
 
     /// The organisation's members, for names.
