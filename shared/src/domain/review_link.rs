@@ -49,11 +49,8 @@ impl ReviewLink {
         }
         let (id, expiry) = body.split_once('.').ok_or(LinkError::Invalid)?;
         let approval_id = ApprovalId::parse(id).ok_or(LinkError::Invalid)?;
-        let expires_at = expiry
-            .parse::<i64>()
-            .ok()
-            .and_then(|s| DateTime::from_timestamp(s, 0))
-            .ok_or(LinkError::Invalid)?;
+        let expires_at =
+            expiry.parse::<i64>().ok().and_then(|s| DateTime::from_timestamp(s, 0)).ok_or(LinkError::Invalid)?;
         if now >= expires_at {
             return Err(LinkError::Expired);
         }

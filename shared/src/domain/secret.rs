@@ -127,6 +127,9 @@ mod tests {
         assert!(!s.verify(Purpose::Session, b"abc", &tag[..16]), "a truncated tag");
         let other = ServerSecret::new("fedcba9876543210fedcba9876543210").unwrap();
         assert!(!other.verify(Purpose::Session, b"abc", &tag), "another secret");
-        assert_ne!(ServerSecret::random().tag(Purpose::Session, b"x"), ServerSecret::random().tag(Purpose::Session, b"x"));
+        assert_ne!(
+            ServerSecret::random().tag(Purpose::Session, b"x"),
+            ServerSecret::random().tag(Purpose::Session, b"x")
+        );
     }
 }

@@ -312,9 +312,7 @@ impl Countersign {
             let partitions: Vec<(Index, String)> = match filter.status.review_statuses() {
                 Some(list) => list
                     .into_iter()
-                    .map(|s| {
-                        (Index::ByStatus, by_status_partition(&key.org_id, "REVIEW", &s.as_str().to_uppercase()))
-                    })
+                    .map(|s| (Index::ByStatus, by_status_partition(&key.org_id, "REVIEW", &s.as_str().to_uppercase())))
                     .collect(),
                 None => vec![(Index::ByOrg, by_org_partition(&key.org_id, "REVIEW"))],
             };

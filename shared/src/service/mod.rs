@@ -42,9 +42,7 @@ pub use audit::AuditFilter;
 pub use auth::Caller;
 pub use commit::Committed;
 pub use events::DEFAULT_REPUBLISH_AFTER;
-pub use inbox::{
-    ApprovalDetail, ApprovalItem, Inbox, InboxFilter, InboxItem, InboxStatus, ReviewDetail, INBOX_LIMIT,
-};
+pub use inbox::{ApprovalDetail, ApprovalItem, Inbox, InboxFilter, InboxItem, InboxStatus, ReviewDetail, INBOX_LIMIT};
 pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use links::REVIEW_LINK_PATH;
 pub use paging::{Page, PageRequest};
@@ -52,8 +50,8 @@ pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 pub use policies::MAX_POLICIES_PER_WALLET;
 use records::{decode, Record, Stored};
-pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use reviews::{ReviewDecide, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};

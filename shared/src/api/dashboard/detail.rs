@@ -112,7 +112,12 @@ pub async fn review(
     Ok(html(StatusCode::OK, &page))
 }
 
-async fn decide_on_review(s: &AppState, reviewer: &Reviewer, id: &ReviewId, form: &Form) -> Result<&'static str, AppError> {
+async fn decide_on_review(
+    s: &AppState,
+    reviewer: &Reviewer,
+    id: &ReviewId,
+    form: &Form,
+) -> Result<&'static str, AppError> {
     let notes = note(form)?;
     let modified_action = optional_text("modified_action", form.get("modified_action"), MAX_ACTION_CHARS)?;
     let (decision_type, action) = match form.get("action") {
@@ -129,12 +134,7 @@ async fn decide_on_review(s: &AppState, reviewer: &Reviewer, id: &ReviewId, form
     Ok(action)
 }
 
-pub async fn decide_review(
-    State(s): State<AppState>,
-    reviewer: Reviewer,
-    Path(id): Path<String>,
-    form: Form,
-) -> Reply {
+pub async fn decide_review(State(s): State<AppState>, reviewer: Reviewer, Path(id): Path<String>, form: Form) -> Reply {
     reviewer.check_form(&form)?;
     let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
     match decide_on_review(&s, &reviewer, &id, &form).await {

@@ -22,7 +22,11 @@ fn filter(query: Option<&str>) -> Result<InboxFilter, DashError> {
     let fields = Form::parse(query.unwrap_or("").as_bytes())?;
     let bad = |what: &str| DashError::bad_request(format!("The {what} filter is not one this dashboard offers."));
     Ok(InboxFilter {
-        status: fields.get("status").map(|s| InboxStatus::parse(s).ok_or_else(|| bad("status"))).transpose()?.unwrap_or_default(),
+        status: fields
+            .get("status")
+            .map(|s| InboxStatus::parse(s).ok_or_else(|| bad("status")))
+            .transpose()?
+            .unwrap_or_default(),
         team: fields.get("team").map(|t| TeamId::parse(t).ok_or_else(|| bad("team"))).transpose()?,
         wallet: fields.get("wallet").map(|w| WalletId::parse(w).ok_or_else(|| bad("wallet"))).transpose()?,
         urgency: fields.get("urgency").map(|u| Urgency::parse(u).ok_or_else(|| bad("urgency"))).transpose()?,
@@ -52,7 +56,11 @@ pub async fn show(State(s): State<AppState>, reviewer: Reviewer, RawQuery(query)
         teams: inbox
             .teams
             .iter()
-            .map(|t| Choice { value: t.id.to_string(), label: t.name.clone(), selected: filter.team.as_ref() == Some(&t.id) })
+            .map(|t| Choice {
+                value: t.id.to_string(),
+                label: t.name.clone(),
+                selected: filter.team.as_ref() == Some(&t.id),
+            })
             .collect(),
         wallets,
         urgencies: URGENCIES

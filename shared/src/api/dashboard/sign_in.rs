@@ -36,15 +36,16 @@ fn message(ended: Option<&str>) -> Option<String> {
 }
 
 /// The sign-in page, with a fresh nonce cookie for its CSRF token.
-fn page(visitor: &Visitor, status: StatusCode, next: String, message: Option<String>, error: Option<String>) -> Response {
+fn page(
+    visitor: &Visitor,
+    status: StatusCode,
+    next: String,
+    message: Option<String>,
+    error: Option<String>,
+) -> Response {
     let nonce = new_nonce();
-    let page = SignInPage {
-        chrome: Chrome::anonymous(),
-        csrf: sign_in_token(&visitor.secret, &nonce),
-        next,
-        message,
-        error,
-    };
+    let page =
+        SignInPage { chrome: Chrome::anonymous(), csrf: sign_in_token(&visitor.secret, &nonce), next, message, error };
     let mut response = html(status, &page);
     if let Ok(v) = HeaderValue::from_str(&visitor.transport.sign_in_nonce(&nonce)) {
         response.headers_mut().append(axum::http::header::SET_COOKIE, v);

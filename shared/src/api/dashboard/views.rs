@@ -457,7 +457,10 @@ impl ReviewPage {
 fn review_rows(review: &Review, teams: &[Team]) -> Vec<Row> {
     vec![
         Row { label: "Task type", value: review.task_type.clone() },
-        Row { label: "Agent's reasoning", value: review.agent_reasoning.clone().unwrap_or_else(|| "none given".into()) },
+        Row {
+            label: "Agent's reasoning",
+            value: review.agent_reasoning.clone().unwrap_or_else(|| "none given".into()),
+        },
         Row { label: "Confidence", value: score(review.confidence_score) },
         Row { label: "Urgency", value: urgency(Some(review.urgency)).into() },
         Row { label: "Framework", value: review.framework.clone().unwrap_or_else(|| "none given".into()) },
