@@ -108,6 +108,19 @@ pub fn wallet(names: &HashMap<WalletId, String>, id: &WalletId) -> String {
     }
 }
 
+/// A wallet's name alone (the queue is read at a glance; the detail page shows ids).
+fn wallet_short(names: &HashMap<WalletId, String>, id: &WalletId) -> String {
+    names.get(id).cloned().unwrap_or_else(|| id.to_string())
+}
+
+/// A team's name alone, for the queue.
+fn team_short(teams: &[Team], id: Option<&TeamId>) -> String {
+    match id {
+        None => "any approver".into(),
+        Some(id) => teams.iter().find(|t| t.id == *id).map_or_else(|| id.to_string(), |t| t.name.clone()),
+    }
+}
+
 /// A JSON value as one readable line.
 fn json_text(v: &serde_json::Value) -> String {
     match v {
@@ -159,12 +172,12 @@ impl QueueRow {
                     href: format!("/dashboard/approvals/{}", approval.id),
                     kind: "Payment",
                     title: format!("{} — {}", money(&details.amount), shorten(description, 120)),
-                    subtitle: format!("{} → {}", wallet(names, from), wallet(names, &details.recipient)),
+                    subtitle: format!("{} → {}", wallet_short(names, from), wallet_short(names, &details.recipient)),
                     status: approval.status.as_str().to_string(),
                     status_class: approval.status.as_str().to_lowercase(),
                     urgency: urgency(item.urgency()),
                     time_left: if approval.is_open() { time_left(approval.expires_at, now) } else { "—".into() },
-                    team: team_name(teams, approval.assigned_team.as_ref()),
+                    team: team_short(teams, approval.assigned_team.as_ref()),
                     open: approval.is_open(),
                 }
             }
@@ -172,12 +185,12 @@ impl QueueRow {
                 href: format!("/dashboard/reviews/{}", r.id),
                 kind: "Review",
                 title: format!("{}: {}", r.task_type, shorten(&r.proposed_action, 120)),
-                subtitle: format!("Proposed action · review {}", r.id),
+                subtitle: "Proposed action".into(),
                 status: r.status.as_str().to_uppercase(),
                 status_class: r.status.as_str().to_string(),
                 urgency: urgency(Some(r.urgency)),
                 time_left: if r.is_open() { time_left(r.expires_at, now) } else { "—".into() },
-                team: team_name(teams, r.assigned_team.as_ref()),
+                team: team_short(teams, r.assigned_team.as_ref()),
                 open: r.is_open(),
             },
         }
