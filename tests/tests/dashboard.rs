@@ -290,3 +290,23 @@ async fn a_review_link_decides_once_and_never_on_a_get(backend: Backend) {
     let expired = b.get(old.strip_prefix("http://dashboard.test").expect("path")).await;
     assert_eq!(expired.status, 410, "{}", expired.body);
 }
+
+per_backend!(the_lambda_serves_the_dashboard_over_https_with_secure_cookies);
+async fn the_lambda_serves_the_dashboard_over_https_with_secure_cookies(backend: Backend) {
+    use tower::ServiceExt;
+    let app = app(backend).await;
+    let event = include_str!("../../events/approvals/dashboard-sign-in.json");
+    let request = lambda_http::request::from_str(event).expect("API Gateway event");
+    let response = countersign_core::api::router(app.service.clone()).oneshot(request).await.expect("router");
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(header("content-type").starts_with("text/html"));
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    let cookie = header("set-cookie");
+    assert!(cookie.starts_with("__Host-countersign-sign-in=") && cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("<label for=\"api-key\">API key</label>") && body.contains(">Sign in</button>"), "{body}");
+}
