@@ -363,6 +363,28 @@ def test_review_links_from_webhooks_open_a_confirm_page_and_decide_once(server, 
     assert (org.balance(org.source), org.balance(org.payee)) == ("5000.00", "5000.00")
 
 
+def test_a_link_clicked_in_another_site_finds_the_session(server, page):
+    """Mail and chat are other sites: on that first navigation the browser withholds the
+    SameSite=Strict cookie; the dashboard reloads the address once from its own page, which sends it."""
+    org = Org(server)
+    approval_id = org.hold()
+    target = f"{server}/dashboard/approvals/{approval_id}"
+    page.route("http://mail.example/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body=f'<!doctype html><title>Inbox</title><a id="open" href="{target}">Review the payment</a>'))
+    sign_in(page, server, org.reviewer)
+    page.goto("http://mail.example/inbox")
+    page.click("#open")
+    expect(page.locator("#status")).to_have_text("PENDING")
+    expect(page).to_have_url(target)
+    # Not signed in at all: one hop, then the sign-in page (no loop).
+    page.context.clear_cookies()
+    page.goto("http://mail.example/inbox")
+    page.click("#open")
+    expect(page).to_have_url(re.compile(r"/dashboard/sign-in\?next="))
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
 def test_every_control_has_an_accessible_name(server, page):
     org = Org(server)
     org.hold()

@@ -110,3 +110,49 @@ impl Countersign {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Duration;
+    use serde_json::json;
+
+    use super::*;
+    use crate::adapters::sqlite::SqliteStore;
+    use crate::domain::secret::ServerSecret;
+    use crate::ports::SystemClock;
+    use crate::service::Settings;
+
+    fn service(secret: bool, public_url: bool) -> Countersign {
+        let settings = Settings {
+            session_secret: secret.then(|| Arc::new(ServerSecret::new("links-test-secret-0123456789abcdef").unwrap())),
+            public_url: public_url.then(|| "https://approvals.example.com".to_string()),
+            ..Settings::default()
+        };
+        Countersign::new(Arc::new(SqliteStore::in_memory().unwrap()), Arc::new(SystemClock), settings)
+    }
+
+    fn event(kind: &str, id: &ApprovalId, expires: DateTime<Utc>) -> Event {
+        let data = json!({"approvalId": id, "expiresAt": expires, "status": "PENDING"});
+        Event::new(&OrgId::generate(), kind, data, Utc::now())
+    }
+
+    #[test]
+    fn approval_created_deliveries_carry_a_review_link_that_verifies() {
+        let (id, expires) = (ApprovalId::generate(), Utc::now() + Duration::hours(1));
+        let s = service(true, true);
+        let body = s.webhook_body(&event(kinds::APPROVAL_CREATED, &id, expires));
+        let url = body["data"]["reviewUrl"].as_str().expect("reviewUrl");
+        let token = url.strip_prefix("https://approvals.example.com/dashboard/r/").expect("path");
+        let secret = s.settings.session_secret.as_ref().unwrap();
+        let link = ReviewLink::verify(secret, token, Utc::now()).expect("a genuine link");
+        assert_eq!((link.approval_id, link.expires_at.timestamp()), (id.clone(), expires.timestamp()));
+        assert_eq!(body["type"], kinds::APPROVAL_CREATED);
+        // Other events, and a service without a secret or a public URL, carry none.
+        assert!(s.webhook_body(&event(kinds::APPROVAL_APPROVED, &id, expires))["data"].get("reviewUrl").is_none());
+        for s in [service(false, true), service(true, false)] {
+            assert!(s.webhook_body(&event(kinds::APPROVAL_CREATED, &id, expires))["data"].get("reviewUrl").is_none());
+        }
+    }
+}

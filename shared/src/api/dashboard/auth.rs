@@ -49,6 +49,8 @@ pub struct Visitor {
     /// The browser says the request came from another site (`Sec-Fetch-Site: cross-site`).
     pub cross_site: bool,
     had_cookie: bool,
+    /// This request is the reload a cross-site navigation got already.
+    hopped: bool,
 }
 
 impl FromRequestParts<AppState> for Visitor {
@@ -59,7 +61,9 @@ impl FromRequestParts<AppState> for Visitor {
         let transport = Transport::of(&parts.headers);
         let cookie = read_cookie(&parts.headers, transport.session_cookie()).filter(|c| !c.is_empty());
         let cross_site = parts.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site");
-        let mut visitor = Visitor { transport, secret, session: None, ended: None, cross_site, had_cookie: false };
+        let hopped = read_cookie(&parts.headers, transport.hop_cookie()).is_some();
+        let mut visitor =
+            Visitor { transport, secret, session: None, ended: None, cross_site, had_cookie: false, hopped };
         let Some(cookie) = cookie else { return Ok(visitor) };
         visitor.had_cookie = true;
         let Some(id) = open_session(&visitor.secret, &cookie) else {
@@ -80,21 +84,17 @@ impl FromRequestParts<AppState> for Visitor {
 }
 
 impl Visitor {
-    /// The page chrome for this visitor.
-    pub fn chrome(&self) -> Chrome {
-        match &self.session {
-            Some(s) => Chrome::signed_in(&s.caller, &s.csrf),
-            None => Chrome::default(),
-        }
-    }
-
     /// Sends a visitor without a working session to sign in, and back to `uri` after.
     fn to_sign_in(&self, method: &Method, uri: &axum::http::Uri) -> Response {
         let back = uri.path_and_query().map_or("/dashboard", |p| p.as_str());
         // A link followed from mail or chat is a cross-site navigation: the browser withholds
         // the SameSite=Strict cookie. One reload from this site's own page sends it.
-        if method == Method::GET && !self.had_cookie && self.cross_site {
-            return html(StatusCode::OK, &RefreshPage { chrome: Chrome::default(), url: back.to_string() });
+        if method == Method::GET && !self.had_cookie && self.cross_site && !self.hopped {
+            let mut page = html(StatusCode::OK, &RefreshPage { chrome: Chrome::anonymous(), url: back.to_string() });
+            if let Ok(v) = axum::http::HeaderValue::from_str(&self.transport.hop()) {
+                page.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            }
+            return page;
         }
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query.append_pair("next", back);
@@ -110,27 +110,24 @@ impl Visitor {
 /// A signed-in reviewer; anyone else is sent to sign in.
 pub struct Reviewer {
     pub visitor: Visitor,
+    session: Session,
 }
 
 impl FromRequestParts<AppState> for Reviewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let visitor = Visitor::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
-        if visitor.session.is_none() {
-            return Err(visitor.to_sign_in(&parts.method, &parts.uri));
+        let mut visitor = Visitor::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        match visitor.session.take() {
+            Some(session) => Ok(Reviewer { visitor, session }),
+            None => Err(visitor.to_sign_in(&parts.method, &parts.uri)),
         }
-        Ok(Reviewer { visitor })
     }
 }
 
 impl Reviewer {
     pub fn session(&self) -> &Session {
-        // Present by construction (`from_request_parts`).
-        match &self.visitor.session {
-            Some(s) => s,
-            None => unreachable!("a Reviewer always has a session"),
-        }
+        &self.session
     }
 
     pub fn caller(&self) -> &Caller {
@@ -138,7 +135,7 @@ impl Reviewer {
     }
 
     pub fn chrome(&self) -> Chrome {
-        self.visitor.chrome()
+        Chrome::signed_in(&self.session.caller, &self.session.csrf)
     }
 
     pub fn secret(&self) -> &ServerSecret {
@@ -148,7 +145,7 @@ impl Reviewer {
     /// A form post must come from this site's own page: its CSRF token, and not marked
     /// cross-site by the browser.
     pub fn check_form(&self, form: &Form) -> Result<(), DashError> {
-        if self.visitor.cross_site || !csrf_ok(&self.visitor.secret, &self.session().id, form.get("csrf")) {
+        if self.visitor.cross_site || !csrf_ok(&self.visitor.secret, &self.session.id, form.get("csrf")) {
             return Err(DashError::csrf());
         }
         Ok(())

@@ -153,7 +153,7 @@ impl From<AppError> for DashError {
 
 impl IntoResponse for DashError {
     fn into_response(self) -> Response {
-        let page = ErrorPage { chrome: Default::default(), title: &self.title, message: &self.message };
+        let page = ErrorPage { chrome: super::views::Chrome::anonymous(), title: &self.title, message: &self.message };
         html(self.status, &page)
     }
 }

@@ -52,16 +52,36 @@ impl Transport {
         }
     }
 
+    /// The marker of the one reload a cross-site navigation gets (`auth`): SameSite=Lax, so that
+    /// the browser sends it even if it still calls the reload cross-site, and the reload is not
+    /// repeated.
+    pub fn hop_cookie(self) -> &'static str {
+        if self.secure {
+            "__Host-countersign-hop"
+        } else {
+            "countersign-hop"
+        }
+    }
+
     /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Path=/, Secure when `self.secure`.
     pub fn set(self, name: &'static str, value: String, minutes: i64) -> String {
+        self.build(name, value, minutes, SameSite::Strict)
+    }
+
+    fn build(self, name: &'static str, value: String, minutes: i64, same_site: SameSite) -> String {
         Cookie::build((name, value))
             .http_only(true)
             .secure(self.secure)
-            .same_site(SameSite::Strict)
+            .same_site(same_site)
             .path("/")
             .max_age(cookie::time::Duration::minutes(minutes))
             .build()
             .to_string()
+    }
+
+    /// The reload marker: one minute, SameSite=Lax, holding nothing secret.
+    pub fn hop(self) -> String {
+        self.build(self.hop_cookie(), "1".into(), 1, SameSite::Lax)
     }
 
     /// A `Set-Cookie` value that removes the cookie.

@@ -541,11 +541,11 @@ pub struct ConfirmPage {
 impl ConfirmPage {
     pub fn of(detail: &ApprovalDetail, token: &str, chrome: Chrome, now: DateTime<Utc>) -> Self {
         let page = ApprovalPage::of(detail, chrome, now);
-        let mut summary = page.transaction;
-        summary.truncate(5);
-        summary.extend(page.agent.into_iter().take(1));
-        summary.extend(page.policy.into_iter().skip(1).take(1));
-        summary.extend(page.assignment.into_iter().take(1));
+        let wanted = ["From", "To", "Amount", "Currency", "Description", "Reasoning", "Reason", "Assigned team"];
+        let mut rows: Vec<Row> =
+            [page.transaction, page.agent, page.policy, page.assignment].into_iter().flatten().collect();
+        rows.retain(|r| wanted.contains(&r.label));
+        let summary = rows;
         ConfirmPage {
             chrome: page.chrome,
             token: token.to_string(),
