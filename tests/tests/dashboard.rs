@@ -201,6 +201,9 @@ async fn forms_without_a_token_and_bad_input_are_readable_4xx_pages(backend: Bac
     assert_eq!(page.status, 404, "{}", page.body);
     assert_eq!(browser.get(&format!("/dashboard/approvals/{unknown}")).await.status, 404);
     assert_eq!(browser.get("/dashboard/approvals/not-an-id").await.status, 404);
+    let undecodable = browser.get("/dashboard/approvals/%FF%FE").await;
+    assert_eq!(undecodable.status, 404);
+    assert!(undecodable.content_type.starts_with("text/html"));
     assert_eq!(browser.get("/dashboard/nowhere").await.status, 404);
     let page = browser.get(&decide).await;
     assert_eq!(page.status, 405);

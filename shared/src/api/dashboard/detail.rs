@@ -2,12 +2,12 @@
 //! methods as the API, so the same rules hold (separation of duties, team assignment, quorum,
 //! expiry); a refusal shows the API's error on the page, with what the reviewer typed kept.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 
 use super::auth::Reviewer;
-use super::form::Form;
+use super::form::{Form, PathParam};
 use super::page::{html, readable, see_other, DashError, Reply};
 use super::views::{flash, ApprovalPage, ReviewPage};
 use crate::api::wire::optional_text;
@@ -34,7 +34,7 @@ fn note(form: &Form) -> Result<Option<String>, AppError> {
 pub async fn approval(
     State(s): State<AppState>,
     reviewer: Reviewer,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let id = ApprovalId::parse(&id).ok_or_else(DashError::not_found)?;
@@ -77,7 +77,7 @@ async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form)
 pub async fn decide_approval(
     State(s): State<AppState>,
     reviewer: Reviewer,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     form: Form,
 ) -> Reply {
     reviewer.check_form(&form)?;
@@ -102,7 +102,7 @@ pub async fn decide_approval(
 pub async fn review(
     State(s): State<AppState>,
     reviewer: Reviewer,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
@@ -134,7 +134,12 @@ async fn decide_on_review(
     Ok(action)
 }
 
-pub async fn decide_review(State(s): State<AppState>, reviewer: Reviewer, Path(id): Path<String>, form: Form) -> Reply {
+pub async fn decide_review(
+    State(s): State<AppState>,
+    reviewer: Reviewer,
+    PathParam(id): PathParam,
+    form: Form,
+) -> Reply {
     reviewer.check_form(&form)?;
     let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
     match decide_on_review(&s, &reviewer, &id, &form).await {

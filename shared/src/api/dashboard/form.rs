@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 
 use super::page::DashError;
@@ -50,6 +51,21 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             }
         })?;
         Form::parse(&bytes)
+    }
+}
+
+/// The one path parameter of a route (an id, a review-link token); a path that does not decode
+/// names nothing (404 page).
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = DashError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|_| DashError::not_found())
     }
 }
 

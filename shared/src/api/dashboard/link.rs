@@ -2,12 +2,12 @@
 //! (mail and chat link scanners fetch links; nothing they fetch decides); the POST from that
 //! page decides, once per link, as the signed-in reviewer, under every rule the API applies.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 
 use super::auth::Reviewer;
-use super::form::Form;
+use super::form::{Form, PathParam};
 use super::page::{html, readable, DashError, Reply};
 use super::views::{flash, ConfirmPage};
 use crate::api::wire::optional_text;
@@ -22,7 +22,7 @@ fn verify(reviewer: &Reviewer, token: &str) -> Result<ReviewLink, DashError> {
     ReviewLink::verify(reviewer.secret(), token, Utc::now()).map_err(DashError::link)
 }
 
-pub async fn confirm(State(s): State<AppState>, reviewer: Reviewer, Path(token): Path<String>) -> Reply {
+pub async fn confirm(State(s): State<AppState>, reviewer: Reviewer, PathParam(token): PathParam) -> Reply {
     let link = verify(&reviewer, &token)?;
     let detail = s.approval_detail(reviewer.caller(), &link.approval_id).await?;
     let mut page = ConfirmPage::of(&detail, &token, reviewer.chrome(), Utc::now());
@@ -40,7 +40,7 @@ fn request(form: &Form) -> Result<(DecideRequest, &'static str), AppError> {
     Ok((DecideRequest { decision, note, modify_to: None }, action))
 }
 
-pub async fn decide(State(s): State<AppState>, reviewer: Reviewer, Path(token): Path<String>, form: Form) -> Reply {
+pub async fn decide(State(s): State<AppState>, reviewer: Reviewer, PathParam(token): PathParam, form: Form) -> Reply {
     reviewer.check_form(&form)?;
     let link = verify(&reviewer, &token)?;
     let key = reviewer.caller().key()?.clone();
