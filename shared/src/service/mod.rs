@@ -20,6 +20,7 @@ mod people;
 mod plan;
 mod policies;
 pub mod records;
+mod refunds;
 mod reviews;
 mod sessions;
 mod sweep;
@@ -48,9 +49,10 @@ pub use links::REVIEW_LINK_PATH;
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
-pub use policies::MAX_POLICIES_PER_WALLET;
+pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 use records::{decode, Record, Stored};
-pub use reviews::{ReviewDecide, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use refunds::{RefundFilter, RefundOutcome};
+pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
 pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
@@ -182,6 +184,7 @@ owned!(
     crate::domain::people::Team,
     crate::domain::routing::RoutingRule,
     crate::domain::review::Review,
+    crate::domain::refund::Refund,
     ApiKey
 );
 

@@ -16,9 +16,10 @@ use crate::domain::approval::VoteDecision;
 use crate::domain::ids::{ApprovalId, ReviewId, TeamId};
 use crate::domain::input::{InputError, MAX_NOTE_CHARS};
 use crate::domain::money::Amount;
+use crate::domain::payment_review::ReviewRef;
 use crate::domain::review::DecisionType;
 use crate::error::AppError;
-use crate::service::{DecideRequest, EscalateRequest, ReviewDecide};
+use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalate};
 
 const MAX_ACTION_CHARS: usize = 4_000;
 
@@ -49,7 +50,7 @@ async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form)
     let caller = reviewer.caller();
     let note = note(form)?;
     let amount = form.get("amount");
-    let vote = |decision, modify_to| DecideRequest { decision, note: note.clone(), modify_to };
+    let vote = |decision, modify_to| DecideRequest { modify_to, ..DecideRequest::new(decision, note.clone()) };
     match form.get("action") {
         Some("approve") if amount.is_some() => Err(InputError::invalid(
             "amount",
@@ -120,17 +121,29 @@ async fn decide_on_review(
 ) -> Result<&'static str, AppError> {
     let notes = note(form)?;
     let modified_action = optional_text("modified_action", form.get("modified_action"), MAX_ACTION_CHARS)?;
+    let target = ReviewRef::Review(id.clone());
     let (decision_type, action) = match form.get("action") {
         Some("approve") => (DecisionType::Approve, "approve"),
         Some("reject") => (DecisionType::Reject, "reject"),
         Some("modify") => (DecisionType::Modify, "modify"),
-        _ => return Err(InputError::invalid("action", "must be approve, reject or modify").into()),
+        Some("escalate") => {
+            let to_team = form
+                .get("to_team")
+                .map(|t| TeamId::parse(t).ok_or_else(|| InputError::invalid("to_team", "is not a team id")))
+                .transpose()?
+                .ok_or_else(|| InputError::invalid("to_team", "is required: pick the team under Escalate to"))?;
+            let request = ReviewEscalate { to_team: Some(to_team), notes };
+            s.escalate_review(reviewer.caller(), &target, request).await?;
+            return Ok("escalate");
+        }
+        _ => return Err(InputError::invalid("action", "must be approve, reject, modify or escalate").into()),
     };
     if decision_type == DecisionType::Modify && modified_action.is_none() {
         return Err(InputError::invalid("modified_action", "is required for Modify").into());
     }
     let modified_action = modified_action.filter(|_| decision_type == DecisionType::Modify);
-    s.decide_review(reviewer.caller(), id, ReviewDecide { decision_type, modified_action, notes }).await?;
+    let request = ReviewDecide { decision_type, modified_action, notes, modified_amount: None };
+    s.decide_review(reviewer.caller(), &target, request).await?;
     Ok(action)
 }
 

@@ -37,7 +37,7 @@ fn request(form: &Form) -> Result<(DecideRequest, &'static str), AppError> {
         Some("reject") => (VoteDecision::Reject, "reject"),
         _ => return Err(InputError::invalid("action", "must be approve or reject").into()),
     };
-    Ok((DecideRequest { decision, note, modify_to: None }, action))
+    Ok((DecideRequest::new(decision, note), action))
 }
 
 pub async fn decide(State(s): State<AppState>, reviewer: Reviewer, PathParam(token): PathParam, form: Form) -> Reply {

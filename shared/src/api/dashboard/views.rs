@@ -377,16 +377,17 @@ impl ApprovalPage {
             quorum: quorum(approval),
             metadata: metadata(&payment.metadata),
             history: history_rows(history, members),
-            teams: teams
-                .iter()
-                .map(|t| Choice { value: t.id.to_string(), label: t.name.clone(), selected: false })
-                .collect(),
+            teams: team_choices(teams),
             flash: None,
             error: None,
             note: String::new(),
             amount: String::new(),
         }
     }
+}
+
+fn team_choices(teams: &[Team]) -> Vec<Choice> {
+    teams.iter().map(|t| Choice { value: t.id.to_string(), label: t.name.clone(), selected: false }).collect()
 }
 
 fn agent_rows(payment: &Payment) -> Vec<Row> {
@@ -437,6 +438,7 @@ pub struct ReviewPage {
     pub decision: Vec<Row>,
     pub metadata: Vec<Pair>,
     pub history: Vec<HistoryRow>,
+    pub teams: Vec<Choice>,
     pub flash: Option<&'static str>,
     pub error: Option<String>,
     pub note: String,
@@ -459,6 +461,7 @@ impl ReviewPage {
             decision: decision_rows(review),
             metadata: metadata(&review.metadata),
             history: history_rows(history, members),
+            teams: team_choices(teams),
             flash: None,
             error: None,
             note: String::new(),
