@@ -6,9 +6,11 @@ mod mcp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use countersign_core::domain::secret::ServerSecret;
 
 #[derive(Parser)]
 #[command(name = "countersign", version, about = "Countersign: human approval for agent payments")]
@@ -70,7 +72,18 @@ async fn serve(
     sweep_interval_seconds: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     countersign_core::config::init_tracing();
-    let (service, queue) = countersign_core::local::open(&data_dir)?;
+    let mut settings = countersign_core::config::settings_from_env()?;
+    if settings.session_secret.is_none() {
+        tracing::warn!(
+            "COUNTERSIGN_SESSION_SECRET is not set: dashboard sessions and review links last until this process stops"
+        );
+        settings.session_secret = Some(Arc::new(ServerSecret::random()));
+    }
+    if settings.public_url.is_none() && addr.ip().is_loopback() {
+        // Review links point at this server when it only listens on loopback.
+        settings.public_url = Some(format!("http://{addr}"));
+    }
+    let (service, queue) = countersign_core::local::open_with(&data_dir, settings)?;
     if service.settings().operator_key_hash.is_none() {
         tracing::warn!("COUNTERSIGN_ADMIN_KEY is not set: no one can create organisations");
     }
@@ -80,7 +93,7 @@ async fn serve(
     ));
     tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, QUEUE_POLL));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "countersign listening");
+    tracing::info!(%addr, data_dir = %data_dir.display(), "countersign listening; reviewer dashboard at /dashboard");
     axum::serve(listener, countersign_core::api::router(service)).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }

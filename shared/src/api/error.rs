@@ -31,7 +31,7 @@ fn not_found_code(resource: &str) -> String {
 
 impl AppError {
     /// Status, code, client-safe message and details.
-    fn parts(&self) -> (StatusCode, String, String, serde_json::Value) {
+    pub(crate) fn parts(&self) -> (StatusCode, String, String, serde_json::Value) {
         use AppError::*;
         let plain = |status: StatusCode, code: &str| (status, code.to_string(), self.to_string(), json!({}));
         match self {

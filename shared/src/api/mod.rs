@@ -5,6 +5,7 @@
 
 mod approvals;
 mod audit;
+mod dashboard;
 mod error;
 mod extract;
 mod keys;
@@ -92,6 +93,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
         .route("/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .merge(dashboard::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -9,6 +9,9 @@
 //! | wallet's policies, ledger lines | primary | `WALLET#w` / `POLICY#id`, `TXN#id` |
 //! | wallet's payment counter (velocity) | primary | `WALLET#w` / `RATE` |
 //! | audit log | primary | `ORG#o#AUDIT` / id |
+//! | audit history of one resource (dashboard) | byWallet | `ORG#o#AUDIT#<resource id>` / id |
+//! | dashboard session by id hash | primary | `SESSION#sha256` / `SESSION` (TTL 12 h) |
+//! | review link used, by fingerprint | primary | `REVIEWLINK#sha256` / `REVIEWLINK` (TTL: link expiry) |
 //! | approvals due for expiry | due | `APPROVAL` / `expiresAt#id` (only while PENDING) |
 //! | unpublished outbox events | due | `OUTBOX` / `createdAt#id` (only until published) |
 //! | idempotency record | primary | `IDEM#o#scope#key` / `IDEM` (TTL 24 h) |
@@ -149,6 +152,10 @@ pub fn review_key(id: &ReviewId) -> Key {
 }
 pub fn audit_partition(org: &OrgId) -> String {
     format!("ORG#{org}#AUDIT")
+}
+/// One resource's audit entries (an approval's history), oldest first by id.
+pub fn audit_resource_partition(org: &OrgId, resource_id: &str) -> String {
+    format!("ORG#{org}#AUDIT#{resource_id}")
 }
 pub fn by_org_partition(org: &OrgId, kind: &str) -> String {
     format!("ORG#{org}#{kind}")
@@ -294,6 +301,12 @@ impl Record for AuditEntry {
     const NAME: &'static str = "audit entry";
     fn key(&self) -> Key {
         Key::new(audit_partition(&self.org_id), self.id.to_string())
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys {
+            by_wallet: Some((audit_resource_partition(&self.org_id, &self.resource_id), self.id.to_string())),
+            ..Default::default()
+        }
     }
 }
 
