@@ -55,7 +55,7 @@ def test_generated_requests_never_get_a_5xx_and_match_the_document(tmp_path):
              "-H", f"Authorization: Bearer {admin}",
              "--request-timeout", "10",
              "--report", "junit", "--report-junit-path", str(report)],
-            capture_output=True, text=True, timeout=900)
+            capture_output=True, text=True, timeout=900, cwd=tmp_path)
         print(run.stdout[-6000:])
         assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-3000:]
         # A run that tested nothing proves nothing: every operation of the document was exercised.
