@@ -91,17 +91,15 @@ fn require_read(caller: &ApiKey) -> AppResult<()> {
     require(caller, Permission::ApprovalsRead)
 }
 
-/// The approval statuses a review status filter reads, and whether a held payment read there
-/// shows that status (approved and modified share APPROVED).
-fn approval_statuses(status: Option<ReviewStatus>) -> Vec<Option<ApprovalStatus>> {
-    match status {
-        None => vec![None],
-        Some(ReviewStatus::Pending) => vec![Some(ApprovalStatus::Pending)],
-        Some(ReviewStatus::Escalated) => vec![Some(ApprovalStatus::Escalated)],
-        Some(ReviewStatus::Approved | ReviewStatus::Modified) => vec![Some(ApprovalStatus::Approved)],
-        Some(ReviewStatus::Rejected) => vec![Some(ApprovalStatus::Rejected)],
-        Some(ReviewStatus::Expired) => vec![Some(ApprovalStatus::Expired)],
-    }
+/// The approval status a review status filter reads (approved and modified share APPROVED).
+fn approval_status(status: Option<ReviewStatus>) -> Option<ApprovalStatus> {
+    Some(match status? {
+        ReviewStatus::Pending => ApprovalStatus::Pending,
+        ReviewStatus::Escalated => ApprovalStatus::Escalated,
+        ReviewStatus::Approved | ReviewStatus::Modified => ApprovalStatus::Approved,
+        ReviewStatus::Rejected => ApprovalStatus::Rejected,
+        ReviewStatus::Expired => ApprovalStatus::Expired,
+    })
 }
 
 impl Countersign {
@@ -199,16 +197,17 @@ impl Countersign {
             self.read_capped(query, |r: &Review| task_type.is_none_or(|t| t == r.task_type)).await?;
         let mut held: Vec<Approval> = Vec::new();
         if task_type.is_none_or(|t| t == PAYMENT_TASK_TYPE || t == REFUND_TASK_TYPE) {
-            for status in approval_statuses(filter.status) {
-                let query = listing_query(org, "APPROVAL", None, status.map(ApprovalStatus::as_str), 0);
-                let modified_only = filter.status.map(|s| s == ReviewStatus::Modified);
-                held.extend(
-                    self.read_capped(query, |a: &Approval| {
-                        caller.may_use(&a.wallet_id) && modified_only.is_none_or(|m| m == a.original_amount.is_some())
-                    })
-                    .await?,
-                );
-            }
+            let status = approval_status(filter.status).map(ApprovalStatus::as_str);
+            let query = listing_query(org, "APPROVAL", None, status, 0);
+            let modified_only = filter.status.map(|s| s == ReviewStatus::Modified);
+            held = self
+                .read_capped(query, |a: &Approval| {
+                    let kind = if a.refund_id.is_some() { REFUND_TASK_TYPE } else { PAYMENT_TASK_TYPE };
+                    caller.may_use(&a.wallet_id)
+                        && task_type.is_none_or(|t| t == kind)
+                        && modified_only.is_none_or(|m| m == a.original_amount.is_some())
+                })
+                .await?;
         }
         // Newest first across both; ids (ULIDs) break ties.
         let mut order: Vec<(chrono::DateTime<chrono::Utc>, String, bool)> = reviews
