@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import secrets
 import sys
 import time
 import urllib.error
@@ -111,6 +112,8 @@ def main():
     parameters = {
         "Stage": os.environ.get("STAGE", "local"),
         "OperatorKey": os.environ["COUNTERSIGN_ADMIN_KEY"],
+        # The dashboard's signing secret: the caller's, else a fresh one per deployment.
+        "SessionSecret": os.environ.get("COUNTERSIGN_SESSION_SECRET") or secrets.token_urlsafe(32),
         "AllowPrivateWebhooks": "true",
         "DeletionProtection": "false",
         "WebhookBackoffBaseMs": os.environ.get("WEBHOOK_BACKOFF_BASE_MS", "60000"),

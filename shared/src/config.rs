@@ -2,6 +2,7 @@
 
 use crate::adapters::http_client::HttpWebhookClient;
 use crate::domain::org::hash_secret;
+use crate::domain::secret::ServerSecret;
 use crate::service::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub const ENV_WEBHOOK_TIMEOUT_MS: &str = "COUNTERSIGN_WEBHOOK_TIMEOUT_MS";
 pub const ENV_EVENT_BUS: &str = "COUNTERSIGN_EVENT_BUS";
 pub const ENV_QUEUE_URL: &str = "COUNTERSIGN_WEBHOOK_QUEUE_URL";
 pub const ENV_REVIEW_WAIT: &str = "COUNTERSIGN_REVIEW_WAIT_SECONDS";
+pub const ENV_SESSION_SECRET: &str = "COUNTERSIGN_SESSION_SECRET";
+pub const ENV_PUBLIC_URL: &str = "COUNTERSIGN_PUBLIC_URL";
 
 fn parse_env<T: std::str::FromStr>(
     name: &'static str,
@@ -83,7 +86,29 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     {
         settings.review_wait = std::time::Duration::from_secs(secs);
     }
+    if let Ok(secret) = std::env::var(ENV_SESSION_SECRET) {
+        let secret = ServerSecret::new(&secret)
+            .map_err(|e| ConfigError::Invalid { name: ENV_SESSION_SECRET, reason: e.to_string() })?;
+        settings.session_secret = Some(std::sync::Arc::new(secret));
+    }
+    if let Ok(url) = std::env::var(ENV_PUBLIC_URL) {
+        settings.public_url =
+            Some(public_url(&url).map_err(|reason| ConfigError::Invalid { name: ENV_PUBLIC_URL, reason })?);
+    }
     Ok(settings)
+}
+
+/// `COUNTERSIGN_PUBLIC_URL` as links use it: an http(s) URL with no query or fragment, without a
+/// trailing slash.
+pub fn public_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http or https URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a query, a fragment or credentials".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// An AWS service a Lambda function may call: one per AWS adapter. Each function's wiring lists
@@ -207,7 +232,15 @@ mod tests {
         std::env::set_var(ENV_REPUBLISH_AFTER, "15");
         std::env::set_var(ENV_DEFAULT_TTL, "60");
         std::env::set_var(ENV_REVIEW_WAIT, "3");
+        std::env::set_var(ENV_SESSION_SECRET, "too short");
+        assert!(settings_from_env().is_err());
+        std::env::set_var(ENV_SESSION_SECRET, "a-session-secret-of-at-least-32-chars");
+        std::env::set_var(ENV_PUBLIC_URL, "ftp://example.com");
+        assert!(settings_from_env().is_err());
+        std::env::set_var(ENV_PUBLIC_URL, "https://approvals.example.com/");
         let s = settings_from_env().unwrap();
+        assert!(s.session_secret.is_some());
+        assert_eq!(s.public_url.as_deref(), Some("https://approvals.example.com"));
         assert_eq!(s.review_wait, std::time::Duration::from_secs(3));
         std::env::set_var(ENV_REVIEW_WAIT, "29");
         assert!(settings_from_env().is_err());
@@ -233,6 +266,8 @@ mod tests {
             ENV_DEFAULT_TTL,
             ENV_REPUBLISH_AFTER,
             ENV_REVIEW_WAIT,
+            ENV_SESSION_SECRET,
+            ENV_PUBLIC_URL,
         ];
         for name in knobs {
             std::env::remove_var(name);

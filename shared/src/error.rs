@@ -16,6 +16,9 @@ pub enum AppError {
     Input(#[from] InputError),
     #[error("malformed request body: {0}")]
     MalformedBody(String),
+    /// The body does not fit its shape at `field` (a dotted path).
+    #[error("malformed request body: {message}")]
+    BodyField { field: String, message: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("missing or invalid API key")]
@@ -70,6 +73,14 @@ pub enum AppError {
     Stale,
     #[error("payment is {}, not PENDING_APPROVAL", .0.as_str())]
     PaymentNotPending(PaymentStatus),
+    #[error("only a COMPLETED payment can be refunded; this one is {}", .0.as_str())]
+    PaymentNotRefundable(PaymentStatus),
+    #[error("the refund is more than is left to refund ({remaining} {currency})")]
+    RefundExceedsPayment { remaining: String, currency: String },
+    #[error("refund is {}, not pending", .0.as_str())]
+    RefundNotPending(crate::domain::refund::RefundStatus),
+    #[error("a refund cannot be modified; approve or reject it")]
+    RefundNotModifiable,
     #[error("storage unavailable: {0}")]
     Store(StoreError),
     #[error("{0}")]
@@ -117,6 +128,19 @@ impl From<StoreError> for AppError {
                 AppError::Input(InputError::invalid("cursor", "is not a cursor this API returned"))
             }
             other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<crate::domain::refund::RefundError> for AppError {
+    fn from(e: crate::domain::refund::RefundError) -> Self {
+        use crate::domain::refund::RefundError;
+        match e {
+            RefundError::NotRefundable(status) => AppError::PaymentNotRefundable(status),
+            RefundError::Exceeds(left) => {
+                AppError::RefundExceedsPayment { remaining: left.to_wire(), currency: left.currency().code().into() }
+            }
+            RefundError::NotPending(status) => AppError::RefundNotPending(status),
         }
     }
 }

@@ -49,8 +49,13 @@ pub fn wire(
 
 /// The local server's service on `dir/countersign.db`, settings from the environment.
 pub fn open(dir: &Path) -> Result<(Arc<Countersign>, StoreQueue), LocalError> {
+    open_with(dir, settings_from_env()?)
+}
+
+/// The local server's service on `dir/countersign.db` with `settings`.
+pub fn open_with(dir: &Path, settings: Settings) -> Result<(Arc<Countersign>, StoreQueue), LocalError> {
     let store = SqliteStore::open_dir(dir)?;
-    Ok(wire(Arc::new(store), Arc::new(SystemClock), settings_from_env()?)?)
+    Ok(wire(Arc::new(store), Arc::new(SystemClock), settings)?)
 }
 
 /// Works the local queue forever: claim due messages, handle them concurrently, acknowledge the

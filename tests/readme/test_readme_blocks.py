@@ -16,6 +16,7 @@ OPERATOR_KEY = "local-operator-key-change-me"  # the README's own
 RUN = {
     ("Run it locally", 0),
     ("Walkthrough with curl", 0),
+    ("Reviewer workflow with curl", 0),
     ("Try the deployed shape locally", 0),
     ("Lambda functions", 0),
 }
@@ -82,6 +83,14 @@ def test_run_it_locally_then_the_curl_walkthrough():
         assert '"balance":"4990.00"' in out
         assert "APPROVAL_NOT_PENDING" in out
         assert '"action":"approval.approved"' in out
+        reviewers = Shell(substitute(block("Reviewer workflow with curl"), {"B=http://127.0.0.1:8080": f"B={base}"}))
+        assert reviewers.wait(timeout=120) == 0, reviewers.report()
+        out = reviewers.stdout().splitlines()
+        assert any(line.startswith("Pay 5000.00 USD from wal_") and line.endswith(": Licence renewal") for line in out), out
+        assert "Fiona" in out and '{"walletId"' in "".join(out) and '"balance":"6000.00"' in "".join(out), out
+        assert out[-4:-1] == ["ESCALATED", "NOT_ASSIGNED", "COMPLETED"], out
+        decision = json.loads(out[-1])
+        assert (decision["decision_type"], decision["notes"]) == ("reject", "supplier not verified"), out
     finally:
         server.stop()
 

@@ -524,3 +524,705 @@ async fn malformed_requests_get_4xx_envelopes_and_write_nothing(backend: Backend
     }
     assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests must write nothing");
 }
+
+/// One row: who calls, how, what comes back, and the field the error names (every 400 names one).
+struct Refusal {
+    name: &'static str,
+    who: Who,
+    method: &'static str,
+    path: String,
+    body: Value,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refusal(
+    name: &'static str,
+    who: Who,
+    method: &'static str,
+    path: impl Into<String>,
+    body: Value,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+) -> Refusal {
+    Refusal { name, who, method, path: path.into(), body, status, code, field }
+}
+
+per_backend!(every_human_side_route_refuses_bad_input_naming_the_field);
+/// Members, teams, routing rules (both spellings), modify, escalate and reviews (DESIGN §2.1,
+/// §2.2): 4xx in the envelope, the field named, nothing written.
+async fn every_human_side_route_refuses_bad_input_naming_the_field(backend: Backend) {
+    use Who::*;
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let (_, approval) = app.held_payment(&s, "5000.00").await;
+    let other = app.org("other").await;
+    let (_, foreign) = app.post("/v1/teams", &other, json!({"name": "theirs"})).await;
+    let foreign = foreign["id"].as_str().unwrap().to_string();
+    let (_, team) = app.post("/v1/teams", &s.admin, json!({"name": "ours"})).await;
+    let team = team["id"].as_str().unwrap().to_string();
+    let (_, rule) =
+        app.post("/v1/routing-rules", &s.admin, json!({"name": "r", "conditions": {}, "assignToTeam": team})).await;
+    let rule = format!("/v1/routing-rules/{}", rule["id"].as_str().unwrap());
+    let asker = app.key(&s.admin, &["reviews:write"]).await;
+    let (_, review) = app.post("/reviews", &asker, json!({"task_type": "wire", "proposed_action": "wire"})).await;
+    let review = format!("/reviews/{}", review["id"].as_str().unwrap());
+    let held = format!("/reviews/{approval}");
+    let apr = format!("/v1/approvals/{approval}");
+    let t = format!("/v1/teams/{team}");
+    let new_rule =
+        |conditions: Value| json!({"name": "r", "priority": 1, "conditions": conditions, "assignToTeam": team});
+    let seed_rule = |extra: Value| {
+        let mut b = json!({"name": "r", "priority": 1, "conditions": {}, "assign_to_team_id": team});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let review_body = |extra: Value| {
+        let mut b = json!({"task_type": "payment", "proposed_action": "pay"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        b
+    };
+    let bad = "VALIDATION_ERROR";
+    let rows = vec![
+        // Members.
+        refusal("member without email", Admin, "POST", "/v1/members", json!({"name": "a"}), 400, bad, Some("email")),
+        refusal(
+            "member bad email",
+            Admin,
+            "POST",
+            "/v1/members",
+            json!({"name": "a", "email": "nope"}),
+            400,
+            bad,
+            Some("email"),
+        ),
+        refusal(
+            "member blank name",
+            Admin,
+            "POST",
+            "/v1/members",
+            json!({"name": " ", "email": "a@b.co"}),
+            400,
+            bad,
+            Some("name"),
+        ),
+        refusal(
+            "member unknown field",
+            Admin,
+            "POST",
+            "/v1/members",
+            json!({"name": "a", "email": "a@b.co", "role": "x"}),
+            400,
+            bad,
+            Some("role"),
+        ),
+        refusal(
+            "member by an agent",
+            Agent,
+            "POST",
+            "/v1/members",
+            json!({"name": "a", "email": "a@b.co"}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        // Teams.
+        refusal("team without name", Admin, "POST", "/v1/teams", json!({}), 400, bad, Some("name")),
+        refusal(
+            "team unknown member",
+            Admin,
+            "POST",
+            "/v1/teams",
+            json!({"name": "t", "members": ["mem_01J00000000000000000000000"]}),
+            404,
+            "MEMBER_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "team malformed member",
+            Admin,
+            "POST",
+            "/v1/teams",
+            json!({"name": "t", "members": ["bob"]}),
+            400,
+            bad,
+            Some("members"),
+        ),
+        refusal(
+            "team members not a list",
+            Admin,
+            "POST",
+            "/v1/teams",
+            json!({"name": "t", "members": "bob"}),
+            400,
+            bad,
+            Some("members"),
+        ),
+        refusal(
+            "team patch bad member",
+            Admin,
+            "PATCH",
+            t.clone(),
+            json!({"members": ["bob"]}),
+            400,
+            bad,
+            Some("members"),
+        ),
+        refusal("team patch blank name", Admin, "PATCH", t.clone(), json!({"name": " "}), 400, bad, Some("name")),
+        refusal(
+            "team patch unknown field",
+            Admin,
+            "PATCH",
+            t.clone(),
+            json!({"colour": "red"}),
+            400,
+            bad,
+            Some("colour"),
+        ),
+        refusal(
+            "unknown team",
+            Admin,
+            "PATCH",
+            "/v1/teams/team_01J00000000000000000000000",
+            json!({"name": "x"}),
+            404,
+            "TEAM_NOT_FOUND",
+            None,
+        ),
+        refusal("other org's team", OtherAdmin, "PATCH", t.clone(), json!({"name": "x"}), 404, "TEAM_NOT_FOUND", None),
+        // Routing rules.
+        refusal(
+            "rule wrong operator",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            new_rule(json!({"amount": {"operator": "~", "value": 1}})),
+            400,
+            bad,
+            Some("conditions.amount"),
+        ),
+        refusal(
+            "rule field that does not exist",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            new_rule(json!({"colour": {"operator": "=", "value": "red"}})),
+            400,
+            bad,
+            Some("conditions"),
+        ),
+        refusal(
+            "rule in without a list",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            new_rule(json!({"currency": {"operator": "in", "value": "USD"}})),
+            400,
+            bad,
+            Some("conditions.currency"),
+        ),
+        refusal(
+            "rule number compared with text",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            new_rule(json!({"amount": {"operator": ">", "value": "lots"}})),
+            400,
+            bad,
+            Some("conditions.amount"),
+        ),
+        refusal(
+            "rule condition without operator",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            new_rule(json!({"amount": {"value": 1}})),
+            400,
+            bad,
+            Some("conditions.amount"),
+        ),
+        refusal(
+            "rule priority as text",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            json!({"name": "r", "priority": "high", "conditions": {}, "assignToTeam": team}),
+            400,
+            bad,
+            Some("priority"),
+        ),
+        refusal(
+            "rule unknown body field",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            json!({"name": "r", "conditions": {}, "assignToTeam": team, "colour": 1}),
+            400,
+            bad,
+            Some("colour"),
+        ),
+        refusal(
+            "rule of another org's team",
+            Admin,
+            "POST",
+            "/v1/routing-rules",
+            json!({"name": "r", "conditions": {}, "assignToTeam": foreign}),
+            404,
+            "TEAM_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "seed rule without team",
+            Admin,
+            "POST",
+            "/routing-rules",
+            json!({"name": "r"}),
+            400,
+            bad,
+            Some("assignToTeam"),
+        ),
+        refusal(
+            "seed rule wrong operator",
+            Admin,
+            "POST",
+            "/routing-rules",
+            seed_rule(json!({"conditions": {"task_type": {"operator": "is", "value": "payment"}}})),
+            400,
+            bad,
+            Some("conditions.task_type"),
+        ),
+        refusal(
+            "seed rule unknown field",
+            Admin,
+            "POST",
+            "/routing-rules",
+            seed_rule(json!({"colour": 1})),
+            400,
+            bad,
+            Some("colour"),
+        ),
+        refusal(
+            "seed rule metadata without path",
+            Admin,
+            "POST",
+            "/routing-rules",
+            seed_rule(json!({"conditions": {"metadata.": {"operator": "=", "value": 1}}})),
+            400,
+            bad,
+            Some("conditions.metadata"),
+        ),
+        refusal(
+            "rule patch bad operator",
+            Admin,
+            "PATCH",
+            rule.clone(),
+            json!({"conditions": {"amount": {"operator": "~", "value": 1}}}),
+            400,
+            bad,
+            Some("conditions.amount"),
+        ),
+        refusal(
+            "rule patch bad team",
+            Admin,
+            "PATCH",
+            rule.clone(),
+            json!({"assignToTeam": "finance"}),
+            400,
+            bad,
+            Some("assignToTeam"),
+        ),
+        refusal(
+            "rule patch active as text",
+            Admin,
+            "PATCH",
+            rule.clone(),
+            json!({"isActive": "yes"}),
+            400,
+            bad,
+            Some("isActive"),
+        ),
+        refusal(
+            "unknown rule",
+            Admin,
+            "DELETE",
+            "/v1/routing-rules/rule_01J00000000000000000000000",
+            Value::Null,
+            404,
+            "ROUTING_RULE_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "other org deletes our rule",
+            OtherAdmin,
+            "DELETE",
+            rule.clone(),
+            Value::Null,
+            404,
+            "ROUTING_RULE_NOT_FOUND",
+            None,
+        ),
+        // Modify and escalate.
+        refusal(
+            "modify above the original",
+            Reviewer,
+            "POST",
+            format!("{apr}/modify"),
+            json!({"amount": "5000.01"}),
+            400,
+            bad,
+            Some("amount"),
+        ),
+        refusal(
+            "modify to zero",
+            Reviewer,
+            "POST",
+            format!("{apr}/modify"),
+            json!({"amount": "0.00"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        refusal(
+            "modify without amount",
+            Reviewer,
+            "POST",
+            format!("{apr}/modify"),
+            json!({"note": "x"}),
+            400,
+            bad,
+            Some("amount"),
+        ),
+        refusal(
+            "modify number amount",
+            Reviewer,
+            "POST",
+            format!("{apr}/modify"),
+            json!({"amount": 5}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        refusal(
+            "modify by the agent",
+            Agent,
+            "POST",
+            format!("{apr}/modify"),
+            json!({"amount": "1.00"}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "escalate bad team",
+            Reviewer,
+            "POST",
+            format!("{apr}/escalate"),
+            json!({"toTeam": "x"}),
+            400,
+            bad,
+            Some("toTeam"),
+        ),
+        refusal(
+            "escalate unknown field",
+            Reviewer,
+            "POST",
+            format!("{apr}/escalate"),
+            json!({"team": "x"}),
+            400,
+            bad,
+            Some("team"),
+        ),
+        refusal(
+            "escalate to another org's team",
+            Admin,
+            "POST",
+            format!("{apr}/escalate"),
+            json!({"toTeam": foreign}),
+            404,
+            "TEAM_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "escalate without a chain",
+            Admin,
+            "POST",
+            format!("{apr}/escalate"),
+            json!({}),
+            409,
+            "NO_ESCALATION_TARGET",
+            None,
+        ),
+        // Reviews.
+        refusal(
+            "review by a reviewer",
+            Reviewer,
+            "POST",
+            "/reviews",
+            review_body(json!({})),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "review missing task_type",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"task_type": null})),
+            400,
+            bad,
+            Some("task_type"),
+        ),
+        refusal(
+            "review blank action",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"proposed_action": "  "})),
+            400,
+            bad,
+            Some("proposed_action"),
+        ),
+        refusal(
+            "review confidence above 1",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"confidence_score": 1.5})),
+            400,
+            bad,
+            Some("confidence_score"),
+        ),
+        refusal(
+            "review unknown urgency",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"urgency": "asap"})),
+            400,
+            bad,
+            Some("urgency"),
+        ),
+        refusal(
+            "review metadata not an object",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"metadata": [1]})),
+            400,
+            bad,
+            Some("metadata"),
+        ),
+        refusal(
+            "review unknown field",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"reviewer": "me"})),
+            400,
+            bad,
+            Some("reviewer"),
+        ),
+        refusal(
+            "review blocking as text",
+            Admin,
+            "POST",
+            "/reviews",
+            review_body(json!({"blocking": "yes"})),
+            400,
+            bad,
+            Some("blocking"),
+        ),
+        refusal("page_size 0", Admin, "GET", "/reviews?page_size=0", Value::Null, 400, bad, Some("page_size")),
+        refusal("page_size 101", Admin, "GET", "/reviews?page_size=101", Value::Null, 400, bad, Some("page_size")),
+        refusal("page 0", Admin, "GET", "/reviews?page=0", Value::Null, 400, bad, Some("page")),
+        refusal("unknown status", Admin, "GET", "/reviews?status=open", Value::Null, 400, bad, Some("status")),
+        refusal(
+            "decide without decision_type",
+            Reviewer,
+            "POST",
+            format!("{review}/decide"),
+            json!({"notes": "x"}),
+            400,
+            bad,
+            Some("decision_type"),
+        ),
+        refusal(
+            "decide unknown decision_type",
+            Reviewer,
+            "POST",
+            format!("{review}/decide"),
+            json!({"decision_type": "maybe"}),
+            400,
+            bad,
+            Some("decision_type"),
+        ),
+        refusal(
+            "modify without modified_action",
+            Reviewer,
+            "POST",
+            format!("{review}/decide"),
+            json!({"decision_type": "modify"}),
+            400,
+            bad,
+            Some("modified_action"),
+        ),
+        refusal(
+            "modified_amount on a plain review",
+            Reviewer,
+            "POST",
+            format!("{review}/decide"),
+            json!({"decision_type": "modify", "modified_action": "x", "modified_amount": "1.00"}),
+            400,
+            bad,
+            Some("modified_amount"),
+        ),
+        refusal(
+            "self-reported reviewer",
+            Reviewer,
+            "POST",
+            format!("{review}/decide"),
+            json!({"decision_type": "approve", "reviewer_name": "x"}),
+            400,
+            bad,
+            Some("reviewer_name"),
+        ),
+        refusal(
+            "payment modify without amount",
+            Reviewer,
+            "POST",
+            format!("{held}/decide"),
+            json!({"decision_type": "modify", "modified_action": "x"}),
+            400,
+            bad,
+            Some("modified_amount"),
+        ),
+        refusal(
+            "payment modify above the original",
+            Reviewer,
+            "POST",
+            format!("{held}/decide"),
+            json!({"decision_type": "modify", "modified_action": "x", "modified_amount": "9000.00"}),
+            400,
+            bad,
+            Some("modified_amount"),
+        ),
+        refusal(
+            "decide by the asker",
+            KeyWriter,
+            "POST",
+            format!("{review}/decide"),
+            json!({"decision_type": "approve"}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "decide another org's review",
+            OtherAdmin,
+            "POST",
+            format!("{review}/decide"),
+            json!({"decision_type": "approve"}),
+            404,
+            "REVIEW_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "read another org's held payment",
+            OtherAdmin,
+            "GET",
+            held.clone(),
+            Value::Null,
+            404,
+            "REVIEW_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "unknown review",
+            Admin,
+            "GET",
+            "/reviews/rev_01J00000000000000000000000",
+            Value::Null,
+            404,
+            "REVIEW_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "not a review id",
+            Admin,
+            "GET",
+            "/reviews/pay_01J00000000000000000000000",
+            Value::Null,
+            404,
+            "REVIEW_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "wait above 28",
+            Admin,
+            "GET",
+            format!("{review}/decision?wait=29"),
+            Value::Null,
+            400,
+            bad,
+            Some("wait"),
+        ),
+        refusal(
+            "escalate review without team",
+            Reviewer,
+            "POST",
+            format!("{review}/escalate"),
+            json!({}),
+            400,
+            bad,
+            Some("to_team_id"),
+        ),
+        refusal(
+            "escalate review to another org's team",
+            Reviewer,
+            "POST",
+            format!("{review}/escalate"),
+            json!({"to_team_id": foreign}),
+            404,
+            "TEAM_NOT_FOUND",
+            None,
+        ),
+    ];
+    // The key writer here is the review asker (reviews:write only).
+    for k in [&s.admin, &s.agent, &s.reviewer, &other, &asker] {
+        app.get("/v1/wallets", k).await;
+    }
+    let before = app.store.item_count().await;
+    let mut wrong = Vec::new();
+    for r in &rows {
+        let key = match r.who {
+            Admin => &s.admin,
+            Agent => &s.agent,
+            Reviewer => &s.reviewer,
+            OtherAdmin => &other,
+            KeyWriter => &asker,
+            _ => unreachable!("not used in this table"),
+        };
+        let body = (!r.body.is_null()).then(|| r.body.clone());
+        let (status, got) = app.call(r.method, &r.path, Some(key), body).await;
+        let seen = (status, got["error"]["code"].as_str(), got["error"]["details"]["field"].as_str());
+        let has_message = got["error"]["message"].as_str().is_some_and(|m| !m.is_empty());
+        if seen != (r.status, Some(r.code), r.field) || !has_message {
+            wrong.push(format!("{}: {got}", r.name));
+        }
+        assert!(r.status != 400 || r.field.is_some(), "{}: every 400 names its field", r.name);
+    }
+    assert!(wrong.is_empty(), "{backend:?}: {} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
+}

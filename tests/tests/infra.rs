@@ -109,3 +109,29 @@ fn parked_outbox_events_raise_an_alarm() {
     );
     assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanOrEqualToThreshold"));
 }
+
+#[test]
+fn the_dashboard_routes_to_approvals_with_a_secret_that_never_echoes() {
+    let template = template();
+    let routes = resources(&template, "AWS::ApiGatewayV2::Route");
+    for key in ["ANY /dashboard", "ANY /dashboard/{proxy+}"] {
+        let (id, route) = routes
+            .iter()
+            .find(|(_, r)| r["Properties"]["RouteKey"].as_str() == Some(key))
+            .unwrap_or_else(|| panic!("no route {key}"));
+        let Value::Tagged(t) = &route["Properties"]["Target"] else { panic!("{id}: Target is not !Sub") };
+        assert_eq!(t.value.as_str(), Some("integrations/${ApprovalsIntegration}"), "{id}");
+    }
+    let secret = &template["Parameters"]["SessionSecret"];
+    assert_eq!((secret["NoEcho"].as_bool(), secret["MinLength"].as_u64()), (Some(true), Some(32)));
+    // The functions that sign or check dashboard tokens get it; no other function does.
+    for (function, wanted) in
+        [("ApprovalsFunction", true), ("WebhooksFunction", true), ("IntakeFunction", false), ("ExpiryFunction", false)]
+    {
+        let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        let got = target(&variables["COUNTERSIGN_SESSION_SECRET"]);
+        assert_eq!(got.as_deref() == Some("SessionSecret"), wanted, "{function}: {got:?}");
+        assert_eq!(variables["COUNTERSIGN_PUBLIC_URL"].is_null(), !wanted, "{function}");
+    }
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"]["COUNTERSIGN_SESSION_SECRET"].is_null());
+}

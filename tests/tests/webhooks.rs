@@ -76,6 +76,53 @@ async fn decided_approval_reaches_a_verifying_receiver(stack: EventStack, backen
 
 per_event_stack!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    human_side_events_reach_a_verifying_receiver
+);
+/// `approval.modified`, `approval.escalated`, `review.created`, `review.decided` and
+/// `review.escalated` go through the same outbox and fan-out as the payment events.
+async fn human_side_events_reach_a_verifying_receiver(stack: EventStack, backend: Backend) {
+    let receiver = Receiver::start().await;
+    let (app, _) = TestApp::spawn_with_events(backend, stack).await;
+    let s = app.scenario("10000.00").await;
+    let name = format!("human-{stack:?}");
+    let kinds = ["approval.modified", "approval.escalated", "review.created", "review.decided", "review.escalated"];
+    subscribe(&app, &s.admin, &receiver, &name, json!(kinds)).await;
+    let (_, team) = app.post("/v1/teams", &s.admin, json!({"name": "managers"})).await;
+    let team = team["id"].as_str().unwrap();
+
+    let (_, modified) = app.held_payment(&s, "5000.00").await;
+    let (status, _) =
+        app.post(&format!("/v1/approvals/{modified}/modify"), &s.reviewer, json!({"amount": "4000.00"})).await;
+    assert_eq!(status, 200);
+    let (_, escalated) = app.held_payment(&s, "3000.00").await;
+    let (status, _) = app.post(&format!("/v1/approvals/{escalated}/escalate"), &s.admin, json!({"toTeam": team})).await;
+    assert_eq!(status, 200);
+    let asker = app.key(&s.admin, &["reviews:write"]).await;
+    let (_, review) = app.post("/reviews", &asker, json!({"task_type": "email", "proposed_action": "send"})).await;
+    let review = review["id"].as_str().unwrap();
+    let (status, _) = app.post(&format!("/reviews/{review}/escalate"), &s.admin, json!({"to_team_id": team})).await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        app.post(&format!("/reviews/{review}/decide"), &s.admin, json!({"decision_type": "approve"})).await;
+    assert_eq!(status, 200);
+
+    let got = receiver.wait_for(&name, kinds.len(), WAIT).await;
+    let mut types: Vec<&str> = got.iter().map(|d| d["body"]["type"].as_str().unwrap()).collect();
+    types.sort();
+    let mut want = kinds.to_vec();
+    want.sort();
+    assert_eq!(types, want, "{stack:?}");
+    assert!(got.iter().all(|d| d["verified"] == true), "{stack:?}: {got:?}");
+    let data = |kind: &str| got.iter().find(|d| d["body"]["type"] == kind).unwrap()["body"]["data"].clone();
+    assert_eq!(data("approval.modified")["approvalId"], modified.as_str());
+    assert_eq!(data("approval.modified")["originalAmount"]["amount"], "5000.00");
+    assert_eq!(data("approval.escalated")["assignedTeam"], team);
+    assert_eq!(data("review.escalated")["assignedTeam"], team);
+    assert_eq!(data("review.decided")["reviewId"], review);
+}
+
+per_event_stack!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     failing_receiver_is_retried_then_dead_lettered_then_replayed_with_the_same_id
 );
 async fn failing_receiver_is_retried_then_dead_lettered_then_replayed_with_the_same_id(

@@ -48,6 +48,27 @@ mod tests {
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHORIZED")), "{body}");
     }
 
+    /// MCP on Lambda: stateless Streamable HTTP answers each POST with one JSON body, which
+    /// API Gateway returns as is (no session, no stream).
+    #[tokio::test]
+    async fn mcp_requests_are_answered_with_plain_json() {
+        let service = fixture_service();
+        let event = include_str!("../../../events/approvals/mcp-tools-list.json");
+        let (status, body) = invoke_http_event(service.clone(), event, None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHORIZED")), "{body}");
+        let (_, org) = invoke_http_event(
+            service.clone(),
+            include_str!("../../../events/approvals/create-organization.json"),
+            None,
+        )
+        .await;
+        let key = format!("Bearer {}", org["adminKey"]["secret"].as_str().expect("key"));
+        let (status, body) = invoke_http_event(service, event, Some(&key)).await;
+        assert_eq!(status, 200, "{body}");
+        let tools = body["result"]["tools"].as_array().map(Vec::len);
+        assert_eq!((body["id"].as_i64(), tools), (Some(1), Some(8)), "{body}");
+    }
+
     #[tokio::test]
     async fn rest_api_events_route_without_their_stage() {
         // The template sets this for every function, so REST and HTTP APIs route alike.

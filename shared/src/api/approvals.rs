@@ -14,11 +14,12 @@ use crate::domain::input::{InputError, MAX_NOTE_CHARS};
 use crate::domain::money::Amount;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
+use crate::domain::refund::Refund;
 use crate::error::AppResult;
 use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 
 /// Body of approve (`note`) and reject (`reason`); both optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideBody {
     note: Option<String>,
@@ -31,7 +32,7 @@ impl DecideBody {
             (Some(note), _) => optional_text("note", Some(&note), MAX_NOTE_CHARS)?,
             (None, reason) => optional_text("reason", reason.as_deref(), MAX_NOTE_CHARS)?,
         };
-        Ok(DecideRequest { decision, note, modify_to: None })
+        Ok(DecideRequest::new(decision, note))
     }
 }
 
@@ -41,6 +42,8 @@ struct DecidedView<'a> {
     #[serde(flatten)]
     approval: &'a Approval,
     payment: &'a Payment,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund: Option<&'a Refund>,
 }
 
 pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
@@ -74,9 +77,10 @@ pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResul
 }
 
 /// Body of modify: the lower amount to approve, and an optional note.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyBody {
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: serde_json::Value,
     note: Option<String>,
 }
@@ -86,11 +90,11 @@ impl ModifyBody {
         let amount =
             Amount::parse_json(&self.amount).map_err(|source| InputError::Amount { field: "amount", source })?;
         let note = optional_text("note", self.note.as_deref(), MAX_NOTE_CHARS)?;
-        Ok(DecideRequest { decision: VoteDecision::Approve, note, modify_to: Some(amount) })
+        Ok(DecideRequest { modify_to: Some(amount), ..DecideRequest::new(VoteDecision::Approve, note) })
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EscalateBody {
     note: Option<String>,
@@ -129,7 +133,8 @@ pub async fn modify(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b):
     let id = ids.parse("id", ApprovalId::parse, "approval")?;
     let request = wire::parse::<ModifyBody>(b)?.try_into_domain()?;
     let decided = s.decide_approval(&c, &id, request).await?;
-    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment }).into_response())
+    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment, refund: decided.refund.as_ref() })
+        .into_response())
 }
 
 pub async fn approve(s: State<AppState>, c: Auth, ids: Ids, b: Body) -> AppResult<impl IntoResponse> {
@@ -151,5 +156,6 @@ async fn decide(
     let id = ids.parse("id", ApprovalId::parse, "approval")?;
     let request = wire::parse::<DecideBody>(b)?.try_into_domain(decision)?;
     let decided = s.decide_approval(&c, &id, request).await?;
-    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment }).into_response())
+    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment, refund: decided.refund.as_ref() })
+        .into_response())
 }

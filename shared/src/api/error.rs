@@ -10,15 +10,18 @@ use crate::domain::input::InputError;
 use crate::error::AppError;
 
 /// `{"error": {"code", "message", "details"}}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Machine-readable, e.g. `VALIDATION_ERROR`, `POLICY_DENIED`.
     pub code: String,
     pub message: String,
+    /// Context: `field` for input errors, `rule`/`policyId` for denials, ...
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -28,7 +31,7 @@ fn not_found_code(resource: &str) -> String {
 
 impl AppError {
     /// Status, code, client-safe message and details.
-    fn parts(&self) -> (StatusCode, String, String, serde_json::Value) {
+    pub(crate) fn parts(&self) -> (StatusCode, String, String, serde_json::Value) {
         use AppError::*;
         let plain = |status: StatusCode, code: &str| (status, code.to_string(), self.to_string(), json!({}));
         match self {
@@ -39,6 +42,9 @@ impl AppError {
                 (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), e.to_string(), json!({"field": e.field()}))
             }
             MalformedBody(_) => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            BodyField { field, .. } => {
+                (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), self.to_string(), json!({"field": field}))
+            }
             CurrencyMismatch { .. } => plain(StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             PayloadTooLarge => plain(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Unauthorized => plain(StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
@@ -84,6 +90,19 @@ impl AppError {
             PaymentNotPending(status) => {
                 (StatusCode::CONFLICT, "PAYMENT_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
             }
+            PaymentNotRefundable(status) => {
+                (StatusCode::CONFLICT, "PAYMENT_NOT_REFUNDABLE".into(), self.to_string(), json!({"status": status}))
+            }
+            RefundExceedsPayment { remaining, currency } => (
+                StatusCode::CONFLICT,
+                "REFUND_EXCEEDS_PAYMENT".into(),
+                self.to_string(),
+                json!({"remaining": remaining, "currency": currency, "field": "amount"}),
+            ),
+            RefundNotPending(status) => {
+                (StatusCode::CONFLICT, "REFUND_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
+            }
+            RefundNotModifiable => plain(StatusCode::CONFLICT, "REFUND_NOT_MODIFIABLE"),
             SelfApprovalForbidden => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
             WebhookTarget(e) => {
@@ -99,6 +118,15 @@ impl AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR".into(), "internal error".into(), json!({}))
             }
         }
+    }
+}
+
+#[cfg(feature = "mcp")]
+impl AppError {
+    /// The status and the error envelope, for doors other than a JSON response (MCP tool errors).
+    pub(super) fn envelope(&self) -> (StatusCode, ErrorBody) {
+        let (status, code, message, details) = self.parts();
+        (status, ErrorBody { error: ErrorDetail { code, message, details } })
     }
 }
 

@@ -16,13 +16,13 @@ use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
 use crate::service::{ApiKeyPatch, NewApiKey, MAX_KEY_WALLETS};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiKeyBody {
     name: String,
@@ -35,7 +35,7 @@ pub struct ApiKeyBody {
     environment: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiKeyPatchBody {
     name: Option<String>,

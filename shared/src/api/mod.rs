@@ -5,12 +5,17 @@
 
 mod approvals;
 mod audit;
+mod dashboard;
 mod error;
 mod extract;
 mod keys;
+#[cfg(feature = "mcp")]
+mod mcp;
+mod openapi;
 mod payments;
 mod people;
 mod policies;
+mod refunds;
 mod reviews;
 mod wallets;
 mod webhooks;
@@ -27,16 +32,26 @@ use crate::error::AppError;
 use crate::service::Countersign;
 
 pub use error::ErrorBody;
+pub use openapi::document as openapi_document;
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub type AppState = Arc<Countersign>;
 
-/// Every route of the public API.
+/// Every route of the public API (and, with the `mcp` feature, the MCP server at `/mcp`).
 pub fn router(service: Arc<Countersign>) -> Router {
+    #[cfg(feature = "mcp")]
+    let mcp = mcp::routes(service.clone());
+    #[cfg(not(feature = "mcp"))]
+    let mcp = Router::new();
+    rest_routes(service).merge(mcp)
+}
+
+fn rest_routes(service: Arc<Countersign>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/organizations", post(keys::create_organization))
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{id}", get(keys::get).patch(keys::update).delete(keys::revoke))
@@ -46,6 +61,7 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/wallets/{id}/fund", post(wallets::fund))
         .route("/v1/wallets/{id}/transactions", get(wallets::transactions))
         .route("/v1/wallets/{id}/policies", post(policies::create).get(policies::list))
+        .route("/v1/wallets/{id}/policies/evaluate", post(policies::evaluate))
         .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))
         .route("/v1/payments", post(payments::create).get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
@@ -63,9 +79,12 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
+        .route("/v1/refunds", post(refunds::create).get(refunds::list))
+        .route("/v1/refunds/{id}", get(refunds::get))
         .route("/reviews", post(reviews::create).get(reviews::list))
         .route("/reviews/{id}", get(reviews::get))
         .route("/reviews/{id}/decide", post(reviews::decide))
+        .route("/reviews/{id}/escalate", post(reviews::escalate))
         .route("/reviews/{id}/decision", get(reviews::decision))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/dlq", get(webhooks::dead_letters))
@@ -74,6 +93,7 @@ pub fn router(service: Arc<Countersign>) -> Router {
         .route("/v1/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
         .route("/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .merge(dashboard::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,14 +1,14 @@
 //! `/v1/payments`: the wire request, its checks, and the intake routes.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids, Params};
-use super::wire::{self, confidence_score, optional_text, replayable, risk_score, wallet_field};
+use super::wire::{self, confidence_score, intake_reply, optional_text, risk_score, wallet_field};
 use super::AppState;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::PaymentId;
@@ -22,18 +22,22 @@ use crate::service::PaymentFilter;
 const MAX_REASONING_CHARS: usize = 4_000;
 
 /// `POST /v1/payments` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PaymentBody {
     from: String,
     to: String,
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: Value,
     currency: Option<String>,
     description: Option<String>,
     idempotency_key: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score: Option<Value>,
     agent_reasoning: Option<String>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 1)]
     confidence_score: Option<Value>,
     urgency: Option<String>,
 }
@@ -96,11 +100,8 @@ pub async fn create(
     let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
     let request = wire.try_into_domain(idempotency)?;
     let committed = s.create_payment(&c, request).await?;
-    let status = match &committed.outcome {
-        PaymentOutcome::Executed { .. } => StatusCode::CREATED,
-        PaymentOutcome::Held { .. } => StatusCode::ACCEPTED,
-    };
-    Ok(replayable(status, committed.outcome.payment(), committed.replayed))
+    let held = matches!(committed.outcome, PaymentOutcome::Held { .. });
+    Ok(intake_reply(held, committed.outcome.payment(), committed.replayed))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {

@@ -20,7 +20,7 @@ use crate::service::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamP
 
 const MAX_TEAM_MEMBERS: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberBody {
     name: String,
@@ -54,7 +54,7 @@ fn member_ids(ids: &[String]) -> Result<Vec<MemberId>, InputError> {
     Ok(out)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamBody {
     name: String,
@@ -68,7 +68,7 @@ impl TeamBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamPatchBody {
     name: Option<String>,
@@ -85,7 +85,7 @@ impl TeamPatchBody {
 }
 
 /// Both spellings: `assignToTeam`/`assign_to_team_id`, `isActive`/`is_active`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RuleBody {
     name: Option<String>,
@@ -121,7 +121,9 @@ impl RuleBody {
                 Some(c) => c,
                 None => Conditions::parse(&serde_json::json!({}))?,
             },
-            assign_to_team: patch.assign_to_team.ok_or(InputError::Missing { field: "assignToTeam" })?,
+            assign_to_team: patch.assign_to_team.ok_or_else(|| {
+                InputError::invalid("assignToTeam", "is required (assign_to_team_id in the Humancheck spelling)")
+            })?,
             is_active: patch.is_active.unwrap_or(true),
         })
     }

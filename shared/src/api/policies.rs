@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids};
@@ -14,39 +14,69 @@ use crate::domain::ids::{PolicyId, TeamId, WalletId};
 use crate::domain::input::{self, InputError, MAX_ID_LIST};
 use crate::domain::money::Amount;
 use crate::domain::permission::Permission;
-use crate::domain::policy::{OnTimeout, PolicyPatch};
+use crate::domain::policy::{ActionKind, Decision, OnTimeout, Outcome, PolicyPatch};
 use crate::error::AppResult;
-use crate::service::MAX_APPROVAL_TTL_SECONDS;
+use crate::service::{EvaluateRequest, MAX_APPROVAL_TTL_SECONDS};
 
 const MAX_REQUIRED_APPROVALS: u32 = 10;
 
 /// Every field optional: creation fills defaults (and needs `name`), PATCH changes only what is
 /// sent. A JSON `null` clears an optional limit.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyBody {
     name: Option<String>,
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     max_transaction_amount: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     daily_spending_limit: Option<Value>,
     approved_recipients: Option<Vec<String>>,
     blocked_recipients: Option<Vec<String>>,
     require_human_approval: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     auto_approve_below: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     require_review_above: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     auto_reject_above: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score_threshold: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1)]
     approval_ttl_seconds: Option<Value>,
     required_approvals: Option<u32>,
     escalation_chain: Option<Vec<String>>,
     on_timeout: Option<String>,
+    applies_to: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    max_payments_per_hour: Option<Value>,
+}
+
+const MAX_PAYMENTS_PER_HOUR: u64 = 1_000_000;
+
+/// `["payment"]`, `["refund"]` or both, each once.
+fn kinds(names: &[String]) -> Result<Vec<ActionKind>, InputError> {
+    let mut out = Vec::new();
+    for name in names {
+        let kind = ActionKind::parse(name)
+            .ok_or_else(|| InputError::invalid("appliesTo", format!("{name:?} is not one of payment, refund")))?;
+        if out.contains(&kind) {
+            return Err(InputError::invalid("appliesTo", "lists a kind twice"));
+        }
+        out.push(kind);
+    }
+    if out.is_empty() {
+        return Err(InputError::invalid("appliesTo", "must name payment, refund or both"));
+    }
+    Ok(out)
 }
 
 /// `Some(None)` for an explicit null (clear), `Some(Some(_))` for a limit.
@@ -91,7 +121,27 @@ impl PolicyBody {
                 format!("must be from 1 to {MAX_REQUIRED_APPROVALS}"),
             ));
         }
+        let max_payments_per_hour = self
+            .max_payments_per_hour
+            .as_ref()
+            .map(|v| match v {
+                Value::Null => Ok(None),
+                v => v
+                    .as_u64()
+                    .filter(|n| (1..=MAX_PAYMENTS_PER_HOUR).contains(n))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        InputError::invalid(
+                            "maxPaymentsPerHour",
+                            format!("must be a whole number from 1 to {MAX_PAYMENTS_PER_HOUR}"),
+                        )
+                    }),
+            })
+            .transpose()?;
         Ok(PolicyPatch {
+            applies_to: self.applies_to.as_deref().map(kinds).transpose()?,
+            max_payments_per_hour,
             name,
             enabled: self.enabled,
             max_transaction_amount: limit("maxTransactionAmount", self.max_transaction_amount.as_ref())?,
@@ -133,6 +183,56 @@ fn teams(ids: &[String]) -> Result<Vec<TeamId>, InputError> {
         out.push(team);
     }
     Ok(out)
+}
+
+/// `POST /v1/wallets/{id}/policies/evaluate` as sent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EvaluateBody {
+    kind: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
+    amount: Option<Value>,
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
+    risk_score: Option<Value>,
+    to: Option<String>,
+}
+
+impl EvaluateBody {
+    pub fn try_into_domain(self) -> Result<EvaluateRequest, InputError> {
+        let kind = match self.kind.as_deref() {
+            None => ActionKind::Payment,
+            Some(k) => ActionKind::parse(k).ok_or_else(|| InputError::invalid("kind", "must be payment or refund"))?,
+        };
+        let amount = self.amount.as_ref().ok_or(InputError::Missing { field: "amount" })?;
+        Ok(EvaluateRequest {
+            kind,
+            amount: Amount::parse_json(amount).map_err(|source| InputError::Amount { field: "amount", source })?,
+            risk_score: risk_score("riskScore", self.risk_score.as_ref())?,
+            to: self.to.as_deref().map(|t| wallet_field("to", t)).transpose()?,
+        })
+    }
+}
+
+/// RefundKit's words for an outcome.
+#[derive(Serialize)]
+struct Evaluation<'a> {
+    status: &'static str,
+    #[serde(flatten)]
+    decision: &'a Decision,
+}
+
+/// `POST /v1/wallets/{id}/policies/evaluate`: what would happen, written nowhere.
+pub async fn evaluate(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::WalletsRead)?;
+    let wallet = wallet_id(&ids)?;
+    let request = wire::parse::<EvaluateBody>(b)?.try_into_domain()?;
+    let decision = s.evaluate_policies(&c, &wallet, request).await?;
+    let status = match decision.outcome {
+        Outcome::Execute => "approved",
+        Outcome::Hold => "requires_review",
+        Outcome::Deny => "denied",
+    };
+    Ok(Json(Evaluation { status, decision: &decision }).into_response())
 }
 
 fn wallet_id(ids: &Ids) -> AppResult<WalletId> {

@@ -19,11 +19,12 @@ use crate::domain::wallet::{NewWallet, WalletPatch};
 use crate::error::AppResult;
 use crate::service::FundRequest;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WalletBody {
     name: String,
     agent_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     currency: Option<String>,
 }
@@ -43,11 +44,12 @@ impl WalletBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WalletPatchBody {
     name: Option<String>,
     agent_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -61,9 +63,10 @@ impl WalletPatchBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FundBody {
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: Value,
     idempotency_key: Option<String>,
 }

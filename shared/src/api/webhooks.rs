@@ -22,7 +22,7 @@ use crate::service::{NewWebhook, WebhookPatch};
 const MAX_URL_CHARS: usize = 2048;
 const MAX_DLQ_OFFSET: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookBody {
     url: String,
@@ -30,7 +30,7 @@ pub struct WebhookBody {
     enabled: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatchBody {
     url: Option<String>,

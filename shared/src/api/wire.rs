@@ -18,9 +18,25 @@ use crate::error::{AppError, AppResult};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-/// Deserialises a JSON body into a wire type, as a 400 on any mismatch.
+/// Deserialises a JSON body into a wire type, as a 400 naming the field on any mismatch.
 pub fn parse<T: DeserializeOwned>(body: Value) -> AppResult<T> {
-    serde_json::from_value(body).map_err(|e| AppError::MalformedBody(e.to_string()))
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        // The path names an unknown field already, never a missing one.
+        let field = match named_field(&message) {
+            Some(name) if path == "." => name.to_string(),
+            Some(name) if path != name && !path.ends_with(&format!(".{name}")) => format!("{path}.{name}"),
+            _ => path,
+        };
+        AppError::BodyField { field, message }
+    })
+}
+
+/// The field serde names in "unknown field `x`" and "missing field `x`".
+fn named_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split('`').next()
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)` so a PATCH can tell "clear" from "absent".
@@ -92,6 +108,13 @@ pub fn replayable<T: Serialize>(status: StatusCode, body: &T, replayed: bool) ->
     response
 }
 
+/// An intake's answer (payments, refunds): 201 when it executed, 202 when it is held for a
+/// human; marked when replayed under an idempotency key.
+pub fn intake_reply<T: Serialize>(held: bool, body: &T, replayed: bool) -> Response {
+    let status = if held { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+    replayable(status, body, replayed)
+}
+
 /// A whole list in the paging envelope (lists that are bounded and never paged).
 pub fn whole_list<T: Serialize>(data: Vec<T>) -> Json<Value> {
     Json(json!({"data": data, "hasMore": false, "nextCursor": null}))
@@ -99,4 +122,43 @@ pub fn whole_list<T: Serialize>(data: Vec<T>) -> Json<Value> {
 
 pub fn deleted(id: impl Serialize) -> Json<Value> {
     Json(json!({"id": id, "deleted": true}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        limit: u32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    fn field_of(body: Value) -> String {
+        match parse::<Outer>(body) {
+            Err(AppError::BodyField { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_that_does_not_fit_names_the_field() {
+        use serde_json::json;
+        assert_eq!(field_of(json!({"name": "a", "team": 1})), "team");
+        assert_eq!(field_of(json!({})), "name");
+        assert_eq!(field_of(json!({"name": 5})), "name");
+        assert_eq!(field_of(json!({"name": "a", "inner": {"limit": "x"}})), "inner.limit");
+        assert_eq!(field_of(json!({"name": "a", "inner": {"limit": 1, "extra": true}})), "inner.extra");
+        assert_eq!(field_of(json!({"name": "a", "inner": {}})), "inner.limit");
+    }
 }

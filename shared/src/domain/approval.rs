@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, TeamId, WalletId};
+use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, RefundId, TeamId, WalletId};
 use super::money::Money;
 use super::people::Person;
 use super::policy::OnTimeout;
@@ -62,6 +62,12 @@ pub struct Vote {
     pub person: Option<Person>,
     pub decision: VoteDecision,
     pub note: Option<String>,
+    /// What the reviewer approved instead, in words, when they modified it through `/reviews`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_action: Option<String>,
+    /// The reviewer's name when the vote came through `/reviews` (looked up from the key's person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_name: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -72,6 +78,9 @@ pub struct Approval {
     pub org_id: OrgId,
     pub wallet_id: WalletId,
     pub payment_id: PaymentId,
+    /// Set when the approval decides a refund of `payment_id` (not the payment itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<RefundId>,
     pub policy_id: Option<PolicyId>,
     pub transaction_details: TransactionDetails,
     pub status: ApprovalStatus,
@@ -256,6 +265,7 @@ mod tests {
             org_id: OrgId::generate(),
             wallet_id: WalletId::generate(),
             payment_id: PaymentId::generate(),
+            refund_id: None,
             policy_id: None,
             transaction_details: TransactionDetails {
                 amount: Money::parse("5000.00", crate::domain::money::Currency::USD).unwrap(),
@@ -283,7 +293,15 @@ mod tests {
     }
 
     fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {
-        Vote { key_id: key.clone(), person: None, decision, note: None, at: Utc::now() }
+        Vote {
+            key_id: key.clone(),
+            person: None,
+            decision,
+            note: None,
+            modified_action: None,
+            reviewer_name: None,
+            at: Utc::now(),
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::approval::Approval;
 use super::ids::{EventId, OrgId, WalletId};
 use super::payment::Payment;
+use super::refund::Refund;
 use super::review::Review;
 
 pub mod kinds {
@@ -17,8 +18,14 @@ pub mod kinds {
     pub const APPROVAL_ESCALATED: &str = "approval.escalated";
     pub const PAYMENT_COMPLETED: &str = "payment.completed";
     pub const PAYMENT_FAILED: &str = "payment.failed";
+    pub const REFUND_PENDING: &str = "refund.pending";
+    pub const REFUND_APPROVED: &str = "refund.approved";
+    pub const REFUND_REJECTED: &str = "refund.rejected";
+    pub const REFUND_EXPIRED: &str = "refund.expired";
+    pub const REFUND_FAILED: &str = "refund.failed";
     pub const REVIEW_CREATED: &str = "review.created";
     pub const REVIEW_DECIDED: &str = "review.decided";
+    pub const REVIEW_ESCALATED: &str = "review.escalated";
     pub const REVIEW_EXPIRED: &str = "review.expired";
 }
 
@@ -104,6 +111,11 @@ impl Event {
 
     /// A review and its decision (`reviewId`); about no wallet, so wallet-bound subscriptions
     /// do not hear it.
+    pub fn for_refund(refund: &Refund, kind: &str, at: DateTime<Utc>) -> Self {
+        let data = with_id(refund, "refundId", refund.id.as_str());
+        Event { wallet_ids: vec![refund.from.clone(), refund.to.clone()], ..Event::new(&refund.org_id, kind, data, at) }
+    }
+
     pub fn for_review(review: &Review, kind: &str, at: DateTime<Utc>) -> Self {
         Event::new(&review.org_id, kind, with_id(review, "reviewId", review.id.as_str()), at)
     }

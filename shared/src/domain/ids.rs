@@ -69,21 +69,34 @@ prefixed_id!(RoutingRuleId, "rule_");
 prefixed_id!(MemberId, "mem_");
 prefixed_id!(ReviewId, "rev_");
 prefixed_id!(ReviewDecisionId, "dec_");
+prefixed_id!(RefundId, "rfd_");
+
+/// A ULID that the same inputs always give: the time of `parent` (an id with `prefix`), the
+/// randomness of a hash of `seed`. Lets a retried step find what it created before.
+fn derived_ulid(parent: &str, prefix: &str, seed: &str) -> Ulid {
+    use sha2::{Digest, Sha256};
+    let time = parent.strip_prefix(prefix).and_then(|u| Ulid::from_string(u).ok()).map_or(0, |u| u.timestamp_ms());
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut random = [0u8; 16];
+    random.copy_from_slice(&digest[..16]);
+    Ulid::from_parts(time, u128::from_be_bytes(random) >> 48)
+}
 
 impl DeliveryId {
     /// The one delivery of `event` to `webhook`: the same inputs give the same id, so fan-out
     /// that runs twice (at-least-once queues) creates one delivery. Sorts by the event's time.
     pub fn for_event(event: &EventId, webhook: &WebhookId) -> Self {
-        use sha2::{Digest, Sha256};
-        let time = event
-            .as_str()
-            .strip_prefix(EventId::PREFIX)
-            .and_then(|u| Ulid::from_string(u).ok())
-            .map_or(0, |u| u.timestamp_ms());
-        let digest = Sha256::digest(format!("{event}:{webhook}").as_bytes());
-        let mut random = [0u8; 16];
-        random.copy_from_slice(&digest[..16]);
-        DeliveryId(format!("{}{}", Self::PREFIX, Ulid::from_parts(time, u128::from_be_bytes(random) >> 48)))
+        let ulid = derived_ulid(event.as_str(), EventId::PREFIX, &format!("{event}:{webhook}"));
+        DeliveryId(format!("{}{}", Self::PREFIX, ulid))
+    }
+}
+
+impl ReviewDecisionId {
+    /// The decision `key` made on the held payment of `approval`, seen through `/reviews`: the
+    /// same vote always has the same id. Sorts by the approval's time.
+    pub fn for_vote(approval: &ApprovalId, key: &ApiKeyId) -> Self {
+        let ulid = derived_ulid(approval.as_str(), ApprovalId::PREFIX, &format!("{approval}:{key}"));
+        ReviewDecisionId(format!("{}{}", Self::PREFIX, ulid))
     }
 }
 

@@ -30,6 +30,15 @@ impl InputError {
         InputError::Invalid { field, message: message.into() }
     }
 
+    /// The same error about `field` (a service check reported under the name a route uses).
+    pub fn for_field(self, field: &'static str) -> Self {
+        match self {
+            InputError::Missing { .. } => InputError::Missing { field },
+            InputError::Invalid { message, .. } => InputError::Invalid { field, message },
+            InputError::Amount { source, .. } => InputError::Amount { field, source },
+        }
+    }
+
     pub fn field(&self) -> &'static str {
         match self {
             InputError::Missing { field } | InputError::Invalid { field, .. } | InputError::Amount { field, .. } => {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::ids::{PaymentId, TransactionId, WalletId};
+use super::ids::{PaymentId, RefundId, TransactionId, WalletId};
 use super::money::{decimal_string, Currency, Money};
 use super::wallet::{BalanceError, Wallet};
 
@@ -33,6 +33,8 @@ pub struct LedgerEntry {
     /// The other wallet of a transfer, or `external` for funding.
     pub counterparty: String,
     pub payment_id: Option<PaymentId>,
+    /// Set on the lines of a refund (`payment_id` is then the refunded payment).
+    pub refund_id: Option<RefundId>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -67,6 +69,7 @@ pub fn transfer(
         balance_after: wallet.balance(),
         counterparty: counterparty.to_string(),
         payment_id: Some(payment.clone()),
+        refund_id: None,
         created_at: now,
     };
     let debit = line(from, EntryKind::Debit, &to.id);
@@ -86,8 +89,25 @@ pub fn fund(wallet: &mut Wallet, amount: Money, now: DateTime<Utc>) -> Result<Le
         balance_after: wallet.balance(),
         counterparty: "external".into(),
         payment_id: None,
+        refund_id: None,
         created_at: now,
     })
+}
+
+/// Moves a refund of `payment` back from its payee (`from`) to its payer (`to`): a transfer
+/// whose lines name the refund.
+pub fn refund(
+    from: &mut Wallet,
+    to: &mut Wallet,
+    amount: Money,
+    payment: &PaymentId,
+    refund: &RefundId,
+    now: DateTime<Utc>,
+) -> Result<Transfer, BalanceError> {
+    let mut moved = transfer(from, to, amount, payment, now)?;
+    moved.debit.refund_id = Some(refund.clone());
+    moved.credit.refund_id = Some(refund.clone());
+    Ok(moved)
 }
 
 fn new_entry_id() -> String {
@@ -109,6 +129,8 @@ struct EntryShape {
     balance_after: Decimal,
     counterparty: String,
     payment_id: Option<PaymentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refund_id: Option<RefundId>,
     created_at: DateTime<Utc>,
 }
 
@@ -124,6 +146,7 @@ impl From<LedgerEntry> for EntryShape {
             balance_after: e.balance_after.amount(),
             counterparty: e.counterparty,
             payment_id: e.payment_id,
+            refund_id: e.refund_id,
             created_at: e.created_at,
         }
     }
@@ -140,6 +163,7 @@ impl From<EntryShape> for LedgerEntry {
             balance_after: Money::from_decimal(s.balance_after, s.currency),
             counterparty: s.counterparty,
             payment_id: s.payment_id,
+            refund_id: s.refund_id,
             created_at: s.created_at,
         }
     }

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::approval::{Approval, ApprovalStatus, TransactionDetails};
 use super::idempotency::IdempotencyKey;
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, TransactionId, WalletId};
-use super::money::{Amount, Currency, Money};
+use super::money::{opt_decimal_string, Amount, Currency, Money};
 use super::people::Person;
 use super::policy::Decision;
 use super::score::Score;
+use rust_decimal::Decimal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -121,6 +122,12 @@ pub struct Payment {
     /// The amount first asked for, when a reviewer approved a lower one (`amount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_amount: Option<Money>,
+    /// Refunded so far, and held for a refund decision (together at most `amount`), in the
+    /// payment's currency.
+    #[serde(default, with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    pub refunded_amount: Option<Decimal>,
+    #[serde(default, with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    pub refund_pending_amount: Option<Decimal>,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -187,6 +194,8 @@ impl Payment {
             created_by,
             submitted_by: None,
             original_amount: None,
+            refunded_amount: None,
+            refund_pending_amount: None,
             transaction_id: None,
             failure_reason: None,
             created_at: now,
@@ -251,6 +260,7 @@ impl Payment {
             org_id: self.org_id.clone(),
             wallet_id: self.from.clone(),
             payment_id: self.id.clone(),
+            refund_id: None,
             policy_id: self.decision.policy_id.clone(),
             transaction_details: TransactionDetails {
                 amount: self.amount,

@@ -33,6 +33,9 @@ pub enum Permission {
     /// Ask for reviews (`POST /reviews`).
     #[serde(rename = "reviews:write")]
     ReviewsWrite,
+    /// Ask for refunds (`POST /v1/refunds`).
+    #[serde(rename = "refunds:write")]
+    RefundsWrite,
     #[serde(rename = "admin")]
     Admin,
 }
@@ -53,6 +56,7 @@ impl Permission {
             Permission::AuditRead => "audit:read",
             Permission::MembersWrite => "members:write",
             Permission::ReviewsWrite => "reviews:write",
+            Permission::RefundsWrite => "refunds:write",
             Permission::Admin => "admin",
         }
     }

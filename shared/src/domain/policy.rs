@@ -7,6 +7,11 @@
 //!   `dailySpendingLimit`.
 //! - hold whatever else says: amount above `requireReviewAbove`; `riskScore` at or above
 //!   `riskScoreThreshold`.
+//! - velocity: `maxPaymentsPerHour` or more already made from the wallet in the trailing hour:
+//!   hold with `requireHumanApproval`, else deny.
+//!
+//! A policy applies to payments, refunds or both (`appliesTo`); refund rules sit on the payee's
+//! wallet (the one money leaves when refunding).
 //! - hold: with `requireHumanApproval`, amount above `maxTransactionAmount` (every payment when no
 //!   maximum is set, except those below `autoApproveBelow`), recipient outside
 //!   `approvedRecipients`, day total above `dailySpendingLimit`; amount at or above `autoApproveBelow`.
@@ -49,8 +54,32 @@ pub struct Policy {
     pub escalation_chain: Vec<TeamId>,
     #[serde(default)]
     pub on_timeout: OnTimeout,
+    /// What the policy governs: payments (the default), refunds, or both.
+    #[serde(default = "payments_only")]
+    pub applies_to: Vec<ActionKind>,
+    /// Velocity: at most this many payments from the wallet in the trailing hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payments_per_hour: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What moves money out of a wallet: a payment from it, or a refund of a payment to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Payment,
+    Refund,
+}
+
+impl ActionKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+}
+
+fn payments_only() -> Vec<ActionKind> {
+    vec![ActionKind::Payment]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -101,14 +130,33 @@ impl OnTimeout {
     }
 }
 
-/// The facts about one payment that policies look at.
+/// The facts about one payment (or refund) that policies look at.
 #[derive(Debug, Clone)]
 pub struct PaymentFacts<'a> {
+    pub kind: ActionKind,
     pub amount: Money,
-    pub recipient: &'a WalletId,
+    /// Who receives the money (for a refund: the original payer); unknown when only evaluating,
+    /// and then the recipient rules do not apply.
+    pub recipient: Option<&'a WalletId>,
     pub risk_score: Option<Score>,
     /// Already spent from the wallet today (UTC), before this payment.
     pub spent_today: Money,
+    /// Payments made from the wallet in the trailing hour, before this one (velocity).
+    pub payments_last_hour: u32,
+}
+
+impl<'a> PaymentFacts<'a> {
+    /// A payment's facts with no history (no spend today, no recent payments).
+    pub fn new(kind: ActionKind, amount: Money, recipient: &'a WalletId, risk_score: Option<Score>) -> Self {
+        PaymentFacts {
+            kind,
+            amount,
+            recipient: Some(recipient),
+            risk_score,
+            spent_today: Money::zero(amount.currency()),
+            payments_last_hour: 0,
+        }
+    }
 }
 
 impl Policy {
@@ -133,9 +181,16 @@ impl Policy {
             required_approvals: 1,
             escalation_chain: vec![],
             on_timeout: OnTimeout::Expire,
+            applies_to: payments_only(),
+            max_payments_per_hour: None,
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// Whether it governs `kind`.
+    pub fn applies_to(&self, kind: ActionKind) -> bool {
+        self.applies_to.contains(&kind)
     }
 }
 
@@ -158,6 +213,8 @@ pub struct PolicyPatch {
     pub required_approvals: Option<u32>,
     pub escalation_chain: Option<Vec<TeamId>>,
     pub on_timeout: Option<OnTimeout>,
+    pub applies_to: Option<Vec<ActionKind>>,
+    pub max_payments_per_hour: Option<Option<u32>>,
 }
 
 impl Policy {
@@ -208,6 +265,12 @@ impl Policy {
         if let Some(on_timeout) = patch.on_timeout {
             self.on_timeout = on_timeout;
         }
+        if let Some(kinds) = &patch.applies_to {
+            self.applies_to = kinds.clone();
+        }
+        if let Some(max) = patch.max_payments_per_hour {
+            self.max_payments_per_hour = max;
+        }
         self.updated_at = now;
         Ok(())
     }
@@ -228,8 +291,8 @@ impl Policy {
         let amount = p.amount.amount();
         let cur = p.amount.currency().code();
 
-        if self.blocked_recipients.contains(p.recipient) {
-            push(Outcome::Deny, "blockedRecipients", format!("recipient {} is blocked", p.recipient));
+        if let Some(to) = p.recipient.filter(|to| self.blocked_recipients.contains(to)) {
+            push(Outcome::Deny, "blockedRecipients", format!("recipient {to} is blocked"));
         }
         if let Some(limit) = self.auto_reject_above.filter(|l| amount > *l) {
             push(Outcome::Deny, "autoRejectAbove", format!("amount {amount} {cur} is above autoRejectAbove {limit}"));
@@ -246,7 +309,7 @@ impl Policy {
                 push(
                     Outcome::Hold,
                     "riskScoreThreshold",
-                    format!("risk score {score} is at or above threshold {threshold}"),
+                    format!("Risk score exceeds threshold: {score} is at or above {threshold}"),
                 );
             }
         }
@@ -263,8 +326,10 @@ impl Policy {
             }
             _ => {}
         }
-        if !self.approved_recipients.is_empty() && !self.approved_recipients.contains(p.recipient) {
-            push(soft, "approvedRecipients", format!("recipient {} is not an approved recipient", p.recipient));
+        if let Some(to) =
+            p.recipient.filter(|to| !self.approved_recipients.is_empty() && !self.approved_recipients.contains(to))
+        {
+            push(soft, "approvedRecipients", format!("recipient {to} is not an approved recipient"));
         }
         if let Some(limit) = self.daily_spending_limit {
             let total = p.spent_today.amount() + amount;
@@ -275,6 +340,16 @@ impl Policy {
                     format!("today's total {total} {cur} would exceed dailySpendingLimit {limit}"),
                 );
             }
+        }
+        if let Some(max) = self.max_payments_per_hour.filter(|m| p.payments_last_hour >= *m) {
+            push(
+                soft,
+                "maxPaymentsPerHour",
+                format!(
+                    "{} payments from this wallet in the last hour; maxPaymentsPerHour is {max}",
+                    p.payments_last_hour
+                ),
+            );
         }
         if let Some(below) = self.auto_approve_below.filter(|b| amount >= *b) {
             push(
@@ -287,8 +362,8 @@ impl Policy {
     }
 }
 
-/// Evaluates every enabled policy; the strictest outcome wins, and the first rule that produced it
-/// is reported.
+/// Evaluates every enabled policy that applies to the facts' kind; the strictest outcome wins,
+/// and the first rule that produced it is reported.
 pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
     let mut decision = Decision {
         outcome: Outcome::Execute,
@@ -301,7 +376,7 @@ pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
         on_timeout: OnTimeout::Expire,
     };
     let mut holding_policies = Vec::new();
-    for policy in policies.iter().filter(|p| p.enabled) {
+    for policy in policies.iter().filter(|p| p.enabled && p.applies_to(facts.kind)) {
         let findings = policy.findings(facts);
         let Some(worst) = findings.iter().max_by_key(|f| f.outcome) else {
             if decision.outcome == Outcome::Execute && decision.policy_id.is_none() {
@@ -354,12 +429,7 @@ mod tests {
     fn decide(policies: &[Policy], amount: &str, risk: Option<i64>, to: &WalletId) -> Decision {
         evaluate(
             policies,
-            &PaymentFacts {
-                amount: usd(amount),
-                recipient: to,
-                risk_score: risk.map(|r| Score::new(Decimal::from(r))),
-                spent_today: usd("0"),
-            },
+            &PaymentFacts::new(ActionKind::Payment, usd(amount), to, risk.map(|r| Score::new(Decimal::from(r)))),
         )
     }
 
@@ -422,6 +492,54 @@ mod tests {
     }
 
     #[test]
+    fn refundkit_examples_as_refund_rules() {
+        let to = WalletId::generate();
+        let p = Policy {
+            applies_to: vec![ActionKind::Refund],
+            auto_approve_below: Some(d("50")),
+            require_review_above: Some(d("200")),
+            risk_score_threshold: Some(Score::new(Decimal::from(70))),
+            ..policy()
+        };
+        let refund = |amount: &str, risk: i64| {
+            let facts = PaymentFacts::new(ActionKind::Refund, usd(amount), &to, Some(Score::new(Decimal::from(risk))));
+            evaluate(std::slice::from_ref(&p), &facts)
+        };
+        assert_eq!(refund("30.00", 30).outcome, Outcome::Execute);
+        // The middle band (at or above autoApproveBelow, not above requireReviewAbove) is reviewed.
+        assert_eq!(
+            (refund("150.00", 30).outcome, refund("150.00", 30).rule.as_str()),
+            (Outcome::Hold, "autoApproveBelow")
+        );
+        assert_eq!(refund("250.00", 30).rule, "requireReviewAbove");
+        let risky = refund("30.00", 80);
+        assert_eq!((risky.outcome, risky.rule.as_str()), (Outcome::Hold, "riskScoreThreshold"));
+        assert!(risky.reason.starts_with("Risk score exceeds threshold"), "{}", risky.reason);
+        // A refund rule never decides a payment, nor a payment rule a refund.
+        let facts = PaymentFacts::new(ActionKind::Payment, usd("250.00"), &to, None);
+        assert_eq!(evaluate(std::slice::from_ref(&p), &facts).outcome, Outcome::Execute);
+        let payments = Policy { require_human_approval: true, ..policy() };
+        let facts = PaymentFacts::new(ActionKind::Refund, usd("250.00"), &to, None);
+        assert_eq!(evaluate(&[payments], &facts).outcome, Outcome::Execute);
+    }
+
+    #[test]
+    fn velocity_holds_or_denies_a_runaway_loop() {
+        let to = WalletId::generate();
+        let deny = Policy { max_payments_per_hour: Some(3), ..policy() };
+        let facts = |n| PaymentFacts {
+            payments_last_hour: n,
+            ..PaymentFacts::new(ActionKind::Payment, usd("1.00"), &to, None)
+        };
+        assert_eq!(evaluate(std::slice::from_ref(&deny), &facts(2)).outcome, Outcome::Execute);
+        let out = evaluate(std::slice::from_ref(&deny), &facts(3));
+        assert_eq!((out.outcome, out.rule.as_str()), (Outcome::Deny, "maxPaymentsPerHour"));
+        let hold = Policy { require_human_approval: true, max_transaction_amount: Some(d("1000")), ..deny };
+        assert_eq!(evaluate(std::slice::from_ref(&hold), &facts(2)).outcome, Outcome::Execute);
+        assert_eq!(evaluate(&[hold], &facts(3)).outcome, Outcome::Hold);
+    }
+
+    #[test]
     fn disabled_policies_are_ignored() {
         let to = WalletId::generate();
         let p = Policy { enabled: false, require_human_approval: true, ..policy() };
@@ -432,7 +550,8 @@ mod tests {
     fn daily_limit_counts_what_was_already_spent() {
         let to = WalletId::generate();
         let p = Policy { daily_spending_limit: Some(d("100")), require_human_approval: false, ..policy() };
-        let facts = PaymentFacts { amount: usd("30"), recipient: &to, risk_score: None, spent_today: usd("80") };
+        let facts =
+            PaymentFacts { spent_today: usd("80"), ..PaymentFacts::new(ActionKind::Payment, usd("30"), &to, None) };
         assert_eq!(evaluate(&[p], &facts).outcome, Outcome::Deny);
     }
 

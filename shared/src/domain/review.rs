@@ -115,6 +115,11 @@ pub enum ReviewError {
     SelfApproval,
 }
 
+/// A review's window in seconds: at most 30 days.
+fn window(ttl_seconds: u64) -> i64 {
+    i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 1000).min(30 * 24 * 3600)
+}
+
 impl Review {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -126,7 +131,7 @@ impl Review {
         ttl_seconds: u64,
         now: DateTime<Utc>,
     ) -> Self {
-        let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 1000).min(30 * 24 * 3600);
+        let ttl = window(ttl_seconds);
         Review {
             id: ReviewId::generate(),
             org_id,
@@ -172,6 +177,21 @@ impl Review {
         };
         self.updated_at = now;
         self.decision = Some(decision);
+        Ok(())
+    }
+
+    /// Hands an open review to `team` with a fresh window of `ttl_seconds`.
+    pub fn escalate(&mut self, team: TeamId, ttl_seconds: u64, now: DateTime<Utc>) -> Result<(), ReviewError> {
+        if !self.is_open() {
+            return Err(ReviewError::NotPending(self.status));
+        }
+        if now >= self.expires_at {
+            return Err(ReviewError::Expired);
+        }
+        self.status = ReviewStatus::Escalated;
+        self.assigned_team = Some(team);
+        self.expires_at = now + chrono::Duration::seconds(window(ttl_seconds));
+        self.updated_at = now;
         Ok(())
     }
 
@@ -238,6 +258,19 @@ mod tests {
         assert_eq!(r.decide(decision(&r, &me, DecisionType::Approve), Utc::now()), Err(ReviewError::SelfApproval));
         assert_eq!(r.decide(decision(&r, &me, DecisionType::Modify), Utc::now()), Err(ReviewError::SelfApproval));
         assert_eq!(r.decide(decision(&r, &me, DecisionType::Reject), Utc::now()), Ok(()));
+    }
+
+    #[test]
+    fn escalation_moves_an_open_review_to_another_team_with_a_fresh_window() {
+        let mut r = review();
+        let now = Utc::now();
+        let team = TeamId::generate();
+        assert_eq!(r.escalate(team.clone(), 600, now), Ok(()));
+        assert_eq!((r.status, r.assigned_team.as_ref()), (ReviewStatus::Escalated, Some(&team)));
+        assert_eq!(r.expires_at, now + Duration::seconds(600));
+        let k = ApiKeyId::generate();
+        assert_eq!(r.decide(decision(&r, &k, DecisionType::Approve), now), Ok(()));
+        assert_eq!(r.escalate(team, 600, now), Err(ReviewError::NotPending(ReviewStatus::Approved)));
     }
 
     #[test]

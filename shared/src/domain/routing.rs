@@ -743,6 +743,27 @@ impl<'a> Subject<'a> {
     }
 }
 
+impl<'a> Subject<'a> {
+    /// A refund held by policy: task type `refund`, its amount and currency, the payee's wallet
+    /// (the one it leaves), its risk score, and the refunded payment's urgency and metadata.
+    pub fn for_refund(refund: &'a crate::domain::refund::Refund, payment: &'a Payment) -> Self {
+        Subject {
+            org_id: &refund.org_id,
+            task_type: REFUND_TASK_TYPE,
+            amount: Some(refund.amount.amount()),
+            currency: Some(refund.amount.currency().code()),
+            urgency: payment.urgency.map(urgency_name),
+            confidence_score: None,
+            risk_score: refund.risk_score,
+            wallet_id: Some(&refund.from),
+            metadata: &payment.metadata,
+        }
+    }
+}
+
+/// The task type a held refund shows as (routing, `/reviews`).
+pub const REFUND_TASK_TYPE: &str = "refund";
+
 pub fn urgency_name(urgency: Urgency) -> &'static str {
     match urgency {
         Urgency::Low => "low",

@@ -13,7 +13,7 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 11] = [
+pub const EVENT_TYPES: [&str; 17] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
@@ -22,8 +22,14 @@ pub const EVENT_TYPES: [&str; 11] = [
     kinds::APPROVAL_ESCALATED,
     kinds::PAYMENT_COMPLETED,
     kinds::PAYMENT_FAILED,
+    kinds::REFUND_PENDING,
+    kinds::REFUND_APPROVED,
+    kinds::REFUND_REJECTED,
+    kinds::REFUND_EXPIRED,
+    kinds::REFUND_FAILED,
     kinds::REVIEW_CREATED,
     kinds::REVIEW_DECIDED,
+    kinds::REVIEW_ESCALATED,
     kinds::REVIEW_EXPIRED,
 ];
 

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::paging::{Page, PageRequest};
 use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
-use super::records::{approval_key, payment_key, team_key, wallet_key, Stored};
+use super::records::{approval_key, payment_key, team_key, wallet_key};
+use super::refunds::{plan_refund_escalation, plan_refund_vote};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
@@ -19,7 +20,8 @@ use crate::domain::org::ApiKey;
 use crate::domain::payment::{Payment, PaymentError};
 use crate::domain::people::Team;
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, Outcome, PaymentFacts};
+use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts};
+use crate::domain::refund::Refund;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 
@@ -41,6 +43,16 @@ pub struct DecideRequest {
     pub note: Option<String>,
     /// Approve this lower amount instead (modify); only with `Approve`.
     pub modify_to: Option<Amount>,
+    /// Through `/reviews`: the modified action in words, and the reviewer's name.
+    pub modified_action: Option<String>,
+    pub reviewer_name: Option<String>,
+}
+
+impl DecideRequest {
+    /// A plain approve or reject with an optional note.
+    pub fn new(decision: VoteDecision, note: Option<String>) -> Self {
+        DecideRequest { decision, note, modify_to: None, modified_action: None, reviewer_name: None }
+    }
 }
 
 /// What a vote left behind: the approval, with the payment as it now stands.
@@ -48,6 +60,9 @@ pub struct DecideRequest {
 pub struct Decided {
     pub approval: Approval,
     pub payment: Payment,
+    /// The refund the approval decided, when it decided one (`payment` is then the refunded one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Refund>,
 }
 
 /// A request to hand an approval to another team.
@@ -83,6 +98,7 @@ impl Countersign {
             let to = approval.value.next_tier(request.to_team.as_ref()).ok_or(AppError::NoEscalationTarget)?;
             approval.value.escalate(to.clone(), now)?;
             tx.update(&approval)?;
+            plan_refund_escalation(self, &mut tx, &approval.value).await?;
             tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
             let details = json!({"fromTeam": from, "toTeam": to, "note": request.note});
             tx.audit("approval.escalated", "approval", id.as_str(), details)?;
@@ -160,18 +176,34 @@ impl Countersign {
         self.commit(|| async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
             ensure_wallet(caller, &approval.value.wallet_id)?;
-            self.ensure_assigned(caller, &approval.value).await?;
-            let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), org).await?;
+            // What a decision may need, read together in one round trip: the team check, the
+            // payment, and (for a payment's approval) both wallets and the payer's policies.
+            let a = &approval.value;
+            let executes = request.decision == VoteDecision::Approve && a.refund_id.is_none();
+            let payment_at = payment_key(&a.payment_id);
+            let (_, mut payment, wallets) = tokio::try_join!(
+                self.ensure_assigned(caller, a),
+                self.read_owned::<Payment>(&payment_at, org),
+                async {
+                    if !executes {
+                        return Ok(None);
+                    }
+                    let (from_key, to_key) = (wallet_key(&a.wallet_id), wallet_key(&a.transaction_details.recipient));
+                    let (from, to, policies) = tokio::try_join!(
+                        self.read_owned::<Wallet>(&from_key, org),
+                        self.read_owned::<Wallet>(&to_key, org),
+                        self.wallet_policies(&a.wallet_id),
+                    )?;
+                    Ok::<_, AppError>(Some((from, to, policies)))
+                },
+            )?;
             let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
             let now = tx.now();
-            let vote = Vote {
-                key_id: caller.id.clone(),
-                person: Some(caller.person()),
-                decision: request.decision,
-                note: request.note.clone(),
-                at: now,
-            };
             let modified = request.decision == VoteDecision::Approve && request.modify_to.is_some();
+            if modified && approval.value.refund_id.is_some() {
+                return Err(AppError::RefundNotModifiable);
+            }
+            let mut modified_action = None;
             if let (VoteDecision::Approve, Some(asked)) = (request.decision, request.modify_to) {
                 let amount = asked.in_currency(payment.value.amount.currency())?;
                 let before = payment.value.modify(&mut approval.value, amount).map_err(|e| match e {
@@ -181,9 +213,29 @@ impl Countersign {
                 tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_MODIFIED, now))?;
                 let details = json!({"from": before.to_wire(), "to": amount.to_wire(), "note": request.note});
                 tx.audit("approval.modified", "approval", approval.value.id.as_str(), details)?;
+                let said = request.modified_action.clone();
+                modified_action = Some(said.unwrap_or_else(|| {
+                    let code = amount.currency().code();
+                    format!("Pay {} {code} instead of {} {code}", amount.to_wire(), before.to_wire())
+                }));
             }
+            let vote = Vote {
+                key_id: caller.id.clone(),
+                person: Some(caller.person()),
+                decision: request.decision,
+                note: request.note.clone(),
+                modified_action,
+                reviewer_name: request.reviewer_name.clone(),
+                at: now,
+            };
             let resolution = approval.value.cast(vote, now)?;
             tx.update(&approval)?;
+            if approval.value.refund_id.is_some() {
+                // A refund's approval: the refund executes or is released; the payment stays.
+                let refund =
+                    plan_refund_vote(self, &mut tx, &approval.value, &mut payment, resolution, &request.note).await?;
+                return Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund }));
+            }
             let (approval_id, payment_id) = (approval.value.id.as_str(), payment.value.id.clone());
             match resolution {
                 Resolution::AwaitingMoreApprovals => {
@@ -207,16 +259,20 @@ impl Countersign {
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_APPROVED, now))?;
                     let details = json!({"note": request.note, "paymentId": payment_id});
                     tx.audit("approval.approved", "approval", approval_id, details)?;
-                    let from: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.from), org).await?;
-                    let to: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.to), org).await?;
-                    // Deny rules added while the approval was pending still apply: a recipient
-                    // blocked meanwhile is not paid. (Holds do not: a human has approved.)
-                    let policies = self.wallet_policies(&from.value.id).await?;
+                    let Some((from, to, policies)) = wallets else {
+                        return Err(AppError::Stale);
+                    };
+                    if (&from.value.id, &to.value.id) != (&payment.value.from, &payment.value.to) {
+                        return Err(AppError::PayloadMismatch);
+                    }
                     let facts = PaymentFacts {
-                        amount: payment.value.amount,
-                        recipient: &payment.value.to,
-                        risk_score: payment.value.risk_score,
                         spent_today: from.value.spent_today(now),
+                        ..PaymentFacts::new(
+                            ActionKind::Payment,
+                            payment.value.amount,
+                            &payment.value.to,
+                            payment.value.risk_score,
+                        )
                     };
                     let recheck = evaluate(&policies, &facts);
                     payment.value = if recheck.outcome == Outcome::Deny {
@@ -228,7 +284,7 @@ impl Countersign {
                     tx.update(&payment)?;
                 }
             }
-            Ok(tx.done(Decided { approval: approval.value, payment: payment.value }))
+            Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund: None }))
         })
         .await
     }

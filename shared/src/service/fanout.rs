@@ -78,7 +78,7 @@ impl Countersign {
             id: DeliveryId::for_event(&event.id, &webhook.id),
             org_id: event.org_id.clone(),
             webhook_id: webhook.id.clone(),
-            event: envelope(event),
+            event: self.webhook_body(event),
             event_id: event.id.to_string(),
             event_type: event.kind.clone(),
             status: DeliveryStatus::Pending,

@@ -11,8 +11,10 @@ mod commit;
 mod events;
 mod fanout;
 mod health;
+mod inbox;
 mod keys;
 mod lanes;
+mod links;
 mod paging;
 mod payments;
 mod pending;
@@ -20,7 +22,9 @@ mod people;
 mod plan;
 mod policies;
 pub mod records;
+mod refunds;
 mod reviews;
+mod sessions;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -41,13 +45,17 @@ pub use audit::AuditFilter;
 pub use auth::Caller;
 pub use commit::Committed;
 pub use events::DEFAULT_REPUBLISH_AFTER;
+pub use inbox::{ApprovalDetail, ApprovalItem, Inbox, InboxFilter, InboxItem, InboxStatus, ReviewDetail, INBOX_LIMIT};
 pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
+pub use links::REVIEW_LINK_PATH;
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
-pub use policies::MAX_POLICIES_PER_WALLET;
+pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 use records::{decode, Record, Stored};
-pub use reviews::{ReviewDecide, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use refunds::{RefundFilter, RefundOutcome};
+pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
@@ -71,6 +79,12 @@ pub struct Settings {
     /// `COUNTERSIGN_REVIEW_WAIT_SECONDS`: how long `POST /reviews` with `blocking: true` waits
     /// for a decision (default 25, at most `MAX_REVIEW_WAIT_SECONDS`, below API Gateway's 29 s).
     pub review_wait: std::time::Duration,
+    /// `COUNTERSIGN_SESSION_SECRET`: signs the dashboard's sessions, CSRF tokens and review links.
+    /// Unset: the dashboard answers 503 and webhooks carry no `reviewUrl`.
+    pub session_secret: Option<Arc<crate::domain::secret::ServerSecret>>,
+    /// `COUNTERSIGN_PUBLIC_URL`: where reviewers reach the dashboard (`https://host[/prefix]`,
+    /// no trailing slash), the base of `reviewUrl` links.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -82,6 +96,8 @@ impl Default for Settings {
             retry: Default::default(),
             republish_after: DEFAULT_REPUBLISH_AFTER,
             review_wait: std::time::Duration::from_secs(25),
+            session_secret: None,
+            public_url: None,
         }
     }
 }
@@ -181,6 +197,7 @@ owned!(
     crate::domain::people::Team,
     crate::domain::routing::RoutingRule,
     crate::domain::review::Review,
+    crate::domain::refund::Refund,
     ApiKey
 );
 

@@ -6,19 +6,22 @@ use serde_json::json;
 use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
 use super::plan::{stale, Plan, Tx};
-use super::records::{by_org_partition, by_status_partition, by_wallet_partition, payment_key, wallet_key, Stored};
-use super::{ensure_wallet, require, Caller, Countersign};
+use super::records::{
+    by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
+};
+use super::{ensure_wallet, require, Caller, Countersign, Owned};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::ledger;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, Decision, Outcome, PaymentFacts};
+use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::routing::{route, Subject};
+use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
-use crate::ports::{Index, Query};
+use crate::ports::{Index, Key, Query};
 
 /// Which payments a listing shows.
 #[derive(Debug, Default)]
@@ -47,8 +50,13 @@ impl Countersign {
             request.idempotency.as_ref().map(|key| IdempotencyScope { org: &org, operation: "payments".into(), key });
         let committed = self
             .commit_idempotent(scope, || async {
-                let from: Stored<Wallet> = self.read_owned(&wallet_key(&request.from), &org).await?;
-                let to: Stored<Wallet> = self.read_owned(&wallet_key(&request.to), &org).await?;
+                // Independent reads go out together: one round trip, not three.
+                let (from_key, to_key) = (wallet_key(&request.from), wallet_key(&request.to));
+                let (from, to, policies) = tokio::try_join!(
+                    self.read_owned::<Wallet>(&from_key, &org),
+                    self.read_owned::<Wallet>(&to_key, &org),
+                    self.wallet_policies(&request.from),
+                )?;
                 let currency = from.value.currency();
                 if let Some(asked) = request.currency.filter(|c| *c != currency) {
                     return Err(AppError::CurrencyMismatch {
@@ -64,14 +72,13 @@ impl Countersign {
                 }
                 let amount = request.amount.in_currency(currency)?;
                 let mut tx = Tx::new(&org, Actor::Key(caller.id.clone()), self.now());
-                let policies = self.wallet_policies(&from.value.id).await?;
+                let velocity = self.velocity(&from.value, &policies, ActionKind::Payment).await?;
                 let decision = evaluate(
                     &policies,
                     &PaymentFacts {
-                        amount,
-                        recipient: &to.value.id,
-                        risk_score: request.risk_score,
                         spent_today: from.value.spent_today(tx.now()),
+                        payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(tx.now())),
+                        ..PaymentFacts::new(ActionKind::Payment, amount, &to.value.id, request.risk_score)
                     },
                 );
                 if decision.outcome == Outcome::Deny {
@@ -87,6 +94,9 @@ impl Countersign {
                 }
                 let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
                 payment.submitted_by = Some(caller.person());
+                if let Some(velocity) = velocity {
+                    velocity.count_one(&mut tx)?;
+                }
                 let plan = if payment.decision.outcome == Outcome::Execute {
                     plan_immediate(tx, payment, from, to)?
                 } else {
@@ -111,6 +121,21 @@ impl Countersign {
         }
     }
 
+    /// The wallet's payment counter, when one of its enabled `kind` policies limits velocity.
+    pub(crate) async fn velocity(
+        &self,
+        wallet: &Wallet,
+        policies: &[Policy],
+        kind: ActionKind,
+    ) -> AppResult<Option<Velocity>> {
+        let limited = policies.iter().any(|p| p.enabled && p.applies_to(kind) && p.max_payments_per_hour.is_some());
+        if !limited {
+            return Ok(None);
+        }
+        let stored = self.read::<PaymentRate>(&rate_key(&wallet.id)).await?;
+        Ok(Some(Velocity { stored, org: wallet.org_id.clone(), wallet: wallet.id.clone() }))
+    }
+
     /// Holds the payment: a pending approval, checked against the wallet version it was decided on.
     fn plan_hold(
         &self,
@@ -132,13 +157,7 @@ impl Countersign {
     }
 
     pub async fn get_payment(&self, caller: &Caller, id: &PaymentId) -> AppResult<Payment> {
-        let caller = caller.key()?;
-        require(caller, Permission::PaymentsRead)?;
-        let payment = self.read_owned::<Payment>(&payment_key(id), &caller.org_id).await?.value;
-        if !(caller.may_use(&payment.from) || caller.may_use(&payment.to)) {
-            return Err(AppError::WalletNotAllowed);
-        }
-        Ok(payment)
+        self.read_between(caller, &payment_key(id)).await
     }
 
     pub async fn list_payments(
@@ -147,14 +166,98 @@ impl Countersign {
         filter: &PaymentFilter,
         page: &PageRequest,
     ) -> AppResult<Page<Payment>> {
+        let listing = Listing {
+            kind: "PAYMENT",
+            wallet: filter.wallet_id.as_ref(),
+            status: filter.status.map(PaymentStatus::as_str),
+        };
+        self.list_between(caller, listing, page, |_: &Payment| true).await
+    }
+
+    /// A payment or refund the caller may see: its org's, and to or from one of its wallets.
+    pub(crate) async fn read_between<R: Record + Owned + BetweenWallets>(
+        &self,
+        caller: &Caller,
+        key: &Key,
+    ) -> AppResult<R> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
-        if let Some(wallet) = &filter.wallet_id {
+        let record = self.read_owned::<R>(key, &caller.org_id).await?.value;
+        if !record.wallets().iter().any(|w| caller.may_use(w)) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        Ok(record)
+    }
+
+    /// A page of payments or refunds the caller may see, that `keep` wants.
+    pub(crate) async fn list_between<R: Record + BetweenWallets>(
+        &self,
+        caller: &Caller,
+        listing: Listing<'_>,
+        page: &PageRequest,
+        keep: impl Fn(&R) -> bool,
+    ) -> AppResult<Page<R>> {
+        let caller = caller.key()?;
+        require(caller, Permission::PaymentsRead)?;
+        if let Some(wallet) = listing.wallet {
             ensure_wallet(caller, wallet)?;
         }
-        let status = filter.status.map(PaymentStatus::as_str);
-        let query = listing_query(&caller.org_id, "PAYMENT", filter.wallet_id.as_ref(), status, page.limit);
-        self.page(query, page, |p: &Payment| caller.may_use(&p.from) || caller.may_use(&p.to)).await
+        let query = listing_query(&caller.org_id, listing.kind, listing.wallet, listing.status, page.limit);
+        self.page(query, page, |r: &R| r.wallets().iter().any(|w| caller.may_use(w)) && keep(r)).await
+    }
+}
+
+/// Which of a kind's records a listing reads: by wallet (± status), by status, or all.
+pub(crate) struct Listing<'a> {
+    pub kind: &'static str,
+    pub wallet: Option<&'a WalletId>,
+    pub status: Option<&'a str>,
+}
+
+/// Money between two wallets (payments, refunds): a key bound to wallets sees those touching one.
+pub(crate) trait BetweenWallets {
+    fn wallets(&self) -> [&WalletId; 2];
+}
+
+impl BetweenWallets for Payment {
+    fn wallets(&self) -> [&WalletId; 2] {
+        [&self.from, &self.to]
+    }
+}
+
+impl BetweenWallets for crate::domain::refund::Refund {
+    fn wallets(&self) -> [&WalletId; 2] {
+        [&self.from, &self.to]
+    }
+}
+
+/// A wallet's payment counter as read (absent until its first counted payment).
+pub(crate) struct Velocity {
+    stored: Option<Stored<PaymentRate>>,
+    org: OrgId,
+    wallet: WalletId,
+}
+
+impl Velocity {
+    /// Payments in the trailing hour at `now`.
+    pub fn trailing_hour(&self, now: chrono::DateTime<chrono::Utc>) -> u32 {
+        self.stored.as_ref().map_or(0, |s| s.value.trailing_hour(now))
+    }
+
+    /// Counts this payment in the same transaction (conditional on the counter read).
+    pub fn count_one(self, tx: &mut Tx) -> AppResult<()> {
+        let now = tx.now();
+        match self.stored {
+            Some(mut stored) => {
+                stored.value.record(now);
+                tx.update(&stored)
+            }
+            None => {
+                let mut rate = PaymentRate::new(self.org, self.wallet, now);
+                rate.record(now);
+                tx.create(&rate)
+            }
+        }
     }
 }
 

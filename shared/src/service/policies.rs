@@ -10,12 +10,25 @@ use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{PolicyId, WalletId};
 use crate::domain::input::InputError;
+use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
 use crate::domain::permission::Permission;
-use crate::domain::policy::{Policy, PolicyPatch};
+use crate::domain::policy::{evaluate, ActionKind, Decision, PaymentFacts, Policy, PolicyPatch};
+use crate::domain::score::Score;
 use crate::domain::wallet::Wallet;
 use crate::error::AppResult;
 use crate::ports::{Index, Query};
+
+/// What `POST /v1/wallets/{id}/policies/evaluate` asks: would this payment or refund from the
+/// wallet execute, be held, or be denied, now?
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluateRequest {
+    pub kind: ActionKind,
+    pub amount: Amount,
+    pub risk_score: Option<Score>,
+    /// The recipient (for a refund: the payer); without it the recipient rules are skipped.
+    pub to: Option<WalletId>,
+}
 
 /// A wallet may carry at most this many policies (all are read on every payment).
 pub const MAX_POLICIES_PER_WALLET: usize = 50;
@@ -36,6 +49,30 @@ impl Countersign {
             self.read_owned::<crate::domain::people::Team>(&super::records::team_key(org, team), org).await?;
         }
         Ok(())
+    }
+
+    /// What the wallet's policies would decide now (today's spend and the trailing hour's count
+    /// included), written nowhere (RefundKit's `engine.evaluate`).
+    pub async fn evaluate_policies(
+        &self,
+        caller: &Caller,
+        wallet_id: &WalletId,
+        request: EvaluateRequest,
+    ) -> AppResult<Decision> {
+        let caller = caller.key()?;
+        require(caller, Permission::WalletsRead)?;
+        let wallet = self.owned_wallet(caller, wallet_id).await?.value;
+        let amount = request.amount.in_currency(wallet.currency())?;
+        let policies = self.wallet_policies(wallet_id).await?;
+        let now = self.now();
+        let velocity = self.velocity(&wallet, &policies, request.kind).await?;
+        let facts = PaymentFacts {
+            recipient: request.to.as_ref(),
+            spent_today: wallet.spent_today(now),
+            payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(now)),
+            ..PaymentFacts::new(request.kind, amount, wallet_id, request.risk_score)
+        };
+        Ok(evaluate(&policies, &facts))
     }
 
     /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).

@@ -7,7 +7,11 @@
 //! | payments or approvals by status | byStatus | `ORG#o#<TYPE>#<STATUS>` / id |
 //! | payments or approvals of a wallet (± status) | byWallet | `ORG#o#WALLET#w#<TYPE>` / `<STATUS>#id` |
 //! | wallet's policies, ledger lines | primary | `WALLET#w` / `POLICY#id`, `TXN#id` |
+//! | wallet's payment counter (velocity) | primary | `WALLET#w` / `RATE` |
 //! | audit log | primary | `ORG#o#AUDIT` / id |
+//! | audit history of one resource (dashboard) | byWallet | `ORG#o#AUDIT#<resource id>` / id |
+//! | dashboard session by id hash | primary | `SESSION#sha256` / `SESSION` (TTL 12 h) |
+//! | review link used, by fingerprint | primary | `REVIEWLINK#sha256` / `REVIEWLINK` (TTL: link expiry) |
 //! | approvals due for expiry | due | `APPROVAL` / `expiresAt#id` (only while PENDING) |
 //! | unpublished outbox events | due | `OUTBOX` / `createdAt#id` (only until published) |
 //! | idempotency record | primary | `IDEM#o#scope#key` / `IDEM` (TTL 24 h) |
@@ -16,6 +20,8 @@
 //! | deliveries of a webhook | byWallet | `ORG#o#WEBHOOK#w#DELIVERY` / id |
 //! | dead-lettered deliveries | byStatus | `ORG#o#DELIVERY#FAILED` / id |
 //! | pending deliveries by next attempt | due | `DELIVERY` / `nextAttemptAt#id` (only while PENDING) |
+//! | refund by id | primary | `REFUND#id` / `REFUND` |
+//! | org's refunds (± status), a payee wallet's refunds | byOrg / byStatus / byWallet | `ORG#o#REFUND…` |
 //! | review by id | primary | `REVIEW#id` / `REVIEW` |
 //! | org's reviews, newest first (± status) | byOrg / byStatus | `ORG#o#REVIEW`, `ORG#o#REVIEW#<STATUS>` / id |
 //! | reviews due for expiry | due | `REVIEW#<0..15>` / `expiresAt#id` (only while open) |
@@ -126,11 +132,17 @@ pub fn api_key_key(id: &ApiKeyId) -> Key {
 pub fn wallet_key(id: &WalletId) -> Key {
     Key::new(format!("WALLET#{id}"), "WALLET")
 }
+pub fn rate_key(wallet: &WalletId) -> Key {
+    Key::new(format!("WALLET#{wallet}"), "RATE")
+}
 pub fn policy_key(wallet: &WalletId, id: &PolicyId) -> Key {
     Key::new(format!("WALLET#{wallet}"), format!("POLICY#{id}"))
 }
 pub fn payment_key(id: &PaymentId) -> Key {
     Key::new(format!("PAYMENT#{id}"), "PAYMENT")
+}
+pub fn refund_key(id: &crate::domain::ids::RefundId) -> Key {
+    Key::new(format!("REFUND#{id}"), "REFUND")
 }
 pub fn approval_key(id: &ApprovalId) -> Key {
     Key::new(format!("APPROVAL#{id}"), "APPROVAL")
@@ -140,6 +152,10 @@ pub fn review_key(id: &ReviewId) -> Key {
 }
 pub fn audit_partition(org: &OrgId) -> String {
     format!("ORG#{org}#AUDIT")
+}
+/// One resource's audit entries (an approval's history), oldest first by id.
+pub fn audit_resource_partition(org: &OrgId, resource_id: &str) -> String {
+    format!("ORG#{org}#AUDIT#{resource_id}")
 }
 pub fn by_org_partition(org: &OrgId, kind: &str) -> String {
     format!("ORG#{org}#{kind}")
@@ -217,6 +233,22 @@ impl Record for Payment {
     }
 }
 
+impl Record for crate::domain::refund::Refund {
+    const NAME: &'static str = "refund";
+    fn key(&self) -> Key {
+        refund_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        let status = self.status.as_str().to_uppercase();
+        IndexKeys {
+            by_org: Some((by_org_partition(&self.org_id, "REFUND"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "REFUND", &status), self.id.to_string())),
+            by_wallet: Some((by_wallet_partition(&self.org_id, &self.from, "REFUND"), format!("{status}#{}", self.id))),
+            due: None,
+        }
+    }
+}
+
 impl Record for Approval {
     const NAME: &'static str = "approval";
     fn key(&self) -> Key {
@@ -236,6 +268,13 @@ impl Record for Approval {
                 (due_partition(DUE_APPROVALS, self.id.as_str()), format!("{}#{}", sort_time(self.expires_at), self.id))
             }),
         }
+    }
+}
+
+impl Record for crate::domain::velocity::PaymentRate {
+    const NAME: &'static str = "payment rate";
+    fn key(&self) -> Key {
+        rate_key(&self.wallet_id)
     }
 }
 
@@ -262,6 +301,12 @@ impl Record for AuditEntry {
     const NAME: &'static str = "audit entry";
     fn key(&self) -> Key {
         Key::new(audit_partition(&self.org_id), self.id.to_string())
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys {
+            by_wallet: Some((audit_resource_partition(&self.org_id, &self.resource_id), self.id.to_string())),
+            ..Default::default()
+        }
     }
 }
 

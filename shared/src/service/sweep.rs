@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::plan::{stale, Plan, Tx};
 use super::records::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS, DUE_REVIEWS};
+use super::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
 use super::Countersign;
 use crate::domain::approval::Approval;
 use crate::domain::audit::Actor;
@@ -279,6 +280,7 @@ impl Countersign {
                     let from = approval.value.assigned_team.clone();
                     approval.value.escalate(next.clone(), now)?;
                     tx.update(&approval)?;
+                    plan_refund_escalation(self, &mut tx, &approval.value).await?;
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
                     let details = json!({"fromTeam": from, "toTeam": next, "reason": "no decision in time"});
                     tx.audit("approval.escalated", "approval", approval_id.as_str(), details)?;
@@ -286,6 +288,22 @@ impl Countersign {
                 }
             }
             let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), &org).await?;
+            if approval.value.refund_id.is_some() {
+                // A refund's approval: the refund is released; the refunded payment stays COMPLETED.
+                let (closing, kind, action) = if approval.value.on_timeout == OnTimeout::Reject {
+                    approval.value.reject_on_timeout(now)?;
+                    (RefundClosing::Rejected, kinds::APPROVAL_REJECTED, "approval.rejected")
+                } else {
+                    approval.value.expire(now)?;
+                    (RefundClosing::Expired, kinds::APPROVAL_EXPIRED, "approval.expired")
+                };
+                tx.update(&approval)?;
+                tx.event(Event::for_approval(&approval.value, kind, now))?;
+                let details = json!({"reason": "no decision in time", "refundId": approval.value.refund_id});
+                tx.audit(action, "approval", approval_id.as_str(), details)?;
+                plan_refund_closing(self, &mut tx, &approval.value, &mut payment, closing).await?;
+                return Ok(tx.done(true));
+            }
             if approval.value.on_timeout == OnTimeout::Reject {
                 approval.value.reject_on_timeout(now)?;
                 payment.value.reject(now).map_err(stale)?;

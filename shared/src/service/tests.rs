@@ -119,7 +119,7 @@ async fn both_paths_move_money_through_the_same_ledger_transfer() {
     w.policy(PolicyPatch { require_review_above: limit("20.00"), ..Default::default() }).await;
     let later = w.service.create_payment(&w.admin, w.payment("30.00")).await.expect("intake");
     let PaymentOutcome::Held { approval, .. } = later.outcome else { panic!("not held") };
-    let vote = DecideRequest { decision: crate::domain::approval::VoteDecision::Approve, note: None, modify_to: None };
+    let vote = DecideRequest::new(crate::domain::approval::VoteDecision::Approve, None);
     let decided = w.service.decide_approval(&w.reviewer, &approval.id, vote).await.expect("approve");
     assert_eq!(decided.payment.status, PaymentStatus::Completed);
     for payment in [&immediate, &decided.payment] {

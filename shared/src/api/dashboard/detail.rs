@@ -1,0 +1,173 @@
+//! One approval or review: its page, and the decisions on it. Decisions call the same service
+//! methods as the API, so the same rules hold (separation of duties, team assignment, quorum,
+//! expiry); a refusal shows the API's error on the page, with what the reviewer typed kept.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+
+use super::auth::Reviewer;
+use super::form::{Form, PathParam};
+use super::page::{html, readable, see_other, DashError, Reply};
+use super::views::{flash, ApprovalPage, ReviewPage};
+use crate::api::wire::optional_text;
+use crate::api::AppState;
+use crate::domain::approval::VoteDecision;
+use crate::domain::ids::{ApprovalId, ReviewId, TeamId};
+use crate::domain::input::{InputError, MAX_NOTE_CHARS};
+use crate::domain::money::Amount;
+use crate::domain::payment_review::ReviewRef;
+use crate::domain::review::DecisionType;
+use crate::error::AppError;
+use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalate};
+
+const MAX_ACTION_CHARS: usize = 4_000;
+
+fn done(query: Option<&str>) -> Option<&'static str> {
+    let fields = Form::parse(query.unwrap_or("").as_bytes()).ok()?;
+    flash(fields.get("done"))
+}
+
+fn note(form: &Form) -> Result<Option<String>, AppError> {
+    Ok(optional_text("note", form.get("note"), MAX_NOTE_CHARS)?)
+}
+
+pub async fn approval(
+    State(s): State<AppState>,
+    reviewer: Reviewer,
+    PathParam(id): PathParam,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let id = ApprovalId::parse(&id).ok_or_else(DashError::not_found)?;
+    let detail = s.approval_detail(reviewer.caller(), &id).await?;
+    let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
+    page.flash = done(query.as_deref());
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// The decision a form asks for, made through the service.
+async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form) -> Result<&'static str, AppError> {
+    let caller = reviewer.caller();
+    let note = note(form)?;
+    let amount = form.get("amount");
+    let vote = |decision, modify_to| DecideRequest { modify_to, ..DecideRequest::new(decision, note.clone()) };
+    match form.get("action") {
+        Some("approve") if amount.is_some() => Err(InputError::invalid(
+            "amount",
+            "is only for Modify: clear it to approve the amount asked for, or press Modify to approve it",
+        )
+        .into()),
+        Some("approve") => s.decide_approval(caller, id, vote(VoteDecision::Approve, None)).await.map(|_| "approve"),
+        Some("reject") => s.decide_approval(caller, id, vote(VoteDecision::Reject, None)).await.map(|_| "reject"),
+        Some("modify") => {
+            let text = amount.ok_or_else(|| InputError::invalid("amount", "is required for Modify"))?;
+            let lower = Amount::parse(text.trim()).map_err(|source| InputError::Amount { field: "amount", source })?;
+            s.decide_approval(caller, id, vote(VoteDecision::Approve, Some(lower))).await.map(|_| "modify")
+        }
+        Some("escalate") => {
+            let to_team = form
+                .get("to_team")
+                .map(|t| TeamId::parse(t).ok_or_else(|| InputError::invalid("toTeam", "is not a team id")))
+                .transpose()?;
+            s.escalate_approval(caller, id, EscalateRequest { note, to_team }).await.map(|_| "escalate")
+        }
+        _ => Err(InputError::invalid("action", "must be approve, reject, escalate or modify").into()),
+    }
+}
+
+pub async fn decide_approval(
+    State(s): State<AppState>,
+    reviewer: Reviewer,
+    PathParam(id): PathParam,
+    form: Form,
+) -> Reply {
+    reviewer.check_form(&form)?;
+    let id = ApprovalId::parse(&id).ok_or_else(DashError::not_found)?;
+    match decide(&s, &reviewer, &id, &form).await {
+        Ok(action) => Ok(see_other(&format!("/dashboard/approvals/{id}?done={action}"), vec![])),
+        Err(e) => {
+            let (status, message) = readable(&e);
+            let detail = match s.approval_detail(reviewer.caller(), &id).await {
+                Ok(detail) if status.is_client_error() => detail,
+                _ => return Err(e.into()),
+            };
+            let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
+            page.error = Some(format!("Refused: {message}"));
+            page.note = form.get("note").unwrap_or_default().to_string();
+            page.amount = form.get("amount").unwrap_or_default().to_string();
+            Ok(html(status, &page))
+        }
+    }
+}
+
+pub async fn review(
+    State(s): State<AppState>,
+    reviewer: Reviewer,
+    PathParam(id): PathParam,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
+    let detail = s.review_detail(reviewer.caller(), &id).await?;
+    let mut page = ReviewPage::of(&detail, reviewer.chrome(), Utc::now());
+    page.flash = done(query.as_deref());
+    Ok(html(StatusCode::OK, &page))
+}
+
+async fn decide_on_review(
+    s: &AppState,
+    reviewer: &Reviewer,
+    id: &ReviewId,
+    form: &Form,
+) -> Result<&'static str, AppError> {
+    let notes = note(form)?;
+    let modified_action = optional_text("modified_action", form.get("modified_action"), MAX_ACTION_CHARS)?;
+    let target = ReviewRef::Review(id.clone());
+    let (decision_type, action) = match form.get("action") {
+        Some("approve") => (DecisionType::Approve, "approve"),
+        Some("reject") => (DecisionType::Reject, "reject"),
+        Some("modify") => (DecisionType::Modify, "modify"),
+        Some("escalate") => {
+            let to_team = form
+                .get("to_team")
+                .map(|t| TeamId::parse(t).ok_or_else(|| InputError::invalid("to_team", "is not a team id")))
+                .transpose()?
+                .ok_or_else(|| InputError::invalid("to_team", "is required: pick the team under Escalate to"))?;
+            let request = ReviewEscalate { to_team: Some(to_team), notes };
+            s.escalate_review(reviewer.caller(), &target, request).await?;
+            return Ok("escalate");
+        }
+        _ => return Err(InputError::invalid("action", "must be approve, reject, modify or escalate").into()),
+    };
+    if decision_type == DecisionType::Modify && modified_action.is_none() {
+        return Err(InputError::invalid("modified_action", "is required for Modify").into());
+    }
+    let modified_action = modified_action.filter(|_| decision_type == DecisionType::Modify);
+    let request = ReviewDecide { decision_type, modified_action, notes, modified_amount: None };
+    s.decide_review(reviewer.caller(), &target, request).await?;
+    Ok(action)
+}
+
+pub async fn decide_review(
+    State(s): State<AppState>,
+    reviewer: Reviewer,
+    PathParam(id): PathParam,
+    form: Form,
+) -> Reply {
+    reviewer.check_form(&form)?;
+    let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
+    match decide_on_review(&s, &reviewer, &id, &form).await {
+        Ok(action) => Ok(see_other(&format!("/dashboard/reviews/{id}?done={action}"), vec![])),
+        Err(e) => {
+            let (status, message) = readable(&e);
+            let detail = match s.review_detail(reviewer.caller(), &id).await {
+                Ok(detail) if status.is_client_error() => detail,
+                _ => return Err(e.into()),
+            };
+            let mut page = ReviewPage::of(&detail, reviewer.chrome(), Utc::now());
+            page.error = Some(format!("Refused: {message}"));
+            page.note = form.get("note").unwrap_or_default().to_string();
+            page.modified_action = form.get("modified_action").unwrap_or_default().to_string();
+            Ok(html(status, &page))
+        }
+    }
+}

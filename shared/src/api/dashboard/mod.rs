@@ -1,0 +1,59 @@
+//! The reviewer dashboard (DESIGN §2.5): server-rendered HTML at `/dashboard`, a door over the
+//! same service as the API. Pages work without JavaScript; `static/app.js` adds live refresh and
+//! keyboard shortcuts. Sign-in takes an API key and keeps a server-side session (`auth`,
+//! `tokens`); every form carries a CSRF token; every page has a strict Content-Security-Policy
+//! and escapes every value (askama templates, `templates/`). Review links from webhooks land on
+//! a confirm page (`link`). Errors are readable pages, never JSON.
+
+mod assets;
+mod auth;
+mod detail;
+mod form;
+mod link;
+mod page;
+mod queue;
+mod sign_in;
+mod tokens;
+mod views;
+
+use axum::routing::{any, get, post, MethodRouter};
+use axum::Router;
+
+use super::AppState;
+use page::DashError;
+
+async fn not_found() -> DashError {
+    DashError::not_found()
+}
+
+async fn method_not_allowed() -> DashError {
+    DashError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Not here",
+        "This address does not take that kind of request. Use the dashboard's own links and buttons.",
+    )
+}
+
+/// Readable pages for wrong methods too.
+fn html_405(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.fallback(method_not_allowed)
+}
+
+/// Every dashboard route.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", html_405(get(queue::show)))
+        .route("/dashboard/pulse", html_405(get(queue::pulse)))
+        .route("/dashboard/sign-in", html_405(get(sign_in::form).post(sign_in::submit)))
+        .route("/dashboard/sign-out", html_405(post(sign_in::sign_out)))
+        .route("/dashboard/approvals/{id}", html_405(get(detail::approval)))
+        .route("/dashboard/approvals/{id}/decide", html_405(post(detail::decide_approval)))
+        .route("/dashboard/reviews/{id}", html_405(get(detail::review)))
+        .route("/dashboard/reviews/{id}/decide", html_405(post(detail::decide_review)))
+        .route("/dashboard/r/{token}", html_405(get(link::confirm).post(link::decide)))
+        .route("/dashboard/static/app.css", html_405(get(assets::css)))
+        .route("/dashboard/static/app.js", html_405(get(assets::js)))
+        .route("/dashboard/static/icon.svg", html_405(get(assets::icon)))
+        .route("/dashboard/", any(not_found))
+        .route("/dashboard/{*rest}", any(not_found))
+}

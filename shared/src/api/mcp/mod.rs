@@ -1,0 +1,66 @@
+//! The MCP server (DESIGN §2.4) at `/mcp`: Streamable HTTP, stateless, plain JSON responses,
+//! the same Bearer keys as the REST API. Every request is authenticated here first, by the
+//! REST extractor (a missing or bad key is the REST 401 envelope, before any MCP exchange); the
+//! tools then call the REST routes' service functions as that caller.
+//!
+//! Stateless with JSON responses, each POST is one self-contained request and response: nothing
+//! is kept between requests, no SSE stream stays open, so it runs on Lambda behind API Gateway
+//! (buffered responses) as well as on the local server. GET (a server-to-client stream) and
+//! DELETE (ending a session) answer 405: there are no sessions.
+
+mod args;
+mod calls;
+mod outcome;
+mod tools;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::any;
+use axum::Router;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use super::extract::Auth;
+use super::{AppState, MAX_BODY_BYTES};
+
+/// Where the MCP server is mounted.
+pub const PATH: &str = "/mcp";
+
+type McpService = StreamableHttpService<tools::Tools, NeverSessionManager>;
+
+/// `/mcp` on `service`.
+pub fn routes(service: AppState) -> Router {
+    let mcp = http_service(service.clone());
+    Router::new()
+        .route(
+            PATH,
+            any(move |Auth(caller): Auth, mut request: Request| {
+                let mcp = mcp.clone();
+                async move {
+                    request.extensions_mut().insert(caller);
+                    mcp.handle(request).await.into_response()
+                }
+            }),
+        )
+        .with_state(service)
+}
+
+fn http_service(service: AppState) -> McpService {
+    let router = tools::Tools::new(service.clone()).router();
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        // rmcp checks Host against loopback names by default, against DNS rebinding of an
+        // unauthenticated local server. Here every request carries a key the page cannot
+        // read, and the deployed API's host name is not known in advance.
+        .disable_allowed_hosts();
+    StreamableHttpService::new(
+        move || Ok(tools::Tools::with_router(service.clone(), router.clone())),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}
