@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::figures::{ms, Figure, Figures};
 use crate::floors::DynamoFloor;
 use crate::local::{load, post, setup, CONCURRENCY, OPERATOR_KEY};
-use crate::proxy::Proxy;
+use countersign_tests::proxy::Proxy;
 
 const SECTION_OPS: &str = "DynamoDB per operation (DynamoDB Local, measured at the proxy)";
 const SECTION_HOT: &str = "DynamoDB hot wallet (DynamoDB Local, no in-process lanes), concurrency 16";

@@ -16,7 +16,6 @@ mod events;
 mod figures;
 mod floors;
 mod local;
-mod proxy;
 mod store;
 mod wrk;
 
@@ -66,7 +65,7 @@ async fn main() {
         let (Some(endpoint), Some(floor)) = (&endpoint, &dynamo_floor) else {
             panic!("{} is not set: start DynamoDB Local", countersign_tests::ENDPOINT_ENV)
         };
-        let proxy = proxy::Proxy::start(endpoint).await;
+        let proxy = countersign_tests::proxy::Proxy::start(endpoint).await;
         dynamo::requests_per_operation(&figures, &proxy, floor).await;
         dynamo::hot_wallet(&figures, floor).await;
     }

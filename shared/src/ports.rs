@@ -101,7 +101,7 @@ pub struct Position {
     pub sk: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub index: Index,
     pub pk: String,
@@ -195,6 +195,19 @@ pub const TOKEN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600
 pub trait Store: Send + Sync {
     /// Strongly consistent read of one item.
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    /// Strongly consistent reads of many items, answered in the order of `keys` (a key may
+    /// repeat). Stores that can batch them do so in one request (DynamoDB: BatchGetItem); this
+    /// default reads them concurrently.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await
+    }
+
+    /// Whether each read is a network round trip (a remote store), so that reading what a
+    /// request needs ahead of time, in one batch, pays (`service::ahead`).
+    fn reads_are_round_trips(&self) -> bool {
+        false
+    }
 
     /// Applies every write or none.
     /// MUST return `StoreError::ConditionFailed` if any `Expect` does not hold, and leave

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod faults;
 pub mod invariants;
+pub mod proxy;
 pub mod template;
 
 use std::sync::{Arc, Mutex};
@@ -88,12 +89,16 @@ pub enum TestStore {
     Dynamo { store: DynamoStore, client: aws_sdk_dynamodb::Client, table: String },
 }
 
+/// The local DynamoDB emulator's endpoint; a test that needs it fails (never skips) without it.
+pub fn dynamo_endpoint() -> String {
+    std::env::var(ENDPOINT_ENV).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_ENV} is not set: start DynamoDB Local (scripts/test does) and point this at it")
+    })
+}
+
 /// A DynamoDB client for the local emulator.
 pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
-    let endpoint = std::env::var(ENDPOINT_ENV).unwrap_or_else(|_| {
-        panic!("{ENDPOINT_ENV} is not set: start DynamoDB Local (scripts/test does) and point this at it")
-    });
-    dynamo_client_at(&endpoint).await
+    dynamo_client_at(&dynamo_endpoint()).await
 }
 
 /// A DynamoDB client for an emulator at `endpoint` (SDK defaults otherwise, as the Lambdas use).
@@ -263,6 +268,11 @@ impl TestApp {
             let _ = slot.set(Arc::new(service.clone()));
             bus = Some(switch);
         }
+        (Self::serve(store, clock, service).await, bus)
+    }
+
+    /// `service` (over `store`, on `clock`) served by the real router on a loopback port.
+    pub async fn serve(store: TestStore, clock: Arc<ManualClock>, service: Countersign) -> Self {
         let service = Arc::new(service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -271,7 +281,7 @@ impl TestApp {
             let _ = axum::serve(listener, router).await;
         });
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
-        (TestApp { base: format!("http://{addr}"), http, store, clock, service }, bus)
+        TestApp { base: format!("http://{addr}"), http, store, clock, service }
     }
 
     /// Sends a request; returns status and JSON body (`Null` when the body is not JSON).

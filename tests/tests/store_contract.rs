@@ -41,6 +41,31 @@ async fn put_if_absent_then_versioned_update(backend: Backend) {
     assert_eq!(s.get(&key).await.unwrap().unwrap().version, 2);
 }
 
+per_backend!(many_reads_answer_in_the_order_asked);
+async fn many_reads_answer_in_the_order_asked(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    // More than one DynamoDB batch (100 keys), with gaps and a key asked twice.
+    let stored: Vec<Item> = (0..150).filter(|n| n % 3 != 0).map(|n| item("M", &format!("{n:03}"), 1)).collect();
+    for chunk in stored.chunks(25) {
+        s.transact(chunk.iter().map(|i| put(i.clone(), Expect::Absent)).collect()).await.unwrap();
+    }
+    let mut keys: Vec<Key> = (0..150).rev().map(|n| Key::new("M", format!("{n:03}"))).collect();
+    keys.push(Key::new("M", "001"));
+    keys.push(Key::new("elsewhere", "001"));
+    let got = s.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), keys.len(), "{backend:?}: one answer per key asked");
+    for (key, answer) in keys.iter().zip(&got) {
+        let expected = stored.iter().find(|i| i.key == *key);
+        assert_eq!(answer.as_ref(), expected, "{backend:?}: {key:?}");
+    }
+    assert_eq!(s.get_many(&[]).await.unwrap(), Vec::<Option<Item>>::new(), "{backend:?}: nothing asked");
+    // Strongly consistent: a write acknowledged just before is read.
+    s.transact(vec![put(item("M", "001", 2), Expect::Version(1))]).await.unwrap();
+    let got = s.get_many(&[Key::new("M", "001")]).await.unwrap();
+    assert_eq!(got[0].as_ref().map(|i| i.version), Some(2), "{backend:?}");
+}
+
 per_backend!(transactions_are_all_or_nothing);
 async fn transactions_are_all_or_nothing(backend: Backend) {
     let ts = TestStore::new(backend).await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
@@ -27,11 +27,23 @@ pub const INDEXES: [(Index, &str, &str, &str); 4] = [
 
 /// The IAM actions this adapter's requests need, on the table and its indexes (compared with
 /// each function's policy in `infra/template.yaml` by `tests/tests/iam.rs`). `get` is GetItem,
-/// `query` is Query (table and indexes), and `transact` is TransactWriteItems, which IAM
+/// `get_many` is BatchGetItem, `query` is Query (table and indexes), and `transact` is
+/// TransactWriteItems, which IAM
 /// authorises per item: Put → PutItem, Delete → DeleteItem, ConditionCheck → ConditionCheckItem
 /// (there is no `dynamodb:TransactWriteItems` action).
-pub const IAM_ACTIONS: &[&str] =
-    &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"];
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+];
+
+/// BatchGetItem's limit of keys per request.
+const BATCH_GET_MAX: usize = 100;
+/// How many times keys DynamoDB left unprocessed (throttling) are asked for again.
+const UNPROCESSED_RETRIES: u32 = 8;
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -96,6 +108,37 @@ impl DynamoStore {
 
     fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
         HashMap::from([("pk".to_string(), s(&key.pk)), ("sk".to_string(), s(&key.sk))])
+    }
+
+    /// One BatchGetItem (strongly consistent) for up to `BATCH_GET_MAX` distinct keys, asking
+    /// again for the keys DynamoDB leaves unprocessed, with a jittered backoff.
+    async fn batch_get(&self, keys: &[&Key]) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(items);
+        }
+        let consistent = |keys| KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build();
+        let mut wanted = consistent(keys.iter().map(|k| Self::key_map(k)).collect()).map_err(unavailable)?;
+        for attempt in 0..=UNPROCESSED_RETRIES {
+            if attempt > 0 {
+                let cap = 10u64 << attempt.min(6);
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..=cap))).await;
+            }
+            self.count();
+            let out =
+                self.client.batch_get_item().request_items(&self.table, wanted).send().await.map_err(unavailable)?;
+            let answered = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+            for attributes in answered {
+                items.push(from_attributes(attributes)?);
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(left) if !left.keys().is_empty() => {
+                    wanted = consistent(left.keys().to_vec()).map_err(unavailable)?;
+                }
+                _ => return Ok(items),
+            }
+        }
+        Err(StoreError::Unavailable("BatchGetItem left keys unprocessed after retries".into()))
     }
 
     fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, StoreError> {
@@ -204,6 +247,23 @@ impl Store for DynamoStore {
             .await
             .map_err(unavailable)?;
         out.item.map(from_attributes).transpose()
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        // BatchGetItem refuses a key named twice.
+        let mut unique: Vec<&Key> = keys.iter().collect();
+        unique.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+        unique.dedup();
+        let batches = unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk));
+        let mut found: HashMap<Key, Item> = HashMap::with_capacity(unique.len());
+        for batch in futures::future::try_join_all(batches).await? {
+            found.extend(batch.into_iter().map(|item| (item.key.clone(), item)));
+        }
+        Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+    }
+
+    fn reads_are_round_trips(&self) -> bool {
+        true
     }
 
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {

@@ -1,11 +1,11 @@
 //! `/v1/approvals`: list, read, approve, reject.
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Auth, Body, Ids, Params};
+use super::extract::{Auth, Bearer, Body, Ids, Params};
 use super::wire::{self, optional_text, wallet_field};
 use super::AppState;
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
@@ -15,7 +15,7 @@ use crate::domain::money::Amount;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
 use crate::domain::refund::Refund;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 
 /// Body of approve (`note`) and reject (`reason`); both optional.
@@ -137,25 +137,33 @@ pub async fn modify(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b):
         .into_response())
 }
 
-pub async fn approve(s: State<AppState>, c: Auth, ids: Ids, b: Body) -> AppResult<impl IntoResponse> {
+pub async fn approve(s: State<AppState>, c: Bearer, ids: Ids, b: Result<Body, AppError>) -> AppResult<Response> {
     decide(s, c, ids, b, VoteDecision::Approve).await
 }
 
-pub async fn reject(s: State<AppState>, c: Auth, ids: Ids, b: Body) -> AppResult<impl IntoResponse> {
+pub async fn reject(s: State<AppState>, c: Bearer, ids: Ids, b: Result<Body, AppError>) -> AppResult<Response> {
     decide(s, c, ids, b, VoteDecision::Reject).await
 }
 
 async fn decide(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Bearer(bearer): Bearer,
     ids: Ids,
-    Body(b): Body,
+    body: Result<Body, AppError>,
     decision: VoteDecision,
-) -> AppResult<impl IntoResponse> {
-    c.authorize(Permission::ApprovalsWrite)?;
-    let id = ids.parse("id", ApprovalId::parse, "approval")?;
-    let request = wire::parse::<DecideBody>(b)?.try_into_domain(decision)?;
-    let decided = s.decide_approval(&c, &id, request).await?;
+) -> AppResult<Response> {
+    // The key is checked with the approval's read; an input error waits for it (401/403 first).
+    let parsed = ids
+        .parse("id", ApprovalId::parse, "approval")
+        .and_then(|id| Ok((id, wire::parse::<DecideBody>(body?.0)?.try_into_domain(decision)?)));
+    let (id, request) = match parsed {
+        Ok((id, request)) => (id, Ok(request)),
+        Err(e) => {
+            s.authenticate(bearer.as_deref()).await?.authorize(Permission::ApprovalsWrite)?;
+            return Err(e);
+        }
+    };
+    let decided = s.decide_approval_from(bearer.as_deref(), &id, request).await?;
     Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment, refund: decided.refund.as_ref() })
         .into_response())
 }

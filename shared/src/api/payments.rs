@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::extract::{Auth, Body, Ids, Params};
+use super::extract::{Auth, Bearer, Body, Ids, Params};
 use super::wire::{self, confidence_score, intake_reply, optional_text, risk_score, wallet_field};
 use super::AppState;
 use crate::domain::idempotency::IdempotencyKey;
@@ -16,7 +16,7 @@ use crate::domain::input::{self, InputError, MAX_DESCRIPTION_CHARS};
 use crate::domain::money::{Amount, Currency};
 use crate::domain::payment::{NewPayment, PaymentOutcome, PaymentStatus, Urgency};
 use crate::domain::permission::Permission;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::service::PaymentFilter;
 
 const MAX_REASONING_CHARS: usize = 4_000;
@@ -91,15 +91,17 @@ impl PaymentBody {
 /// 201 when the payment executed, 202 when it is held for approval.
 pub async fn create(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Bearer(bearer): Bearer,
     headers: HeaderMap,
-    Body(b): Body,
+    body: Result<Body, AppError>,
 ) -> AppResult<Response> {
-    c.authorize(Permission::PaymentsWrite)?;
-    let wire: PaymentBody = wire::parse(b.clone())?;
-    let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
-    let request = wire.try_into_domain(idempotency)?;
-    let committed = s.create_payment(&c, request).await?;
+    // The key is checked with intake's first reads; a body error waits for it (401/403 first).
+    let request = body.and_then(|Body(b)| {
+        let wire: PaymentBody = wire::parse(b.clone())?;
+        let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
+        Ok(wire.try_into_domain(idempotency)?)
+    });
+    let committed = s.create_payment_from(bearer.as_deref(), request).await?;
     let held = matches!(committed.outcome, PaymentOutcome::Held { .. });
     Ok(intake_reply(held, committed.outcome.payment(), committed.replayed))
 }

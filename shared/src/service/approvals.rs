@@ -5,16 +5,18 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::ahead::Reads;
 use super::paging::{Page, PageRequest};
 use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
+use super::policies::policies_query;
 use super::records::{approval_key, payment_key, team_key, wallet_key};
 use super::refunds::{plan_refund_escalation, plan_refund_vote};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{ApprovalId, TeamId, WalletId};
+use crate::domain::ids::{ApprovalId, OrgId, TeamId, WalletId};
 use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
 use crate::domain::payment::{Payment, PaymentError};
@@ -163,6 +165,24 @@ impl Countersign {
         Ok(approval)
     }
 
+    /// `POST /v1/approvals/{id}/approve` and `/reject` as the door sees them: a bearer token
+    /// and the parsed body (or why it did not parse, answered once the caller may know). On a
+    /// remote store the key and the approval are read in one round trip, what the decision
+    /// needs in a second, and the transaction is the third.
+    pub async fn decide_approval_from(
+        &self,
+        bearer: Option<&str>,
+        id: &ApprovalId,
+        request: AppResult<DecideRequest>,
+    ) -> AppResult<Decided> {
+        self.reading_ahead(async {
+            let ahead = |_: Option<&OrgId>| Reads { keys: vec![approval_key(id)], queries: Vec::new() };
+            let caller = self.authenticate_reading(bearer, Permission::ApprovalsWrite, ahead).await?;
+            self.decide_approval(&caller, id, request?).await
+        })
+        .await
+    }
+
     /// `POST /v1/approvals/{id}/approve` and `/reject`.
     pub async fn decide_approval(
         &self,
@@ -173,7 +193,7 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsWrite)?;
         let org = &caller.org_id;
-        self.commit(|| async {
+        self.reading_ahead(self.commit(|| async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
             ensure_wallet(caller, &approval.value.wallet_id)?;
             // What a decision may need, read together in one round trip: the team check, the
@@ -181,6 +201,7 @@ impl Countersign {
             let a = &approval.value;
             let executes = request.decision == VoteDecision::Approve && a.refund_id.is_none();
             let payment_at = payment_key(&a.payment_id);
+            self.read_ahead(decision_reads(caller, a, executes)).await;
             let (_, mut payment, wallets) = tokio::try_join!(
                 self.ensure_assigned(caller, a),
                 self.read_owned::<Payment>(&payment_at, org),
@@ -285,7 +306,23 @@ impl Countersign {
                 }
             }
             Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund: None }))
-        })
+        }))
         .await
     }
+}
+
+/// What deciding `approval` reads once it has read the approval: the assigned team (unless the
+/// caller is an admin), the payment, and when the decision executes it, both wallets and the
+/// payer's policies.
+fn decision_reads(caller: &ApiKey, approval: &Approval, executes: bool) -> Reads {
+    let mut reads = Reads { keys: vec![payment_key(&approval.payment_id)], queries: Vec::new() };
+    if let Some(team) = approval.assigned_team.as_ref().filter(|_| !caller.permissions.contains(&Permission::Admin)) {
+        reads.keys.push(team_key(&caller.org_id, team));
+    }
+    if executes {
+        reads.keys.push(wallet_key(&approval.wallet_id));
+        reads.keys.push(wallet_key(&approval.transaction_details.recipient));
+        reads.queries.push(policies_query(&approval.wallet_id));
+    }
+    reads
 }

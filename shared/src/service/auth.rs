@@ -1,9 +1,14 @@
 //! Authentication: a bearer token resolves to the operator or an active API key.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use subtle::ConstantTimeEq;
 
+use super::ahead::Reads;
 use super::records::{self, api_key_key};
 use super::Countersign;
+use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::org::{self, ApiKey};
 use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
@@ -45,8 +50,49 @@ impl Caller {
 
 /// Refresh `lastUsedAt` at most this often, to keep auth to one read on most requests.
 const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
+/// Keys whose organisation is remembered; past this the memory starts over.
+const KEY_ORGS_REMEMBERED: usize = 10_000;
+
+/// The organisation of each API key seen (a key never moves): it names the partitions a request
+/// reads (routing rules, idempotency records) before its key is read, so both go in one round
+/// trip. Only where to read comes from here; who the caller is always comes from the key read.
+#[derive(Default)]
+pub(crate) struct KeyOrgs(Mutex<HashMap<ApiKeyId, OrgId>>);
+
+impl KeyOrgs {
+    fn get(&self, key: &ApiKeyId) -> Option<OrgId> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn remember(&self, key: &ApiKey) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= KEY_ORGS_REMEMBERED && !known.contains_key(&key.id) {
+            known.clear();
+        }
+        known.insert(key.id.clone(), key.org_id.clone());
+    }
+}
 
 impl Countersign {
+    /// Authenticates `bearer` and checks it holds `needed`, reading `ahead` (given the key's
+    /// organisation when it is known) in the same round trip as the key, for what follows in
+    /// the enclosing `reading_ahead` scope.
+    pub(crate) async fn authenticate_reading(
+        &self,
+        bearer: Option<&str>,
+        needed: Permission,
+        ahead: impl FnOnce(Option<&OrgId>) -> Reads,
+    ) -> AppResult<Caller> {
+        if let Some(id) = bearer.and_then(org::key_id_of_secret) {
+            let mut reads = ahead(self.key_orgs.get(&id).as_ref());
+            reads.keys.push(api_key_key(&id));
+            self.read_ahead(reads).await;
+        }
+        let caller = self.authenticate(bearer).await?;
+        caller.authorize(needed)?;
+        Ok(caller)
+    }
+
     /// Resolves a bearer token to the operator or an active key.
     pub async fn authenticate(&self, bearer: Option<&str>) -> AppResult<Caller> {
         let secret = bearer.ok_or(AppError::Unauthorized)?;
@@ -64,6 +110,7 @@ impl Countersign {
         if key.revoked_at.is_some() {
             return Err(AppError::ApiKeyRevoked);
         }
+        self.key_orgs.remember(&key);
         let now = self.now();
         let stale = key.last_used_at.is_none_or(|t| (now - t).num_seconds() >= LAST_USED_RESOLUTION_SECONDS);
         if stale {

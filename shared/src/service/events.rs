@@ -13,6 +13,9 @@ use crate::error::AppResult;
 /// Events the sweep considers stuck once they are this old and still unpublished.
 pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);
 
+/// Outbox marks written in one request (DynamoDB transactions hold up to 100 items).
+const MARKS_PER_REQUEST: usize = 25;
+
 impl Countersign {
     /// Publishes freshly committed events and marks the published ones; failures only log, the
     /// events stay in the outbox for the sweep.
@@ -55,13 +58,17 @@ impl Countersign {
         if parked > 0 {
             self.wiring.metrics.count("OutboxEventsParked", parked);
         }
-        // Marks are independent; one lost race (another publisher marked first) must not block
-        // the others, so write them one by one.
-        for mark in marks {
+        // All marks in one request; when that loses a race (another publisher marked one of
+        // them first), the rest must not be held up, so each is written alone, all at once.
+        if (2..=MARKS_PER_REQUEST).contains(&marks.len()) && self.store.transact(marks.clone()).await.is_ok() {
+            return Ok(report.accepted.len());
+        }
+        futures::future::join_all(marks.into_iter().map(|mark| async {
             if let Err(e) = self.store.transact(vec![mark]).await {
                 tracing::debug!(error = %e, "event already marked");
             }
-        }
+        }))
+        .await;
         Ok(report.accepted.len())
     }
 

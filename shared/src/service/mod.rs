@@ -4,6 +4,7 @@
 //! transaction (`commit`); when a condition fails (someone else wrote first) the plan is made
 //! again from a new read, so races have exactly one winner and the losers see the new state.
 
+mod ahead;
 mod approvals;
 mod audit;
 mod auth;
@@ -124,7 +125,13 @@ impl Default for Wiring {
 
 #[derive(Clone)]
 pub struct Countersign {
+    /// The store as plans see it (`pending::PlanStore` over `committed`).
     store: Arc<dyn Store>,
+    /// The store itself: committed state only.
+    committed: Arc<dyn Store>,
+    /// Which organisation each API key seen belongs to, so a request can read its org's records
+    /// in the same round trip as the key (`ahead`). A key never changes organisation.
+    key_orgs: Arc<auth::KeyOrgs>,
     clock: Arc<dyn Clock>,
     settings: Settings,
     wiring: Wiring,
@@ -135,8 +142,17 @@ pub struct Countersign {
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         // Plans in their lanes see the writes queued ahead of them; nothing else does.
+        let committed = store.clone();
         let store = Arc::new(pending::PlanStore::new(store));
-        Countersign { store, clock, settings, wiring: Wiring::default(), lanes: Some(Arc::default()) }
+        Countersign {
+            store,
+            committed,
+            key_orgs: Arc::default(),
+            clock,
+            settings,
+            wiring: Wiring::default(),
+            lanes: Some(Arc::default()),
+        }
     }
 
     /// Plans race on their conditions alone, as separate processes do: benchmarks model many

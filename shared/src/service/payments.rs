@@ -3,11 +3,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::ahead::Reads;
 use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
+use super::people::rules_query;
 use super::plan::{stale, Plan, Tx};
+use super::policies::policies_query;
 use super::records::{
-    by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
+    self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
 };
 use super::{ensure_wallet, require, Caller, Countersign, Owned};
 use crate::domain::audit::Actor;
@@ -22,6 +25,25 @@ use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Key, Query};
+
+/// What intake reads first: both wallets, the payer's policies and payment counter, and (when
+/// the caller's organisation is known) its routing rules and the idempotency record.
+fn intake_reads(org: Option<&OrgId>, request: &NewPayment) -> Reads {
+    let mut reads = Reads {
+        keys: vec![wallet_key(&request.from), wallet_key(&request.to), rate_key(&request.from)],
+        queries: vec![policies_query(&request.from)],
+    };
+    if let Some(org) = org {
+        reads.queries.push(rules_query(org));
+        if let Some(key) = &request.idempotency {
+            reads.keys.push(records::idempotency_key(org, PAYMENTS_SCOPE, key.key()));
+        }
+    }
+    reads
+}
+
+/// The idempotency scope of payment intake.
+const PAYMENTS_SCOPE: &str = "payments";
 
 /// Which payments a listing shows.
 #[derive(Debug, Default)]
@@ -40,14 +62,34 @@ enum Intake {
 }
 
 impl Countersign {
+    /// `POST /v1/payments` as the door sees it: a bearer token and the parsed body (or why it
+    /// did not parse, answered once the caller may know). On a remote store the key is read in
+    /// one round trip with everything intake reads first, so an intake is two round trips:
+    /// that read, then its transaction.
+    pub async fn create_payment_from(
+        &self,
+        bearer: Option<&str>,
+        request: AppResult<NewPayment>,
+    ) -> AppResult<Committed<PaymentOutcome>> {
+        self.reading_ahead(async {
+            let ahead = |org: Option<&OrgId>| request.as_ref().map(|r| intake_reads(org, r)).unwrap_or_default();
+            let caller = self.authenticate_reading(bearer, Permission::PaymentsWrite, ahead).await?;
+            self.create_payment(&caller, request?).await
+        })
+        .await
+    }
+
     /// `POST /v1/payments`.
     pub async fn create_payment(&self, caller: &Caller, request: NewPayment) -> AppResult<Committed<PaymentOutcome>> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsWrite)?;
         ensure_wallet(caller, &request.from)?;
         let org = caller.org_id.clone();
-        let scope =
-            request.idempotency.as_ref().map(|key| IdempotencyScope { org: &org, operation: "payments".into(), key });
+        let scope = request.idempotency.as_ref().map(|key| IdempotencyScope {
+            org: &org,
+            operation: PAYMENTS_SCOPE.into(),
+            key,
+        });
         let committed = self
             .commit_idempotent(scope, || async {
                 // Independent reads go out together: one round trip, not three.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::ahead;
 use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
 
 const INDEXES: [Index; 4] = [Index::ByOrg, Index::ByStatus, Index::ByWallet, Index::Due];
@@ -190,20 +191,32 @@ impl PlanStore {
     }
 }
 
+impl PlanStore {
+    /// Committed state: what was read ahead (`ahead`), else the store.
+    async fn committed_get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        match ahead::take_item(key) {
+            Some(item) => Ok(item),
+            None => self.inner.get(key).await,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for PlanStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let Ok(reads) = PLANNING.try_with(Arc::clone) else { return self.inner.get(key).await };
+        let Ok(reads) = PLANNING.try_with(Arc::clone) else { return self.committed_get(key).await };
         let pending = {
             let entries = reads.pending.entries.lock().unwrap_or_else(PoisonError::into_inner);
             entries.get(key).map(|e| (e.item.clone(), e.done.clone()))
         };
         let item = match pending {
             Some((item, done)) => {
+                // Newer than anything read ahead of it.
+                let _ = ahead::take_item(key);
                 reads.used.lock().unwrap_or_else(PoisonError::into_inner).push(done);
                 item
             }
-            None => self.inner.get(key).await?,
+            None => self.committed_get(key).await?,
         };
         reads.remember(&item);
         Ok(item)
@@ -223,9 +236,22 @@ impl Store for PlanStore {
 
     async fn query(&self, query: Query) -> Result<Vec<Item>, StoreError> {
         if let Ok(reads) = PLANNING.try_with(Arc::clone) {
-            // Whatever is queued that could show in this query commits (or fails) first.
-            settled(reads.pending.shown_in(&query)).await;
+            // Whatever is queued that could show in this query commits (or fails) first; what
+            // was read ahead of those commits is then out of date.
+            let waits = reads.pending.shown_in(&query);
+            if !waits.is_empty() {
+                settled(waits).await;
+                let _ = ahead::take_query(&query);
+                return self.inner.query(query).await;
+            }
         }
-        self.inner.query(query).await
+        match ahead::take_query(&query) {
+            Some(items) => Ok(items),
+            None => self.inner.query(query).await,
+        }
+    }
+
+    fn reads_are_round_trips(&self) -> bool {
+        self.inner.reads_are_round_trips()
     }
 }

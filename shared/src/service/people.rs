@@ -13,7 +13,7 @@ use crate::domain::people::{Member, Team};
 use crate::domain::permission::Permission;
 use crate::domain::routing::{Conditions, RoutingRule};
 use crate::error::AppResult;
-use crate::ports::{Index, Query};
+use crate::ports::Query;
 
 const MAX_MEMBERS: usize = 1_000;
 const MAX_TEAMS: usize = 100;
@@ -56,20 +56,17 @@ pub struct RoutingRulePatch {
 }
 
 impl Countersign {
-    async fn all_of<R: records::Record>(&self, partition: String, prefix: &str, cap: usize) -> AppResult<Vec<R>> {
-        let mut query = Query::new(Index::Primary, partition, cap);
-        query.sk_prefix = Some(prefix.into());
-        query.newest_first = false;
+    async fn all_of<R: records::Record>(&self, query: Query) -> AppResult<Vec<R>> {
         self.store.query(query).await?.into_iter().map(|i| records::decode::<R>(i).map(|s| s.value)).collect()
     }
 
     pub(crate) async fn org_teams(&self, org: &OrgId) -> AppResult<Vec<Team>> {
-        self.all_of(format!("ORG#{org}#TEAM"), "TEAM#", MAX_TEAMS).await
+        self.all_of(records::partition_query(format!("ORG#{org}#TEAM"), "TEAM#", MAX_TEAMS)).await
     }
 
     /// Every routing rule of an organisation (bounded by `MAX_RULES`).
     pub(crate) async fn org_rules(&self, org: &OrgId) -> AppResult<Vec<RoutingRule>> {
-        self.all_of(format!("ORG#{org}#RULE"), "RULE#", MAX_RULES).await
+        self.all_of(rules_query(org)).await
     }
 
     /// Members must exist in the caller's organisation.
@@ -113,7 +110,7 @@ impl Countersign {
     }
 
     async fn org_members(&self, org: &OrgId) -> AppResult<Vec<Member>> {
-        self.all_of(format!("ORG#{org}#MEMBER"), "MEMBER#", MAX_MEMBERS).await
+        self.all_of(records::partition_query(format!("ORG#{org}#MEMBER"), "MEMBER#", MAX_MEMBERS)).await
     }
 
     pub async fn create_team(&self, caller: &Caller, request: NewTeam) -> AppResult<Team> {
@@ -259,4 +256,9 @@ impl Countersign {
         })
         .await
     }
+}
+
+/// The query that reads every routing rule of `org`.
+pub(crate) fn rules_query(org: &OrgId) -> Query {
+    records::partition_query(format!("ORG#{org}#RULE"), "RULE#", MAX_RULES)
 }

@@ -17,7 +17,7 @@ use crate::domain::policy::{evaluate, ActionKind, Decision, PaymentFacts, Policy
 use crate::domain::score::Score;
 use crate::domain::wallet::Wallet;
 use crate::error::AppResult;
-use crate::ports::{Index, Query};
+use crate::ports::Query;
 
 /// What `POST /v1/wallets/{id}/policies/evaluate` asks: would this payment or refund from the
 /// wallet execute, be held, or be denied, now?
@@ -77,11 +77,8 @@ impl Countersign {
 
     /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
     pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<Vec<Policy>> {
-        let mut query = Query::new(Index::Primary, format!("WALLET#{wallet}"), MAX_POLICIES_PER_WALLET);
-        query.sk_prefix = Some("POLICY#".into());
-        query.newest_first = false;
         self.store
-            .query(query)
+            .query(policies_query(wallet))
             .await?
             .into_iter()
             .map(|item| records::decode::<Policy>(item).map(|s| s.value))
@@ -170,4 +167,9 @@ impl Countersign {
         })
         .await
     }
+}
+
+/// The query that reads every policy of `wallet`.
+pub(crate) fn policies_query(wallet: &WalletId) -> Query {
+    records::partition_query(format!("WALLET#{wallet}"), "POLICY#", MAX_POLICIES_PER_WALLET)
 }

@@ -49,7 +49,7 @@ use crate::domain::routing::RoutingRule;
 use crate::domain::wallet::Wallet;
 use crate::domain::webhook::Webhook;
 use crate::error::{AppError, AppResult};
-use crate::ports::{Expect, IndexKeys, Item, Key, Write};
+use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Write};
 
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
@@ -121,6 +121,15 @@ pub fn create<R: Record>(record: &R) -> AppResult<Write> {
 /// A put that only succeeds if the stored version is still `read_version`.
 pub fn update<R: Record>(record: &R, read_version: u64) -> AppResult<Write> {
     Ok(Write::Put { item: encode(record, read_version + 1)?, expect: Expect::Version(read_version) })
+}
+
+/// Every item of a primary-index partition whose sort key starts with `prefix`, oldest first,
+/// up to `cap`.
+pub fn partition_query(partition: String, prefix: &str, cap: usize) -> Query {
+    let mut query = Query::new(Index::Primary, partition, cap);
+    query.sk_prefix = Some(prefix.into());
+    query.newest_first = false;
+    query
 }
 
 pub fn org_key(id: &OrgId) -> Key {

@@ -183,9 +183,16 @@ async fn the_checkpointer_folds_the_wal_into_the_database() {
     assert!(grown > 0, "commits went to the WAL");
     let db = dir.0.join("countersign.db");
     let before = std::fs::metadata(&db).expect("db").len();
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let after = std::fs::metadata(&db).expect("db").len();
-    assert!(after > before, "checkpointed into the database file ({before} -> {after} bytes)");
+    // The checkpointer runs on its own schedule: wait for it (a busy machine may delay it).
+    let mut after = before;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        after = std::fs::metadata(&db).expect("db").len();
+        if after > before {
+            break;
+        }
+    }
+    assert!(after > before, "checkpointed into the database file within 10 s ({before} -> {after} bytes)");
 }
 
 #[tokio::test]
