@@ -175,14 +175,16 @@ async fn the_checkpointer_folds_the_wal_into_the_database() {
     use crate::ports::Store;
     let dir = Dir(std::env::temp_dir().join(format!("countersign-ckpt-test-{}", ulid::Ulid::new())));
     let store = super::SqliteStore::open_dir(&dir.0).expect("open");
+    // Only checkpoints write the database file (the writer's commits go to the WAL), and one
+    // may run while the writes below are still going on.
+    let db = dir.0.join("countersign.db");
+    let before = std::fs::metadata(&db).expect("db").len();
     for i in 0..200 {
         store.apply(&[put(&format!("C#{i}"), 1, Expect::Absent)], None).await.expect("apply");
     }
     let wal = dir.0.join("countersign.db-wal");
     let grown = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     assert!(grown > 0, "commits went to the WAL");
-    let db = dir.0.join("countersign.db");
-    let before = std::fs::metadata(&db).expect("db").len();
     // The checkpointer runs on its own schedule: wait for it (a busy machine may delay it).
     let mut after = before;
     for _ in 0..200 {
