@@ -170,20 +170,29 @@ impl TxToken {
 }
 
 /// A transaction in a store's write queue (`Store::queue`): its outcome, once committed.
-pub struct Queued(futures::future::BoxFuture<'static, Result<(), StoreError>>);
+pub struct Queued {
+    outcome: futures::future::BoxFuture<'static, Result<(), StoreError>>,
+    known: bool,
+}
 
 impl Queued {
     pub fn new(outcome: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static) -> Self {
-        Queued(Box::pin(outcome))
+        Queued { outcome: Box::pin(outcome), known: false }
     }
 
     /// Already applied (or refused): the outcome is known.
     pub fn ready(outcome: Result<(), StoreError>) -> Self {
-        Queued(Box::pin(std::future::ready(outcome)))
+        Queued { outcome: Box::pin(std::future::ready(outcome)), known: true }
+    }
+
+    /// Whether the outcome was known when it was queued (a store without a write queue): its
+    /// writes were never pending.
+    pub fn is_known(&self) -> bool {
+        self.known
     }
 
     pub async fn outcome(self) -> Result<(), StoreError> {
-        self.0.await
+        self.outcome.await
     }
 }
 
@@ -220,9 +229,18 @@ pub trait Store: Send + Sync {
 
     /// `apply` in two steps: first queues the transaction behind every transaction queued
     /// before it (their conditions are checked before its own), then answers its outcome, with
-    /// the same guarantees as `apply`. A caller may let others plan on top of it in between.
-    /// Stores without a write queue apply at once (this default).
-    async fn queue(&self, writes: &[Write], token: Option<&TxToken>) -> Result<Queued, StoreError> {
+    /// the same guarantees as `apply`. A caller may let others plan on top of it in between:
+    /// `after` names the queued transactions (by token) a plan built on, and the transaction
+    /// MUST fail with `ConditionFailed` unless every one of them committed. (A version alone
+    /// cannot tell: a write that fails would have made the same version as another that
+    /// committed in its place.) A resend of a transaction whose token already committed
+    /// succeeds whatever `after` says.
+    /// Stores without a write queue apply at once (this default): nothing queued through them
+    /// is ever pending, so nothing can be built on it, and a non-empty `after` is refused.
+    async fn queue(&self, writes: &[Write], token: Option<&TxToken>, after: &[TxToken]) -> Result<Queued, StoreError> {
+        if !after.is_empty() {
+            return Ok(Queued::ready(Err(StoreError::ConditionFailed)));
+        }
         Ok(Queued::ready(self.apply(writes, token).await))
     }
 

@@ -200,14 +200,16 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
-        self.queue(writes, token).await?.outcome().await
+        self.queue(writes, token, &[]).await?.outcome().await
     }
 
     /// Queued in the writer's order: a transaction queued after this one is checked after it,
-    /// in the same batch or a later one.
-    async fn queue(&self, writes: &[Write], token: Option<&TxToken>) -> Result<Queued, StoreError> {
+    /// in the same batch or a later one; so are the ones it comes `after` (their tokens are
+    /// looked up first).
+    async fn queue(&self, writes: &[Write], token: Option<&TxToken>, after: &[TxToken]) -> Result<Queued, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = writer::Job::new(writes.to_vec(), token.map(|t| t.as_str().to_string()), reply);
+        let after = after.iter().map(|t| t.as_str().to_string()).collect();
+        let job = writer::Job::new(writes.to_vec(), token.map(|t| t.as_str().to_string()), after, reply);
         // Not queued: nothing was applied.
         self.inner.writer.send(job).await.map_err(|_| unavailable("the store's writer has stopped"))?;
         Ok(Queued::new(async move {

@@ -2,8 +2,8 @@
 //! about to read one by one are fetched first, together: their point reads in one batch
 //! (BatchGetItem) and their queries alongside it, all in flight at once. The code that reads
 //! them is unchanged: each of its committed reads is answered from what was read ahead, once
-//! (a second read of the same key, such as a plan made again after a lost race, goes to the
-//! store). Only committed state is read ahead; a plan still sees the pending writes of its
+//! (a second read of the same key goes to the store, and a plan made again after a lost race
+//! reads everything afresh: `forget` drops what its first attempt left unread). Only committed state is read ahead; a plan still sees the pending writes of its
 //! lanes first (`pending`). Where reads are cheap (the embedded store) nothing is read ahead.
 
 use std::collections::HashMap;
@@ -46,6 +46,14 @@ pub(crate) fn take_query(query: &Query) -> Option<Vec<Item>> {
         })
         .ok()
         .flatten()
+}
+
+/// Drops whatever was read ahead and not yet read (before a plan is made again).
+pub(crate) fn forget() {
+    let _ = AHEAD.try_with(|ahead| {
+        ahead.items.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        ahead.queries.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    });
 }
 
 impl Countersign {

@@ -11,6 +11,7 @@ use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::ahead;
 use super::lanes::Turn;
 use super::plan::Plan;
 use super::records::{self, IdempotencyRecord};
@@ -73,6 +74,9 @@ impl Countersign {
     {
         let mut turn = Turn::new(self.lanes.as_ref());
         for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                ahead::forget();
+            }
             let planned = turn.plan(plan(), |p| commits(p, false)).await;
             match planned.result {
                 _ if !planned.sound => {}
@@ -112,6 +116,9 @@ impl Countersign {
         };
         let mut turn = Turn::new(self.lanes.as_ref());
         for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                ahead::forget();
+            }
             // Committed state only: a replay answers at once, so it must not rest on pending writes.
             let stale_version = match self.replay::<T>(&scope).await? {
                 Prior::Outcome(outcome) => return Ok(Committed { outcome, replayed: true }),
@@ -167,9 +174,10 @@ impl Countersign {
         let token = TxToken::generate();
         let started = std::time::Instant::now();
         let mut wait = AMBIGUOUS_FIRST_WAIT;
-        let mut result = match self.store.queue(&writes, Some(&token)).await {
+        let after = turn.after().to_vec();
+        let mut result = match self.store.queue(&writes, Some(&token), &after).await {
             Ok(queued) => {
-                let registration = turn.queued(&writes);
+                let registration = turn.queued(&writes, &token, queued.is_known());
                 let result = queued.outcome().await;
                 turn.settle(registration, result.is_ok());
                 result
@@ -187,7 +195,11 @@ impl Countersign {
                 }
                 Err(e) => return Err(e.into()),
             }
-            result = self.store.apply(&writes, Some(&token)).await;
+            // Still after what it was planned on: a resend must not outlive a failed one.
+            result = match self.store.queue(&writes, Some(&token), &after).await {
+                Ok(queued) => queued.outcome().await,
+                Err(e) => Err(e),
+            };
         }
     }
 

@@ -7,8 +7,10 @@
 //! transaction in the store's commit order (`Store::queue`), publishes what it wrote as pending,
 //! and lets go: the next holder plans on top of the pending writes, and its transaction, queued
 //! behind, is checked after it (often in the same group commit). Nothing is acknowledged before
-//! its own commit; a plan built on a pending write that then fails fails its own condition (it
-//! expected the version that write would have made) and is planned again. Only plans see
+//! its own commit; a plan built on a pending write is queued after that write's transaction
+//! (`Store::queue`'s `after`) and fails unless it committed, then is planned again (its version
+//! condition alone could not tell: another write may have committed the version the failed one
+//! would have made). Only plans see
 //! pending writes: every other read sees committed state. A plan that commits nothing (or
 //! refuses) after reading pending writes waits for them to commit first, so no answer rests on
 //! a write that never lands.
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::MutexGuard;
 
 use super::pending::{settled, Pending, PlanReads, Registration, PLANNING};
-use crate::ports::{Expect, Write};
+use crate::ports::{Expect, TxToken, Write};
 
 const STRIPES: usize = 1024;
 
@@ -101,6 +103,9 @@ pub(crate) struct Turn<'a> {
     held: Option<Held<'a>>,
     /// What the last plan read (for the pending writes of its transaction).
     reads: Option<Arc<PlanReads>>,
+    /// The queued transactions whose pending writes the last plan built on: its own
+    /// transaction is queued after them, and fails unless they all committed.
+    after: Vec<TxToken>,
     /// A race already lost by this request.
     lost_once: bool,
 }
@@ -114,7 +119,7 @@ pub(crate) struct Planned<P> {
 
 impl<'a> Turn<'a> {
     pub fn new(lanes: Option<&'a Arc<Lanes>>) -> Self {
-        Turn { lanes, held: None, reads: None, lost_once: false }
+        Turn { lanes, held: None, reads: None, after: Vec::new(), lost_once: false }
     }
 
     /// Runs a plan so that its reads see pending writes. `commits` says of its result whether
@@ -124,9 +129,12 @@ impl<'a> Turn<'a> {
         let Some(lanes) = self.lanes else { return Planned { result: plan.await, sound: true } };
         let reads = PlanReads::new(lanes.pending.clone());
         let result = PLANNING.scope(reads.clone(), plan).await;
-        let used = reads.take_used();
+        let (waits, mut after): (Vec<_>, Vec<_>) = reads.take_used().into_iter().map(|b| (b.done, b.token)).unzip();
+        after.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        after.dedup();
+        self.after = after;
         self.reads = Some(reads);
-        let sound = used.is_empty() || commits(&result) || settled(used).await;
+        let sound = waits.is_empty() || commits(&result) || settled(waits).await;
         Planned { result, sound }
     }
 
@@ -151,13 +159,19 @@ impl<'a> Turn<'a> {
         !waited && !lanes.pending.overtakes(writes)
     }
 
+    /// The queued transactions the last plan built on (`Store::queue`'s `after`).
+    pub fn after(&self) -> &[TxToken] {
+        &self.after
+    }
+
     /// After queueing a transaction: publishes its writes as pending and lets go of the lanes,
-    /// so the next plan builds on them. Without lanes, nothing to publish.
-    pub fn queued(&mut self, writes: &[Write]) -> Option<Registration> {
+    /// so the next plan builds on them. Without lanes, or when the store already answered (no
+    /// write queue), nothing to publish: nothing can be built on a write that may have failed.
+    pub fn queued(&mut self, writes: &[Write], token: &TxToken, known: bool) -> Option<Registration> {
         let lanes = self.lanes?;
-        let registration = lanes.pending.register(writes, self.reads.as_deref());
+        let registration = (!known).then(|| lanes.pending.register(writes, token, self.reads.as_deref()));
         self.held = None;
-        Some(registration)
+        registration
     }
 
     /// The queued transaction's outcome is known: its writes are no longer pending.
@@ -186,7 +200,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ports::{IndexKeys, Item, Key};
+    use crate::ports::{IndexKeys, Item, Key, StoreError};
 
     fn item(pk: &str, version: u64) -> Item {
         Item { key: Key::new(pk, "R"), version, indexes: IndexKeys::default(), expires_at_epoch: None, body: json!({}) }
@@ -254,7 +268,11 @@ mod tests {
         let key = Key::new("WALLET#hot", "R");
         let mut turn = Turn::new(Some(&lanes));
         assert!(turn.ready(&[put("WALLET#hot", Expect::Version(1))], 0).await);
-        let registration = turn.queued(&[Write::Put { item: item("WALLET#hot", 2), expect: Expect::Version(1) }]);
+        let registration = turn.queued(
+            &[Write::Put { item: item("WALLET#hot", 2), expect: Expect::Version(1) }],
+            &TxToken::generate(),
+            false,
+        );
         assert!(turn.held.is_none(), "the lane is let go once the transaction is queued");
 
         assert_eq!(store.get(&key).await.expect("get"), None, "outside a plan: committed state only");
@@ -275,7 +293,11 @@ mod tests {
         let lanes = Arc::new(Lanes::default());
         let key = Key::new("APPROVAL#a", "R");
         let mut first = Turn::new(Some(&lanes));
-        let registration = first.queued(&[Write::Put { item: item("APPROVAL#a", 2), expect: Expect::Version(1) }]);
+        let registration = first.queued(
+            &[Write::Put { item: item("APPROVAL#a", 2), expect: Expect::Version(1) }],
+            &TxToken::generate(),
+            false,
+        );
         let mut reader = Turn::new(Some(&lanes));
         let answered = reader.plan(store.get(&key), |_| false);
         let fail = async {
@@ -296,8 +318,8 @@ mod tests {
         policy.key.sk = "POLICY#1".into();
         let mut first = Turn::new(Some(&lanes));
         let writes = vec![Write::Put { item: policy, expect: Expect::Absent }];
-        let queued = committed.queue(&writes, None).await.expect("queued");
-        let registration = first.queued(&writes);
+        let queued = committed.queue(&writes, None, &[]).await.expect("queued");
+        let registration = first.queued(&writes, &TxToken::generate(), false);
         let mut policies = Query::new(Index::Primary, "WALLET#w", 50);
         policies.sk_prefix = Some("POLICY#".into());
         let mut other = Query::new(Index::Primary, "WALLET#w", 50);
@@ -322,7 +344,11 @@ mod tests {
         let lanes = Arc::new(Lanes::default());
         let key = Key::new("WALLET#gone", "R");
         let mut first = Turn::new(Some(&lanes));
-        let registration = first.queued(&[Write::Put { item: item("WALLET#gone", 2), expect: Expect::Version(1) }]);
+        let registration = first.queued(
+            &[Write::Put { item: item("WALLET#gone", 2), expect: Expect::Version(1) }],
+            &TxToken::generate(),
+            false,
+        );
         let mut reader = Turn::new(Some(&lanes));
         let answered = reader.plan(store.get(&key), |_| false);
         let cancel = async {
@@ -333,5 +359,41 @@ mod tests {
         assert!(!planned.sound, "what it built on has no known outcome: plan again");
         let again = reader.plan(store.get(&key), |_| false).await;
         assert_eq!(again.result.expect("get"), None, "committed state again");
+    }
+
+    /// A write that commits in another plan's place while it is made (no lane taken, nothing
+    /// pending yet) makes the version that plan's doomed write would make: a plan built on the
+    /// doomed write must fail with it, not commit on the other write's version.
+    #[tokio::test]
+    async fn a_plan_built_on_a_queued_write_that_fails_fails_too() {
+        use crate::ports::Store;
+        let (store, committed) = store();
+        let lanes = Arc::new(Lanes::default());
+        let key = Key::new("WALLET#hot", "R");
+        committed.apply(&[Write::Put { item: item("WALLET#hot", 1), expect: Expect::Absent }], None).await.expect("v1");
+        // X: version 1 -> 2, straight to the store.
+        let x = [Write::Put { item: item("WALLET#hot", 2), expect: Expect::Version(1) }];
+        committed.apply(&x, Some(&TxToken::generate())).await.expect("x");
+        // A, planned on version 1 before X: its write is doomed.
+        let a_writes = [Write::Put { item: item("WALLET#hot", 2), expect: Expect::Version(1) }];
+        let mut a = Turn::new(Some(&lanes));
+        assert!(a.ready(&a_writes, 0).await, "nothing pending, lane free");
+        let a_token = TxToken::generate();
+        let a_queued = store.queue(&a_writes, Some(&a_token), a.after()).await.expect("queued");
+        let a_registration = a.queued(&a_writes, &a_token, a_queued.is_known());
+        // B builds on A's pending version 2.
+        let mut b = Turn::new(Some(&lanes));
+        let seen = b.plan(store.get(&key), |_| true).await;
+        assert_eq!(seen.result.expect("get").map(|i| i.version), Some(2));
+        assert_eq!(b.after(), std::slice::from_ref(&a_token), "B knows it built on A");
+        let b_writes = [Write::Put { item: item("WALLET#hot", 3), expect: Expect::Version(2) }];
+        assert!(b.ready(&b_writes, 0).await);
+        let b_token = TxToken::generate();
+        let b_queued = store.queue(&b_writes, Some(&b_token), b.after()).await.expect("queued");
+        let a_outcome = a_queued.outcome().await;
+        a.settle(a_registration, a_outcome.is_ok());
+        assert_eq!(a_outcome, Err(StoreError::ConditionFailed), "A planned before X");
+        assert_eq!(b_queued.outcome().await, Err(StoreError::ConditionFailed), "B rests on A, not on X");
+        assert_eq!(committed.get(&key).await.expect("get").map(|i| i.version), Some(2), "X's write stands");
     }
 }

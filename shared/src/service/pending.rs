@@ -27,6 +27,8 @@ pub(crate) struct Pending {
 struct Entry {
     /// Which queued transaction wrote it.
     seq: u64,
+    /// That transaction's token: a plan that builds on this write is queued after it.
+    token: TxToken,
     /// The item it writes; `None` for a delete.
     item: Option<Item>,
     /// The index entries of the item it replaces, when the plan read it (so a query of the
@@ -73,7 +75,7 @@ impl Drop for Registration {
 
 impl Pending {
     /// Publishes `writes` (just queued) as pending; `reads` is what their plan read.
-    pub fn register(self: &Arc<Self>, writes: &[Write], reads: Option<&PlanReads>) -> Registration {
+    pub fn register(self: &Arc<Self>, writes: &[Write], token: &TxToken, reads: Option<&PlanReads>) -> Registration {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (done, watching) = watch::channel(None);
         let read = reads.map(|r| r.read.lock().unwrap_or_else(PoisonError::into_inner));
@@ -86,7 +88,8 @@ impl Pending {
                 Write::Check { .. } => continue,
             };
             let replaced = read.as_ref().and_then(|r| r.get(key).cloned());
-            entries.insert(key.clone(), Entry { seq, item, replaced, done: watching.clone() });
+            let token = token.clone();
+            entries.insert(key.clone(), Entry { seq, token, item, replaced, done: watching.clone() });
             keys.push(key.clone());
         }
         drop(entries);
@@ -137,11 +140,17 @@ impl Entry {
     }
 }
 
+/// A pending write a plan read: its transaction's outcome, once known, and its token.
+pub(crate) struct Built {
+    pub done: watch::Receiver<Option<bool>>,
+    pub token: TxToken,
+}
+
 /// What the plan running in this task read: the pending writes it built on (their outcomes)
 /// and the index entries of every record it read.
 pub(crate) struct PlanReads {
     pending: Arc<Pending>,
-    used: Mutex<Vec<watch::Receiver<Option<bool>>>>,
+    used: Mutex<Vec<Built>>,
     read: Mutex<HashMap<Key, IndexKeys>>,
 }
 
@@ -151,7 +160,7 @@ impl PlanReads {
     }
 
     /// The pending writes this plan built on, to wait for when it commits nothing.
-    pub fn take_used(&self) -> Vec<watch::Receiver<Option<bool>>> {
+    pub fn take_used(&self) -> Vec<Built> {
         std::mem::take(&mut *self.used.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -207,13 +216,13 @@ impl Store for PlanStore {
         let Ok(reads) = PLANNING.try_with(Arc::clone) else { return self.committed_get(key).await };
         let pending = {
             let entries = reads.pending.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            entries.get(key).map(|e| (e.item.clone(), e.done.clone()))
+            entries.get(key).map(|e| (e.item.clone(), Built { done: e.done.clone(), token: e.token.clone() }))
         };
         let item = match pending {
-            Some((item, done)) => {
+            Some((item, built)) => {
                 // Newer than anything read ahead of it.
                 let _ = ahead::take_item(key);
-                reads.used.lock().unwrap_or_else(PoisonError::into_inner).push(done);
+                reads.used.lock().unwrap_or_else(PoisonError::into_inner).push(built);
                 item
             }
             None => self.committed_get(key).await?,
@@ -226,8 +235,8 @@ impl Store for PlanStore {
         self.inner.apply(writes, token).await
     }
 
-    async fn queue(&self, writes: &[Write], token: Option<&TxToken>) -> Result<Queued, StoreError> {
-        self.inner.queue(writes, token).await
+    async fn queue(&self, writes: &[Write], token: Option<&TxToken>, after: &[TxToken]) -> Result<Queued, StoreError> {
+        self.inner.queue(writes, token, after).await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {

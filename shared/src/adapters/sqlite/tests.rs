@@ -24,8 +24,17 @@ fn put(pk: &str, version: u64, expect: Expect) -> Write {
 }
 
 fn job(writes: Vec<Write>, token: Option<&str>) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
+    job_after(writes, token, &[])
+}
+
+fn job_after(
+    writes: Vec<Write>,
+    token: Option<&str>,
+    after: &[&str],
+) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
     let (reply, answer) = oneshot::channel();
-    (Job::new(writes, token.map(str::to_string), reply), answer)
+    let after = after.iter().map(|t| t.to_string()).collect();
+    (Job::new(writes, token.map(str::to_string), after, reply), answer)
 }
 
 /// Runs `plans` as one batch; returns each plan's answer, in order.
@@ -53,6 +62,40 @@ fn scratch() -> (Connection, Dir) {
     std::fs::create_dir_all(&dir).expect("dir");
     let conn = open_writer(&dir.join("t.db"), true).expect("open");
     (conn, Dir(dir))
+}
+
+/// A plan built on a queued write that fails must fail too, even when another write committed
+/// the very version it expects (the versions alone cannot tell them apart).
+#[test]
+fn a_plan_built_on_a_queued_write_fails_with_it() {
+    let (mut conn, _dir) = scratch();
+    batch(&mut conn, vec![(vec![put("W", 1, Expect::Absent)], None)]);
+    // X committed version 2 while A, planned on version 1, was being made.
+    batch(&mut conn, vec![(vec![put("W", 2, Expect::Version(1))], Some("x"))]);
+    let plans = vec![
+        job(vec![put("W", 2, Expect::Version(1))], Some("a")),
+        // B read A's pending version 2; X's version 2 is a different write.
+        job_after(vec![put("W", 3, Expect::Version(2))], Some("b"), &["a"]),
+        // C built on X, which committed.
+        job_after(vec![put("C", 1, Expect::Absent)], Some("c"), &["x"]),
+    ];
+    let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().unzip();
+    run_batch(&mut conn, jobs, false);
+    let answers: Vec<_> = answers.into_iter().map(|mut a| a.try_recv().expect("answered")).collect();
+    assert_eq!(answers, vec![Err(StoreError::ConditionFailed), Err(StoreError::ConditionFailed), Ok(())]);
+    assert_eq!(version(&conn, "W"), Some(2), "X's write stands; nothing built on A's");
+    // Within one batch: D commits in its savepoint, E after it sees D's token.
+    let plans = vec![
+        job(vec![put("W", 3, Expect::Version(2))], Some("d")),
+        job_after(vec![put("W", 4, Expect::Version(3))], Some("e"), &["d"]),
+    ];
+    let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().unzip();
+    run_batch(&mut conn, jobs, false);
+    let answers: Vec<_> = answers.into_iter().map(|mut a| a.try_recv().expect("answered")).collect();
+    assert_eq!(answers, vec![Ok(()), Ok(())]);
+    assert_eq!(version(&conn, "W"), Some(4));
+    // A resend of E (its token committed) succeeds whatever it came after.
+    assert_eq!(batch(&mut conn, vec![(vec![put("W", 4, Expect::Version(3))], Some("e"))]), vec![Ok(())]);
 }
 
 #[test]

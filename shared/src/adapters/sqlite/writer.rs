@@ -26,11 +26,18 @@ pub(super) struct Job {
     /// writer's time goes to the store alone.
     bodies: Vec<String>,
     token: Option<String>,
+    /// Tokens of the transactions this one was planned on: each must have committed.
+    after: Vec<String>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl Job {
-    pub fn new(writes: Vec<Write>, token: Option<String>, reply: oneshot::Sender<Result<(), StoreError>>) -> Self {
+    pub fn new(
+        writes: Vec<Write>,
+        token: Option<String>,
+        after: Vec<String>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    ) -> Self {
         let bodies = writes
             .iter()
             .map(|w| match w {
@@ -38,7 +45,7 @@ impl Job {
                 _ => String::new(),
             })
             .collect();
-        Job { writes, bodies, token, reply }
+        Job { writes, bodies, token, after, reply }
     }
 }
 
@@ -191,6 +198,14 @@ fn apply(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Applied> {
             Ok(_) => {}
             Err(e) if is_conflict(&e) => return Ok(Applied::Before),
             Err(e) => return Err(e),
+        }
+    }
+    // Planned on queued transactions: each was checked before this one (queue order), in an
+    // earlier batch or an earlier savepoint of this one, and left its token if it committed.
+    for before in &job.after {
+        let committed = conn.prepare_cached("SELECT 1 FROM tokens WHERE token = ?1")?.exists(params![before])?;
+        if !committed {
+            return Ok(Applied::ConditionFailed);
         }
     }
     // Each write checks its own condition as it applies (one statement, no read first); the
