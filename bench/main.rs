@@ -9,7 +9,8 @@
 //!
 //! `--figures <file>` appends every figure as a tab-separated row for `bench/report.py`.
 //! `--only <floors|store|local|dynamo|events>` (repeatable) runs some sections.
-//! `make-table` creates a table on DynamoDB Local and prints its name (for `init_time.py`).
+//! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
+//! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
 mod dynamo;
 mod events;
@@ -33,8 +34,7 @@ async fn main() {
             "--figures" => out = args.next(),
             "--only" => only.extend(args.next()),
             "make-table" => {
-                let TestStore::Dynamo { table, .. } = TestStore::new(Backend::Dynamo).await else { unreachable!() };
-                println!("{table}");
+                println!("{}", dynamo::seeded_table().await);
                 return;
             }
             other => panic!("unknown argument {other}"),

@@ -2,7 +2,7 @@
 section, figure, value, unit, target, floor name, floor value): machine, date, commit, load, and
 one table of every figure beside its floor, with the ratio.
 
-    python3 bench/report.py <figures.tsv> <RESULTS.md> <load before> <load after>
+    python3 bench/report.py <figures.tsv> <RESULTS.md> <load before> <load after> [seconds the run took]
 """
 
 import datetime
@@ -48,6 +48,7 @@ def number(v):
 
 def main():
     tsv, out, load_before, load_after = sys.argv[1:5]
+    took = f"; the whole run took {int(sys.argv[5]) / 60:.0f} min (builds included)" if len(sys.argv) > 5 else ""
     rows = []
     with open(tsv) as f:
         for line in f:
@@ -66,9 +67,11 @@ def main():
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Commit: {commit}",
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {memory()}, {platform.system()} {platform.release()}",
-        f"- Load average (1/5/15 min) before: {load_before}; after: {load_after} (the machine is shared)",
-        "- Local figures: the release `countersign serve` binary and the benchmark's HTTP client share",
-        "  this machine's cores; the client is reqwest at concurrency 16.",
+        f"- Load average (1/5/15 min) before: {load_before}; after: {load_after} (the machine is shared){took}",
+        "- Local figures: the release `countersign serve` binary and its load, `wrk` (16 connections,",
+        "  2 threads), share this machine's cores; so do DynamoDB Local and the code it serves.",
+        "- Value / floor: the figure divided by its floor (for a rate, the share of the floor reached;",
+        "  for a latency, how many times the floor's). Targets are issue 12's.",
         "",
         "| Section | Figure | Value | Unit | Target | Floor | Floor value | Value / floor |",
         "|---|---|---:|---|---|---|---:|---:|",

@@ -28,6 +28,7 @@ pub const ENV_QUEUE_URL: &str = "COUNTERSIGN_WEBHOOK_QUEUE_URL";
 pub const ENV_REVIEW_WAIT: &str = "COUNTERSIGN_REVIEW_WAIT_SECONDS";
 pub const ENV_SESSION_SECRET: &str = "COUNTERSIGN_SESSION_SECRET";
 pub const ENV_PUBLIC_URL: &str = "COUNTERSIGN_PUBLIC_URL";
+pub const ENV_PREWARM: &str = "COUNTERSIGN_PREWARM";
 
 fn parse_env<T: std::str::FromStr>(
     name: &'static str,
@@ -204,7 +205,32 @@ pub async fn aws_service(adapters: &[AwsAdapter]) -> Result<crate::service::Coun
     }
     wiring.client = Arc::new(webhook_client(&settings)?);
     wiring.metrics = Arc::new(crate::adapters::emf::EmfMetrics);
-    Ok(Countersign::new(Arc::new(store), Arc::new(SystemClock), settings).with_wiring(wiring))
+    let service = Countersign::new(Arc::new(store), Arc::new(SystemClock), settings).with_wiring(wiring);
+    prewarm(&service).await;
+    Ok(service)
+}
+
+/// How long init may spend pre-warming the store before it gives up (and the first request
+/// connects as it would have).
+#[cfg(feature = "aws")]
+const PREWARM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// With `COUNTERSIGN_PREWARM=1`, reads the store once during init (the health probe's GetItem),
+/// so that the first invoke finds the connection open (TCP and TLS set up, credentials resolved,
+/// the first request's code paths run). Off by default: on DynamoDB Local (loopback, no TLS) the
+/// GetItem costs init more than it saves the first invoke; `bench/init_time.py` measures both
+/// ways, so the choice can be made again where TLS is paid. Never fatal: a store that cannot be
+/// reached now is met again by the first request, which reports it.
+#[cfg(feature = "aws")]
+async fn prewarm(service: &crate::service::Countersign) {
+    if std::env::var(ENV_PREWARM).map_or(true, |v| v != "1") {
+        return;
+    }
+    match tokio::time::timeout(PREWARM_TIMEOUT, service.check_store()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "pre-warming the store failed; the first request will connect"),
+        Err(_) => tracing::warn!("pre-warming the store timed out; the first request will connect"),
+    }
 }
 
 pub fn webhook_client(settings: &Settings) -> Result<HttpWebhookClient, ConfigError> {
