@@ -10,6 +10,8 @@ use std::time::Instant;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
 use axum::http::{Request, Response, StatusCode};
+use countersign_core::domain::event::Event;
+use countersign_core::ports::{BusError, EventBus, Published};
 
 #[derive(Debug, Clone)]
 struct Span {
@@ -37,6 +39,51 @@ pub struct Traffic {
 impl Traffic {
     pub fn targets(&self) -> String {
         self.by_target.iter().map(|(t, n)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// What one request cost on the wire: up to its commit (its reads and its transaction), and
+/// after (the outbox marks that follow publishing its events).
+#[derive(Debug, Default)]
+pub struct Cost {
+    pub commit: Traffic,
+    pub marks: Traffic,
+}
+
+/// An event bus that accepts every event and, at the moment a request publishes, takes what
+/// the proxy saw so far: so a request's own reads and transaction are told from the outbox
+/// marks after them.
+pub struct SplittingBus {
+    proxy: Proxy,
+    before_publish: Mutex<Option<Traffic>>,
+}
+
+impl SplittingBus {
+    pub fn new(proxy: Proxy) -> Self {
+        SplittingBus { proxy, before_publish: Mutex::new(None) }
+    }
+
+    /// Forgets what was seen so far: the next request's cost starts here.
+    pub fn reset(&self) {
+        self.proxy.reset();
+        *self.before_publish.lock().expect("lock") = None;
+    }
+
+    /// What the requests since `reset` cost (one request at a time).
+    pub fn cost(&self) -> Cost {
+        let after = self.proxy.take();
+        match self.before_publish.lock().expect("lock").take() {
+            Some(commit) => Cost { commit, marks: after },
+            None => Cost { commit: after, marks: Traffic::default() },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for SplittingBus {
+    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
+        *self.before_publish.lock().expect("lock") = Some(self.proxy.take());
+        Ok(Published { accepted: events.iter().map(|e| e.id.clone()).collect(), refused: vec![] })
     }
 }
 

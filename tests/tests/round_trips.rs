@@ -5,41 +5,17 @@
 //! commit (publishing the events, then marking them published in one request) is counted apart.
 //! Counts, not timings: they hold on any machine.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use countersign_core::domain::event::Event;
 use countersign_core::domain::org::hash_secret;
-use countersign_core::ports::{BusError, EventBus, Published};
 use countersign_core::service::{Countersign, Settings, Wiring};
-use countersign_tests::proxy::{Proxy, Traffic};
+use countersign_tests::proxy::{Cost, Proxy, SplittingBus, Traffic};
 use countersign_tests::{dynamo_endpoint, ManualClock, TestApp, TestStore, OPERATOR_KEY};
 use serde_json::{json, Value};
-
-/// Accepts every event, and takes what the proxy saw up to the publish: the request's own
-/// reads and transaction, apart from the outbox marks that follow.
-struct SplittingBus {
-    proxy: Proxy,
-    before_publish: Mutex<Option<Traffic>>,
-}
-
-#[async_trait]
-impl EventBus for SplittingBus {
-    async fn publish(&self, events: &[Event]) -> Result<Published, BusError> {
-        *self.before_publish.lock().expect("lock") = Some(self.proxy.take());
-        Ok(Published { accepted: events.iter().map(|e| e.id.clone()).collect(), refused: vec![] })
-    }
-}
 
 struct Counted {
     app: TestApp,
     bus: Arc<SplittingBus>,
-}
-
-/// What one request cost: up to its commit, and the outbox marks after it.
-struct Cost {
-    commit: Traffic,
-    marks: Traffic,
 }
 
 impl Counted {
@@ -50,22 +26,16 @@ impl Counted {
         let store = TestStore::dynamo_at(&proxy.endpoint).await;
         let clock = ManualClock::new();
         let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
-        let bus = Arc::new(SplittingBus { proxy, before_publish: Mutex::new(None) });
+        let bus = Arc::new(SplittingBus::new(proxy));
         let wiring = Wiring { bus: bus.clone(), ..Wiring::default() };
         let service = Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring).without_lanes();
         Counted { app: TestApp::serve(store, clock, service).await, bus }
     }
 
     async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value, Cost) {
-        self.bus.proxy.reset();
-        *self.bus.before_publish.lock().expect("lock") = None;
+        self.bus.reset();
         let (status, body) = self.app.post(path, key, body).await;
-        let after = self.bus.proxy.take();
-        let cost = match self.bus.before_publish.lock().expect("lock").take() {
-            Some(commit) => Cost { commit, marks: after },
-            None => Cost { commit: after, marks: Traffic::default() },
-        };
-        (status, body, cost)
+        (status, body, self.bus.cost())
     }
 }
 
