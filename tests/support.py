@@ -1,10 +1,17 @@
-"""Helpers shared by the Python test suites (tests/sdk, tests/fullstack)."""
+"""Helpers shared by the Python test suites (tests/sdk, tests/mcp, tests/dashboard, tests/fullstack)."""
 
+import contextlib
 import importlib.util
+import os
 import pathlib
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 from http.server import ThreadingHTTPServer
+
+import httpx
 
 RECEIVER = pathlib.Path(__file__).resolve().parent / "receiver" / "receiver.py"
 
@@ -31,3 +38,50 @@ def wait_until(what, check, timeout=20):
             return value
         assert time.time() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(prefix, env, log_to_file=False):
+    """`countersign serve` (the binary at COUNTERSIGN_BIN) on a free loopback port with a fresh data
+    dir and `env` over the environment (a `None` value removes the variable); yields
+    (base URL, data dir) once /health answers, and stops it afterwards. With `log_to_file`, its
+    output goes to `<data dir>/server.log`."""
+    binary = os.environ.get("COUNTERSIGN_BIN")
+    assert binary and os.path.exists(binary), "COUNTERSIGN_BIN must point at the built countersign binary"
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix=prefix)
+    full_env = dict(os.environ, RUST_LOG="warn")
+    for name, value in env.items():
+        if value is None:
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
+    with contextlib.ExitStack() as stack:
+        output = {}
+        if log_to_file:
+            log = stack.enter_context(open(os.path.join(data_dir, "server.log"), "w"))
+            output = {"stdout": log, "stderr": subprocess.STDOUT}
+        command = [binary, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir]
+        proc = subprocess.Popen(command, env=full_env, **output)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "countersign exited during start-up"
+            assert time.time() < deadline, "countersign did not become healthy"
+            time.sleep(0.1)
+        try:
+            yield base, data_dir
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

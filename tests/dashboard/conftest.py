@@ -7,11 +7,7 @@ which scripts/test installs. A missing browser or binary fails the suite; nothin
 
 import os
 import pathlib
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 
 import httpx
 import pytest
@@ -20,7 +16,7 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dashboard_api import OPERATOR_KEY, SESSION_SECRET  # noqa: E402
-from support import start_receiver  # noqa: E402
+from support import local_server, start_receiver  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "target" / "screenshots"
@@ -29,39 +25,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server():
-    binary = os.environ.get("COUNTERSIGN_BIN")
-    assert binary and os.path.exists(binary), "COUNTERSIGN_BIN must point at the built countersign binary"
-    port = _free_port()
-    data_dir = tempfile.mkdtemp(prefix="countersign-dashboard-")
-    env = dict(os.environ, COUNTERSIGN_ADMIN_KEY=OPERATOR_KEY, COUNTERSIGN_SESSION_SECRET=SESSION_SECRET,
-               COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS="true", RUST_LOG="warn")
-    env.pop("COUNTERSIGN_PUBLIC_URL", None)  # the server's own loopback address is the default
-    log = open(os.path.join(data_dir, "server.log"), "w")
-    proc = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, "countersign exited during start-up"
-        assert time.time() < deadline, "countersign did not become healthy"
-        time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    env = {"COUNTERSIGN_ADMIN_KEY": OPERATOR_KEY, "COUNTERSIGN_SESSION_SECRET": SESSION_SECRET,
+           "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS": "true",
+           "COUNTERSIGN_PUBLIC_URL": None}  # the server's own loopback address is the default
+    with local_server("countersign-dashboard-", env, log_to_file=True) as (base, data_dir):
+        yield base
     # Nothing secret reaches the log: no API key, no session secret.
     text = pathlib.Path(data_dir, "server.log").read_text()
     assert "csk_" not in text and SESSION_SECRET not in text, text

@@ -3,10 +3,7 @@ reviewer key, and MCP clients (the official `mcp` SDK) over Streamable HTTP and 
 (`countersign mcp --url`)."""
 
 import os
-import socket
-import subprocess
-import tempfile
-import time
+import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -16,13 +13,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import local_server  # noqa: E402
+
 OPERATOR_KEY = "mcp-test-operator-key-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -34,24 +28,8 @@ def binary():
 
 @pytest.fixture(scope="session")
 def server(binary):
-    port = _free_port()
-    data_dir = tempfile.mkdtemp(prefix="countersign-mcp-")
-    env = dict(os.environ, COUNTERSIGN_ADMIN_KEY=OPERATOR_KEY, RUST_LOG="warn")
-    proc = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, "countersign exited during start-up"
-        assert time.time() < deadline, "countersign did not become healthy"
-        time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with local_server("countersign-mcp-", {"COUNTERSIGN_ADMIN_KEY": OPERATOR_KEY}) as (base, _):
+        yield base
 
 
 @dataclass
