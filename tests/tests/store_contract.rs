@@ -170,6 +170,36 @@ async fn removing_index_keys_removes_the_item_from_the_index(backend: Backend) {
     assert!(due.is_empty(), "{backend:?}: sparse index must drop the item");
 }
 
+per_backend!(an_update_moves_only_the_index_entries_that_change);
+async fn an_update_moves_only_the_index_entries_that_change(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    s.transact(vec![put(indexed("U#1", "a", "PENDING"), Expect::Absent)]).await.unwrap();
+    // by_org and due stay put, by_wallet moves to another sort key, by_status is added.
+    let mut updated = indexed("U#1", "a", "DONE");
+    updated.version = 2;
+    updated.indexes.by_status = Some(("ORG#o#T#DONE".into(), "a".into()));
+    updated.body = json!({"n": 2, "moved": true});
+    // A stale version changes nothing.
+    assert_eq!(s.transact(vec![put(updated.clone(), Expect::Version(5))]).await, Err(StoreError::ConditionFailed));
+    let mut absent = updated.clone();
+    absent.key = Key::new("U#missing", "REC");
+    assert_eq!(s.transact(vec![put(absent, Expect::Version(1))]).await, Err(StoreError::ConditionFailed));
+    let mut was_pending = Query::new(Index::ByWallet, "W#1", 10);
+    was_pending.sk_prefix = Some("PENDING#".into());
+    assert_eq!(s.query(was_pending.clone()).await.unwrap().len(), 1, "{backend:?}");
+    s.transact(vec![put(updated.clone(), Expect::Version(1))]).await.unwrap();
+    assert!(s.query(was_pending).await.unwrap().is_empty(), "{backend:?}: left its old sort key");
+    for index in [Index::ByOrg, Index::ByWallet, Index::Due] {
+        let pk = updated.indexes.get(index).expect("indexed").0.clone();
+        let found = s.query(Query::new(index, pk, 10)).await.unwrap();
+        assert_eq!(found, vec![updated.clone()], "{backend:?}: {index:?} answers the new body once");
+    }
+    let found = s.query(Query::new(Index::ByStatus, "ORG#o#T#DONE", 10)).await.unwrap();
+    assert_eq!(found, vec![updated.clone()], "{backend:?}: added to by_status");
+    assert_eq!(s.get(&updated.key).await.unwrap(), Some(updated), "{backend:?}");
+}
+
 /// The template defines exactly the indexes the adapter queries, with the same key attributes.
 #[test]
 fn template_indexes_match_the_adapter() {
