@@ -21,6 +21,36 @@ fn scale() -> f64 {
 pub const OPERATOR_KEY: &str = "bench-operator-key-0123456789";
 const SECTION: &str = "Local server (SQLite, synchronous=FULL), concurrency 16";
 
+/// A process's CPU seconds so far and bytes it has written to storage (Linux `/proc`; the
+/// WAL, the checkpoints and the database file).
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu_seconds: f64,
+    disk_bytes: f64,
+}
+
+fn usage(pid: u32) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let written = io.lines().find_map(|l| l.strip_prefix("write_bytes: "))?.trim().parse().ok()?;
+    Some(Usage { cpu_seconds: ticks / clock_ticks_per_second(), disk_bytes: written })
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
 pub struct Server {
     child: std::process::Child,
     pub base: String,
@@ -135,8 +165,15 @@ pub async fn server_throughput(binary: &str, sqlite: &crate::floors::SqliteFloor
     std::fs::create_dir_all(&scratch).expect("scratch");
     let seconds = Duration::from_secs_f64(5.0 * scale());
     println!("== local server ({binary}), wrk: {} connections, {seconds:?} per run", wrk::CONNECTIONS);
+    let pid = server.child.id();
     let run = |url: String, script: wrk::Script<'_>, duration: Duration| {
-        let result = tokio::task::block_in_place(|| wrk::run(&scratch, &url, script, duration));
+        let before = usage(pid);
+        let mut result = tokio::task::block_in_place(|| wrk::run(&scratch, &url, script, duration));
+        let requests = result.requests.max(1) as f64;
+        result.server = before.zip(usage(pid)).map(|(b, a)| wrk::ServerCost {
+            cpu_us: (a.cpu_seconds - b.cpu_seconds) * 1e6 / requests,
+            disk_kb: (a.disk_bytes - b.disk_bytes) / 1024.0 / requests,
+        });
         println!("({} requests to {url})", result.requests);
         result
     };
@@ -158,6 +195,10 @@ pub async fn server_throughput(binary: &str, sqlite: &crate::floors::SqliteFloor
         f(&format!("{what} p50"), r.p50_ms, "ms", "", Some(&floor_p50));
         f(&format!("{what} p99"), r.p99_ms, "ms", p99_target, Some(&floor_p99));
         f(&format!("{what} 5xx"), r.server_errors as f64, "count", "0", None);
+        if let Some(cost) = r.server {
+            f(&format!("{what}: server CPU per request"), cost.cpu_us, "µs", "", None);
+            f(&format!("{what}: bytes written to disk per request"), cost.disk_kb, "KB", "", None);
+        }
         if r.other_non_2xx > 0 {
             f(&format!("{what} other non-2xx"), r.other_non_2xx as f64, "count", "", None);
         }

@@ -50,7 +50,7 @@ def main():
     tsv, out, load_before, load_after = sys.argv[1:5]
     took = f"; the whole run took {int(sys.argv[5]) / 60:.0f} min (builds included)" if len(sys.argv) > 5 else ""
     rows = []
-    with open(tsv) as f:
+    with open(tsv, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) == 7:
@@ -86,7 +86,7 @@ def main():
         lines.append(
             f"| {section} | {name} | {number(value)} | {unit} | {target} | {floor} | {fv_text} | {ratio} |"
         )
-    with open(out, "w") as f:
+    with open(out, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {out} ({len(rows)} figures)")
 

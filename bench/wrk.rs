@@ -19,6 +19,15 @@ pub struct WrkRun {
     pub other_non_2xx: u64,
     /// Threads of an approve run that ran out of ids before the end.
     pub ran_out: u64,
+    /// What the run cost the server, per request (set by the caller, who knows the server).
+    pub server: Option<ServerCost>,
+}
+
+/// The server's CPU time and the bytes it wrote to storage, per request of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerCost {
+    pub cpu_us: f64,
+    pub disk_kb: f64,
 }
 
 const COMMON: &str = r#"
@@ -146,6 +155,7 @@ pub fn run(dir: &Path, url: &str, script: Script<'_>, duration: Duration) -> Wrk
         server_errors: field("server_errors") as u64,
         other_non_2xx: field("other") as u64,
         ran_out: field("ran_out") as u64,
+        server: None,
     }
 }
 
