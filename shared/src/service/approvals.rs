@@ -26,6 +26,7 @@ use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts};
 use crate::domain::refund::Refund;
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
+use crate::ports::Key;
 
 /// Which approvals a listing shows.
 #[derive(Debug, Default)]
@@ -193,7 +194,8 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsWrite)?;
         let org = &caller.org_id;
-        self.reading_ahead(self.commit(|| async {
+        let expected = self.decision_lanes(id, org, request.decision).await;
+        self.reading_ahead(self.commit_in_turn(&expected, || async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
             ensure_wallet(caller, &approval.value.wallet_id)?;
             // What a decision may need, read together in one round trip: the team check, the
@@ -308,6 +310,27 @@ impl Countersign {
             Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund: None }))
         }))
         .await
+    }
+}
+
+impl Countersign {
+    /// The records a decision expects to rewrite (the approval, its payment, and both wallets
+    /// when approving executes it), so its plan is made in their lanes from the start: approvals
+    /// from one wallet then take turns once each instead of planning, finding the wallet
+    /// overtaken and planning again. On the embedded store only, where this read costs
+    /// microseconds; where every read is a round trip, conditions alone decide.
+    async fn decision_lanes(&self, id: &ApprovalId, org: &OrgId, decision: VoteDecision) -> Vec<Key> {
+        if self.committed.reads_are_round_trips() {
+            return Vec::new();
+        }
+        // Anything wrong with it is for the plan to report.
+        let Ok(approval) = self.read_owned::<Approval>(&approval_key(id), org).await else { return Vec::new() };
+        let a = approval.value;
+        let mut keys = vec![approval_key(id), payment_key(&a.payment_id)];
+        if decision == VoteDecision::Approve && a.refund_id.is_none() {
+            keys.extend([wallet_key(&a.wallet_id), wallet_key(&a.transaction_details.recipient)]);
+        }
+        keys
     }
 }
 

@@ -20,7 +20,7 @@ use crate::domain::event::Event;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::OrgId;
 use crate::error::{AppError, AppResult};
-use crate::ports::{StoreError, TxToken, Write};
+use crate::ports::{Key, StoreError, TxToken, Write};
 
 /// How many times a plan is remade after losing a race before giving up with 503.
 const MAX_ATTEMPTS: u32 = 100;
@@ -67,12 +67,23 @@ impl Countersign {
     /// race, or a plan that found its reads overtaken (`AppError::Stale`), is planned again. A
     /// plan with no writes returns its outcome without touching the store. Within this process,
     /// plans that rewrite the same records take turns (`lanes`) rather than race.
-    pub(crate) async fn commit<T, F, Fut>(&self, mut plan: F) -> AppResult<T>
+    pub(crate) async fn commit<T, F, Fut>(&self, plan: F) -> AppResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = AppResult<Plan<T>>>,
+    {
+        self.commit_in_turn(&[], plan).await
+    }
+
+    /// `commit`, its first plan made in the lanes of `expected` (`Turn::reserve`): the records
+    /// the request expects to rewrite, where many requests rewrite the same ones (a wallet).
+    pub(crate) async fn commit_in_turn<T, F, Fut>(&self, expected: &[Key], mut plan: F) -> AppResult<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = AppResult<Plan<T>>>,
     {
         let mut turn = Turn::new(self.lanes.as_ref());
+        turn.reserve(expected).await;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 ahead::forget();

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::MutexGuard;
 
 use super::pending::{settled, Pending, PlanReads, Registration, PLANNING};
-use crate::ports::{Expect, TxToken, Write};
+use crate::ports::{Expect, Key, TxToken, Write};
 
 const STRIPES: usize = 1024;
 
@@ -55,6 +55,13 @@ impl Held<'_> {
     }
 }
 
+/// The stripe (lock) of a record's lane.
+fn stripe(key: &Key) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % STRIPES as u64) as usize
+}
+
 impl Lanes {
     /// The stripes of the records `writes` rewrites or deletes (conditioned on a version), and
     /// with `checked` also of those it only checks (a plan that already lost a race on one).
@@ -68,11 +75,7 @@ impl Lanes {
                 Write::Check { key, expect: Expect::Version(_) } if checked => Some(key),
                 _ => None,
             })
-            .map(|key| {
-                let mut h = std::hash::DefaultHasher::new();
-                key.hash(&mut h);
-                (h.finish() % STRIPES as u64) as usize
-            })
+            .map(stripe)
             .collect();
         stripes.sort_unstable();
         stripes.dedup();
@@ -136,6 +139,21 @@ impl<'a> Turn<'a> {
         self.reads = Some(reads);
         let sound = waits.is_empty() || commits(&result) || settled(waits).await;
         Planned { result, sound }
+    }
+
+    /// Before the first plan: takes the lanes of `keys`, the records the request expects to
+    /// rewrite, so that its plan is made in turn once rather than made, found overtaken by the
+    /// holder it waited for, and made again. Only a guess: `ready` still checks the plan's own
+    /// writes against what is held.
+    pub async fn reserve(&mut self, keys: &[Key]) {
+        let Some(lanes) = self.lanes else { return };
+        if keys.is_empty() || self.held.is_some() {
+            return;
+        }
+        let mut stripes: Vec<usize> = keys.iter().map(stripe).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        self.held = Some(lanes.acquire(&stripes).await.0);
     }
 
     /// Before committing a plan: takes the lanes it needs. `false` when it had to wait for
@@ -241,6 +259,39 @@ mod tests {
         let ((commit_at_once, then), ()) = tokio::join!(second, release);
         assert!(!commit_at_once, "waited: its reads may be stale");
         assert!(then, "holding the lane: the new plan commits");
+    }
+
+    #[tokio::test]
+    async fn a_turn_reserved_before_planning_waits_once_and_plans_once() {
+        let lanes = Arc::new(Lanes::default());
+        let keys = [Key::new("WALLET#hot", "R"), Key::new("APPROVAL#a", "R")];
+        let writes = vec![put("WALLET#hot", Expect::Version(1)), put("APPROVAL#a", Expect::Version(1))];
+        let mut first = Turn::new(Some(&lanes));
+        first.reserve(&keys).await;
+        assert!(first.ready(&writes, 0).await, "its plan was made in turn: commit it as made");
+        let second = async {
+            let mut turn = Turn::new(Some(&lanes));
+            // Waits here, before planning, for the holder to let go ...
+            turn.reserve(&keys).await;
+            // ... so the plan made now is current.
+            turn.ready(&writes, 0).await
+        };
+        let release = async {
+            tokio::task::yield_now().await;
+            drop(first);
+        };
+        let (commit_at_once, ()) = tokio::join!(second, release);
+        assert!(commit_at_once, "no second plan after waiting");
+        // A guess that misses a record the plan writes still takes that lane before committing.
+        let mut guessed = Turn::new(Some(&lanes));
+        guessed.reserve(&keys[..1]).await;
+        let (other, _) = lanes.acquire(&lanes.stripes_for(&writes[1..], false)).await;
+        let ready = async { guessed.ready(&writes, 0).await };
+        let (ready, ()) = tokio::join!(ready, async {
+            tokio::task::yield_now().await;
+            drop(other);
+        });
+        assert!(!ready, "the lane it lacked was held by another: plan again, in turn");
     }
 
     #[test]
