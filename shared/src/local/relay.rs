@@ -7,7 +7,7 @@
 //! the outbox, and the sweep re-publishes it; fan-out is idempotent (deliveries are keyed by
 //! event and subscription). One slow subscriber holds only its own event's fan-out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
@@ -15,7 +15,8 @@ use chrono::Utc;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::domain::event::Event;
-use crate::ports::{BusError, EventBus, Published, QueueMessage, Store, Write};
+use crate::domain::ids::OrgId;
+use crate::ports::{BusError, EventBus, Published, Store, Write};
 use crate::service::{records, Countersign};
 
 /// Events waiting for the relay; beyond this, publishes leave them to the sweep.
@@ -54,26 +55,54 @@ impl OutboxRelay {
 }
 
 /// Fans each event out on its own task (a bounded number at once), then hands it to the marker.
-/// Stops when the relay (and so the service) is dropped.
+/// The events that arrived together share one read of each organisation's subscriptions (made
+/// after they committed, as each event's own read would be); an event no subscription wants
+/// goes straight to the marker. Stops when the relay (and so the service) is dropped.
 async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc::Receiver<Event>) {
     let (marks, marker_inbox) = mpsc::channel(WAITING);
     tokio::spawn(mark(store, marker_inbox));
     let at_once = Arc::new(Semaphore::new(FAN_OUT_AT_ONCE));
-    while let Some(event) = inbox.recv().await {
-        let (Ok(permit), Some(service)) = (at_once.clone().acquire_owned().await, service.upgrade()) else {
-            return;
-        };
-        let marks = marks.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match service.handle_message(&QueueMessage::Event { event: event.clone() }).await {
-                Ok(()) => {
-                    let _ = marks.send(event).await;
-                }
-                // Left unpublished: the sweep re-publishes it.
-                Err(e) => tracing::warn!(event = %event.id, error = %e, "fan-out failed; the sweep will retry"),
+    while let Some(first) = inbox.recv().await {
+        let mut arrived = vec![first];
+        while arrived.len() < FAN_OUT_AT_ONCE {
+            match inbox.try_recv() {
+                Ok(more) => arrived.push(more),
+                Err(_) => break,
             }
-        });
+        }
+        let Some(service) = service.upgrade() else { return };
+        let mut by_org: HashMap<OrgId, Vec<Event>> = HashMap::new();
+        for event in arrived {
+            by_org.entry(event.org_id.clone()).or_default().push(event);
+        }
+        for (org, events) in by_org {
+            let webhooks = match service.list_all_webhooks(&org).await {
+                Ok(webhooks) => Arc::new(webhooks),
+                Err(e) => {
+                    // Left unpublished: the sweep re-publishes them.
+                    tracing::warn!(org = %org, error = %e, "fan-out failed; the sweep will retry");
+                    continue;
+                }
+            };
+            for event in events {
+                if !webhooks.iter().any(|w| w.wants(&event)) {
+                    let _ = marks.send(event).await;
+                    continue;
+                }
+                let Ok(permit) = at_once.clone().acquire_owned().await else { return };
+                let (service, webhooks, marks) = (service.clone(), webhooks.clone(), marks.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match service.fan_out_to(&event, &webhooks).await {
+                        Ok(()) => {
+                            let _ = marks.send(event).await;
+                        }
+                        // Left unpublished: the sweep re-publishes it.
+                        Err(e) => tracing::warn!(event = %event.id, error = %e, "fan-out failed; the sweep will retry"),
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -53,7 +53,13 @@ impl Countersign {
 
     async fn fan_out(&self, event: &Event) -> AppResult<()> {
         let webhooks = self.list_all_webhooks(&event.org_id).await?;
-        let targets: Vec<Webhook> = webhooks.into_iter().filter(|w| w.wants(event)).collect();
+        self.fan_out_to(event, &webhooks).await
+    }
+
+    /// Fans `event` out to those of its organisation's `webhooks` (read after it committed)
+    /// that want it.
+    pub(crate) async fn fan_out_to(&self, event: &Event, webhooks: &[Webhook]) -> AppResult<()> {
+        let targets: Vec<Webhook> = webhooks.iter().filter(|w| w.wants(event)).cloned().collect();
         let results: Vec<AppResult<()>> = stream::iter(targets)
             .map(|webhook| async move {
                 // Creating the delivery claims its first attempt. A duplicate message (or one
