@@ -209,7 +209,7 @@ impl Store for SqliteStore {
     async fn queue(&self, writes: &[Write], token: Option<&TxToken>, after: &[TxToken]) -> Result<Queued, StoreError> {
         let (reply, answer) = oneshot::channel();
         let after = after.iter().map(|t| t.as_str().to_string()).collect();
-        let job = writer::Job::new(writes.to_vec(), token.map(|t| t.as_str().to_string()), after, reply);
+        let job = writer::Job::new(writes, token.map(|t| t.as_str().to_string()), after, reply);
         // Not queued: nothing was applied.
         self.inner.writer.send(job).await.map_err(|_| unavailable("the store's writer has stopped"))?;
         Ok(Queued::new(async move {

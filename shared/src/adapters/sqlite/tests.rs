@@ -34,7 +34,7 @@ fn job_after(
 ) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
     let (reply, answer) = oneshot::channel();
     let after = after.iter().map(|t| t.to_string()).collect();
-    (Job::new(writes, token.map(str::to_string), after, reply), answer)
+    (Job::new(&writes, token.map(str::to_string), after, reply), answer)
 }
 
 /// Runs `plans` as one batch; returns each plan's answer, in order.

@@ -23,9 +23,11 @@ pub(super) const QUEUE: usize = 4096;
 
 /// One conditional transaction waiting for the writer.
 pub(super) struct Job {
+    /// The writes without their puts' bodies (`null`): those travel as `bodies`.
     writes: Vec<Write>,
     /// Each put's body as JSON text (empty for the other writes), rendered by the caller so the
-    /// writer's time goes to the store alone.
+    /// writer's time goes to the store alone (and no copy of the body's tree is made for it,
+    /// nor dropped on the writer's thread).
     bodies: Vec<String>,
     token: Option<String>,
     /// Tokens of the transactions this one was planned on: each must have committed.
@@ -35,18 +37,27 @@ pub(super) struct Job {
 
 impl Job {
     pub fn new(
-        writes: Vec<Write>,
+        writes: &[Write],
         token: Option<String>,
         after: Vec<String>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     ) -> Self {
-        let bodies = writes
+        let (writes, bodies) = writes
             .iter()
             .map(|w| match w {
-                Write::Put { item, .. } => item.body.to_string(),
-                _ => String::new(),
+                Write::Put { item, expect } => {
+                    let bare = Item {
+                        key: item.key.clone(),
+                        version: item.version,
+                        indexes: item.indexes.clone(),
+                        expires_at_epoch: item.expires_at_epoch,
+                        body: serde_json::Value::Null,
+                    };
+                    (Write::Put { item: bare, expect: *expect }, item.body.to_string())
+                }
+                other => (other.clone(), String::new()),
             })
-            .collect();
+            .unzip();
         Job { writes, bodies, token, after, reply }
     }
 }
