@@ -175,10 +175,12 @@ async fn an_update_moves_only_the_index_entries_that_change(backend: Backend) {
     let ts = TestStore::new(backend).await;
     let s = ts.store();
     s.transact(vec![put(indexed("U#1", "a", "PENDING"), Expect::Absent)]).await.unwrap();
-    // by_org and due stay put, by_wallet moves to another sort key, by_status is added.
+    // by_org stays put, by_wallet moves to another sort key, due to another partition with
+    // the same sort key, by_status is added.
     let mut updated = indexed("U#1", "a", "DONE");
     updated.version = 2;
     updated.indexes.by_status = Some(("ORG#o#T#DONE".into(), "a".into()));
+    updated.indexes.due = Some(("DUE#2".into(), "a".into()));
     updated.body = json!({"n": 2, "moved": true});
     // A stale version changes nothing.
     assert_eq!(s.transact(vec![put(updated.clone(), Expect::Version(5))]).await, Err(StoreError::ConditionFailed));
@@ -190,6 +192,10 @@ async fn an_update_moves_only_the_index_entries_that_change(backend: Backend) {
     assert_eq!(s.query(was_pending.clone()).await.unwrap().len(), 1, "{backend:?}");
     s.transact(vec![put(updated.clone(), Expect::Version(1))]).await.unwrap();
     assert!(s.query(was_pending).await.unwrap().is_empty(), "{backend:?}: left its old sort key");
+    assert!(
+        s.query(Query::new(Index::Due, "DUE", 10)).await.unwrap().is_empty(),
+        "{backend:?}: left its old partition"
+    );
     for index in [Index::ByOrg, Index::ByWallet, Index::Due] {
         let pk = updated.indexes.get(index).expect("indexed").0.clone();
         let found = s.query(Query::new(index, pk, 10)).await.unwrap();

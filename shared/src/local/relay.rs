@@ -162,10 +162,93 @@ mod tests {
 
     use super::*;
     use crate::adapters::sqlite::SqliteStore;
-    use crate::domain::ids::OrgId;
+    use crate::domain::ids::{DeliveryId, OrgId, WebhookId};
+    use crate::domain::webhook::Webhook;
     use crate::ports::SystemClock;
     use crate::service::records::{decode, Stored};
     use crate::service::Settings;
+
+    async fn stored_event(store: &Arc<dyn Store>, event: &Event) -> Stored<Event> {
+        let item = store.get(&records::Record::key(event)).await.expect("get").expect("event");
+        decode(item).expect("decode")
+    }
+
+    async fn until_marked(store: &Arc<dyn Store>, event: &Event) -> u64 {
+        let marked = async {
+            loop {
+                let stored = stored_event(store, event).await;
+                if stored.value.published_at.is_some() {
+                    return stored.version;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), marked).await.expect("marked")
+    }
+
+    #[tokio::test]
+    async fn an_event_a_webhook_wants_gets_its_delivery_before_it_is_marked() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+        let (service, _queue) =
+            crate::local::wire(store.clone(), Arc::new(SystemClock), Settings::default()).expect("wire");
+        let org = OrgId::generate();
+        let webhook = Webhook {
+            id: WebhookId::generate(),
+            org_id: org.clone(),
+            // Nothing listens there: the delivery's first attempt fails and is retried later.
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["approval.created".into()],
+            enabled: true,
+            wallet_ids: vec![],
+            secret: crate::domain::webhook::new_secret(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let wanted = Event::new(&org, "approval.created", json!({"n": 1}), Utc::now());
+        let unwanted = Event::new(&org, "payment.executed", json!({"n": 2}), Utc::now());
+        let writes = [&wanted, &unwanted].map(|e| records::create(e).expect("event")).into_iter();
+        store.transact(writes.chain([records::create(&webhook).expect("webhook")]).collect()).await.expect("write");
+        service.publish_committed(vec![wanted.clone(), unwanted.clone()]).await;
+        assert_eq!(until_marked(&store, &wanted).await, 2);
+        assert_eq!(until_marked(&store, &unwanted).await, 2);
+        let delivery = records::delivery_key(&DeliveryId::for_event(&wanted.id, &webhook.id));
+        assert!(store.get(&delivery).await.expect("get").is_some(), "fanned out before it was marked");
+        let other = records::delivery_key(&DeliveryId::for_event(&unwanted.id, &webhook.id));
+        assert!(store.get(&other).await.expect("get").is_none(), "the webhook does not want this kind");
+    }
+
+    /// The SQLite store, except that its queries fail (the webhook listing among them).
+    struct QueriesFail(SqliteStore);
+
+    #[async_trait]
+    impl Store for QueriesFail {
+        async fn get(&self, key: &crate::ports::Key) -> Result<Option<crate::ports::Item>, crate::ports::StoreError> {
+            self.0.get(key).await
+        }
+        async fn apply(
+            &self,
+            writes: &[Write],
+            token: Option<&crate::ports::TxToken>,
+        ) -> Result<(), crate::ports::StoreError> {
+            self.0.apply(writes, token).await
+        }
+        async fn query(&self, _: crate::ports::Query) -> Result<Vec<crate::ports::Item>, crate::ports::StoreError> {
+            Err(crate::ports::StoreError::Unavailable("queries fail here".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn events_whose_subscriptions_cannot_be_read_stay_unpublished_for_the_sweep() {
+        let store: Arc<dyn Store> = Arc::new(QueriesFail(SqliteStore::in_memory().expect("store")));
+        let (service, _queue) =
+            crate::local::wire(store.clone(), Arc::new(SystemClock), Settings::default()).expect("wire");
+        let event = Event::new(&OrgId::generate(), "approval.created", json!({"n": 1}), Utc::now());
+        store.transact(vec![records::create(&event).expect("event")]).await.expect("outbox");
+        service.publish_committed(vec![event.clone()]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stored = stored_event(&store, &event).await;
+        assert_eq!((stored.version, stored.value.published_at), (1, None), "not marked: the sweep re-publishes it");
+    }
 
     #[tokio::test]
     async fn a_relayed_event_is_fanned_out_and_marked_published_once() {

@@ -194,7 +194,7 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsWrite)?;
         let org = &caller.org_id;
-        let expected = self.decision_lanes(id, org, request.decision).await;
+        let expected = self.decision_lanes(caller, id, request.decision).await;
         self.reading_ahead(self.commit_in_turn(&expected, || async {
             let mut approval = self.read_owned::<Approval>(&approval_key(id), org).await?;
             ensure_wallet(caller, &approval.value.wallet_id)?;
@@ -315,19 +315,26 @@ impl Countersign {
 
 impl Countersign {
     /// The records a decision expects to rewrite (the approval, its payment, and both wallets
-    /// when approving executes it), so its plan is made in their lanes from the start: approvals
-    /// from one wallet then take turns once each instead of planning, finding the wallet
-    /// overtaken and planning again. On the embedded store only, where this read costs
-    /// microseconds; where every read is a round trip, conditions alone decide.
-    async fn decision_lanes(&self, id: &ApprovalId, org: &OrgId, decision: VoteDecision) -> Vec<Key> {
+    /// when this approval can complete it and so execute the payment), so its plan is made in
+    /// their lanes from the start: approvals from one wallet then take turns once each instead
+    /// of planning, finding the wallet overtaken and planning again. On the embedded store only,
+    /// where this read costs microseconds; where every read is a round trip, conditions alone
+    /// decide. Nothing for a caller the plan will refuse (it reports why).
+    async fn decision_lanes(&self, caller: &ApiKey, id: &ApprovalId, decision: VoteDecision) -> Vec<Key> {
         if self.committed.reads_are_round_trips() {
             return Vec::new();
         }
-        // Anything wrong with it is for the plan to report.
-        let Ok(approval) = self.read_owned::<Approval>(&approval_key(id), org).await else { return Vec::new() };
+        let Ok(approval) = self.read_owned::<Approval>(&approval_key(id), &caller.org_id).await else {
+            return Vec::new();
+        };
         let a = approval.value;
+        if ensure_wallet(caller, &a.wallet_id).is_err() {
+            return Vec::new();
+        }
         let mut keys = vec![approval_key(id), payment_key(&a.payment_id)];
-        if decision == VoteDecision::Approve && a.refund_id.is_none() {
+        let approvals = a.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
+        let completes = approvals + 1 >= a.required_approvals.max(1) as usize;
+        if decision == VoteDecision::Approve && completes && a.refund_id.is_none() {
             keys.extend([wallet_key(&a.wallet_id), wallet_key(&a.transaction_details.recipient)]);
         }
         keys

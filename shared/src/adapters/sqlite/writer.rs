@@ -18,6 +18,9 @@ const MAX_BATCH: usize = 512;
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long a batch may wait to fill (`fill_window`): a fraction of one fsynced commit.
 const FILL_WINDOW: std::time::Duration = std::time::Duration::from_micros(250);
+/// A writer left waiting this long for the next plan is idle: the next batch is not sized by
+/// the last (longer than a plan takes to come back from its reply under load).
+const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Plans waiting for the writer; a full queue makes callers wait (backpressure), not fail.
 pub(super) const QUEUE: usize = 4096;
 
@@ -81,7 +84,10 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
         let mut stats = Stats::default();
         let mut purged: Option<std::time::Instant> = None;
         let mut last_batch = 0;
-        while let Some(first) = rx.blocking_recv() {
+        loop {
+            let idle_since = std::time::Instant::now();
+            let Some(first) = rx.blocking_recv() else { break };
+            last_batch = guide(last_batch, idle_since.elapsed());
             batch.push(first);
             // Whatever queued while the last batch was committing goes in this one.
             drain(&mut rx, &mut batch);
@@ -113,11 +119,21 @@ fn drain(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
     }
 }
 
+/// The last batch's size, to guide the next (`fill_window`), unless the writer was idle since:
+/// the load that sized it is over.
+fn guide(last_batch: usize, idle_for: std::time::Duration) -> usize {
+    if idle_for >= IDLE {
+        0
+    } else {
+        last_batch
+    }
+}
+
 /// Whether to wait `FILL_WINDOW` for more plans before starting a batch: only under load, when
 /// fewer are waiting than the last batch held (the rest are on their way from requests being
 /// planned). Each batch's commit writes every page it touches once, however many plans touched
 /// it, and pays one fsync: more plans per batch is less disk and CPU per plan. A lone request
-/// (last batch of one) never waits.
+/// never waits: not after a batch of one, nor after the writer was idle (`IDLE`).
 fn fill_window(waiting: usize, last_batch: usize) -> bool {
     last_batch > 1 && waiting < last_batch
 }
@@ -332,8 +348,7 @@ fn update(conn: &Connection, item: &Item, body: &str, expected: u64) -> rusqlite
         }
     }
     values.push(&id);
-    conn.prepare_cached(update_statement(changed))?.execute(values.as_slice())?;
-    Ok(true)
+    Ok(conn.prepare_cached(update_statement(changed))?.execute(values.as_slice())? == 1)
 }
 
 /// The UPDATE that sets the body and the index columns marked `changed`, by row id.
@@ -382,6 +397,9 @@ mod tests {
         // As many as last time (or more): the batch is already full enough.
         assert!(!fill_window(6, 6));
         assert!(!fill_window(9, 6));
+        // After a burst, a lone request that finds the writer idle does not wait either.
+        assert!(!fill_window(1, guide(20, IDLE)));
+        assert!(fill_window(1, guide(20, std::time::Duration::from_micros(300))), "still under load");
     }
 
     #[test]
