@@ -4,42 +4,20 @@ of a fresh organisation. No response may be a 5xx, and every response must match
 (status code, content type, schema)."""
 
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 
 import httpx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import local_server  # noqa: E402
 
 OPERATOR_KEY = "schemathesis-operator-key-0123456789"
 EXAMPLES_PER_OPERATION = os.environ.get("COUNTERSIGN_FUZZ_EXAMPLES", "25")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_generated_requests_never_get_a_5xx_and_match_the_document(tmp_path):
-    binary = os.environ.get("COUNTERSIGN_BIN")
-    assert binary and os.path.exists(binary), "COUNTERSIGN_BIN must point at the built countersign binary"
-    port = _free_port()
-    env = dict(os.environ, COUNTERSIGN_ADMIN_KEY=OPERATOR_KEY, RUST_LOG="warn")
-    data_dir = tempfile.mkdtemp(prefix="countersign-fuzz-")
-    proc = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, "countersign did not start"
-            time.sleep(0.1)
+    with local_server("countersign-fuzz-", {"COUNTERSIGN_ADMIN_KEY": OPERATOR_KEY}) as (base, _data_dir):
         org = httpx.post(f"{base}/v1/organizations", json={"name": "fuzz"},
                          headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
         assert org.status_code == 201, org.text
@@ -62,6 +40,3 @@ def test_generated_requests_never_get_a_5xx_and_match_the_document(tmp_path):
         operations = len(httpx.get(f"{base}/openapi.json").json()["paths"])
         tested = report.read_text().count("<testcase ")
         assert operations >= 40 and tested >= operations, (operations, tested)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
