@@ -63,13 +63,7 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
     tokio::spawn(mark(store, marker_inbox));
     let at_once = Arc::new(Semaphore::new(FAN_OUT_AT_ONCE));
     while let Some(first) = inbox.recv().await {
-        let mut arrived = vec![first];
-        while arrived.len() < FAN_OUT_AT_ONCE {
-            match inbox.try_recv() {
-                Ok(more) => arrived.push(more),
-                Err(_) => break,
-            }
-        }
+        let arrived = with_waiting(first, &mut inbox, FAN_OUT_AT_ONCE);
         let Some(service) = service.upgrade() else { return };
         let mut by_org: HashMap<OrgId, Vec<Event>> = HashMap::new();
         for event in arrived {
@@ -106,16 +100,22 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
     }
 }
 
+/// `first` and whatever else is already waiting in `inbox`, `most` at most.
+fn with_waiting(first: Event, inbox: &mut mpsc::Receiver<Event>, most: usize) -> Vec<Event> {
+    let mut events = vec![first];
+    while events.len() < most {
+        match inbox.try_recv() {
+            Ok(more) => events.push(more),
+            Err(_) => break,
+        }
+    }
+    events
+}
+
 /// Marks fanned-out events published, everything that arrived meanwhile in one transaction.
 async fn mark(store: Arc<dyn Store>, mut inbox: mpsc::Receiver<Event>) {
     while let Some(first) = inbox.recv().await {
-        let mut events = vec![first];
-        while events.len() < MARKS_AT_ONCE {
-            match inbox.try_recv() {
-                Ok(more) => events.push(more),
-                Err(_) => break,
-            }
-        }
+        let mut events = with_waiting(first, &mut inbox, MARKS_AT_ONCE);
         // One transaction touches each key once: a re-published event's second mark goes.
         let mut seen = HashSet::new();
         events.retain(|e| seen.insert(e.id.clone()));
