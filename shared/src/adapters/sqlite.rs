@@ -54,6 +54,9 @@ impl Drop for Scratch {
     }
 }
 
+/// How long a connection waits for a lock another holds.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -67,17 +70,28 @@ impl SqliteStore {
 
     /// Opens (or creates) the store at `path`, durable: a commit survives a power cut.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(path, true, None)
+        Self::init(path, true, None, checkpointer::RESTART_AT)
     }
 
     /// A throwaway store (tests and benchmarks): a temporary file, not fsynced, removed when the
     /// last clone is dropped. Same code paths as a durable one.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let path = std::env::temp_dir().join(format!("countersign-scratch-{}.db", ulid::Ulid::new()));
-        Self::init(&path, false, Some(Scratch(path.clone())))
+        Self::scratch(checkpointer::RESTART_AT)
     }
 
-    fn init(path: &Path, durable: bool, scratch: Option<Scratch>) -> Result<Self, StoreError> {
+    /// A throwaway store whose WAL starts over once it holds `restart_at` frames.
+    fn scratch(restart_at: i64) -> Result<Self, StoreError> {
+        let path = std::env::temp_dir().join(format!("countersign-scratch-{}.db", ulid::Ulid::new()));
+        Self::init(&path, false, Some(Scratch(path.clone())), restart_at)
+    }
+
+    /// The scratch store's file (tests).
+    #[cfg(test)]
+    fn scratch_path(&self) -> Option<&Path> {
+        self.inner._scratch.as_ref().map(|s| s.0.as_path())
+    }
+
+    fn init(path: &Path, durable: bool, scratch: Option<Scratch>, restart_at: i64) -> Result<Self, StoreError> {
         let conn = open_writer(path, durable).map_err(unavailable)?;
         let readers = (0..reader_count())
             .map(|_| {
@@ -85,13 +99,14 @@ impl SqliteStore {
                 let reader = Connection::open_with_flags(path, flags)?;
                 // Only the writer writes; a reader that tried would be a bug, refused here.
                 reader.pragma_update(None, "query_only", true)?;
-                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                reader.busy_timeout(BUSY_TIMEOUT)?;
                 Ok(reader)
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(unavailable)?;
-        let writer = writer::spawn(conn).map_err(unavailable)?;
-        let checkpointer = checkpointer::spawn(path).map_err(unavailable)?;
+        let restart = checkpointer::Restart::at(restart_at);
+        let writer = writer::spawn(conn, restart.clone()).map_err(unavailable)?;
+        let checkpointer = checkpointer::spawn(path, restart).map_err(unavailable)?;
         let inner =
             Inner { writer, readers: readers::Readers::new(readers), _checkpointer: checkpointer, _scratch: scratch };
         Ok(SqliteStore { inner: Arc::new(inner) })
@@ -117,7 +132,7 @@ fn open_writer(path: &Path, durable: bool) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Savepoints journal the pages they change: in memory, not in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // The checkpointer thread checkpoints; the writer's commits never wait for it.

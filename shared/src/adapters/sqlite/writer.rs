@@ -8,6 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpointer::Restart;
 use super::{epoch_seconds, index_pairs};
 use crate::ports::{Expect, Item, Key, StoreError, Write, TOKEN_WINDOW};
 
@@ -77,7 +78,7 @@ enum Applied {
 }
 
 /// Runs the writer on its own thread until every sender is dropped.
-pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::Error> {
+pub(super) fn spawn(mut conn: Connection, restart: Restart) -> Result<mpsc::Sender<Job>, std::io::Error> {
     let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
     std::thread::Builder::new().name("countersign-sqlite-writer".into()).spawn(move || {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -104,6 +105,7 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, std::io::
             }
             let committing = run_batch(&mut conn, std::mem::take(&mut batch), purge);
             stats.add(plans, started.elapsed(), committing);
+            restart.if_asked(&conn);
         }
     })?;
     Ok(tx)
