@@ -206,11 +206,14 @@ fn a_prefix_bound_is_the_prefix_stepped_up() {
 }
 
 #[test]
-fn the_writer_journals_savepoints_in_memory_and_leaves_checkpoints_to_its_own_thread() {
+fn the_writer_journals_savepoints_in_memory_keeps_a_small_cache_and_leaves_checkpoints_to_its_own_thread() {
     let (conn, _dir) = scratch();
     let temp: i64 = conn.pragma_query_value(None, "temp_store", |r| r.get(0)).expect("temp_store");
     let auto: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).expect("autocheckpoint");
     assert_eq!((temp, auto), (2, 0), "temp_store=MEMORY, no automatic checkpoint in the writer");
+    // A large cache would be walked whole by commits (see open_writer).
+    let cache: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0)).expect("cache_size");
+    assert_eq!(cache, -2000, "SQLite's default page cache");
 }
 
 #[tokio::test]
