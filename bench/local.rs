@@ -1,4 +1,4 @@
-//! The local server (`countersign serve`, release binary) under wrk at 16 connections: held
+//! The local server (`countersign serve`, `local-release` binary) under wrk at 16 connections: held
 //! intake, approve, and auto-executed payments from one hot wallet, beside their floors: the
 //! same server's `/health` under the same wrk, and raw SQLite on the same disk.
 

@@ -68,7 +68,7 @@ def main():
         f"- Commit: {commit}",
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {memory()}, {platform.system()} {platform.release()}",
         f"- Load average (1/5/15 min) before: {load_before}; after: {load_after} (the machine is shared){took}",
-        "- Local figures: the release `countersign serve` binary and its load, `wrk` (16 connections,",
+        "- Local figures: the `countersign serve` binary (profile `local-release`) and its load, `wrk` (16 connections,",
         "  2 threads), share this machine's cores; so do DynamoDB Local and the code it serves.",
         "- Value / floor: the figure divided by its floor (for a rate, the share of the floor reached;",
         "  for a latency, how many times the floor's). Targets are issue 12's.",

@@ -1,7 +1,7 @@
 //! The group commit, batch by batch: `run_batch` is driven directly so every plan is known to
 //! share one SQLite transaction.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -152,6 +152,27 @@ fn a_token_applies_once_within_a_batch_and_across_batches() {
         Err(StoreError::ConditionFailed)
     );
     assert_eq!(batch(&mut conn, vec![(stale, Some("tok-3"))]), [Err(StoreError::ConditionFailed)]);
+}
+
+/// Tokens are forgotten once older than the window (and a purge interval): a resend after that is
+/// a new transaction again, checked on its conditions. Younger ones stay remembered.
+#[test]
+fn a_token_is_remembered_for_the_window_then_forgotten() {
+    let (mut conn, _dir) = scratch();
+    let now_ms = super::epoch_seconds() as u64 * 1000;
+    let made = |ago: std::time::Duration| ulid::Ulid::from_parts(now_ms - ago.as_millis() as u64, 7).to_string();
+    let (old, recent) = (made(crate::ports::TOKEN_WINDOW * 2), made(crate::ports::TOKEN_WINDOW / 2));
+    let writes = |pk: &str| vec![put(pk, 1, Expect::Absent)];
+    assert_eq!(
+        batch(&mut conn, vec![(writes("OLD"), Some(&old)), (writes("RECENT"), Some(&recent))]),
+        [Ok(()), Ok(())]
+    );
+    // The next batch purges (the helper asks every batch to): the old token is gone, so its
+    // resend is checked again and finds its item there; the recent one still answers as applied.
+    let resent = batch(&mut conn, vec![(writes("OLD"), Some(&old)), (writes("RECENT"), Some(&recent))]);
+    assert_eq!(resent, [Err(StoreError::ConditionFailed), Ok(())]);
+    let tokens: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).expect("count");
+    assert_eq!(tokens, 1, "only the recent token is kept");
 }
 
 /// Crash safety: an answer goes out only after the batch's COMMIT returned. A COMMIT that fails
@@ -318,4 +339,18 @@ async fn under_steady_writes_and_reads_the_wal_starts_over_instead_of_growing() 
     // The WAL file keeps the size it reached: how long it ever grew.
     let longest = std::fs::metadata(&wal).expect("wal").len();
     assert!(longest < 6 << 20, "the WAL grew to {longest} bytes for 12 MiB written");
+}
+
+#[test]
+fn a_data_directory_of_the_second_layout_loses_the_token_time_index() {
+    let (conn, dir) = scratch();
+    conn.execute_batch("CREATE INDEX tokens_at ON tokens (at); PRAGMA user_version = 1;").expect("version 1");
+    drop(conn);
+    let conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
+    let index: Option<String> = conn
+        .query_row("SELECT name FROM sqlite_master WHERE name = 'tokens_at'", [], |r| r.get(0))
+        .optional()
+        .expect("schema");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    assert_eq!((index, version), (None, 2));
 }

@@ -222,10 +222,18 @@ fn begin(conn: &Connection, now: i64, purge: bool) -> rusqlite::Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     if purge {
         // Tokens are remembered for the window, then forgotten, a while later at most.
-        conn.prepare_cached("DELETE FROM tokens WHERE at <= ?1")?
-            .execute(params![now - TOKEN_WINDOW.as_secs() as i64])?;
+        conn.prepare_cached("DELETE FROM tokens WHERE token < ?1")?.execute(params![forgotten_before(now)])?;
     }
     Ok(())
+}
+
+/// The least token still remembered at `now` (epoch seconds). Tokens are ULIDs (`TxToken`), whose
+/// text sorts by the millisecond they were made: those made more than the window and a purge
+/// interval ago were committed, if ever, longer than the window ago (a plan commits or fails
+/// within seconds of making its token).
+fn forgotten_before(now: i64) -> String {
+    let cutoff = now - (TOKEN_WINDOW + PURGE_EVERY).as_secs() as i64;
+    ulid::Ulid::from_parts(cutoff.max(0) as u64 * 1000, 0).to_string()
 }
 
 /// Applies one plan in its own savepoint; `Err` only when the savepoint cannot be managed.
