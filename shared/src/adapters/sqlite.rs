@@ -241,6 +241,11 @@ impl Store for SqliteStore {
         let (pkc, skc) = index_columns(q.index);
         let mut sql = format!("SELECT {COLUMNS} FROM items WHERE {pkc} = ?1");
         let mut args: Vec<String> = vec![q.pk.clone()];
+        if q.index == Index::Due {
+            // The due index is ordered by the partition's kind first (schema): name it.
+            args.push(schema::due_kind(&q.pk).to_string());
+            sql += &format!(" AND g4kind = ?{}", args.len());
+        }
         if let Some(prefix) = &q.sk_prefix {
             args.push(prefix.clone());
             sql += &format!(" AND substr({skc}, 1, length(?{n})) = ?{n}", n = args.len());

@@ -9,23 +9,41 @@ use rusqlite::{Connection, OptionalExtension};
 
 /// `PRAGMA user_version` of the current layout. Version 2 dropped the index of tokens by commit
 /// time: tokens are ULIDs, whose text sorts by when they were made, so the purge deletes a range
-/// of the table's own key (one index fewer to write on every commit).
-const VERSION: i64 = 2;
+/// of the table's own key (one index fewer to write on every commit). Version 3 orders the due
+/// index by kind (`due_kind`) before the partition.
+const VERSION: i64 = 3;
 
-const TABLES: &str = "
+/// The due partition's kind: its text before the first `#` (`APPROVAL` for the shard
+/// `APPROVAL#7`). The due index is ordered by it first, so a kind's shards share their tail
+/// pages: sharding spreads DynamoDB's partitions, but here each of 16 shards appending at its own
+/// tail cost a page per due entry on every commit. A query still names its exact partition.
+const DUE_KIND: &str =
+    "g4kind TEXT GENERATED ALWAYS AS (CASE WHEN instr(g4pk, '#') > 0 THEN substr(g4pk, 1, instr(g4pk, '#') - 1) ELSE g4pk END) VIRTUAL";
+
+/// `due_kind`'s value for a partition, as the generated column computes it.
+pub(super) fn due_kind(partition: &str) -> &str {
+    partition.split('#').next().unwrap_or(partition)
+}
+
+fn tables() -> String {
+    format!(
+        "
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY,
     pk TEXT NOT NULL, sk TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL, ttl INTEGER,
-    g1pk TEXT, g1sk TEXT, g2pk TEXT, g2sk TEXT, g3pk TEXT, g3sk TEXT, g4pk TEXT, g4sk TEXT
+    g1pk TEXT, g1sk TEXT, g2pk TEXT, g2sk TEXT, g3pk TEXT, g3sk TEXT, g4pk TEXT, g4sk TEXT,
+    {DUE_KIND}
 );
 CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (pk, sk);
 CREATE INDEX IF NOT EXISTS by_org ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS by_status ON items (g2pk, g2sk, pk, sk) WHERE g2pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS by_wallet ON items (g3pk, g3sk, pk, sk) WHERE g3pk IS NOT NULL;
-CREATE INDEX IF NOT EXISTS due ON items (g4pk, g4sk, pk, sk) WHERE g4pk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS due ON items (g4kind, g4sk, pk, sk) WHERE g4pk IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 DROP INDEX IF EXISTS tokens_at;
-";
+"
+    )
+}
 
 /// Version 0 → 1: the items move to the rowid table, in one transaction.
 const FROM_V0: &str = "
@@ -40,17 +58,21 @@ DROP INDEX IF EXISTS due;
 pub(super) fn ensure(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version >= VERSION {
-        return conn.execute_batch(TABLES);
+        return conn.execute_batch(&tables());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let existing: Option<String> = tx
         .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'", [], |r| r.get(0))
         .optional()?;
-    let from_v0 = existing.is_some_and(|sql| sql.to_uppercase().contains("WITHOUT ROWID"));
+    let from_v0 = existing.as_deref().is_some_and(|sql| sql.to_uppercase().contains("WITHOUT ROWID"));
+    let has_kind = tx.prepare("SELECT 1 FROM pragma_table_xinfo('items') WHERE name = 'g4kind'")?.exists([])?;
     if from_v0 {
         tx.execute_batch(FROM_V0)?;
+    } else if existing.is_some() && !has_kind {
+        // Versions 1 and 2: the kind column, and the due index rebuilt on it.
+        tx.execute_batch(&format!("DROP INDEX IF EXISTS due; ALTER TABLE items ADD COLUMN {DUE_KIND};"))?;
     }
-    tx.execute_batch(TABLES)?;
+    tx.execute_batch(&tables())?;
     if from_v0 {
         tx.execute_batch(
             "INSERT INTO items (pk, sk, version, body, ttl, g1pk, g1sk, g2pk, g2sk, g3pk, g3sk, g4pk, g4sk)

@@ -352,5 +352,41 @@ fn a_data_directory_of_the_second_layout_loses_the_token_time_index() {
         .optional()
         .expect("schema");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!((index, version), (None, 2));
+    assert_eq!((index, version), (None, 3));
+}
+
+#[test]
+fn a_due_query_seeks_the_due_index_by_kind_then_time() {
+    let (conn, _dir) = scratch();
+    let plan: Vec<String> = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM items WHERE g4pk = ?1 AND g4kind = ?2 AND g4sk <= ?3 \
+             ORDER BY g4sk ASC, pk ASC, sk ASC LIMIT 10"
+        ))
+        .expect("plan")
+        .query_map(["APPROVAL#3", "APPROVAL", "2026"], |r| r.get::<_, String>(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    assert_eq!(plan.len(), 1, "one step, no sort: {plan:?}");
+    assert!(plan[0].contains("USING INDEX due (g4kind=? AND g4sk<?)"), "{plan:?}");
+    assert_eq!(super::schema::due_kind("APPROVAL#3"), "APPROVAL");
+    assert_eq!(super::schema::due_kind("OUTBOX_PARKED"), "OUTBOX_PARKED");
+}
+
+#[test]
+fn a_data_directory_of_the_second_layout_gets_the_due_kind_with_its_items() {
+    let (conn, dir) = scratch();
+    conn.execute_batch(
+        "DROP INDEX due; ALTER TABLE items DROP COLUMN g4kind;
+         CREATE INDEX due ON items (g4pk, g4sk, pk, sk) WHERE g4pk IS NOT NULL;
+         INSERT INTO items (pk, sk, version, body, g4pk, g4sk) VALUES ('A#1', 'A', 1, '{}', 'APPROVAL#3', 't1');
+         PRAGMA user_version = 2;",
+    )
+    .expect("version 2");
+    drop(conn);
+    let conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
+    let kind: String = conn.query_row("SELECT g4kind FROM items WHERE pk = 'A#1'", [], |r| r.get(0)).expect("kind");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    assert_eq!((kind.as_str(), version), ("APPROVAL", 3));
 }
