@@ -206,6 +206,48 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
+/// The SELECT that answers `q`, and its arguments in order.
+fn query_sql(q: &Query) -> Result<(String, Vec<String>), StoreError> {
+    let (pkc, skc) = index_columns(q.index);
+    let mut sql = format!("SELECT {COLUMNS} FROM items WHERE {pkc} = ?1");
+    let mut args: Vec<String> = vec![q.pk.clone()];
+    if q.index == Index::Due {
+        // The due index is ordered by the partition's kind first (schema): name it.
+        args.push(schema::due_kind(&q.pk).to_string());
+        sql += &format!(" AND g4kind = ?{}", args.len());
+    }
+    if let Some(prefix) = &q.sk_prefix {
+        args.push(prefix.clone());
+        sql += &format!(" AND substr({skc}, 1, length(?{n})) = ?{n}", n = args.len());
+        // The same as a range, so the index seeks to the prefix instead of scanning the
+        // whole partition (a wallet's policies beside its thousands of ledger lines).
+        args.push(prefix.clone());
+        sql += &format!(" AND {skc} >= ?{}", args.len());
+        if let Some(upper) = prefix_upper_bound(prefix) {
+            args.push(upper);
+            sql += &format!(" AND {skc} < ?{}", args.len());
+        }
+    }
+    if let Some(max) = &q.sk_at_most {
+        args.push(max.clone());
+        sql += &format!(" AND {skc} <= ?{}", args.len());
+    }
+    let dir = if q.newest_first { "DESC" } else { "ASC" };
+    let cmp = if q.newest_first { "<" } else { ">" };
+    if let Some(after) = &q.after {
+        let index_sk = match (q.index, &after.index_sk) {
+            (Index::Primary, _) => after.sk.clone(),
+            (_, Some(sk)) => sk.clone(),
+            (_, None) => return Err(StoreError::InvalidCursor),
+        };
+        args.extend([index_sk, after.pk.clone(), after.sk.clone()]);
+        let n = args.len();
+        sql += &format!(" AND ({skc}, pk, sk) {cmp} (?{}, ?{}, ?{})", n - 2, n - 1, n);
+    }
+    sql += &format!(" ORDER BY {skc} {dir}, pk {dir}, sk {dir} LIMIT {}", q.limit);
+    Ok((sql, args))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -238,43 +280,7 @@ impl Store for SqliteStore {
     }
 
     async fn query(&self, q: Query) -> Result<Vec<Item>, StoreError> {
-        let (pkc, skc) = index_columns(q.index);
-        let mut sql = format!("SELECT {COLUMNS} FROM items WHERE {pkc} = ?1");
-        let mut args: Vec<String> = vec![q.pk.clone()];
-        if q.index == Index::Due {
-            // The due index is ordered by the partition's kind first (schema): name it.
-            args.push(schema::due_kind(&q.pk).to_string());
-            sql += &format!(" AND g4kind = ?{}", args.len());
-        }
-        if let Some(prefix) = &q.sk_prefix {
-            args.push(prefix.clone());
-            sql += &format!(" AND substr({skc}, 1, length(?{n})) = ?{n}", n = args.len());
-            // The same as a range, so the index seeks to the prefix instead of scanning the
-            // whole partition (a wallet's policies beside its thousands of ledger lines).
-            args.push(prefix.clone());
-            sql += &format!(" AND {skc} >= ?{}", args.len());
-            if let Some(upper) = prefix_upper_bound(prefix) {
-                args.push(upper);
-                sql += &format!(" AND {skc} < ?{}", args.len());
-            }
-        }
-        if let Some(max) = &q.sk_at_most {
-            args.push(max.clone());
-            sql += &format!(" AND {skc} <= ?{}", args.len());
-        }
-        let dir = if q.newest_first { "DESC" } else { "ASC" };
-        let cmp = if q.newest_first { "<" } else { ">" };
-        if let Some(after) = &q.after {
-            let index_sk = match (q.index, &after.index_sk) {
-                (Index::Primary, _) => after.sk.clone(),
-                (_, Some(sk)) => sk.clone(),
-                (_, None) => return Err(StoreError::InvalidCursor),
-            };
-            args.extend([index_sk, after.pk.clone(), after.sk.clone()]);
-            let n = args.len();
-            sql += &format!(" AND ({skc}, pk, sk) {cmp} (?{}, ?{}, ?{})", n - 2, n - 1, n);
-        }
-        sql += &format!(" ORDER BY {skc} {dir}, pk {dir}, sk {dir} LIMIT {}", q.limit);
+        let (sql, args) = query_sql(&q)?;
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), read_item)?;

@@ -16,7 +16,8 @@ const VERSION: i64 = 3;
 /// The due partition's kind: its text before the first `#` (`APPROVAL` for the shard
 /// `APPROVAL#7`). The due index is ordered by it first, so a kind's shards share their tail
 /// pages: sharding spreads DynamoDB's partitions, but here each of 16 shards appending at its own
-/// tail cost a page per due entry on every commit. A query still names its exact partition.
+/// tail cost a page per due entry on every commit. A query still names its exact partition,
+/// which the index carries last, so the other shards' entries are skipped without reading rows.
 const DUE_KIND: &str =
     "g4kind TEXT GENERATED ALWAYS AS (CASE WHEN instr(g4pk, '#') > 0 THEN substr(g4pk, 1, instr(g4pk, '#') - 1) ELSE g4pk END) VIRTUAL";
 
@@ -38,7 +39,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (pk, sk);
 CREATE INDEX IF NOT EXISTS by_org ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS by_status ON items (g2pk, g2sk, pk, sk) WHERE g2pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS by_wallet ON items (g3pk, g3sk, pk, sk) WHERE g3pk IS NOT NULL;
-CREATE INDEX IF NOT EXISTS due ON items (g4kind, g4sk, pk, sk) WHERE g4pk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS due ON items (g4kind, g4sk, pk, sk, g4pk) WHERE g4pk IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 DROP INDEX IF EXISTS tokens_at;
 "
