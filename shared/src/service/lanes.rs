@@ -55,11 +55,18 @@ impl Held<'_> {
     }
 }
 
-/// The stripe (lock) of a record's lane.
-fn stripe(key: &Key) -> usize {
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % STRIPES as u64) as usize
+/// The stripes (locks) of the lanes of `keys`, ascending (the order they are taken in), once each.
+fn stripes_of<'k>(keys: impl Iterator<Item = &'k Key>) -> Vec<usize> {
+    let mut stripes: Vec<usize> = keys
+        .map(|key| {
+            let mut h = std::hash::DefaultHasher::new();
+            key.hash(&mut h);
+            (h.finish() % STRIPES as u64) as usize
+        })
+        .collect();
+    stripes.sort_unstable();
+    stripes.dedup();
+    stripes
 }
 
 impl Lanes {
@@ -67,19 +74,12 @@ impl Lanes {
     /// with `checked` also of those it only checks (a plan that already lost a race on one).
     /// Creates take no lane: their condition is on a fresh key.
     pub fn stripes_for(&self, writes: &[Write], checked: bool) -> Vec<usize> {
-        let mut stripes: Vec<usize> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Put { item, expect: Expect::Version(_) } => Some(&item.key),
-                Write::Delete { key, expect: Expect::Version(_) } => Some(key),
-                Write::Check { key, expect: Expect::Version(_) } if checked => Some(key),
-                _ => None,
-            })
-            .map(stripe)
-            .collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        stripes
+        stripes_of(writes.iter().filter_map(|w| match w {
+            Write::Put { item, expect: Expect::Version(_) } => Some(&item.key),
+            Write::Delete { key, expect: Expect::Version(_) } => Some(key),
+            Write::Check { key, expect: Expect::Version(_) } if checked => Some(key),
+            _ => None,
+        }))
     }
 
     /// Takes `stripes` (ascending) and says whether it had to wait for another holder.
@@ -150,10 +150,7 @@ impl<'a> Turn<'a> {
         if keys.is_empty() || self.held.is_some() {
             return;
         }
-        let mut stripes: Vec<usize> = keys.iter().map(stripe).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        self.held = Some(lanes.acquire(&stripes).await.0);
+        self.held = Some(lanes.acquire(&stripes_of(keys.iter())).await.0);
     }
 
     /// Before committing a plan: takes the lanes it needs. `false` when it had to wait for
