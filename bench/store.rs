@@ -20,7 +20,8 @@ fn item(pk: String, version: u64) -> Item {
         version,
         indexes: IndexKeys { by_org: Some(("ORG#bench".into(), ulid::Ulid::new().to_string())), ..Default::default() },
         expires_at_epoch: None,
-        body: json!({"amount": "10.00", "currency": "USD", "status": "PENDING", "note": "a typical record body"}),
+        body: json!({"amount": "10.00", "currency": "USD", "status": "PENDING", "note": "a typical record body"})
+            .into(),
     }
 }
 

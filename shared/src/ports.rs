@@ -7,6 +7,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+mod body;
+pub use body::Body;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub pk: String,
@@ -62,7 +65,7 @@ pub struct Item {
     pub indexes: IndexKeys,
     /// Epoch seconds after which the store may delete the item (DynamoDB TTL).
     pub expires_at_epoch: Option<i64>,
-    pub body: serde_json::Value,
+    pub body: Body,
 }
 
 /// A condition on the item currently stored at a key.

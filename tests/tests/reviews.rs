@@ -17,7 +17,7 @@ async fn outbox_kinds(app: &TestApp) -> Vec<String> {
         let mut query = Query::new(Index::Due, partition, 1000);
         query.newest_first = false;
         for item in store.query(query).await.expect("outbox") {
-            kinds.extend(item.body["type"].as_str().map(String::from));
+            kinds.extend(item.body.value().expect("json")["type"].as_str().map(String::from));
         }
     }
     kinds

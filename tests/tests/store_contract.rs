@@ -10,7 +10,7 @@ fn item(pk: &str, sk: &str, version: u64) -> Item {
         version,
         indexes: IndexKeys::default(),
         expires_at_epoch: None,
-        body: json!({"n": version, "s": "x", "nested": {"a": [1, "b", null]}}),
+        body: json!({"n": version, "s": "x", "nested": {"a": [1, "b", null]}}).into(),
     }
 }
 
@@ -181,7 +181,7 @@ async fn an_update_moves_only_the_index_entries_that_change(backend: Backend) {
     updated.version = 2;
     updated.indexes.by_status = Some(("ORG#o#T#DONE".into(), "a".into()));
     updated.indexes.due = Some(("DUE#2".into(), "a".into()));
-    updated.body = json!({"n": 2, "moved": true});
+    updated.body = json!({"n": 2, "moved": true}).into();
     // A stale version changes nothing.
     assert_eq!(s.transact(vec![put(updated.clone(), Expect::Version(5))]).await, Err(StoreError::ConditionFailed));
     let mut absent = updated.clone();

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, KeysAndAtt
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
-use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
+use crate::ports::{Body, Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
 
 /// Index names and their key attributes, shared with `infra/template.yaml`.
 pub const INDEXES: [(Index, &str, &str, &str); 4] = [
@@ -83,7 +83,8 @@ impl DynamoStore {
         map.insert("pk".into(), s(&item.key.pk));
         map.insert("sk".into(), s(&item.key.sk));
         map.insert("v".into(), AttributeValue::N(item.version.to_string()));
-        let data: AttributeValue = to_attribute_value(&item.body).map_err(unavailable)?;
+        // DynamoDB keeps the body as a map (readable in the console, in streams and exports).
+        let data: AttributeValue = to_attribute_value(item.body.value().map_err(unavailable)?).map_err(unavailable)?;
         map.insert("data".into(), data);
         if let Some(ttl) = item.expires_at_epoch {
             map.insert("ttl".into(), AttributeValue::N(ttl.to_string()));
@@ -203,6 +204,7 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
     let expires_at_epoch = number(map.get("ttl"));
     let body = map.remove("data").ok_or_else(|| corrupt("data"))?;
     let body: serde_json::Value = from_attribute_value(body).map_err(unavailable)?;
+    let body = Body::from(body);
     Ok(Item { key, version, indexes, expires_at_epoch, body })
 }
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::event::Event;
 use crate::ports::{
-    BusError, DeliveryQueue, EventBus, Expect, Index, IndexKeys, Item, Key, Published, Query, QueueError, QueueMessage,
-    Store, Write,
+    Body, BusError, DeliveryQueue, EventBus, Expect, Index, IndexKeys, Item, Key, Published, Query, QueueError,
+    QueueMessage, Store, Write,
 };
 
 const PARTITION: &str = "QUEUE";
@@ -49,7 +49,7 @@ impl StoreQueue {
                 ..Default::default()
             },
             expires_at_epoch: None,
-            body: serde_json::to_value(message).map_err(|e| e.to_string())?,
+            body: Body::encode(message).map_err(|e| e.to_string())?,
         })
     }
 
@@ -73,7 +73,7 @@ impl StoreQueue {
         let mut claims = Vec::new();
         let mut unreadable = Vec::new();
         for item in due {
-            let Ok(message) = serde_json::from_value::<QueueMessage>(item.body.clone()) else {
+            let Ok(message) = item.body.decode::<QueueMessage>() else {
                 // Unreadable: drop it rather than loop on it forever.
                 unreadable.push(Write::Delete { key: item.key.clone(), expect: Expect::Version(item.version) });
                 continue;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ports::{Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
+use crate::ports::{Body, Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
 
 mod checkpointer;
 mod readers;
@@ -194,9 +194,12 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         let sk: Option<String> = row.get(a + 1)?;
         Ok(pk.zip(sk))
     };
-    let body: String = row.get(3)?;
-    let body = serde_json::from_str(&body)
+    // Kept as text: parsed once, straight into its record, when decoded.
+    let body = row
+        .get_ref(3)?
+        .as_str()
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
+    let body = Body::from_text(body);
     Ok(Item {
         key: Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
         version: row.get::<_, i64>(2)? as u64,

@@ -218,7 +218,13 @@ mod tests {
     use crate::ports::{IndexKeys, Item, Key, StoreError};
 
     fn item(pk: &str, version: u64) -> Item {
-        Item { key: Key::new(pk, "R"), version, indexes: IndexKeys::default(), expires_at_epoch: None, body: json!({}) }
+        Item {
+            key: Key::new(pk, "R"),
+            version,
+            indexes: IndexKeys::default(),
+            expires_at_epoch: None,
+            body: json!({}).into(),
+        }
     }
 
     fn put(pk: &str, expect: Expect) -> Write {

@@ -49,7 +49,7 @@ use crate::domain::routing::RoutingRule;
 use crate::domain::wallet::Wallet;
 use crate::domain::webhook::Webhook;
 use crate::error::{AppError, AppResult};
-use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Write};
+use crate::ports::{Body, Expect, Index, IndexKeys, Item, Key, Query, Write};
 
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
@@ -98,7 +98,9 @@ pub struct Stored<R> {
 }
 
 pub fn decode<R: Record>(item: Item) -> AppResult<Stored<R>> {
-    let value = serde_json::from_value(item.body)
+    let value = item
+        .body
+        .decode()
         .map_err(|e| AppError::Corrupt(format!("{} {}/{}: {e}", R::NAME, item.key.pk, item.key.sk)))?;
     Ok(Stored { value, version: item.version })
 }
@@ -109,7 +111,7 @@ fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
         version,
         indexes: record.indexes(),
         expires_at_epoch: record.expires_at_epoch(),
-        body: serde_json::to_value(record).map_err(|e| AppError::Corrupt(e.to_string()))?,
+        body: Body::encode(record).map_err(|e| AppError::Corrupt(e.to_string()))?,
     })
 }
 

@@ -15,7 +15,7 @@ fn item(pk: &str, version: u64) -> Item {
         version,
         indexes: IndexKeys::default(),
         expires_at_epoch: None,
-        body: json!({"v": version}),
+        body: json!({"v": version}).into(),
     }
 }
 
@@ -286,7 +286,7 @@ async fn a_data_directory_of_the_first_layout_is_migrated_with_its_items() {
     }
     let store = super::SqliteStore::open_dir(&dir.0).expect("migrated");
     let got = store.get(&Key::new("W#1", "R")).await.expect("get").expect("kept");
-    assert_eq!((got.version, got.body), (3, json!({"v": 3})));
+    assert_eq!((got.version, got.body), (3, json!({"v": 3}).into()));
     let by_org = store.query(crate::ports::Query::new(crate::ports::Index::ByOrg, "ORG#o", 10)).await.expect("query");
     assert_eq!(by_org.len(), 1, "indexes rebuilt");
     store.apply(&[put("W#1", 4, Expect::Version(3))], None).await.expect("updates as before");
@@ -323,7 +323,7 @@ async fn under_steady_writes_and_reads_the_wal_starts_over_instead_of_growing() 
             let (store, body) = (store.clone(), body.clone());
             tokio::spawn(async move {
                 for i in 0..400 {
-                    let item = Item { body: json!({"pad": body}), ..item(&format!("S#{w}-{i}"), 1) };
+                    let item = Item { body: json!({"pad": body}).into(), ..item(&format!("S#{w}-{i}"), 1) };
                     store.apply(&[Write::Put { item, expect: Expect::Absent }], None).await.expect("apply");
                 }
             })

@@ -25,14 +25,10 @@ const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Plans waiting for the writer; a full queue makes callers wait (backpressure), not fail.
 pub(super) const QUEUE: usize = 4096;
 
-/// One conditional transaction waiting for the writer.
+/// One conditional transaction waiting for the writer. Its puts' bodies are the caller's JSON
+/// text, shared: nothing is printed or copied on the writer's thread.
 pub(super) struct Job {
-    /// The writes without their puts' bodies (`null`): those travel as `bodies`.
     writes: Vec<Write>,
-    /// Each put's body as JSON text (empty for the other writes), rendered by the caller so the
-    /// writer's time goes to the store alone (and no copy of the body's tree is made for it,
-    /// nor dropped on the writer's thread).
-    bodies: Vec<String>,
     token: Option<String>,
     /// Tokens of the transactions this one was planned on: each must have committed.
     after: Vec<String>,
@@ -46,23 +42,7 @@ impl Job {
         after: Vec<String>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     ) -> Self {
-        let (writes, bodies) = writes
-            .iter()
-            .map(|w| match w {
-                Write::Put { item, expect } => {
-                    let bare = Item {
-                        key: item.key.clone(),
-                        version: item.version,
-                        indexes: item.indexes.clone(),
-                        expires_at_epoch: item.expires_at_epoch,
-                        body: serde_json::Value::Null,
-                    };
-                    (Write::Put { item: bare, expect: *expect }, item.body.to_string())
-                }
-                other => (other.clone(), String::new()),
-            })
-            .unzip();
-        Job { writes, bodies, token, after, reply }
+        Job { writes: writes.to_vec(), token, after, reply }
     }
 }
 
@@ -269,10 +249,10 @@ fn apply(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Applied> {
     }
     // Each write checks its own condition as it applies (one statement, no read first); the
     // first that fails rolls the plan back to its savepoint.
-    for (w, body) in job.writes.iter().zip(&job.bodies) {
+    for w in &job.writes {
         let held = match w {
-            Write::Put { item, expect: Expect::Absent } => insert(conn, item, body)?,
-            Write::Put { item, expect: Expect::Version(v) } => update(conn, item, body, *v)?,
+            Write::Put { item, expect: Expect::Absent } => insert(conn, item)?,
+            Write::Put { item, expect: Expect::Version(v) } => update(conn, item, *v)?,
             Write::Delete { key, expect: Expect::Version(v) } => {
                 conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2 AND version = ?3")?
                     .execute(params![key.pk, key.sk, *v as i64])?
@@ -295,7 +275,7 @@ fn is_conflict(e: &rusqlite::Error) -> bool {
 }
 
 /// Creates the item; `false` when something is stored at its key.
-fn insert(conn: &Connection, item: &Item, body: &str) -> rusqlite::Result<bool> {
+fn insert(conn: &Connection, item: &Item) -> rusqlite::Result<bool> {
     let [(g1pk, g1sk), (g2pk, g2sk), (g3pk, g3sk), (g4pk, g4sk)] = index_pairs(&item.indexes);
     let inserted = conn
         .prepare_cached(
@@ -306,7 +286,7 @@ fn insert(conn: &Connection, item: &Item, body: &str) -> rusqlite::Result<bool> 
             item.key.pk,
             item.key.sk,
             item.version as i64,
-            body,
+            item.body.as_str(),
             item.expires_at_epoch,
             g1pk,
             g1sk,
@@ -328,7 +308,7 @@ fn insert(conn: &Connection, item: &Item, body: &str) -> rusqlite::Result<bool> 
 /// Only the index columns whose values change are set: SQLite rewrites the entries of every
 /// index whose columns an UPDATE sets, changed or not, and each such index page is one more page
 /// in the commit (a wallet's debit leaves its index entries where they are).
-fn update(conn: &Connection, item: &Item, body: &str, expected: u64) -> rusqlite::Result<bool> {
+fn update(conn: &Connection, item: &Item, expected: u64) -> rusqlite::Result<bool> {
     let new = index_pairs(&item.indexes);
     let stored = conn
         .prepare_cached(
@@ -349,7 +329,7 @@ fn update(conn: &Connection, item: &Item, body: &str, expected: u64) -> rusqlite
     if version != expected as i64 {
         return Ok(false);
     }
-    let version = item.version as i64;
+    let (version, body) = (item.version as i64, item.body.as_str());
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&version, &body, &item.expires_at_epoch];
     for (n, (pk, sk)) in new.iter().enumerate() {
         if changed[n] {
