@@ -220,9 +220,16 @@ def main():
     print(f"== init time (exec → first Runtime API poll), {args.runs} runs each, median / p90")
     env = environment(None, None)
     medians = {}
-    for name in ["init-baseline", "init-baseline-sdk"] + FUNCTIONS:
-        samples = [run_once(os.path.join(args.directory, name), env, [])[0] for _ in range(args.runs)]
-        median, p90 = summary(samples)
+    names = ["init-baseline", "init-baseline-sdk"] + FUNCTIONS
+    # Round robin, each round in a rotated order: the machine is shared, and its load drifts over
+    # a run; binaries measured one block after another would each see another machine, so a
+    # function and its floor would not be compared on the same one.
+    samples = {name: [] for name in names}
+    for round_ in range(args.runs):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            samples[name].append(run_once(os.path.join(args.directory, name), env, [])[0])
+    for name in names:
+        median, p90 = summary(samples[name])
         medians[name] = median
         ratio = f"   {median / medians['init-baseline-sdk']:.2f}x one-client" if name in FUNCTIONS else ""
         print(f"{name:<18} median {median:6.2f} ms   p90 {p90:6.2f} ms{ratio}")

@@ -195,12 +195,12 @@ pub async fn aws_service(adapters: &[AwsAdapter]) -> Result<crate::service::Coun
     let mut wiring = Wiring::default();
     if adapters.contains(&AwsAdapter::EventBridge) {
         if let Ok(bus) = std::env::var(ENV_EVENT_BUS) {
-            wiring.bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus));
+            wiring.bus = Arc::new(EventBridgeBus::on_first_use(aws.clone(), bus));
         }
     }
     if adapters.contains(&AwsAdapter::Sqs) {
         if let Ok(url) = std::env::var(ENV_QUEUE_URL) {
-            wiring.queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+            wiring.queue = Arc::new(SqsQueue::on_first_use(aws.clone(), url));
         }
     }
     wiring.client = Arc::new(webhook_client(&settings)?);

@@ -51,13 +51,21 @@ fn batches(events: &[(&Event, String)]) -> (Vec<Vec<usize>>, Vec<usize>) {
 }
 
 pub struct EventBridgeBus {
-    client: Client,
+    client: super::OnFirstUse<Client>,
     bus_name: String,
 }
 
 impl EventBridgeBus {
     pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
-        EventBridgeBus { client, bus_name: bus_name.into() }
+        EventBridgeBus { client: super::OnFirstUse::new(Box::new(move || client)), bus_name: bus_name.into() }
+    }
+
+    /// The bus with its client built from `aws` by the first use (`OnFirstUse`).
+    pub fn on_first_use(aws: aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
+        EventBridgeBus {
+            client: super::OnFirstUse::new(Box::new(move || Client::new(&aws))),
+            bus_name: bus_name.into(),
+        }
     }
 
     fn entry(&self, kind: &str, detail: &str) -> PutEventsRequestEntry {

@@ -16,13 +16,18 @@ const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
 pub const IAM_ACTIONS: &[&str] = &["sqs:SendMessage"];
 
 pub struct SqsQueue {
-    client: Client,
+    client: super::OnFirstUse<Client>,
     queue_url: String,
 }
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        SqsQueue { client, queue_url: queue_url.into() }
+        SqsQueue { client: super::OnFirstUse::new(Box::new(move || client)), queue_url: queue_url.into() }
+    }
+
+    /// The queue with its client built from `aws` by the first use (`OnFirstUse`).
+    pub fn on_first_use(aws: aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        SqsQueue { client: super::OnFirstUse::new(Box::new(move || Client::new(&aws))), queue_url: queue_url.into() }
     }
 }
 

@@ -13,7 +13,7 @@ mod calls;
 mod outcome;
 mod tools;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::Request;
 use axum::response::IntoResponse;
@@ -31,20 +31,24 @@ pub const PATH: &str = "/mcp";
 type McpService = StreamableHttpService<tools::Tools, NeverSessionManager>;
 
 /// `/mcp` on `service`.
+/// The MCP service (its tools' schemas) is built by the first MCP request, not at start: a
+/// Lambda's cold start would otherwise pay for it (about half a millisecond) on every function
+/// that serves the API, though few of their requests are MCP.
 pub fn routes(service: AppState) -> Router {
-    let mcp = http_service(service.clone());
+    let built: Arc<OnceLock<McpService>> = Arc::default();
+    let state = service.clone();
     Router::new()
         .route(
             PATH,
             any(move |Auth(caller): Auth, mut request: Request| {
-                let mcp = mcp.clone();
+                let mcp = built.get_or_init(|| http_service(service.clone())).clone();
                 async move {
                     request.extensions_mut().insert(caller);
                     mcp.handle(request).await.into_response()
                 }
             }),
         )
-        .with_state(service)
+        .with_state(state)
 }
 
 fn http_service(service: AppState) -> McpService {
