@@ -30,10 +30,9 @@ pub const PATH: &str = "/mcp";
 
 type McpService = StreamableHttpService<tools::Tools, NeverSessionManager>;
 
-/// `/mcp` on `service`.
-/// The MCP service (its tools' schemas) is built by the first MCP request, not at start: a
-/// Lambda's cold start would otherwise pay for it (about half a millisecond) on every function
-/// that serves the API, though few of their requests are MCP.
+/// `/mcp` on `service`. The MCP service (its tools' schemas) is built by the first MCP request,
+/// not at start: every cold start of a function that serves the API would otherwise pay for it
+/// (about 0.3 ms), though few of their requests are MCP.
 pub fn routes(service: AppState) -> Router {
     let built: Arc<OnceLock<McpService>> = Arc::default();
     let state = service.clone();
