@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use countersign_core::domain::ids::ApprovalId;
 use countersign_core::domain::secret::ServerSecret;
+use countersign_tests::browser::Browser;
 use countersign_tests::{per_backend, Backend, Scenario, TestApp};
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
 use serde_json::json;
 
 const SECRET: &str = "dashboard-integration-secret-0123456789";
@@ -20,81 +19,6 @@ async fn app(backend: Backend) -> TestApp {
         s.public_url = Some("http://dashboard.test".into());
     })
     .await
-}
-
-/// A browser without JavaScript: keeps the cookies it is given, follows no redirects.
-struct Browser {
-    base: String,
-    http: reqwest::Client,
-    cookies: std::collections::BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    content_type: String,
-    body: String,
-}
-
-impl Page {
-    /// The value of the hidden `csrf` field.
-    fn csrf(&self) -> String {
-        let start = self.body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        self.body[start..].split('"').next().expect("value").to_string()
-    }
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        let http = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
-        Browser { base: app.base.clone(), http, cookies: Default::default() }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let req = if cookie.is_empty() { req } else { req.header(COOKIE, cookie.join("; ")) };
-        let res = req.send().await.expect("request");
-        for set in res.headers().get_all(SET_COOKIE) {
-            let set = set.to_str().expect("cookie");
-            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').expect("name=value");
-            if value.is_empty() || attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-        let header = |name| res.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
-        let (location, content_type) = (header(LOCATION), header(CONTENT_TYPE).unwrap_or_default());
-        let status = res.status().as_u16();
-        Page { status, location, content_type, body: res.text().await.expect("body") }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-
-    async fn sign_in(&mut self, key: &str) -> Page {
-        let page = self.get("/dashboard/sign-in").await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        let csrf = page.csrf();
-        self.post("/dashboard/sign-in", &[("csrf", &csrf), ("api_key", key), ("next", "/dashboard")]).await
-    }
-
-    /// Signs in and returns the CSRF token of the signed-in pages.
-    async fn signed_in(&mut self, key: &str) -> String {
-        let page = self.sign_in(key).await;
-        assert_eq!((page.status, page.location.as_deref()), (303, Some("/dashboard")), "{}", page.body);
-        let queue = self.get("/dashboard").await;
-        assert_eq!(queue.status, 200, "{}", queue.body);
-        queue.csrf()
-    }
 }
 
 fn key_id(secret: &str) -> String {
@@ -226,7 +150,7 @@ async fn forms_without_a_token_and_bad_input_are_readable_4xx_pages(backend: Bac
     assert_eq!(again.status, 409);
     assert!(again.body.contains("APPROVAL_NOT_PENDING"), "{}", again.body);
     for page in [shown, again] {
-        assert!(page.body.contains("Refused") || page.body.contains("Rejected."));
+        assert!(page.body.contains("Refused") || page.body.contains("You rejected it."), "{}", page.body);
     }
 }
 
@@ -312,4 +236,35 @@ async fn the_lambda_serves_the_dashboard_over_https_with_secure_cookies(backend:
     let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("<label for=\"api-key\">API key</label>") && body.contains(">Sign in</button>"), "{body}");
+}
+
+per_backend!(a_notice_comes_from_what_the_server_holds_never_from_the_address);
+async fn a_notice_comes_from_what_the_server_holds_never_from_the_address(backend: Backend) {
+    let app = app(backend).await;
+    let s = app.scenario("10000.00").await;
+    let (_, approval_id) = app.held_payment(&s, "5000.00").await;
+    let mut browser = Browser::new(&app);
+    let csrf = browser.signed_in(&s.reviewer).await;
+    let page = format!("/dashboard/approvals/{approval_id}");
+    // A crafted link claims a decision nobody made: the page says nothing of it.
+    for claim in ["approve", "reject", "modify", "escalate"] {
+        let shown = browser.get(&format!("{page}?done={claim}")).await;
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert!(!shown.body.contains("class=\"flash\""), "?done={claim} made a notice: {}", shown.body);
+        assert!(shown.body.contains(">PENDING<"), "{}", shown.body);
+    }
+    // After a real decision, the notice is the viewer's own vote, whatever the address says.
+    let decided = browser.post(&format!("{page}/decide"), &[("csrf", &csrf), ("action", "reject")]).await;
+    assert_eq!((decided.status, decided.location.as_deref()), (303, Some(page.as_str())), "{}", decided.body);
+    let shown = browser.get(&format!("{page}?done=approve")).await;
+    assert!(
+        shown.body.contains("You rejected it.") && !shown.body.contains("Your approval was recorded."),
+        "{}",
+        shown.body
+    );
+    // Another reviewer sees no notice: it is not their decision.
+    let mut other = Browser::new(&app);
+    other.signed_in(&app.key(&s.admin, &["approvals:read", "approvals:write"]).await).await;
+    let theirs = other.get(&page).await;
+    assert!(theirs.body.contains(">REJECTED<") && !theirs.body.contains("class=\"flash\""), "{}", theirs.body);
 }

@@ -67,7 +67,19 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         if !value.is_object() {
             return Err(AppError::MalformedBody("body must be a JSON object".into()));
         }
+        refuse_duplicate_keys(&bytes)?;
         Ok(Body(value))
+    }
+}
+
+/// Refuses a JSON body that gives a key twice in one object, naming the key's path.
+pub fn refuse_duplicate_keys(json: &[u8]) -> AppResult<()> {
+    match super::strict_json::first_duplicate_key(json) {
+        None => Ok(()),
+        Some(path) => Err(AppError::BodyField {
+            message: format!("duplicate key `{path}`: a key may appear only once in an object"),
+            field: path,
+        }),
     }
 }
 

@@ -17,6 +17,7 @@ mod people;
 mod policies;
 mod refunds;
 mod reviews;
+mod strict_json;
 mod wallets;
 mod webhooks;
 mod wire;

@@ -2,14 +2,14 @@
 //! methods as the API, so the same rules hold (separation of duties, team assignment, quorum,
 //! expiry); a refusal shows the API's error on the page, with what the reviewer typed kept.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 
 use super::auth::Reviewer;
 use super::form::{Form, PathParam};
 use super::page::{html, readable, see_other, DashError, Reply};
-use super::views::{flash, ApprovalPage, ReviewPage};
+use super::views::{own_part_in_approval, own_part_in_review, ApprovalPage, ReviewPage};
 use crate::api::wire::optional_text;
 use crate::api::AppState;
 use crate::domain::approval::VoteDecision;
@@ -23,30 +23,21 @@ use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalat
 
 const MAX_ACTION_CHARS: usize = 4_000;
 
-fn done(query: Option<&str>) -> Option<&'static str> {
-    let fields = Form::parse(query.unwrap_or("").as_bytes()).ok()?;
-    flash(fields.get("done"))
-}
-
 fn note(form: &Form) -> Result<Option<String>, AppError> {
     Ok(optional_text("note", form.get("note"), MAX_NOTE_CHARS)?)
 }
 
-pub async fn approval(
-    State(s): State<AppState>,
-    reviewer: Reviewer,
-    PathParam(id): PathParam,
-    RawQuery(query): RawQuery,
-) -> Reply {
+pub async fn approval(State(s): State<AppState>, reviewer: Reviewer, PathParam(id): PathParam) -> Reply {
     let id = ApprovalId::parse(&id).ok_or_else(DashError::not_found)?;
     let detail = s.approval_detail(reviewer.caller(), &id).await?;
     let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
-    page.flash = done(query.as_deref());
+    let viewer = reviewer.caller().key()?;
+    page.flash = own_part_in_approval(&detail.approval, &detail.history, viewer);
     Ok(html(StatusCode::OK, &page))
 }
 
 /// The decision a form asks for, made through the service.
-async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form) -> Result<&'static str, AppError> {
+async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form) -> Result<(), AppError> {
     let caller = reviewer.caller();
     let note = note(form)?;
     let amount = form.get("amount");
@@ -57,19 +48,19 @@ async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form)
             "is only for Modify: clear it to approve the amount asked for, or press Modify to approve it",
         )
         .into()),
-        Some("approve") => s.decide_approval(caller, id, vote(VoteDecision::Approve, None)).await.map(|_| "approve"),
-        Some("reject") => s.decide_approval(caller, id, vote(VoteDecision::Reject, None)).await.map(|_| "reject"),
+        Some("approve") => s.decide_approval(caller, id, vote(VoteDecision::Approve, None)).await.map(|_| ()),
+        Some("reject") => s.decide_approval(caller, id, vote(VoteDecision::Reject, None)).await.map(|_| ()),
         Some("modify") => {
             let text = amount.ok_or_else(|| InputError::invalid("amount", "is required for Modify"))?;
             let lower = Amount::parse(text.trim()).map_err(|source| InputError::Amount { field: "amount", source })?;
-            s.decide_approval(caller, id, vote(VoteDecision::Approve, Some(lower))).await.map(|_| "modify")
+            s.decide_approval(caller, id, vote(VoteDecision::Approve, Some(lower))).await.map(|_| ())
         }
         Some("escalate") => {
             let to_team = form
                 .get("to_team")
                 .map(|t| TeamId::parse(t).ok_or_else(|| InputError::invalid("toTeam", "is not a team id")))
                 .transpose()?;
-            s.escalate_approval(caller, id, EscalateRequest { note, to_team }).await.map(|_| "escalate")
+            s.escalate_approval(caller, id, EscalateRequest { note, to_team }).await.map(|_| ())
         }
         _ => Err(InputError::invalid("action", "must be approve, reject, escalate or modify").into()),
     }
@@ -84,7 +75,7 @@ pub async fn decide_approval(
     reviewer.check_form(&form)?;
     let id = ApprovalId::parse(&id).ok_or_else(DashError::not_found)?;
     match decide(&s, &reviewer, &id, &form).await {
-        Ok(action) => Ok(see_other(&format!("/dashboard/approvals/{id}?done={action}"), vec![])),
+        Ok(()) => Ok(see_other(&format!("/dashboard/approvals/{id}"), vec![])),
         Err(e) => {
             let (status, message) = readable(&e);
             let detail = match s.approval_detail(reviewer.caller(), &id).await {
@@ -100,32 +91,23 @@ pub async fn decide_approval(
     }
 }
 
-pub async fn review(
-    State(s): State<AppState>,
-    reviewer: Reviewer,
-    PathParam(id): PathParam,
-    RawQuery(query): RawQuery,
-) -> Reply {
+pub async fn review(State(s): State<AppState>, reviewer: Reviewer, PathParam(id): PathParam) -> Reply {
     let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
     let detail = s.review_detail(reviewer.caller(), &id).await?;
     let mut page = ReviewPage::of(&detail, reviewer.chrome(), Utc::now());
-    page.flash = done(query.as_deref());
+    let viewer = reviewer.caller().key()?;
+    page.flash = own_part_in_review(&detail.review, &detail.history, viewer);
     Ok(html(StatusCode::OK, &page))
 }
 
-async fn decide_on_review(
-    s: &AppState,
-    reviewer: &Reviewer,
-    id: &ReviewId,
-    form: &Form,
-) -> Result<&'static str, AppError> {
+async fn decide_on_review(s: &AppState, reviewer: &Reviewer, id: &ReviewId, form: &Form) -> Result<(), AppError> {
     let notes = note(form)?;
     let modified_action = optional_text("modified_action", form.get("modified_action"), MAX_ACTION_CHARS)?;
     let target = ReviewRef::Review(id.clone());
-    let (decision_type, action) = match form.get("action") {
-        Some("approve") => (DecisionType::Approve, "approve"),
-        Some("reject") => (DecisionType::Reject, "reject"),
-        Some("modify") => (DecisionType::Modify, "modify"),
+    let decision_type = match form.get("action") {
+        Some("approve") => DecisionType::Approve,
+        Some("reject") => DecisionType::Reject,
+        Some("modify") => DecisionType::Modify,
         Some("escalate") => {
             let to_team = form
                 .get("to_team")
@@ -134,7 +116,7 @@ async fn decide_on_review(
                 .ok_or_else(|| InputError::invalid("to_team", "is required: pick the team under Escalate to"))?;
             let request = ReviewEscalate { to_team: Some(to_team), notes };
             s.escalate_review(reviewer.caller(), &target, request).await?;
-            return Ok("escalate");
+            return Ok(());
         }
         _ => return Err(InputError::invalid("action", "must be approve, reject, modify or escalate").into()),
     };
@@ -144,7 +126,7 @@ async fn decide_on_review(
     let modified_action = modified_action.filter(|_| decision_type == DecisionType::Modify);
     let request = ReviewDecide { decision_type, modified_action, notes, modified_amount: None };
     s.decide_review(reviewer.caller(), &target, request).await?;
-    Ok(action)
+    Ok(())
 }
 
 pub async fn decide_review(
@@ -156,7 +138,7 @@ pub async fn decide_review(
     reviewer.check_form(&form)?;
     let id = ReviewId::parse(&id).ok_or_else(DashError::not_found)?;
     match decide_on_review(&s, &reviewer, &id, &form).await {
-        Ok(action) => Ok(see_other(&format!("/dashboard/reviews/{id}?done={action}"), vec![])),
+        Ok(()) => Ok(see_other(&format!("/dashboard/reviews/{id}"), vec![])),
         Err(e) => {
             let (status, message) = readable(&e);
             let detail = match s.review_detail(reviewer.caller(), &id).await {

@@ -12,6 +12,7 @@ use crate::domain::approval::{Approval, Vote, VoteDecision};
 use crate::domain::audit::AuditEntry;
 use crate::domain::ids::{TeamId, WalletId};
 use crate::domain::money::Money;
+use crate::domain::org::ApiKey;
 use crate::domain::payment::{Payment, Urgency};
 use crate::domain::people::{Member, Person, Team};
 use crate::domain::review::{DecisionType, Review};
@@ -299,7 +300,7 @@ fn vote_rows(votes: &[Vote], members: &[Member]) -> Vec<VoteRow> {
         .collect()
 }
 
-/// What a decision just did, shown above the page after the redirect.
+/// What a decision just did, shown on the confirmation page of the review link that made it.
 pub fn flash(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "approve" => Some("Your approval was recorded."),
@@ -308,6 +309,35 @@ pub fn flash(done: Option<&str>) -> Option<&'static str> {
         "escalate" => Some("Escalated."),
         _ => None,
     }
+}
+
+/// The viewer's own part in an approval, read from what the server holds (their person's vote,
+/// or an escalation their key made), never from the address: a link cannot make a page claim a
+/// decision nobody made.
+pub fn own_part_in_approval(approval: &Approval, history: &[AuditEntry], viewer: &ApiKey) -> Option<&'static str> {
+    let person = viewer.person();
+    if let Some(vote) = approval.votes.iter().find(|v| v.voter() == person) {
+        return Some(match (vote.decision, vote.modified_action.is_some()) {
+            (VoteDecision::Approve, true) => "You approved it as modified.",
+            (VoteDecision::Approve, false) => "Your approval was recorded.",
+            (VoteDecision::Reject, _) => "You rejected it.",
+        });
+    }
+    let escalated_by_viewer = history.iter().any(|e| e.action == "approval.escalated" && e.actor == viewer.id.as_str());
+    escalated_by_viewer.then_some("You escalated it.")
+}
+
+/// The viewer's own part in a review, from the server's record of it.
+pub fn own_part_in_review(review: &Review, history: &[AuditEntry], viewer: &ApiKey) -> Option<&'static str> {
+    if let Some(decision) = review.decision.as_ref().filter(|d| d.reviewer == viewer.person()) {
+        return Some(match decision.decision_type {
+            DecisionType::Approve => "Your approval was recorded.",
+            DecisionType::Reject => "You rejected it.",
+            DecisionType::Modify => "You approved it as modified.",
+        });
+    }
+    let escalated_by_viewer = history.iter().any(|e| e.action == "review.escalated" && e.actor == viewer.id.as_str());
+    escalated_by_viewer.then_some("You escalated it.")
 }
 
 #[derive(Template)]

@@ -15,15 +15,18 @@ mod tools;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::Request;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use super::extract::Auth;
+use super::extract::{refuse_duplicate_keys, Auth};
 use super::{AppState, MAX_BODY_BYTES};
+use crate::error::AppError;
 
 /// Where the MCP server is mounted.
 pub const PATH: &str = "/mcp";
@@ -39,15 +42,38 @@ pub fn routes(service: AppState) -> Router {
     Router::new()
         .route(
             PATH,
-            any(move |Auth(caller): Auth, mut request: Request| {
+            any(move |Auth(caller): Auth, request: Request| {
                 let mcp = built.get_or_init(|| http_service(service.clone())).clone();
                 async move {
+                    let mut request = match without_duplicate_keys(request).await {
+                        Ok(request) => request,
+                        Err(refused) => return refused.into_response(),
+                    };
                     request.extensions_mut().insert(caller);
                     mcp.handle(request).await.into_response()
                 }
             }),
         )
         .with_state(state)
+}
+
+/// The request, its body read whole, unless that body is JSON giving a key twice in one object:
+/// tool arguments are refused as REST bodies are (400 `VALIDATION_ERROR` naming the key), before
+/// any tool runs.
+async fn without_duplicate_keys(request: Request) -> Result<Request, AppError> {
+    let (parts, body) = request.into_parts();
+    let bytes = Bytes::from_request(Request::new(body), &()).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::MalformedBody("could not read the request body".into())
+        }
+    })?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge);
+    }
+    refuse_duplicate_keys(&bytes)?;
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 fn http_service(service: AppState) -> McpService {

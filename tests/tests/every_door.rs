@@ -1,0 +1,219 @@
+//! Separation of duties at every door (DESIGN §2.6), on both stores, as one table: for each way
+//! to decide an approval (REST approve and modify, `/reviews` decide, the dashboard, MCP
+//! `decide_approval`, a review link), the person who submitted the payment is refused, through
+//! the key that submitted it and through a key that key minted later, and nothing moves. The
+//! submitter is either bound to a member or an unbound key (a person of its own). The same
+//! doors then let another person decide, so the refusals are the rule, not a broken door.
+
+use std::sync::Arc;
+
+use countersign_core::domain::ids::ApprovalId;
+use countersign_core::domain::secret::ServerSecret;
+use countersign_tests::browser::Browser;
+use countersign_tests::{per_backend, Backend, Scenario, TestApp};
+use serde_json::{json, Value};
+
+const SECRET: &str = "every-door-integration-secret-0123456789";
+const PUBLIC_URL: &str = "http://dashboard.test";
+
+/// Every permission a door could ask for: the refusals below are separation of duties alone.
+const SUBMITTER: &[&str] =
+    &["payments:write", "payments:read", "approvals:read", "approvals:write", "api_keys:write", "reviews:write"];
+
+#[derive(Debug, Clone, Copy)]
+enum Door {
+    RestApprove,
+    RestModify,
+    ReviewsDecide,
+    Dashboard,
+    Mcp,
+    ReviewLink,
+}
+
+const DOORS: [Door; 6] =
+    [Door::RestApprove, Door::RestModify, Door::ReviewsDecide, Door::Dashboard, Door::Mcp, Door::ReviewLink];
+
+/// What a door answered: whether it decided, else the code of its refusal (a 403 on REST and
+/// the dashboard, a tool error on MCP), and what it showed.
+struct Answer {
+    decided: bool,
+    refusal: Option<String>,
+    shown: String,
+}
+
+impl Answer {
+    fn refused_as_self_approval(&self) -> bool {
+        !self.decided && self.refusal.as_deref() == Some("SELF_APPROVAL_FORBIDDEN")
+    }
+}
+
+async fn app(backend: Backend) -> TestApp {
+    TestApp::spawn_tuned(backend, |s| {
+        s.session_secret = Some(Arc::new(ServerSecret::new(SECRET).expect("secret")));
+        s.public_url = Some(PUBLIC_URL.into());
+    })
+    .await
+}
+
+async fn member(app: &TestApp, admin: &str, name: &str) -> String {
+    let (status, body) =
+        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+async fn mint(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
+    let mut body = json!({"name": "k", "permissions": permissions});
+    if let Some(m) = member {
+        body["memberId"] = json!(m);
+    }
+    let (status, body) = app.post("/v1/api-keys", minter, body).await;
+    assert_eq!(status, 201, "{body}");
+    body["secret"].as_str().expect("secret").to_string()
+}
+
+/// A payment of 500.00 held for review, submitted by `submitter`; its approval id.
+async fn held_by(app: &TestApp, s: &Scenario, submitter: &str) -> String {
+    let body = json!({"from": s.from, "to": s.to, "amount": "500.00"});
+    let (status, body) = app.post("/v1/payments", submitter, body).await;
+    assert_eq!(status, 202, "{body}");
+    body["approvalId"].as_str().expect("approval id").to_string()
+}
+
+async fn approve_through(app: &TestApp, door: Door, key: &str, approval: &str) -> Answer {
+    let rest = |status: u16, body: Value| Answer {
+        decided: status == 200,
+        refusal: body["error"]["code"].as_str().filter(|_| status == 403).map(String::from),
+        shown: body.to_string(),
+    };
+    match door {
+        Door::RestApprove => {
+            let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), key, json!({})).await;
+            rest(status, body)
+        }
+        Door::RestModify => {
+            let body = json!({"amount": "400.00", "note": "a little less"});
+            let (status, body) = app.post(&format!("/v1/approvals/{approval}/modify"), key, body).await;
+            rest(status, body)
+        }
+        Door::ReviewsDecide => {
+            let (status, body) =
+                app.post(&format!("/reviews/{approval}/decide"), key, json!({"decision_type": "approve"})).await;
+            rest(status, body)
+        }
+        Door::Mcp => {
+            let request = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "decide_approval", "arguments": {"approval_id": approval, "decision": "approve"}}});
+            let res = app
+                .http
+                .post(format!("{}/mcp", app.base))
+                .header("accept", "application/json, text/event-stream")
+                .bearer_auth(key)
+                .json(&request)
+                .send()
+                .await
+                .expect("mcp request");
+            assert_eq!(res.status().as_u16(), 200);
+            let body: Value = res.json().await.expect("json-rpc body");
+            let result = &body["result"];
+            let refused = result["isError"] == true;
+            let refusal = result["structuredContent"]["error"]["code"].as_str().filter(|_| refused).map(String::from);
+            Answer {
+                decided: !refused && result["structuredContent"]["approval"].is_object(),
+                refusal,
+                shown: body.to_string(),
+            }
+        }
+        Door::Dashboard => {
+            let mut browser = Browser::new(app);
+            let csrf = browser.signed_in(key).await;
+            let page = browser
+                .post(&format!("/dashboard/approvals/{approval}/decide"), &[("csrf", &csrf), ("action", "approve")])
+                .await;
+            dashboard_answer(page.status, page.body)
+        }
+        Door::ReviewLink => {
+            let stored = app.get(&format!("/v1/approvals/{approval}"), key).await.1;
+            let expires = stored["expiresAt"].as_str().expect("expiresAt").parse().expect("time");
+            let id = ApprovalId::parse(approval).expect("approval id");
+            let url = app.service.review_url(&id, expires).expect("a review link");
+            let path = url.strip_prefix(PUBLIC_URL).expect("public url").to_string();
+            let mut browser = Browser::new(app);
+            browser.signed_in(key).await;
+            let confirm = browser.get(&path).await;
+            assert_eq!(confirm.status, 200, "{}", confirm.body);
+            let csrf = confirm.csrf();
+            let page = browser.post(&path, &[("csrf", &csrf), ("action", "approve")]).await;
+            dashboard_answer(page.status, page.body)
+        }
+    }
+}
+
+/// The dashboard shows a refusal as a 403 page that ends its message with `(CODE).`; a decision
+/// redirects (303) or, on a review link, confirms (200).
+fn dashboard_answer(status: u16, body: String) -> Answer {
+    let code = "SELF_APPROVAL_FORBIDDEN";
+    let refusal = (status == 403 && body.contains(&format!("({code})"))).then(|| code.to_string());
+    Answer { decided: status == 303 || status == 200, refusal, shown: body }
+}
+
+/// The approval has no vote and is still pending; the payer's balance is untouched.
+async fn nothing_moved(app: &TestApp, s: &Scenario, approval: &str, funds: &str, context: &str) {
+    let (_, a) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
+    assert_eq!(
+        (a["status"].as_str(), a["votes"].as_array().map(Vec::len)),
+        (Some("PENDING"), Some(0)),
+        "{context}: {a}"
+    );
+    assert_eq!(app.balance(&s.admin, &s.from).await, funds, "{context}");
+}
+
+per_backend!(no_door_lets_the_submitters_person_countersign);
+async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
+    let app = app(backend).await;
+    let s = app.scenario("100000.00").await;
+    app.policy(&s.admin, &s.from, json!({"name": "above 100", "requireReviewAbove": "100.00"})).await;
+    let sam = member(&app, &s.admin, "sam").await;
+    let submitters = [
+        ("a member's key", mint(&app, &s.admin, Some(&sam), SUBMITTER).await),
+        ("an unbound key", mint(&app, &s.admin, None, SUBMITTER).await),
+    ];
+    let reviewer_member = member(&app, &s.admin, "rita").await;
+    let reviewer = mint(&app, &s.admin, Some(&reviewer_member), &["approvals:read", "approvals:write"]).await;
+
+    let mut refusals = 0;
+    for (shape, submitter) in &submitters {
+        // Minted by the submitter's key after the fact: the same person.
+        let minted = mint(&app, submitter, None, &["approvals:read", "approvals:write"]).await;
+        for door in DOORS {
+            let approval = held_by(&app, &s, submitter).await;
+            let funds = app.balance(&s.admin, &s.from).await;
+            for (who, key) in [("the submitter's key", submitter), ("a key it minted", &minted)] {
+                let context = format!("{backend:?}, {shape}, {who}, {door:?}");
+                let answer = approve_through(&app, door, key, &approval).await;
+                assert!(answer.refused_as_self_approval(), "{context}: {:?} {}", answer.refusal, answer.shown);
+                nothing_moved(&app, &s, &approval, &funds, &context).await;
+                refusals += 1;
+            }
+            // Another person decides through the same door, and the payment executes once.
+            let context = format!("{backend:?}, {shape}, {door:?}, another person");
+            let answer = approve_through(&app, door, &reviewer, &approval).await;
+            assert!(answer.decided, "{context}: {}", answer.shown);
+            let (_, a) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
+            assert_eq!(
+                (a["status"].as_str(), a["votes"].as_array().map(Vec::len)),
+                (Some("APPROVED"), Some(1)),
+                "{context}: {a}"
+            );
+            let paid = if matches!(door, Door::RestModify) { "400.00" } else { "500.00" };
+            let payment = format!("/v1/payments/{}", a["paymentId"].as_str().expect("payment id"));
+            let (_, payment) = app.get(&payment, &s.admin).await;
+            assert_eq!(
+                (payment["status"].as_str(), payment["amount"].as_str()),
+                (Some("COMPLETED"), Some(paid)),
+                "{context}: {payment}"
+            );
+        }
+    }
+    assert_eq!(refusals, 2 * DOORS.len() * 2);
+}
