@@ -70,9 +70,12 @@ async fn the_submitter_cannot_approve_through_a_key_minted_later(backend: Backen
     let path = format!("/v1/approvals/{}/approve", held["approvalId"].as_str().unwrap());
     let (status, body) = app.post(&path, &later, json!({})).await;
     assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
-    // Bound to another member, a key minted by sam's is that member's.
+    // Only an admin key binds a key to another member (DESIGN 2.1): sam's key cannot mint olga's.
     let other = member(&app, &s.admin, "olga").await;
-    let olgas = key_for(&app, &sams, Some(&other), &["approvals:write"]).await;
+    let body = json!({"name": "k", "permissions": ["approvals:write"], "memberId": other});
+    let (status, body) = app.post("/v1/api-keys", &sams, body).await;
+    assert_eq!((status, code(&body)), (403, Some("PERMISSION_DENIED")), "{backend:?}: {body}");
+    let olgas = key_for(&app, &s.admin, Some(&other), &["approvals:write"]).await;
     assert_eq!(app.post(&path, &olgas, json!({})).await.0, 200);
 }
 

@@ -125,3 +125,40 @@ async fn intake_reads_once_then_commits_and_a_decision_reads_twice() {
     let (status, body, _) = counted.post("/v1/payments", "cs_not_a_key", json!({"amount": []})).await;
     assert_eq!(status, 401, "{body}");
 }
+
+#[tokio::test]
+async fn the_default_team_is_read_ahead_with_intake() {
+    let counted = Counted::spawn().await;
+    let app = &counted.app;
+    let s = app.scenario("100000.00").await;
+    let (status, rita) = app.post("/v1/members", &s.admin, json!({"name": "rita", "email": "rita@example.com"})).await;
+    assert_eq!(status, 201, "{rita}");
+    let (status, team) = app.post("/v1/teams", &s.admin, json!({"name": "desk", "members": [rita["id"]]})).await;
+    assert_eq!(status, 201, "{team}");
+    let (status, body) =
+        app.call("PATCH", "/v1/settings", Some(&s.admin), Some(json!({"defaultTeam": team["id"]}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, ritas) = app
+        .post(
+            "/v1/api-keys",
+            &s.admin,
+            json!({"name": "rita", "permissions": ["approvals:write"], "memberId": rita["id"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ritas}");
+    let ritas = ritas["secret"].as_str().expect("secret");
+    // Each key's first request is not what is counted (see above).
+    let (_, warm) = app.held_payment(&s, "2000.00").await;
+    assert_eq!(app.post(&format!("/v1/approvals/{warm}/approve"), ritas, json!({})).await.0, 200);
+
+    let (status, held, cost) =
+        counted.post("/v1/payments", &s.agent, json!({"from": s.from, "to": s.to, "amount": "2000.00"})).await;
+    assert_eq!(status, 202, "{held}");
+    assert_within("held intake (default team)", &cost.commit, 4, 2);
+    let approval = held["approvalId"].as_str().expect("approval id");
+    let (_, got) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
+    assert_eq!(got["assignedTeam"], team["id"], "assigned the default team read ahead: {got}");
+    let (status, decided, cost) = counted.post(&format!("/v1/approvals/{approval}/approve"), ritas, json!({})).await;
+    assert_eq!((status, decided["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{decided}");
+    assert_within("approve by the default team", &cost.commit, 5, 3);
+}

@@ -17,6 +17,7 @@ mod people;
 mod policies;
 mod refunds;
 mod reviews;
+mod settings;
 mod strict_json;
 mod wallets;
 mod webhooks;
@@ -80,6 +81,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
+        .route("/v1/settings", get(settings::get).patch(settings::update))
         .route("/v1/refunds", post(refunds::create).get(refunds::list))
         .route("/v1/refunds/{id}", get(refunds::get))
         .route("/reviews", post(reviews::create).get(reviews::list))

@@ -14,7 +14,7 @@ use utoipa::openapi::{
 };
 use utoipa::ToSchema;
 
-use super::{approvals, error, keys, payments, people, policies, refunds, reviews, wallets, webhooks};
+use super::{approvals, error, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks};
 
 /// A named schema: a wire type's name and its schema.
 type NamedSchema = (String, RefOr<Schema>);
@@ -64,7 +64,7 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("get" "/health", "health", "Liveness; `?deep=1` also reads the store", N, N, &[(200, "`{\"status\": \"ok\"}`")], &[("deep", "1 to read the store once")]),
         op!("get" "/openapi.json", "health", "This document", N, N, &[(200, "OpenAPI 3.1")], &[]),
         op!("post" "/v1/organizations", "keys", "Create an organisation and its first admin key (operator key)", json("operator"), Some(body::<keys::OrganizationBody>), &[(201, "The organisation and its admin key (secret shown once)")], &[]),
-        op!("post" "/v1/api-keys", "keys", "Mint an API key", json("api_keys:write"), Some(body::<keys::ApiKeyBody>), &[(201, "The key with its secret, shown once")], &[]),
+        op!("post" "/v1/api-keys", "keys", "Mint an API key (`memberId`: admin, or the caller's own member)", json("api_keys:write"), Some(body::<keys::ApiKeyBody>), &[(201, "The key with its secret, shown once")], &[]),
         op!("get" "/v1/api-keys", "keys", "List API keys", json("api_keys:write"), N, &[(200, "A page of keys (no secrets)")], PAGE),
         op!("get" "/v1/api-keys/{id}", "keys", "Read an API key", json("api_keys:write"), N, &[(200, "The key (no secret)")], &[]),
         op!("patch" "/v1/api-keys/{id}", "keys", "Change a key's name, permissions or wallets", json("api_keys:write"), Some(body::<keys::ApiKeyPatchBody>), &[(200, "The key")], &[]),
@@ -91,15 +91,17 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("post" "/v1/approvals/{id}/reject", "approvals", "Reject", json("approvals:write"), Some(body::<approvals::DecideBody>), &[(200, "The approval with the payment")], &[]),
         op!("post" "/v1/approvals/{id}/modify", "approvals", "Approve a lower amount", json("approvals:write"), Some(body::<approvals::ModifyBody>), &[(200, "The approval with the payment")], &[]),
         op!("post" "/v1/approvals/{id}/escalate", "approvals", "Hand to another team (or the chain's next tier)", json("approvals:write"), Some(body::<approvals::EscalateBody>), &[(200, "The approval, ESCALATED")], &[]),
+        op!("get" "/v1/settings", "people", "The organisation's settings: the default team (keys bound to no wallet)", json("approvals:read"), N, &[(200, "`{orgId, defaultTeam, updatedAt}`")], &[]),
+        op!("patch" "/v1/settings", "people", "Set or clear the default team: where approvals no rule or chain assigns go", json("admin"), Some(body::<settings::SettingsPatchBody>), &[(200, "`{orgId, defaultTeam, updatedAt}`")], &[]),
         op!("post" "/v1/refunds", "refunds", "Refund a completed payment: executed, held, or denied", json("refunds:write"), Some(body::<refunds::RefundBody>), &[(201, "Executed: the refund, approved"), (202, "Held: the refund, pending, with `approvalId`")], &[]),
         op!("get" "/v1/refunds", "refunds", "List refunds", json("payments:read"), N, &[(200, "A page of refunds")], &[("walletId", "payee wallet"), ("status", "pending, approved, rejected, escalated, expired, failed"), ("paymentId", "refunds of this payment"), ("limit", "1-100"), ("cursor", "next page")]),
         op!("get" "/v1/refunds/{id}", "refunds", "Read a refund", json("payments:read"), N, &[(200, "The refund")], &[]),
         op!("get" "/v1/audit-logs", "audit", "The audit log", json("audit:read"), N, &[(200, "A page of audit entries")], &[("action", "e.g. approval.approved"), ("resourceType", "e.g. payment"), ("limit", "1-100"), ("cursor", "next page")]),
-        op!("post" "/v1/members", "people", "Add a person", json("members:write"), Some(body::<people::MemberBody>), &[(201, "The member")], &[]),
+        op!("post" "/v1/members", "people", "Add a person (keys bound to no wallet)", json("members:write"), Some(body::<people::MemberBody>), &[(201, "The member")], &[]),
         op!("get" "/v1/members", "people", "List people", json("members:write"), N, &[(200, "`{data: [member]}`")], &[]),
-        op!("post" "/v1/teams", "people", "Create a team", json("members:write"), Some(body::<people::TeamBody>), &[(201, "The team")], &[]),
+        op!("post" "/v1/teams", "people", "Create a team (with members: admin)", json("members:write"), Some(body::<people::TeamBody>), &[(201, "The team")], &[]),
         op!("get" "/v1/teams", "people", "List teams", json("members:write"), N, &[(200, "`{data: [team]}`")], &[]),
-        op!("patch" "/v1/teams/{id}", "people", "Rename a team or set its members", json("members:write"), Some(body::<people::TeamPatchBody>), &[(200, "The team")], &[]),
+        op!("patch" "/v1/teams/{id}", "people", "Rename a team or set its members (members: admin)", json("members:write"), Some(body::<people::TeamPatchBody>), &[(200, "The team")], &[]),
         op!("post" "/v1/routing-rules", "people", "Add a routing rule", json("policies:write"), Some(body::<people::RuleBody>), &[(201, "The rule")], &[]),
         op!("get" "/v1/routing-rules", "people", "List routing rules", json("policies:write"), N, &[(200, "`{data: [rule]}`")], &[]),
         op!("patch" "/v1/routing-rules/{id}", "people", "Change a routing rule", json("policies:write"), Some(body::<people::RuleBody>), &[(200, "The rule")], &[]),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::ids::{ApiKeyId, MemberId, OrgId, WalletId};
+use super::ids::{ApiKeyId, MemberId, OrgId, TeamId, WalletId};
 use super::people::Person;
 use super::permission::Permission;
 
@@ -36,6 +36,24 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An organisation's settings: one record per organisation, absent until first changed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgSettings {
+    pub org_id: OrgId,
+    /// Where an approval or review goes when no routing rule and no escalation chain assigns
+    /// one; unset: anyone with `approvals:write` decides it.
+    pub default_team: Option<TeamId>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl OrgSettings {
+    /// The settings of an organisation that never changed them.
+    pub fn defaults(org_id: OrgId) -> Self {
+        OrgSettings { org_id, default_team: None, updated_at: None }
+    }
 }
 
 /// The client-facing shape of a key: everything but the hash.
@@ -75,6 +93,25 @@ impl ApiKey {
         self.person.clone().unwrap_or_else(|| Person::Key(self.id.clone()))
     }
 
+    pub fn is_admin(&self) -> bool {
+        self.permissions.contains(&Permission::Admin)
+    }
+
+    /// The person a key minted by this one acts for, given the member it asks to be bound to
+    /// (DESIGN 2.1). An admin key vouches for identities: it binds any member, and a key it mints
+    /// unbound is a person of its own (`None`). Any other key mints only keys of its own person,
+    /// and may name no member but its own.
+    pub fn person_of_minted(&self, member: Option<&MemberId>) -> Result<Option<Person>, MintRefused> {
+        if self.is_admin() {
+            return Ok(member.cloned().map(Person::Member));
+        }
+        let mine = self.person();
+        match member {
+            Some(m) if mine.member() != Some(m) => Err(MintRefused::MemberNotOwn),
+            _ => Ok(Some(mine)),
+        }
+    }
+
     /// Whether this key may act on `wallet`.
     pub fn may_use(&self, wallet: &WalletId) -> bool {
         self.wallet_ids.is_empty() || self.wallet_ids.contains(wallet)
@@ -88,6 +125,13 @@ impl ApiKey {
     pub fn matches(&self, secret: &str) -> bool {
         hash_secret(secret).as_bytes().ct_eq(self.secret_hash.as_bytes()).into()
     }
+}
+
+/// Why a key may not mint the key it was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MintRefused {
+    #[error("only an admin key may bind a key to a member other than its own")]
+    MemberNotOwn,
 }
 
 /// Secret format: `csk_<key id>_<64 hex chars of randomness>`; the key id lets the server
@@ -140,5 +184,37 @@ mod tests {
         assert!(key_id_of_secret("csk_garbage").is_none());
         let view = serde_json::to_value(key.view(None)).unwrap();
         assert!(view.get("secretHash").is_none() && view.get("secret").is_none());
+    }
+
+    fn key_with(permissions: Vec<Permission>, person: Option<Person>) -> ApiKey {
+        ApiKey {
+            id: ApiKeyId::generate(),
+            org_id: OrgId::generate(),
+            name: "k".into(),
+            permissions,
+            wallet_ids: vec![],
+            person,
+            secret_hash: String::new(),
+            created_at: Utc::now(),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn only_an_admin_key_vouches_for_a_new_person() {
+        let (alice, bob) = (MemberId::generate(), MemberId::generate());
+        let admin = key_with(vec![Permission::Admin], None);
+        assert_eq!(admin.person_of_minted(None), Ok(None));
+        assert_eq!(admin.person_of_minted(Some(&bob)), Ok(Some(Person::Member(bob.clone()))));
+
+        let alices = key_with(vec![Permission::ApiKeysWrite], Some(Person::Member(alice.clone())));
+        assert_eq!(alices.person_of_minted(None), Ok(Some(Person::Member(alice.clone()))));
+        assert_eq!(alices.person_of_minted(Some(&alice)), Ok(Some(Person::Member(alice.clone()))));
+        assert_eq!(alices.person_of_minted(Some(&bob)), Err(MintRefused::MemberNotOwn));
+
+        let agent = key_with(vec![Permission::ApiKeysWrite], None);
+        assert_eq!(agent.person_of_minted(None), Ok(Some(Person::Key(agent.id.clone()))));
+        assert_eq!(agent.person_of_minted(Some(&bob)), Err(MintRefused::MemberNotOwn));
     }
 }

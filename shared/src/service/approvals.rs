@@ -10,7 +10,7 @@ use super::paging::{Page, PageRequest};
 use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
 use super::policies::policies_query;
-use super::records::{approval_key, payment_key, team_key, wallet_key};
+use super::records::{approval_key, payment_key, settings_key, team_key, wallet_key};
 use super::refunds::{plan_refund_escalation, plan_refund_vote};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
@@ -116,12 +116,23 @@ impl Countersign {
     }
 
     /// Something assigned to a team (an approval, a review) is decided only by that team's
-    /// members, or an admin key.
+    /// members, or an admin key. Something unassigned (made before the organisation set a
+    /// default team) goes to the default team now; with none, anyone who may decide does.
     pub(crate) async fn ensure_team(&self, caller: &ApiKey, assigned: Option<&TeamId>) -> AppResult<()> {
-        let Some(team_id) = assigned else { return Ok(()) };
         if caller.permissions.contains(&Permission::Admin) {
             return Ok(());
         }
+        let default_team;
+        let team_id = match assigned {
+            Some(team) => team,
+            None => match self.org_settings(&caller.org_id).await?.default_team {
+                Some(team) => {
+                    default_team = team;
+                    &default_team
+                }
+                None => return Ok(()),
+            },
+        };
         let team = self.read::<Team>(&team_key(&caller.org_id, team_id)).await?.map(|t| t.value);
         let person = caller.person();
         match (team, person.member()) {
@@ -341,13 +352,16 @@ impl Countersign {
     }
 }
 
-/// What deciding `approval` reads once it has read the approval: the assigned team (unless the
-/// caller is an admin), the payment, and when the decision executes it, both wallets and the
-/// payer's policies.
+/// What deciding `approval` reads once it has read the approval: the assigned team (or, when it
+/// has none, the settings that name the default team; neither for an admin), the payment, and
+/// when the decision executes it, both wallets and the payer's policies.
 fn decision_reads(caller: &ApiKey, approval: &Approval, executes: bool) -> Reads {
     let mut reads = Reads { keys: vec![payment_key(&approval.payment_id)], queries: Vec::new() };
-    if let Some(team) = approval.assigned_team.as_ref().filter(|_| !caller.permissions.contains(&Permission::Admin)) {
-        reads.keys.push(team_key(&caller.org_id, team));
+    if !caller.permissions.contains(&Permission::Admin) {
+        reads.keys.push(match &approval.assigned_team {
+            Some(team) => team_key(&caller.org_id, team),
+            None => settings_key(&caller.org_id),
+        });
     }
     if executes {
         reads.keys.push(wallet_key(&approval.wallet_id));

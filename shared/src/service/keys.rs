@@ -22,7 +22,9 @@ pub struct NewApiKey {
     pub name: String,
     pub permissions: Vec<Permission>,
     pub wallet_ids: Vec<WalletId>,
-    /// The member the key acts for; unset: its minting key's member, if that one has one.
+    /// The member the key acts for (any member: admin keys only; others may name only their
+    /// own). Unset: a key minted by an admin key is a person of its own, any other key's is
+    /// its minting key's person.
     pub member_id: Option<MemberId>,
 }
 
@@ -48,16 +50,8 @@ pub struct NewOrganization {
     pub admin_key: IssuedKey,
 }
 
-/// Issues a key for `request`. Its person: the member it is bound to, else the minting key's
-/// member (a person's keys stay theirs), else the key itself.
-fn issue(
-    org_id: &OrgId,
-    request: NewApiKey,
-    minted_by: Option<&ApiKey>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> IssuedKey {
-    let inherited = minted_by.and_then(|k| k.person.clone()).filter(|p| p.member().is_some());
-    let person = request.member_id.clone().map(Person::Member).or(inherited);
+/// Issues a key for `request`, acting for `person` (`None`: the key itself).
+fn issue(org_id: &OrgId, request: NewApiKey, person: Option<Person>, now: chrono::DateTime<chrono::Utc>) -> IssuedKey {
     let id = ApiKeyId::generate();
     let secret = org::new_secret(&id);
     let key = ApiKey {
@@ -119,15 +113,24 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
         ensure_grantable(caller, &request.permissions)?;
+        // Who the new key is, decided before anything is read: a narrower key never learns
+        // which members exist by naming them.
+        let person = caller
+            .person_of_minted(request.member_id.as_ref())
+            .map_err(|_| AppError::PermissionDenied(Permission::Admin))?;
         self.ensure_bindable(caller, &request.wallet_ids).await?;
         if let Some(member) = &request.member_id {
             self.read_owned::<Member>(&member_key(&caller.org_id, member), &caller.org_id).await?;
         }
         self.commit(|| async {
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let issued = issue(&caller.org_id, request.clone(), Some(caller), tx.now());
+            let issued = issue(&caller.org_id, request.clone(), person.clone(), tx.now());
             tx.create(&issued.key)?;
-            let details = json!({"permissions": issued.key.permissions, "walletIds": issued.key.wallet_ids});
+            let details = json!({
+                "permissions": issued.key.permissions,
+                "walletIds": issued.key.wallet_ids,
+                "person": issued.key.person(),
+            });
             tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;
             Ok(tx.done(issued))
         })

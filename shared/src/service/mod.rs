@@ -26,6 +26,7 @@ pub mod records;
 mod refunds;
 mod reviews;
 mod sessions;
+mod settings;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,7 @@ use records::{decode, Record, Stored};
 pub use refunds::{RefundFilter, RefundOutcome};
 pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
 pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
+pub use settings::SettingsPatch;
 pub use sweep::{ExpirySummary, SweepSummary};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};

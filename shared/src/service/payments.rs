@@ -27,7 +27,8 @@ use crate::error::{AppError, AppResult};
 use crate::ports::{Index, Key, Query};
 
 /// What intake reads first: both wallets, the payer's policies and payment counter, and (when
-/// the caller's organisation is known) its routing rules and the idempotency record.
+/// the caller's organisation is known) its routing rules, its settings (the default team) and
+/// the idempotency record.
 fn intake_reads(org: Option<&OrgId>, request: &NewPayment) -> Reads {
     let mut reads = Reads {
         keys: vec![wallet_key(&request.from), wallet_key(&request.to), rate_key(&request.from)],
@@ -35,6 +36,7 @@ fn intake_reads(org: Option<&OrgId>, request: &NewPayment) -> Reads {
     };
     if let Some(org) = org {
         reads.queries.push(rules_query(org));
+        reads.keys.push(records::settings_key(org));
         if let Some(key) = &request.idempotency {
             reads.keys.push(records::idempotency_key(org, PAYMENTS_SCOPE, key.key()));
         }
@@ -144,10 +146,11 @@ impl Countersign {
                 } else {
                     // The highest-priority matching routing rule assigns the approval's team.
                     let rules = self.org_rules(&org).await?;
-                    // Else the holding policy's first escalation tier.
+                    // Else the holding policy's first escalation tier, else the default team.
                     let team = route(&rules, &Subject::for_payment(&payment))
                         .map(|r| r.assign_to_team.clone())
                         .or_else(|| payment.decision.escalation_chain.first().cloned());
+                    let team = self.or_default_team(&org, team).await?;
                     self.plan_hold(tx, payment, from, team)?
                 };
                 Ok(plan)

@@ -5,14 +5,15 @@ use serde_json::json;
 
 use super::plan::Tx;
 use super::records::{self, member_key, rule_key, team_key, Stored};
-use super::{require, Caller, Countersign};
+use super::{ensure_unbound, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{MemberId, OrgId, RoutingRuleId, TeamId};
 use crate::domain::input::InputError;
+use crate::domain::org::ApiKey;
 use crate::domain::people::{Member, Team};
 use crate::domain::permission::Permission;
 use crate::domain::routing::{Conditions, RoutingRule};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::ports::Query;
 
 const MAX_MEMBERS: usize = 1_000;
@@ -55,6 +56,25 @@ pub struct RoutingRulePatch {
     pub is_active: Option<bool>,
 }
 
+/// The calling key, if it may manage the organisation's people and routing: it holds `needed`
+/// and is bound to no wallet. Who decides (members, teams, routing) is organisation-wide: a key
+/// that may act on one wallet must not choose who countersigns every other's payments.
+fn organiser(caller: &Caller, needed: Permission) -> AppResult<&ApiKey> {
+    let caller = caller.key()?;
+    ensure_unbound(caller)?;
+    require(caller, needed)?;
+    Ok(caller)
+}
+
+/// Only an admin key changes who is in a team: membership decides who countersigns.
+fn ensure_may_change_membership(caller: &ApiKey) -> AppResult<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::PermissionDenied(Permission::Admin))
+    }
+}
+
 impl Countersign {
     async fn all_of<R: records::Record>(&self, query: Query) -> AppResult<Vec<R>> {
         self.store.query(query).await?.into_iter().map(|i| records::decode::<R>(i).map(|s| s.value)).collect()
@@ -78,8 +98,7 @@ impl Countersign {
     }
 
     pub async fn create_member(&self, caller: &Caller, request: NewMember) -> AppResult<Member> {
-        let caller = caller.key()?;
-        require(caller, Permission::MembersWrite)?;
+        let caller = organiser(caller, Permission::MembersWrite)?;
         if self.org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
             return Err(InputError::invalid(
                 "email",
@@ -104,8 +123,7 @@ impl Countersign {
     }
 
     pub async fn list_members(&self, caller: &Caller) -> AppResult<Vec<Member>> {
-        let caller = caller.key()?;
-        require(caller, Permission::MembersWrite)?;
+        let caller = organiser(caller, Permission::MembersWrite)?;
         self.org_members(&caller.org_id).await
     }
 
@@ -114,8 +132,10 @@ impl Countersign {
     }
 
     pub async fn create_team(&self, caller: &Caller, request: NewTeam) -> AppResult<Team> {
-        let caller = caller.key()?;
-        require(caller, Permission::MembersWrite)?;
+        let caller = organiser(caller, Permission::MembersWrite)?;
+        if !request.members.is_empty() {
+            ensure_may_change_membership(caller)?;
+        }
         self.ensure_members(&caller.org_id, &request.members).await?;
         if self.org_teams(&caller.org_id).await?.len() >= MAX_TEAMS {
             return Err(
@@ -140,15 +160,14 @@ impl Countersign {
     }
 
     pub async fn list_teams(&self, caller: &Caller) -> AppResult<Vec<Team>> {
-        let caller = caller.key()?;
-        require(caller, Permission::MembersWrite)?;
+        let caller = organiser(caller, Permission::MembersWrite)?;
         self.org_teams(&caller.org_id).await
     }
 
     pub async fn update_team(&self, caller: &Caller, id: &TeamId, patch: TeamPatch) -> AppResult<Team> {
-        let caller = caller.key()?;
-        require(caller, Permission::MembersWrite)?;
+        let caller = organiser(caller, Permission::MembersWrite)?;
         if let Some(members) = &patch.members {
+            ensure_may_change_membership(caller)?;
             self.ensure_members(&caller.org_id, members).await?;
         }
         self.commit(|| async {
@@ -170,8 +189,7 @@ impl Countersign {
     }
 
     pub async fn create_routing_rule(&self, caller: &Caller, request: NewRoutingRule) -> AppResult<RoutingRule> {
-        let caller = caller.key()?;
-        require(caller, Permission::PoliciesWrite)?;
+        let caller = organiser(caller, Permission::PoliciesWrite)?;
         self.read_owned::<Team>(&team_key(&caller.org_id, &request.assign_to_team), &caller.org_id).await?;
         if self.org_rules(&caller.org_id).await?.len() >= MAX_RULES {
             return Err(
@@ -197,8 +215,7 @@ impl Countersign {
     }
 
     pub async fn list_routing_rules(&self, caller: &Caller) -> AppResult<Vec<RoutingRule>> {
-        let caller = caller.key()?;
-        require(caller, Permission::PoliciesWrite)?;
+        let caller = organiser(caller, Permission::PoliciesWrite)?;
         self.org_rules(&caller.org_id).await
     }
 
@@ -212,8 +229,7 @@ impl Countersign {
         id: &RoutingRuleId,
         patch: RoutingRulePatch,
     ) -> AppResult<RoutingRule> {
-        let caller = caller.key()?;
-        require(caller, Permission::PoliciesWrite)?;
+        let caller = organiser(caller, Permission::PoliciesWrite)?;
         if let Some(team) = &patch.assign_to_team {
             self.read_owned::<Team>(&team_key(&caller.org_id, team), &caller.org_id).await?;
         }
@@ -245,8 +261,7 @@ impl Countersign {
     }
 
     pub async fn delete_routing_rule(&self, caller: &Caller, id: &RoutingRuleId) -> AppResult<RoutingRuleId> {
-        let caller = caller.key()?;
-        require(caller, Permission::PoliciesWrite)?;
+        let caller = organiser(caller, Permission::PoliciesWrite)?;
         self.commit(|| async {
             let rule = self.owned_rule(&caller.org_id, id).await?;
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());

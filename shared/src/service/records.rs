@@ -3,6 +3,7 @@
 //! | pattern | index | key |
 //! |---|---|---|
 //! | key by id (auth) | primary | `APIKEY#id` / `APIKEY` |
+//! | organisation's settings (default team) | primary | `ORG#o` / `SETTINGS` |
 //! | org's keys, wallets, payments, approvals | byOrg | `ORG#o#<TYPE>` / id |
 //! | payments or approvals by status | byStatus | `ORG#o#<TYPE>#<STATUS>` / id |
 //! | payments or approvals of a wallet (± status) | byWallet | `ORG#o#WALLET#w#<TYPE>` / `<STATUS>#id` |
@@ -40,7 +41,7 @@ use crate::domain::ids::{
     WebhookId,
 };
 use crate::domain::ledger::LedgerEntry;
-use crate::domain::org::{ApiKey, Organization};
+use crate::domain::org::{ApiKey, OrgSettings, Organization};
 use crate::domain::payment::Payment;
 use crate::domain::people::{Member, Team};
 use crate::domain::policy::Policy;
@@ -137,6 +138,10 @@ pub fn partition_query(partition: String, prefix: &str, cap: usize) -> Query {
 pub fn org_key(id: &OrgId) -> Key {
     Key::new(format!("ORG#{id}"), "ORG")
 }
+/// Beside the organisation's own record: one per organisation.
+pub fn settings_key(org: &OrgId) -> Key {
+    Key::new(format!("ORG#{org}"), "SETTINGS")
+}
 pub fn api_key_key(id: &ApiKeyId) -> Key {
     Key::new(format!("APIKEY#{id}"), "APIKEY")
 }
@@ -182,6 +187,13 @@ impl Record for Organization {
     const NAME: &'static str = "organization";
     fn key(&self) -> Key {
         org_key(&self.id)
+    }
+}
+
+impl Record for OrgSettings {
+    const NAME: &'static str = "settings";
+    fn key(&self) -> Key {
+        settings_key(&self.org_id)
     }
 }
 

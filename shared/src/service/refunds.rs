@@ -127,6 +127,7 @@ impl Countersign {
                     let team: Option<TeamId> = route(&rules, &Subject::for_refund(&refund, &payment.value))
                         .map(|r| r.assign_to_team.clone())
                         .or_else(|| refund.decision.escalation_chain.first().cloned());
+                    let team = self.or_default_team(&org, team).await?;
                     let ttl =
                         refund.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                     let mut approval = refund.hold(ttl, now)?;

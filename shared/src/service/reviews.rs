@@ -116,6 +116,7 @@ impl Countersign {
             ..Subject::new(org, &request.task_type, &request.metadata)
         };
         let team = route(&rules, &subject).map(|r| r.assign_to_team.clone());
+        let team = self.or_default_team(org, team).await?;
         self.commit(|| async {
             let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
             let review = Review::new(
