@@ -10,13 +10,15 @@ mod relay;
 
 pub use relay::OutboxRelay;
 
-use crate::adapters::local_queue::StoreQueue;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::adapters::local_queue::{Received, StoreQueue};
 use crate::adapters::sqlite::SqliteStore;
 use crate::config::{settings_from_env, webhook_client, ConfigError};
 use crate::ports::{Clock, Store, SystemClock};
 use crate::service::{Countersign, Settings, Wiring};
 
-/// Messages claimed per poll of the local queue.
+/// Most messages claimed per poll of the local queue (and acknowledged in one transaction).
 const BATCH: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,38 +60,63 @@ pub fn open_with(dir: &Path, settings: Settings) -> Result<(Arc<Countersign>, St
     Ok(wire(Arc::new(store), Arc::new(SystemClock), settings)?)
 }
 
-/// Works the local queue forever: claim due messages, handle them concurrently, acknowledge the
-/// ones handled. Unacknowledged ones come back after their lease (as SQS redelivers).
+/// Messages the worker handles at once. A message holds its place only for one attempt
+/// (its endpoint's slots are limited and waited for briefly: `service::endpoints`), so an
+/// endpoint that hangs holds a few places, never all of them.
+const IN_FLIGHT: usize = 256;
+
+/// Works the local queue forever: claim due messages, handle each on its own task (so one slow
+/// message never holds the others back), acknowledge the ones handled, many in one transaction.
+/// Unacknowledged ones come back after their lease (as SQS redelivers).
 pub async fn run_queue_worker(service: Arc<Countersign>, queue: StoreQueue, poll: Duration) {
+    let (handled, to_ack) = mpsc::channel(IN_FLIGHT);
+    tokio::spawn(acknowledge(queue.clone(), to_ack));
+    let places = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
-        let batch = match queue.receive(BATCH).await {
+        // Wait for a free place, then claim as many messages as there are places.
+        let Ok(first) = places.clone().acquire_owned().await else { return };
+        let room = (places.available_permits() + 1).min(BATCH);
+        let batch = match queue.receive(room).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(error = %e, "local queue receive failed");
                 Vec::new()
             }
         };
-        let full = batch.len() == BATCH;
-        // At most BATCH at once: the batch is that long.
-        let handled = futures::future::join_all(batch.iter().map(|received| {
-            let service = &service;
-            async move {
+        let full = batch.len() == room;
+        let mut first = Some(first);
+        for received in batch {
+            let Some(place) = first.take().or_else(|| places.clone().try_acquire_owned().ok()) else { break };
+            let (service, handled) = (service.clone(), handled.clone());
+            tokio::spawn(async move {
+                let _place = place;
                 match service.handle_message(&received.message).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "message failed; it will be retried");
-                        false
+                    Ok(()) => {
+                        let _ = handled.send(received).await;
                     }
+                    Err(e) => tracing::warn!(error = %e, "message failed; it will be retried"),
                 }
-            }
-        }))
-        .await;
-        let done: Vec<_> = batch.iter().zip(handled).filter_map(|(r, ok)| ok.then_some(r)).collect();
-        if let Err(e) = queue.ack_all(&done).await {
-            tracing::warn!(error = %e, "local queue ack failed");
+            });
         }
+        drop(first);
         if !full {
             tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+/// Acknowledges handled messages, whatever has arrived meanwhile in one transaction.
+async fn acknowledge(queue: StoreQueue, mut handled: mpsc::Receiver<Received>) {
+    while let Some(first) = handled.recv().await {
+        let mut done = vec![first];
+        while done.len() < BATCH {
+            match handled.try_recv() {
+                Ok(more) => done.push(more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = queue.ack_all(&done.iter().collect::<Vec<_>>()).await {
+            tracing::warn!(error = %e, "local queue ack failed");
         }
     }
 }

@@ -19,6 +19,11 @@ pub const API_KEY_ENV: &str = "COUNTERSIGN_API_KEY";
 pub enum ProxyError {
     #[error("{API_KEY_ENV} is not set: give the API key the tools act as")]
     NoKey,
+    #[error(
+        "refusing {url}: {reason}; use https://, or http:// only to this machine \
+         (localhost, 127.0.0.0/8, [::1])"
+    )]
+    InsecureUrl { url: String, reason: &'static str },
     #[error("could not connect to {url}: {reason}")]
     Upstream { url: String, reason: String },
     #[error("the stdio session failed: {0}")]
@@ -35,8 +40,31 @@ pub fn endpoint(base: &str) -> String {
     }
 }
 
+/// Refuses a URL the API key would travel to in clear: anything but `https://`, or `http://`
+/// to a loopback host (the traffic never leaves the machine). Checked before any connection.
+pub fn check_transport(url: &str) -> Result<(), ProxyError> {
+    let refuse = |reason| ProxyError::InsecureUrl { url: url.to_string(), reason };
+    let parsed = url::Url::parse(url).map_err(|_| refuse("not an absolute URL"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback(&parsed) => Ok(()),
+        "http" => Err(refuse("plain http:// would send the API key in clear")),
+        _ => Err(refuse("only https:// is supported")),
+    }
+}
+
+fn loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// Serves the tools of `url` on stdin/stdout until the client closes stdin.
 pub async fn run(url: &str, key: Option<String>) -> Result<(), ProxyError> {
+    check_transport(url)?;
     let key = key.filter(|k| !k.trim().is_empty()).ok_or(ProxyError::NoKey)?;
     let url = endpoint(url);
     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(key.trim());
@@ -107,5 +135,35 @@ impl ServerHandler for Proxy {
             }
             other => other,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://countersign.example.com",
+            "http://127.0.0.1:8080/mcp",
+            "http://127.8.9.10:1/",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST:8080/mcp",
+        ] {
+            assert!(check_transport(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://example.com/mcp",
+            "http://10.0.0.1:8080",
+            "http://[::ffff:7f00:1]:8080", // mapped loopback: not what `http://` to this machine means
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "ftp://127.0.0.1",
+            "127.0.0.1:8080",
+        ] {
+            assert!(matches!(check_transport(refused), Err(ProxyError::InsecureUrl { .. })), "{refused}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The webhook HTTP client: reqwest with a short timeout, a resolver that refuses internal
-//! addresses after DNS, and a redirect policy that checks every hop.
+//! addresses after DNS, a redirect policy that checks every hop, and no proxy (`HTTP_PROXY` and
+//! friends are ignored: a proxy would resolve the target where the guard never sees it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ impl HttpWebhookClient {
             .redirect(redirect)
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .user_agent("Countersign-Webhooks/1")
+            // A proxy from the environment would resolve the target itself, past the guard.
+            .no_proxy()
             .pool_max_idle_per_host(8)
             .build()?;
         Ok(HttpWebhookClient { http, allow_private, timeout })

@@ -49,8 +49,8 @@ pub struct Event {
     /// the `OutboxEventsParked` metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked_at: Option<DateTime<Utc>>,
-    /// The wallets the event is about (payer and payee), for wallet-bound subscriptions; not
-    /// sent to subscribers.
+    /// The wallets the event is about, the payer first, then the payee; not sent to
+    /// subscribers. Which of them may hear it is [`Event::audience`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wallet_ids: Vec<WalletId>,
 }
@@ -74,6 +74,18 @@ impl Event {
             return true;
         }
         false
+    }
+
+    /// The wallets whose bound subscriptions hear this event. Approvals, reviews and failures
+    /// (votes, notes, who decided, why it failed) are the payer's business: only the payer's
+    /// wallet (`wallet_ids[0]`) hears them. The payee hears that money arrived
+    /// (`payment.completed`); refunds involve both sides as they are.
+    pub fn audience(&self) -> &[WalletId] {
+        if self.kind == kinds::PAYMENT_COMPLETED || self.kind.starts_with("refund.") {
+            &self.wallet_ids
+        } else {
+            &self.wallet_ids[..self.wallet_ids.len().min(1)]
+        }
     }
 
     pub fn new(org_id: &OrgId, kind: &str, data: serde_json::Value, at: DateTime<Utc>) -> Self {

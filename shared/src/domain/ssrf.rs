@@ -1,5 +1,7 @@
 //! SSRF guard for webhook targets: no private, loopback, link-local, CGNAT, metadata, multicast
-//! or reserved addresses, also when hidden in IPv4-mapped or NAT64 IPv6 forms.
+//! or reserved addresses, also when hidden in IPv4-mapped or NAT64 IPv6 forms; no 6to4
+//! (`2002::/16`) or Teredo (`2001::/32`) addresses at all (both tunnel to an IPv4 address
+//! through a relay the guard cannot vet).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -52,6 +54,8 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (AWS metadata fd00:ec2::254)
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        || seg[0] == 0x2002 // 6to4 2002::/16: a relay forwards to the embedded IPv4
+        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo 2001::/32: tunnels to an IPv4 host
         || seg[0..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible ::a.b.c.d (deprecated)
 }
 
@@ -120,6 +124,11 @@ mod tests {
             "https://[::ffff:127.0.0.1]/h",
             "https://[::ffff:169.254.169.254]/h",
             "https://[64:ff9b::a00:1]/h",
+            "https://[2002:7f00:1::1]/h",                       // 6to4 embedding 127.0.0.1
+            "https://[2002:a9fe:a9fe::1]/h",                    // 6to4 embedding 169.254.169.254
+            "https://[2002:5db8:d822::1]/h",                    // 6to4 embedding a public address: still a relay hop
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h", // Teredo
+            "https://[2001::1]/h",                              // Teredo prefix
             "https://localhost/h",
             "https://metadata.google.internal/h",
             "http://example.com/h",
@@ -139,5 +148,9 @@ mod tests {
         );
         assert_eq!(check_url(&url::Url::parse("https://93.184.216.34/x").unwrap(), false), Ok(None));
         assert!(check_url(&url::Url::parse("http://127.0.0.1:9000/x").unwrap(), true).is_ok());
+        // Neighbours of the tunnel prefixes are ordinary global addresses.
+        for ip in ["2001:4860:4860::8888", "2003::1", "2400:cb00::1"] {
+            assert!(!is_forbidden(ip.parse().unwrap()), "{ip} is global unicast");
+        }
     }
 }

@@ -81,12 +81,13 @@ impl Webhook {
         }
     }
 
-    /// Whether `event` goes to this subscription: enabled, subscribed to its type, and about
-    /// one of its wallets when it is bound to some.
+    /// Whether `event` goes to this subscription: enabled, subscribed to its type, and, when it
+    /// is bound to wallets, one of them in the event's audience (a payee's subscription does
+    /// not hear the payer's approvals).
     pub fn wants(&self, event: &Event) -> bool {
         self.enabled
             && self.events.iter().any(|e| e == "*" || *e == event.kind)
-            && (self.wallet_ids.is_empty() || event.wallet_ids.iter().any(|w| self.wallet_ids.contains(w)))
+            && (self.wallet_ids.is_empty() || event.audience().iter().any(|w| self.wallet_ids.contains(w)))
     }
 }
 
@@ -177,6 +178,12 @@ mod tests {
         w.wallet_ids = vec![mine.clone()];
         assert!(w.wants(&event("payment.completed", &[&other, &mine])));
         assert!(!w.wants(&event("payment.completed", &[&other])), "bound to other wallets");
+        // Bound to the payee's wallet: money arriving, nothing of the payer's approvals.
+        assert!(w.wants(&event("payment.completed", &[&other, &mine])));
+        for kind in ["approval.created", "approval.approved", "review.decided", "payment.failed"] {
+            assert!(!w.wants(&event(kind, &[&other, &mine])), "{kind} is the payer's");
+            assert!(w.wants(&event(kind, &[&mine, &other])), "{kind} reaches the payer");
+        }
         w.enabled = false;
         assert!(!w.wants(&event("payment.completed", &[&mine])));
         assert!(w.secret.starts_with(SECRET_PREFIX));

@@ -1,11 +1,14 @@
 //! The local server's event bus: the outbox relay. Publishing hands the committed events to a
-//! background task that fans each one out to its webhook subscriptions (as the webhooks Lambda
-//! does with the queue's messages in AWS), then marks it published, the marks of many events
-//! in one transaction. The request that committed the events answers after its own commit
-//! alone, and an event costs the store one more write (its mark), not a queue message's three.
-//! Nothing is lost to a crash: an event not yet fanned out and marked is still unpublished in
-//! the outbox, and the sweep re-publishes it; fan-out is idempotent (deliveries are keyed by
-//! event and subscription). One slow subscriber holds only its own event's fan-out.
+//! background task that commits each one's deliveries to its webhook subscriptions (as the
+//! webhooks Lambda does with the queue's messages in AWS), marks it published once they are
+//! committed (the marks of many events in one transaction), then sends them. The request that
+//! committed the events answers after its own commit alone, and an event costs the store one
+//! more write (its mark), not a queue message's three. Nothing is lost to a crash: an event
+//! whose deliveries are not yet committed is still unpublished in the outbox, and the sweep
+//! re-publishes it; fan-out is idempotent (deliveries are keyed by event and subscription); a
+//! committed delivery not yet sent is re-queued by the sweep. Sends wait only for their own
+//! endpoint's slots (`service::endpoints`): a subscriber that never answers delays its own
+//! deliveries, never another organisation's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, Weak};
@@ -21,7 +24,8 @@ use crate::service::{records, Countersign};
 
 /// Events waiting for the relay; beyond this, publishes leave them to the sweep.
 const WAITING: usize = 8192;
-/// Events fanned out at once.
+/// Events whose deliveries are being committed at once (their sends are not counted: each
+/// waits for its endpoint's slots alone).
 const FAN_OUT_AT_ONCE: usize = 64;
 /// Most marks in one transaction.
 const MARKS_AT_ONCE: usize = 256;
@@ -54,7 +58,8 @@ impl OutboxRelay {
     }
 }
 
-/// Fans each event out on its own task (a bounded number at once), then hands it to the marker.
+/// Fans each event out on its own task (a bounded number committing at once): its deliveries
+/// committed, it goes to the marker, then its deliveries are sent.
 /// The events that arrived together share one read of each organisation's subscriptions (made
 /// after they committed, as each event's own read would be); an event no subscription wants
 /// goes straight to the marker. Stops when the relay (and so the service) is dropped.
@@ -86,13 +91,19 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
                 let Ok(permit) = at_once.clone().acquire_owned().await else { return };
                 let (service, webhooks, marks) = (service.clone(), webhooks.clone(), marks.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    match service.fan_out_to(&event, &webhooks).await {
-                        Ok(()) => {
+                    let (next, failed) = service.commit_deliveries(&event, &webhooks).await;
+                    match failed {
+                        None => {
                             let _ = marks.send(event).await;
                         }
                         // Left unpublished: the sweep re-publishes it.
-                        Err(e) => tracing::warn!(event = %event.id, error = %e, "fan-out failed; the sweep will retry"),
+                        Some(e) => {
+                            tracing::warn!(event = %event.id, error = %e, "fan-out failed; the sweep will retry")
+                        }
+                    }
+                    drop(permit);
+                    if let Err(e) = service.send_all(next).await {
+                        tracing::warn!(error = %e, "delivery failed; the sweep will re-queue it");
                     }
                 });
             }

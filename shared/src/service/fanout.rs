@@ -15,8 +15,11 @@ use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
 use crate::ports::{HttpOutcome, QueueMessage, SendError, StoreError};
 
-/// Deliveries attempted at once by one worker; a slow endpoint holds only its own slot.
+/// Deliveries of one event (or one batch) worked on at once; a slow endpoint holds only its
+/// own slots (`endpoints`).
 pub const DELIVERY_CONCURRENCY: usize = 32;
+/// How long a delivery whose endpoint has no free slot waits in the queue before trying again.
+const BUSY_ENDPOINT_DELAY: Duration = Duration::from_secs(2);
 const MAX_ERROR_CHARS: usize = 500;
 /// How long a claimed attempt may take before the sweep may hand it to another worker.
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
@@ -35,6 +38,14 @@ pub(crate) fn retry_message(delivery: &Delivery) -> QueueMessage {
         delivery_id: delivery.id.clone(),
         attempt: Some(delivery.attempts),
     }
+}
+
+/// What to do for one subscription once an event's deliveries are committed.
+pub(crate) enum NextSend {
+    /// Send this first attempt (claimed when its delivery was created).
+    Claimed { delivery: Box<Delivery>, version: u64, webhook: Webhook },
+    /// The delivery existed already (a re-published event): the retry path decides.
+    Existing(DeliveryId),
 }
 
 fn short(text: &str) -> String {
@@ -57,23 +68,68 @@ impl Countersign {
     }
 
     /// Fans `event` out to those of its organisation's `webhooks` (read after it committed)
-    /// that want it.
+    /// that want it: commits their deliveries, then sends them.
     pub(crate) async fn fan_out_to(&self, event: &Event, webhooks: &[Webhook]) -> AppResult<()> {
+        let (next, failed) = self.commit_deliveries(event, webhooks).await;
+        let sent = self.send_all(next).await;
+        failed.map_or(sent, Err)
+    }
+
+    /// Commits the deliveries of `event` to those of `webhooks` that want it, each with its first
+    /// attempt claimed. Returns what to send next, and an error if a delivery could not be
+    /// written (the event must be handled again: fan-out is idempotent).
+    pub(crate) async fn commit_deliveries(
+        &self,
+        event: &Event,
+        webhooks: &[Webhook],
+    ) -> (Vec<NextSend>, Option<AppError>) {
         let targets: Vec<Webhook> = webhooks.iter().filter(|w| w.wants(event)).cloned().collect();
-        let results: Vec<AppResult<()>> = stream::iter(targets)
+        let results: Vec<AppResult<NextSend>> = stream::iter(targets)
             .map(|webhook| async move {
                 // Creating the delivery claims its first attempt. A duplicate message (or one
                 // redelivered after a worker died) finds it made and hands it to the retry path,
                 // which sends it once its attempt is due and unclaimed.
-                match self.create_delivery(event, &webhook).await? {
-                    Some((delivery, version)) => self.send_claimed(delivery, version, webhook).await,
-                    None => self.deliver_due(&DeliveryId::for_event(&event.id, &webhook.id), None).await,
-                }
+                Ok(match self.create_delivery(event, &webhook).await? {
+                    Some((delivery, version)) => NextSend::Claimed { delivery: Box::new(delivery), version, webhook },
+                    None => NextSend::Existing(DeliveryId::for_event(&event.id, &webhook.id)),
+                })
             })
             .buffer_unordered(DELIVERY_CONCURRENCY)
             .collect()
             .await;
+        let mut failed = None;
+        let next = results.into_iter().filter_map(|r| r.map_err(|e| failed = Some(e)).ok()).collect();
+        (next, failed)
+    }
+
+    /// Sends committed deliveries, each when its endpoint has a free slot (else it goes back to
+    /// the queue for a little later).
+    pub(crate) async fn send_all(&self, next: Vec<NextSend>) -> AppResult<()> {
+        let results: Vec<AppResult<()>> =
+            stream::iter(next).map(|n| self.send_next(n)).buffer_unordered(DELIVERY_CONCURRENCY).collect().await;
         results.into_iter().collect()
+    }
+
+    async fn send_next(&self, next: NextSend) -> AppResult<()> {
+        match next {
+            NextSend::Claimed { delivery, version, webhook } => match self.endpoints.slot(&webhook.url).await {
+                Some(_slot) => self.send_claimed(*delivery, version, webhook).await,
+                None => self.hand_back(*delivery, version).await,
+            },
+            NextSend::Existing(id) => self.deliver_due(&id, None).await,
+        }
+    }
+
+    /// Gives back a claimed attempt whose endpoint is busy: the delivery goes back to the queue
+    /// for `BUSY_ENDPOINT_DELAY`, its attempt not spent.
+    async fn hand_back(&self, mut delivery: Delivery, version: u64) -> AppResult<()> {
+        delivery.attempts = delivery.attempts.saturating_sub(1);
+        delivery.updated_at = self.now();
+        delivery.next_attempt_at =
+            delivery.updated_at + ChronoDuration::from_std(BUSY_ENDPOINT_DELAY).unwrap_or_default();
+        // Enqueue before saving: a lost save leaves the claim to run out (the sweep re-queues).
+        self.wiring.queue.send(&retry_message(&delivery), BUSY_ENDPOINT_DELAY).await?;
+        self.save_delivery(&delivery, version).await
     }
 
     /// Creates the one delivery of `event` to `webhook` with its first attempt claimed; `None`
@@ -138,6 +194,11 @@ impl Countersign {
             delivery.last_error = Some("webhook disabled or deleted".into());
             delivery.updated_at = now;
             return self.save_delivery(&delivery, stored.version).await;
+        };
+        let Some(_slot) = self.endpoints.slot(&webhook.url).await else {
+            // The endpoint is busy: try again a little later, nothing claimed or spent.
+            self.wiring.queue.send(&retry_message(&delivery), BUSY_ENDPOINT_DELAY).await?;
+            return Ok(());
         };
         delivery.attempts += 1;
         delivery.updated_at = now;

@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod auth;
 mod commit;
+mod endpoints;
 mod events;
 mod fanout;
 mod health;
@@ -139,6 +140,8 @@ pub struct Countersign {
     wiring: Wiring,
     /// Plans that rewrite the same records take turns within this process (`None`: they race).
     lanes: Option<Arc<lanes::Lanes>>,
+    /// Webhook sends in flight per endpoint, so a hanging one holds only its own slots.
+    endpoints: Arc<endpoints::Endpoints>,
 }
 
 impl Countersign {
@@ -154,6 +157,7 @@ impl Countersign {
             settings,
             wiring: Wiring::default(),
             lanes: Some(Arc::default()),
+            endpoints: Arc::default(),
         }
     }
 
