@@ -296,3 +296,21 @@ async fn backoff(attempt: u32) {
     let wait = rand::rng().random_range(Duration::ZERO..=cap);
     tokio::time::sleep(wait).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_version;
+
+    /// A record written after another expired (a day later) never carries a version a retry
+    /// may have read from the expired one, nor 1, and fits both stores' integers.
+    #[test]
+    fn idempotency_record_versions_never_restart() {
+        let then = chrono::Utc::now();
+        let later = then + chrono::Duration::hours(24);
+        let (old, new) = (fresh_version(then), fresh_version(later));
+        assert!(old > 1 && new > old, "{old} then {new}");
+        assert!(new < 1 << 62);
+        let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
+        assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
+    }
+}
