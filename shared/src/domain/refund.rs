@@ -267,6 +267,14 @@ impl Refund {
         self.finish(RefundStatus::Rejected, now)
     }
 
+    /// Rejected by policy although a human approved it: a deny rule (added while it waited)
+    /// holds when it would execute. `reason` says which.
+    pub fn deny(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), RefundError> {
+        self.finish(RefundStatus::Rejected, now)?;
+        self.failure_reason = Some(reason);
+        Ok(())
+    }
+
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), RefundError> {
         self.finish(RefundStatus::Expired, now)
     }

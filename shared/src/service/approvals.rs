@@ -10,7 +10,7 @@ use super::paging::{Page, PageRequest};
 use super::payments::{listing_query, plan_denied_execution, plan_execution};
 use super::plan::{stale, Tx};
 use super::policies::policies_query;
-use super::records::{approval_key, payment_key, settings_key, team_key, wallet_key};
+use super::records::{approval_key, payment_key, refund_key, settings_key, team_key, wallet_key};
 use super::refunds::{plan_refund_escalation, plan_refund_vote};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, Resolution, Vote, VoteDecision};
@@ -214,7 +214,7 @@ impl Countersign {
             let a = &approval.value;
             let executes = request.decision == VoteDecision::Approve && a.refund_id.is_none();
             let payment_at = payment_key(&a.payment_id);
-            self.read_ahead(decision_reads(caller, a, executes)).await;
+            self.read_ahead(decision_reads(caller, a, request.decision == VoteDecision::Approve)).await;
             let (_, mut payment, wallets) = tokio::try_join!(
                 self.ensure_assigned(caller, a),
                 self.read_owned::<Payment>(&payment_at, org),
@@ -353,10 +353,14 @@ impl Countersign {
 }
 
 /// What deciding `approval` reads once it has read the approval: the assigned team (or, when it
-/// has none, the settings that name the default team; neither for an admin), the payment, and
-/// when the decision executes it, both wallets and the payer's policies.
+/// has none, the settings that name the default team; neither for an admin), the payment (and a
+/// refund's refund), and when the decision may execute it, both wallets and the policies of the
+/// wallet the money leaves (the payer's; a refund's payee), which execution checks again.
 fn decision_reads(caller: &ApiKey, approval: &Approval, executes: bool) -> Reads {
     let mut reads = Reads { keys: vec![payment_key(&approval.payment_id)], queries: Vec::new() };
+    if let Some(refund) = &approval.refund_id {
+        reads.keys.push(refund_key(refund));
+    }
     if !caller.permissions.contains(&Permission::Admin) {
         reads.keys.push(match &approval.assigned_team {
             Some(team) => team_key(&caller.org_id, team),

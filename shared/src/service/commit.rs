@@ -18,7 +18,7 @@ use super::records::{self, IdempotencyRecord};
 use super::Countersign;
 use crate::domain::event::Event;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::ids::OrgId;
+use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::error::{AppError, AppResult};
 use crate::ports::{Key, StoreError, TxToken, Write};
 
@@ -48,10 +48,14 @@ impl<T> Committed<T> {
     }
 }
 
-/// Where an idempotency key applies: the organisation and the operation (`payments`,
-/// `fund#<wallet>`), so one key may be used once per operation.
+/// Where an idempotency key applies: the calling API key (in its organisation) and the
+/// operation (`payments`, `fund#<wallet>`), so one key may be used once per operation by each
+/// caller. Two agents that happen to pick the same key never see each other's outcome. A
+/// caller's wallet scope is checked before `commit_idempotent` runs, so nothing is replayed to
+/// a key that may not see it.
 pub(crate) struct IdempotencyScope<'a> {
     pub org: &'a OrgId,
+    pub caller: &'a ApiKeyId,
     pub operation: String,
     pub key: &'a IdempotencyKey,
 }
@@ -215,7 +219,10 @@ impl Countersign {
     }
 
     /// The idempotency record's write: created, or overwriting an expired one the store has not
-    /// yet deleted (conditionally on its version).
+    /// yet deleted (conditionally on its version). Either way at a fresh version
+    /// (`fresh_version`), never 1 or the old one's successor: DynamoDB's TTL may delete an
+    /// expired record while a retry that read it is still planning, and if a newer retry then
+    /// recreated the record at a version the older one expects, both would commit.
     fn remember<T: Serialize>(
         &self,
         scope: &IdempotencyScope<'_>,
@@ -225,6 +232,7 @@ impl Countersign {
         let now = self.now();
         let record = IdempotencyRecord {
             org_id: scope.org.clone(),
+            api_key_id: scope.caller.clone(),
             scope: scope.operation.clone(),
             key: scope.key.key().to_string(),
             request_hash: scope.key.fingerprint().to_string(),
@@ -232,14 +240,15 @@ impl Countersign {
             created_at: now,
             expires_at: now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS),
         };
+        let version = fresh_version(now);
         match stale_version {
-            Some(version) => records::update(&record, version),
-            None => records::create(&record),
+            Some(read) => records::replace(&record, read, version),
+            None => records::create_at(&record, version),
         }
     }
 
     async fn replay<T: DeserializeOwned>(&self, scope: &IdempotencyScope<'_>) -> AppResult<Prior<T>> {
-        let key = records::idempotency_key(scope.org, &scope.operation, scope.key.key());
+        let key = records::idempotency_key(scope.org, scope.caller, &scope.operation, scope.key.key());
         let Some(stored) = self.read::<IdempotencyRecord>(&key).await? else {
             return Ok(Prior::None);
         };
@@ -253,6 +262,18 @@ impl Countersign {
         // A record this version cannot read still means "already done": never execute twice.
         serde_json::from_value(record.outcome).map(Prior::Outcome).map_err(|_| AppError::IdempotencyKeyReuse)
     }
+}
+
+/// A version for an idempotency record written at `now`: its milliseconds, then 20 random bits.
+/// A record that expired (24 h) was written at least a day before any record that replaces it,
+/// so no replacement can carry the version a retry read from the expired one (two writes in
+/// one millisecond differ by their random bits). 42 bits of milliseconds last until 2109; the
+/// whole stays below 2^62, a positive integer in both stores.
+fn fresh_version(now: chrono::DateTime<chrono::Utc>) -> u64 {
+    const MILLIS_BITS: u32 = 42;
+    const RANDOM_BITS: u32 = 20;
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0) & ((1 << MILLIS_BITS) - 1);
+    (millis << RANDOM_BITS) | rand::rng().random_range(0..1u64 << RANDOM_BITS)
 }
 
 /// Whether a plan's result goes to the store (its answer then waits for its own commit) rather
@@ -274,4 +295,22 @@ async fn backoff(attempt: u32) {
     let cap = BACKOFF_FIRST.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
     let wait = rand::rng().random_range(Duration::ZERO..=cap);
     tokio::time::sleep(wait).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_version;
+
+    /// A record written after another expired (a day later) never carries a version a retry
+    /// may have read from the expired one, nor 1, and fits both stores' integers.
+    #[test]
+    fn idempotency_record_versions_never_restart() {
+        let then = chrono::Utc::now();
+        let later = then + chrono::Duration::hours(24);
+        let (old, new) = (fresh_version(then), fresh_version(later));
+        assert!(old > 1 && new > old, "{old} then {new}");
+        assert!(new < 1 << 62);
+        let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
+        assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
+    }
 }

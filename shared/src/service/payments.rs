@@ -15,8 +15,9 @@ use super::records::{
 use super::{ensure_wallet, require, Caller, Countersign, Owned};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{OrgId, PaymentId, TeamId, WalletId};
+use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::ledger;
+use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
@@ -28,8 +29,8 @@ use crate::ports::{Index, Key, Query};
 
 /// What intake reads first: both wallets, the payer's policies and payment counter, and (when
 /// the caller's organisation is known) its routing rules, its settings (the default team) and
-/// the idempotency record.
-fn intake_reads(org: Option<&OrgId>, request: &NewPayment) -> Reads {
+/// the caller's idempotency record.
+fn intake_reads(org: Option<&OrgId>, caller: Option<&ApiKeyId>, request: &NewPayment) -> Reads {
     let mut reads = Reads {
         keys: vec![wallet_key(&request.from), wallet_key(&request.to), rate_key(&request.from)],
         queries: vec![policies_query(&request.from)],
@@ -37,8 +38,8 @@ fn intake_reads(org: Option<&OrgId>, request: &NewPayment) -> Reads {
     if let Some(org) = org {
         reads.queries.push(rules_query(org));
         reads.keys.push(records::settings_key(org));
-        if let Some(key) = &request.idempotency {
-            reads.keys.push(records::idempotency_key(org, PAYMENTS_SCOPE, key.key()));
+        if let (Some(key), Some(caller)) = (&request.idempotency, caller) {
+            reads.keys.push(records::idempotency_key(org, caller, PAYMENTS_SCOPE, key.key()));
         }
     }
     reads
@@ -74,7 +75,10 @@ impl Countersign {
         request: AppResult<NewPayment>,
     ) -> AppResult<Committed<PaymentOutcome>> {
         self.reading_ahead(async {
-            let ahead = |org: Option<&OrgId>| request.as_ref().map(|r| intake_reads(org, r)).unwrap_or_default();
+            let key_id = bearer.and_then(key_id_of_secret);
+            let ahead = |org: Option<&OrgId>| {
+                request.as_ref().map(|r| intake_reads(org, key_id.as_ref(), r)).unwrap_or_default()
+            };
             let caller = self.authenticate_reading(bearer, Permission::PaymentsWrite, ahead).await?;
             self.create_payment(&caller, request?).await
         })
@@ -89,6 +93,7 @@ impl Countersign {
         let org = caller.org_id.clone();
         let scope = request.idempotency.as_ref().map(|key| IdempotencyScope {
             org: &org,
+            caller: &caller.id,
             operation: PAYMENTS_SCOPE.into(),
             key,
         });

@@ -15,7 +15,7 @@
 //! | review link used, by fingerprint | primary | `REVIEWLINK#sha256` / `REVIEWLINK` (TTL: link expiry) |
 //! | approvals due for expiry | due | `APPROVAL` / `expiresAt#id` (only while PENDING) |
 //! | unpublished outbox events | due | `OUTBOX` / `createdAt#id` (only until published) |
-//! | idempotency record | primary | `IDEM#o#scope#key` / `IDEM` (TTL 24 h) |
+//! | idempotency record, per calling key | primary | `IDEM#o#<key id>#scope#key` / `IDEM` (TTL 24 h) |
 //! | org's webhooks (every fan-out) | primary | `ORG#o#WEBHOOK` / `WEBHOOK#id` |
 //! | delivery by id | primary | `DELIVERY#id` / `DELIVERY` |
 //! | deliveries of a webhook | byWallet | `ORG#o#WEBHOOK#w#DELIVERY` / id |
@@ -119,6 +119,16 @@ fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
 /// A put that only succeeds if nothing is stored at the record's key yet.
 pub fn create<R: Record>(record: &R) -> AppResult<Write> {
     Ok(Write::Put { item: encode(record, 1)?, expect: Expect::Absent })
+}
+
+/// `create`, at `version` rather than 1 (a record whose versions must never repeat).
+pub fn create_at<R: Record>(record: &R, version: u64) -> AppResult<Write> {
+    Ok(Write::Put { item: encode(record, version)?, expect: Expect::Absent })
+}
+
+/// `update`, to `version` rather than `read_version + 1`.
+pub fn replace<R: Record>(record: &R, read_version: u64, version: u64) -> AppResult<Write> {
+    Ok(Write::Put { item: encode(record, version)?, expect: Expect::Version(read_version) })
 }
 
 /// A put that only succeeds if the stored version is still `read_version`.
@@ -435,6 +445,8 @@ pub fn dead_letter_partition(org: &OrgId) -> String {
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyRecord {
     pub org_id: OrgId,
+    /// The key that made the request: records are per calling key.
+    pub api_key_id: ApiKeyId,
     pub scope: String,
     pub key: String,
     pub request_hash: String,
@@ -444,14 +456,17 @@ pub struct IdempotencyRecord {
     pub expires_at: DateTime<Utc>,
 }
 
-pub fn idempotency_key(org: &OrgId, scope: &str, key: &str) -> Key {
-    Key::new(format!("IDEM#{org}#{scope}#{key}"), "IDEM")
+/// Records of one calling key: `IDEM#<org>#<key id>#<scope>#<client key>`. (Records of the
+/// earlier layout, `IDEM#<org>#<scope>#<client key>`, shared by the whole organisation, are never
+/// read again: their third part is a scope, never a key id, and TTL deletes them within 24 h.)
+pub fn idempotency_key(org: &OrgId, caller: &ApiKeyId, scope: &str, key: &str) -> Key {
+    Key::new(format!("IDEM#{org}#{caller}#{scope}#{key}"), "IDEM")
 }
 
 impl Record for IdempotencyRecord {
     const NAME: &'static str = "idempotency record";
     fn key(&self) -> Key {
-        idempotency_key(&self.org_id, &self.scope, &self.key)
+        idempotency_key(&self.org_id, &self.api_key_id, &self.scope, &self.key)
     }
     fn expires_at_epoch(&self) -> Option<i64> {
         Some(self.expires_at.timestamp())

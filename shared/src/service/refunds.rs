@@ -18,6 +18,7 @@ use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{PaymentId, RefundId, TeamId, WalletId};
 use crate::domain::ledger;
+use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts};
@@ -67,8 +68,15 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::RefundsWrite)?;
         let org = caller.org_id.clone();
-        let scope =
-            request.idempotency.as_ref().map(|key| IdempotencyScope { org: &org, operation: "refunds".into(), key });
+        if request.idempotency.is_some() {
+            self.ensure_may_refund(caller, &request.payment_id).await?;
+        }
+        let scope = request.idempotency.as_ref().map(|key| IdempotencyScope {
+            org: &org,
+            caller: &caller.id,
+            operation: "refunds".into(),
+            key,
+        });
         let committed = self
             .commit_idempotent(scope, || async {
                 let mut payment: Stored<Payment> = self.read_owned(&payment_key(&request.payment_id), &org).await?;
@@ -156,6 +164,17 @@ impl Countersign {
         }
     }
 
+    /// A key bound to wallets may refund only payments into them (the refund leaves the
+    /// payee's wallet): checked before an idempotency key could replay anything. (The plan
+    /// checks it again on the payment it reads; a payment's payee never changes.)
+    async fn ensure_may_refund(&self, caller: &ApiKey, payment: &PaymentId) -> AppResult<()> {
+        if caller.wallet_ids.is_empty() {
+            return Ok(());
+        }
+        let payment: Stored<Payment> = self.read_owned(&payment_key(payment), &caller.org_id).await?;
+        ensure_wallet(caller, &payment.value.to)
+    }
+
     pub async fn get_refund(&self, caller: &Caller, id: &RefundId) -> AppResult<Refund> {
         self.read_between(caller, &refund_key(id)).await
     }
@@ -208,6 +227,29 @@ pub(crate) fn plan_refund_execution(
     }
 }
 
+/// An approved refund that a deny rule now stops: rejected with the rule's reason, nothing
+/// moves, `refund.rejected` and a `refund.denied` audit row in the approval's history (why the
+/// approval did not execute). Conditional on the payee's wallet as read (its day's total is
+/// one of the facts). The caller releases the reservation and writes the refund.
+fn plan_refund_denial(
+    tx: &mut Tx,
+    mut refund: Refund,
+    approval: &Approval,
+    from: &Stored<Wallet>,
+    decision: &Decision,
+) -> AppResult<Refund> {
+    let now = tx.now();
+    let reason = format!("denied by policy at execution: {}", decision.reason);
+    refund.deny(reason, now).map_err(|_| AppError::Stale)?;
+    tx.check(from);
+    tx.event(Event::for_refund(&refund, kinds::REFUND_REJECTED, now))?;
+    let details = json!({
+        "refundId": refund.id, "reason": refund.failure_reason, "rule": decision.rule, "policyId": decision.policy_id
+    });
+    tx.audit("refund.denied", "approval", approval.id.as_str(), details)?;
+    Ok(refund)
+}
+
 /// A vote on a refund's approval: the approval's event and audit row, then what its resolution
 /// does to the refund (nothing yet while more approvers are needed).
 pub(crate) async fn plan_refund_vote(
@@ -253,11 +295,27 @@ pub(crate) async fn plan_refund_closing(
             if !refund.value.matches(approval) {
                 return Err(AppError::PayloadMismatch);
             }
-            let from: Stored<Wallet> = service.read_owned(&wallet_key(&refund.value.from), &org).await?;
-            let to: Stored<Wallet> = service.read_owned(&wallet_key(&refund.value.to), &org).await?;
-            let (done, moved) = plan_refund_execution(tx, refund.value.clone(), from, to, "refund.approved")?;
-            refund.value = done;
-            payment.value.settle_refund(amount, moved, now);
+            let (from_key, to_key) = (wallet_key(&refund.value.from), wallet_key(&refund.value.to));
+            let (from, to, policies) = tokio::try_join!(
+                service.read_owned::<Wallet>(&from_key, &org),
+                service.read_owned::<Wallet>(&to_key, &org),
+                service.wallet_policies(&refund.value.from),
+            )?;
+            // Deny rules are checked again at execution, as a payment's are: one added while the
+            // refund waited (a blocked recipient, a ceiling) stops it whatever the approvers said.
+            let facts = PaymentFacts {
+                spent_today: from.value.spent_today(now),
+                ..PaymentFacts::new(ActionKind::Refund, amount, &to.value.id, refund.value.risk_score)
+            };
+            let recheck = evaluate(&policies, &facts);
+            if recheck.outcome == Outcome::Deny {
+                refund.value = plan_refund_denial(tx, refund.value.clone(), approval, &from, &recheck)?;
+                payment.value.settle_refund(amount, false, now);
+            } else {
+                let (done, moved) = plan_refund_execution(tx, refund.value.clone(), from, to, "refund.approved")?;
+                refund.value = done;
+                payment.value.settle_refund(amount, moved, now);
+            }
         }
         RefundClosing::Rejected => {
             refund.value.reject(now).map_err(|_| AppError::Stale)?;

@@ -91,8 +91,12 @@ impl Countersign {
         require(caller, Permission::WalletsFund)?;
         ensure_wallet(caller, id)?;
         let org = &caller.org_id;
-        let scope =
-            request.idempotency.as_ref().map(|key| IdempotencyScope { org, operation: format!("fund#{id}"), key });
+        let scope = request.idempotency.as_ref().map(|key| IdempotencyScope {
+            org,
+            caller: &caller.id,
+            operation: format!("fund#{id}"),
+            key,
+        });
         self.commit_idempotent(scope, || async {
             let mut wallet = self.read_owned::<Wallet>(&wallet_key(id), org).await?;
             let amount = request.amount.in_currency(wallet.value.currency())?;

@@ -10,8 +10,9 @@ use rusqlite::{Connection, OptionalExtension};
 /// `PRAGMA user_version` of the current layout. Version 2 dropped the index of tokens by commit
 /// time: tokens are ULIDs, whose text sorts by when they were made, so the purge deletes a range
 /// of the table's own key (one index fewer to write on every commit). Version 3 orders the due
-/// index by kind (`due_kind`) before the partition.
-const VERSION: i64 = 3;
+/// index by kind (`due_kind`) before the partition. Version 4 indexes the items that expire
+/// (`ttl`), for the writer's purge of expired ones.
+const VERSION: i64 = 4;
 
 /// The due partition's kind: its text before the first `#` (`APPROVAL` for the shard
 /// `APPROVAL#7`). The due index is ordered by it first, so a kind's shards share their tail
@@ -40,6 +41,7 @@ CREATE INDEX IF NOT EXISTS by_org ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NO
 CREATE INDEX IF NOT EXISTS by_status ON items (g2pk, g2sk, pk, sk) WHERE g2pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS by_wallet ON items (g3pk, g3sk, pk, sk) WHERE g3pk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS due ON items (g4kind, g4sk, pk, sk, g4pk) WHERE g4pk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS expiring ON items (ttl) WHERE ttl IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 DROP INDEX IF EXISTS tokens_at;
 "

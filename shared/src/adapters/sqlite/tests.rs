@@ -353,7 +353,7 @@ fn a_data_directory_of_the_second_layout_loses_the_token_time_index() {
         .optional()
         .expect("schema");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!((index, version), (None, 3));
+    assert_eq!((index, version), (None, 4));
 }
 
 #[test]
@@ -417,6 +417,91 @@ fn a_data_directory_of_the_second_layout_gets_the_due_kind_with_its_items() {
     let conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
     let kind: String = conn.query_row("SELECT g4kind FROM items WHERE pk = 'A#1'", [], |r| r.get(0)).expect("kind");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!((kind.as_str(), version), ("APPROVAL", 3));
+    assert_eq!((kind.as_str(), version), ("APPROVAL", 4));
     assert_eq!(due_index_columns(&conn), ["g4kind", "g4sk", "pk", "sk", "g4pk"], "the due index rebuilt");
+}
+
+/// `n` items that expire at `ttl` (epoch seconds), of about 1 KiB each.
+fn expiring(prefix: &str, n: usize, ttl: Option<i64>) -> Vec<Write> {
+    let pad = "x".repeat(1024);
+    (0..n)
+        .map(|i| {
+            let item =
+                Item { expires_at_epoch: ttl, body: json!({"pad": pad}).into(), ..item(&format!("{prefix}{i}"), 1) };
+            Write::Put { item, expect: Expect::Absent }
+        })
+        .collect()
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect("count")
+}
+
+/// The embedded store deletes what has expired (as DynamoDB's TTL does): under a steady stream
+/// of records that expire (idempotency records, sessions, used review links) its item count and
+/// its file stop growing.
+#[test]
+fn under_a_steady_stream_of_expiring_items_the_file_stops_growing() {
+    let (mut conn, _dir) = scratch();
+    let past = super::epoch_seconds() - 1;
+    let mut pages = Vec::new();
+    for round in 0..40 {
+        // 200 records a round, each expired by the time the next round's batch purges.
+        assert_eq!(batch(&mut conn, vec![(expiring(&format!("E#{round}-"), 200, Some(past)), None)]), [Ok(())]);
+        pages.push(count(&conn, "PRAGMA page_count"));
+    }
+    let items = count(&conn, "SELECT COUNT(*) FROM items");
+    assert!(items <= 200, "{items} items kept after 8,000 expired ones");
+    // Once the first rounds' pages are freed they are reused: no growth past the tenth round.
+    let (settled, last) = (pages[9], pages[39]);
+    assert!(last <= settled, "the file grew from {settled} to {last} pages: {pages:?}");
+}
+
+/// A purge deletes at most a chunk: a backlog goes chunk by chunk, batch by batch, and only
+/// what has expired goes (not an item expiring later, nor one without a TTL).
+#[test]
+fn expired_items_are_purged_in_bounded_chunks_and_only_those() {
+    use super::writer::EXPIRED_CHUNK;
+    let (mut conn, _dir) = scratch();
+    let now = super::epoch_seconds();
+    let mut writes = expiring("OLD#", 1200, Some(now - 10));
+    writes.extend(expiring("LATER#", 3, Some(now + 3600)));
+    writes.extend(expiring("KEPT#", 2, None));
+    let (jobs, _answers): (Vec<_>, Vec<_>) = [job(writes, None)].into_iter().unzip();
+    run_batch(&mut conn, jobs, false);
+    let purged: Vec<usize> = (0..4).map(|_| run_batch(&mut conn, Vec::new(), true).expired).collect();
+    assert_eq!(purged, [EXPIRED_CHUNK, EXPIRED_CHUNK, 200, 0]);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM items"), 5, "the unexpired items stay");
+}
+
+/// The purge finds expired items through the `expiring` index, never by scanning the table.
+#[test]
+fn the_purge_seeks_the_expiring_index() {
+    let (conn, _dir) = scratch();
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT id FROM items WHERE ttl < ?1 ORDER BY ttl LIMIT ?2")
+        .expect("plan")
+        .query_map(rusqlite::params![0, 500], |r| r.get::<_, String>(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    assert_eq!(plan.len(), 1, "one step, no sort: {plan:?}");
+    assert!(plan[0].contains("USING COVERING INDEX expiring (ttl<?)"), "{plan:?}");
+}
+
+#[test]
+fn a_data_directory_of_the_third_layout_gets_the_expiring_index_with_its_items() {
+    let (conn, dir) = scratch();
+    conn.execute_batch(
+        "DROP INDEX expiring;
+         INSERT INTO items (pk, sk, version, body, ttl) VALUES ('IDEM#1', 'IDEM', 1, '{}', 1);
+         PRAGMA user_version = 3;",
+    )
+    .expect("version 3");
+    drop(conn);
+    let mut conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    let indexed = count(&conn, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'expiring'");
+    assert_eq!((version, indexed, count(&conn, "SELECT COUNT(*) FROM items")), (4, 1, 1));
+    assert_eq!(run_batch(&mut conn, Vec::new(), true).expired, 1, "its expired item is purged");
 }

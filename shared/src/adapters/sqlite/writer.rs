@@ -17,6 +17,10 @@ const MAX_BATCH: usize = 512;
 /// How often expired transaction tokens are deleted: not every batch, whose commit would write
 /// those pages each time. A token may so be remembered a minute past its window (never less).
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most expired items (DynamoDB's TTL, here) one purge deletes: bounds what it adds to the
+/// batch it runs in. While a purge finds a full chunk the next batch purges again, so a backlog
+/// (a store upgraded with a day of records, a burst that expired together) goes in chunks.
+pub(super) const EXPIRED_CHUNK: usize = 500;
 /// How long a batch may wait to fill (`fill_window`): a fraction of one fsynced commit.
 const FILL_WINDOW: std::time::Duration = std::time::Duration::from_micros(250);
 /// A writer left waiting this long for the next plan is idle: the next batch is not sized by
@@ -64,6 +68,7 @@ pub(super) fn spawn(mut conn: Connection, restart: Restart) -> Result<mpsc::Send
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stats = Stats::default();
         let mut purged: Option<std::time::Instant> = None;
+        let mut backlog = false;
         let mut last_batch = 0;
         loop {
             let idle_since = std::time::Instant::now();
@@ -79,12 +84,13 @@ pub(super) fn spawn(mut conn: Connection, restart: Restart) -> Result<mpsc::Send
             last_batch = batch.len();
             let started = std::time::Instant::now();
             let plans = batch.len();
-            let purge = purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+            let purge = backlog || purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY);
             if purge {
                 purged = Some(started);
             }
-            let committing = run_batch(&mut conn, std::mem::take(&mut batch), purge);
-            stats.add(plans, started.elapsed(), committing);
+            let ran = run_batch(&mut conn, std::mem::take(&mut batch), purge);
+            backlog = ran.expired == EXPIRED_CHUNK;
+            stats.add(plans, started.elapsed(), ran.committing);
             restart.if_asked(&conn);
         }
     })?;
@@ -152,16 +158,29 @@ impl Stats {
     }
 }
 
-/// Applies and commits one batch, answers every plan in it; returns how long the COMMIT took.
-pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>, purge: bool) -> std::time::Duration {
+/// What one batch did besides its plans.
+#[derive(Debug, Default)]
+pub(super) struct Ran {
+    /// How long its COMMIT took.
+    pub committing: std::time::Duration,
+    /// Expired items it deleted (at most `EXPIRED_CHUNK`; committed only with the batch).
+    pub expired: usize,
+}
+
+/// Applies and commits one batch, answers every plan in it. With `purge`, the batch first
+/// forgets old tokens and deletes a chunk of expired items.
+pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>, purge: bool) -> Ran {
     let now = epoch_seconds();
-    if let Err(e) = begin(conn, now, purge) {
-        let _ = conn.execute_batch("ROLLBACK");
-        for job in batch {
-            let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+    let expired = match begin(conn, now, purge) {
+        Ok(expired) => expired,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
+            }
+            return Ran::default();
         }
-        return std::time::Duration::ZERO;
-    }
+    };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in &batch {
         match in_savepoint(conn, job, now) {
@@ -172,7 +191,7 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>, purge: bool) -> 
                 for job in batch {
                     let _ = job.reply.send(Err(StoreError::Unavailable(e.to_string())));
                 }
-                return std::time::Duration::ZERO;
+                return Ran::default();
             }
         }
     }
@@ -195,16 +214,27 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Job>, purge: bool) -> 
         };
         let _ = job.reply.send(result);
     }
-    committing
+    Ran { committing, expired: if committed.is_ok() { expired } else { 0 } }
 }
 
-fn begin(conn: &Connection, now: i64, purge: bool) -> rusqlite::Result<()> {
+/// Starts the batch's transaction; with `purge`, forgets old tokens and deletes up to
+/// `EXPIRED_CHUNK` expired items, returning how many.
+fn begin(conn: &Connection, now: i64, purge: bool) -> rusqlite::Result<usize> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    if purge {
-        // Tokens are remembered for the window, then forgotten, a while later at most.
-        conn.prepare_cached("DELETE FROM tokens WHERE token < ?1")?.execute(params![forgotten_before(now)])?;
+    if !purge {
+        return Ok(0);
     }
-    Ok(())
+    // Tokens are remembered for the window, then forgotten, a while later at most.
+    conn.prepare_cached("DELETE FROM tokens WHERE token < ?1")?.execute(params![forgotten_before(now)])?;
+    delete_expired(conn, now)
+}
+
+/// Deletes up to `EXPIRED_CHUNK` items whose TTL has passed (idempotency records, dashboard
+/// sessions, used review links), oldest first, as DynamoDB's TTL does in the deployed store:
+/// without it the file would only grow. The `expiring` index finds them without a scan.
+pub(super) fn delete_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM items WHERE id IN (SELECT id FROM items WHERE ttl < ?1 ORDER BY ttl LIMIT ?2)")?
+        .execute(params![now, EXPIRED_CHUNK as i64])
 }
 
 /// The least token still remembered at `now` (epoch seconds). Tokens are ULIDs (`TxToken`), whose
