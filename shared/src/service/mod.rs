@@ -29,6 +29,7 @@ mod sessions;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod waits;
 mod wallets;
 mod webhooks;
 
@@ -55,9 +56,10 @@ pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch
 pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 use records::{decode, Record, Stored};
 pub use refunds::{RefundFilter, RefundOutcome};
-pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_LIST_DEPTH};
 pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use sweep::{ExpirySummary, SweepSummary};
+pub use waits::{WaitSlot, MAX_WAITS_PER_KEY, WAIT_RETRY_AFTER_SECONDS};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
 
@@ -137,6 +139,8 @@ pub struct Countersign {
     wiring: Wiring,
     /// Plans that rewrite the same records take turns within this process (`None`: they race).
     lanes: Option<Arc<lanes::Lanes>>,
+    /// Long-polls held per key in this process (`waits`).
+    waits: Arc<waits::WaitSlots>,
 }
 
 impl Countersign {
@@ -152,6 +156,7 @@ impl Countersign {
             settings,
             wiring: Wiring::default(),
             lanes: Some(Arc::default()),
+            waits: Arc::default(),
         }
     }
 
