@@ -33,6 +33,9 @@ pub enum AppError {
     PayloadMismatch,
     #[error("the escalation chain has no further team; name one with toTeam")]
     NoEscalationTarget,
+    /// An escalation that would not move forward, or by the person who asked.
+    #[error("{0}")]
+    Escalation(crate::domain::escalation::EscalationError),
     #[error("the approval is assigned to a team this key's person is not in")]
     NotAssigned,
     #[error("only the operator key may do this")]
@@ -65,6 +68,8 @@ pub enum AppError {
     AlreadyVoted,
     #[error("currency {payment} does not match the wallet's currency {wallet}")]
     CurrencyMismatch { payment: String, wallet: String },
+    #[error("this key already holds {limit} waits for a decision; retry after {retry_after_seconds} s")]
+    TooManyWaits { limit: usize, retry_after_seconds: u64 },
     #[error("too much contention on this resource; retry")]
     Contention,
     /// Two reads of one plan disagreed (another writer committed between them): the commit
@@ -106,6 +111,7 @@ impl From<ApprovalError> for AppError {
             ApprovalError::Expired => AppError::ApprovalExpired,
             ApprovalError::SelfApproval => AppError::SelfApprovalForbidden,
             ApprovalError::AlreadyVoted => AppError::AlreadyVoted,
+            ApprovalError::Escalation(e) => AppError::Escalation(e),
         }
     }
 }
@@ -116,6 +122,7 @@ impl From<ReviewError> for AppError {
             ReviewError::NotPending(s) => AppError::ReviewNotPending(s),
             ReviewError::Expired => AppError::ReviewExpired,
             ReviewError::SelfApproval => AppError::SelfApprovalForbidden,
+            ReviewError::Escalation(e) => AppError::Escalation(e),
         }
     }
 }

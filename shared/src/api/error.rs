@@ -6,7 +6,9 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::escalation::EscalationError;
 use crate::domain::input::InputError;
+use crate::domain::permission::Permission;
 use crate::error::AppError;
 
 /// `{"error": {"code", "message", "details"}}`
@@ -60,6 +62,7 @@ impl AppError {
             NotAssigned => plain(StatusCode::FORBIDDEN, "NOT_ASSIGNED"),
             PayloadMismatch => plain(StatusCode::CONFLICT, "PAYLOAD_MISMATCH"),
             NoEscalationTarget => plain(StatusCode::CONFLICT, "NO_ESCALATION_TARGET"),
+            Escalation(e) => escalation_parts(e),
             NotFound(resource) => (StatusCode::NOT_FOUND, not_found_code(resource), self.to_string(), json!({})),
             RouteNotFound => plain(StatusCode::NOT_FOUND, "NOT_FOUND"),
             MethodNotAllowed => plain(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
@@ -105,6 +108,12 @@ impl AppError {
             RefundNotModifiable => plain(StatusCode::CONFLICT, "REFUND_NOT_MODIFIABLE"),
             SelfApprovalForbidden => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
+            TooManyWaits { limit, retry_after_seconds } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMIT_EXCEEDED".into(),
+                self.to_string(),
+                json!({"limit": limit, "retryAfterSeconds": retry_after_seconds}),
+            ),
             WebhookTarget(e) => {
                 (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), format!("url: {e}"), json!({"field": "url"}))
             }
@@ -119,6 +128,23 @@ impl AppError {
             }
         }
     }
+}
+
+/// Escalations that do not move forward: the submitter's (403 `SELF_APPROVAL_FORBIDDEN`), a team
+/// named by a non-admin (403 `PERMISSION_DENIED`), a team it had (409 `NO_ESCALATION_TARGET`
+/// naming it), or none left (409 `NO_ESCALATION_TARGET`).
+fn escalation_parts(e: &EscalationError) -> (StatusCode, String, String, serde_json::Value) {
+    let (status, code, details) = match e {
+        EscalationError::BySubmitter => (StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN", json!({})),
+        EscalationError::NamedTeamNeedsAdmin => {
+            (StatusCode::FORBIDDEN, "PERMISSION_DENIED", json!({"required": Permission::Admin}))
+        }
+        EscalationError::AlreadyAssigned(team) => {
+            (StatusCode::CONFLICT, "NO_ESCALATION_TARGET", json!({"toTeam": team}))
+        }
+        EscalationError::ChainEnded => (StatusCode::CONFLICT, "NO_ESCALATION_TARGET", json!({})),
+    };
+    (status, code.to_string(), e.to_string(), details)
 }
 
 #[cfg(feature = "mcp")]
@@ -142,6 +168,9 @@ impl IntoResponse for AppError {
         let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, details } })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let AppError::TooManyWaits { retry_after_seconds, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         }
         response
     }

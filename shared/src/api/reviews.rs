@@ -291,7 +291,9 @@ impl<'a> From<&'a ReviewEntry> for ReviewView<'a> {
 #[derive(Serialize)]
 struct ListView<'a> {
     reviews: Vec<ReviewView<'a>>,
+    /// Exact, unless `total_is_capped`: then at least this many (a listing reads only near its page).
     total: usize,
+    total_is_capped: bool,
     page: usize,
     page_size: usize,
 }
@@ -301,12 +303,14 @@ struct ListView<'a> {
 pub async fn create(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
     c.authorize(Permission::ReviewsWrite)?;
     let (request, blocking) = wire::parse::<ReviewBody>(b)?.try_into_domain()?;
+    // A blocking create takes its wait slot first: refused (429), it writes nothing.
+    let slot = if blocking { Some(s.wait_slot(&c)?) } else { None };
     let review = s.create_review(&c, request).await?;
-    if !blocking {
+    let Some(slot) = slot else {
         return Ok(respond(StatusCode::CREATED, &ReviewView::from(&ReviewEntry::Review(review))));
-    }
+    };
     let target = ReviewRef::Review(review.id);
-    let entry = s.await_review(&c, &target, s.settings().review_wait).await?;
+    let entry = s.await_review_in(&slot, &c, &target, s.settings().review_wait).await?;
     let status = if entry.decision().is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(respond(status, &ReviewView::from(&entry)))
 }
@@ -347,6 +351,7 @@ pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppRes
     Ok(Json(ListView {
         reviews: listed.reviews.iter().map(ReviewView::from).collect(),
         total: listed.total,
+        total_is_capped: listed.total_is_capped,
         page: listed.page,
         page_size: listed.page_size,
     })

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::escalation::{self, EscalationError, Route};
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, RefundId, TeamId, WalletId};
 use super::money::Money;
 use super::people::Person;
@@ -111,9 +112,13 @@ pub struct Approval {
     pub escalation_chain: Vec<TeamId>,
     #[serde(default)]
     pub on_timeout: OnTimeout,
-    /// The window each tier gets (the deadline resets on escalation).
+    /// The window each tier gets (the deadline resets on escalation, within `latest_deadline`).
     #[serde(default)]
     pub window_seconds: u64,
+    /// The teams it was assigned before its current one, oldest first: escalation never goes
+    /// back to any of them (unset on approvals from before: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_teams: Vec<TeamId>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -134,6 +139,8 @@ pub enum ApprovalError {
     SelfApproval,
     #[error("this key has already voted on the approval")]
     AlreadyVoted,
+    #[error("{0}")]
+    Escalation(#[from] EscalationError),
 }
 
 /// What a vote did to the approval.
@@ -201,28 +208,50 @@ impl Approval {
         Ok(resolution)
     }
 
-    /// Moves a pending approval whose window has passed to EXPIRED.
-    /// The team an escalation goes to: `to`, else the chain's next tier after the current team
-    /// (the first tier when the current team is not in the chain); `None` when the chain ended.
-    pub fn next_tier(&self, to: Option<&TeamId>) -> Option<TeamId> {
-        if let Some(to) = to {
-            return Some(to.clone());
-        }
-        let current = self.assigned_team.as_ref().and_then(|t| self.escalation_chain.iter().position(|c| c == t));
-        match current {
-            Some(i) => self.escalation_chain.get(i + 1).cloned(),
-            None => self.escalation_chain.first().cloned(),
-        }
+    /// Where it stands for escalation: its team, the teams it had, its chain.
+    pub fn route(&self) -> Route<'_> {
+        Route { current: self.assigned_team.as_ref(), previous: &self.previous_teams, chain: &self.escalation_chain }
     }
 
-    /// Hands the approval to `team` with a fresh window.
+    /// Whether `person` (through `key`) submitted it: they never escalate it, as they never
+    /// approve it.
+    pub fn submitted_by(&self, person: &Person, key: &ApiKeyId) -> bool {
+        *person == self.submitter() || *key == self.created_by
+    }
+
+    /// The team a person's escalation goes to (`to`, or the chain's next tier), checked forward
+    /// only and never by the submitter; the system (the sweep) passes no person.
+    pub fn escalation_target(
+        &self,
+        by: Option<(&Person, &ApiKeyId)>,
+        to: Option<&TeamId>,
+        admin: bool,
+    ) -> Result<TeamId, ApprovalError> {
+        if by.is_some_and(|(person, key)| self.submitted_by(person, key)) {
+            return Err(EscalationError::BySubmitter.into());
+        }
+        Ok(self.route().target(to, admin)?)
+    }
+
+    /// The latest it may stay open: one window for the team it starts with and one per tier of
+    /// its chain, however often it is escalated.
+    pub fn latest_deadline(&self) -> DateTime<Utc> {
+        escalation::latest_deadline(self.created_at, self.escalation_chain.len(), self.window_seconds)
+    }
+
+    /// Hands the open approval to `team` (checked by `escalation_target`) with a fresh window,
+    /// cut at `latest_deadline`; `ChainEnded` when none of that time is left.
     pub fn escalate(&mut self, team: TeamId, now: DateTime<Utc>) -> Result<(), ApprovalError> {
         if !self.is_open() {
             return Err(ApprovalError::NotPending(self.status));
         }
+        let deadline = escalation::escalated_deadline(now, self.window_seconds, self.latest_deadline())
+            .ok_or(EscalationError::ChainEnded)?;
         self.status = ApprovalStatus::Escalated;
-        self.assigned_team = Some(team);
-        self.expires_at = now + chrono::Duration::seconds(i64::try_from(self.window_seconds.max(1)).unwrap_or(3600));
+        if let Some(previous) = self.assigned_team.replace(team) {
+            self.previous_teams.push(previous);
+        }
+        self.expires_at = deadline;
         Ok(())
     }
 
@@ -238,6 +267,7 @@ impl Approval {
         Ok(())
     }
 
+    /// Moves an open approval whose window has passed to EXPIRED.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
         if !self.is_open() {
             return Err(ApprovalError::NotPending(self.status));
@@ -288,6 +318,7 @@ mod tests {
             escalation_chain: vec![],
             on_timeout: OnTimeout::Expire,
             window_seconds: 3600,
+            previous_teams: vec![],
             created_at: now,
         }
     }

@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod audit;
 pub mod delivery;
+pub mod escalation;
 pub mod event;
 pub mod idempotency;
 pub mod ids;

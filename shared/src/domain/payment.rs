@@ -283,6 +283,7 @@ impl Payment {
             escalation_chain: self.decision.escalation_chain.clone(),
             on_timeout: self.decision.on_timeout,
             window_seconds: ttl_seconds,
+            previous_teams: Vec::new(),
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

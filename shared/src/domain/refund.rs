@@ -229,6 +229,7 @@ impl Refund {
             escalation_chain: self.decision.escalation_chain.clone(),
             on_timeout: self.decision.on_timeout,
             window_seconds: ttl_seconds,
+            previous_teams: Vec::new(),
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::escalation::{self, EscalationError, Route};
 use super::ids::{ApiKeyId, OrgId, ReviewDecisionId, ReviewId, TeamId};
 use super::payment::Urgency;
 use super::people::Person;
@@ -103,6 +104,10 @@ pub struct Review {
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub decision: Option<ReviewDecision>,
+    /// The teams it was assigned before its current one, oldest first: escalation never goes
+    /// back to any of them (unset on reviews from before: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_teams: Vec<TeamId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +118,8 @@ pub enum ReviewError {
     Expired,
     #[error("the person who asked for a review cannot approve it")]
     SelfApproval,
+    #[error("{0}")]
+    Escalation(#[from] EscalationError),
 }
 
 /// A review's window in seconds: at most 30 days.
@@ -150,6 +157,7 @@ impl Review {
             updated_at: now,
             expires_at: now + chrono::Duration::seconds(ttl),
             decision: None,
+            previous_teams: Vec::new(),
         }
     }
 
@@ -180,7 +188,24 @@ impl Review {
         Ok(())
     }
 
-    /// Hands an open review to `team` with a fresh window of `ttl_seconds`.
+    /// The team `person` (through `key`) may hand it to: a review has no chain, so only an admin
+    /// names one, never a team it had, and never the person who asked for it.
+    pub fn escalation_target(
+        &self,
+        person: &Person,
+        key: &ApiKeyId,
+        to: &TeamId,
+        admin: bool,
+    ) -> Result<TeamId, ReviewError> {
+        if *person == self.created_by_person || *key == self.created_by {
+            return Err(EscalationError::BySubmitter.into());
+        }
+        let route = Route { current: self.assigned_team.as_ref(), previous: &self.previous_teams, chain: &[] };
+        Ok(route.target(Some(to), admin)?)
+    }
+
+    /// Hands an open review to `team` (checked by `escalation_target`) with a fresh window of
+    /// `ttl_seconds`, cut at one window after its creation (it has no chain of tiers).
     pub fn escalate(&mut self, team: TeamId, ttl_seconds: u64, now: DateTime<Utc>) -> Result<(), ReviewError> {
         if !self.is_open() {
             return Err(ReviewError::NotPending(self.status));
@@ -188,9 +213,14 @@ impl Review {
         if now >= self.expires_at {
             return Err(ReviewError::Expired);
         }
+        let latest = escalation::latest_deadline(self.created_at, 0, ttl_seconds).max(self.expires_at);
+        let window = u64::try_from(window(ttl_seconds)).unwrap_or(0);
+        let deadline = escalation::escalated_deadline(now, window, latest).ok_or(EscalationError::ChainEnded)?;
         self.status = ReviewStatus::Escalated;
-        self.assigned_team = Some(team);
-        self.expires_at = now + chrono::Duration::seconds(window(ttl_seconds));
+        if let Some(previous) = self.assigned_team.replace(team) {
+            self.previous_teams.push(previous);
+        }
+        self.expires_at = deadline;
         self.updated_at = now;
         Ok(())
     }
@@ -261,13 +291,14 @@ mod tests {
     }
 
     #[test]
-    fn escalation_moves_an_open_review_to_another_team_with_a_fresh_window() {
+    fn escalation_moves_an_open_review_to_another_team_within_its_window() {
         let mut r = review();
         let now = Utc::now();
         let team = TeamId::generate();
-        assert_eq!(r.escalate(team.clone(), 600, now), Ok(()));
+        let created = r.created_at;
+        assert_eq!(r.escalate(team.clone(), 3600, now), Ok(()));
         assert_eq!((r.status, r.assigned_team.as_ref()), (ReviewStatus::Escalated, Some(&team)));
-        assert_eq!(r.expires_at, now + Duration::seconds(600));
+        assert_eq!(r.expires_at, created + Duration::seconds(3600), "no later than one window after creation");
         let k = ApiKeyId::generate();
         assert_eq!(r.decide(decision(&r, &k, DecisionType::Approve), now), Ok(()));
         assert_eq!(r.escalate(team, 600, now), Err(ReviewError::NotPending(ReviewStatus::Approved)));

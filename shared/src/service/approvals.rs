@@ -77,7 +77,9 @@ pub struct EscalateRequest {
 }
 
 impl Countersign {
-    /// `POST /v1/approvals/{id}/escalate`, by a member of the assigned team (or an admin key).
+    /// `POST /v1/approvals/{id}/escalate`, by a member of the assigned team (or an admin key),
+    /// never by the submitter's person: forward only, to the chain's next tier or (admin) a
+    /// named team it never had, within the chain's time bound (`Approval::escalation_target`).
     pub async fn escalate_approval(
         &self,
         caller: &Caller,
@@ -98,7 +100,9 @@ impl Countersign {
             let now = tx.now();
             approval.value.ensure_open(now)?;
             let from = approval.value.assigned_team.clone();
-            let to = approval.value.next_tier(request.to_team.as_ref()).ok_or(AppError::NoEscalationTarget)?;
+            let by = caller.person();
+            let admin = caller.permissions.contains(&Permission::Admin);
+            let to = approval.value.escalation_target(Some((&by, &caller.id)), request.to_team.as_ref(), admin)?;
             approval.value.escalate(to.clone(), now)?;
             tx.update(&approval)?;
             plan_refund_escalation(self, &mut tx, &approval.value).await?;

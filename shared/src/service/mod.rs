@@ -31,6 +31,7 @@ mod settings;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod waits;
 mod wallets;
 mod webhooks;
 
@@ -57,10 +58,11 @@ pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch
 pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 use records::{decode, Record, Stored};
 pub use refunds::{RefundFilter, RefundOutcome};
-pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_COUNT_CAP};
+pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_LIST_DEPTH};
 pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use settings::SettingsPatch;
 pub use sweep::{ExpirySummary, SweepSummary};
+pub use waits::{WaitSlot, MAX_WAITS_PER_KEY, WAIT_RETRY_AFTER_SECONDS};
 pub use wallets::{FundRequest, Funded};
 pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
 
@@ -142,6 +144,8 @@ pub struct Countersign {
     lanes: Option<Arc<lanes::Lanes>>,
     /// Webhook sends in flight per endpoint, so a hanging one holds only its own slots.
     endpoints: Arc<endpoints::Endpoints>,
+    /// Long-polls held per key in this process (`waits`).
+    waits: Arc<waits::WaitSlots>,
 }
 
 impl Countersign {
@@ -158,6 +162,7 @@ impl Countersign {
             wiring: Wiring::default(),
             lanes: Some(Arc::default()),
             endpoints: Arc::default(),
+            waits: Arc::default(),
         }
     }
 

@@ -18,11 +18,13 @@ use super::records::{
     api_key_key, approval_key, by_org_partition, by_status_partition, decode, member_key, payment_key, review_key,
     team_key, Record, Stored,
 };
+use super::waits::WaitSlot;
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ReviewDecisionId, ReviewId, TeamId};
+use crate::domain::input::InputError;
 use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
@@ -40,12 +42,14 @@ use crate::ports::{Index, Query};
 pub const MAX_REVIEW_WAIT_SECONDS: u64 = 28;
 /// A waiting request reads the review at most this often.
 const POLL_EVERY: Duration = Duration::from_millis(250);
-/// A listing reads at most this many reviews, and this many held payments, to count `total`
-/// and find its page: beyond it, `total` stops at the cap and later pages are empty (README,
-/// reviews).
-pub const REVIEW_COUNT_CAP: usize = 10_000;
-/// Store page size while counting.
-const COUNT_PAGE: usize = 1_000;
+/// Pages of `GET /reviews` reach this many entries (page × page_size): a page costs reads in
+/// proportion to how deep it is, so the depth is bounded (README, reviews).
+pub const REVIEW_LIST_DEPTH: usize = 1_000;
+/// How far past its page a listing reads to count `total`; beyond, `total` is a lower bound
+/// (`total_is_capped`).
+const TOTAL_AHEAD: usize = 20;
+/// Items one source of a listing reads at most, those filtered out included.
+const SCAN_CAP: usize = 2_000;
 /// Payments read at once to show a page of held payments.
 const PAYMENT_READS_AT_ONCE: usize = 16;
 
@@ -60,7 +64,9 @@ pub struct ReviewFilter {
 #[derive(Debug, Clone)]
 pub struct ReviewPage {
     pub reviews: Vec<ReviewEntry>,
+    /// Entries counted: all of them, unless `total_is_capped` (then at least this many).
     pub total: usize,
+    pub total_is_capped: bool,
     pub page: usize,
     pub page_size: usize,
 }
@@ -83,12 +89,19 @@ pub struct ReviewEscalate {
     pub notes: Option<String>,
 }
 
-/// Reading a review: its reviewers (`approvals:read`) or the agents that ask for them.
-fn require_read(caller: &ApiKey) -> AppResult<()> {
-    if permission::allows(&caller.permissions, Permission::ReviewsWrite) {
+/// Reading a review: its reviewers (`approvals:read`) read every one; the agents that ask for
+/// them (`reviews:write`) only those their person created. Another person's review is missing
+/// to them (404, not 403: its existence is not theirs to learn).
+fn ensure_readable(caller: &ApiKey, review: &Review) -> AppResult<()> {
+    if permission::allows(&caller.permissions, Permission::ApprovalsRead) {
         return Ok(());
     }
-    require(caller, Permission::ApprovalsRead)
+    require(caller, Permission::ReviewsWrite)?;
+    if review.created_by_person == caller.person() {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("review"))
+    }
 }
 
 /// The approval status a review status filter reads (approved and modified share APPROVED).
@@ -142,8 +155,12 @@ impl Countersign {
         let org = &caller.org_id;
         match target {
             ReviewRef::Review(id) => {
-                require_read(caller)?;
-                Ok(ReviewEntry::Review(self.read_owned::<Review>(&review_key(id), org).await?.value))
+                if !permission::allows(&caller.permissions, Permission::ApprovalsRead) {
+                    require(caller, Permission::ReviewsWrite)?;
+                }
+                let review = self.read_owned::<Review>(&review_key(id), org).await?.value;
+                ensure_readable(caller, &review)?;
+                Ok(ReviewEntry::Review(review))
             }
             ReviewRef::Payment(id) => {
                 // A held payment is a payment: reading it takes what reading approvals takes.
@@ -157,8 +174,31 @@ impl Countersign {
     }
 
     /// Reads the review until it is decided (or no longer open) or `wait` has passed, at most
-    /// once per `POLL_EVERY`; returns it as last read.
+    /// once per `POLL_EVERY`; returns it as last read. A wait (not a single read) holds one of
+    /// the key's wait slots throughout (429 when it has none left).
     pub async fn await_review(&self, caller: &Caller, target: &ReviewRef, wait: Duration) -> AppResult<ReviewEntry> {
+        let _slot = if wait.is_zero() { None } else { Some(self.wait_slot(caller)?) };
+        self.await_review_holding(caller, target, wait).await
+    }
+
+    /// `await_review` for a caller that took its wait slot already (`wait_slot`: a blocking
+    /// create takes it before writing the review, so a refused wait writes nothing).
+    pub async fn await_review_in(
+        &self,
+        _slot: &WaitSlot,
+        caller: &Caller,
+        target: &ReviewRef,
+        wait: Duration,
+    ) -> AppResult<ReviewEntry> {
+        self.await_review_holding(caller, target, wait).await
+    }
+
+    async fn await_review_holding(
+        &self,
+        caller: &Caller,
+        target: &ReviewRef,
+        wait: Duration,
+    ) -> AppResult<ReviewEntry> {
         let key = caller.key()?;
         let wait = wait.min(Duration::from_secs(MAX_REVIEW_WAIT_SECONDS));
         let deadline = tokio::time::Instant::now() + wait;
@@ -177,8 +217,10 @@ impl Countersign {
     }
 
     /// `GET /reviews`: reviews and held payments, newest first, by status when asked (the
-    /// byStatus index), `task_type` filtered as read; `total` counts at most `REVIEW_COUNT_CAP`
-    /// of each.
+    /// byStatus index), `task_type` filtered as read. Reads only what the page needs: the first
+    /// `page × page_size + TOTAL_AHEAD` entries of each source (no more than `SCAN_CAP` items
+    /// each), so `total` is exact up to there and beyond it a lower bound with
+    /// `total_is_capped`; pages reach the first `REVIEW_LIST_DEPTH` entries.
     pub async fn list_reviews(
         &self,
         caller: &Caller,
@@ -188,21 +230,29 @@ impl Countersign {
     ) -> AppResult<ReviewPage> {
         let caller = caller.key()?;
         require(caller, Permission::ApprovalsRead)?;
+        let reach = page.saturating_mul(page_size);
+        if reach > REVIEW_LIST_DEPTH {
+            let why = format!(
+                "page × page_size may reach the first {REVIEW_LIST_DEPTH} reviews; narrow the list with status or task_type"
+            );
+            return Err(InputError::invalid("page", why).into());
+        }
+        let want = reach + TOTAL_AHEAD;
         let org = &caller.org_id;
         let query = match filter.status {
             Some(s) => Query::new(Index::ByStatus, by_status_partition(org, "REVIEW", &s.as_str().to_uppercase()), 0),
             None => Query::new(Index::ByOrg, by_org_partition(org, "REVIEW"), 0),
         };
         let task_type = filter.task_type.as_deref();
-        let mut reviews: Vec<Review> =
-            self.read_capped(query, |r: &Review| task_type.is_none_or(|t| t == r.task_type)).await?;
-        let mut held: Vec<Approval> = Vec::new();
+        let (reviews, more_reviews) =
+            self.read_first(query, want, |r: &Review| task_type.is_none_or(|t| t == r.task_type)).await?;
+        let (mut held, mut more_held) = (Vec::new(), false);
         if task_type.is_none_or(|t| t == PAYMENT_TASK_TYPE || t == REFUND_TASK_TYPE) {
             let status = approval_status(filter.status).map(ApprovalStatus::as_str);
             let query = listing_query(org, "APPROVAL", None, status, 0);
             let modified_only = filter.status.map(|s| s == ReviewStatus::Modified);
-            held = self
-                .read_capped(query, |a: &Approval| {
+            (held, more_held) = self
+                .read_first(query, want, |a: &Approval| {
                     let kind = if a.refund_id.is_some() { REFUND_TASK_TYPE } else { PAYMENT_TASK_TYPE };
                     caller.may_use(&a.wallet_id)
                         && task_type.is_none_or(|t| t == kind)
@@ -210,47 +260,51 @@ impl Countersign {
                 })
                 .await?;
         }
-        // Newest first across both; ids (ULIDs) break ties.
-        let mut order: Vec<(chrono::DateTime<chrono::Utc>, String, bool)> = reviews
-            .iter()
-            .map(|r| (r.created_at, r.id.to_string(), false))
-            .chain(held.iter().map(|a| (a.created_at, a.id.to_string(), true)))
-            .collect();
-        order.sort_by(|a, b| b.cmp(a));
-        let total = order.len();
+        // Each source's first `want` hold the merged first `want`, which hold this page.
+        let mut entries: Vec<Listed> =
+            reviews.into_iter().map(Listed::Review).chain(held.into_iter().map(Listed::Held)).collect();
+        let total = entries.len();
+        entries.sort_by(|a, b| b.order().cmp(a.order()));
         let skip = page.saturating_sub(1).saturating_mul(page_size);
-        let shown: Vec<(String, bool)> =
-            order.into_iter().skip(skip).take(page_size).map(|(_, id, p)| (id, p)).collect();
-        let approvals: Vec<Approval> = shown
-            .iter()
-            .filter(|(_, is_payment)| *is_payment)
-            .filter_map(|(id, _)| held.iter().position(|a| a.id.as_str() == id).map(|i| held.swap_remove(i)))
-            .collect();
-        let mut payments = self.held_payments(org, approvals).await?;
-        let entries = shown
-            .iter()
-            .filter_map(|(id, is_payment)| {
-                if *is_payment {
-                    let i = payments.iter().position(|h| h.approval.id.as_str() == id)?;
-                    Some(ReviewEntry::Payment(Box::new(payments.swap_remove(i))))
-                } else {
-                    let i = reviews.iter().position(|r| r.id.as_str() == id)?;
-                    Some(ReviewEntry::Review(reviews.swap_remove(i)))
+        let (mut shown, mut approvals) = (Vec::new(), Vec::new());
+        for entry in entries.into_iter().skip(skip).take(page_size) {
+            match entry {
+                Listed::Review(r) => shown.push(Some(ReviewEntry::Review(r))),
+                Listed::Held(a) => {
+                    shown.push(None);
+                    approvals.push(a);
                 }
-            })
+            }
+        }
+        // Held payments fill their places in order.
+        let mut payments = self.held_payments(org, approvals).await?.into_iter();
+        let reviews = shown
+            .into_iter()
+            .filter_map(|e| e.or_else(|| payments.next().map(|h| ReviewEntry::Payment(Box::new(h)))))
             .collect();
-        Ok(ReviewPage { reviews: entries, total, page, page_size })
+        let total_is_capped = more_reviews || more_held;
+        Ok(ReviewPage { reviews, total, total_is_capped, page, page_size })
     }
 
-    /// Reads up to `REVIEW_COUNT_CAP` records of `query`'s partition, keeping those `keep` wants.
-    async fn read_capped<R: Record>(&self, mut query: Query, keep: impl Fn(&R) -> bool) -> AppResult<Vec<R>> {
+    /// The first `want` records of `query`'s partition that `keep` wants, reading about as many
+    /// (at most `SCAN_CAP`); and whether there may be more.
+    async fn read_first<R: Record>(
+        &self,
+        mut query: Query,
+        want: usize,
+        keep: impl Fn(&R) -> bool,
+    ) -> AppResult<(Vec<R>, bool)> {
         let mut kept = Vec::new();
-        let mut read = 0;
-        while read < REVIEW_COUNT_CAP {
-            query.limit = COUNT_PAGE.min(REVIEW_COUNT_CAP - read);
+        let mut scanned = 0;
+        // One more than wanted tells whether there is more.
+        while kept.len() <= want {
+            if scanned >= SCAN_CAP {
+                return Ok((kept, true));
+            }
+            query.limit = (want + 1 - kept.len()).min(SCAN_CAP - scanned);
             let items = self.store.query(query.clone()).await?;
             let n = items.len();
-            read += n;
+            scanned += n;
             query.after = items.last().map(|i| i.position(query.index));
             for item in items {
                 let record = decode::<R>(item)?.value;
@@ -262,7 +316,9 @@ impl Countersign {
                 break;
             }
         }
-        Ok(kept)
+        let more = kept.len() > want;
+        kept.truncate(want);
+        Ok((kept, more))
     }
 
     /// Each approval with its payment, read `PAYMENT_READS_AT_ONCE` at a time.
@@ -368,8 +424,9 @@ impl Countersign {
         .await
     }
 
-    /// `POST /reviews/{id}/escalate`, by the assigned team (or an admin key): a review goes to
-    /// `to_team` (it has no chain); a held payment goes there or to its policy's next tier.
+    /// `POST /reviews/{id}/escalate`, by the assigned team (or an admin key), never by the person
+    /// who asked: a review goes to `to_team` (it has no chain, so only an admin names one); a
+    /// held payment goes to its policy's next tier, or (admin) a named team.
     pub async fn escalate_review(
         &self,
         caller: &Caller,
@@ -390,12 +447,14 @@ impl Countersign {
         let to = request.to_team.ok_or(AppError::NoEscalationTarget)?;
         self.read_owned::<Team>(&team_key(org, &to), org).await?;
         let ttl = self.settings.default_approval_ttl_seconds;
+        let admin = key.permissions.contains(&Permission::Admin);
         let review = self
             .commit(|| async {
                 let mut review: Stored<Review> = self.read_owned(&review_key(id), org).await?;
                 self.ensure_team(key, review.value.assigned_team.as_ref()).await?;
                 let mut tx = Tx::new(org, Actor::Key(key.id.clone()), self.now());
                 let from = review.value.assigned_team.clone();
+                let to = review.value.escalation_target(&key.person(), &key.id, &to, admin)?;
                 review.value.escalate(to.clone(), ttl, tx.now())?;
                 tx.update(&review)?;
                 tx.event(Event::for_review(&review.value, kinds::REVIEW_ESCALATED, tx.now()))?;
@@ -425,6 +484,24 @@ impl Countersign {
             Ok(tx.done(true))
         })
         .await
+    }
+}
+
+/// A listed entry before its page is chosen (a held payment's payment is read only once shown).
+enum Listed {
+    Review(Review),
+    Held(Approval),
+}
+
+impl Listed {
+    /// Where it sorts, newest first: the ULID of its id (creation time, then random), as both
+    /// sources' indexes order them.
+    fn order(&self) -> &str {
+        let id = match self {
+            Listed::Review(r) => r.id.as_str(),
+            Listed::Held(a) => a.id.as_str(),
+        };
+        id.split_once('_').map_or(id, |(_, ulid)| ulid)
     }
 }
 

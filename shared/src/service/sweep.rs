@@ -276,9 +276,11 @@ impl Countersign {
             }
             let approval_id = approval.value.id.clone();
             if approval.value.on_timeout == OnTimeout::Escalate {
-                if let Some(next) = approval.value.next_tier(None) {
-                    let from = approval.value.assigned_team.clone();
-                    approval.value.escalate(next.clone(), now)?;
+                // The chain's next tier, while the chain's time bound leaves any; else the
+                // approval ends below as if it had no tier left.
+                let next = approval.value.escalation_target(None, None, false).ok();
+                let from = approval.value.assigned_team.clone();
+                if let Some(next) = next.filter(|team| approval.value.escalate(team.clone(), now).is_ok()) {
                     tx.update(&approval)?;
                     plan_refund_escalation(self, &mut tx, &approval.value).await?;
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
