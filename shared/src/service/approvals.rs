@@ -126,18 +126,14 @@ impl Countersign {
         if caller.permissions.contains(&Permission::Admin) {
             return Ok(());
         }
-        let default_team;
         let team_id = match assigned {
-            Some(team) => team,
+            Some(team) => team.clone(),
             None => match self.org_settings(&caller.org_id).await?.default_team {
-                Some(team) => {
-                    default_team = team;
-                    &default_team
-                }
+                Some(team) => team,
                 None => return Ok(()),
             },
         };
-        let team = self.read::<Team>(&team_key(&caller.org_id, team_id)).await?.map(|t| t.value);
+        let team = self.read::<Team>(&team_key(&caller.org_id, &team_id)).await?.map(|t| t.value);
         let person = caller.person();
         match (team, person.member()) {
             (Some(team), Some(member)) if team.members.contains(member) => Ok(()),
