@@ -221,3 +221,65 @@ async fn mcp_bridge_refuses_plain_http_to_another_host_before_connecting() {
     let connected = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await;
     assert!(connected.is_ok(), "http:// to loopback is accepted and connected to");
 }
+
+/// The relay commits a delivery (its first attempt claimed), marks the event, then sends; a
+/// process killed in between leaves a claimed delivery and no queue message. The next worker
+/// to start queues it again for when the dead process's claim runs out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_a_restart() {
+    use countersign_core::domain::delivery::{Delivery, DeliveryStatus};
+    use countersign_core::domain::event::Event;
+    use countersign_core::domain::ids::{DeliveryId, OrgId, WebhookId};
+    use countersign_core::domain::webhook::{new_secret, Webhook};
+    use countersign_core::service::records;
+
+    let store = TestStore::new(Backend::Sqlite).await;
+    let (url, arrivals) = answering_endpoint().await;
+    let now = chrono::Utc::now();
+    let org = OrgId::generate();
+    let hook = Webhook {
+        id: WebhookId::generate(),
+        org_id: org.clone(),
+        url,
+        events: vec!["*".into()],
+        enabled: true,
+        wallet_ids: vec![],
+        secret: new_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    let event = Event::new(&org, "approval.created", json!({"n": 1}), now);
+    // As the relay leaves it: first attempt claimed for a minute, event marked, nothing queued.
+    let delivery = Delivery {
+        id: DeliveryId::for_event(&event.id, &hook.id),
+        org_id: org.clone(),
+        webhook_id: hook.id.clone(),
+        event: json!({"id": event.id, "type": event.kind, "createdAt": event.created_at, "data": event.data}),
+        event_id: event.id.to_string(),
+        event_type: event.kind.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 1,
+        last_error: None,
+        last_status_code: None,
+        last_latency_ms: None,
+        next_attempt_at: now + chrono::Duration::seconds(60),
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    };
+    let writes = vec![records::create(&hook).unwrap(), records::create(&delivery).unwrap()];
+    store.store().transact(writes).await.unwrap();
+
+    // The restarted process, once the dead one's claim has run out.
+    let clock = ManualClock::new();
+    clock.advance(chrono::Duration::seconds(61));
+    let settings = Settings { allow_private_webhooks: true, ..Settings::default() };
+    let (service, queue) = countersign_core::local::wire(store.store(), clock, settings).expect("wire");
+    tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, Duration::from_millis(20)));
+    let deadline = Instant::now() + WAIT;
+    while arrivals.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the claimed delivery was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*arrivals.lock().unwrap(), [event.id.to_string()]);
+}
