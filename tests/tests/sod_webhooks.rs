@@ -78,15 +78,24 @@ async fn a_payee_bound_subscription_hears_payment_completed_only(stack: EventSta
     assert_eq!(types(&receiver.received(&payee).await), ["payment.completed"], "{stack:?}");
 }
 
-/// Webhook ids received by an in-process endpoint that answers at once.
+/// Webhook ids an in-process endpoint accepted (it answers at once).
 type Arrivals = Arc<Mutex<Vec<String>>>;
 
 async fn answering_endpoint() -> (String, Arrivals) {
+    endpoint_failing_first(0).await
+}
+
+/// An endpoint that answers 500 to its first `failures` requests, then 204.
+async fn endpoint_failing_first(failures: usize) -> (String, Arrivals) {
     let arrivals: Arrivals = Arc::default();
     let seen = arrivals.clone();
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let hook = move |headers: axum::http::HeaderMap| {
-        let seen = seen.clone();
+        let (seen, requests) = (seen.clone(), requests.clone());
         async move {
+            if requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+            }
             let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
             seen.lock().unwrap().push(id);
             axum::http::StatusCode::NO_CONTENT
@@ -113,12 +122,18 @@ async fn hanging_endpoint() -> String {
 }
 
 /// The local server as `countersign serve` wires it (outbox relay, store-backed queue and its
-/// worker, the real webhook client with its 5 s timeout) on a SQLite file, served on a port.
+/// worker, the real webhook client with its 5 s timeout) on a SQLite file, served on a port;
+/// retries 200 ms apart.
 async fn local_server() -> (TestApp, Arc<countersign_core::service::Countersign>) {
     let store = TestStore::new(Backend::Sqlite).await;
     let settings = Settings {
         operator_key_hash: Some(hash_secret(OPERATOR_KEY)),
         allow_private_webhooks: true,
+        retry: countersign_core::domain::delivery::RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(1),
+        },
         ..Settings::default()
     };
     let (service, queue) =
@@ -128,7 +143,9 @@ async fn local_server() -> (TestApp, Arc<countersign_core::service::Countersign>
     (TestApp::serve(store, ManualClock::new(), (*service).clone()).await, service)
 }
 
-/// Org A's endpoint hangs with 200 events for it; org B's next event still reaches B at once.
+/// Org A's endpoint hangs with 200 events for it; org B's next event still reaches B at once,
+/// though B's endpoint fails the first attempt (so the retry goes through the same queue
+/// worker as A's hanging deliveries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_endpoint_never_delays_another_organisations_deliveries() {
     let (app, _service) = local_server().await;
@@ -137,7 +154,7 @@ async fn a_hanging_endpoint_never_delays_another_organisations_deliveries() {
         app.post("/v1/webhooks", &a.admin, json!({"url": hanging_endpoint().await, "events": ["*"]})).await;
     assert_eq!(status, 201, "{body}");
     let b = app.scenario("10000.00").await;
-    let (b_url, b_arrivals) = answering_endpoint().await;
+    let (b_url, b_arrivals) = endpoint_failing_first(1).await;
     let (status, body) =
         app.post("/v1/webhooks", &b.admin, json!({"url": b_url, "events": ["approval.created"]})).await;
     assert_eq!(status, 201, "{body}");
