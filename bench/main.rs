@@ -5,10 +5,11 @@
 //! 3. DynamoDB requests and sequential round trips per operation, measured on the wire by a
 //!    counting proxy in front of DynamoDB Local (`COUNTERSIGN_TEST_DYNAMODB_ENDPOINT`), and one
 //!    hot wallet's sustained rate there;
-//! 4. the event figures: sweep reads, backlog, fan-out, hanging-peer isolation.
+//! 4. the event figures: sweep reads, backlog, fan-out, hanging-peer isolation, and another
+//!    organisation's delivery while one endpoint hangs (`--only org-isolation` runs it alone).
 //!
 //! `--figures <file>` appends every figure as a tab-separated row for `bench/report.py`.
-//! `--only <floors|store|local|dynamo|events>` (repeatable) runs some sections.
+//! `--only <floors|store|local|dynamo|events|org-isolation>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
 //! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
@@ -74,6 +75,9 @@ async fn main() {
         events::sweep_backlog(&figures).await;
         events::fanout_throughput(&figures).await;
         events::healthy_latency_with_hanging_peer(&figures).await;
+        events::other_org_while_one_hangs(&figures).await;
+    } else if only.iter().any(|o| o == "org-isolation") {
+        events::other_org_while_one_hangs(&figures).await;
     }
     if let Some(path) = out {
         figures.write_tsv(&path).expect("write figures");

@@ -67,10 +67,16 @@ const IN_FLIGHT: usize = 256;
 
 /// Works the local queue forever: claim due messages, handle each on its own task (so one slow
 /// message never holds the others back), acknowledge the ones handled, many in one transaction.
-/// Unacknowledged ones come back after their lease (as SQS redelivers).
+/// Unacknowledged ones come back after their lease (as SQS redelivers). First, the deliveries
+/// a previous process claimed are queued again for when their claims run out.
 pub async fn run_queue_worker(service: Arc<Countersign>, queue: StoreQueue, poll: Duration) {
     let (handled, to_ack) = mpsc::channel(IN_FLIGHT);
     tokio::spawn(acknowledge(queue.clone(), to_ack));
+    match service.requeue_after_restart().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deliveries = n, "re-queued the deliveries a previous process had claimed"),
+        Err(e) => tracing::warn!(error = %e, "re-queueing claimed deliveries failed; the sweep will"),
+    }
     let places = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         // Wait for a free place, then claim as many messages as there are places.

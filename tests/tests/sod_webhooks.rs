@@ -78,15 +78,24 @@ async fn a_payee_bound_subscription_hears_payment_completed_only(stack: EventSta
     assert_eq!(types(&receiver.received(&payee).await), ["payment.completed"], "{stack:?}");
 }
 
-/// Webhook ids received by an in-process endpoint that answers at once.
+/// Webhook ids an in-process endpoint accepted (it answers at once).
 type Arrivals = Arc<Mutex<Vec<String>>>;
 
 async fn answering_endpoint() -> (String, Arrivals) {
+    endpoint_failing_first(0).await
+}
+
+/// An endpoint that answers 500 to its first `failures` requests, then 204.
+async fn endpoint_failing_first(failures: usize) -> (String, Arrivals) {
     let arrivals: Arrivals = Arc::default();
     let seen = arrivals.clone();
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let hook = move |headers: axum::http::HeaderMap| {
-        let seen = seen.clone();
+        let (seen, requests) = (seen.clone(), requests.clone());
         async move {
+            if requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+            }
             let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
             seen.lock().unwrap().push(id);
             axum::http::StatusCode::NO_CONTENT
@@ -113,12 +122,18 @@ async fn hanging_endpoint() -> String {
 }
 
 /// The local server as `countersign serve` wires it (outbox relay, store-backed queue and its
-/// worker, the real webhook client with its 5 s timeout) on a SQLite file, served on a port.
+/// worker, the real webhook client with its 5 s timeout) on a SQLite file, served on a port;
+/// retries 200 ms apart.
 async fn local_server() -> (TestApp, Arc<countersign_core::service::Countersign>) {
     let store = TestStore::new(Backend::Sqlite).await;
     let settings = Settings {
         operator_key_hash: Some(hash_secret(OPERATOR_KEY)),
         allow_private_webhooks: true,
+        retry: countersign_core::domain::delivery::RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(1),
+        },
         ..Settings::default()
     };
     let (service, queue) =
@@ -128,7 +143,9 @@ async fn local_server() -> (TestApp, Arc<countersign_core::service::Countersign>
     (TestApp::serve(store, ManualClock::new(), (*service).clone()).await, service)
 }
 
-/// Org A's endpoint hangs with 200 events for it; org B's next event still reaches B at once.
+/// Org A's endpoint hangs with 200 events for it; org B's next event still reaches B at once,
+/// though B's endpoint fails the first attempt (so the retry goes through the same queue
+/// worker as A's hanging deliveries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_endpoint_never_delays_another_organisations_deliveries() {
     let (app, _service) = local_server().await;
@@ -137,7 +154,7 @@ async fn a_hanging_endpoint_never_delays_another_organisations_deliveries() {
         app.post("/v1/webhooks", &a.admin, json!({"url": hanging_endpoint().await, "events": ["*"]})).await;
     assert_eq!(status, 201, "{body}");
     let b = app.scenario("10000.00").await;
-    let (b_url, b_arrivals) = answering_endpoint().await;
+    let (b_url, b_arrivals) = endpoint_failing_first(1).await;
     let (status, body) =
         app.post("/v1/webhooks", &b.admin, json!({"url": b_url, "events": ["approval.created"]})).await;
     assert_eq!(status, 201, "{body}");
@@ -220,4 +237,66 @@ async fn mcp_bridge_refuses_plain_http_to_another_host_before_connecting() {
     let _child = mcp_bridge(&format!("http://127.0.0.1:{}/mcp", listener.local_addr().unwrap().port()));
     let connected = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await;
     assert!(connected.is_ok(), "http:// to loopback is accepted and connected to");
+}
+
+/// The relay commits a delivery (its first attempt claimed), marks the event, then sends; a
+/// process killed in between leaves a claimed delivery and no queue message. The next worker
+/// to start queues it again for when the dead process's claim runs out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_a_restart() {
+    use countersign_core::domain::delivery::{Delivery, DeliveryStatus};
+    use countersign_core::domain::event::Event;
+    use countersign_core::domain::ids::{DeliveryId, OrgId, WebhookId};
+    use countersign_core::domain::webhook::{new_secret, Webhook};
+    use countersign_core::service::records;
+
+    let store = TestStore::new(Backend::Sqlite).await;
+    let (url, arrivals) = answering_endpoint().await;
+    let now = chrono::Utc::now();
+    let org = OrgId::generate();
+    let hook = Webhook {
+        id: WebhookId::generate(),
+        org_id: org.clone(),
+        url,
+        events: vec!["*".into()],
+        enabled: true,
+        wallet_ids: vec![],
+        secret: new_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    let event = Event::new(&org, "approval.created", json!({"n": 1}), now);
+    // As the relay leaves it: first attempt claimed for a minute, event marked, nothing queued.
+    let delivery = Delivery {
+        id: DeliveryId::for_event(&event.id, &hook.id),
+        org_id: org.clone(),
+        webhook_id: hook.id.clone(),
+        event: json!({"id": event.id, "type": event.kind, "createdAt": event.created_at, "data": event.data}),
+        event_id: event.id.to_string(),
+        event_type: event.kind.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 1,
+        last_error: None,
+        last_status_code: None,
+        last_latency_ms: None,
+        next_attempt_at: now + chrono::Duration::seconds(60),
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    };
+    let writes = vec![records::create(&hook).unwrap(), records::create(&delivery).unwrap()];
+    store.store().transact(writes).await.unwrap();
+
+    // The restarted process, once the dead one's claim has run out.
+    let clock = ManualClock::new();
+    clock.advance(chrono::Duration::seconds(61));
+    let settings = Settings { allow_private_webhooks: true, ..Settings::default() };
+    let (service, queue) = countersign_core::local::wire(store.store(), clock, settings).expect("wire");
+    tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, Duration::from_millis(20)));
+    let deadline = Instant::now() + WAIT;
+    while arrivals.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the claimed delivery was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*arrivals.lock().unwrap(), [event.id.to_string()]);
 }

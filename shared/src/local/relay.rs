@@ -6,7 +6,8 @@
 //! more write (its mark), not a queue message's three. Nothing is lost to a crash: an event
 //! whose deliveries are not yet committed is still unpublished in the outbox, and the sweep
 //! re-publishes it; fan-out is idempotent (deliveries are keyed by event and subscription); a
-//! committed delivery not yet sent is re-queued by the sweep. Sends wait only for their own
+//! committed delivery not yet sent is re-queued by the next queue worker to start
+//! (`run_queue_worker`), or else by the sweep. Sends wait only for their own
 //! endpoint's slots (`service::endpoints`): a subscriber that never answers delays its own
 //! deliveries, never another organisation's.
 

@@ -282,14 +282,36 @@ impl Countersign {
         time_left: &(dyn Fn() -> bool + Sync),
     ) -> AppResult<(usize, bool)> {
         let cutoff = self.now() - ChronoDuration::from_std(REQUEUE_GRACE).unwrap_or_default();
+        self.requeue_due_before(cutoff, page, time_left).await
+    }
+
+    /// Re-queues, each for when its attempt is due, every pending delivery a process that died
+    /// may have claimed or been about to send (due before a claim lease from now). A queue
+    /// worker calls it as it starts: the sends of the process before it (the local relay sends
+    /// right after committing, with no queue message behind them) died with it.
+    pub async fn requeue_after_restart(&self) -> AppResult<usize> {
+        let cutoff = self.now() + ChronoDuration::from_std(CLAIM_LEASE + Duration::from_secs(1)).unwrap_or_default();
+        Ok(self.requeue_due_before(cutoff, 100, &|| true).await?.0)
+    }
+
+    async fn requeue_due_before(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        page: usize,
+        time_left: &(dyn Fn() -> bool + Sync),
+    ) -> AppResult<(usize, bool)> {
         let cutoff = format!("{}#~", records::sort_time(cutoff));
         let cutoff = &cutoff;
         self.each_due_page(DUE_DELIVERIES, page, time_left, move |partition, after| async move {
-            let (overdue, read, last) = self.due_page(&partition, cutoff, page, after).await?;
+            let (due, read, last) = self.due_page(&partition, cutoff, page, after).await?;
             let mut requeued = 0;
-            for item in overdue {
+            for item in due {
                 let Ok(delivery) = records::decode::<Delivery>(item) else { continue };
-                self.wiring.queue.send(&retry_message(&delivery.value), Duration::ZERO).await?;
+                let wait = (delivery.value.next_attempt_at - self.now()).to_std().unwrap_or_default();
+                self.wiring
+                    .queue
+                    .send(&retry_message(&delivery.value), wait.min(self.wiring.queue.max_delay()))
+                    .await?;
                 requeued += 1;
             }
             Ok((requeued, read, last))
