@@ -197,6 +197,9 @@ impl Review {
         to: &TeamId,
         admin: bool,
     ) -> Result<TeamId, ReviewError> {
+        if !self.is_open() {
+            return Err(ReviewError::NotPending(self.status));
+        }
         if *person == self.created_by_person || *key == self.created_by {
             return Err(EscalationError::BySubmitter.into());
         }
