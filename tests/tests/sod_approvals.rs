@@ -134,17 +134,18 @@ async fn escalation_moves_forward_only_and_the_chain_bounds_the_window(backend: 
     assert_eq!(log["data"].as_array().map(Vec::len), Some(3), "{backend:?}: three escalations: {log}");
 }
 
-per_backend!(the_sweep_escalates_only_within_the_bound);
-/// `onTimeout: escalate` walks the chain on its own, and stops at the bound: an approval whose
-/// time is spent ends (expires) instead of being handed on with no window.
-async fn the_sweep_escalates_only_within_the_bound(backend: Backend) {
+per_backend!(the_sweep_escalates_only_forward_and_within_the_bound);
+/// `onTimeout: escalate` walks the chain on its own, forward only (never back to a tier it had)
+/// and within `createdAt + (tiers + 1) × window`: an approval whose time is spent ends (expires)
+/// instead of being handed on.
+async fn the_sweep_escalates_only_forward_and_within_the_bound(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let tiers: Vec<String> = vec![
-        team(&app, &s.admin, "t1", &[]).await,
-        team(&app, &s.admin, "t2", &[]).await,
-        team(&app, &s.admin, "t3", &[]).await,
-    ];
+    let mut tiers = Vec::new();
+    for name in ["t1", "t2", "t3"] {
+        tiers.push(team(&app, &s.admin, name, &[]).await);
+    }
+    let (x, y) = (team(&app, &s.admin, "x", &[]).await, team(&app, &s.admin, "y", &[]).await);
     let policy = json!({
         "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": TTL,
         "escalationChain": tiers, "onTimeout": "escalate"
@@ -153,21 +154,32 @@ async fn the_sweep_escalates_only_within_the_bound(backend: Backend) {
     let (payment, approval) = app.held_payment(&s, "500.00").await;
     let get = || async { app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1 };
     let created = time(&get().await, "createdAt");
-    // An admin moves it off the chain early: the chain's tiers still follow, within the bound.
-    let (status, body) = app.post(&format!("/v1/approvals/{approval}/escalate"), &s.admin, json!({})).await;
-    assert_eq!((status, body["assignedTeam"].as_str()), (200, Some(tiers[1].as_str())), "{backend:?}: {body}");
-    for step in 1..=4 {
+    let bound = created + chrono::Duration::seconds(4 * TTL);
+    let advance_to = |at: DateTime<Utc>| {
         use countersign_core::ports::Clock;
-        let due = time(&get().await, "expiresAt");
-        app.clock.advance(due - app.clock.now() + chrono::Duration::seconds(1));
-        app.service.sweep(None, 100).await.expect("sweep");
+        app.clock.advance(at - app.clock.now());
+    };
+    // An admin hands it off the chain twice, late in each window.
+    for (seconds, to) in [(59, &x), (118, &y)] {
+        advance_to(created + chrono::Duration::seconds(seconds));
+        let path = format!("/v1/approvals/{approval}/escalate");
+        let (status, body) = app.post(&path, &s.admin, json!({"toTeam": to})).await;
+        assert_eq!((status, body["assignedTeam"].as_str()), (200, Some(to.as_str())), "{backend:?}: {body}");
+    }
+    let mut handed_to = Vec::new();
+    for _ in 0..5 {
         let now = get().await;
-        assert!(time(&now, "expiresAt") <= created + chrono::Duration::seconds(4 * TTL), "{backend:?} {step}: {now}");
-        if now["status"] == "EXPIRED" {
+        if now["status"] != "ESCALATED" {
             break;
         }
+        let due = time(&now, "expiresAt");
+        assert!(due <= bound, "{backend:?}: past the chain's bound: {now}");
+        advance_to(due + chrono::Duration::seconds(1));
+        app.service.sweep(None, 100).await.expect("sweep");
+        handed_to.extend(get().await["assignedTeam"].as_str().map(str::to_string));
     }
-    assert_eq!(get().await["status"], "EXPIRED", "{backend:?}");
+    assert_eq!(get().await["status"], "EXPIRED", "{backend:?}: handed to {handed_to:?}");
+    assert!(!handed_to.contains(&tiers[0]), "{backend:?}: never back to the first tier: {handed_to:?}");
     assert_eq!(app.get(&format!("/v1/payments/{payment}"), &s.agent).await.1["status"], "EXPIRED");
 }
 
