@@ -308,6 +308,26 @@ mod tests {
     }
 
     #[test]
+    fn only_an_admin_hands_a_review_on_forward_and_never_its_asker() {
+        let mut r = review();
+        let (asker, key) = (r.created_by_person.clone(), r.created_by.clone());
+        let (other, admin_key) = (ApiKeyId::generate(), ApiKeyId::generate());
+        let them = Person::Key(other.clone());
+        let (first, second) = (TeamId::generate(), TeamId::generate());
+        let by_submitter = Err(ReviewError::Escalation(EscalationError::BySubmitter));
+        assert_eq!(r.escalation_target(&asker, &key, &first, true), by_submitter);
+        let needs_admin = Err(ReviewError::Escalation(EscalationError::NamedTeamNeedsAdmin));
+        assert_eq!(r.escalation_target(&them, &other, &first, false), needs_admin);
+        let admin = Person::Key(admin_key.clone());
+        assert_eq!(r.escalation_target(&admin, &admin_key, &first, true), Ok(first.clone()));
+        r.escalate(first.clone(), 3600, Utc::now()).expect("escalate");
+        r.escalate(second.clone(), 3600, Utc::now()).expect("escalate");
+        assert_eq!(r.previous_teams, vec![first.clone()]);
+        let had = Err(ReviewError::Escalation(EscalationError::AlreadyAssigned(first.clone())));
+        assert_eq!(r.escalation_target(&admin, &admin_key, &first, true), had);
+    }
+
+    #[test]
     fn expiry_needs_the_due_time_and_closes_the_review() {
         let mut r = review();
         let later = r.expires_at + Duration::seconds(1);
