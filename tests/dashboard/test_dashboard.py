@@ -326,13 +326,21 @@ def test_reviews_share_the_queue_with_their_proposed_action(server, page):
     decision = org.call("GET", f"/reviews/{modified}/decision", org.reviewer)
     assert decision["modified_action"] == "Deactivate the account instead"
 
-    # Escalating a review needs a team: refused without one, done with one.
+    # Escalating a review needs a team: refused without one. A review has no chain, so only an
+    # admin names the team (issue 21): the reviewer is refused, the admin hands it on.
     escalated = org.review("Issue a 30% goodwill credit", task_type="credit")
     legal = org.call("POST", "/v1/teams", org.admin, {"name": "Legal", "members": []})["id"]
     page.goto(f"{server}/dashboard")
     open_item(page, "credit: Issue a 30% goodwill credit")
     page.get_by_role("button", name="Escalate").click()
     expect(page.get_by_role("alert")).to_contain_text("Escalate to")
+    page.get_by_label("Escalate to").select_option(label="Legal")
+    page.get_by_role("button", name="Escalate").click()
+    expect(page.get_by_role("alert")).to_contain_text("admin key names the team")
+    expect(page.locator("#status")).to_have_text("PENDING")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, server, org.admin)
+    open_item(page, "credit: Issue a 30% goodwill credit")
     page.get_by_label("Escalate to").select_option(label="Legal")
     page.get_by_role("button", name="Escalate").click()
     expect(page.locator("#status")).to_have_text("ESCALATED")

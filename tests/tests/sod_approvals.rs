@@ -134,17 +134,18 @@ async fn escalation_moves_forward_only_and_the_chain_bounds_the_window(backend: 
     assert_eq!(log["data"].as_array().map(Vec::len), Some(3), "{backend:?}: three escalations: {log}");
 }
 
-per_backend!(the_sweep_escalates_only_within_the_bound);
-/// `onTimeout: escalate` walks the chain on its own, and stops at the bound: an approval whose
-/// time is spent ends (expires) instead of being handed on with no window.
-async fn the_sweep_escalates_only_within_the_bound(backend: Backend) {
+per_backend!(the_sweep_escalates_only_forward_and_within_the_bound);
+/// `onTimeout: escalate` walks the chain on its own, forward only (never back to a tier it had)
+/// and within `createdAt + (tiers + 1) × window`: an approval whose time is spent ends (expires)
+/// instead of being handed on.
+async fn the_sweep_escalates_only_forward_and_within_the_bound(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let tiers: Vec<String> = vec![
-        team(&app, &s.admin, "t1", &[]).await,
-        team(&app, &s.admin, "t2", &[]).await,
-        team(&app, &s.admin, "t3", &[]).await,
-    ];
+    let mut tiers = Vec::new();
+    for name in ["t1", "t2", "t3"] {
+        tiers.push(team(&app, &s.admin, name, &[]).await);
+    }
+    let (x, y) = (team(&app, &s.admin, "x", &[]).await, team(&app, &s.admin, "y", &[]).await);
     let policy = json!({
         "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": TTL,
         "escalationChain": tiers, "onTimeout": "escalate"
@@ -153,21 +154,32 @@ async fn the_sweep_escalates_only_within_the_bound(backend: Backend) {
     let (payment, approval) = app.held_payment(&s, "500.00").await;
     let get = || async { app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1 };
     let created = time(&get().await, "createdAt");
-    // An admin moves it off the chain early: the chain's tiers still follow, within the bound.
-    let (status, body) = app.post(&format!("/v1/approvals/{approval}/escalate"), &s.admin, json!({})).await;
-    assert_eq!((status, body["assignedTeam"].as_str()), (200, Some(tiers[1].as_str())), "{backend:?}: {body}");
-    for step in 1..=4 {
+    let bound = created + chrono::Duration::seconds(4 * TTL);
+    let advance_to = |at: DateTime<Utc>| {
         use countersign_core::ports::Clock;
-        let due = time(&get().await, "expiresAt");
-        app.clock.advance(due - app.clock.now() + chrono::Duration::seconds(1));
-        app.service.sweep(None, 100).await.expect("sweep");
+        app.clock.advance(at - app.clock.now());
+    };
+    // An admin hands it off the chain twice, late in each window.
+    for (seconds, to) in [(59, &x), (118, &y)] {
+        advance_to(created + chrono::Duration::seconds(seconds));
+        let path = format!("/v1/approvals/{approval}/escalate");
+        let (status, body) = app.post(&path, &s.admin, json!({"toTeam": to})).await;
+        assert_eq!((status, body["assignedTeam"].as_str()), (200, Some(to.as_str())), "{backend:?}: {body}");
+    }
+    let mut handed_to = Vec::new();
+    for _ in 0..5 {
         let now = get().await;
-        assert!(time(&now, "expiresAt") <= created + chrono::Duration::seconds(4 * TTL), "{backend:?} {step}: {now}");
-        if now["status"] == "EXPIRED" {
+        if now["status"] != "ESCALATED" {
             break;
         }
+        let due = time(&now, "expiresAt");
+        assert!(due <= bound, "{backend:?}: past the chain's bound: {now}");
+        advance_to(due + chrono::Duration::seconds(1));
+        app.service.sweep(None, 100).await.expect("sweep");
+        handed_to.extend(get().await["assignedTeam"].as_str().map(str::to_string));
     }
-    assert_eq!(get().await["status"], "EXPIRED", "{backend:?}");
+    assert_eq!(get().await["status"], "EXPIRED", "{backend:?}: handed to {handed_to:?}");
+    assert!(!handed_to.contains(&tiers[0]), "{backend:?}: never back to the first tier: {handed_to:?}");
     assert_eq!(app.get(&format!("/v1/payments/{payment}"), &s.agent).await.1["status"], "EXPIRED");
 }
 
@@ -458,4 +470,103 @@ async fn a_key_holds_at_most_sixteen_long_polls(backend: Backend) {
     eventually("the wait held", || app.service.waits_held(&agent_id) == 1).await;
     gone.abort();
     eventually("the dropped wait's slot given back", || app.service.waits_held(&agent_id) == 0).await;
+}
+
+/// A browser without JavaScript for the dashboard: keeps its cookies, follows no redirects.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Browser { base: app.base.clone(), http, cookies: Default::default() }
+    }
+
+    /// Status and body.
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> (u16, String) {
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let req = if cookie.is_empty() { req } else { req.header(reqwest::header::COOKIE, cookie.join("; ")) };
+        let res = req.send().await.expect("request");
+        for set in res.headers().get_all(reqwest::header::SET_COOKIE) {
+            let set = set.to_str().expect("cookie");
+            let pair = set.split(';').next().unwrap_or(set);
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        (res.status().as_u16(), res.text().await.expect("body"))
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Signs in with `key`; returns the CSRF token of the signed-in pages.
+    async fn signed_in(&mut self, key: &str) -> String {
+        let (_, page) = self.get("/dashboard/sign-in").await;
+        let token = csrf(&page);
+        let (status, page) =
+            self.post("/dashboard/sign-in", &[("csrf", &token), ("api_key", key), ("next", "/dashboard")]).await;
+        assert_eq!(status, 303, "{page}");
+        let (status, queue) = self.get("/dashboard").await;
+        assert_eq!(status, 200, "{queue}");
+        csrf(&queue)
+    }
+}
+
+/// The value of a page's hidden `csrf` field.
+fn csrf(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[start..].split('"').next().expect("value").to_string()
+}
+
+per_backend!(the_dashboards_escalate_button_keeps_the_same_rules);
+/// The dashboard's Escalate goes through the same rule: the submitter's person is refused
+/// (whatever team it names), the current team is refused, a member names no team; nothing moves.
+async fn the_dashboards_escalate_button_keeps_the_same_rules(backend: Backend) {
+    let app = TestApp::spawn_tuned(backend, |s| {
+        let secret = countersign_core::domain::secret::ServerSecret::new("sod-approvals-dashboard-secret-0123456789");
+        s.session_secret = Some(Arc::new(secret.expect("secret")));
+    })
+    .await;
+    let (s, [ann, ben, first, _]) = two_tiers(&app).await;
+    let third = team(&app, &s.admin, "audit", &[]).await;
+    let perms = ["payments:write", "approvals:read", "approvals:write"];
+    let anns = key_for(&app, &s.admin, Some(&ann), &perms).await;
+    let (status, held) = app.post("/v1/payments", &anns, json!({"from": s.from, "to": s.to, "amount": "500.00"})).await;
+    assert_eq!(status, 202, "{held}");
+    let approval = held["approvalId"].as_str().expect("approval").to_string();
+    let get = || async { app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1 };
+    let before = get().await;
+    let decide = format!("/dashboard/approvals/{approval}/decide");
+
+    let mut browser = Browser::new(&app);
+    let token = browser.signed_in(&anns).await;
+    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate")]).await;
+    assert_eq!(status, 403, "{backend:?}: {page}");
+    assert!(page.contains("SELF_APPROVAL_FORBIDDEN"), "{backend:?}: {page}");
+    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &third)]).await;
+    assert!(status == 403 && page.contains("SELF_APPROVAL_FORBIDDEN"), "{backend:?}: {status} {page}");
+
+    // Ben joins ann's team: he may escalate along the chain, but not name a team.
+    let (status, body) =
+        app.call("PATCH", &format!("/v1/teams/{first}"), Some(&s.admin), Some(json!({"members": [ann, ben]}))).await;
+    assert_eq!(status, 200, "{body}");
+    let bens = key_for(&app, &s.admin, Some(&ben), &["approvals:read", "approvals:write"]).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.signed_in(&bens).await;
+    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &first)]).await;
+    assert!(status == 409 && page.contains("NO_ESCALATION_TARGET"), "{backend:?}: {status} {page}");
+    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &third)]).await;
+    assert!(status == 403 && page.contains("PERMISSION_DENIED"), "{backend:?}: {status} {page}");
+    assert_eq!(get().await, before, "{backend:?}: nothing moved");
 }

@@ -114,7 +114,8 @@ impl EscalateBody {
     }
 }
 
-/// `POST /v1/approvals/{id}/escalate`: to `toTeam`, or the next tier of the policy's chain.
+/// `POST /v1/approvals/{id}/escalate`: forward only, to the next tier of the policy's chain or (admin)
+/// to `toTeam`, a team it never had (the service checks; `Approval::escalation_target`).
 pub async fn escalate(
     State(s): State<AppState>,
     Auth(c): Auth,

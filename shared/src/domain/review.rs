@@ -197,6 +197,9 @@ impl Review {
         to: &TeamId,
         admin: bool,
     ) -> Result<TeamId, ReviewError> {
+        if !self.is_open() {
+            return Err(ReviewError::NotPending(self.status));
+        }
         if *person == self.created_by_person || *key == self.created_by {
             return Err(EscalationError::BySubmitter.into());
         }
@@ -302,6 +305,26 @@ mod tests {
         let k = ApiKeyId::generate();
         assert_eq!(r.decide(decision(&r, &k, DecisionType::Approve), now), Ok(()));
         assert_eq!(r.escalate(team, 600, now), Err(ReviewError::NotPending(ReviewStatus::Approved)));
+    }
+
+    #[test]
+    fn only_an_admin_hands_a_review_on_forward_and_never_its_asker() {
+        let mut r = review();
+        let (asker, key) = (r.created_by_person.clone(), r.created_by.clone());
+        let (other, admin_key) = (ApiKeyId::generate(), ApiKeyId::generate());
+        let them = Person::Key(other.clone());
+        let (first, second) = (TeamId::generate(), TeamId::generate());
+        let by_submitter = Err(ReviewError::Escalation(EscalationError::BySubmitter));
+        assert_eq!(r.escalation_target(&asker, &key, &first, true), by_submitter);
+        let needs_admin = Err(ReviewError::Escalation(EscalationError::NamedTeamNeedsAdmin));
+        assert_eq!(r.escalation_target(&them, &other, &first, false), needs_admin);
+        let admin = Person::Key(admin_key.clone());
+        assert_eq!(r.escalation_target(&admin, &admin_key, &first, true), Ok(first.clone()));
+        r.escalate(first.clone(), 3600, Utc::now()).expect("escalate");
+        r.escalate(second.clone(), 3600, Utc::now()).expect("escalate");
+        assert_eq!(r.previous_teams, vec![first.clone()]);
+        let had = Err(ReviewError::Escalation(EscalationError::AlreadyAssigned(first.clone())));
+        assert_eq!(r.escalation_target(&admin, &admin_key, &first, true), had);
     }
 
     #[test]

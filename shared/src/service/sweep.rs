@@ -278,9 +278,12 @@ impl Countersign {
             if approval.value.on_timeout == OnTimeout::Escalate {
                 // The chain's next tier, while the chain's time bound leaves any; else the
                 // approval ends below as if it had no tier left.
-                let next = approval.value.escalation_target(None, None, false).ok();
                 let from = approval.value.assigned_team.clone();
-                if let Some(next) = next.filter(|team| approval.value.escalate(team.clone(), now).is_ok()) {
+                let escalated = match approval.value.escalation_target(None, None, false) {
+                    Ok(next) => approval.value.escalate(next.clone(), now).is_ok().then_some(next),
+                    Err(_) => None,
+                };
+                if let Some(next) = escalated {
                     tx.update(&approval)?;
                     plan_refund_escalation(self, &mut tx, &approval.value).await?;
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;

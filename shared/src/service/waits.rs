@@ -79,3 +79,22 @@ impl Countersign {
         self.waits.held(key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_holds_sixteen_waits_and_gets_each_back_when_dropped() {
+        let slots = Arc::new(WaitSlots::default());
+        let (mine, theirs) = (ApiKeyId::generate(), ApiKeyId::generate());
+        let held: Vec<WaitSlot> = (0..MAX_WAITS_PER_KEY).map(|_| slots.take(&mine).expect("slot")).collect();
+        assert!(matches!(slots.take(&mine), Err(AppError::TooManyWaits { limit: MAX_WAITS_PER_KEY, .. })));
+        let other = slots.take(&theirs).expect("another key is not held back");
+        drop(held);
+        assert_eq!((slots.held(&mine), slots.held(&theirs)), (0, 1));
+        drop(other);
+        assert!(slots.lock().is_empty(), "no entry left behind");
+        assert!(slots.take(&mine).is_ok());
+    }
+}

@@ -171,8 +171,8 @@ pub struct EscalateApproval {
     pub approval_id: String,
     /// Why it is escalated (up to 1000 characters).
     pub note: Option<String>,
-    /// Hand it to this team (`team_...`); without it, the next tier of the holding policy's
-    /// escalation chain.
+    /// Hand it to this team (`team_...`; admin keys only, a team it never had); without it, the
+    /// next tier of the holding policy's escalation chain.
     pub to_team_id: Option<String>,
 }
 

@@ -64,9 +64,12 @@ what it (or its person) requested: SELF_APPROVAL_FORBIDDEN. Other refusals: \
 APPROVAL_NOT_PENDING, APPROVAL_EXPIRED, ALREADY_VOTED, NOT_ASSIGNED (assigned to a team this \
 key's person is not in). Needs approvals:write.";
 
-const ESCALATE_APPROVAL: &str = "Hand a pending approval to another team: to_team_id, or the \
-next tier of the holding policy's escalation chain (NO_ESCALATION_TARGET when there is none). \
-The approval becomes ESCALATED with a fresh window. Needs approvals:write.";
+const ESCALATE_APPROVAL: &str = "Hand a pending approval forward: to the next tier of the \
+holding policy's escalation chain, or (admin keys only; PERMISSION_DENIED otherwise) to a named \
+to_team_id it has never been assigned. Never back, never to its current team, never when the \
+chain has ended (NO_ESCALATION_TARGET); never by the person who requested it \
+(SELF_APPROVAL_FORBIDDEN). The approval becomes ESCALATED with a fresh window, within \
+createdAt + (chain tiers + 1) x the policy's window. Needs approvals:write.";
 
 const REQUEST_REFUND: &str = "Ask to refund a COMPLETED payment, wholly (no amount: all that \
 is left) or in part (amount as a decimal string): the money goes back from the payee's wallet \
