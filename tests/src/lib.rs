@@ -378,6 +378,37 @@ impl TestApp {
         Scenario { admin, agent, reviewer, from, to }
     }
 
+    /// A new member (a person behind keys) of `admin`'s organisation; its id.
+    pub async fn member(&self, admin: &str, name: &str) -> String {
+        let body = json!({"name": name, "email": format!("{name}@example.com")});
+        let (status, body) = self.post("/v1/members", admin, body).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Asks `minter` to mint a key, bound to `member` when given; the answer as it came.
+    pub async fn mint(&self, minter: &str, member: Option<&str>, permissions: &[&str]) -> (u16, Value) {
+        let mut body = json!({"name": "k", "permissions": permissions});
+        if let Some(m) = member {
+            body["memberId"] = json!(m);
+        }
+        self.post("/v1/api-keys", minter, body).await
+    }
+
+    /// A key minted by `minter`, bound to `member` when given; its secret.
+    pub async fn key_for(&self, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
+        let (status, body) = self.mint(minter, member, permissions).await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().expect("secret").to_string()
+    }
+
+    /// A team of `members`, made by `admin`; its id.
+    pub async fn team(&self, admin: &str, name: &str, members: &[&str]) -> String {
+        let (status, body) = self.post("/v1/teams", admin, json!({"name": name, "members": members})).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
     /// Submits a payment held for approval; returns (payment id, approval id).
     pub async fn held_payment(&self, s: &Scenario, amount: &str) -> (String, String) {
         let (status, body) =

@@ -55,23 +55,6 @@ async fn app(backend: Backend) -> TestApp {
     .await
 }
 
-async fn member(app: &TestApp, admin: &str, name: &str) -> String {
-    let (status, body) =
-        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
-async fn mint(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
-    let mut body = json!({"name": "k", "permissions": permissions});
-    if let Some(m) = member {
-        body["memberId"] = json!(m);
-    }
-    let (status, body) = app.post("/v1/api-keys", minter, body).await;
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().expect("secret").to_string()
-}
-
 /// A payment of 500.00 held for review, submitted by `submitter`; its approval id.
 async fn held_by(app: &TestApp, s: &Scenario, submitter: &str) -> String {
     let body = json!({"from": s.from, "to": s.to, "amount": "500.00"});
@@ -173,18 +156,18 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
     let app = app(backend).await;
     let s = app.scenario("100000.00").await;
     app.policy(&s.admin, &s.from, json!({"name": "above 100", "requireReviewAbove": "100.00"})).await;
-    let sam = member(&app, &s.admin, "sam").await;
+    let sam = app.member(&s.admin, "sam").await;
     let submitters = [
-        ("a member's key", mint(&app, &s.admin, Some(&sam), SUBMITTER).await),
-        ("an unbound key", mint(&app, &s.admin, None, SUBMITTER).await),
+        ("a member's key", app.key_for(&s.admin, Some(&sam), SUBMITTER).await),
+        ("an unbound key", app.key_for(&s.admin, None, SUBMITTER).await),
     ];
-    let reviewer_member = member(&app, &s.admin, "rita").await;
-    let reviewer = mint(&app, &s.admin, Some(&reviewer_member), &["approvals:read", "approvals:write"]).await;
+    let reviewer_member = app.member(&s.admin, "rita").await;
+    let reviewer = app.key_for(&s.admin, Some(&reviewer_member), &["approvals:read", "approvals:write"]).await;
 
     let mut refusals = 0;
     for (shape, submitter) in &submitters {
         // Minted by the submitter's key after the fact: the same person.
-        let minted = mint(&app, submitter, None, &["approvals:read", "approvals:write"]).await;
+        let minted = app.key_for(submitter, None, &["approvals:read", "approvals:write"]).await;
         for door in DOORS {
             let approval = held_by(&app, &s, submitter).await;
             let funds = app.balance(&s.admin, &s.from).await;

@@ -13,26 +13,6 @@ fn field(body: &Value) -> Option<&str> {
     body["error"]["details"]["field"].as_str()
 }
 
-async fn member(app: &TestApp, admin: &str, name: &str) -> String {
-    let (status, body) =
-        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
-async fn member_key(app: &TestApp, admin: &str, member: &str, permissions: &[&str]) -> String {
-    let (status, body) =
-        app.post("/v1/api-keys", admin, json!({"name": "k", "permissions": permissions, "memberId": member})).await;
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().expect("secret").to_string()
-}
-
-async fn team(app: &TestApp, admin: &str, name: &str, members: &[&str]) -> String {
-    let (status, body) = app.post("/v1/teams", admin, json!({"name": name, "members": members})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
 per_backend!(a_held_payment_is_a_review_and_deciding_it_there_pays_once);
 async fn a_held_payment_is_a_review_and_deciding_it_there_pays_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -205,15 +185,16 @@ async fn a_quorum_vote_through_reviews_leaves_it_pending(backend: Backend) {
     app.policy(&s.admin, &s.from, policy).await;
     let (payment, approval) = app.held_payment(&s, "500.00").await;
     let path = format!("/reviews/{approval}/decide");
-    let (ann, ben) = (member(&app, &s.admin, "ann").await, member(&app, &s.admin, "ben").await);
+    let (ann, ben) = (app.member(&s.admin, "ann").await, app.member(&s.admin, "ben").await);
     let perms = ["approvals:read", "approvals:write"];
-    let (anns, bens) = (member_key(&app, &s.admin, &ann, &perms).await, member_key(&app, &s.admin, &ben, &perms).await);
+    let (anns, bens) =
+        (app.key_for(&s.admin, Some(&ann), &perms).await, app.key_for(&s.admin, Some(&ben), &perms).await);
     let (status, vote) = app.post(&path, &anns, json!({"decision_type": "approve"})).await;
     assert_eq!((status, vote["reviewer_name"].as_str()), (200, Some("ann")), "{vote}");
     let (_, read) = app.get(&format!("/reviews/{approval}"), &anns).await;
     assert_eq!((read["status"].as_str(), &read["decision"]), (Some("pending"), &Value::Null), "{read}");
     let (status, again) =
-        app.post(&path, &member_key(&app, &s.admin, &ann, &perms).await, json!({"decision_type": "approve"})).await;
+        app.post(&path, &app.key_for(&s.admin, Some(&ann), &perms).await, json!({"decision_type": "approve"})).await;
     assert_eq!((status, code(&again)), (409, Some("ALREADY_VOTED")), "one person, one vote: {again}");
     let (status, closing) = app.post(&path, &bens, json!({"decision_type": "approve"})).await;
     assert_eq!(status, 200, "{closing}");
@@ -227,8 +208,8 @@ async fn reviews_escalate_to_another_team(backend: Backend) {
     let app = TestApp::spawn_tuned(backend, |s| s.allow_private_webhooks = true).await;
     let admin = app.org("acme").await;
     let agent = app.key(&admin, &["reviews:write"]).await;
-    let (ann, ben) = (member(&app, &admin, "ann").await, member(&app, &admin, "ben").await);
-    let (first, second) = (team(&app, &admin, "desk", &[&ann]).await, team(&app, &admin, "managers", &[&ben]).await);
+    let (ann, ben) = (app.member(&admin, "ann").await, app.member(&admin, "ben").await);
+    let (first, second) = (app.team(&admin, "desk", &[&ann]).await, app.team(&admin, "managers", &[&ben]).await);
     let rule = json!({
         "name": "all to the desk", "priority": 1, "conditions": {"task_type": {"operator": "=", "value": "wire"}},
         "assign_to_team_id": first, "is_active": true
@@ -239,7 +220,7 @@ async fn reviews_escalate_to_another_team(backend: Backend) {
     let id = review["id"].as_str().unwrap();
     assert_eq!(review["assigned_team_id"].as_str(), Some(first.as_str()), "{review}");
     let perms = ["approvals:read", "approvals:write"];
-    let (anns, bens) = (member_key(&app, &admin, &ann, &perms).await, member_key(&app, &admin, &ben, &perms).await);
+    let (anns, bens) = (app.key_for(&admin, Some(&ann), &perms).await, app.key_for(&admin, Some(&ben), &perms).await);
     let path = format!("/reviews/{id}/escalate");
     let elsewhere = app.org("other").await;
     let (_, theirs) = app.post("/v1/teams", &elsewhere, json!({"name": "theirs", "members": []})).await;
@@ -291,13 +272,12 @@ per_backend!(a_held_payment_escalates_through_reviews_along_its_chain);
 async fn a_held_payment_escalates_through_reviews_along_its_chain(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let (ann, ben) = (member(&app, &s.admin, "ann").await, member(&app, &s.admin, "ben").await);
-    let (first, second) =
-        (team(&app, &s.admin, "tier 1", &[&ann]).await, team(&app, &s.admin, "tier 2", &[&ben]).await);
+    let (ann, ben) = (app.member(&s.admin, "ann").await, app.member(&s.admin, "ben").await);
+    let (first, second) = (app.team(&s.admin, "tier 1", &[&ann]).await, app.team(&s.admin, "tier 2", &[&ben]).await);
     let policy = json!({"name": "tiers", "requireReviewAbove": "100.00", "escalationChain": [first, second]});
     app.policy(&s.admin, &s.from, policy).await;
     let (_, approval) = app.held_payment(&s, "500.00").await;
-    let anns = member_key(&app, &s.admin, &ann, &["approvals:read", "approvals:write"]).await;
+    let anns = app.key_for(&s.admin, Some(&ann), &["approvals:read", "approvals:write"]).await;
     let (status, escalated) = app.post(&format!("/reviews/{approval}/escalate"), &anns, json!({})).await;
     assert_eq!(status, 200, "{backend:?}: {escalated}");
     assert_eq!(
@@ -320,16 +300,16 @@ async fn fifty_deciders_escalators_and_sweeps_leave_one_outcome(backend: Backend
     let agent = app.key(&admin, &["reviews:write"]).await;
     let mut members = Vec::new();
     for i in 0..50 {
-        members.push(member(&app, &admin, &format!("m{i}")).await);
+        members.push(app.member(&admin, &format!("m{i}")).await);
     }
     let refs: Vec<&str> = members.iter().map(String::as_str).collect();
-    let desk = team(&app, &admin, "desk", &refs).await;
-    let managers = team(&app, &admin, "managers", &[]).await;
+    let desk = app.team(&admin, "desk", &refs).await;
+    let managers = app.team(&admin, "managers", &[]).await;
     let rule = json!({"name": "desk", "conditions": {}, "assign_to_team_id": desk, "is_active": true});
     assert_eq!(app.post("/routing-rules", &admin, rule).await.0, 201);
     let mut keys = Vec::new();
     for m in &members {
-        keys.push(member_key(&app, &admin, m, &["approvals:read", "approvals:write"]).await);
+        keys.push(app.key_for(&admin, Some(m), &["approvals:read", "approvals:write"]).await);
     }
     let ask = json!({"task_type": "wire", "proposed_action": "wire 9,000 EUR"});
     let (_, raced) = app.post("/reviews", &agent, ask.clone()).await;

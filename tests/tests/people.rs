@@ -9,23 +9,6 @@ fn code(body: &Value) -> Option<&str> {
     body["error"]["code"].as_str()
 }
 
-async fn member(app: &TestApp, admin: &str, name: &str) -> String {
-    let (status, body) =
-        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
-async fn key_for(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
-    let mut body = json!({"name": "k", "permissions": permissions});
-    if let Some(m) = member {
-        body["memberId"] = json!(m);
-    }
-    let (status, body) = app.post("/v1/api-keys", minter, body).await;
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().expect("secret").to_string()
-}
-
 per_backend!(one_person_with_many_keys_cannot_meet_a_quorum);
 async fn one_person_with_many_keys_cannot_meet_a_quorum(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -37,12 +20,12 @@ async fn one_person_with_many_keys_cannot_meet_a_quorum(backend: Backend) {
     )
     .await;
     let (_, approval) = app.held_payment(&s, "500.00").await;
-    let alice = member(&app, &s.admin, "alice").await;
-    let first = key_for(&app, &s.admin, Some(&alice), &["approvals:write", "api_keys:write"]).await;
+    let alice = app.member(&s.admin, "alice").await;
+    let first = app.key_for(&s.admin, Some(&alice), &["approvals:write", "api_keys:write"]).await;
     let mut keys = vec![first.clone()];
     for _ in 0..4 {
         // Minted by alice's key: alice's too.
-        keys.push(key_for(&app, &first, None, &["approvals:write"]).await);
+        keys.push(app.key_for(&first, None, &["approvals:write"]).await);
     }
     let path = format!("/v1/approvals/{approval}/approve");
     let (status, body) = app.post(&path, &keys[0], json!({})).await;
@@ -51,8 +34,8 @@ async fn one_person_with_many_keys_cannot_meet_a_quorum(backend: Backend) {
         let (status, body) = app.post(&path, key, json!({})).await;
         assert_eq!((status, code(&body)), (409, Some("ALREADY_VOTED")), "{backend:?}: {body}");
     }
-    let bob = member(&app, &s.admin, "bob").await;
-    let bobs = key_for(&app, &s.admin, Some(&bob), &["approvals:write"]).await;
+    let bob = app.member(&s.admin, "bob").await;
+    let bobs = app.key_for(&s.admin, Some(&bob), &["approvals:write"]).await;
     let (status, body) = app.post(&path, &bobs, json!({})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("APPROVED")), "{backend:?}: {body}");
 }
@@ -61,21 +44,21 @@ per_backend!(the_submitter_cannot_approve_through_a_key_minted_later);
 async fn the_submitter_cannot_approve_through_a_key_minted_later(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let sam = member(&app, &s.admin, "sam").await;
-    let sams = key_for(&app, &s.admin, Some(&sam), &["payments:write", "approvals:write", "api_keys:write"]).await;
+    let sam = app.member(&s.admin, "sam").await;
+    let sams = app.key_for(&s.admin, Some(&sam), &["payments:write", "approvals:write", "api_keys:write"]).await;
     let (status, held) =
         app.post("/v1/payments", &sams, json!({"from": s.from, "to": s.to, "amount": "2000.00"})).await;
     assert_eq!(status, 202, "{held}");
-    let later = key_for(&app, &sams, None, &["approvals:write"]).await;
+    let later = app.key_for(&sams, None, &["approvals:write"]).await;
     let path = format!("/v1/approvals/{}/approve", held["approvalId"].as_str().unwrap());
     let (status, body) = app.post(&path, &later, json!({})).await;
     assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
     // Only an admin key binds a key to another member (DESIGN 2.1): sam's key cannot mint olga's.
-    let other = member(&app, &s.admin, "olga").await;
+    let other = app.member(&s.admin, "olga").await;
     let body = json!({"name": "k", "permissions": ["approvals:write"], "memberId": other});
     let (status, body) = app.post("/v1/api-keys", &sams, body).await;
     assert_eq!((status, code(&body)), (403, Some("PERMISSION_DENIED")), "{backend:?}: {body}");
-    let olgas = key_for(&app, &s.admin, Some(&other), &["approvals:write"]).await;
+    let olgas = app.key_for(&s.admin, Some(&other), &["approvals:write"]).await;
     assert_eq!(app.post(&path, &olgas, json!({})).await.0, 200);
 }
 
@@ -83,8 +66,8 @@ per_backend!(a_routing_rule_assigns_the_team_that_alone_decides);
 async fn a_routing_rule_assigns_the_team_that_alone_decides(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("100000.00").await;
-    let rita = member(&app, &s.admin, "rita").await;
-    let otto = member(&app, &s.admin, "otto").await;
+    let rita = app.member(&s.admin, "rita").await;
+    let otto = app.member(&s.admin, "otto").await;
     let (status, team) = app.post("/v1/teams", &s.admin, json!({"name": "finance", "members": [rita]})).await;
     assert_eq!(status, 201, "{team}");
     let team_id = team["id"].as_str().unwrap().to_string();
@@ -113,8 +96,8 @@ async fn a_routing_rule_assigns_the_team_that_alone_decides(backend: Backend) {
     assert_eq!(got["assignedTeam"], Value::Null, "no rule matched");
 
     let perms = ["approvals:read", "approvals:write"];
-    let ritas = key_for(&app, &s.admin, Some(&rita), &perms).await;
-    let ottos = key_for(&app, &s.admin, Some(&otto), &perms).await;
+    let ritas = app.key_for(&s.admin, Some(&rita), &perms).await;
+    let ottos = app.key_for(&s.admin, Some(&otto), &perms).await;
     let (_, mine) = app.get("/v1/approvals?assignedToMe=true", &ritas).await;
     assert_eq!(mine["data"].as_array().map(Vec::len), Some(1), "{mine}");
     assert_eq!(app.get("/v1/approvals?assignedToMe=true", &ottos).await.1["data"].as_array().map(Vec::len), Some(0));
@@ -154,12 +137,6 @@ async fn a_reviewer_approves_a_lower_amount(backend: Backend) {
     );
 }
 
-async fn team(app: &TestApp, admin: &str, name: &str, members: &[&str]) -> String {
-    let (status, body) = app.post("/v1/teams", admin, json!({"name": name, "members": members})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
 /// A scenario whose payments above 100.00 are held with a 60 s window for a two-tier chain:
 /// ann's team, then ben's; `on_timeout` as given.
 struct Tiers {
@@ -172,8 +149,8 @@ struct Tiers {
 
 async fn tiers(app: &TestApp, on_timeout: &str) -> Tiers {
     let s = app.scenario("10000.00").await;
-    let (ann, ben) = (member(app, &s.admin, "ann").await, member(app, &s.admin, "ben").await);
-    let (first, second) = (team(app, &s.admin, "tier 1", &[&ann]).await, team(app, &s.admin, "tier 2", &[&ben]).await);
+    let (ann, ben) = (app.member(&s.admin, "ann").await, app.member(&s.admin, "ben").await);
+    let (first, second) = (app.team(&s.admin, "tier 1", &[&ann]).await, app.team(&s.admin, "tier 2", &[&ben]).await);
     let policy = json!({
         "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": 60,
         "escalationChain": [first, second], "onTimeout": on_timeout
@@ -199,7 +176,7 @@ async fn escalation_walks_the_chain_then_the_sweep_expires(backend: Backend) {
         "{backend:?}: {escalated}"
     );
     // The second tier decides now; the first no longer can.
-    let anns = key_for(&app, &s.admin, Some(&ann), &["approvals:write"]).await;
+    let anns = app.key_for(&s.admin, Some(&ann), &["approvals:write"]).await;
     let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), &anns, json!({})).await;
     assert_eq!((status, code(&body)), (403, Some("NOT_ASSIGNED")), "{body}");
 
@@ -218,7 +195,7 @@ async fn a_member_escalates_by_hand_and_timeouts_can_reject(backend: Backend) {
     let (_, approval) = app.held_payment(&s, "500.00").await;
     let perms = ["approvals:read", "approvals:write"];
     let (anns, bens) =
-        (key_for(&app, &s.admin, Some(&ann), &perms).await, key_for(&app, &s.admin, Some(&ben), &perms).await);
+        (app.key_for(&s.admin, Some(&ann), &perms).await, app.key_for(&s.admin, Some(&ben), &perms).await);
     let path = format!("/v1/approvals/{approval}/escalate");
     let (status, body) = app.post(&path, &bens, json!({})).await;
     assert_eq!((status, code(&body)), (403, Some("NOT_ASSIGNED")), "{backend:?}: only the assigned team escalates");
@@ -246,17 +223,17 @@ async fn fifty_approvers_and_escalators_have_one_winner(backend: Backend) {
     let s = app.scenario("10000.00").await;
     let mut members = Vec::new();
     for i in 0..50 {
-        members.push(member(&app, &s.admin, &format!("m{i}")).await);
+        members.push(app.member(&s.admin, &format!("m{i}")).await);
     }
     let refs: Vec<&str> = members.iter().map(String::as_str).collect();
-    let first = team(&app, &s.admin, "tier 1", &refs).await;
-    let second = team(&app, &s.admin, "tier 2", &[]).await;
+    let first = app.team(&s.admin, "tier 1", &refs).await;
+    let second = app.team(&s.admin, "tier 2", &[]).await;
     let policy = json!({"name": "tiers", "requireReviewAbove": "100.00", "escalationChain": [first, second]});
     app.policy(&s.admin, &s.from, policy).await;
     let (payment, approval) = app.held_payment(&s, "500.00").await;
     let mut keys = Vec::new();
     for m in &members {
-        keys.push(key_for(&app, &s.admin, Some(m), &["approvals:write"]).await);
+        keys.push(app.key_for(&s.admin, Some(m), &["approvals:write"]).await);
     }
     let calls = keys.iter().enumerate().map(|(i, key)| {
         let action = if i % 2 == 0 { "approve" } else { "escalate" };

@@ -18,30 +18,6 @@ fn code(body: &Value) -> Option<&str> {
     body["error"]["code"].as_str()
 }
 
-async fn member(app: &TestApp, admin: &str, name: &str) -> String {
-    let (status, body) =
-        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
-/// A key minted by `minter`, for `member` when given.
-async fn key_for(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
-    let mut body = json!({"name": "k", "permissions": permissions});
-    if let Some(m) = member {
-        body["memberId"] = json!(m);
-    }
-    let (status, body) = app.post("/v1/api-keys", minter, body).await;
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().expect("secret").to_string()
-}
-
-async fn team(app: &TestApp, admin: &str, name: &str, members: &[&str]) -> String {
-    let (status, body) = app.post("/v1/teams", admin, json!({"name": name, "members": members})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
 fn time(body: &Value, field: &str) -> DateTime<Utc> {
     body[field].as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{field} in {body}"))
 }
@@ -53,8 +29,8 @@ const TTL: i64 = 60;
 /// (ann, ben, first, second).
 async fn two_tiers(app: &TestApp) -> (countersign_tests::Scenario, [String; 4]) {
     let s = app.scenario("10000.00").await;
-    let (ann, ben) = (member(app, &s.admin, "ann").await, member(app, &s.admin, "ben").await);
-    let (first, second) = (team(app, &s.admin, "tier 1", &[&ann]).await, team(app, &s.admin, "tier 2", &[&ben]).await);
+    let (ann, ben) = (app.member(&s.admin, "ann").await, app.member(&s.admin, "ben").await);
+    let (first, second) = (app.team(&s.admin, "tier 1", &[&ann]).await, app.team(&s.admin, "tier 2", &[&ben]).await);
     let policy = json!({
         "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": TTL,
         "escalationChain": [first, second], "onTimeout": "reject"
@@ -70,11 +46,11 @@ per_backend!(escalation_moves_forward_only_and_the_chain_bounds_the_window);
 async fn escalation_moves_forward_only_and_the_chain_bounds_the_window(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (s, [ann, ben, first, second]) = two_tiers(&app).await;
-    let (third, fourth) = (team(&app, &s.admin, "audit", &[]).await, team(&app, &s.admin, "board", &[]).await);
+    let (third, fourth) = (app.team(&s.admin, "audit", &[]).await, app.team(&s.admin, "board", &[]).await);
     let (payment, approval) = app.held_payment(&s, "500.00").await;
     let perms = ["approvals:read", "approvals:write"];
     let (anns, bens) =
-        (key_for(&app, &s.admin, Some(&ann), &perms).await, key_for(&app, &s.admin, Some(&ben), &perms).await);
+        (app.key_for(&s.admin, Some(&ann), &perms).await, app.key_for(&s.admin, Some(&ben), &perms).await);
     let path = format!("/v1/approvals/{approval}/escalate");
     let get = || async { app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1 };
     let created = time(&get().await, "createdAt");
@@ -143,9 +119,9 @@ async fn the_sweep_escalates_only_forward_and_within_the_bound(backend: Backend)
     let s = app.scenario("10000.00").await;
     let mut tiers = Vec::new();
     for name in ["t1", "t2", "t3"] {
-        tiers.push(team(&app, &s.admin, name, &[]).await);
+        tiers.push(app.team(&s.admin, name, &[]).await);
     }
-    let (x, y) = (team(&app, &s.admin, "x", &[]).await, team(&app, &s.admin, "y", &[]).await);
+    let (x, y) = (app.team(&s.admin, "x", &[]).await, app.team(&s.admin, "y", &[]).await);
     let policy = json!({
         "name": "tiers", "requireReviewAbove": "100.00", "approvalTtlSeconds": TTL,
         "escalationChain": tiers, "onTimeout": "escalate"
@@ -190,8 +166,8 @@ async fn the_submitters_person_never_escalates(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (s, [ann, ben, first, second]) = two_tiers(&app).await;
     let perms = ["payments:write", "approvals:read", "approvals:write", "reviews:write", "api_keys:write"];
-    let anns = key_for(&app, &s.admin, Some(&ann), &perms).await;
-    let minted = key_for(&app, &anns, None, &["approvals:read", "approvals:write"]).await;
+    let anns = app.key_for(&s.admin, Some(&ann), &perms).await;
+    let minted = app.key_for(&anns, None, &["approvals:read", "approvals:write"]).await;
     let (status, held) = app.post("/v1/payments", &anns, json!({"from": s.from, "to": s.to, "amount": "500.00"})).await;
     assert_eq!(status, 202, "{held}");
     let approval = held["approvalId"].as_str().expect("approval").to_string();
@@ -213,16 +189,16 @@ async fn the_submitters_person_never_escalates(backend: Backend) {
     }
     assert_eq!(get().await, before, "{backend:?}: nothing moved");
     // Someone else on ann's team may.
-    let other = member(&app, &s.admin, "otto").await;
+    let other = app.member(&s.admin, "otto").await;
     let (status, body) =
         app.call("PATCH", &format!("/v1/teams/{first}"), Some(&s.admin), Some(json!({"members": [ann, other]}))).await;
     assert_eq!(status, 200, "{body}");
-    let ottos = key_for(&app, &s.admin, Some(&other), &["approvals:write"]).await;
+    let ottos = app.key_for(&s.admin, Some(&other), &["approvals:write"]).await;
     let (status, body) = app.post(&format!("/v1/approvals/{approval}/escalate"), &ottos, json!({})).await;
     assert_eq!((status, body["assignedTeam"].as_str()), (200, Some(second.as_str())), "{backend:?}: {body}");
 
     // A review: its asker's person never escalates it; only an admin names a team.
-    let desk = team(&app, &s.admin, "desk", &[&ann, &ben]).await;
+    let desk = app.team(&s.admin, "desk", &[&ann, &ben]).await;
     let rule = json!({"name": "desk", "priority": 1, "conditions": {"task_type": {"operator": "=", "value": "wire"}},
         "assign_to_team_id": desk, "is_active": true});
     assert_eq!(app.post("/routing-rules", &s.admin, rule).await.0, 201);
@@ -234,7 +210,7 @@ async fn the_submitters_person_never_escalates(backend: Backend) {
         let (status, body) = app.post(&path, key, json!({"to_team_id": second})).await;
         assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
     }
-    let bens = key_for(&app, &s.admin, Some(&ben), &["approvals:write"]).await;
+    let bens = app.key_for(&s.admin, Some(&ben), &["approvals:write"]).await;
     let (status, body) = app.post(&path, &bens, json!({"to_team_id": second})).await;
     assert_eq!((status, code(&body)), (403, Some("PERMISSION_DENIED")), "{backend:?}: a member names no team: {body}");
     let (status, body) = app.post(&path, &s.admin, json!({"to_team_id": desk})).await;
@@ -271,11 +247,11 @@ per_backend!(a_reviews_write_key_reads_only_its_own_persons_reviews);
 async fn a_reviews_write_key_reads_only_its_own_persons_reviews(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.org("acme").await;
-    let carl = member(&app, &admin, "carl").await;
-    let mine = key_for(&app, &admin, Some(&carl), &["reviews:write", "api_keys:write"]).await;
-    let also_mine = key_for(&app, &mine, None, &["reviews:write"]).await;
-    let theirs = key_for(&app, &admin, None, &["reviews:write"]).await;
-    let reviewer = key_for(&app, &admin, None, &["approvals:read"]).await;
+    let carl = app.member(&admin, "carl").await;
+    let mine = app.key_for(&admin, Some(&carl), &["reviews:write", "api_keys:write"]).await;
+    let also_mine = app.key_for(&mine, None, &["reviews:write"]).await;
+    let theirs = app.key_for(&admin, None, &["reviews:write"]).await;
+    let reviewer = app.key_for(&admin, None, &["approvals:read"]).await;
     let (status, review) =
         app.post("/reviews", &mine, json!({"task_type": "wire", "proposed_action": "wire 9,000 EUR"})).await;
     assert_eq!(status, 201, "{review}");
@@ -341,7 +317,7 @@ async fn listing_reviews_reads_only_what_its_page_needs(backend: Backend) {
     let items = counter.clone();
     let app = TestApp::spawn_wrapped(backend, move |inner| Arc::new(CountingStore { inner, items })).await;
     let s = app.scenario("100000.00").await;
-    let agent = key_for(&app, &s.admin, None, &["reviews:write"]).await;
+    let agent = app.key_for(&s.admin, None, &["reviews:write"]).await;
     for _ in 0..3 {
         app.held_payment(&s, "2000.00").await;
     }
@@ -417,9 +393,9 @@ per_backend!(
 async fn a_key_holds_at_most_sixteen_long_polls(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.org("acme").await;
-    let agent = key_for(&app, &admin, None, &["reviews:write"]).await;
+    let agent = app.key_for(&admin, None, &["reviews:write"]).await;
     let agent_id = key_id_of_secret(&agent).expect("key id");
-    let reviewer = key_for(&app, &admin, None, &["approvals:read", "approvals:write"]).await;
+    let reviewer = app.key_for(&admin, None, &["approvals:read", "approvals:write"]).await;
     let (_, review) = app.post("/reviews", &agent, json!({"task_type": "wire", "proposed_action": "wire"})).await;
     let id = review["id"].as_str().expect("id").to_string();
     let wait_url = format!("{}/reviews/{id}/decision?wait=25", app.base);
@@ -539,9 +515,9 @@ async fn the_dashboards_escalate_button_keeps_the_same_rules(backend: Backend) {
     })
     .await;
     let (s, [ann, ben, first, _]) = two_tiers(&app).await;
-    let third = team(&app, &s.admin, "audit", &[]).await;
+    let third = app.team(&s.admin, "audit", &[]).await;
     let perms = ["payments:write", "approvals:read", "approvals:write"];
-    let anns = key_for(&app, &s.admin, Some(&ann), &perms).await;
+    let anns = app.key_for(&s.admin, Some(&ann), &perms).await;
     let (status, held) = app.post("/v1/payments", &anns, json!({"from": s.from, "to": s.to, "amount": "500.00"})).await;
     assert_eq!(status, 202, "{held}");
     let approval = held["approvalId"].as_str().expect("approval").to_string();
@@ -561,7 +537,7 @@ async fn the_dashboards_escalate_button_keeps_the_same_rules(backend: Backend) {
     let (status, body) =
         app.call("PATCH", &format!("/v1/teams/{first}"), Some(&s.admin), Some(json!({"members": [ann, ben]}))).await;
     assert_eq!(status, 200, "{body}");
-    let bens = key_for(&app, &s.admin, Some(&ben), &["approvals:read", "approvals:write"]).await;
+    let bens = app.key_for(&s.admin, Some(&ben), &["approvals:read", "approvals:write"]).await;
     let mut browser = Browser::new(&app);
     let token = browser.signed_in(&bens).await;
     let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &first)]).await;

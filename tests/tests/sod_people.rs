@@ -11,34 +11,6 @@ fn code(body: &Value) -> Option<&str> {
     body["error"]["code"].as_str()
 }
 
-async fn member(app: &TestApp, admin: &str, name: &str) -> String {
-    let (status, body) =
-        app.post("/v1/members", admin, json!({"name": name, "email": format!("{name}@example.com")})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
-/// A key minted by `minter`, bound to `member` when given; returns (status, body).
-async fn mint(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> (u16, Value) {
-    let mut body = json!({"name": "k", "permissions": permissions});
-    if let Some(m) = member {
-        body["memberId"] = json!(m);
-    }
-    app.post("/v1/api-keys", minter, body).await
-}
-
-async fn key_for(app: &TestApp, minter: &str, member: Option<&str>, permissions: &[&str]) -> String {
-    let (status, body) = mint(app, minter, member, permissions).await;
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().expect("secret").to_string()
-}
-
-async fn team(app: &TestApp, admin: &str, name: &str, members: &[&str]) -> String {
-    let (status, body) = app.post("/v1/teams", admin, json!({"name": name, "members": members})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
 /// How many entries the audit log holds for `action`.
 async fn audited(app: &TestApp, admin: &str, action: &str) -> usize {
     let (status, log) = app.get(&format!("/v1/audit-logs?action={action}&limit=100"), admin).await;
@@ -61,18 +33,18 @@ per_backend!(only_an_admin_key_binds_a_key_to_another_member);
 async fn only_an_admin_key_binds_a_key_to_another_member(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let (sam, olga) = (member(&app, &s.admin, "sam").await, member(&app, &s.admin, "olga").await);
-    let sams = key_for(&app, &s.admin, Some(&sam), &["payments:write", "approvals:write", "api_keys:write"]).await;
+    let (sam, olga) = (app.member(&s.admin, "sam").await, app.member(&s.admin, "olga").await);
+    let sams = app.key_for(&s.admin, Some(&sam), &["payments:write", "approvals:write", "api_keys:write"]).await;
     let (status, held) =
         app.post("/v1/payments", &sams, json!({"from": s.from, "to": s.to, "amount": "2000.00"})).await;
     assert_eq!(status, 202, "{held}");
     let approval = held["approvalId"].as_str().expect("approval").to_string();
     // An unbound non-admin key (an agent's) may not either.
-    let agents = key_for(&app, &s.admin, None, &["payments:write", "api_keys:write", "approvals:write"]).await;
+    let agents = app.key_for(&s.admin, None, &["payments:write", "api_keys:write", "approvals:write"]).await;
     let (keys, created) = (key_count(&app, &s.admin).await, audited(&app, &s.admin, "api_key.created").await);
 
     for minter in [&sams, &agents] {
-        let (status, body) = mint(&app, minter, Some(&olga), &["approvals:write"]).await;
+        let (status, body) = app.mint(minter, Some(&olga), &["approvals:write"]).await;
         assert_eq!((status, code(&body)), (403, Some("PERMISSION_DENIED")), "{backend:?}: {body}");
         assert_eq!(body["error"]["details"]["required"], "admin", "{body}");
     }
@@ -81,7 +53,7 @@ async fn only_an_admin_key_binds_a_key_to_another_member(backend: Backend) {
     assert_eq!(approval_status(&app, &s.reviewer, &approval).await, "PENDING", "{backend:?}");
 
     // A key naming its own member is fine: it is that member's anyway, and cannot approve.
-    let (status, own) = mint(&app, &sams, Some(&sam), &["approvals:write"]).await;
+    let (status, own) = app.mint(&sams, Some(&sam), &["approvals:write"]).await;
     assert_eq!((status, own["memberId"].as_str()), (201, Some(sam.as_str())), "{backend:?}: {own}");
     let own = own["secret"].as_str().expect("secret");
     let path = format!("/v1/approvals/{approval}/approve");
@@ -99,7 +71,7 @@ async fn only_an_admin_key_binds_a_key_to_another_member(backend: Backend) {
     assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
 
     // An admin key vouches for olga: hers approves.
-    let olgas = key_for(&app, &s.admin, Some(&olga), &["approvals:write"]).await;
+    let olgas = app.key_for(&s.admin, Some(&olga), &["approvals:write"]).await;
     let (status, body) = app.post(&path, &olgas, json!({})).await;
     assert_eq!((status, body["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{backend:?}: {body}");
 }
@@ -109,13 +81,13 @@ async fn a_key_minted_by_an_unbound_key_is_its_minters_person(backend: Backend) 
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
     // An agent's key, bound to no member, that may mint keys.
-    let agent = key_for(&app, &s.admin, None, &["payments:write", "api_keys:write", "approvals:write"]).await;
+    let agent = app.key_for(&s.admin, None, &["payments:write", "api_keys:write", "approvals:write"]).await;
     let (status, held) =
         app.post("/v1/payments", &agent, json!({"from": s.from, "to": s.to, "amount": "2000.00"})).await;
     assert_eq!(status, 202, "{held}");
     let path = format!("/v1/approvals/{}/approve", held["approvalId"].as_str().expect("approval"));
-    let minted = key_for(&app, &agent, None, &["approvals:write", "api_keys:write"]).await;
-    let grandchild = key_for(&app, &minted, None, &["approvals:write"]).await;
+    let minted = app.key_for(&agent, None, &["approvals:write", "api_keys:write"]).await;
+    let grandchild = app.key_for(&minted, None, &["approvals:write"]).await;
     for key in [&agent, &minted, &grandchild] {
         let (status, body) = app.post(&path, key, json!({})).await;
         assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
@@ -136,11 +108,11 @@ async fn keys_minted_by_a_reviewers_key_count_once_for_a_quorum(backend: Backend
     let (_, approval) = app.held_payment(&s, "500.00").await;
     let path = format!("/v1/approvals/{approval}/approve");
     // A reviewer's key with no member, minted by the admin: a person of its own.
-    let reviewer = key_for(&app, &s.admin, None, &["approvals:write", "api_keys:write"]).await;
+    let reviewer = app.key_for(&s.admin, None, &["approvals:write", "api_keys:write"]).await;
     let (status, body) = app.post(&path, &reviewer, json!({})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")), "{backend:?}: {body}");
     for _ in 0..3 {
-        let more = key_for(&app, &reviewer, None, &["approvals:write"]).await;
+        let more = app.key_for(&reviewer, None, &["approvals:write"]).await;
         let (status, body) = app.post(&path, &more, json!({})).await;
         assert_eq!((status, code(&body)), (409, Some("ALREADY_VOTED")), "{backend:?}: {body}");
     }
@@ -153,8 +125,8 @@ per_backend!(only_an_admin_key_changes_team_membership);
 async fn only_an_admin_key_changes_team_membership(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let (rita, mallory) = (member(&app, &s.admin, "rita").await, member(&app, &s.admin, "mallory").await);
-    let finance = team(&app, &s.admin, "finance", &[&rita]).await;
+    let (rita, mallory) = (app.member(&s.admin, "rita").await, app.member(&s.admin, "mallory").await);
+    let finance = app.team(&s.admin, "finance", &[&rita]).await;
     let organiser = app.key(&s.admin, &["members:write", "policies:write"]).await;
     let (teams, changed) =
         (audited(&app, &s.admin, "team.created").await, audited(&app, &s.admin, "team.updated").await);
@@ -186,8 +158,8 @@ per_backend!(wallet_bound_keys_touch_no_members_teams_routing_or_settings);
 async fn wallet_bound_keys_touch_no_members_teams_routing_or_settings(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("100000.00").await;
-    let rita = member(&app, &s.admin, "rita").await;
-    let finance = team(&app, &s.admin, "finance", &[&rita]).await;
+    let rita = app.member(&s.admin, "rita").await;
+    let finance = app.team(&s.admin, "finance", &[&rita]).await;
     let rule = json!({"name": "all to finance", "priority": 1, "conditions": {}, "assignToTeam": finance});
     let (status, rule) = app.post("/v1/routing-rules", &s.admin, rule).await;
     assert_eq!(status, 201, "{rule}");
@@ -265,9 +237,9 @@ per_backend!(settings_are_read_by_reviewers_and_changed_by_an_admin);
 async fn settings_are_read_by_reviewers_and_changed_by_an_admin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let finance = team(&app, &s.admin, "finance", &[]).await;
+    let finance = app.team(&s.admin, "finance", &[]).await;
     let elsewhere = app.org("elsewhere").await;
-    let theirs = team(&app, &elsewhere, "theirs", &[]).await;
+    let theirs = app.team(&elsewhere, "theirs", &[]).await;
 
     let (status, got) = app.get("/v1/settings", &s.reviewer).await;
     assert_eq!((status, got["defaultTeam"].clone()), (200, Value::Null), "{backend:?}: {got}");
@@ -322,10 +294,10 @@ per_backend!(an_approval_no_rule_or_chain_assigns_goes_to_the_default_team);
 async fn an_approval_no_rule_or_chain_assigns_goes_to_the_default_team(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("100000.00").await;
-    let rita = member(&app, &s.admin, "rita").await;
-    let finance = team(&app, &s.admin, "finance", &[&rita]).await;
+    let rita = app.member(&s.admin, "rita").await;
+    let finance = app.team(&s.admin, "finance", &[&rita]).await;
     let perms = ["approvals:read", "approvals:write"];
-    let ritas = key_for(&app, &s.admin, Some(&rita), &perms).await;
+    let ritas = app.key_for(&s.admin, Some(&rita), &perms).await;
 
     // No default team: anyone with approvals:write decides (documented), as before.
     let (_, open) = app.held_payment(&s, "2000.00").await;
@@ -355,8 +327,8 @@ async fn an_approval_no_rule_or_chain_assigns_goes_to_the_default_team(backend: 
     }
 
     // A routing rule still wins over the default team.
-    let mo = member(&app, &s.admin, "mo").await;
-    let managers = team(&app, &s.admin, "managers", &[&mo]).await;
+    let mo = app.member(&s.admin, "mo").await;
+    let managers = app.team(&s.admin, "managers", &[&mo]).await;
     let rule = json!({"name": "big", "priority": 5, "assignToTeam": managers,
                       "conditions": {"amount": {"operator": ">", "value": 50000}}});
     assert_eq!(app.post("/v1/routing-rules", &s.admin, rule).await.0, 201);
