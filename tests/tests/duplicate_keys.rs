@@ -133,3 +133,24 @@ async fn mcp_tool_arguments_with_a_key_given_twice_are_refused(backend: Backend)
     assert_eq!(app.store.item_count().await, before);
     assert_eq!(app.balance(&s.admin, &s.from).await, "10000.00");
 }
+
+per_backend!(an_mcp_body_over_the_limit_is_refused_before_it_is_read_whole);
+async fn an_mcp_body_over_the_limit_is_refused_before_it_is_read_whole(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let padding = "x".repeat(countersign_core::api::MAX_BODY_BYTES);
+    let request = format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {{"pad": "{padding}"}}}}"#);
+    let res = app
+        .http
+        .post(format!("{}/mcp", app.base))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .bearer_auth(&s.agent)
+        .body(request)
+        .send()
+        .await
+        .expect("mcp request");
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{body}");
+}

@@ -2,7 +2,8 @@
 //! to decide an approval (REST approve and modify, `/reviews` decide, the dashboard, MCP
 //! `decide_approval`, a review link), the person who submitted the payment is refused, through
 //! the key that submitted it and through a key that key minted later, and nothing moves. The
-//! submitter is either bound to a member or an unbound key (a person of its own). The same
+//! submitter is bound to a member, an unbound key (a person of its own), or an admin key bound to
+//! the payer's wallet (every permission on that wallet, still one person). The same
 //! doors then let another person decide, so the refusals are the rule, not a broken door.
 
 use std::sync::Arc;
@@ -157,17 +158,36 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
     let s = app.scenario("100000.00").await;
     app.policy(&s.admin, &s.from, json!({"name": "above 100", "requireReviewAbove": "100.00"})).await;
     let sam = app.member(&s.admin, "sam").await;
+    // A wallet-bound admin key holds every permission on its wallet and is still one person.
+    let bound_admin = {
+        let body = json!({"name": "desk", "permissions": ["admin"], "walletIds": [s.from]});
+        let (status, body) = app.post("/v1/api-keys", &s.admin, body).await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().expect("secret").to_string()
+    };
     let submitters = [
         ("a member's key", app.key_for(&s.admin, Some(&sam), SUBMITTER).await),
         ("an unbound key", app.key_for(&s.admin, None, SUBMITTER).await),
+        ("a wallet-bound admin key", bound_admin.clone()),
     ];
     let reviewer_member = app.member(&s.admin, "rita").await;
     let reviewer = app.key_for(&s.admin, Some(&reviewer_member), &["approvals:read", "approvals:write"]).await;
 
+    // Nor does it vouch for identities: binding a key to another member is refused.
+    let body = json!({"name": "as rita", "permissions": ["approvals:write"], "walletIds": [s.from], "memberId": reviewer_member});
+    let (status, body) = app.post("/v1/api-keys", &bound_admin, body).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{body}");
+
     let mut refusals = 0;
     for (shape, submitter) in &submitters {
         // Minted by the submitter's key after the fact: the same person.
-        let minted = app.key_for(submitter, None, &["approvals:read", "approvals:write"]).await;
+        let minted = {
+            let body =
+                json!({"name": "later", "permissions": ["approvals:read", "approvals:write"], "walletIds": [s.from]});
+            let (status, body) = app.post("/v1/api-keys", submitter, body).await;
+            assert_eq!(status, 201, "{body}");
+            body["secret"].as_str().expect("secret").to_string()
+        };
         for door in DOORS {
             let approval = held_by(&app, &s, submitter).await;
             let funds = app.balance(&s.admin, &s.from).await;
@@ -198,5 +218,5 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
             );
         }
     }
-    assert_eq!(refusals, 2 * DOORS.len() * 2);
+    assert_eq!(refusals, 3 * DOORS.len() * 2);
 }

@@ -26,9 +26,9 @@ async fn subscribe(app: &TestApp, key: &str, receiver: &Receiver, name: &str, ev
     hook["id"].as_str().expect("id").to_string()
 }
 
-/// A key with `webhooks:write`, bound to `wallet`.
+/// A key with `webhooks:write` (and `approvals:read`, to hear approvals), bound to `wallet`.
 async fn wallet_key(app: &TestApp, admin: &str, wallet: &str) -> String {
-    let body = json!({"name": "hooks", "permissions": ["webhooks:write"], "walletIds": [wallet]});
+    let body = json!({"name": "hooks", "permissions": ["webhooks:write", "approvals:read"], "walletIds": [wallet]});
     let (status, key) = app.post("/v1/api-keys", admin, body).await;
     assert_eq!(status, 201, "{key}");
     key["secret"].as_str().expect("secret").to_string()
@@ -299,4 +299,23 @@ async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(*arrivals.lock().unwrap(), [event.id.to_string()]);
+}
+
+countersign_tests::per_backend!(hearing_approvals_and_reviews_needs_approvals_read);
+async fn hearing_approvals_and_reviews_needs_approvals_read(backend: Backend) {
+    let app = TestApp::spawn_tuned(backend, |s| s.allow_private_webhooks = true).await;
+    let s = app.scenario("1000.00").await;
+    let hooks_only = app.key(&s.admin, &["webhooks:write"]).await;
+    // What approvals:read keeps from this key, a subscription would hand it: refused.
+    for events in [json!(["*"]), json!(["approval.approved"]), json!(["review.decided"])] {
+        let body = json!({"url": "http://127.0.0.1:9/h", "events": events});
+        let (status, answer) = app.post("/v1/webhooks", &hooks_only, body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{events}: {answer}");
+    }
+    let body = json!({"url": "http://127.0.0.1:9/h", "events": ["payment.completed"]});
+    let (status, hook) = app.post("/v1/webhooks", &hooks_only, body).await;
+    assert_eq!(status, 201, "{hook}");
+    let path = format!("/v1/webhooks/{}", hook["id"].as_str().expect("id"));
+    let (status, answer) = app.call("PATCH", &path, Some(&hooks_only), Some(json!({"events": ["*"]}))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{answer}");
 }

@@ -97,12 +97,20 @@ impl ApiKey {
         self.permissions.contains(&Permission::Admin)
     }
 
+    /// An admin key bound to no wallet: it speaks for the whole organisation, so it vouches for
+    /// identities, decides outside team assignment and names escalation teams. An admin key bound
+    /// to wallets is an agent's or a desk's key with every permission on those wallets only: it
+    /// stays one person, like any other key.
+    pub fn is_org_admin(&self) -> bool {
+        self.is_admin() && self.wallet_ids.is_empty()
+    }
+
     /// The person a key minted by this one acts for, given the member it asks to be bound to
-    /// (DESIGN 2.1). An admin key vouches for identities: it binds any member, and a key it mints
+    /// (DESIGN 2.1). An organisation's admin key (bound to no wallet) vouches for identities: it binds any member, and a key it mints
     /// unbound is a person of its own (`None`). Any other key mints only keys of its own person,
     /// and may name no member but its own.
     pub fn person_of_minted(&self, member: Option<&MemberId>) -> Result<Option<Person>, MintRefused> {
-        if self.is_admin() {
+        if self.is_org_admin() {
             return Ok(member.cloned().map(Person::Member));
         }
         let mine = self.person();

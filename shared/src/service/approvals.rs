@@ -101,7 +101,7 @@ impl Countersign {
             approval.value.ensure_open(now)?;
             let from = approval.value.assigned_team.clone();
             let by = caller.person();
-            let admin = caller.permissions.contains(&Permission::Admin);
+            let admin = caller.is_org_admin();
             let to = approval.value.escalation_target(Some((&by, &caller.id)), request.to_team.as_ref(), admin)?;
             approval.value.escalate(to.clone(), now)?;
             tx.update(&approval)?;
@@ -123,7 +123,7 @@ impl Countersign {
     /// members, or an admin key. Something unassigned (made before the organisation set a
     /// default team) goes to the default team now; with none, anyone who may decide does.
     pub(crate) async fn ensure_team(&self, caller: &ApiKey, assigned: Option<&TeamId>) -> AppResult<()> {
-        if caller.permissions.contains(&Permission::Admin) {
+        if caller.is_org_admin() {
             return Ok(());
         }
         let team_id = match assigned {
@@ -361,7 +361,7 @@ fn decision_reads(caller: &ApiKey, approval: &Approval, executes: bool) -> Reads
     if let Some(refund) = &approval.refund_id {
         reads.keys.push(refund_key(refund));
     }
-    if !caller.permissions.contains(&Permission::Admin) {
+    if !caller.is_org_admin() {
         reads.keys.push(match &approval.assigned_team {
             Some(team) => team_key(&caller.org_id, team),
             None => settings_key(&caller.org_id),

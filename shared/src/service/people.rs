@@ -68,7 +68,7 @@ fn organiser(caller: &Caller, needed: Permission) -> AppResult<&ApiKey> {
 
 /// Only an admin key changes who is in a team: membership decides who countersigns.
 fn ensure_may_change_membership(caller: &ApiKey) -> AppResult<()> {
-    if caller.is_admin() {
+    if caller.is_org_admin() {
         Ok(())
     } else {
         Err(AppError::PermissionDenied(Permission::Admin))

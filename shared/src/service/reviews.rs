@@ -447,7 +447,7 @@ impl Countersign {
         let to = request.to_team.ok_or(AppError::NoEscalationTarget)?;
         self.read_owned::<Team>(&team_key(org, &to), org).await?;
         let ttl = self.settings.default_approval_ttl_seconds;
-        let admin = key.permissions.contains(&Permission::Admin);
+        let admin = key.is_org_admin();
         let review = self
             .commit(|| async {
                 let mut review: Stored<Review> = self.read_owned(&review_key(id), org).await?;

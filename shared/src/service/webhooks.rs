@@ -69,6 +69,7 @@ impl Countersign {
     pub async fn create_webhook(&self, caller: &Caller, request: NewWebhook) -> AppResult<Webhook> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
+        ensure_may_hear(caller, &request.events)?;
         self.check_target(&request.url).await?;
         self.commit(|| async {
             // Every creation rewrites the organisation record, so two concurrent creations cannot
@@ -157,6 +158,9 @@ impl Countersign {
     pub async fn update_webhook(&self, caller: &Caller, id: &WebhookId, patch: WebhookPatch) -> AppResult<Webhook> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
+        if let Some(events) = &patch.events {
+            ensure_may_hear(caller, events)?;
+        }
         if let Some(url) = &patch.url {
             self.check_target(url).await?;
         }
@@ -300,4 +304,15 @@ impl Countersign {
         })
         .await
     }
+}
+
+/// Approval and review events carry votes, notes, reviewers and decisions: a subscription to
+/// them (or to everything) reads what `approvals:read` reads, so it needs that permission too.
+/// Otherwise `webhooks:write` alone would read every decision the API keeps from it.
+fn ensure_may_hear(caller: &ApiKey, events: &[String]) -> AppResult<()> {
+    let hears_decisions = events.iter().any(|e| e == "*" || e.starts_with("approval.") || e.starts_with("review."));
+    if hears_decisions {
+        require(caller, Permission::ApprovalsRead)?;
+    }
+    Ok(())
 }

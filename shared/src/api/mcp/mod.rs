@@ -15,9 +15,7 @@ mod tools;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
@@ -62,16 +60,14 @@ pub fn routes(service: AppState) -> Router {
 /// any tool runs.
 async fn without_duplicate_keys(request: Request) -> Result<Request, AppError> {
     let (parts, body) = request.into_parts();
-    let bytes = Bytes::from_request(Request::new(body), &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    // Read at most MAX_BODY_BYTES: a larger body is refused before it is buffered whole.
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        if e.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             AppError::PayloadTooLarge
         } else {
             AppError::MalformedBody("could not read the request body".into())
         }
     })?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge);
-    }
     refuse_duplicate_keys(&bytes)?;
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
