@@ -140,10 +140,11 @@ impl Countersign {
     }
 
     /// Sends a delivery whose endpoint is busy back to the queue for a little later. Its next
-    /// attempt moves forward in the same (version-checked) write, so the sweep does not take it
-    /// for a lost message and queue another; only the worker whose write wins enqueues, so a
-    /// delivery has one message however often it bounces. An enqueue that fails after the
-    /// write is an error: the message in hand is redelivered (or the sweep re-queues it).
+    /// attempt moves forward in a version-checked write, so the sweep does not take it for a
+    /// lost message and queue another; only the worker whose write wins enqueues, so a bounce
+    /// replaces the message it handles and the count never grows while the endpoint hangs. An
+    /// enqueue that fails after the write is an error: the queue redelivers the message in hand
+    /// (a relay send has none: the sweep re-queues the overdue delivery).
     async fn bounce(&self, mut delivery: Delivery, version: u64) -> AppResult<()> {
         let delay = busy_delay(delivery.busy_bounces);
         delivery.busy_bounces = delivery.busy_bounces.saturating_add(1);
