@@ -60,9 +60,10 @@ pub fn open_with(dir: &Path, settings: Settings) -> Result<(Arc<Countersign>, St
     Ok(wire(Arc::new(store), Arc::new(SystemClock), settings)?)
 }
 
-/// Messages the worker handles at once. A message holds its place only for one attempt
-/// (its endpoint's slots are limited and waited for briefly: `service::endpoints`), so an
-/// endpoint that hangs holds a few places, never all of them.
+/// Messages the worker handles at once. A message holds its place only for one attempt, and
+/// an organisation's sends hold at most `PLACES_PER_ORG` places for longer than a moment (its lines' slots
+/// and waiting are bounded per organisation, the rest bounce back to the queue at once:
+/// `service::endpoints`), so organisations whose endpoints hang hold a share, never all.
 const IN_FLIGHT: usize = 256;
 
 /// Works the local queue forever: claim due messages, handle each on its own task (so one slow

@@ -110,15 +110,21 @@ async fn endpoint_failing_first(failures: usize) -> (String, Arrivals) {
 
 /// An endpoint that accepts connections and never answers (it keeps them open).
 async fn hanging_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    format!("{}/hook", hanging_host("127.0.0.1").await)
+}
+
+/// `http://ip:port` of a server on loopback address `ip` that accepts connections and never
+/// answers, whatever the path.
+async fn hanging_host(ip: &str) -> String {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
             held.push(socket);
         }
     });
-    url
+    base
 }
 
 /// The local server as `countersign serve` wires it (outbox relay, store-backed queue and its
@@ -174,6 +180,45 @@ async fn a_hanging_endpoint_never_delays_another_organisations_deliveries() {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "org B's approval.created not delivered within 5 s while org A's endpoint hangs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Org A subscribes twelve URLs on two hanging hosts (paths and queries differ, so each is its
+/// own subscription); 250 events give it 3,000 deliveries that never get an answer, more than
+/// the queue worker's places many times over. Org B's next event still reaches B at once, its
+/// retry going through the same queue worker: A's subscriptions share A's line to each host
+/// and A's bounded share of places, and A's turned-away deliveries come back less and less
+/// often.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_hanging_urls_of_one_organisation_never_delay_another_organisations_deliveries() {
+    let (app, _service) = local_server().await;
+    let a = app.scenario("1000000.00").await;
+    let hosts = [hanging_host("127.0.0.1").await, hanging_host("127.0.0.2").await];
+    let urls = ["/h?1", "/h?2", "/h?3", "/h?4", "/h?5", "/h?6", "/a", "/b", "/c", "/d", "/hook", "/other/path"];
+    for (n, path) in urls.iter().enumerate() {
+        let url = format!("{}{path}", hosts[n % 2]);
+        let (status, body) = app.post("/v1/webhooks", &a.admin, json!({"url": url, "events": ["*"]})).await;
+        assert_eq!(status, 201, "{url}: {body}");
+    }
+    let b = app.scenario("10000.00").await;
+    let (b_url, b_arrivals) = endpoint_failing_first(1).await;
+    let (status, body) =
+        app.post("/v1/webhooks", &b.admin, json!({"url": b_url, "events": ["approval.created"]})).await;
+    assert_eq!(status, 201, "{body}");
+
+    for _ in 0..250 {
+        app.held_payment(&a, "1500.00").await;
+    }
+    // A's deliveries that found no place are back from the queue by now, in the worker's pool.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    app.held_payment(&b, "1500.00").await;
+    while b_arrivals.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "org B's approval.created not delivered within 5 s while org A's twelve endpoints hang"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -280,6 +325,7 @@ async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_a_restart() {
         last_status_code: None,
         last_latency_ms: None,
         next_attempt_at: now + chrono::Duration::seconds(60),
+        busy_bounces: 0,
         created_at: now,
         updated_at: now,
         delivered_at: None,

@@ -327,6 +327,7 @@ async fn sweep_requeues_a_delivery_whose_message_was_lost() {
         last_status_code: Some(500),
         last_latency_ms: Some(3),
         next_attempt_at: now - chrono::Duration::minutes(10),
+        busy_bounces: 0,
         created_at: now - chrono::Duration::minutes(11),
         updated_at: now - chrono::Duration::minutes(11),
         delivered_at: None,

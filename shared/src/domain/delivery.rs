@@ -49,9 +49,16 @@ pub struct Delivery {
     pub last_status_code: Option<u16>,
     pub last_latency_ms: Option<u64>,
     pub next_attempt_at: DateTime<Utc>,
+    /// Times in a row its endpoint was too busy to take it (each waits longer); 0 once sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub busy_bounces: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Exponential backoff with jitter: `base · 2^(attempt-1)`, capped, ±25 %.

@@ -8,8 +8,8 @@
 //! re-publishes it; fan-out is idempotent (deliveries are keyed by event and subscription); a
 //! committed delivery not yet sent is re-queued by the next queue worker to start
 //! (`run_queue_worker`), or else by the sweep. Sends wait only for their own
-//! endpoint's slots (`service::endpoints`): a subscriber that never answers delays its own
-//! deliveries, never another organisation's.
+//! organisation's slots to that host (`service::endpoints`): a subscriber that never answers
+//! delays its own organisation's deliveries, never another organisation's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, Weak};

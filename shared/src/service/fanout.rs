@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{self, StreamExt};
+use rand::Rng;
 
 use super::records::{self, delivery_key, webhook_key, Stored, DUE_DELIVERIES};
 use super::Countersign;
@@ -18,8 +19,11 @@ use crate::ports::{HttpOutcome, QueueMessage, SendError, StoreError};
 /// Deliveries of one event (or one batch) worked on at once; a slow endpoint holds only its
 /// own slots (`endpoints`).
 pub const DELIVERY_CONCURRENCY: usize = 32;
-/// How long a delivery whose endpoint has no free slot waits in the queue before trying again.
+/// How long a delivery whose endpoint has no free slot waits in the queue before trying again;
+/// doubled for each bounce in a row, up to `BUSY_ENDPOINT_MAX_DELAY` (a hanging endpoint's
+/// deliveries come round less and less often).
 const BUSY_ENDPOINT_DELAY: Duration = Duration::from_secs(2);
+const BUSY_ENDPOINT_MAX_DELAY: Duration = Duration::from_secs(60);
 const MAX_ERROR_CHARS: usize = 500;
 /// How long a claimed attempt may take before the sweep may hand it to another worker.
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
@@ -46,6 +50,13 @@ pub(crate) enum NextSend {
     Claimed { delivery: Box<Delivery>, version: u64, webhook: Webhook },
     /// The delivery existed already (a re-published event): the retry path decides.
     Existing(DeliveryId),
+}
+
+/// The wait before trying a delivery again after `bounces` bounces in a row, with jitter so
+/// the deliveries a busy endpoint turned away do not all come back at once.
+fn busy_delay(bounces: u32) -> Duration {
+    let raw = BUSY_ENDPOINT_DELAY.saturating_mul(1u32 << bounces.min(8));
+    raw.mul_f64(rand::rng().random_range(0.75..=1.25)).min(BUSY_ENDPOINT_MAX_DELAY)
 }
 
 fn short(text: &str) -> String {
@@ -112,24 +123,41 @@ impl Countersign {
 
     async fn send_next(&self, next: NextSend) -> AppResult<()> {
         match next {
-            NextSend::Claimed { delivery, version, webhook } => match self.endpoints.slot(&webhook.url).await {
-                Some(_slot) => self.send_claimed(*delivery, version, webhook).await,
-                None => self.hand_back(*delivery, version).await,
-            },
+            NextSend::Claimed { delivery, version, webhook } => {
+                match self.endpoints.slot(&webhook.org_id, &webhook.url).await {
+                    Some(_slot) => self.send_claimed(*delivery, version, webhook).await,
+                    None => self.hand_back(*delivery, version).await,
+                }
+            }
             NextSend::Existing(id) => self.deliver_due(&id, None).await,
         }
     }
 
-    /// Gives back a claimed attempt whose endpoint is busy: the delivery goes back to the queue
-    /// for `BUSY_ENDPOINT_DELAY`, its attempt not spent.
+    /// Gives back a claimed attempt whose endpoint is busy, its attempt not spent.
     async fn hand_back(&self, mut delivery: Delivery, version: u64) -> AppResult<()> {
         delivery.attempts = delivery.attempts.saturating_sub(1);
+        self.bounce(delivery, version).await
+    }
+
+    /// Sends a delivery whose endpoint is busy back to the queue for a little later. Its next
+    /// attempt moves forward in a version-checked write, so the sweep does not take it for a
+    /// lost message and queue another; only the worker whose write wins enqueues, so a bounce
+    /// replaces the message it handles and the count never grows while the endpoint hangs. An
+    /// enqueue that fails after the write is an error: the queue redelivers the message in hand
+    /// (a relay send has none: the sweep re-queues the overdue delivery).
+    async fn bounce(&self, mut delivery: Delivery, version: u64) -> AppResult<()> {
+        let delay = busy_delay(delivery.busy_bounces);
+        delivery.busy_bounces = delivery.busy_bounces.saturating_add(1);
         delivery.updated_at = self.now();
-        delivery.next_attempt_at =
-            delivery.updated_at + ChronoDuration::from_std(BUSY_ENDPOINT_DELAY).unwrap_or_default();
-        // Enqueue before saving: a lost save leaves the claim to run out (the sweep re-queues).
-        self.wiring.queue.send(&retry_message(&delivery), BUSY_ENDPOINT_DELAY).await?;
-        self.save_delivery(&delivery, version).await
+        delivery.next_attempt_at = delivery.updated_at + ChronoDuration::from_std(delay).unwrap_or_default();
+        match self.store.transact(vec![records::update(&delivery, version)?]).await {
+            Ok(()) => {}
+            // Another worker moved it on (sent it, or bounced it and queued its message).
+            Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.wiring.queue.send(&retry_message(&delivery), delay.min(self.wiring.queue.max_delay())).await?;
+        Ok(())
     }
 
     /// Creates the one delivery of `event` to `webhook` with its first attempt claimed; `None`
@@ -149,6 +177,7 @@ impl Countersign {
             last_status_code: None,
             last_latency_ms: None,
             next_attempt_at: now + ChronoDuration::from_std(CLAIM_LEASE).unwrap_or_default(),
+            busy_bounces: 0,
             created_at: now,
             updated_at: now,
             delivered_at: None,
@@ -195,12 +224,12 @@ impl Countersign {
             delivery.updated_at = now;
             return self.save_delivery(&delivery, stored.version).await;
         };
-        let Some(_slot) = self.endpoints.slot(&webhook.url).await else {
+        let Some(_slot) = self.endpoints.slot(&webhook.org_id, &webhook.url).await else {
             // The endpoint is busy: try again a little later, nothing claimed or spent.
-            self.wiring.queue.send(&retry_message(&delivery), BUSY_ENDPOINT_DELAY).await?;
-            return Ok(());
+            return self.bounce(delivery, stored.version).await;
         };
         delivery.attempts += 1;
+        delivery.busy_bounces = 0;
         delivery.updated_at = now;
         // If this worker dies mid-attempt, the sweep re-queues the delivery once the lease is over.
         delivery.next_attempt_at = now + ChronoDuration::from_std(CLAIM_LEASE).unwrap_or_default();

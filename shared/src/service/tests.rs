@@ -344,6 +344,7 @@ async fn a_failing_sweep_phase_does_not_stop_the_others() {
         last_status_code: None,
         last_latency_ms: None,
         next_attempt_at: now,
+        busy_bounces: 0,
         created_at: now,
         updated_at: now,
         delivered_at: None,
@@ -352,4 +353,46 @@ async fn a_failing_sweep_phase_does_not_stop_the_others() {
     *w.clock.0.lock().expect("clock") += Duration::seconds(61);
     let summary = w.service.sweep(None, 100).await.expect("sweep");
     assert_eq!((summary.phases_failed, summary.approvals_expired), (1, 1), "{summary:?}");
+}
+
+/// A delivery whose endpoint stays busy bounces back to the queue, and each bounce moves its
+/// next attempt forward: the sweep never takes it for a lost message, so however long the
+/// endpoint hangs, one message (not one more per sweep) stands for the delivery.
+#[tokio::test]
+async fn a_busy_endpoint_bounce_moves_the_next_attempt_so_the_sweep_adds_no_messages() {
+    use crate::domain::delivery::Delivery;
+    use crate::ports::QueueMessage;
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = Arc::new(MovableClock(Mutex::new(Utc::now())));
+    let (client, queue) = (Arc::new(FailingClient::default()), Arc::new(KeptQueue::default()));
+    let wiring = Wiring { client: client.clone(), queue: queue.clone(), ..Wiring::default() };
+    let service = Countersign::new(store, clock.clone(), Settings::default()).with_wiring(wiring);
+    let org = service.create_organization(&Caller::Operator, "acme".into()).await.expect("org");
+    let admin = Caller::Key(org.admin_key.key);
+    let url = url::Url::parse("https://93.184.216.34/hook").expect("url");
+    let hook = NewWebhook { url: url.clone(), events: vec!["*".into()], enabled: None };
+    let hook = service.create_webhook(&admin, hook).await.expect("webhook");
+    // Every slot of the endpoint is held (sends that hang).
+    let mut held = Vec::new();
+    for _ in 0..endpoints::SLOTS_PER_ENDPOINT {
+        held.push(service.endpoints.slot(&org.organization.id, url.as_str()).await.expect("a free slot"));
+    }
+    let event = Event::new(&org.organization.id, "approval.created", serde_json::json!({}), Utc::now());
+    service.handle_message(&QueueMessage::Event { event: event.clone() }).await.expect("fanned out");
+    let id = crate::domain::ids::DeliveryId::for_event(&event.id, &hook.id);
+    for round in 0..4 {
+        let queued = std::mem::take(&mut *queue.0.lock().expect("queue"));
+        assert_eq!(queued.len(), 1, "round {round}: one message stands for the delivery: {queued:?}");
+        // Later than any bounce's wait, earlier than a lost message's grace beyond it.
+        *clock.0.lock().expect("clock") += Duration::seconds(200);
+        for message in &queued {
+            service.handle_message(message).await.expect("bounced");
+        }
+        let stored = service.read::<Delivery>(&records::delivery_key(&id)).await.expect("read").expect("delivery");
+        assert!(stored.value.next_attempt_at > service.now(), "round {round}: the bounce moved the next attempt");
+        assert_eq!(stored.value.attempts, 0, "round {round}: no attempt made");
+        service.requeue_phase(100, &|| true).await.expect("sweep");
+    }
+    assert_eq!(client.0.load(std::sync::atomic::Ordering::SeqCst), 0, "never sent: the endpoint stayed busy");
+    drop(held);
 }
