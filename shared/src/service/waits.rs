@@ -252,7 +252,11 @@ impl Countersign {
 
 #[cfg(test)]
 mod tests {
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::adapters::sqlite::SqliteStore;
+    use crate::ports::{Clock, Item, Queued};
 
     #[test]
     fn a_key_holds_sixteen_waits_and_gets_each_back_when_dropped() {
@@ -266,5 +270,81 @@ mod tests {
         drop(other);
         assert!(slots.lock().is_empty(), "no entry left behind");
         assert!(slots.take(&mine).is_ok());
+    }
+
+    /// The embedded store, claiming to be remote: slots go to the store.
+    struct Remote(SqliteStore);
+
+    #[async_trait]
+    impl Store for Remote {
+        async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+            self.0.get(key).await
+        }
+        fn reads_are_round_trips(&self) -> bool {
+            true
+        }
+        async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
+            self.0.apply(writes, token).await
+        }
+        async fn queue(
+            &self,
+            writes: &[Write],
+            token: Option<&TxToken>,
+            after: &[TxToken],
+        ) -> Result<Queued, StoreError> {
+            self.0.queue(writes, token, after).await
+        }
+        async fn query(&self, query: Query) -> Result<Vec<Item>, StoreError> {
+            self.0.query(query).await
+        }
+    }
+
+    struct At(Mutex<DateTime<Utc>>);
+
+    impl Clock for At {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn too_many_waits<T>(result: AppResult<T>) -> bool {
+        matches!(result, Err(AppError::TooManyWaits { limit: MAX_WAITS_PER_KEY, .. }))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn stored_slots_cap_a_key_under_races_and_free_themselves_after_their_ttl() {
+        let store: Arc<dyn Store> = Arc::new(Remote(SqliteStore::in_memory().unwrap()));
+        let clock = Arc::new(At(Mutex::new(Utc::now())));
+        // Two instances over one store.
+        let one = Countersign::new(store.clone(), clock.clone(), Default::default());
+        let two = Countersign::new(store.clone(), clock.clone(), Default::default());
+        let (mine, theirs) = (ApiKeyId::generate(), ApiKeyId::generate());
+        let wait = Duration::from_secs(25);
+        // 16 at once: a write lost to another takes the next free slot, never a 429.
+        let takes = (0..MAX_WAITS_PER_KEY).map(|n| {
+            let (service, key) = (if n % 2 == 0 { &one } else { &two }, &mine);
+            async move { service.take_stored_slot(key, wait).await }
+        });
+        let mut held: Vec<StoredSlot> = futures::future::try_join_all(takes).await.expect("16 slots");
+        assert!(too_many_waits(one.take_stored_slot(&mine, wait).await));
+        assert!(too_many_waits(two.take_stored_slot(&mine, wait).await));
+        let other = two.take_stored_slot(&theirs, wait).await.expect("another key is not held back");
+
+        // One given back: one more may wait.
+        held.pop().expect("slot").delete().await;
+        held.push(one.take_stored_slot(&mine, wait).await.expect("the slot given back"));
+        assert!(too_many_waits(two.take_stored_slot(&mine, wait).await));
+
+        // Holders that never give their slots back (crashed): free once the TTL has passed.
+        *clock.0.lock().unwrap() += wait + SLOT_MARGIN;
+        let taken_over = two.take_stored_slot(&mine, wait).await.expect("an expired slot");
+        // The former holder's late delete leaves the new holder's slot alone.
+        for slot in held.drain(..).filter(|s| s.key == taken_over.key) {
+            slot.delete().await;
+        }
+        assert!(store.get(&taken_over.key).await.unwrap().is_some(), "the new holder keeps its slot");
+        other.delete().await;
+        let left = store.query(Query::new(Index::Primary, wait_partition(&theirs), 20)).await.unwrap();
+        assert!(left.is_empty(), "a slot given back is deleted: {left:?}");
     }
 }
