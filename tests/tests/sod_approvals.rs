@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use countersign_core::domain::ids::ApiKeyId;
+use countersign_core::domain::org::hash_secret;
 use countersign_core::domain::org::key_id_of_secret;
-use countersign_core::ports::{Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
-use countersign_tests::{per_backend, Backend, TestApp};
+use countersign_core::ports::{Clock, Index, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
+use countersign_core::service::{Countersign, Settings};
+use countersign_tests::{per_backend, Backend, ManualClock, TestApp, TestStore, OPERATOR_KEY};
 use serde_json::{json, Value};
 
 fn code(body: &Value) -> Option<&str> {
@@ -446,6 +449,118 @@ async fn a_key_holds_at_most_sixteen_long_polls(backend: Backend) {
     eventually("the wait held", || app.service.waits_held(&agent_id) == 1).await;
     gone.abort();
     eventually("the dropped wait's slot given back", || app.service.waits_held(&agent_id) == 0).await;
+}
+
+/// The same key's slots as another instance sees them: the items of its `WAIT#` partition.
+async fn stored_slots(store: &TestStore, key: &ApiKeyId) -> Vec<Item> {
+    let query = Query::new(Index::Primary, format!("WAIT#{key}"), 100);
+    store.store().query(query).await.expect("slots")
+}
+
+/// Polls `check` until it holds, for at most 10 s (a liveness bound, not a timing).
+async fn eventually_async<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    for _ in 0..1000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+/// On DynamoDB the cap holds across instances (on Lambda each one serves one request at a time):
+/// two services over one table, each holding 8 waits of one key, refuse the 17th on either with
+/// 429 and `Retry-After`; another key still waits; once the waits end the key waits again; and
+/// slots a crashed instance never gave back free themselves when their TTL passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_long_poll_cap_holds_across_instances_on_dynamodb() {
+    let store = TestStore::new(Backend::Dynamo).await;
+    let clock = ManualClock::new();
+    let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
+    let instance = || Countersign::new(store.store(), clock.clone(), settings.clone()).without_lanes();
+    let one = TestApp::serve(store.clone(), clock.clone(), instance()).await;
+    let two = TestApp::serve(store.clone(), clock.clone(), instance()).await;
+    let admin = one.org("acme").await;
+    let agent = one.key_for(&admin, None, &["reviews:write"]).await;
+    let agent_id = key_id_of_secret(&agent).expect("key id");
+    let reviewer = one.key_for(&admin, None, &["approvals:read", "approvals:write"]).await;
+    let (_, review) = one.post("/reviews", &agent, json!({"task_type": "wire", "proposed_action": "wire"})).await;
+    let id = review["id"].as_str().expect("id").to_string();
+    let waits: Vec<_> = [&one, &two]
+        .into_iter()
+        .flat_map(|app| std::iter::repeat_n(app, 8))
+        .map(|app| {
+            let request =
+                app.http.get(format!("{}/reviews/{id}/decision?wait=25", app.base)).bearer_auth(&agent).send();
+            tokio::spawn(async move {
+                let res = request.await.expect("wait");
+                (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    // A wait is counted once its slot is taken.
+    let held = || (one.service.waits_held(&agent_id), two.service.waits_held(&agent_id));
+    eventually("8 waits held by each instance", || held() == (8, 8)).await;
+
+    for app in [&one, &two] {
+        let res = app.http.get(format!("{}/reviews/{id}/decision?wait=5", app.base)).bearer_auth(&agent).send();
+        let res = res.await.expect("17th");
+        let retry_after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (status, body) = (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null));
+        assert_eq!((status, code(&body)), (429, Some("RATE_LIMIT_EXCEEDED")), "{}: {body}", app.base);
+        assert!(retry_after.as_deref().and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r > 0), "{retry_after:?}");
+        let ask = json!({"task_type": "wire", "proposed_action": "again", "blocking": true});
+        let (status, body) = app.post("/reviews", &agent, ask).await;
+        assert_eq!((status, code(&body)), (429, Some("RATE_LIMIT_EXCEEDED")), "{}: {body}", app.base);
+        let (_, body) =
+            mcp_call(app, &agent, "wait_for_decision", json!({"approval_id": id, "timeout_seconds": 1})).await;
+        let text = body["result"]["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(body["result"]["isError"] == true && text.contains("RATE_LIMIT_EXCEEDED"), "MCP: {body}");
+    }
+    assert_eq!(stored_slots(&store, &agent_id).await.len(), 16, "the 16 slots, in the table both instances share");
+    // Another key is not held back.
+    let (status, body) = two.get(&format!("/reviews/{id}/decision?wait=1"), &reviewer).await;
+    assert_eq!((status, body), (200, Value::Null));
+
+    // A decision ends the 16 waits; their slots are deleted and the key waits again.
+    let (status, body) =
+        two.post(&format!("/reviews/{id}/decide"), &reviewer, json!({"decision_type": "approve"})).await;
+    assert_eq!(status, 200, "{body}");
+    for wait in waits {
+        let (status, body) = wait.await.expect("wait task");
+        assert_eq!((status, body["decision_type"].as_str()), (200, Some("approve")), "{body}");
+    }
+    eventually_async("slots deleted", || async { stored_slots(&store, &agent_id).await.is_empty() }).await;
+    let (_, pending) = one.post("/reviews", &agent, json!({"task_type": "wire", "proposed_action": "later"})).await;
+    let pending = pending["id"].as_str().expect("id").to_string();
+    let (status, body) = two.get(&format!("/reviews/{pending}/decision?wait=1"), &agent).await;
+    assert_eq!((status, body), (200, Value::Null));
+
+    // An instance that crashed holding 16 slots: the key is refused until their TTL passes.
+    let ttl = clock.now().timestamp() + 40;
+    let writes: Vec<Write> = (0..16)
+        .map(|n| {
+            let item = Item {
+                key: Key::new(format!("WAIT#{agent_id}"), n.to_string()),
+                version: 1,
+                indexes: Default::default(),
+                expires_at_epoch: Some(ttl),
+                body: json!({"apiKeyId": agent_id, "slot": n}).into(),
+            };
+            Write::Put { item, expect: countersign_core::ports::Expect::Absent }
+        })
+        .collect();
+    store.store().apply(&writes, None).await.expect("crashed slots");
+    let (status, body) = one.get(&format!("/reviews/{pending}/decision?wait=1"), &agent).await;
+    assert_eq!((status, code(&body)), (429, Some("RATE_LIMIT_EXCEEDED")), "{body}");
+    clock.advance(chrono::Duration::seconds(41));
+    let (status, body) = one.get(&format!("/reviews/{pending}/decision?wait=1"), &agent).await;
+    assert_eq!((status, body), (200, Value::Null), "expired slots are free");
+    eventually_async("the slot taken over is given back", || async {
+        let slots = stored_slots(&store, &agent_id).await;
+        slots.len() == 15 && slots.iter().all(|s| s.expires_at_epoch == Some(ttl))
+    })
+    .await;
 }
 
 /// A browser without JavaScript for the dashboard: keeps its cookies, follows no redirects.

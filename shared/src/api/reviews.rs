@@ -304,13 +304,13 @@ pub async fn create(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> 
     c.authorize(Permission::ReviewsWrite)?;
     let (request, blocking) = wire::parse::<ReviewBody>(b)?.try_into_domain()?;
     // A blocking create takes its wait slot first: refused (429), it writes nothing.
-    let slot = if blocking { Some(s.wait_slot(&c)?) } else { None };
+    let slot = if blocking { Some(s.wait_slot(&c, s.settings().review_wait).await?) } else { None };
     let review = s.create_review(&c, request).await?;
     let Some(slot) = slot else {
         return Ok(respond(StatusCode::CREATED, &ReviewView::from(&ReviewEntry::Review(review))));
     };
     let target = ReviewRef::Review(review.id);
-    let entry = s.await_review_in(&slot, &c, &target, s.settings().review_wait).await?;
+    let entry = s.await_review_in(slot, &c, &target, s.settings().review_wait).await?;
     let status = if entry.decision().is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(respond(status, &ReviewView::from(&entry)))
 }

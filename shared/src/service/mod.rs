@@ -144,7 +144,8 @@ pub struct Countersign {
     lanes: Option<Arc<lanes::Lanes>>,
     /// Webhook sends in flight per endpoint, so a hanging one holds only its own slots.
     endpoints: Arc<endpoints::Endpoints>,
-    /// Long-polls held per key in this process (`waits`).
+    /// Long-polls held per key in this process (`waits`): the cap itself on the embedded store;
+    /// on a remote one the slots are items in the store, so the cap holds across instances.
     waits: Arc<waits::WaitSlots>,
 }
 

@@ -26,6 +26,7 @@
 //! | review by id | primary | `REVIEW#id` / `REVIEW` |
 //! | org's reviews, newest first (± status) | byOrg / byStatus | `ORG#o#REVIEW`, `ORG#o#REVIEW#<STATUS>` / id |
 //! | reviews due for expiry | due | `REVIEW#<0..15>` / `expiresAt#id` (only while open) |
+//! | long-polls a key holds (remote store only) | primary | `WAIT#<key id>` / `0`..`15` (TTL: the wait + 30 s) |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;

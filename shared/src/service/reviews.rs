@@ -177,20 +177,26 @@ impl Countersign {
     /// once per `POLL_EVERY`; returns it as last read. A wait (not a single read) holds one of
     /// the key's wait slots throughout (429 when it has none left).
     pub async fn await_review(&self, caller: &Caller, target: &ReviewRef, wait: Duration) -> AppResult<ReviewEntry> {
-        let _slot = if wait.is_zero() { None } else { Some(self.wait_slot(caller)?) };
-        self.await_review_holding(caller, target, wait).await
+        if wait.is_zero() {
+            return self.await_review_holding(caller, target, wait).await;
+        }
+        let slot = self.wait_slot(caller, wait).await?;
+        self.await_review_in(slot, caller, target, wait).await
     }
 
     /// `await_review` for a caller that took its wait slot already (`wait_slot`: a blocking
-    /// create takes it before writing the review, so a refused wait writes nothing).
+    /// create takes it before writing the review, so a refused wait writes nothing). Gives the
+    /// slot back when the wait ends.
     pub async fn await_review_in(
         &self,
-        _slot: &WaitSlot,
+        slot: WaitSlot,
         caller: &Caller,
         target: &ReviewRef,
         wait: Duration,
     ) -> AppResult<ReviewEntry> {
-        self.await_review_holding(caller, target, wait).await
+        let entry = self.await_review_holding(caller, target, wait).await;
+        slot.release().await;
+        entry
     }
 
     async fn await_review_holding(
