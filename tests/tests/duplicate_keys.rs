@@ -102,6 +102,22 @@ async fn a_key_given_twice_is_refused_at_every_json_door(backend: Backend) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// Posts `request` to `/mcp` as it is written; the status and the JSON answer (`Null` if none).
+async fn post_mcp(app: &TestApp, key: &str, request: String) -> (u16, Value) {
+    let res = app
+        .http
+        .post(format!("{}/mcp", app.base))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .bearer_auth(key)
+        .body(request)
+        .send()
+        .await
+        .expect("mcp request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
 per_backend!(mcp_tool_arguments_with_a_key_given_twice_are_refused);
 async fn mcp_tool_arguments_with_a_key_given_twice_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -113,18 +129,7 @@ async fn mcp_tool_arguments_with_a_key_given_twice_are_refused(backend: Backend)
             "arguments": {{"from": "{other}", "to": "{}", "amount": "10.00", "from": "{}"}}}}}}"#,
         s.to, s.from
     );
-    let res = app
-        .http
-        .post(format!("{}/mcp", app.base))
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .bearer_auth(&s.agent)
-        .body(request)
-        .send()
-        .await
-        .expect("mcp request");
-    let status = res.status().as_u16();
-    let body: Value = res.json().await.expect("error envelope");
+    let (status, body) = post_mcp(&app, &s.agent, request).await;
     assert_eq!(
         (status, body["error"]["code"].as_str(), body["error"]["details"]["field"].as_str()),
         (400, Some("VALIDATION_ERROR"), Some("params.arguments.from")),
@@ -140,17 +145,6 @@ async fn an_mcp_body_over_the_limit_is_refused_before_it_is_read_whole(backend: 
     let s = app.scenario("10000.00").await;
     let padding = "x".repeat(countersign_core::api::MAX_BODY_BYTES);
     let request = format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {{"pad": "{padding}"}}}}"#);
-    let res = app
-        .http
-        .post(format!("{}/mcp", app.base))
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .bearer_auth(&s.agent)
-        .body(request)
-        .send()
-        .await
-        .expect("mcp request");
-    let status = res.status().as_u16();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let (status, body) = post_mcp(&app, &s.agent, request).await;
     assert_eq!((status, body["error"]["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{body}");
 }

@@ -220,10 +220,19 @@ impl crate::ports::DeliveryQueue for KeptQueue {
     }
 }
 
-#[tokio::test]
-async fn duplicate_retry_messages_never_become_parallel_chains() {
-    use crate::ports::QueueMessage;
-    use std::sync::atomic::Ordering;
+/// A service on an in-memory store whose webhook client fails and whose queue keeps what it is
+/// sent, with one organisation subscribed to every event at a public address.
+struct Hooked {
+    service: Countersign,
+    clock: Arc<MovableClock>,
+    client: Arc<FailingClient>,
+    queue: Arc<KeptQueue>,
+    org_id: crate::domain::ids::OrgId,
+    url: url::Url,
+    hook: crate::domain::webhook::Webhook,
+}
+
+async fn hooked() -> Hooked {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let clock = Arc::new(MovableClock(Mutex::new(Utc::now())));
     let (client, queue) = (Arc::new(FailingClient::default()), Arc::new(KeptQueue::default()));
@@ -232,9 +241,17 @@ async fn duplicate_retry_messages_never_become_parallel_chains() {
     let org = service.create_organization(&Caller::Operator, "acme".into()).await.expect("org");
     let admin = Caller::Key(org.admin_key.key);
     let url = url::Url::parse("https://93.184.216.34/hook").expect("url");
-    let hook = NewWebhook { url, events: vec!["*".into()], enabled: None };
-    service.create_webhook(&admin, hook).await.expect("webhook");
-    let event = Event::new(&org.organization.id, "approval.created", serde_json::json!({}), Utc::now());
+    let hook = NewWebhook { url: url.clone(), events: vec!["*".into()], enabled: None };
+    let hook = service.create_webhook(&admin, hook).await.expect("webhook");
+    Hooked { service, clock, client, queue, org_id: org.organization.id, url, hook }
+}
+
+#[tokio::test]
+async fn duplicate_retry_messages_never_become_parallel_chains() {
+    use crate::ports::QueueMessage;
+    use std::sync::atomic::Ordering;
+    let Hooked { service, clock, client, queue, org_id, .. } = hooked().await;
+    let event = Event::new(&org_id, "approval.created", serde_json::json!({}), Utc::now());
     // The event three times at once: one delivery, one first attempt.
     let message = QueueMessage::Event { event };
     let _ = futures::future::join_all((0..3).map(|_| service.handle_message(&message))).await;
@@ -362,22 +379,13 @@ async fn a_failing_sweep_phase_does_not_stop_the_others() {
 async fn a_busy_endpoint_bounce_moves_the_next_attempt_so_the_sweep_adds_no_messages() {
     use crate::domain::delivery::Delivery;
     use crate::ports::QueueMessage;
-    let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    let clock = Arc::new(MovableClock(Mutex::new(Utc::now())));
-    let (client, queue) = (Arc::new(FailingClient::default()), Arc::new(KeptQueue::default()));
-    let wiring = Wiring { client: client.clone(), queue: queue.clone(), ..Wiring::default() };
-    let service = Countersign::new(store, clock.clone(), Settings::default()).with_wiring(wiring);
-    let org = service.create_organization(&Caller::Operator, "acme".into()).await.expect("org");
-    let admin = Caller::Key(org.admin_key.key);
-    let url = url::Url::parse("https://93.184.216.34/hook").expect("url");
-    let hook = NewWebhook { url: url.clone(), events: vec!["*".into()], enabled: None };
-    let hook = service.create_webhook(&admin, hook).await.expect("webhook");
+    let Hooked { service, clock, client, queue, org_id, url, hook } = hooked().await;
     // Every slot of the endpoint is held (sends that hang).
     let mut held = Vec::new();
     for _ in 0..endpoints::SLOTS_PER_ENDPOINT {
-        held.push(service.endpoints.slot(&org.organization.id, url.as_str()).await.expect("a free slot"));
+        held.push(service.endpoints.slot(&org_id, url.as_str()).await.expect("a free slot"));
     }
-    let event = Event::new(&org.organization.id, "approval.created", serde_json::json!({}), Utc::now());
+    let event = Event::new(&org_id, "approval.created", serde_json::json!({}), Utc::now());
     service.handle_message(&QueueMessage::Event { event: event.clone() }).await.expect("fanned out");
     let id = crate::domain::ids::DeliveryId::for_event(&event.id, &hook.id);
     for round in 0..4 {
