@@ -240,7 +240,7 @@ impl Countersign {
             created_at: now,
             expires_at: now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS),
         };
-        let version = fresh_version(now);
+        let version = records::fresh_version(now);
         match stale_version {
             Some(read) => records::replace(&record, read, version),
             None => records::create_at(&record, version),
@@ -264,18 +264,6 @@ impl Countersign {
     }
 }
 
-/// A version for an idempotency record written at `now`: its milliseconds, then 20 random bits.
-/// A record that expired (24 h) was written at least a day before any record that replaces it,
-/// so no replacement can carry the version a retry read from the expired one (two writes in
-/// one millisecond differ by their random bits). 42 bits of milliseconds last until 2109; the
-/// whole stays below 2^62, a positive integer in both stores.
-fn fresh_version(now: chrono::DateTime<chrono::Utc>) -> u64 {
-    const MILLIS_BITS: u32 = 42;
-    const RANDOM_BITS: u32 = 20;
-    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0) & ((1 << MILLIS_BITS) - 1);
-    (millis << RANDOM_BITS) | rand::rng().random_range(0..1u64 << RANDOM_BITS)
-}
-
 /// Whether a plan's result goes to the store (its answer then waits for its own commit) rather
 /// than straight back to the caller. A stale plan is never answered: it counts as committing.
 fn commits<T>(planned: &AppResult<Plan<T>>, remembered_counts: bool) -> bool {
@@ -295,22 +283,4 @@ async fn backoff(attempt: u32) {
     let cap = BACKOFF_FIRST.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
     let wait = rand::rng().random_range(Duration::ZERO..=cap);
     tokio::time::sleep(wait).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fresh_version;
-
-    /// A record written after another expired (a day later) never carries a version a retry
-    /// may have read from the expired one, nor 1, and fits both stores' integers.
-    #[test]
-    fn idempotency_record_versions_never_restart() {
-        let then = chrono::Utc::now();
-        let later = then + chrono::Duration::hours(24);
-        let (old, new) = (fresh_version(then), fresh_version(later));
-        assert!(old > 1 && new > old, "{old} then {new}");
-        assert!(new < 1 << 62);
-        let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
-        assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
-    }
 }

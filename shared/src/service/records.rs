@@ -122,6 +122,20 @@ pub fn create<R: Record>(record: &R) -> AppResult<Write> {
     Ok(Write::Put { item: encode(record, 1)?, expect: Expect::Absent })
 }
 
+/// A version for a record whose versions must never repeat, written at `now`: its milliseconds,
+/// then 20 random bits. An idempotency record that expired (24 h) was written at least a day
+/// before any record that replaces it, and a wait slot deleted and taken again gets new random
+/// bits, so neither carries the version a late reader of the old one expects (two writes in one
+/// millisecond differ by their random bits). 42 bits of milliseconds last until 2109; the whole
+/// stays below 2^62, a positive integer in both stores.
+pub fn fresh_version(now: chrono::DateTime<chrono::Utc>) -> u64 {
+    use rand::Rng;
+    const MILLIS_BITS: u32 = 42;
+    const RANDOM_BITS: u32 = 20;
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0) & ((1 << MILLIS_BITS) - 1);
+    (millis << RANDOM_BITS) | rand::rng().random_range(0..1u64 << RANDOM_BITS)
+}
+
 /// `create`, at `version` rather than 1 (a record whose versions must never repeat).
 pub fn create_at<R: Record>(record: &R, version: u64) -> AppResult<Write> {
     Ok(Write::Put { item: encode(record, version)?, expect: Expect::Absent })
@@ -471,5 +485,23 @@ impl Record for IdempotencyRecord {
     }
     fn expires_at_epoch(&self) -> Option<i64> {
         Some(self.expires_at.timestamp())
+    }
+}
+
+#[cfg(test)]
+mod fresh_version_tests {
+    use super::fresh_version;
+
+    /// A record written after another expired (a day later) never carries a version a retry
+    /// may have read from the expired one, nor 1, and fits both stores' integers.
+    #[test]
+    fn idempotency_record_versions_never_restart() {
+        let then = chrono::Utc::now();
+        let later = then + chrono::Duration::hours(24);
+        let (old, new) = (fresh_version(then), fresh_version(later));
+        assert!(old > 1 && new > old, "{old} then {new}");
+        assert!(new < 1 << 62);
+        let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
+        assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
     }
 }

@@ -99,12 +99,6 @@ impl Record for HeldWait {
     }
 }
 
-/// A version for a slot write. Random, so it never repeats: a slot deleted (by its holder or by
-/// TTL) and taken again must not match the version a late delete by its former holder expects.
-fn fresh_version() -> u64 {
-    rand::rng().random_range(1..1u64 << 53)
-}
-
 /// The stored item of a slot this wait holds.
 struct StoredSlot {
     store: Arc<dyn Store>,
@@ -212,7 +206,8 @@ impl Countersign {
             // Start at a random free slot, so concurrent waits of one key seldom pick the same.
             let start = rand::rng().random_range(0..free.len());
             for &(slot, expect) in free[start..].iter().chain(&free[..start]) {
-                let version = fresh_version();
+                // Never repeats: a late delete by a former holder must not match a new holder.
+                let version = records::fresh_version(now);
                 let held_until = now + (wait + SLOT_MARGIN);
                 let record = HeldWait { api_key_id: key.clone(), slot, held_until };
                 let write = match expect {
