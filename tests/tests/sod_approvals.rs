@@ -14,6 +14,7 @@ use countersign_core::domain::org::hash_secret;
 use countersign_core::domain::org::key_id_of_secret;
 use countersign_core::ports::{Clock, Index, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
 use countersign_core::service::{Countersign, Settings};
+use countersign_tests::browser::{Browser, Page};
 use countersign_tests::{per_backend, Backend, ManualClock, TestApp, TestStore, OPERATOR_KEY};
 use serde_json::{json, Value};
 
@@ -563,63 +564,6 @@ async fn the_long_poll_cap_holds_across_instances_on_dynamodb() {
     .await;
 }
 
-/// A browser without JavaScript for the dashboard: keeps its cookies, follows no redirects.
-struct Browser {
-    base: String,
-    http: reqwest::Client,
-    cookies: std::collections::BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Browser { base: app.base.clone(), http, cookies: Default::default() }
-    }
-
-    /// Status and body.
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> (u16, String) {
-        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let req = if cookie.is_empty() { req } else { req.header(reqwest::header::COOKIE, cookie.join("; ")) };
-        let res = req.send().await.expect("request");
-        for set in res.headers().get_all(reqwest::header::SET_COOKIE) {
-            let set = set.to_str().expect("cookie");
-            let pair = set.split(';').next().unwrap_or(set);
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-        (res.status().as_u16(), res.text().await.expect("body"))
-    }
-
-    async fn get(&mut self, path: &str) -> (u16, String) {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-
-    /// Signs in with `key`; returns the CSRF token of the signed-in pages.
-    async fn signed_in(&mut self, key: &str) -> String {
-        let (_, page) = self.get("/dashboard/sign-in").await;
-        let token = csrf(&page);
-        let (status, page) =
-            self.post("/dashboard/sign-in", &[("csrf", &token), ("api_key", key), ("next", "/dashboard")]).await;
-        assert_eq!(status, 303, "{page}");
-        let (status, queue) = self.get("/dashboard").await;
-        assert_eq!(status, 200, "{queue}");
-        csrf(&queue)
-    }
-}
-
-/// The value of a page's hidden `csrf` field.
-fn csrf(page: &str) -> String {
-    let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[start..].split('"').next().expect("value").to_string()
-}
-
 per_backend!(the_dashboards_escalate_button_keeps_the_same_rules);
 /// The dashboard's Escalate goes through the same rule: the submitter's person is refused
 /// (whatever team it names), the current team is refused, a member names no team; nothing moves.
@@ -642,10 +586,11 @@ async fn the_dashboards_escalate_button_keeps_the_same_rules(backend: Backend) {
 
     let mut browser = Browser::new(&app);
     let token = browser.signed_in(&anns).await;
-    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate")]).await;
+    let Page { status, body: page, .. } = browser.post(&decide, &[("csrf", &token), ("action", "escalate")]).await;
     assert_eq!(status, 403, "{backend:?}: {page}");
     assert!(page.contains("SELF_APPROVAL_FORBIDDEN"), "{backend:?}: {page}");
-    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &third)]).await;
+    let Page { status, body: page, .. } =
+        browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &third)]).await;
     assert!(status == 403 && page.contains("SELF_APPROVAL_FORBIDDEN"), "{backend:?}: {status} {page}");
 
     // Ben joins ann's team: he may escalate along the chain, but not name a team.
@@ -655,9 +600,11 @@ async fn the_dashboards_escalate_button_keeps_the_same_rules(backend: Backend) {
     let bens = app.key_for(&s.admin, Some(&ben), &["approvals:read", "approvals:write"]).await;
     let mut browser = Browser::new(&app);
     let token = browser.signed_in(&bens).await;
-    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &first)]).await;
+    let Page { status, body: page, .. } =
+        browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &first)]).await;
     assert!(status == 409 && page.contains("NO_ESCALATION_TARGET"), "{backend:?}: {status} {page}");
-    let (status, page) = browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &third)]).await;
+    let Page { status, body: page, .. } =
+        browser.post(&decide, &[("csrf", &token), ("action", "escalate"), ("to_team", &third)]).await;
     assert!(status == 403 && page.contains("PERMISSION_DENIED"), "{backend:?}: {status} {page}");
     assert_eq!(get().await, before, "{backend:?}: nothing moved");
 }
