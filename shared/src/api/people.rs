@@ -15,19 +15,10 @@ use crate::domain::ids::{MemberId, RoutingRuleId, TeamId};
 use crate::domain::input::{self, InputError};
 use crate::domain::permission::Permission;
 use crate::domain::routing::Conditions;
-use crate::error::{AppError, AppResult};
-use crate::service::{Caller, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+use crate::error::AppResult;
+use crate::service::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 
 const MAX_TEAM_MEMBERS: usize = 1_000;
-
-/// Checked before the body is parsed, as the service checks again: the key holds `needed` and
-/// is bound to no wallet (who decides is organisation-wide; DESIGN 2.6).
-fn organiser(c: &Caller, needed: Permission) -> AppResult<()> {
-    if !c.key()?.wallet_ids.is_empty() {
-        return Err(AppError::WalletNotAllowed);
-    }
-    c.authorize(needed).map(|_| ())
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -139,24 +130,24 @@ impl RuleBody {
 }
 
 pub async fn create_member(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
-    organiser(&c, Permission::MembersWrite)?;
+    c.organiser(Permission::MembersWrite)?;
     let request = wire::parse::<MemberBody>(b)?.try_into_domain()?;
     Ok(respond(StatusCode::CREATED, &s.create_member(&c, request).await?))
 }
 
 pub async fn list_members(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
-    organiser(&c, Permission::MembersWrite)?;
+    c.organiser(Permission::MembersWrite)?;
     Ok(whole_list(s.list_members(&c).await?))
 }
 
 pub async fn create_team(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
-    organiser(&c, Permission::MembersWrite)?;
+    c.organiser(Permission::MembersWrite)?;
     let request = wire::parse::<TeamBody>(b)?.try_into_domain()?;
     Ok(respond(StatusCode::CREATED, &s.create_team(&c, request).await?))
 }
 
 pub async fn list_teams(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
-    organiser(&c, Permission::MembersWrite)?;
+    c.organiser(Permission::MembersWrite)?;
     Ok(whole_list(s.list_teams(&c).await?))
 }
 
@@ -166,20 +157,20 @@ pub async fn update_team(
     ids: Ids,
     Body(b): Body,
 ) -> AppResult<impl IntoResponse> {
-    organiser(&c, Permission::MembersWrite)?;
+    c.organiser(Permission::MembersWrite)?;
     let id = ids.parse("id", TeamId::parse, "team")?;
     let patch = wire::parse::<TeamPatchBody>(b)?.try_into_domain()?;
     Ok(Json(s.update_team(&c, &id, patch).await?))
 }
 
 pub async fn create_rule(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
-    organiser(&c, Permission::PoliciesWrite)?;
+    c.organiser(Permission::PoliciesWrite)?;
     let request = wire::parse::<RuleBody>(b)?.try_into_domain()?;
     Ok(respond(StatusCode::CREATED, &s.create_routing_rule(&c, request).await?))
 }
 
 pub async fn list_rules(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
-    organiser(&c, Permission::PoliciesWrite)?;
+    c.organiser(Permission::PoliciesWrite)?;
     Ok(whole_list(s.list_routing_rules(&c).await?))
 }
 
@@ -193,13 +184,13 @@ pub async fn update_rule(
     ids: Ids,
     Body(b): Body,
 ) -> AppResult<impl IntoResponse> {
-    organiser(&c, Permission::PoliciesWrite)?;
+    c.organiser(Permission::PoliciesWrite)?;
     let id = rule_id(&ids)?;
     let patch = wire::parse::<RuleBody>(b)?.try_into_patch()?;
     Ok(Json(s.update_routing_rule(&c, &id, patch).await?))
 }
 
 pub async fn delete_rule(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
-    organiser(&c, Permission::PoliciesWrite)?;
+    c.organiser(Permission::PoliciesWrite)?;
     Ok(deleted(s.delete_routing_rule(&c, &rule_id(&ids)?).await?))
 }

@@ -12,8 +12,8 @@ use super::AppState;
 use crate::domain::ids::TeamId;
 use crate::domain::input::InputError;
 use crate::domain::permission::Permission;
-use crate::error::{AppError, AppResult};
-use crate::service::{Caller, SettingsPatch};
+use crate::error::AppResult;
+use crate::service::SettingsPatch;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -38,24 +38,15 @@ impl SettingsPatchBody {
     }
 }
 
-/// Checked before the body is parsed, as the service checks again: settings belong to the whole
-/// organisation, so a key bound to wallets neither reads nor changes them.
-fn settings_caller(c: &Caller, needed: Permission) -> AppResult<()> {
-    if !c.key()?.wallet_ids.is_empty() {
-        return Err(AppError::WalletNotAllowed);
-    }
-    c.authorize(needed).map(|_| ())
-}
-
 /// `GET /v1/settings` → `{orgId, defaultTeam, updatedAt}`.
 pub async fn get(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
-    settings_caller(&c, Permission::ApprovalsRead)?;
+    c.organiser(Permission::ApprovalsRead)?;
     Ok(Json(s.get_settings(&c).await?))
 }
 
 /// `PATCH /v1/settings {"defaultTeam": "team_…" | null}` (admin).
 pub async fn update(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<impl IntoResponse> {
-    settings_caller(&c, Permission::Admin)?;
+    c.organiser(Permission::Admin)?;
     let patch = wire::parse::<SettingsPatchBody>(b)?.try_into_domain()?;
     Ok(Json(s.update_settings(&c, patch).await?))
 }

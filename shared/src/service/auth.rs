@@ -40,6 +40,15 @@ impl Caller {
         Ok(key)
     }
 
+    /// The calling key, if it may act for the whole organisation (members, teams, routing,
+    /// settings): it holds `needed` and is bound to no wallet (DESIGN 2.6: a key that may act on
+    /// one wallet must not choose who countersigns every other's payments). The wallet check
+    /// comes first, so such a key learns nothing more.
+    pub fn organiser(&self, needed: Permission) -> AppResult<&ApiKey> {
+        super::ensure_unbound(self.key()?)?;
+        self.authorize(needed)
+    }
+
     pub fn require_operator(&self) -> AppResult<()> {
         match self {
             Caller::Operator => Ok(()),

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::plan::Tx;
 use super::records::{self, member_key, rule_key, team_key, Stored};
-use super::{ensure_unbound, require, Caller, Countersign};
+use super::{Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{MemberId, OrgId, RoutingRuleId, TeamId};
 use crate::domain::input::InputError;
@@ -56,16 +56,6 @@ pub struct RoutingRulePatch {
     pub is_active: Option<bool>,
 }
 
-/// The calling key, if it may manage the organisation's people and routing: it holds `needed`
-/// and is bound to no wallet. Who decides (members, teams, routing) is organisation-wide: a key
-/// that may act on one wallet must not choose who countersigns every other's payments.
-fn organiser(caller: &Caller, needed: Permission) -> AppResult<&ApiKey> {
-    let caller = caller.key()?;
-    ensure_unbound(caller)?;
-    require(caller, needed)?;
-    Ok(caller)
-}
-
 /// Only an admin key changes who is in a team: membership decides who countersigns.
 fn ensure_may_change_membership(caller: &ApiKey) -> AppResult<()> {
     if caller.is_org_admin() {
@@ -98,7 +88,7 @@ impl Countersign {
     }
 
     pub async fn create_member(&self, caller: &Caller, request: NewMember) -> AppResult<Member> {
-        let caller = organiser(caller, Permission::MembersWrite)?;
+        let caller = caller.organiser(Permission::MembersWrite)?;
         if self.org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
             return Err(InputError::invalid(
                 "email",
@@ -123,7 +113,7 @@ impl Countersign {
     }
 
     pub async fn list_members(&self, caller: &Caller) -> AppResult<Vec<Member>> {
-        let caller = organiser(caller, Permission::MembersWrite)?;
+        let caller = caller.organiser(Permission::MembersWrite)?;
         self.org_members(&caller.org_id).await
     }
 
@@ -132,7 +122,7 @@ impl Countersign {
     }
 
     pub async fn create_team(&self, caller: &Caller, request: NewTeam) -> AppResult<Team> {
-        let caller = organiser(caller, Permission::MembersWrite)?;
+        let caller = caller.organiser(Permission::MembersWrite)?;
         if !request.members.is_empty() {
             ensure_may_change_membership(caller)?;
         }
@@ -160,12 +150,12 @@ impl Countersign {
     }
 
     pub async fn list_teams(&self, caller: &Caller) -> AppResult<Vec<Team>> {
-        let caller = organiser(caller, Permission::MembersWrite)?;
+        let caller = caller.organiser(Permission::MembersWrite)?;
         self.org_teams(&caller.org_id).await
     }
 
     pub async fn update_team(&self, caller: &Caller, id: &TeamId, patch: TeamPatch) -> AppResult<Team> {
-        let caller = organiser(caller, Permission::MembersWrite)?;
+        let caller = caller.organiser(Permission::MembersWrite)?;
         if let Some(members) = &patch.members {
             ensure_may_change_membership(caller)?;
             self.ensure_members(&caller.org_id, members).await?;
@@ -189,7 +179,7 @@ impl Countersign {
     }
 
     pub async fn create_routing_rule(&self, caller: &Caller, request: NewRoutingRule) -> AppResult<RoutingRule> {
-        let caller = organiser(caller, Permission::PoliciesWrite)?;
+        let caller = caller.organiser(Permission::PoliciesWrite)?;
         self.read_owned::<Team>(&team_key(&caller.org_id, &request.assign_to_team), &caller.org_id).await?;
         if self.org_rules(&caller.org_id).await?.len() >= MAX_RULES {
             return Err(
@@ -215,7 +205,7 @@ impl Countersign {
     }
 
     pub async fn list_routing_rules(&self, caller: &Caller) -> AppResult<Vec<RoutingRule>> {
-        let caller = organiser(caller, Permission::PoliciesWrite)?;
+        let caller = caller.organiser(Permission::PoliciesWrite)?;
         self.org_rules(&caller.org_id).await
     }
 
@@ -229,7 +219,7 @@ impl Countersign {
         id: &RoutingRuleId,
         patch: RoutingRulePatch,
     ) -> AppResult<RoutingRule> {
-        let caller = organiser(caller, Permission::PoliciesWrite)?;
+        let caller = caller.organiser(Permission::PoliciesWrite)?;
         if let Some(team) = &patch.assign_to_team {
             self.read_owned::<Team>(&team_key(&caller.org_id, team), &caller.org_id).await?;
         }
@@ -261,7 +251,7 @@ impl Countersign {
     }
 
     pub async fn delete_routing_rule(&self, caller: &Caller, id: &RoutingRuleId) -> AppResult<RoutingRuleId> {
-        let caller = organiser(caller, Permission::PoliciesWrite)?;
+        let caller = caller.organiser(Permission::PoliciesWrite)?;
         self.commit(|| async {
             let rule = self.owned_rule(&caller.org_id, id).await?;
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());

@@ -6,10 +6,10 @@ use serde_json::json;
 
 use super::plan::Tx;
 use super::records::{settings_key, team_key};
-use super::{ensure_unbound, require, Caller, Countersign};
+use super::{Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{OrgId, TeamId};
-use crate::domain::org::{ApiKey, OrgSettings};
+use crate::domain::org::OrgSettings;
 use crate::domain::people::Team;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
@@ -21,25 +21,16 @@ pub struct SettingsPatch {
     pub default_team: Option<Option<TeamId>>,
 }
 
-/// The calling key, if it holds `needed` and is bound to no wallet: settings are the whole
-/// organisation's.
-fn settings_caller(caller: &Caller, needed: Permission) -> AppResult<&ApiKey> {
-    let caller = caller.key()?;
-    ensure_unbound(caller)?;
-    require(caller, needed)?;
-    Ok(caller)
-}
-
 impl Countersign {
     /// `GET /v1/settings` (`approvals:read`: reviewers may see where unassigned work goes).
     pub async fn get_settings(&self, caller: &Caller) -> AppResult<OrgSettings> {
-        let caller = settings_caller(caller, Permission::ApprovalsRead)?;
+        let caller = caller.organiser(Permission::ApprovalsRead)?;
         self.org_settings(&caller.org_id).await
     }
 
     /// `PATCH /v1/settings` (admin only). The default team must be one of the organisation's.
     pub async fn update_settings(&self, caller: &Caller, patch: SettingsPatch) -> AppResult<OrgSettings> {
-        let caller = settings_caller(caller, Permission::Admin)?;
+        let caller = caller.organiser(Permission::Admin)?;
         let org = &caller.org_id;
         if let Some(Some(team)) = &patch.default_team {
             self.read_owned::<Team>(&team_key(org, team), org).await?;
