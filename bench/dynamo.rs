@@ -37,8 +37,9 @@ impl EventBus for AcceptingBus {
 async fn serve(store: &TestStore, bus: Arc<dyn EventBus>) -> (Arc<Countersign>, String) {
     let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
     let wiring = Wiring { bus, ..Wiring::default() };
-    let service =
-        Arc::new(Countersign::new(store.store(), Arc::new(SystemClock), settings).with_wiring(wiring).without_lanes());
+    let service = Arc::new(
+        Countersign::new(store.store(), Arc::new(SystemClock), settings).with_wiring(wiring).without_record_locks(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = countersign_core::api::router(service.clone());

@@ -17,8 +17,8 @@ use countersign_core::domain::money::Amount;
 use countersign_core::domain::money::Currency;
 use countersign_core::domain::payment::{NewPayment, Payment};
 use countersign_core::domain::policy::{Decision, Outcome};
+use countersign_core::layout;
 use countersign_core::ports::{QueueMessage, Store, SystemClock};
-use countersign_core::service::records;
 use countersign_core::service::{Countersign, Settings, Wiring};
 use countersign_tests::{Backend, TestStore};
 
@@ -58,9 +58,9 @@ async fn seed_pending(store: &Arc<dyn Store>, total: usize, due_every: usize) {
         let due = i % due_every == 0;
         let (payment, approval) = held(&org, due);
         if due {
-            writes.push(records::create(&payment).expect("payment"));
+            writes.push(layout::create(&payment).expect("payment"));
         }
-        writes.push(records::create(&approval).expect("approval"));
+        writes.push(layout::create(&approval).expect("approval"));
         if writes.len() >= 98 {
             store.transact(std::mem::take(&mut writes)).await.expect("seed");
         }
@@ -175,7 +175,7 @@ async fn subscribe(store: &Arc<dyn Store>, org: &OrgId, url: String) {
         created_at: now,
         updated_at: now,
     };
-    store.transact(vec![records::create(&hook).expect("hook")]).await.expect("subscribe");
+    store.transact(vec![layout::create(&hook).expect("hook")]).await.expect("subscribe");
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

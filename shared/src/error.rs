@@ -72,10 +72,6 @@ pub enum AppError {
     TooManyWaits { limit: usize, retry_after_seconds: u64 },
     #[error("too much contention on this resource; retry")]
     Contention,
-    /// Two reads of one plan disagreed (another writer committed between them): the commit
-    /// loop plans again from fresh reads. Never leaves the service.
-    #[error("reads were overtaken by another write")]
-    Stale,
     #[error("payment is {}, not PENDING_APPROVAL", .0.as_str())]
     PaymentNotPending(PaymentStatus),
     #[error("only a COMPLETED payment can be refunded; this one is {}", .0.as_str())]

@@ -3,12 +3,16 @@
 //!
 //! Layers (outer may use inner, never the reverse):
 //! `domain` (pure rules) ← `ports` (traits) ← `adapters` (DynamoDB, SQLite) ← `service` ← `api`.
+//! Beside them: `layout` (how records sit in the single table: keys, indexes, TTLs) and `engine`
+//! (prefetch → plan → commit, which every use case in `service` runs its changes through).
 
 pub mod adapters;
 pub mod api;
 pub mod config;
 pub mod domain;
+mod engine;
 pub mod error;
+pub mod layout;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ports;

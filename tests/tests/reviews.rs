@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 /// The kinds of every unpublished event in the outbox (the sparse `due` index, every shard).
 async fn outbox_kinds(app: &TestApp) -> Vec<String> {
+    use countersign_core::layout::{due_partitions, DUE_OUTBOX};
     use countersign_core::ports::{Index, Query};
-    use countersign_core::service::records::{due_partitions, DUE_OUTBOX};
     let store = app.store.store();
     let mut kinds = Vec::new();
     for partition in due_partitions(DUE_OUTBOX) {

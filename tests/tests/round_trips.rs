@@ -28,7 +28,8 @@ impl Counted {
         let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
         let bus = Arc::new(SplittingBus::new(proxy));
         let wiring = Wiring { bus: bus.clone(), ..Wiring::default() };
-        let service = Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring).without_lanes();
+        let service =
+            Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring).without_record_locks();
         Counted { app: TestApp::serve(store, clock, service).await, bus }
     }
 

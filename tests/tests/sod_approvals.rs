@@ -478,7 +478,7 @@ async fn the_long_poll_cap_holds_across_instances_on_dynamodb() {
     let store = TestStore::new(Backend::Dynamo).await;
     let clock = ManualClock::new();
     let settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
-    let instance = || Countersign::new(store.store(), clock.clone(), settings.clone()).without_lanes();
+    let instance = || Countersign::new(store.store(), clock.clone(), settings.clone()).without_record_locks();
     let one = TestApp::serve(store.clone(), clock.clone(), instance()).await;
     let two = TestApp::serve(store.clone(), clock.clone(), instance()).await;
     let admin = one.org("acme").await;

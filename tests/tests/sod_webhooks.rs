@@ -293,7 +293,7 @@ async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_a_restart() {
     use countersign_core::domain::event::Event;
     use countersign_core::domain::ids::{DeliveryId, OrgId, WebhookId};
     use countersign_core::domain::webhook::{new_secret, Webhook};
-    use countersign_core::service::records;
+    use countersign_core::layout;
 
     let store = TestStore::new(Backend::Sqlite).await;
     let (url, arrivals) = answering_endpoint().await;
@@ -330,7 +330,7 @@ async fn a_delivery_claimed_by_a_process_that_died_is_sent_after_a_restart() {
         updated_at: now,
         delivered_at: None,
     };
-    let writes = vec![records::create(&hook).unwrap(), records::create(&delivery).unwrap()];
+    let writes = vec![layout::create(&hook).unwrap(), layout::create(&delivery).unwrap()];
     store.store().transact(writes).await.unwrap();
 
     // The restarted process, once the dead one's claim has run out.

@@ -277,7 +277,7 @@ async fn pending_work_resumes_after_a_restart() {
         created_at: now,
         updated_at: now,
     };
-    let write = countersign_core::service::records::create(&hook).unwrap();
+    let write = countersign_core::layout::create(&hook).unwrap();
     app.store.store().transact(vec![write]).await.unwrap();
     receiver.control("restart", &hook.secret, "ok").await;
     let (_, approval) = app.held_payment(&s, "5000.00").await;
@@ -332,7 +332,7 @@ async fn sweep_requeues_a_delivery_whose_message_was_lost() {
         updated_at: now - chrono::Duration::minutes(11),
         delivered_at: None,
     };
-    app.store.store().transact(vec![countersign_core::service::records::create(&delivery).unwrap()]).await.unwrap();
+    app.store.store().transact(vec![countersign_core::layout::create(&delivery).unwrap()]).await.unwrap();
     let summary = app.service.sweep(None, 100).await.expect("sweep");
     assert_eq!(summary.deliveries_requeued, 1, "{summary:?}");
     let got = receiver.wait_for("lost", 1, WAIT).await;

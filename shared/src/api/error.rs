@@ -117,7 +117,7 @@ impl AppError {
             WebhookTarget(e) => {
                 (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into(), format!("url: {e}"), json!({"field": "url"}))
             }
-            Contention | Stale | Store(_) | Bus(_) | Queue(_) => (
+            Contention | Store(_) | Bus(_) | Queue(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE".into(),
                 "temporarily unavailable; retry shortly".into(),

@@ -152,7 +152,22 @@ pub enum Resolution {
     Rejected,
 }
 
+/// What an approval decides: its payment, or a refund of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalSubject<'a> {
+    Payment(&'a PaymentId),
+    Refund { payment: &'a PaymentId, refund: &'a RefundId },
+}
+
 impl Approval {
+    /// What this approval decides.
+    pub fn subject(&self) -> ApprovalSubject<'_> {
+        match &self.refund_id {
+            None => ApprovalSubject::Payment(&self.payment_id),
+            Some(refund) => ApprovalSubject::Refund { payment: &self.payment_id, refund },
+        }
+    }
+
     /// Checks the approval can still be decided at `now` (time is checked at the write, not only
     /// by the sweep).
     /// Whether it still waits for a decision (pending or escalated).

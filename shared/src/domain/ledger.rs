@@ -46,12 +46,34 @@ pub struct Transfer {
     pub credit: LedgerEntry,
 }
 
-/// Moves `amount` from `from` to `to` for `payment`. Both wallets change only if both sides can.
+/// What a transfer is for: a payment, or a refund of one (its lines then name both).
+#[derive(Debug, Clone, Copy)]
+pub struct Purpose<'a> {
+    pub payment: &'a PaymentId,
+    pub refund: Option<&'a RefundId>,
+}
+
+/// The ids of one ledger transaction and its lines, made by the caller (the domain makes no
+/// ids of its own, so its functions are pure).
+#[derive(Debug, Clone)]
+pub struct EntryIds {
+    pub transaction: TransactionId,
+    pub lines: [String; 2],
+}
+
+impl EntryIds {
+    pub fn generate() -> Self {
+        EntryIds { transaction: TransactionId::generate(), lines: [new_entry_id(), new_entry_id()] }
+    }
+}
+
+/// Moves `amount` from `from` to `to` for `purpose`. Both wallets change only if both sides can.
 pub fn transfer(
     from: &mut Wallet,
     to: &mut Wallet,
     amount: Money,
-    payment: &PaymentId,
+    purpose: Purpose<'_>,
+    ids: EntryIds,
     now: DateTime<Utc>,
 ) -> Result<Transfer, BalanceError> {
     let (mut source, mut target) = (from.clone(), to.clone());
@@ -59,30 +81,36 @@ pub fn transfer(
     target.credit(amount, now)?;
     *from = source;
     *to = target;
-    let transaction_id = TransactionId::generate();
-    let line = |wallet: &Wallet, kind, counterparty: &WalletId| LedgerEntry {
-        id: new_entry_id(),
+    let EntryIds { transaction: transaction_id, lines: [debit_id, credit_id] } = ids;
+    let line = |id: String, wallet: &Wallet, kind, counterparty: &WalletId| LedgerEntry {
+        id,
         transaction_id: transaction_id.clone(),
         wallet_id: wallet.id.clone(),
         kind,
         amount,
         balance_after: wallet.balance(),
         counterparty: counterparty.to_string(),
-        payment_id: Some(payment.clone()),
-        refund_id: None,
+        payment_id: Some(purpose.payment.clone()),
+        refund_id: purpose.refund.cloned(),
         created_at: now,
     };
-    let debit = line(from, EntryKind::Debit, &to.id);
-    let credit = line(to, EntryKind::Credit, &from.id);
+    let debit = line(debit_id, from, EntryKind::Debit, &to.id);
+    let credit = line(credit_id, to, EntryKind::Credit, &from.id);
     Ok(Transfer { transaction_id, debit, credit })
 }
 
-/// Brings `amount` into `wallet` from the external funding account.
-pub fn fund(wallet: &mut Wallet, amount: Money, now: DateTime<Utc>) -> Result<LedgerEntry, BalanceError> {
+/// Brings `amount` into `wallet` from the external funding account (the first of `ids`' lines).
+pub fn fund(
+    wallet: &mut Wallet,
+    amount: Money,
+    ids: EntryIds,
+    now: DateTime<Utc>,
+) -> Result<LedgerEntry, BalanceError> {
     wallet.credit(amount, now)?;
+    let EntryIds { transaction, lines: [id, _] } = ids;
     Ok(LedgerEntry {
-        id: new_entry_id(),
-        transaction_id: TransactionId::generate(),
+        id,
+        transaction_id: transaction,
         wallet_id: wallet.id.clone(),
         kind: EntryKind::Fund,
         amount,
@@ -92,22 +120,6 @@ pub fn fund(wallet: &mut Wallet, amount: Money, now: DateTime<Utc>) -> Result<Le
         refund_id: None,
         created_at: now,
     })
-}
-
-/// Moves a refund of `payment` back from its payee (`from`) to its payer (`to`): a transfer
-/// whose lines name the refund.
-pub fn refund(
-    from: &mut Wallet,
-    to: &mut Wallet,
-    amount: Money,
-    payment: &PaymentId,
-    refund: &RefundId,
-    now: DateTime<Utc>,
-) -> Result<Transfer, BalanceError> {
-    let mut moved = transfer(from, to, amount, payment, now)?;
-    moved.debit.refund_id = Some(refund.clone());
-    moved.credit.refund_id = Some(refund.clone());
-    Ok(moved)
 }
 
 fn new_entry_id() -> String {
@@ -181,7 +193,15 @@ mod tests {
     #[test]
     fn transfer_writes_balanced_lines() {
         let (mut a, mut b) = (wallet("100.00"), wallet("5.00"));
-        let t = transfer(&mut a, &mut b, usd("30.00"), &PaymentId::generate(), Utc::now()).unwrap();
+        let t = transfer(
+            &mut a,
+            &mut b,
+            usd("30.00"),
+            Purpose { payment: &PaymentId::generate(), refund: None },
+            EntryIds::generate(),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!((a.balance(), b.balance()), (usd("70.00"), usd("35.00")));
         assert_eq!((t.debit.kind, t.credit.kind), (EntryKind::Debit, EntryKind::Credit));
         assert_eq!(t.debit.transaction_id, t.credit.transaction_id);
@@ -193,7 +213,14 @@ mod tests {
     fn short_transfer_changes_neither_wallet() {
         let (mut a, mut b) = (wallet("10.00"), wallet("5.00"));
         let before = (a.clone(), b.clone());
-        let refused = transfer(&mut a, &mut b, usd("10.01"), &PaymentId::generate(), Utc::now());
+        let refused = transfer(
+            &mut a,
+            &mut b,
+            usd("10.01"),
+            Purpose { payment: &PaymentId::generate(), refund: None },
+            EntryIds::generate(),
+            Utc::now(),
+        );
         assert!(matches!(refused, Err(BalanceError::Insufficient { .. })));
         assert_eq!((a, b), before);
     }
@@ -201,7 +228,7 @@ mod tests {
     #[test]
     fn entries_store_decimal_strings() {
         let mut w = wallet("1.00");
-        let entry = fund(&mut w, usd("2.50"), Utc::now()).unwrap();
+        let entry = fund(&mut w, usd("2.50"), EntryIds::generate(), Utc::now()).unwrap();
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!((json["amount"].as_str(), json["balanceAfter"].as_str()), (Some("2.50"), Some("3.50")));
         assert_eq!(json["kind"], "FUND");

@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::domain::event::Event;
 use crate::domain::ids::OrgId;
+use crate::layout;
 use crate::ports::{BusError, EventBus, Published, Store, Write};
-use crate::service::{records, Countersign};
+use crate::service::Countersign;
 
 /// Events waiting for the relay; beyond this, publishes leave them to the sweep.
 const WAITING: usize = 8192;
@@ -150,7 +151,7 @@ async fn mark(store: Arc<dyn Store>, mut inbox: mpsc::Receiver<Event>) {
 /// never refuses one).
 fn published(event: &Event) -> Option<Write> {
     let marked = Event { published_at: Some(Utc::now()), ..event.clone() };
-    records::update(&marked, 1).map_err(|e| tracing::error!(event = %event.id, error = %e, "event not marked")).ok()
+    layout::update(&marked, 1).map_err(|e| tracing::error!(event = %event.id, error = %e, "event not marked")).ok()
 }
 
 #[async_trait]
@@ -176,12 +177,12 @@ mod tests {
     use crate::adapters::sqlite::SqliteStore;
     use crate::domain::ids::{DeliveryId, OrgId, WebhookId};
     use crate::domain::webhook::Webhook;
+    use crate::layout::{decode, Stored};
     use crate::ports::SystemClock;
-    use crate::service::records::{decode, Stored};
     use crate::service::Settings;
 
     async fn stored_event(store: &Arc<dyn Store>, event: &Event) -> Stored<Event> {
-        let item = store.get(&records::Record::key(event)).await.expect("get").expect("event");
+        let item = store.get(&layout::Record::key(event)).await.expect("get").expect("event");
         decode(item).expect("decode")
     }
 
@@ -218,14 +219,14 @@ mod tests {
         };
         let wanted = Event::new(&org, "approval.created", json!({"n": 1}), Utc::now());
         let unwanted = Event::new(&org, "payment.executed", json!({"n": 2}), Utc::now());
-        let writes = [&wanted, &unwanted].map(|e| records::create(e).expect("event")).into_iter();
-        store.transact(writes.chain([records::create(&webhook).expect("webhook")]).collect()).await.expect("write");
+        let writes = [&wanted, &unwanted].map(|e| layout::create(e).expect("event")).into_iter();
+        store.transact(writes.chain([layout::create(&webhook).expect("webhook")]).collect()).await.expect("write");
         service.publish_committed(vec![wanted.clone(), unwanted.clone()]).await;
         assert_eq!(until_marked(&store, &wanted).await, 2);
         assert_eq!(until_marked(&store, &unwanted).await, 2);
-        let delivery = records::delivery_key(&DeliveryId::for_event(&wanted.id, &webhook.id));
+        let delivery = layout::delivery_key(&DeliveryId::for_event(&wanted.id, &webhook.id));
         assert!(store.get(&delivery).await.expect("get").is_some(), "fanned out before it was marked");
-        let other = records::delivery_key(&DeliveryId::for_event(&unwanted.id, &webhook.id));
+        let other = layout::delivery_key(&DeliveryId::for_event(&unwanted.id, &webhook.id));
         assert!(store.get(&other).await.expect("get").is_none(), "the webhook does not want this kind");
     }
 
@@ -255,7 +256,7 @@ mod tests {
         let (service, _queue) =
             crate::local::wire(store.clone(), Arc::new(SystemClock), Settings::default()).expect("wire");
         let event = Event::new(&OrgId::generate(), "approval.created", json!({"n": 1}), Utc::now());
-        store.transact(vec![records::create(&event).expect("event")]).await.expect("outbox");
+        store.transact(vec![layout::create(&event).expect("event")]).await.expect("outbox");
         service.publish_committed(vec![event.clone()]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let stored = stored_event(&store, &event).await;
@@ -268,13 +269,13 @@ mod tests {
         let (service, _queue) =
             crate::local::wire(store.clone(), Arc::new(SystemClock), Settings::default()).expect("wire");
         let event = Event::new(&OrgId::generate(), "approval.created", json!({"n": 1}), Utc::now());
-        store.transact(vec![records::create(&event).expect("event")]).await.expect("outbox");
+        store.transact(vec![layout::create(&event).expect("event")]).await.expect("outbox");
         service.publish_committed(vec![event.clone()]).await;
         // A re-publish racing the first (the sweep).
         service.publish_committed(vec![event.clone()]).await;
         let marked = async {
             loop {
-                let item = store.get(&records::Record::key(&event)).await.expect("get").expect("event");
+                let item = store.get(&layout::Record::key(&event)).await.expect("get").expect("event");
                 let stored: Stored<Event> = decode(item).expect("decode");
                 if stored.value.published_at.is_some() {
                     return stored.version;
@@ -284,7 +285,7 @@ mod tests {
         };
         assert_eq!(tokio::time::timeout(Duration::from_secs(5), marked).await.expect("marked"), 2);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let item = store.get(&records::Record::key(&event)).await.expect("get").expect("event");
+        let item = store.get(&layout::Record::key(&event)).await.expect("get").expect("event");
         assert_eq!(item.version, 2, "marked once");
     }
 }

@@ -1,11 +1,11 @@
 //! The audit log.
 
 use super::paging::{Page, PageRequest};
-use super::records::audit_partition;
 use super::{ensure_unbound, require, Caller, Countersign};
 use crate::domain::audit::AuditEntry;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
+use crate::layout::audit_partition;
 use crate::ports::{Index, Query};
 
 #[derive(Debug, Default)]

@@ -5,13 +5,14 @@ use std::sync::{Mutex, PoisonError};
 
 use subtle::ConstantTimeEq;
 
-use super::ahead::Reads;
-use super::records::{self, api_key_key};
 use super::Countersign;
 use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::org::{self, ApiKey};
 use crate::domain::permission::Permission;
+use crate::engine::reader::Reads;
+use crate::engine::Reader;
 use crate::error::{AppError, AppResult};
+use crate::layout::{self, api_key_key};
 
 /// Who is calling.
 // Made once per request and passed by reference: boxing the key would only add an allocation.
@@ -83,27 +84,32 @@ impl KeyOrgs {
 }
 
 impl Countersign {
-    /// Authenticates `bearer` and checks it holds `needed`, reading `ahead` (given the key's
-    /// organisation when it is known) in the same round trip as the key, for what follows in
-    /// the enclosing `reading_ahead` scope.
-    pub(crate) async fn authenticate_reading(
+    /// Authenticates `bearer` and checks it holds `needed`, prefetching `ahead` (given the key's
+    /// organisation when it is known) in the same round trip as the key. Returns the reader,
+    /// holding what was prefetched and not yet read, for the change that follows.
+    pub(crate) async fn authenticate_prefetching(
         &self,
         bearer: Option<&str>,
         needed: Permission,
         ahead: impl FnOnce(Option<&OrgId>) -> Reads,
-    ) -> AppResult<Caller> {
+    ) -> AppResult<(Caller, Reader)> {
+        let reader = self.reader();
         if let Some(id) = bearer.and_then(org::key_id_of_secret) {
             let mut reads = ahead(self.key_orgs.get(&id).as_ref());
             reads.keys.push(api_key_key(&id));
-            self.read_ahead(reads).await;
+            reader.prefetch(reads).await;
         }
-        let caller = self.authenticate(bearer).await?;
+        let caller = self.authenticate_on(&reader, bearer).await?;
         caller.authorize(needed)?;
-        Ok(caller)
+        Ok((caller, reader))
     }
 
     /// Resolves a bearer token to the operator or an active key.
     pub async fn authenticate(&self, bearer: Option<&str>) -> AppResult<Caller> {
+        self.authenticate_on(&self.reader(), bearer).await
+    }
+
+    async fn authenticate_on(&self, reader: &Reader, bearer: Option<&str>) -> AppResult<Caller> {
         let secret = bearer.ok_or(AppError::Unauthorized)?;
         if let Some(hash) = &self.settings.operator_key_hash {
             if bool::from(org::hash_secret(secret).as_bytes().ct_eq(hash.as_bytes())) {
@@ -111,7 +117,7 @@ impl Countersign {
             }
         }
         let id = org::key_id_of_secret(secret).ok_or(AppError::Unauthorized)?;
-        let stored = self.read::<ApiKey>(&api_key_key(&id)).await?.ok_or(AppError::Unauthorized)?;
+        let stored = reader.read::<ApiKey>(&api_key_key(&id)).await?.ok_or(AppError::Unauthorized)?;
         let key = stored.value;
         if !key.matches(secret) {
             return Err(AppError::Unauthorized);
@@ -127,8 +133,8 @@ impl Countersign {
             touched.last_used_at = Some(now);
             // Best effort, outside the commit loop: losing this race to another request (or a
             // revocation) is fine, and a failed touch must not fail the request.
-            if let Ok(write) = records::update(&touched, stored.version) {
-                let _ = self.store.transact(vec![write]).await;
+            if let Ok(write) = layout::update(&touched, stored.version) {
+                let _ = self.store().transact(vec![write]).await;
             }
         }
         Ok(Caller::Key(key))

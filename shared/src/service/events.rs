@@ -5,10 +5,15 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 
-use super::records::{self, sort_time, Stored, DUE_OUTBOX};
-use super::Countersign;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Countersign, Wiring};
 use crate::domain::event::Event;
 use crate::error::AppResult;
+use crate::layout::{self, sort_time, Stored, DUE_OUTBOX};
+use crate::ports::{Clock, Store};
 
 /// Events the sweep considers stuck once they are this old and still unpublished.
 pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);
@@ -16,10 +21,18 @@ pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);
 /// Outbox marks written in one request (DynamoDB transactions hold up to 100 items).
 const MARKS_PER_REQUEST: usize = 25;
 
-impl Countersign {
+/// Publishes committed events to the bus and marks them in the outbox.
+pub(crate) struct Publisher {
+    store: Arc<dyn Store>,
+    wiring: Wiring,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl crate::engine::Outbox for Publisher {
     /// Publishes freshly committed events and marks the published ones; failures only log, the
     /// events stay in the outbox for the sweep.
-    pub(crate) async fn publish_committed(&self, events: Vec<Event>) {
+    async fn published(&self, events: Vec<Event>) {
         if events.is_empty() {
             return;
         }
@@ -29,14 +42,19 @@ impl Countersign {
             tracing::warn!(error = %e, "publishing after commit failed; the sweep will retry");
         }
     }
+}
 
+impl Publisher {
+    pub fn new(store: Arc<dyn Store>, wiring: Wiring, clock: Arc<dyn Clock>) -> Self {
+        Publisher { store, wiring, clock }
+    }
     /// Publishes, then records each event's fate: published ones marked, refused ones counted
     /// (and parked at `MAX_PUBLISH_FAILURES`, with a metric), unreported ones left for the sweep.
     /// Returns how many were published.
     async fn publish_and_mark(&self, events: Vec<Stored<Event>>) -> AppResult<usize> {
         let plain: Vec<Event> = events.iter().map(|e| e.value.clone()).collect();
         let report = self.wiring.bus.publish(&plain).await?;
-        let now = self.now();
+        let now = self.clock.now();
         let mut marks = Vec::new();
         let mut parked = 0;
         for stored in events {
@@ -53,7 +71,7 @@ impl Countersign {
             } else {
                 continue;
             }
-            marks.push(records::update(&event, stored.version)?);
+            marks.push(layout::update(&event, stored.version)?);
         }
         if parked > 0 {
             self.wiring.metrics.count("OutboxEventsParked", parked);
@@ -70,6 +88,15 @@ impl Countersign {
         }))
         .await;
         Ok(report.accepted.len())
+    }
+}
+
+impl Countersign {
+    /// Publishes freshly committed events (as the engine does after each commit).
+    #[cfg(all(test, feature = "local"))]
+    pub(crate) async fn publish_committed(&self, events: Vec<Event>) {
+        use crate::engine::Outbox as _;
+        Publisher::new(self.store().clone(), self.wiring.clone(), self.engine.clock()).published(events).await
     }
 
     /// Re-publishes events unpublished for longer than the threshold, oldest first, every shard
@@ -90,12 +117,18 @@ impl Countersign {
                 .into_iter()
                 .filter_map(|item| {
                     let pk = item.key.pk.clone();
-                    records::decode::<Event>(item)
+                    layout::decode::<Event>(item)
                         .map_err(|e| tracing::error!(item = %pk, error = %e, "unreadable outbox event; skipped"))
                         .ok()
                 })
                 .collect::<Vec<_>>();
-            let published = if events.is_empty() { 0 } else { self.publish_and_mark(events).await? };
+            let published = if events.is_empty() {
+                0
+            } else {
+                Publisher::new(self.store().clone(), self.wiring.clone(), self.engine.clock())
+                    .publish_and_mark(events)
+                    .await?
+            };
             Ok((published, read, last))
         })
         .await

@@ -7,13 +7,13 @@ use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
 
-use super::records::{self, delivery_key, webhook_key, Stored, DUE_DELIVERIES};
 use super::Countersign;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::DeliveryId;
 use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
+use crate::layout::{self, delivery_key, webhook_key, Stored, DUE_DELIVERIES};
 use crate::ports::{HttpOutcome, QueueMessage, SendError, StoreError};
 
 /// Deliveries of one event (or one batch) worked on at once; a slow endpoint holds only its
@@ -150,7 +150,7 @@ impl Countersign {
         delivery.busy_bounces = delivery.busy_bounces.saturating_add(1);
         delivery.updated_at = self.now();
         delivery.next_attempt_at = delivery.updated_at + ChronoDuration::from_std(delay).unwrap_or_default();
-        match self.store.transact(vec![records::update(&delivery, version)?]).await {
+        match self.store().transact(vec![layout::update(&delivery, version)?]).await {
             Ok(()) => {}
             // Another worker moved it on (sent it, or bounced it and queued its message).
             Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()),
@@ -182,7 +182,7 @@ impl Countersign {
             updated_at: now,
             delivered_at: None,
         };
-        match self.store.transact(vec![records::create(&delivery)?]).await {
+        match self.store().transact(vec![layout::create(&delivery)?]).await {
             Ok(()) => Ok(Some((delivery, 1))),
             Err(StoreError::ConditionFailed) => Ok(None),
             // A colliding write may fail too: have the queue redeliver the message.
@@ -192,7 +192,7 @@ impl Countersign {
     }
 
     async fn deliver_due(&self, id: &DeliveryId, attempt: Option<u32>) -> AppResult<()> {
-        let Some(stored) = self.read::<Delivery>(&delivery_key(id)).await? else {
+        let Some(stored) = self.reader().read::<Delivery>(&delivery_key(id)).await? else {
             return Ok(()); // discarded or never created: nothing to do
         };
         if stored.value.status != DeliveryStatus::Pending || attempt.is_some_and(|a| a != stored.value.attempts) {
@@ -215,7 +215,11 @@ impl Countersign {
         let mut delivery = stored.value;
         let webhook = match webhook {
             Some(w) => Some(w),
-            None => self.read::<Webhook>(&webhook_key(&delivery.org_id, &delivery.webhook_id)).await?.map(|s| s.value),
+            None => self
+                .reader()
+                .read::<Webhook>(&webhook_key(&delivery.org_id, &delivery.webhook_id))
+                .await?
+                .map(|s| s.value),
         };
         let now = self.now();
         let Some(webhook) = webhook.filter(|w| w.enabled) else {
@@ -233,7 +237,7 @@ impl Countersign {
         delivery.updated_at = now;
         // If this worker dies mid-attempt, the sweep re-queues the delivery once the lease is over.
         delivery.next_attempt_at = now + ChronoDuration::from_std(CLAIM_LEASE).unwrap_or_default();
-        match self.store.transact(vec![records::update(&delivery, stored.version)?]).await {
+        match self.store().transact(vec![layout::update(&delivery, stored.version)?]).await {
             Ok(()) => {}
             Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
             Err(e) => return Err(e.into()),
@@ -282,7 +286,7 @@ impl Countersign {
     }
 
     async fn save_delivery(&self, delivery: &Delivery, version: u64) -> AppResult<()> {
-        match self.store.transact(vec![records::update(delivery, version)?]).await {
+        match self.store().transact(vec![layout::update(delivery, version)?]).await {
             // Another worker handled the same delivery (a duplicate message): its outcome stands.
             Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict) => Ok(()),
             Err(e) => Err(e.into()),
@@ -329,13 +333,13 @@ impl Countersign {
         page: usize,
         time_left: &(dyn Fn() -> bool + Sync),
     ) -> AppResult<(usize, bool)> {
-        let cutoff = format!("{}#~", records::sort_time(cutoff));
+        let cutoff = format!("{}#~", layout::sort_time(cutoff));
         let cutoff = &cutoff;
         self.each_due_page(DUE_DELIVERIES, page, time_left, move |partition, after| async move {
             let (due, read, last) = self.due_page(&partition, cutoff, page, after).await?;
             let mut requeued = 0;
             for item in due {
-                let Ok(delivery) = records::decode::<Delivery>(item) else { continue };
+                let Ok(delivery) = layout::decode::<Delivery>(item) else { continue };
                 let wait = (delivery.value.next_attempt_at - self.now()).to_std().unwrap_or_default();
                 self.wiring
                     .queue

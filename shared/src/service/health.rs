@@ -13,7 +13,7 @@ impl Countersign {
     /// cannot be reached (missing table, wrong endpoint, no credentials), and `Ok` whether or not
     /// an item exists at the key.
     pub async fn check_store(&self) -> AppResult<()> {
-        self.store.get(&Key::new(PROBE_PK, PROBE_SK)).await?;
+        self.store().get(&Key::new(PROBE_PK, PROBE_SK)).await?;
         Ok(())
     }
 }

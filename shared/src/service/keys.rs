@@ -4,8 +4,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::paging::{Page, PageRequest};
-use super::plan::Tx;
-use super::records::{api_key_key, by_org_partition, member_key, wallet_key};
 use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{ApiKeyId, MemberId, OrgId, WalletId};
@@ -13,7 +11,9 @@ use crate::domain::org::{self, ApiKey, Organization};
 use crate::domain::people::{Member, Person};
 use crate::domain::permission::{allows, Permission};
 use crate::domain::wallet::Wallet;
+use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
+use crate::layout::{api_key_key, by_org_partition, member_key, wallet_key};
 use crate::ports::{Index, Query};
 
 /// A new key: a name, at least one permission, and the wallets it is bound to (empty: all).
@@ -80,7 +80,7 @@ impl Countersign {
             return Err(AppError::WalletNotAllowed);
         }
         for wallet in wallets {
-            self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await?;
+            self.reader().read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await?;
         }
         Ok(())
     }
@@ -88,24 +88,26 @@ impl Countersign {
     /// `POST /v1/organizations` (operator only): the org and its first admin key.
     pub async fn create_organization(&self, caller: &Caller, name: String) -> AppResult<NewOrganization> {
         caller.require_operator()?;
-        self.commit(|| async {
-            let now = self.now();
-            let organization = Organization { id: OrgId::generate(), name: name.clone(), created_at: now };
-            let admin = NewApiKey {
-                name: "admin".into(),
-                permissions: vec![Permission::Admin],
-                wallet_ids: vec![],
-                member_id: None,
-            };
-            let admin_key = issue(&organization.id, admin, None, now);
-            let mut tx = Tx::new(&organization.id, Actor::Operator, now);
-            tx.create(&organization)?;
-            tx.create(&admin_key.key)?;
-            let details = json!({"name": organization.name});
-            tx.audit("organization.created", "organization", organization.id.as_str(), details)?;
-            Ok(tx.done(NewOrganization { organization, admin_key }))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let now = self.now();
+                let organization = Organization { id: OrgId::generate(), name: name.clone(), created_at: now };
+                let admin = NewApiKey {
+                    name: "admin".into(),
+                    permissions: vec![Permission::Admin],
+                    wallet_ids: vec![],
+                    member_id: None,
+                };
+                let admin_key = issue(&organization.id, admin, None, now);
+                let mut tx = Tx::new(&organization.id, Actor::Operator, now);
+                tx.create(&organization)?;
+                tx.create(&admin_key.key)?;
+                let details = json!({"name": organization.name});
+                tx.audit("organization.created", "organization", organization.id.as_str(), details)?;
+                Ok(tx.done(NewOrganization { organization, admin_key }))
+            })
+            .await
     }
 
     /// `POST /v1/api-keys`.
@@ -120,21 +122,23 @@ impl Countersign {
             .map_err(|_| AppError::PermissionDenied(Permission::Admin))?;
         self.ensure_bindable(caller, &request.wallet_ids).await?;
         if let Some(member) = &request.member_id {
-            self.read_owned::<Member>(&member_key(&caller.org_id, member), &caller.org_id).await?;
+            self.reader().read_owned::<Member>(&member_key(&caller.org_id, member), &caller.org_id).await?;
         }
-        self.commit(|| async {
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let issued = issue(&caller.org_id, request.clone(), person.clone(), tx.now());
-            tx.create(&issued.key)?;
-            let details = json!({
-                "permissions": issued.key.permissions,
-                "walletIds": issued.key.wallet_ids,
-                "person": issued.key.person(),
-            });
-            tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;
-            Ok(tx.done(issued))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let issued = issue(&caller.org_id, request.clone(), person.clone(), tx.now());
+                tx.create(&issued.key)?;
+                let details = json!({
+                    "permissions": issued.key.permissions,
+                    "walletIds": issued.key.wallet_ids,
+                    "person": issued.key.person(),
+                });
+                tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;
+                Ok(tx.done(issued))
+            })
+            .await
     }
 
     pub async fn list_api_keys(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<ApiKey>> {
@@ -147,7 +151,7 @@ impl Countersign {
     pub async fn get_api_key(&self, caller: &Caller, id: &ApiKeyId) -> AppResult<ApiKey> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
-        let key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?.value;
+        let key = self.reader().read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?.value;
         if !caller.covers(&key.wallet_ids) {
             return Err(AppError::WalletNotAllowed);
         }
@@ -164,8 +168,9 @@ impl Countersign {
         if let Some(wallets) = &patch.wallet_ids {
             self.ensure_bindable(caller, wallets).await?;
         }
-        self.commit(|| async {
-            let mut key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
+        let r = self.reader();
+        self.engine.commit(&r, || async {
+            let mut key = r.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
             ensure_not_stronger(caller, &key.value)?;
             if let Some(n) = &patch.name {
                 key.value.name = n.clone();
@@ -190,18 +195,20 @@ impl Countersign {
     pub async fn revoke_api_key(&self, caller: &Caller, id: &ApiKeyId) -> AppResult<ApiKey> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
-        self.commit(|| async {
-            let mut key = self.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
-            ensure_not_stronger(caller, &key.value)?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            if key.value.revoked_at.is_none() {
-                key.value.revoked_at = Some(tx.now());
-            }
-            tx.update(&key)?;
-            tx.audit("api_key.revoked", "api_key", key.value.id.as_str(), json!({}))?;
-            Ok(tx.done(key.value))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut key = r.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
+                ensure_not_stronger(caller, &key.value)?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                if key.value.revoked_at.is_none() {
+                    key.value.revoked_at = Some(tx.now());
+                }
+                tx.update(&key)?;
+                tx.audit("api_key.revoked", "api_key", key.value.id.as_str(), json!({}))?;
+                Ok(tx.done(key.value))
+            })
+            .await
     }
 }
 

@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::records::{self, Record, Stored};
 use super::Countersign;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApiKeyId, ApprovalId, OrgId};
 use crate::domain::review_link::ReviewLink;
 use crate::error::{AppError, AppResult};
+use crate::layout::{self, Record, Stored};
 use crate::ports::{Expect, Key, StoreError, Write};
 
 /// The path of the confirm page, below the public URL.
@@ -71,7 +71,7 @@ impl Countersign {
 
     /// Whether the link with `fingerprint` has been used.
     pub async fn review_link_used(&self, fingerprint: &str) -> AppResult<bool> {
-        Ok(self.read::<ReviewLinkUse>(&link_use_key(fingerprint)).await?.is_some())
+        Ok(self.reader().read::<ReviewLinkUse>(&link_use_key(fingerprint)).await?.is_some())
     }
 
     /// Claims a link for one decision by `key`; `false` when it was used already.
@@ -90,7 +90,7 @@ impl Countersign {
             used_at: self.now(),
             expires_at: link.expires_at,
         };
-        match self.store.transact(vec![records::create(&record)?]).await {
+        match self.store().transact(vec![layout::create(&record)?]).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
             Err(StoreError::Conflict) => Err(AppError::Contention),
@@ -101,10 +101,10 @@ impl Countersign {
     /// Gives a claimed link back after the decision through it was refused (the reviewer was not
     /// allowed, the note too long...), so the right person can still use it. Best effort.
     pub async fn release_review_link(&self, fingerprint: &str) {
-        let stored: Option<Stored<ReviewLinkUse>> = self.read(&link_use_key(fingerprint)).await.ok().flatten();
+        let stored: Option<Stored<ReviewLinkUse>> = self.reader().read(&link_use_key(fingerprint)).await.ok().flatten();
         if let Some(stored) = stored {
             let delete = Write::Delete { key: stored.value.key(), expect: Expect::Version(stored.version) };
-            if let Err(e) = self.store.transact(vec![delete]).await {
+            if let Err(e) = self.store().transact(vec![delete]).await {
                 tracing::debug!(error = %e, "could not release a review link");
             }
         }

@@ -1,30 +1,26 @@
 //! The application service: every use case, composed from the domain and the ports. Methods take
 //! domain requests (parsed at the edge) and return domain outcomes; they never see HTTP.
-//! Each state change is planned from a fresh read (`plan::Tx`) and committed as one conditional
-//! transaction (`commit`); when a condition fails (someone else wrote first) the plan is made
-//! again from a new read, so races have exactly one winner and the losers see the new state.
+//! Each state change is a plan made on a `Reader` and committed by the engine (`crate::engine`)
+//! as one conditional transaction; when a condition fails (someone else wrote first) the engine
+//! plans again from fresh reads, so races have exactly one winner and the losers see the new state.
 
-mod ahead;
 mod approvals;
 mod audit;
 mod auth;
-mod commit;
+mod decide;
 mod endpoints;
 mod events;
+mod execution;
 mod fanout;
 mod health;
-mod inbox;
 mod keys;
-mod lanes;
 mod links;
 mod paging;
 mod payments;
-mod pending;
 mod people;
-mod plan;
 mod policies;
-pub mod records;
 mod refunds;
+mod review_queue;
 mod reviews;
 mod sessions;
 mod settings;
@@ -38,26 +34,28 @@ mod webhooks;
 use std::sync::Arc;
 
 use crate::adapters::null::{NoBus, NoClient, NoMetrics, NoQueue};
-use crate::domain::ids::OrgId;
 use crate::domain::org::ApiKey;
 use crate::domain::permission::{self, Permission};
+pub(crate) use crate::engine::Owned;
+use crate::engine::{Engine, Reader};
 use crate::error::{AppError, AppResult};
 use crate::ports::{Clock, Store};
 
+pub use crate::engine::Committed;
 pub use approvals::{ApprovalFilter, DecideRequest, Decided, EscalateRequest};
 pub use audit::AuditFilter;
 pub use auth::Caller;
-pub use commit::Committed;
 pub use events::DEFAULT_REPUBLISH_AFTER;
-pub use inbox::{ApprovalDetail, ApprovalItem, Inbox, InboxFilter, InboxItem, InboxStatus, ReviewDetail, INBOX_LIMIT};
 pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use links::REVIEW_LINK_PATH;
 pub use paging::{Page, PageRequest};
 pub use payments::PaymentFilter;
 pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
-use records::{decode, Record, Stored};
 pub use refunds::{RefundFilter, RefundOutcome};
+pub use review_queue::{
+    ApprovalDetail, ApprovalItem, Inbox, InboxFilter, InboxItem, InboxStatus, ReviewDetail, INBOX_LIMIT,
+};
 pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_LIST_DEPTH};
 pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use settings::SettingsPatch;
@@ -130,53 +128,51 @@ impl Default for Wiring {
 
 #[derive(Clone)]
 pub struct Countersign {
-    /// The store as plans see it (`pending::PlanStore` over `committed`).
-    store: Arc<dyn Store>,
-    /// The store itself: committed state only.
-    committed: Arc<dyn Store>,
+    /// Every change goes through it: prefetch, plan, commit.
+    engine: Engine,
     /// Which organisation each API key seen belongs to, so a request can read its org's records
-    /// in the same round trip as the key (`ahead`). A key never changes organisation.
+    /// in the same round trip as the key (prefetch). A key never changes organisation.
     key_orgs: Arc<auth::KeyOrgs>,
-    clock: Arc<dyn Clock>,
     settings: Settings,
     wiring: Wiring,
-    /// Plans that rewrite the same records take turns within this process (`None`: they race).
-    lanes: Option<Arc<lanes::Lanes>>,
     /// Webhook sends in flight per endpoint, so a hanging one holds only its own slots.
     endpoints: Arc<endpoints::Endpoints>,
-    /// Long-polls held per key in this process (`waits`): the cap itself on the embedded store;
-    /// on a remote one the slots are items in the store, so the cap holds across instances.
+    /// Long-polls held per key (`waits`): the cap itself on the embedded store; on a remote one
+    /// the slots are items in the store, so the cap holds across instances.
     waits: Arc<waits::WaitSlots>,
 }
 
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        // Plans in their lanes see the writes queued ahead of them; nothing else does.
-        let committed = store.clone();
-        let store = Arc::new(pending::PlanStore::new(store));
-        Countersign {
-            store,
-            committed,
+        let waits = Arc::new(waits::WaitSlots::for_store(store.as_ref()));
+        let service = Countersign {
+            engine: Engine::new(store, clock),
             key_orgs: Arc::default(),
-            clock,
             settings,
             wiring: Wiring::default(),
-            lanes: Some(Arc::default()),
             endpoints: Arc::default(),
-            waits: Arc::default(),
-        }
+            waits,
+        };
+        service.with_outbox()
     }
 
     /// Plans race on their conditions alone, as separate processes do: benchmarks model many
     /// Lambda instances this way.
-    pub fn without_lanes(mut self) -> Self {
-        self.lanes = None;
+    pub fn without_record_locks(mut self) -> Self {
+        self.engine = self.engine.without_locks();
         self
     }
 
     /// Connects the event bus, the webhook queue and the webhook HTTP client.
     pub fn with_wiring(mut self, wiring: Wiring) -> Self {
         self.wiring = wiring;
+        self.with_outbox()
+    }
+
+    /// Committed events go to this service's bus.
+    fn with_outbox(mut self) -> Self {
+        let outbox = events::Publisher::new(self.engine.store().clone(), self.wiring.clone(), self.engine.clock());
+        self.engine = self.engine.with_outbox(Arc::new(outbox));
         self
     }
 
@@ -185,49 +181,19 @@ impl Countersign {
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
+        self.engine.now()
     }
 
-    /// Reads a record by key.
-    async fn read<R: Record>(&self, key: &crate::ports::Key) -> AppResult<Option<Stored<R>>> {
-        self.store.get(key).await?.map(decode).transpose()
+    /// The store itself (committed state), for what is not a planned change.
+    fn store(&self) -> &Arc<dyn Store> {
+        self.engine.store()
     }
 
-    /// Reads a record that must belong to `org`; another org's record is reported as missing.
-    async fn read_owned<R: Record + Owned>(&self, key: &crate::ports::Key, org: &OrgId) -> AppResult<Stored<R>> {
-        match self.read::<R>(key).await? {
-            Some(r) if r.value.org_id() == org => Ok(r),
-            _ => Err(AppError::NotFound(R::NAME)),
-        }
+    /// A reader of committed state, for reads outside a plan.
+    fn reader(&self) -> Reader {
+        self.engine.reader()
     }
 }
-
-/// Records that belong to one organisation.
-pub trait Owned {
-    fn org_id(&self) -> &OrgId;
-}
-
-macro_rules! owned {
-    ($($t:ty),*) => {$(
-        impl Owned for $t {
-            fn org_id(&self) -> &OrgId { &self.org_id }
-        }
-    )*};
-}
-owned!(
-    crate::domain::wallet::Wallet,
-    crate::domain::payment::Payment,
-    crate::domain::approval::Approval,
-    crate::domain::policy::Policy,
-    crate::domain::webhook::Webhook,
-    crate::domain::delivery::Delivery,
-    crate::domain::people::Member,
-    crate::domain::people::Team,
-    crate::domain::routing::RoutingRule,
-    crate::domain::review::Review,
-    crate::domain::refund::Refund,
-    ApiKey
-);
 
 /// Fails unless the caller's key may act on `wallet` (keys bound to wallets).
 fn ensure_wallet(caller: &ApiKey, wallet: &crate::domain::ids::WalletId) -> AppResult<()> {

@@ -4,10 +4,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
 
-use super::records::{decode, Record};
 use super::Countersign;
 use crate::domain::input::InputError;
 use crate::error::{AppError, AppResult};
+use crate::layout::{decode, Record};
 use crate::ports::{Position, Query};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -85,7 +85,7 @@ impl Countersign {
             query.after = after.clone();
             query.limit = want;
             // A cursor the store did not issue becomes a `cursor` input error (`AppError::from`).
-            let items = self.store.query(query.clone()).await?;
+            let items = self.store().query(query.clone()).await?;
             let read = items.len();
             for item in items {
                 let position = item.position(query.index);

@@ -3,20 +3,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ahead::Reads;
-use super::commit::{Committed, IdempotencyScope};
+use super::execution::plan_execution;
 use super::paging::{Page, PageRequest};
 use super::people::rules_query;
-use super::plan::{stale, Plan, Tx};
 use super::policies::policies_query;
-use super::records::{
-    self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
-};
 use super::{ensure_wallet, require, Caller, Countersign, Owned};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
-use crate::domain::ledger;
 use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
@@ -24,7 +18,14 @@ use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFact
 use crate::domain::routing::{route, Subject};
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
+use crate::engine::plan::{Planned, Tx};
+use crate::engine::reader::Reads;
+use crate::engine::Reader;
+use crate::engine::{Change, Committed, IdempotencyScope};
 use crate::error::{AppError, AppResult};
+use crate::layout::{
+    self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
+};
 use crate::ports::{Index, Key, Query};
 
 /// What intake reads first: both wallets, the payer's policies and payment counter, and (when
@@ -37,9 +38,9 @@ fn intake_reads(org: Option<&OrgId>, caller: Option<&ApiKeyId>, request: &NewPay
     };
     if let Some(org) = org {
         reads.queries.push(rules_query(org));
-        reads.keys.push(records::settings_key(org));
+        reads.keys.push(layout::settings_key(org));
         if let (Some(key), Some(caller)) = (&request.idempotency, caller) {
-            reads.keys.push(records::idempotency_key(org, caller, PAYMENTS_SCOPE, key.key()));
+            reads.keys.push(layout::idempotency_key(org, caller, PAYMENTS_SCOPE, key.key()));
         }
     }
     reads
@@ -74,19 +75,19 @@ impl Countersign {
         bearer: Option<&str>,
         request: AppResult<NewPayment>,
     ) -> AppResult<Committed<PaymentOutcome>> {
-        self.reading_ahead(async {
-            let key_id = bearer.and_then(key_id_of_secret);
-            let ahead = |org: Option<&OrgId>| {
-                request.as_ref().map(|r| intake_reads(org, key_id.as_ref(), r)).unwrap_or_default()
-            };
-            let caller = self.authenticate_reading(bearer, Permission::PaymentsWrite, ahead).await?;
-            self.create_payment(&caller, request?).await
-        })
-        .await
+        let key_id = bearer.and_then(key_id_of_secret);
+        let ahead =
+            |org: Option<&OrgId>| request.as_ref().map(|r| intake_reads(org, key_id.as_ref(), r)).unwrap_or_default();
+        let (caller, reader) = self.authenticate_prefetching(bearer, Permission::PaymentsWrite, ahead).await?;
+        self.intake(&caller, request?, reader).await
     }
 
     /// `POST /v1/payments`.
     pub async fn create_payment(&self, caller: &Caller, request: NewPayment) -> AppResult<Committed<PaymentOutcome>> {
+        self.intake(caller, request, self.reader()).await
+    }
+
+    async fn intake(&self, caller: &Caller, request: NewPayment, r: Reader) -> AppResult<Committed<PaymentOutcome>> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsWrite)?;
         ensure_wallet(caller, &request.from)?;
@@ -97,31 +98,35 @@ impl Countersign {
             operation: PAYMENTS_SCOPE.into(),
             key,
         });
+        let change = Change::default().reads(intake_reads(Some(&org), Some(&caller.id), &request)).idempotent(scope);
         let committed = self
-            .commit_idempotent(scope, || async {
+            .engine
+            .run(&r, change, || async {
                 // Independent reads go out together: one round trip, not three.
                 let (from_key, to_key) = (wallet_key(&request.from), wallet_key(&request.to));
                 let (from, to, policies) = tokio::try_join!(
-                    self.read_owned::<Wallet>(&from_key, &org),
-                    self.read_owned::<Wallet>(&to_key, &org),
-                    self.wallet_policies(&request.from),
+                    r.read_owned::<Wallet>(&from_key, &org),
+                    r.read_owned::<Wallet>(&to_key, &org),
+                    r.wallet_policies(&request.from),
                 )?;
                 let currency = from.value.currency();
                 if let Some(asked) = request.currency.filter(|c| *c != currency) {
                     return Err(AppError::CurrencyMismatch {
                         payment: asked.code().into(),
                         wallet: currency.code().into(),
-                    });
+                    }
+                    .into());
                 }
                 if to.value.currency() != currency {
                     return Err(AppError::CurrencyMismatch {
                         payment: currency.code().into(),
                         wallet: to.value.currency().code().into(),
-                    });
+                    }
+                    .into());
                 }
                 let amount = request.amount.in_currency(currency)?;
                 let mut tx = Tx::new(&org, Actor::Key(caller.id.clone()), self.now());
-                let velocity = self.velocity(&from.value, &policies, ActionKind::Payment).await?;
+                let velocity = r.velocity(&from.value, &policies, ActionKind::Payment).await?;
                 let decision = evaluate(
                     &policies,
                     &PaymentFacts {
@@ -139,7 +144,7 @@ impl Countersign {
                     return Ok(tx.refused(Intake::Denied(decision)));
                 }
                 if amount > from.value.balance() {
-                    return Err(ledger_refusal(&from.value, amount));
+                    return Err(ledger_refusal(&from.value, amount).into());
                 }
                 let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
                 payment.submitted_by = Some(caller.person());
@@ -150,12 +155,12 @@ impl Countersign {
                     plan_immediate(tx, payment, from, to)?
                 } else {
                     // The highest-priority matching routing rule assigns the approval's team.
-                    let rules = self.org_rules(&org).await?;
+                    let rules = r.org_rules(&org).await?;
                     // Else the holding policy's first escalation tier, else the default team.
                     let team = route(&rules, &Subject::for_payment(&payment))
                         .map(|r| r.assign_to_team.clone())
                         .or_else(|| payment.decision.escalation_chain.first().cloned());
-                    let team = self.or_default_team(&org, team).await?;
+                    let team = r.or_default_team(&org, team).await?;
                     self.plan_hold(tx, payment, from, team)?
                 };
                 Ok(plan)
@@ -170,22 +175,9 @@ impl Countersign {
             }),
         }
     }
+}
 
-    /// The wallet's payment counter, when one of its enabled `kind` policies limits velocity.
-    pub(crate) async fn velocity(
-        &self,
-        wallet: &Wallet,
-        policies: &[Policy],
-        kind: ActionKind,
-    ) -> AppResult<Option<Velocity>> {
-        let limited = policies.iter().any(|p| p.enabled && p.applies_to(kind) && p.max_payments_per_hour.is_some());
-        if !limited {
-            return Ok(None);
-        }
-        let stored = self.read::<PaymentRate>(&rate_key(&wallet.id)).await?;
-        Ok(Some(Velocity { stored, org: wallet.org_id.clone(), wallet: wallet.id.clone() }))
-    }
-
+impl Countersign {
     /// Holds the payment: a pending approval, checked against the wallet version it was decided on.
     fn plan_hold(
         &self,
@@ -193,7 +185,7 @@ impl Countersign {
         mut payment: Payment,
         from: Stored<Wallet>,
         team: Option<TeamId>,
-    ) -> AppResult<Plan<Intake>> {
+    ) -> Planned<Intake> {
         let ttl = payment.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
         let mut approval = payment.hold(ttl, tx.now())?;
         approval.assigned_team = team;
@@ -232,7 +224,7 @@ impl Countersign {
     ) -> AppResult<R> {
         let caller = caller.key()?;
         require(caller, Permission::PaymentsRead)?;
-        let record = self.read_owned::<R>(key, &caller.org_id).await?.value;
+        let record = self.reader().read_owned::<R>(key, &caller.org_id).await?.value;
         if !record.wallets().iter().any(|w| caller.may_use(w)) {
             return Err(AppError::WalletNotAllowed);
         }
@@ -312,68 +304,15 @@ impl Velocity {
 }
 
 /// Executes a payment policies let through: the transfer, the payment created COMPLETED.
-fn plan_immediate(mut tx: Tx, payment: Payment, from: Stored<Wallet>, to: Stored<Wallet>) -> AppResult<Plan<Intake>> {
+fn plan_immediate(mut tx: Tx, payment: Payment, from: Stored<Wallet>, to: Stored<Wallet>) -> Planned<Intake> {
     let details = json!({"decision": payment.decision, "amount": payment.amount.to_wire()});
     let (wallet, amount) = (from.value.clone(), payment.amount);
-    let (payment, executed) = plan_execution(&mut tx, payment, from, to, details)?;
+    let (payment, executed) = plan_execution(&mut tx, payment, from, to, "payment.completed", details)?;
     if !executed {
-        return Err(ledger_refusal(&wallet, amount));
+        return Err(ledger_refusal(&wallet, amount).into());
     }
     tx.create(&payment)?;
     Ok(tx.done(Intake::Decided(PaymentOutcome::Executed { payment })))
-}
-
-/// The writes that execute a pending payment, on either path: move the money (both wallets and
-/// two ledger lines), complete the payment, `payment.completed` and its audit row. When funds
-/// are short it fails the payment instead, checked against the balance it read, and returns
-/// `false`. The caller writes the payment (a create on intake, an update on approval).
-pub(crate) fn plan_execution(
-    tx: &mut Tx,
-    mut payment: Payment,
-    mut from: Stored<Wallet>,
-    mut to: Stored<Wallet>,
-    audit_details: serde_json::Value,
-) -> AppResult<(Payment, bool)> {
-    let now = tx.now();
-    match ledger::transfer(&mut from.value, &mut to.value, payment.amount, &payment.id, now) {
-        Ok(transfer) => {
-            payment.complete(transfer.transaction_id, now).map_err(stale)?;
-            tx.update(&from)?;
-            tx.update(&to)?;
-            tx.create(&transfer.debit)?;
-            tx.create(&transfer.credit)?;
-            tx.event(Event::for_payment(&payment, kinds::PAYMENT_COMPLETED, now))?;
-            tx.audit("payment.completed", "payment", payment.id.as_str(), audit_details)?;
-            Ok((payment, true))
-        }
-        Err(_) => {
-            let balance = from.value.balance();
-            let reason = format!("insufficient funds: balance {} {}", balance.to_wire(), balance.currency());
-            payment.fail(reason, now).map_err(stale)?;
-            // The failure is decided on this balance; a concurrent fund must make us re-plan.
-            tx.check(&from);
-            tx.event(Event::for_payment(&payment, kinds::PAYMENT_FAILED, now))?;
-            tx.audit("payment.failed", "payment", payment.id.as_str(), json!({"reason": payment.failure_reason}))?;
-            Ok((payment, false))
-        }
-    }
-}
-
-/// The writes that fail an approved payment a deny rule now refuses (added while it was pending):
-/// FAILED with the rule, decided on the wallet version that carries the current policies.
-pub(crate) fn plan_denied_execution(
-    tx: &mut Tx,
-    mut payment: Payment,
-    from: &Stored<Wallet>,
-    decision: &Decision,
-) -> AppResult<Payment> {
-    let now = tx.now();
-    payment.fail(format!("denied by policy at execution: {}", decision.reason), now).map_err(stale)?;
-    tx.check(from);
-    tx.event(Event::for_payment(&payment, kinds::PAYMENT_FAILED, now))?;
-    let details = json!({"reason": payment.failure_reason, "rule": decision.rule, "policyId": decision.policy_id});
-    tx.audit("payment.failed", "payment", payment.id.as_str(), details)?;
-    Ok(payment)
 }
 
 fn ledger_refusal(wallet: &Wallet, amount: crate::domain::money::Money) -> AppError {
@@ -396,5 +335,22 @@ pub(crate) fn listing_query(
         }
         (None, Some(status)) => Query::new(Index::ByStatus, by_status_partition(org, kind, status), limit),
         (None, None) => Query::new(Index::ByOrg, by_org_partition(org, kind), limit),
+    }
+}
+
+impl Reader {
+    /// The wallet's payment counter, when one of its enabled `kind` policies limits velocity.
+    pub(crate) async fn velocity(
+        &self,
+        wallet: &Wallet,
+        policies: &[Policy],
+        kind: ActionKind,
+    ) -> AppResult<Option<Velocity>> {
+        let limited = policies.iter().any(|p| p.enabled && p.applies_to(kind) && p.max_payments_per_hour.is_some());
+        if !limited {
+            return Ok(None);
+        }
+        let stored = self.read::<PaymentRate>(&rate_key(&wallet.id)).await?;
+        Ok(Some(Velocity { stored, org: wallet.org_id.clone(), wallet: wallet.id.clone() }))
     }
 }

@@ -1,10 +1,9 @@
 //! Members (the people behind keys), teams of them, and the routing rules that assign a held
 //! payment's approval to a team.
 
+use crate::engine::Reader;
 use serde_json::json;
 
-use super::plan::Tx;
-use super::records::{self, member_key, rule_key, team_key, Stored};
 use super::{Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{MemberId, OrgId, RoutingRuleId, TeamId};
@@ -13,7 +12,9 @@ use crate::domain::org::ApiKey;
 use crate::domain::people::{Member, Team};
 use crate::domain::permission::Permission;
 use crate::domain::routing::{Conditions, RoutingRule};
+use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
+use crate::layout::{self, member_key, rule_key, team_key, Stored};
 use crate::ports::Query;
 
 const MAX_MEMBERS: usize = 1_000;
@@ -66,59 +67,36 @@ fn ensure_may_change_membership(caller: &ApiKey) -> AppResult<()> {
 }
 
 impl Countersign {
-    async fn all_of<R: records::Record>(&self, query: Query) -> AppResult<Vec<R>> {
-        self.store.query(query).await?.into_iter().map(|i| records::decode::<R>(i).map(|s| s.value)).collect()
-    }
-
-    pub(crate) async fn org_teams(&self, org: &OrgId) -> AppResult<Vec<Team>> {
-        self.all_of(records::partition_query(format!("ORG#{org}#TEAM"), "TEAM#", MAX_TEAMS)).await
-    }
-
-    /// Every routing rule of an organisation (bounded by `MAX_RULES`).
-    pub(crate) async fn org_rules(&self, org: &OrgId) -> AppResult<Vec<RoutingRule>> {
-        self.all_of(rules_query(org)).await
-    }
-
-    /// Members must exist in the caller's organisation.
-    async fn ensure_members(&self, org: &OrgId, members: &[MemberId]) -> AppResult<()> {
-        for m in members {
-            self.read_owned::<Member>(&member_key(org, m), org).await?;
-        }
-        Ok(())
-    }
-
     pub async fn create_member(&self, caller: &Caller, request: NewMember) -> AppResult<Member> {
         let caller = caller.organiser(Permission::MembersWrite)?;
-        if self.org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
+        if self.reader().org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
             return Err(InputError::invalid(
                 "email",
                 format!("an organisation may have at most {MAX_MEMBERS} members"),
             )
             .into());
         }
-        self.commit(|| async {
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let member = Member {
-                id: MemberId::generate(),
-                org_id: caller.org_id.clone(),
-                name: request.name.clone(),
-                email: request.email.clone(),
-                created_at: tx.now(),
-            };
-            tx.create(&member)?;
-            tx.audit("member.created", "member", member.id.as_str(), json!({"name": member.name}))?;
-            Ok(tx.done(member))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let member = Member {
+                    id: MemberId::generate(),
+                    org_id: caller.org_id.clone(),
+                    name: request.name.clone(),
+                    email: request.email.clone(),
+                    created_at: tx.now(),
+                };
+                tx.create(&member)?;
+                tx.audit("member.created", "member", member.id.as_str(), json!({"name": member.name}))?;
+                Ok(tx.done(member))
+            })
+            .await
     }
 
     pub async fn list_members(&self, caller: &Caller) -> AppResult<Vec<Member>> {
         let caller = caller.organiser(Permission::MembersWrite)?;
-        self.org_members(&caller.org_id).await
-    }
-
-    async fn org_members(&self, org: &OrgId) -> AppResult<Vec<Member>> {
-        self.all_of(records::partition_query(format!("ORG#{org}#MEMBER"), "MEMBER#", MAX_MEMBERS)).await
+        self.reader().org_members(&caller.org_id).await
     }
 
     pub async fn create_team(&self, caller: &Caller, request: NewTeam) -> AppResult<Team> {
@@ -126,91 +104,102 @@ impl Countersign {
         if !request.members.is_empty() {
             ensure_may_change_membership(caller)?;
         }
-        self.ensure_members(&caller.org_id, &request.members).await?;
-        if self.org_teams(&caller.org_id).await?.len() >= MAX_TEAMS {
+        self.reader().ensure_members(&caller.org_id, &request.members).await?;
+        if self.reader().org_teams(&caller.org_id).await?.len() >= MAX_TEAMS {
             return Err(
                 InputError::invalid("name", format!("an organisation may have at most {MAX_TEAMS} teams")).into()
             );
         }
-        self.commit(|| async {
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let team = Team {
-                id: TeamId::generate(),
-                org_id: caller.org_id.clone(),
-                name: request.name.clone(),
-                members: request.members.clone(),
-                created_at: tx.now(),
-                updated_at: tx.now(),
-            };
-            tx.create(&team)?;
-            tx.audit("team.created", "team", team.id.as_str(), json!({"name": team.name, "members": team.members}))?;
-            Ok(tx.done(team))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let team = Team {
+                    id: TeamId::generate(),
+                    org_id: caller.org_id.clone(),
+                    name: request.name.clone(),
+                    members: request.members.clone(),
+                    created_at: tx.now(),
+                    updated_at: tx.now(),
+                };
+                tx.create(&team)?;
+                tx.audit(
+                    "team.created",
+                    "team",
+                    team.id.as_str(),
+                    json!({"name": team.name, "members": team.members}),
+                )?;
+                Ok(tx.done(team))
+            })
+            .await
     }
 
     pub async fn list_teams(&self, caller: &Caller) -> AppResult<Vec<Team>> {
         let caller = caller.organiser(Permission::MembersWrite)?;
-        self.org_teams(&caller.org_id).await
+        self.reader().org_teams(&caller.org_id).await
     }
 
     pub async fn update_team(&self, caller: &Caller, id: &TeamId, patch: TeamPatch) -> AppResult<Team> {
         let caller = caller.organiser(Permission::MembersWrite)?;
         if let Some(members) = &patch.members {
             ensure_may_change_membership(caller)?;
-            self.ensure_members(&caller.org_id, members).await?;
+            self.reader().ensure_members(&caller.org_id, members).await?;
         }
-        self.commit(|| async {
-            let mut team = self.read_owned::<Team>(&team_key(&caller.org_id, id), &caller.org_id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            if let Some(name) = &patch.name {
-                team.value.name = name.clone();
-            }
-            if let Some(members) = &patch.members {
-                team.value.members = members.clone();
-            }
-            team.value.updated_at = tx.now();
-            tx.update(&team)?;
-            let details = json!({"name": team.value.name, "members": team.value.members});
-            tx.audit("team.updated", "team", id.as_str(), details)?;
-            Ok(tx.done(team.value))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut team = r.read_owned::<Team>(&team_key(&caller.org_id, id), &caller.org_id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                if let Some(name) = &patch.name {
+                    team.value.name = name.clone();
+                }
+                if let Some(members) = &patch.members {
+                    team.value.members = members.clone();
+                }
+                team.value.updated_at = tx.now();
+                tx.update(&team)?;
+                let details = json!({"name": team.value.name, "members": team.value.members});
+                tx.audit("team.updated", "team", id.as_str(), details)?;
+                Ok(tx.done(team.value))
+            })
+            .await
     }
 
     pub async fn create_routing_rule(&self, caller: &Caller, request: NewRoutingRule) -> AppResult<RoutingRule> {
         let caller = caller.organiser(Permission::PoliciesWrite)?;
-        self.read_owned::<Team>(&team_key(&caller.org_id, &request.assign_to_team), &caller.org_id).await?;
-        if self.org_rules(&caller.org_id).await?.len() >= MAX_RULES {
+        self.reader().read_owned::<Team>(&team_key(&caller.org_id, &request.assign_to_team), &caller.org_id).await?;
+        if self.reader().org_rules(&caller.org_id).await?.len() >= MAX_RULES {
             return Err(
                 InputError::invalid("name", format!("an organisation may have at most {MAX_RULES} rules")).into()
             );
         }
-        self.commit(|| async {
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let mut rule = RoutingRule::new(
-                caller.org_id.clone(),
-                request.name.clone(),
-                request.priority,
-                request.conditions.clone(),
-                request.assign_to_team.clone(),
-                tx.now(),
-            );
-            rule.is_active = request.is_active;
-            tx.create(&rule)?;
-            tx.audit("routing_rule.created", "routing_rule", rule.id.as_str(), json!({"name": rule.name}))?;
-            Ok(tx.done(rule))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let mut rule = RoutingRule::new(
+                    caller.org_id.clone(),
+                    request.name.clone(),
+                    request.priority,
+                    request.conditions.clone(),
+                    request.assign_to_team.clone(),
+                    tx.now(),
+                );
+                rule.is_active = request.is_active;
+                tx.create(&rule)?;
+                tx.audit("routing_rule.created", "routing_rule", rule.id.as_str(), json!({"name": rule.name}))?;
+                Ok(tx.done(rule))
+            })
+            .await
     }
 
     pub async fn list_routing_rules(&self, caller: &Caller) -> AppResult<Vec<RoutingRule>> {
         let caller = caller.organiser(Permission::PoliciesWrite)?;
-        self.org_rules(&caller.org_id).await
+        self.reader().org_rules(&caller.org_id).await
     }
 
     async fn owned_rule(&self, org: &OrgId, id: &RoutingRuleId) -> AppResult<Stored<RoutingRule>> {
-        self.read_owned::<RoutingRule>(&rule_key(org, id), org).await
+        self.reader().read_owned::<RoutingRule>(&rule_key(org, id), org).await
     }
 
     pub async fn update_routing_rule(
@@ -221,49 +210,76 @@ impl Countersign {
     ) -> AppResult<RoutingRule> {
         let caller = caller.organiser(Permission::PoliciesWrite)?;
         if let Some(team) = &patch.assign_to_team {
-            self.read_owned::<Team>(&team_key(&caller.org_id, team), &caller.org_id).await?;
+            self.reader().read_owned::<Team>(&team_key(&caller.org_id, team), &caller.org_id).await?;
         }
-        self.commit(|| async {
-            let mut rule = self.owned_rule(&caller.org_id, id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let r = &mut rule.value;
-            if let Some(v) = &patch.name {
-                r.name = v.clone();
-            }
-            if let Some(v) = patch.priority {
-                r.priority = v;
-            }
-            if let Some(v) = &patch.conditions {
-                r.conditions = v.clone();
-            }
-            if let Some(v) = &patch.assign_to_team {
-                r.assign_to_team = v.clone();
-            }
-            if let Some(v) = patch.is_active {
-                r.is_active = v;
-            }
-            r.updated_at = tx.now();
-            tx.audit("routing_rule.updated", "routing_rule", id.as_str(), json!({"name": r.name}))?;
-            tx.update(&rule)?;
-            Ok(tx.done(rule.value))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut rule = self.owned_rule(&caller.org_id, id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let r = &mut rule.value;
+                if let Some(v) = &patch.name {
+                    r.name = v.clone();
+                }
+                if let Some(v) = patch.priority {
+                    r.priority = v;
+                }
+                if let Some(v) = &patch.conditions {
+                    r.conditions = v.clone();
+                }
+                if let Some(v) = &patch.assign_to_team {
+                    r.assign_to_team = v.clone();
+                }
+                if let Some(v) = patch.is_active {
+                    r.is_active = v;
+                }
+                r.updated_at = tx.now();
+                tx.audit("routing_rule.updated", "routing_rule", id.as_str(), json!({"name": r.name}))?;
+                tx.update(&rule)?;
+                Ok(tx.done(rule.value))
+            })
+            .await
     }
 
     pub async fn delete_routing_rule(&self, caller: &Caller, id: &RoutingRuleId) -> AppResult<RoutingRuleId> {
         let caller = caller.organiser(Permission::PoliciesWrite)?;
-        self.commit(|| async {
-            let rule = self.owned_rule(&caller.org_id, id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            tx.delete(&rule);
-            tx.audit("routing_rule.deleted", "routing_rule", id.as_str(), json!({}))?;
-            Ok(tx.done(id.clone()))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let rule = self.owned_rule(&caller.org_id, id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                tx.delete(&rule);
+                tx.audit("routing_rule.deleted", "routing_rule", id.as_str(), json!({}))?;
+                Ok(tx.done(id.clone()))
+            })
+            .await
     }
 }
 
 /// The query that reads every routing rule of `org`.
 pub(crate) fn rules_query(org: &OrgId) -> Query {
-    records::partition_query(format!("ORG#{org}#RULE"), "RULE#", MAX_RULES)
+    layout::partition_query(format!("ORG#{org}#RULE"), "RULE#", MAX_RULES)
+}
+
+impl Reader {
+    pub(crate) async fn org_teams(&self, org: &OrgId) -> AppResult<Vec<Team>> {
+        self.all_of(layout::partition_query(format!("ORG#{org}#TEAM"), "TEAM#", MAX_TEAMS)).await
+    }
+
+    /// Every routing rule of an organisation (bounded by `MAX_RULES`).
+    pub(crate) async fn org_rules(&self, org: &OrgId) -> AppResult<Vec<RoutingRule>> {
+        self.all_of(rules_query(org)).await
+    }
+
+    /// Members must exist in the caller's organisation.
+    pub(crate) async fn ensure_members(&self, org: &OrgId, members: &[MemberId]) -> AppResult<()> {
+        for m in members {
+            self.read_owned::<Member>(&member_key(org, m), org).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn org_members(&self, org: &OrgId) -> AppResult<Vec<Member>> {
+        self.all_of(layout::partition_query(format!("ORG#{org}#MEMBER"), "MEMBER#", MAX_MEMBERS)).await
+    }
 }

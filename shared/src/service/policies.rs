@@ -2,10 +2,9 @@
 //! a payment decided on the old policy set (its plan checks the wallet's version) is decided
 //! again, and two concurrent creations cannot both pass the per-wallet cap.
 
+use crate::engine::Reader;
 use serde_json::json;
 
-use super::plan::Tx;
-use super::records::{self, policy_key, wallet_key, Stored};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{PolicyId, WalletId};
@@ -16,7 +15,9 @@ use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Decision, PaymentFacts, Policy, PolicyPatch};
 use crate::domain::score::Score;
 use crate::domain::wallet::Wallet;
+use crate::engine::plan::Tx;
 use crate::error::AppResult;
+use crate::layout::{self, policy_key, wallet_key, Stored};
 use crate::ports::Query;
 
 /// What `POST /v1/wallets/{id}/policies/evaluate` asks: would this payment or refund from the
@@ -34,23 +35,6 @@ pub struct EvaluateRequest {
 pub const MAX_POLICIES_PER_WALLET: usize = 50;
 
 impl Countersign {
-    async fn owned_wallet(&self, caller: &ApiKey, wallet: &WalletId) -> AppResult<Stored<Wallet>> {
-        ensure_wallet(caller, wallet)?;
-        self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await
-    }
-
-    /// Escalation tiers must be teams of the caller's organisation.
-    async fn ensure_teams(
-        &self,
-        org: &crate::domain::ids::OrgId,
-        teams: &[crate::domain::ids::TeamId],
-    ) -> AppResult<()> {
-        for team in teams {
-            self.read_owned::<crate::domain::people::Team>(&super::records::team_key(org, team), org).await?;
-        }
-        Ok(())
-    }
-
     /// What the wallet's policies would decide now (today's spend and the trailing hour's count
     /// included), written nowhere (RefundKit's `engine.evaluate`).
     pub async fn evaluate_policies(
@@ -61,11 +45,11 @@ impl Countersign {
     ) -> AppResult<Decision> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
-        let wallet = self.owned_wallet(caller, wallet_id).await?.value;
+        let wallet = self.reader().owned_wallet(caller, wallet_id).await?.value;
         let amount = request.amount.in_currency(wallet.currency())?;
-        let policies = self.wallet_policies(wallet_id).await?;
+        let policies = self.reader().wallet_policies(wallet_id).await?;
         let now = self.now();
-        let velocity = self.velocity(&wallet, &policies, request.kind).await?;
+        let velocity = self.reader().velocity(&wallet, &policies, request.kind).await?;
         let facts = PaymentFacts {
             recipient: request.to.as_ref(),
             spent_today: wallet.spent_today(now),
@@ -75,54 +59,46 @@ impl Countersign {
         Ok(evaluate(&policies, &facts))
     }
 
-    /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
-    pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<Vec<Policy>> {
-        self.store
-            .query(policies_query(wallet))
-            .await?
-            .into_iter()
-            .map(|item| records::decode::<Policy>(item).map(|s| s.value))
-            .collect()
-    }
-
     /// `POST /v1/wallets/{id}/policies`: `patch` must name the policy.
     pub async fn create_policy(&self, caller: &Caller, wallet_id: &WalletId, patch: PolicyPatch) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
         let name = patch.name.clone().ok_or(InputError::Missing { field: "name" })?;
-        self.ensure_teams(&caller.org_id, patch.escalation_chain.as_deref().unwrap_or_default()).await?;
-        self.commit(|| async {
-            let wallet = self.owned_wallet(caller, wallet_id).await?;
-            if self.wallet_policies(wallet_id).await?.len() >= MAX_POLICIES_PER_WALLET {
-                return Err(InputError::invalid(
-                    "walletId",
-                    format!("a wallet may have at most {MAX_POLICIES_PER_WALLET} policies"),
-                )
-                .into());
-            }
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet_id.clone(), name.clone(), tx.now());
-            policy.apply(&patch, wallet.value.currency(), tx.now())?;
-            tx.create(&policy)?;
-            tx.update(&wallet)?;
-            tx.audit("policy.created", "policy", policy.id.as_str(), json!({"walletId": policy.wallet_id}))?;
-            Ok(tx.done(policy))
-        })
-        .await
+        self.reader().ensure_teams(&caller.org_id, patch.escalation_chain.as_deref().unwrap_or_default()).await?;
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let wallet = r.owned_wallet(caller, wallet_id).await?;
+                if r.wallet_policies(wallet_id).await?.len() >= MAX_POLICIES_PER_WALLET {
+                    return Err(InputError::invalid(
+                        "walletId",
+                        format!("a wallet may have at most {MAX_POLICIES_PER_WALLET} policies"),
+                    )
+                    .into());
+                }
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet_id.clone(), name.clone(), tx.now());
+                policy.apply(&patch, wallet.value.currency(), tx.now())?;
+                tx.create(&policy)?;
+                tx.update(&wallet)?;
+                tx.audit("policy.created", "policy", policy.id.as_str(), json!({"walletId": policy.wallet_id}))?;
+                Ok(tx.done(policy))
+            })
+            .await
     }
 
     pub async fn list_policies(&self, caller: &Caller, wallet_id: &WalletId) -> AppResult<Vec<Policy>> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
-        self.owned_wallet(caller, wallet_id).await?;
-        self.wallet_policies(wallet_id).await
+        self.reader().owned_wallet(caller, wallet_id).await?;
+        self.reader().wallet_policies(wallet_id).await
     }
 
     pub async fn get_policy(&self, caller: &Caller, wallet_id: &WalletId, policy_id: &PolicyId) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         ensure_wallet(caller, wallet_id)?;
-        Ok(self.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?.value)
+        Ok(self.reader().read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?.value)
     }
 
     pub async fn update_policy(
@@ -134,18 +110,20 @@ impl Countersign {
     ) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
-        self.ensure_teams(&caller.org_id, patch.escalation_chain.as_deref().unwrap_or_default()).await?;
-        self.commit(|| async {
-            let wallet = self.owned_wallet(caller, wallet_id).await?;
-            let mut policy = self.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            policy.value.apply(&patch, wallet.value.currency(), tx.now())?;
-            tx.update(&policy)?;
-            tx.update(&wallet)?;
-            tx.audit("policy.updated", "policy", policy.value.id.as_str(), json!({"policy": policy.value}))?;
-            Ok(tx.done(policy.value))
-        })
-        .await
+        self.reader().ensure_teams(&caller.org_id, patch.escalation_chain.as_deref().unwrap_or_default()).await?;
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let wallet = r.owned_wallet(caller, wallet_id).await?;
+                let mut policy = r.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                policy.value.apply(&patch, wallet.value.currency(), tx.now())?;
+                tx.update(&policy)?;
+                tx.update(&wallet)?;
+                tx.audit("policy.updated", "policy", policy.value.id.as_str(), json!({"policy": policy.value}))?;
+                Ok(tx.done(policy.value))
+            })
+            .await
     }
 
     pub async fn delete_policy(
@@ -156,20 +134,50 @@ impl Countersign {
     ) -> AppResult<PolicyId> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
-        self.commit(|| async {
-            let wallet = self.owned_wallet(caller, wallet_id).await?;
-            let policy = self.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            tx.delete(&policy);
-            tx.update(&wallet)?;
-            tx.audit("policy.deleted", "policy", policy_id.as_str(), json!({"walletId": wallet_id}))?;
-            Ok(tx.done(policy_id.clone()))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let wallet = r.owned_wallet(caller, wallet_id).await?;
+                let policy = r.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                tx.delete(&policy);
+                tx.update(&wallet)?;
+                tx.audit("policy.deleted", "policy", policy_id.as_str(), json!({"walletId": wallet_id}))?;
+                Ok(tx.done(policy_id.clone()))
+            })
+            .await
     }
 }
 
 /// The query that reads every policy of `wallet`.
 pub(crate) fn policies_query(wallet: &WalletId) -> Query {
-    records::partition_query(format!("WALLET#{wallet}"), "POLICY#", MAX_POLICIES_PER_WALLET)
+    layout::partition_query(format!("WALLET#{wallet}"), "POLICY#", MAX_POLICIES_PER_WALLET)
+}
+
+impl Reader {
+    pub(crate) async fn owned_wallet(&self, caller: &ApiKey, wallet: &WalletId) -> AppResult<Stored<Wallet>> {
+        ensure_wallet(caller, wallet)?;
+        self.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await
+    }
+
+    /// Escalation tiers must be teams of the caller's organisation.
+    pub(crate) async fn ensure_teams(
+        &self,
+        org: &crate::domain::ids::OrgId,
+        teams: &[crate::domain::ids::TeamId],
+    ) -> AppResult<()> {
+        for team in teams {
+            self.read_owned::<crate::domain::people::Team>(&crate::layout::team_key(org, team), org).await?;
+        }
+        Ok(())
+    }
+
+    /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
+    pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<Vec<Policy>> {
+        self.query(policies_query(wallet))
+            .await?
+            .into_iter()
+            .map(|item| layout::decode::<Policy>(item).map(|s| s.value))
+            .collect()
+    }
 }

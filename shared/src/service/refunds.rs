@@ -4,20 +4,18 @@
 //! refund reserves its amount on the payment in the same transaction, so concurrent partial
 //! refunds never sum to more than it.
 
+use crate::engine::Reader;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::commit::{Committed, IdempotencyScope};
+use super::execution::{plan_denied_execution, plan_execution, Audited};
 use super::paging::{Page, PageRequest};
 use super::payments::Listing;
-use super::plan::Tx;
-use super::records::{payment_key, refund_key, wallet_key, Stored};
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, Resolution};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{PaymentId, RefundId, TeamId, WalletId};
-use crate::domain::ledger;
 use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
@@ -25,7 +23,10 @@ use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFact
 use crate::domain::refund::{NewRefund, Refund, RefundStatus};
 use crate::domain::routing::{route, Subject};
 use crate::domain::wallet::{BalanceError, Wallet};
+use crate::engine::plan::{overtaken, PlanError, Tx};
+use crate::engine::{Change, Committed, IdempotencyScope};
 use crate::error::{AppError, AppResult};
+use crate::layout::{payment_key, refund_key, wallet_key, Stored};
 
 /// Which refunds a listing shows.
 #[derive(Debug, Default)]
@@ -77,13 +78,15 @@ impl Countersign {
             operation: "refunds".into(),
             key,
         });
+        let r = self.reader();
         let committed = self
-            .commit_idempotent(scope, || async {
-                let mut payment: Stored<Payment> = self.read_owned(&payment_key(&request.payment_id), &org).await?;
+            .engine
+            .run(&r, Change::default().idempotent(scope), || async {
+                let mut payment: Stored<Payment> = r.read_owned(&payment_key(&request.payment_id), &org).await?;
                 // The refund leaves the payee's wallet: a key bound to wallets must hold it.
                 ensure_wallet(caller, &payment.value.to)?;
-                let from: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.to), &org).await?;
-                let to: Stored<Wallet> = self.read_owned(&wallet_key(&payment.value.from), &org).await?;
+                let from: Stored<Wallet> = r.read_owned(&wallet_key(&payment.value.to), &org).await?;
+                let to: Stored<Wallet> = r.read_owned(&wallet_key(&payment.value.from), &org).await?;
                 let left = payment.value.refundable();
                 let amount = match request.amount {
                     Some(asked) => asked.in_currency(payment.value.amount.currency())?,
@@ -97,9 +100,10 @@ impl Countersign {
                     return Err(AppError::RefundExceedsPayment {
                         remaining: left.to_wire(),
                         currency: left.currency().code().into(),
-                    });
+                    }
+                    .into());
                 }
-                let policies = self.wallet_policies(&from.value.id).await?;
+                let policies = r.wallet_policies(&from.value.id).await?;
                 let facts = PaymentFacts {
                     spent_today: from.value.spent_today(now),
                     ..PaymentFacts::new(ActionKind::Refund, amount, &to.value.id, request.risk_score)
@@ -117,25 +121,26 @@ impl Countersign {
                     if amount > from.value.balance() {
                         // A refund that committed between our reads can make them disagree: plan
                         // again rather than answer from a stale payment.
-                        let now_stored = self.read::<Payment>(&payment_key(&payment.value.id)).await?;
+                        let now_stored = r.read::<Payment>(&payment_key(&payment.value.id)).await?;
                         if now_stored.map(|p| p.version) != Some(payment.version) {
-                            return Err(AppError::Stale);
+                            return Err(PlanError::Overtaken);
                         }
                         let short = BalanceError::Insufficient { balance: from.value.balance(), requested: amount };
                         return Err(short.into());
                     }
                     payment.value.reserve_refund(amount, true, now)?;
-                    refund = plan_refund_execution(&mut tx, refund, from, to, "refund.approved")?.0;
+                    let details = json!({"paymentId": refund.payment_id, "amount": refund.amount.to_wire()});
+                    refund = plan_execution(&mut tx, refund, from, to, "refund.approved", details)?.0;
                     tx.update(&payment)?;
                     tx.create(&refund)?;
                     tx.done(Intake::Decided(RefundOutcome::Executed { refund }))
                 } else {
                     payment.value.reserve_refund(amount, false, now)?;
-                    let rules = self.org_rules(&org).await?;
+                    let rules = r.org_rules(&org).await?;
                     let team: Option<TeamId> = route(&rules, &Subject::for_refund(&refund, &payment.value))
                         .map(|r| r.assign_to_team.clone())
                         .or_else(|| refund.decision.escalation_chain.first().cloned());
-                    let team = self.or_default_team(&org, team).await?;
+                    let team = r.or_default_team(&org, team).await?;
                     let ttl =
                         refund.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                     let mut approval = refund.hold(ttl, now)?;
@@ -171,7 +176,7 @@ impl Countersign {
         if caller.wallet_ids.is_empty() {
             return Ok(());
         }
-        let payment: Stored<Payment> = self.read_owned(&payment_key(payment), &caller.org_id).await?;
+        let payment: Stored<Payment> = self.reader().read_owned(&payment_key(payment), &caller.org_id).await?;
         ensure_wallet(caller, &payment.value.to)
     }
 
@@ -192,74 +197,16 @@ impl Countersign {
     }
 }
 
-/// Moves a refund's money back (both wallets, two ledger lines naming it), approves the refund,
-/// `refund.approved` and its audit row; when the payee's wallet is short the refund fails
-/// instead (checked against the balance read). Returns the refund and whether money moved. The
-/// caller writes the refund and the payment.
-pub(crate) fn plan_refund_execution(
-    tx: &mut Tx,
-    mut refund: Refund,
-    mut from: Stored<Wallet>,
-    mut to: Stored<Wallet>,
-    action: &str,
-) -> AppResult<(Refund, bool)> {
-    let now = tx.now();
-    match ledger::refund(&mut from.value, &mut to.value, refund.amount, &refund.payment_id, &refund.id, now) {
-        Ok(transfer) => {
-            refund.complete(transfer.transaction_id, now)?;
-            tx.update(&from)?;
-            tx.update(&to)?;
-            tx.create(&transfer.debit)?;
-            tx.create(&transfer.credit)?;
-            tx.event(Event::for_refund(&refund, kinds::REFUND_APPROVED, now))?;
-            let details = json!({"paymentId": refund.payment_id, "amount": refund.amount.to_wire()});
-            tx.audit(action, "refund", refund.id.as_str(), details)?;
-            Ok((refund, true))
-        }
-        Err(_) => {
-            let balance = from.value.balance();
-            refund.fail(format!("insufficient funds: balance {} {}", balance.to_wire(), balance.currency()), now)?;
-            tx.check(&from);
-            tx.event(Event::for_refund(&refund, kinds::REFUND_FAILED, now))?;
-            tx.audit("refund.failed", "refund", refund.id.as_str(), json!({"reason": refund.failure_reason}))?;
-            Ok((refund, false))
-        }
-    }
-}
-
-/// An approved refund that a deny rule now stops: rejected with the rule's reason, nothing
-/// moves, `refund.rejected` and a `refund.denied` audit row in the approval's history (why the
-/// approval did not execute). Conditional on the payee's wallet as read (its day's total is
-/// one of the facts). The caller releases the reservation and writes the refund.
-fn plan_refund_denial(
-    tx: &mut Tx,
-    mut refund: Refund,
-    approval: &Approval,
-    from: &Stored<Wallet>,
-    decision: &Decision,
-) -> AppResult<Refund> {
-    let now = tx.now();
-    let reason = format!("denied by policy at execution: {}", decision.reason);
-    refund.deny(reason, now).map_err(|_| AppError::Stale)?;
-    tx.check(from);
-    tx.event(Event::for_refund(&refund, kinds::REFUND_REJECTED, now))?;
-    let details = json!({
-        "refundId": refund.id, "reason": refund.failure_reason, "rule": decision.rule, "policyId": decision.policy_id
-    });
-    tx.audit("refund.denied", "approval", approval.id.as_str(), details)?;
-    Ok(refund)
-}
-
 /// A vote on a refund's approval: the approval's event and audit row, then what its resolution
 /// does to the refund (nothing yet while more approvers are needed).
 pub(crate) async fn plan_refund_vote(
-    service: &Countersign,
+    r: &Reader,
     tx: &mut Tx,
     approval: &Approval,
     payment: &mut Stored<Payment>,
     resolution: Resolution,
     note: &Option<String>,
-) -> AppResult<Option<Refund>> {
+) -> Result<Option<Refund>, PlanError> {
     let (closing, kind, action) = match resolution {
         Resolution::AwaitingMoreApprovals => (None, None, "approval.voted"),
         Resolution::Approved => (Some(RefundClosing::Approved), Some(kinds::APPROVAL_APPROVED), "approval.approved"),
@@ -270,7 +217,7 @@ pub(crate) async fn plan_refund_vote(
     }
     tx.audit(action, "approval", approval.id.as_str(), json!({"note": note, "refundId": approval.refund_id}))?;
     match closing {
-        Some(closing) => plan_refund_closing(service, tx, approval, payment, closing).await,
+        Some(closing) => plan_refund_closing(r, tx, approval, payment, closing).await,
         None => Ok(None),
     }
 }
@@ -279,27 +226,27 @@ pub(crate) async fn plan_refund_vote(
 /// released on `payment` (rejected or expired), with the refund's event and audit row; the
 /// payment and refund writes join `tx`.
 pub(crate) async fn plan_refund_closing(
-    service: &Countersign,
+    r: &Reader,
     tx: &mut Tx,
     approval: &Approval,
     payment: &mut Stored<Payment>,
     closing: RefundClosing,
-) -> AppResult<Option<Refund>> {
+) -> Result<Option<Refund>, PlanError> {
     let Some(refund_id) = &approval.refund_id else { return Ok(None) };
     let org = approval.org_id.clone();
-    let mut refund: Stored<Refund> = service.read_owned(&refund_key(refund_id), &org).await?;
+    let mut refund: Stored<Refund> = r.read_owned(&refund_key(refund_id), &org).await?;
     let now = tx.now();
     let amount = refund.value.amount;
     match closing {
         RefundClosing::Approved => {
             if !refund.value.matches(approval) {
-                return Err(AppError::PayloadMismatch);
+                return Err(AppError::PayloadMismatch.into());
             }
             let (from_key, to_key) = (wallet_key(&refund.value.from), wallet_key(&refund.value.to));
             let (from, to, policies) = tokio::try_join!(
-                service.read_owned::<Wallet>(&from_key, &org),
-                service.read_owned::<Wallet>(&to_key, &org),
-                service.wallet_policies(&refund.value.from),
+                r.read_owned::<Wallet>(&from_key, &org),
+                r.read_owned::<Wallet>(&to_key, &org),
+                r.wallet_policies(&refund.value.from),
             )?;
             // Deny rules are checked again at execution, as a payment's are: one added while the
             // refund waited (a blocked recipient, a ceiling) stops it whatever the approvers said.
@@ -309,22 +256,25 @@ pub(crate) async fn plan_refund_closing(
             };
             let recheck = evaluate(&policies, &facts);
             if recheck.outcome == Outcome::Deny {
-                refund.value = plan_refund_denial(tx, refund.value.clone(), approval, &from, &recheck)?;
+                let audited = Audited { action: "refund.denied", resource: "approval", id: approval.id.as_str() };
+                let extra = Some(("refundId", refund_id.as_str()));
+                refund.value = plan_denied_execution(tx, refund.value.clone(), &from, &recheck, audited, extra)?;
                 payment.value.settle_refund(amount, false, now);
             } else {
-                let (done, moved) = plan_refund_execution(tx, refund.value.clone(), from, to, "refund.approved")?;
+                let details = json!({"paymentId": refund.value.payment_id, "amount": amount.to_wire()});
+                let (done, moved) = plan_execution(tx, refund.value.clone(), from, to, "refund.approved", details)?;
                 refund.value = done;
                 payment.value.settle_refund(amount, moved, now);
             }
         }
         RefundClosing::Rejected => {
-            refund.value.reject(now).map_err(|_| AppError::Stale)?;
+            refund.value.reject(now).map_err(overtaken)?;
             payment.value.settle_refund(amount, false, now);
             tx.event(Event::for_refund(&refund.value, kinds::REFUND_REJECTED, now))?;
             tx.audit("refund.rejected", "refund", refund_id.as_str(), json!({"approvalId": approval.id}))?;
         }
         RefundClosing::Expired => {
-            refund.value.expire(now).map_err(|_| AppError::Stale)?;
+            refund.value.expire(now).map_err(overtaken)?;
             payment.value.settle_refund(amount, false, now);
             tx.event(Event::for_refund(&refund.value, kinds::REFUND_EXPIRED, now))?;
             tx.audit("refund.expired", "refund", refund_id.as_str(), json!({"approvalId": approval.id}))?;
@@ -344,11 +294,11 @@ pub(crate) enum RefundClosing {
 }
 
 /// An approval of a refund went to another team: the refund shows `escalated` (once).
-pub(crate) async fn plan_refund_escalation(service: &Countersign, tx: &mut Tx, approval: &Approval) -> AppResult<()> {
+pub(crate) async fn plan_refund_escalation(r: &Reader, tx: &mut Tx, approval: &Approval) -> Result<(), PlanError> {
     let Some(refund_id) = &approval.refund_id else { return Ok(()) };
-    let mut refund: Stored<Refund> = service.read_owned(&refund_key(refund_id), &approval.org_id).await?;
+    let mut refund: Stored<Refund> = r.read_owned(&refund_key(refund_id), &approval.org_id).await?;
     if refund.value.status == RefundStatus::Pending {
-        refund.value.escalate(tx.now()).map_err(|_| AppError::Stale)?;
+        refund.value.escalate(tx.now()).map_err(overtaken)?;
         tx.update(&refund)?;
     }
     Ok(())

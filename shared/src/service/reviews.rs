@@ -13,11 +13,6 @@ use serde_json::json;
 
 use super::approvals::{DecideRequest, EscalateRequest};
 use super::payments::listing_query;
-use super::plan::{Plan, Tx};
-use super::records::{
-    api_key_key, approval_key, by_org_partition, by_status_partition, decode, member_key, payment_key, review_key,
-    team_key, Record, Stored,
-};
 use super::waits::WaitSlot;
 use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
@@ -35,7 +30,12 @@ use crate::domain::people::{Member, Person, Team};
 use crate::domain::permission::{self, Permission};
 use crate::domain::review::{DecisionType, NewReview, Review, ReviewDecision, ReviewStatus};
 use crate::domain::routing::{route, urgency_name, Subject};
+use crate::engine::plan::{overtaken, Plan, Tx};
 use crate::error::{AppError, AppResult};
+use crate::layout::{
+    api_key_key, approval_key, by_org_partition, by_status_partition, decode, member_key, payment_key, review_key,
+    team_key, Record, Stored,
+};
 use crate::ports::{Index, Query};
 
 /// The longest wait for a decision: below API Gateway's 29 s integration timeout.
@@ -121,7 +121,7 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::ReviewsWrite)?;
         let org = &caller.org_id;
-        let rules = self.org_rules(org).await?;
+        let rules = self.reader().org_rules(org).await?;
         let urgency = urgency_name(request.urgency);
         let subject = Subject {
             urgency: Some(urgency),
@@ -129,25 +129,27 @@ impl Countersign {
             ..Subject::new(org, &request.task_type, &request.metadata)
         };
         let team = route(&rules, &subject).map(|r| r.assign_to_team.clone());
-        let team = self.or_default_team(org, team).await?;
-        self.commit(|| async {
-            let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
-            let review = Review::new(
-                org.clone(),
-                request.clone(),
-                caller.id.clone(),
-                caller.person(),
-                team.clone(),
-                self.settings.default_approval_ttl_seconds,
-                tx.now(),
-            );
-            tx.create(&review)?;
-            tx.event(Event::for_review(&review, kinds::REVIEW_CREATED, tx.now()))?;
-            let details = json!({"taskType": review.task_type, "assignedTeam": review.assigned_team});
-            tx.audit("review.created", "review", review.id.as_str(), details)?;
-            Ok(tx.done(review))
-        })
-        .await
+        let team = self.reader().or_default_team(org, team).await?;
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
+                let review = Review::new(
+                    org.clone(),
+                    request.clone(),
+                    caller.id.clone(),
+                    caller.person(),
+                    team.clone(),
+                    self.settings.default_approval_ttl_seconds,
+                    tx.now(),
+                );
+                tx.create(&review)?;
+                tx.event(Event::for_review(&review, kinds::REVIEW_CREATED, tx.now()))?;
+                let details = json!({"taskType": review.task_type, "assignedTeam": review.assigned_team});
+                tx.audit("review.created", "review", review.id.as_str(), details)?;
+                Ok(tx.done(review))
+            })
+            .await
     }
 
     /// A review, or a held payment with its approval, as the caller may see it.
@@ -158,16 +160,17 @@ impl Countersign {
                 if !permission::allows(&caller.permissions, Permission::ApprovalsRead) {
                     require(caller, Permission::ReviewsWrite)?;
                 }
-                let review = self.read_owned::<Review>(&review_key(id), org).await?.value;
+                let review = self.reader().read_owned::<Review>(&review_key(id), org).await?.value;
                 ensure_readable(caller, &review)?;
                 Ok(ReviewEntry::Review(review))
             }
             ReviewRef::Payment(id) => {
                 // A held payment is a payment: reading it takes what reading approvals takes.
                 require(caller, Permission::ApprovalsRead)?;
-                let approval = self.read_owned::<Approval>(&approval_key(id), org).await.map_err(as_review)?.value;
+                let approval =
+                    self.reader().read_owned::<Approval>(&approval_key(id), org).await.map_err(as_review)?.value;
                 ensure_wallet(caller, &approval.wallet_id)?;
-                let payment = self.read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
+                let payment = self.reader().read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
                 Ok(ReviewEntry::Payment(Box::new(HeldPayment { approval, payment })))
             }
         }
@@ -308,7 +311,7 @@ impl Countersign {
                 return Ok((kept, true));
             }
             query.limit = (want + 1 - kept.len()).min(SCAN_CAP - scanned);
-            let items = self.store.query(query.clone()).await?;
+            let items = self.store().query(query.clone()).await?;
             let n = items.len();
             scanned += n;
             query.after = items.last().map(|i| i.position(query.index));
@@ -335,7 +338,7 @@ impl Countersign {
     ) -> AppResult<Vec<HeldPayment>> {
         futures::stream::iter(approvals)
             .map(|approval| async move {
-                let payment = self.read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
+                let payment = self.reader().read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
                 Ok::<_, AppError>(HeldPayment { approval, payment })
             })
             .buffered(PAYMENT_READS_AT_ONCE)
@@ -347,9 +350,11 @@ impl Countersign {
     async fn reviewer(&self, caller: &ApiKey) -> AppResult<(Person, String)> {
         let person = caller.person();
         let name = match &person {
-            Person::Member(m) => self.read::<Member>(&member_key(&caller.org_id, m)).await?.map(|s| s.value.name),
+            Person::Member(m) => {
+                self.reader().read::<Member>(&member_key(&caller.org_id, m)).await?.map(|s| s.value.name)
+            }
             Person::Key(k) if *k == caller.id => Some(caller.name.clone()),
-            Person::Key(k) => self.read::<ApiKey>(&api_key_key(k)).await?.map(|s| s.value.name),
+            Person::Key(k) => self.reader().read::<ApiKey>(&api_key_key(k)).await?.map(|s| s.value.name),
         };
         let name = name.unwrap_or_else(|| person.to_string());
         Ok((person, name))
@@ -385,7 +390,7 @@ impl Countersign {
                     other => as_review(other),
                 })?;
                 let held = HeldPayment { approval: decided.approval, payment: decided.payment };
-                let vote = held.approval.votes.iter().rev().find(|v| v.key_id == key.id).ok_or(AppError::Stale)?;
+                let vote = held.approval.votes.iter().rev().find(|v| v.key_id == key.id).ok_or(AppError::Contention)?;
                 Ok(held.decision_of(vote))
             }
         }
@@ -400,34 +405,36 @@ impl Countersign {
         name: String,
     ) -> AppResult<DecisionSummary> {
         let org = &caller.org_id;
-        self.commit(|| async {
-            let mut review: Stored<Review> = self.read_owned(&review_key(id), org).await?;
-            self.ensure_team(caller, review.value.assigned_team.as_ref()).await?;
-            let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
-            let decision = ReviewDecision {
-                id: ReviewDecisionId::generate(),
-                review_id: id.clone(),
-                decision_type: request.decision_type,
-                modified_action: request.modified_action.clone(),
-                notes: request.notes.clone(),
-                reviewer: person.clone(),
-                reviewer_name: name.clone(),
-                key_id: caller.id.clone(),
-                timestamp: tx.now(),
-            };
-            review.value.decide(decision.clone(), tx.now())?;
-            tx.update(&review)?;
-            tx.event(Event::for_review(&review.value, kinds::REVIEW_DECIDED, tx.now()))?;
-            let details = json!({
-                "decisionType": decision.decision_type,
-                "modifiedAction": decision.modified_action,
-                "notes": decision.notes,
-                "reviewer": decision.reviewer,
-            });
-            tx.audit("review.decided", "review", id.as_str(), details)?;
-            Ok(tx.done(DecisionSummary::from(&decision)))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut review: Stored<Review> = r.read_owned(&review_key(id), org).await?;
+                r.ensure_team(caller, review.value.assigned_team.as_ref()).await?;
+                let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
+                let decision = ReviewDecision {
+                    id: ReviewDecisionId::generate(),
+                    review_id: id.clone(),
+                    decision_type: request.decision_type,
+                    modified_action: request.modified_action.clone(),
+                    notes: request.notes.clone(),
+                    reviewer: person.clone(),
+                    reviewer_name: name.clone(),
+                    key_id: caller.id.clone(),
+                    timestamp: tx.now(),
+                };
+                review.value.decide(decision.clone(), tx.now())?;
+                tx.update(&review)?;
+                tx.event(Event::for_review(&review.value, kinds::REVIEW_DECIDED, tx.now()))?;
+                let details = json!({
+                    "decisionType": decision.decision_type,
+                    "modifiedAction": decision.modified_action,
+                    "notes": decision.notes,
+                    "reviewer": decision.reviewer,
+                });
+                tx.audit("review.decided", "review", id.as_str(), details)?;
+                Ok(tx.done(DecisionSummary::from(&decision)))
+            })
+            .await
     }
 
     /// `POST /reviews/{id}/escalate`, by the assigned team (or an admin key), never by the person
@@ -451,13 +458,15 @@ impl Countersign {
         };
         let org = &key.org_id;
         let to = request.to_team.ok_or(AppError::NoEscalationTarget)?;
-        self.read_owned::<Team>(&team_key(org, &to), org).await?;
+        self.reader().read_owned::<Team>(&team_key(org, &to), org).await?;
         let ttl = self.settings.default_approval_ttl_seconds;
         let admin = key.is_org_admin();
+        let r = self.reader();
         let review = self
-            .commit(|| async {
-                let mut review: Stored<Review> = self.read_owned(&review_key(id), org).await?;
-                self.ensure_team(key, review.value.assigned_team.as_ref()).await?;
+            .engine
+            .commit(&r, || async {
+                let mut review: Stored<Review> = r.read_owned(&review_key(id), org).await?;
+                r.ensure_team(key, review.value.assigned_team.as_ref()).await?;
                 let mut tx = Tx::new(org, Actor::Key(key.id.clone()), self.now());
                 let from = review.value.assigned_team.clone();
                 let to = review.value.escalation_target(&key.person(), &key.id, &to, admin)?;
@@ -474,22 +483,24 @@ impl Countersign {
 
     /// Expires one review whose window has closed; `false` when it is no longer due.
     pub(crate) async fn expire_review(&self, id: &ReviewId) -> AppResult<bool> {
-        self.commit(|| async {
-            let Some(mut review) = self.read::<Review>(&review_key(id)).await? else {
-                return Ok(Plan::nothing(false));
-            };
-            let org = review.value.org_id.clone();
-            let mut tx = Tx::new(&org, Actor::System, self.now());
-            if !review.value.is_open() || tx.now() < review.value.expires_at {
-                return Ok(Plan::nothing(false));
-            }
-            review.value.expire(tx.now()).map_err(|_| AppError::Stale)?;
-            tx.update(&review)?;
-            tx.event(Event::for_review(&review.value, kinds::REVIEW_EXPIRED, tx.now()))?;
-            tx.audit("review.expired", "review", id.as_str(), json!({}))?;
-            Ok(tx.done(true))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let Some(mut review) = r.read::<Review>(&review_key(id)).await? else {
+                    return Ok(Plan::nothing(false));
+                };
+                let org = review.value.org_id.clone();
+                let mut tx = Tx::new(&org, Actor::System, self.now());
+                if !review.value.is_open() || tx.now() < review.value.expires_at {
+                    return Ok(Plan::nothing(false));
+                }
+                review.value.expire(tx.now()).map_err(overtaken)?;
+                tx.update(&review)?;
+                tx.event(Event::for_review(&review.value, kinds::REVIEW_EXPIRED, tx.now()))?;
+                tx.audit("review.expired", "review", id.as_str(), json!({}))?;
+                Ok(tx.done(true))
+            })
+            .await
     }
 }
 

@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::plan::Tx;
-use super::records::{api_key_key, Record, Stored};
 use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::org::ApiKey;
 use crate::domain::permission::Permission;
+use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
+use crate::layout::{api_key_key, Record, Stored};
 use crate::ports::{Expect, Key, Write};
 
 /// How long a session lasts, from sign-in (not extended by use).
@@ -101,29 +101,31 @@ impl Countersign {
         require(&key, Permission::ApprovalsRead)?;
         let session = SessionId::generate();
         let expires_at = self.now() + Duration::hours(SESSION_HOURS);
-        self.commit(|| async {
-            let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
-            tx.create(&DashboardSession {
-                id_hash: session.stored_name(),
-                org_id: key.org_id.clone(),
-                key_id: key.id.clone(),
-                created_at: tx.now(),
-                expires_at,
-            })?;
-            tx.audit("dashboard.signed_in", "api_key", key.id.as_str(), json!({"expiresAt": expires_at}))?;
-            Ok(tx.done(()))
-        })
-        .await?;
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
+                tx.create(&DashboardSession {
+                    id_hash: session.stored_name(),
+                    org_id: key.org_id.clone(),
+                    key_id: key.id.clone(),
+                    created_at: tx.now(),
+                    expires_at,
+                })?;
+                tx.audit("dashboard.signed_in", "api_key", key.id.as_str(), json!({"expiresAt": expires_at}))?;
+                Ok(tx.done(()))
+            })
+            .await?;
         Ok(SignedIn { session, key, expires_at })
     }
 
     /// The caller behind a session: its key, read again now. A revoked key ends the session.
     pub async fn session_caller(&self, session: &SessionId) -> AppResult<Caller> {
-        let stored = self.read::<DashboardSession>(&session_key(&session.stored_name())).await?;
+        let stored = self.reader().read::<DashboardSession>(&session_key(&session.stored_name())).await?;
         let Some(stored) = stored.filter(|s| self.now() < s.value.expires_at) else {
             return Err(AppError::Unauthorized);
         };
-        let key = self.read::<ApiKey>(&api_key_key(&stored.value.key_id)).await?.map(|k| k.value);
+        let key = self.reader().read::<ApiKey>(&api_key_key(&stored.value.key_id)).await?.map(|k| k.value);
         match key {
             Some(key) if key.revoked_at.is_none() && key.org_id == stored.value.org_id => Ok(Caller::Key(key)),
             Some(key) if key.revoked_at.is_some() => {
@@ -139,7 +141,7 @@ impl Countersign {
 
     /// Ends a session (signing out). Ending one that is gone already is no error.
     pub async fn sign_out(&self, session: &SessionId) -> AppResult<()> {
-        if let Some(stored) = self.read::<DashboardSession>(&session_key(&session.stored_name())).await? {
+        if let Some(stored) = self.reader().read::<DashboardSession>(&session_key(&session.stored_name())).await? {
             self.forget(&stored).await;
         }
         Ok(())
@@ -148,7 +150,7 @@ impl Countersign {
     /// Deletes a session record; best effort (it expires by TTL anyway).
     async fn forget(&self, stored: &Stored<DashboardSession>) {
         let delete = Write::Delete { key: stored.value.key(), expect: Expect::Version(stored.version) };
-        if let Err(e) = self.store.transact(vec![delete]).await {
+        if let Err(e) = self.store().transact(vec![delete]).await {
             tracing::debug!(error = %e, "session delete failed; it expires by itself");
         }
     }

@@ -12,8 +12,6 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 
-use super::plan::{stale, Plan, Tx};
-use super::records::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS, DUE_REVIEWS};
 use super::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
 use super::Countersign;
 use crate::domain::approval::Approval;
@@ -23,7 +21,9 @@ use crate::domain::ids::ApprovalId;
 use crate::domain::payment::Payment;
 use crate::domain::policy::OnTimeout;
 use crate::domain::review::Review;
+use crate::engine::plan::{overtaken, Plan, Tx};
 use crate::error::{AppError, AppResult};
+use crate::layout::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS, DUE_REVIEWS};
 use crate::ports::{Index, Item, Position, Query};
 
 /// Shards of one due kind read at once.
@@ -206,7 +206,7 @@ impl Countersign {
         query.newest_first = false;
         query.sk_at_most = Some(cutoff.to_string());
         query.after = after;
-        let items = self.store.query(query).await?;
+        let items = self.store().query(query).await?;
         let (read, last) = (items.len(), items.last().map(|i| i.position(Index::Due)));
         Ok((items, read, last))
     }
@@ -224,12 +224,12 @@ impl Countersign {
             .map(|item| async move {
                 let key = item.key.clone();
                 let outcome = if key.pk.starts_with("REVIEW#") {
-                    match records::decode::<Review>(item) {
+                    match layout::decode::<Review>(item) {
                         Ok(review) => self.expire_review(&review.value.id).await,
                         Err(e) => Err(e),
                     }
                 } else {
-                    match records::decode::<Approval>(item) {
+                    match layout::decode::<Approval>(item) {
                         Ok(approval) => self.expire_one(&approval.value.id).await,
                         Err(e) => Err(e),
                     }
@@ -264,74 +264,76 @@ impl Countersign {
     /// next tier, reject, or expire (also when the chain has ended); `false` when it is no
     /// longer due (decided meanwhile).
     async fn expire_one(&self, id: &ApprovalId) -> AppResult<bool> {
-        self.commit(|| async {
-            let Some(mut approval) = self.read::<Approval>(&approval_key(id)).await? else {
-                return Ok(Plan::nothing(false));
-            };
-            let org = approval.value.org_id.clone();
-            let mut tx = Tx::new(&org, Actor::System, self.now());
-            let now = tx.now();
-            if !approval.value.is_open() || now < approval.value.expires_at {
-                return Ok(Plan::nothing(false));
-            }
-            let approval_id = approval.value.id.clone();
-            if approval.value.on_timeout == OnTimeout::Escalate {
-                // The chain's next tier, while the chain's time bound leaves any; else the
-                // approval ends below as if it had no tier left.
-                let from = approval.value.assigned_team.clone();
-                let escalated = match approval.value.escalation_target(None, None, false) {
-                    Ok(next) => approval.value.escalate(next.clone(), now).is_ok().then_some(next),
-                    Err(_) => None,
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let Some(mut approval) = r.read::<Approval>(&approval_key(id)).await? else {
+                    return Ok(Plan::nothing(false));
                 };
-                if let Some(next) = escalated {
+                let org = approval.value.org_id.clone();
+                let mut tx = Tx::new(&org, Actor::System, self.now());
+                let now = tx.now();
+                if !approval.value.is_open() || now < approval.value.expires_at {
+                    return Ok(Plan::nothing(false));
+                }
+                let approval_id = approval.value.id.clone();
+                if approval.value.on_timeout == OnTimeout::Escalate {
+                    // The chain's next tier, while the chain's time bound leaves any; else the
+                    // approval ends below as if it had no tier left.
+                    let from = approval.value.assigned_team.clone();
+                    let escalated = match approval.value.escalation_target(None, None, false) {
+                        Ok(next) => approval.value.escalate(next.clone(), now).is_ok().then_some(next),
+                        Err(_) => None,
+                    };
+                    if let Some(next) = escalated {
+                        tx.update(&approval)?;
+                        plan_refund_escalation(&r, &mut tx, &approval.value).await?;
+                        tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
+                        let details = json!({"fromTeam": from, "toTeam": next, "reason": "no decision in time"});
+                        tx.audit("approval.escalated", "approval", approval_id.as_str(), details)?;
+                        return Ok(tx.done(true));
+                    }
+                }
+                let mut payment: Stored<Payment> = r.read_owned(&payment_key(&approval.value.payment_id), &org).await?;
+                if approval.value.refund_id.is_some() {
+                    // A refund's approval: the refund is released; the refunded payment stays COMPLETED.
+                    let (closing, kind, action) = if approval.value.on_timeout == OnTimeout::Reject {
+                        approval.value.reject_on_timeout(now)?;
+                        (RefundClosing::Rejected, kinds::APPROVAL_REJECTED, "approval.rejected")
+                    } else {
+                        approval.value.expire(now)?;
+                        (RefundClosing::Expired, kinds::APPROVAL_EXPIRED, "approval.expired")
+                    };
                     tx.update(&approval)?;
-                    plan_refund_escalation(self, &mut tx, &approval.value).await?;
-                    tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
-                    let details = json!({"fromTeam": from, "toTeam": next, "reason": "no decision in time"});
-                    tx.audit("approval.escalated", "approval", approval_id.as_str(), details)?;
+                    tx.event(Event::for_approval(&approval.value, kind, now))?;
+                    let details = json!({"reason": "no decision in time", "refundId": approval.value.refund_id});
+                    tx.audit(action, "approval", approval_id.as_str(), details)?;
+                    plan_refund_closing(&r, &mut tx, &approval.value, &mut payment, closing).await?;
                     return Ok(tx.done(true));
                 }
-            }
-            let mut payment: Stored<Payment> = self.read_owned(&payment_key(&approval.value.payment_id), &org).await?;
-            if approval.value.refund_id.is_some() {
-                // A refund's approval: the refund is released; the refunded payment stays COMPLETED.
-                let (closing, kind, action) = if approval.value.on_timeout == OnTimeout::Reject {
+                if approval.value.on_timeout == OnTimeout::Reject {
                     approval.value.reject_on_timeout(now)?;
-                    (RefundClosing::Rejected, kinds::APPROVAL_REJECTED, "approval.rejected")
-                } else {
-                    approval.value.expire(now)?;
-                    (RefundClosing::Expired, kinds::APPROVAL_EXPIRED, "approval.expired")
-                };
-                tx.update(&approval)?;
-                tx.event(Event::for_approval(&approval.value, kind, now))?;
-                let details = json!({"reason": "no decision in time", "refundId": approval.value.refund_id});
-                tx.audit(action, "approval", approval_id.as_str(), details)?;
-                plan_refund_closing(self, &mut tx, &approval.value, &mut payment, closing).await?;
-                return Ok(tx.done(true));
-            }
-            if approval.value.on_timeout == OnTimeout::Reject {
-                approval.value.reject_on_timeout(now)?;
-                payment.value.reject(now).map_err(stale)?;
+                    payment.value.reject(now).map_err(overtaken)?;
+                    tx.update(&approval)?;
+                    tx.update(&payment)?;
+                    tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_REJECTED, now))?;
+                    let details = json!({"reason": "no decision in time", "paymentId": payment.value.id});
+                    tx.audit("approval.rejected", "approval", approval_id.as_str(), details)?;
+                    return Ok(tx.done(true));
+                }
+                approval.value.expire(now)?;
+                payment.value.expire(now).map_err(overtaken)?;
                 tx.update(&approval)?;
                 tx.update(&payment)?;
-                tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_REJECTED, now))?;
-                let details = json!({"reason": "no decision in time", "paymentId": payment.value.id});
-                tx.audit("approval.rejected", "approval", approval_id.as_str(), details)?;
-                return Ok(tx.done(true));
-            }
-            approval.value.expire(now)?;
-            payment.value.expire(now).map_err(stale)?;
-            tx.update(&approval)?;
-            tx.update(&payment)?;
-            tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_EXPIRED, now))?;
-            tx.audit(
-                "approval.expired",
-                "approval",
-                approval.value.id.as_str(),
-                json!({"paymentId": payment.value.id}),
-            )?;
-            Ok(tx.done(true))
-        })
-        .await
+                tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_EXPIRED, now))?;
+                tx.audit(
+                    "approval.expired",
+                    "approval",
+                    approval.value.id.as_str(),
+                    json!({"paymentId": payment.value.id}),
+                )?;
+                Ok(tx.done(true))
+            })
+            .await
     }
 }

@@ -16,8 +16,8 @@ use crate::domain::money::{Amount, Currency};
 use crate::domain::payment::{NewPayment, PaymentOutcome, PaymentStatus};
 use crate::domain::policy::PolicyPatch;
 use crate::domain::wallet::NewWallet;
+use crate::layout::{self, Record as _};
 use crate::ports::{BusError, EventBus, Published};
-use records::Record as _;
 
 /// A bus that records what it is given (a fake adapter; the real ones have their own tests).
 #[derive(Default)]
@@ -314,7 +314,7 @@ async fn a_refused_event_is_parked_and_never_holds_up_the_others() {
     let poison = Event::new(&org, "payment.completed", serde_json::json!({"poison": true}), now);
     let good: Vec<Event> =
         (0..150).map(|_| Event::new(&org, "payment.completed", serde_json::json!({}), now)).collect();
-    let writes: Vec<_> = std::iter::once(&poison).chain(&good).map(|e| records::create(e).expect("event")).collect();
+    let writes: Vec<_> = std::iter::once(&poison).chain(&good).map(|e| layout::create(e).expect("event")).collect();
     for chunk in writes.chunks(50) {
         store.transact(chunk.to_vec()).await.expect("seed");
     }
@@ -323,7 +323,7 @@ async fn a_refused_event_is_parked_and_never_holds_up_the_others() {
     for _ in 1..crate::domain::event::MAX_PUBLISH_FAILURES {
         service.sweep(None, 100).await.expect("sweep");
     }
-    let stored = service.read::<Event>(&poison.key()).await.expect("read").expect("kept").value;
+    let stored = service.reader().read::<Event>(&poison.key()).await.expect("read").expect("kept").value;
     assert_eq!(
         (stored.publish_failures, stored.parked_at.is_some()),
         (crate::domain::event::MAX_PUBLISH_FAILURES, true)
@@ -366,7 +366,7 @@ async fn a_failing_sweep_phase_does_not_stop_the_others() {
         updated_at: now,
         delivered_at: None,
     };
-    w.service.store.transact(vec![records::create(&delivery).expect("delivery")]).await.expect("seed");
+    w.service.store().transact(vec![layout::create(&delivery).expect("delivery")]).await.expect("seed");
     *w.clock.0.lock().expect("clock") += Duration::seconds(61);
     let summary = w.service.sweep(None, 100).await.expect("sweep");
     assert_eq!((summary.phases_failed, summary.approvals_expired), (1, 1), "{summary:?}");
@@ -396,7 +396,8 @@ async fn a_busy_endpoint_bounce_moves_the_next_attempt_so_the_sweep_adds_no_mess
         for message in &queued {
             service.handle_message(message).await.expect("bounced");
         }
-        let stored = service.read::<Delivery>(&records::delivery_key(&id)).await.expect("read").expect("delivery");
+        let stored =
+            service.reader().read::<Delivery>(&layout::delivery_key(&id)).await.expect("read").expect("delivery");
         assert!(stored.value.next_attempt_at > service.now(), "round {round}: the bounce moved the next attempt");
         assert_eq!(stored.value.attempts, 0, "round {round}: no attempt made");
         service.requeue_phase(100, &|| true).await.expect("sweep");

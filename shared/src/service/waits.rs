@@ -18,10 +18,10 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::records::{self, Record};
 use super::{Caller, Countersign};
 use crate::domain::ids::ApiKeyId;
 use crate::error::{AppError, AppResult};
+use crate::layout::{self, Record};
 use crate::ports::{Expect, Index, Key, Query, Store, StoreError, TxToken, Write};
 
 /// Waits one key may hold at once.
@@ -41,9 +41,16 @@ const SLOT_READS: usize = 2;
 #[derive(Debug, Default)]
 pub(crate) struct WaitSlots {
     held: Mutex<HashMap<ApiKeyId, usize>>,
+    /// Whether each wait also holds a slot item in the store (a remote store, shared by every
+    /// instance), chosen once from the store at construction.
+    stored: bool,
 }
 
 impl WaitSlots {
+    pub fn for_store(store: &dyn Store) -> Self {
+        WaitSlots { held: Mutex::default(), stored: store.reads_are_round_trips() }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<ApiKeyId, usize>> {
         // A panic while holding this lock cannot leave a count half-written: keep counting.
         self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -168,7 +175,7 @@ impl Countersign {
     /// is written (a blocking create). Callers `release` it when the wait ends.
     pub async fn wait_slot(&self, caller: &Caller, wait: Duration) -> AppResult<WaitSlot> {
         let key = &caller.key()?.id;
-        if !self.committed.reads_are_round_trips() {
+        if !self.waits.stored {
             return self.waits.take(key);
         }
         // Every wait this process counts holds a stored slot, so its count is a lower bound of
@@ -191,7 +198,7 @@ impl Countersign {
         for _ in 0..SLOT_READS {
             let now = self.now();
             let mut expects: Vec<Option<Expect>> = vec![Some(Expect::Absent); MAX_WAITS_PER_KEY];
-            for item in self.committed.query(query.clone()).await? {
+            for item in self.store().query(query.clone()).await? {
                 let slot = item.key.sk.parse::<usize>().ok().and_then(|n| expects.get_mut(n));
                 if let Some(expect) = slot {
                     let expired = item.expires_at_epoch.is_some_and(|ttl| ttl <= now.timestamp());
@@ -207,15 +214,15 @@ impl Countersign {
             let start = rand::rng().random_range(0..free.len());
             for &(slot, expect) in free[start..].iter().chain(&free[..start]) {
                 // Never repeats: a late delete by a former holder must not match a new holder.
-                let version = records::fresh_version(now);
+                let version = layout::fresh_version(now);
                 let held_until = now + (wait + SLOT_MARGIN);
                 let record = HeldWait { api_key_id: key.clone(), slot, held_until };
                 let write = match expect {
-                    Expect::Version(read) => records::replace(&record, read, version)?,
-                    _ => records::create_at(&record, version)?,
+                    Expect::Version(read) => layout::replace(&record, read, version)?,
+                    _ => layout::create_at(&record, version)?,
                 };
                 if self.put_slot(write).await? {
-                    return Ok(StoredSlot { store: self.committed.clone(), key: record.key(), version });
+                    return Ok(StoredSlot { store: self.store().clone(), key: record.key(), version });
                 }
             }
         }
@@ -227,9 +234,9 @@ impl Countersign {
     async fn put_slot(&self, write: Write) -> AppResult<bool> {
         let token = TxToken::generate();
         let writes = [write];
-        let mut outcome = self.committed.apply(&writes, Some(&token)).await;
+        let mut outcome = self.store().apply(&writes, Some(&token)).await;
         if let Err(StoreError::Ambiguous(_)) = outcome {
-            outcome = self.committed.apply(&writes, Some(&token)).await;
+            outcome = self.store().apply(&writes, Some(&token)).await;
         }
         match outcome {
             Ok(()) => Ok(true),

@@ -3,10 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::commit::{Committed, IdempotencyScope};
 use super::paging::{Page, PageRequest};
-use super::plan::Tx;
-use super::records::{by_org_partition, wallet_key};
 use super::{ensure_unbound, ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::idempotency::IdempotencyKey;
@@ -15,7 +12,10 @@ use crate::domain::ledger::{self, LedgerEntry};
 use crate::domain::money::{Amount, Money};
 use crate::domain::permission::Permission;
 use crate::domain::wallet::{NewWallet, Wallet, WalletPatch};
+use crate::engine::plan::Tx;
+use crate::engine::{Change, Committed, IdempotencyScope};
 use crate::error::AppResult;
+use crate::layout::{by_org_partition, wallet_key};
 use crate::ports::{Index, Query};
 
 /// Money brought into a wallet from the external funding account.
@@ -41,21 +41,23 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
         ensure_unbound(caller)?;
-        self.commit(|| async {
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let wallet = Wallet::open(caller.org_id.clone(), request.clone(), tx.now());
-            tx.create(&wallet)?;
-            tx.audit("wallet.created", "wallet", wallet.id.as_str(), json!({"name": wallet.name}))?;
-            Ok(tx.done(wallet))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let wallet = Wallet::open(caller.org_id.clone(), request.clone(), tx.now());
+                tx.create(&wallet)?;
+                tx.audit("wallet.created", "wallet", wallet.id.as_str(), json!({"name": wallet.name}))?;
+                Ok(tx.done(wallet))
+            })
+            .await
     }
 
     pub async fn get_wallet(&self, caller: &Caller, id: &WalletId) -> AppResult<Wallet> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         ensure_wallet(caller, id)?;
-        Ok(self.read_owned::<Wallet>(&wallet_key(id), &caller.org_id).await?.value)
+        Ok(self.reader().read_owned::<Wallet>(&wallet_key(id), &caller.org_id).await?.value)
     }
 
     pub async fn list_wallets(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<Wallet>> {
@@ -69,15 +71,17 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;
         ensure_wallet(caller, id)?;
-        self.commit(|| async {
-            let mut wallet = self.read_owned::<Wallet>(&wallet_key(id), &caller.org_id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            wallet.value.apply(&patch, tx.now());
-            tx.update(&wallet)?;
-            tx.audit("wallet.updated", "wallet", wallet.value.id.as_str(), json!({}))?;
-            Ok(tx.done(wallet.value))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut wallet = r.read_owned::<Wallet>(&wallet_key(id), &caller.org_id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                wallet.value.apply(&patch, tx.now());
+                tx.update(&wallet)?;
+                tx.audit("wallet.updated", "wallet", wallet.value.id.as_str(), json!({}))?;
+                Ok(tx.done(wallet.value))
+            })
+            .await
     }
 
     /// `POST /v1/wallets/{id}/fund`: money enters from the external funding account.
@@ -97,23 +101,25 @@ impl Countersign {
             operation: format!("fund#{id}"),
             key,
         });
-        self.commit_idempotent(scope, || async {
-            let mut wallet = self.read_owned::<Wallet>(&wallet_key(id), org).await?;
-            let amount = request.amount.in_currency(wallet.value.currency())?;
-            let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
-            let entry = ledger::fund(&mut wallet.value, amount, tx.now())?;
-            tx.update(&wallet)?;
-            tx.create(&entry)?;
-            let details = json!({"amount": amount.to_wire(), "transactionId": entry.transaction_id});
-            tx.audit("wallet.funded", "wallet", wallet.value.id.as_str(), details)?;
-            Ok(tx.done(Funded {
-                transaction_id: entry.transaction_id,
-                wallet_id: wallet.value.id.clone(),
-                amount,
-                new_balance: wallet.value.balance(),
-            }))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .run(&r, Change::default().idempotent(scope), || async {
+                let mut wallet = r.read_owned::<Wallet>(&wallet_key(id), org).await?;
+                let amount = request.amount.in_currency(wallet.value.currency())?;
+                let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
+                let entry = ledger::fund(&mut wallet.value, amount, ledger::EntryIds::generate(), tx.now())?;
+                tx.update(&wallet)?;
+                tx.create(&entry)?;
+                let details = json!({"amount": amount.to_wire(), "transactionId": entry.transaction_id});
+                tx.audit("wallet.funded", "wallet", wallet.value.id.as_str(), details)?;
+                Ok(tx.done(Funded {
+                    transaction_id: entry.transaction_id,
+                    wallet_id: wallet.value.id.clone(),
+                    amount,
+                    new_balance: wallet.value.balance(),
+                }))
+            })
+            .await
     }
 
     pub async fn list_transactions(

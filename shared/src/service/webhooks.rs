@@ -5,10 +5,6 @@ use serde_json::json;
 
 use super::fanout::{envelope, retry_message};
 use super::paging::{Page, PageRequest};
-use super::plan::Tx;
-use super::records::{
-    self, dead_letter_partition, deliveries_partition, delivery_key, org_key, webhook_key, webhook_partition, Stored,
-};
 use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
@@ -19,7 +15,11 @@ use crate::domain::org::{ApiKey, Organization};
 use crate::domain::permission::Permission;
 use crate::domain::ssrf;
 use crate::domain::webhook::{new_secret, Webhook};
+use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
+use crate::layout::{
+    self, dead_letter_partition, deliveries_partition, delivery_key, org_key, webhook_key, webhook_partition, Stored,
+};
 use crate::ports::{Index, Query};
 
 const MAX_WEBHOOKS: usize = 100;
@@ -71,38 +71,42 @@ impl Countersign {
         require(caller, Permission::WebhooksWrite)?;
         ensure_may_hear(caller, &request.events)?;
         self.check_target(&request.url).await?;
-        self.commit(|| async {
-            // Every creation rewrites the organisation record, so two concurrent creations cannot
-            // both pass the cap: the one planned on a stale count loses its commit and recounts.
-            let org =
-                self.read::<Organization>(&org_key(&caller.org_id)).await?.ok_or(AppError::NotFound("organization"))?;
-            if self.list_all_webhooks(&caller.org_id).await?.len() >= MAX_WEBHOOKS {
-                return Err(InputError::invalid(
-                    "url",
-                    format!("an organisation may have at most {MAX_WEBHOOKS} webhooks"),
-                )
-                .into());
-            }
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            tx.update(&org)?;
-            let webhook = Webhook {
-                id: WebhookId::generate(),
-                org_id: caller.org_id.clone(),
-                url: request.url.to_string(),
-                events: request.events.clone(),
-                enabled: request.enabled.unwrap_or(true),
-                // A key bound to wallets makes subscriptions that hear only about them.
-                wallet_ids: caller.wallet_ids.clone(),
-                secret: new_secret(),
-                created_at: tx.now(),
-                updated_at: tx.now(),
-            };
-            tx.create(&webhook)?;
-            let details = json!({"url": webhook.url, "events": webhook.events});
-            tx.audit("webhook.created", "webhook", webhook.id.as_str(), details)?;
-            Ok(tx.done(webhook))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                // Every creation rewrites the organisation record, so two concurrent creations cannot
+                // both pass the cap: the one planned on a stale count loses its commit and recounts.
+                let org = r
+                    .read::<Organization>(&org_key(&caller.org_id))
+                    .await?
+                    .ok_or(AppError::NotFound("organization"))?;
+                if self.list_all_webhooks(&caller.org_id).await?.len() >= MAX_WEBHOOKS {
+                    return Err(InputError::invalid(
+                        "url",
+                        format!("an organisation may have at most {MAX_WEBHOOKS} webhooks"),
+                    )
+                    .into());
+                }
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                tx.update(&org)?;
+                let webhook = Webhook {
+                    id: WebhookId::generate(),
+                    org_id: caller.org_id.clone(),
+                    url: request.url.to_string(),
+                    events: request.events.clone(),
+                    enabled: request.enabled.unwrap_or(true),
+                    // A key bound to wallets makes subscriptions that hear only about them.
+                    wallet_ids: caller.wallet_ids.clone(),
+                    secret: new_secret(),
+                    created_at: tx.now(),
+                    updated_at: tx.now(),
+                };
+                tx.create(&webhook)?;
+                let details = json!({"url": webhook.url, "events": webhook.events});
+                tx.audit("webhook.created", "webhook", webhook.id.as_str(), details)?;
+                Ok(tx.done(webhook))
+            })
+            .await
     }
 
     /// Every subscription of an organisation, following pages (the cap keeps it small).
@@ -114,11 +118,11 @@ impl Countersign {
             query.sk_prefix = Some("WEBHOOK#".into());
             query.newest_first = false;
             query.after = after;
-            let items = self.store.query(query).await?;
+            let items = self.store().query(query).await?;
             let full = items.len() == MAX_WEBHOOKS;
             after = items.last().map(|i| i.position(Index::Primary));
             for item in items {
-                all.push(records::decode::<Webhook>(item)?.value);
+                all.push(layout::decode::<Webhook>(item)?.value);
             }
             if !full {
                 return Ok(all);
@@ -133,7 +137,7 @@ impl Countersign {
     }
 
     async fn owned_webhook(&self, caller: &ApiKey, id: &WebhookId) -> AppResult<Stored<Webhook>> {
-        let webhook = self.read_owned::<Webhook>(&webhook_key(&caller.org_id, id), &caller.org_id).await?;
+        let webhook = self.reader().read_owned::<Webhook>(&webhook_key(&caller.org_id, id), &caller.org_id).await?;
         if !caller.covers(&webhook.value.wallet_ids) {
             return Err(AppError::WalletNotAllowed);
         }
@@ -164,39 +168,43 @@ impl Countersign {
         if let Some(url) = &patch.url {
             self.check_target(url).await?;
         }
-        self.commit(|| async {
-            let mut webhook = self.owned_webhook(caller, id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            let w = &mut webhook.value;
-            if let Some(u) = &patch.url {
-                w.url = u.to_string();
-            }
-            if let Some(e) = &patch.events {
-                w.events = e.clone();
-            }
-            if let Some(enabled) = patch.enabled {
-                w.enabled = enabled;
-            }
-            w.updated_at = tx.now();
-            let details = json!({"url": w.url, "events": w.events, "enabled": w.enabled});
-            tx.audit("webhook.updated", "webhook", w.id.as_str(), details)?;
-            tx.update(&webhook)?;
-            Ok(tx.done(webhook.value))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut webhook = self.owned_webhook(caller, id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let w = &mut webhook.value;
+                if let Some(u) = &patch.url {
+                    w.url = u.to_string();
+                }
+                if let Some(e) = &patch.events {
+                    w.events = e.clone();
+                }
+                if let Some(enabled) = patch.enabled {
+                    w.enabled = enabled;
+                }
+                w.updated_at = tx.now();
+                let details = json!({"url": w.url, "events": w.events, "enabled": w.enabled});
+                tx.audit("webhook.updated", "webhook", w.id.as_str(), details)?;
+                tx.update(&webhook)?;
+                Ok(tx.done(webhook.value))
+            })
+            .await
     }
 
     pub async fn delete_webhook(&self, caller: &Caller, id: &WebhookId) -> AppResult<WebhookId> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
-        self.commit(|| async {
-            let webhook = self.owned_webhook(caller, id).await?;
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            tx.delete(&webhook);
-            tx.audit("webhook.deleted", "webhook", id.as_str(), json!({}))?;
-            Ok(tx.done(id.clone()))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let webhook = self.owned_webhook(caller, id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                tx.delete(&webhook);
+                tx.audit("webhook.deleted", "webhook", id.as_str(), json!({}))?;
+                Ok(tx.done(id.clone()))
+            })
+            .await
     }
 
     /// `POST /v1/webhooks/{id}/test`: one signed `webhook.test` event, sent now, not retried.
@@ -277,32 +285,35 @@ impl Countersign {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
         let visible = self.visible_webhooks(caller).await?;
-        self.commit(|| async {
-            let mut stored = self.read_owned::<Delivery>(&delivery_key(id), &caller.org_id).await?;
-            if visible.as_ref().is_some_and(|v| !v.contains(&stored.value.webhook_id)) {
-                return Err(AppError::WalletNotAllowed);
-            }
-            let delivery = &mut stored.value;
-            if delivery.status != DeliveryStatus::Failed {
-                return Err(InputError::invalid(
-                    "id",
-                    format!("delivery is {}, not in the dead-letter list", delivery.status.as_str()),
-                )
-                .into());
-            }
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            delivery.status = to;
-            delivery.updated_at = tx.now();
-            if to == DeliveryStatus::Pending {
-                delivery.attempts = 0;
-                delivery.next_attempt_at = tx.now();
-            }
-            let action = if to == DeliveryStatus::Pending { "webhook.dlq.retried" } else { "webhook.dlq.discarded" };
-            tx.audit(action, "delivery", delivery.id.as_str(), json!({"eventId": delivery.event_id}))?;
-            tx.update(&stored)?;
-            Ok(tx.done(stored.value))
-        })
-        .await
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut stored = r.read_owned::<Delivery>(&delivery_key(id), &caller.org_id).await?;
+                if visible.as_ref().is_some_and(|v| !v.contains(&stored.value.webhook_id)) {
+                    return Err(AppError::WalletNotAllowed.into());
+                }
+                let delivery = &mut stored.value;
+                if delivery.status != DeliveryStatus::Failed {
+                    return Err(InputError::invalid(
+                        "id",
+                        format!("delivery is {}, not in the dead-letter list", delivery.status.as_str()),
+                    )
+                    .into());
+                }
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                delivery.status = to;
+                delivery.updated_at = tx.now();
+                if to == DeliveryStatus::Pending {
+                    delivery.attempts = 0;
+                    delivery.next_attempt_at = tx.now();
+                }
+                let action =
+                    if to == DeliveryStatus::Pending { "webhook.dlq.retried" } else { "webhook.dlq.discarded" };
+                tx.audit(action, "delivery", delivery.id.as_str(), json!({"eventId": delivery.event_id}))?;
+                tx.update(&stored)?;
+                Ok(tx.done(stored.value))
+            })
+            .await
     }
 }
 

@@ -1,15 +1,17 @@
-//! Typed transaction plans. A use case reads what it needs, then describes its change on a `Tx`:
-//! records to create, update or delete, versions to check, events and audit rows. `done` turns
-//! that into a `Plan`: the writes for one conditional transaction, the events committed with
-//! them (as values, published after the commit), and the outcome to return if it commits.
+//! Typed transaction plans. A use case reads what it needs from its `Reader`, then describes its
+//! change on a `Tx`: records to create, update or delete, versions to check, events and audit
+//! rows. `done` turns that into a `Plan`: the writes for one conditional transaction, the events
+//! committed with them (as values, published after the commit), and the outcome to return if it
+//! commits. A plan that cannot be made says why (`PlanError`): a refusal for the caller, or that
+//! its reads were overtaken, which only the engine sees (it plans again).
 
 use chrono::{DateTime, Utc};
 
-use super::records::{self, Record, Stored};
 use crate::domain::audit::{Actor, AuditEntry};
 use crate::domain::event::Event;
 use crate::domain::ids::OrgId;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+use crate::layout::{self, Record, Stored};
 use crate::ports::{Expect, Write};
 
 pub(crate) struct Plan<T> {
@@ -41,13 +43,13 @@ impl Tx {
 
     /// Creates `record`; the commit fails if anything is stored at its key.
     pub fn create<R: Record>(&mut self, record: &R) -> AppResult<()> {
-        self.writes.push(records::create(record)?);
+        self.writes.push(layout::create(record)?);
         Ok(())
     }
 
     /// Writes a record read earlier; the commit fails if it changed since.
     pub fn update<R: Record>(&mut self, stored: &Stored<R>) -> AppResult<()> {
-        self.writes.push(records::update(&stored.value, stored.version)?);
+        self.writes.push(layout::update(&stored.value, stored.version)?);
         Ok(())
     }
 
@@ -63,7 +65,7 @@ impl Tx {
 
     /// An outbox event, committed with the change and published after it.
     pub fn event(&mut self, event: Event) -> AppResult<()> {
-        self.writes.push(records::create(&event)?);
+        self.writes.push(layout::create(&event)?);
         self.events.push(event);
         Ok(())
     }
@@ -78,7 +80,7 @@ impl Tx {
     ) -> AppResult<()> {
         let entry =
             AuditEntry::new(&self.org, action, resource_type, resource_id, self.actor.name(), details, self.now);
-        self.writes.push(records::create(&entry)?);
+        self.writes.push(layout::create(&entry)?);
         Ok(())
     }
 
@@ -92,10 +94,30 @@ impl Tx {
     }
 }
 
-/// For a payment transition refused inside a plan: the payment was read after another writer
-/// moved it on (its approval, read first, still said pending), so the plan must be made again.
-pub(crate) fn stale(_: crate::domain::payment::PaymentError) -> crate::error::AppError {
-    crate::error::AppError::Stale
+/// Why a plan was not made.
+#[derive(Debug)]
+pub(crate) enum PlanError {
+    /// The request is refused: the caller hears why.
+    Refused(AppError),
+    /// Two reads of the plan disagreed (another writer committed between them): the engine
+    /// plans again from fresh reads. Never leaves the engine.
+    Overtaken,
+}
+
+impl<E: Into<AppError>> From<E> for PlanError {
+    fn from(e: E) -> Self {
+        PlanError::Refused(e.into())
+    }
+}
+
+/// What a plan closure returns.
+pub(crate) type Planned<T> = Result<Plan<T>, PlanError>;
+
+/// For a transition refused inside a plan (a payment, refund or review already moved on): it
+/// was read after another writer moved it (its approval, read first, still said pending), so
+/// the plan must be made again.
+pub(crate) fn overtaken<E>(_: E) -> PlanError {
+    PlanError::Overtaken
 }
 
 impl<T> Plan<T> {

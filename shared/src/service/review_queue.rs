@@ -10,9 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::approvals::ApprovalFilter;
 use super::paging::PageRequest;
-use super::records::{
-    audit_resource_partition, by_org_partition, by_status_partition, decode, payment_key, review_key, wallet_key,
-};
 use super::{require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus};
 use crate::domain::audit::AuditEntry;
@@ -23,6 +20,9 @@ use crate::domain::permission::Permission;
 use crate::domain::review::{Review, ReviewStatus};
 use crate::domain::wallet::Wallet;
 use crate::error::AppResult;
+use crate::layout::{
+    audit_resource_partition, by_org_partition, by_status_partition, decode, payment_key, review_key, wallet_key,
+};
 use crate::ports::{Index, Query};
 
 /// At most this many items of each status are read for one queue.
@@ -248,7 +248,8 @@ impl Countersign {
             .filter(|a| filter.status != InboxStatus::Modified || a.original_amount.is_some())
             .collect();
         let keys: Vec<_> = approvals.iter().map(|a| payment_key(&a.payment_id)).collect();
-        let payments = join_all(keys.iter().map(|k| self.read::<Payment>(k))).await;
+        let reader = self.reader();
+        let payments = join_all(keys.iter().map(|k| reader.read::<Payment>(k))).await;
         let mut items: Vec<InboxItem> = Vec::with_capacity(approvals.len() + listed.reviews.len());
         for (approval, payment) in approvals.into_iter().zip(payments) {
             let payment = payment?.map(|p| p.value).filter(|p| p.org_id == key.org_id);
@@ -268,7 +269,7 @@ impl Countersign {
                 }
             })
         });
-        let teams = self.org_teams(&key.org_id).await?;
+        let teams = self.reader().org_teams(&key.org_id).await?;
         let mut named: BTreeSet<WalletId> = wallets.clone();
         for item in &items {
             if let InboxItem::Approval(a) = item {
@@ -317,7 +318,7 @@ impl Countersign {
                 None => vec![(Index::ByOrg, by_org_partition(&key.org_id, "REVIEW"))],
             };
             for (index, partition) in partitions {
-                let items = self.store.query(Query::new(index, partition, INBOX_LIMIT + 1)).await?;
+                let items = self.store().query(Query::new(index, partition, INBOX_LIMIT + 1)).await?;
                 truncated |= items.len() > INBOX_LIMIT;
                 for item in items.into_iter().take(INBOX_LIMIT) {
                     reviews.push(decode::<Review>(item)?.value);
@@ -333,11 +334,11 @@ impl Countersign {
         let approval = self.get_approval(caller, id).await?;
         let key = caller.key()?;
         let org = &key.org_id;
-        let payment = self.read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
+        let payment = self.reader().read_owned::<Payment>(&payment_key(&approval.payment_id), org).await?.value;
         let mut history = self.history(org, approval.id.as_str()).await?;
         history.extend(self.history(org, payment.id.as_str()).await?);
         history.sort_by(|a, b| a.id.cmp(&b.id));
-        let (teams, members) = (self.org_teams(org).await?, self.org_people(org).await?);
+        let (teams, members) = (self.reader().org_teams(org).await?, self.org_people(org).await?);
         let wallet_names = self.wallet_names(org, [payment.from.clone(), payment.to.clone()].into()).await?;
         Ok(ApprovalDetail { approval, payment, history, teams, members, wallet_names })
     }
@@ -347,9 +348,9 @@ impl Countersign {
         let key = caller.key()?;
         require(key, Permission::ApprovalsRead)?;
         let org = &key.org_id;
-        let review = self.read_owned::<Review>(&review_key(id), org).await?.value;
+        let review = self.reader().read_owned::<Review>(&review_key(id), org).await?.value;
         let history = self.history(org, review.id.as_str()).await?;
-        let (teams, members) = (self.org_teams(org).await?, self.org_people(org).await?);
+        let (teams, members) = (self.reader().org_teams(org).await?, self.org_people(org).await?);
         Ok(ReviewDetail { review, history, teams, members })
     }
 
@@ -358,13 +359,14 @@ impl Countersign {
     async fn history(&self, org: &OrgId, resource_id: &str) -> AppResult<Vec<AuditEntry>> {
         let mut query = Query::new(Index::ByWallet, audit_resource_partition(org, resource_id), HISTORY_LIMIT);
         query.newest_first = false;
-        self.store.query(query).await?.into_iter().map(|i| decode::<AuditEntry>(i).map(|s| s.value)).collect()
+        self.store().query(query).await?.into_iter().map(|i| decode::<AuditEntry>(i).map(|s| s.value)).collect()
     }
 
     /// The names of `wallets` (those of the organisation), read at once.
     async fn wallet_names(&self, org: &OrgId, wallets: BTreeSet<WalletId>) -> AppResult<HashMap<WalletId, String>> {
         let keys: Vec<_> = wallets.iter().map(wallet_key).collect();
-        let read = join_all(keys.iter().map(|k| self.read::<Wallet>(k))).await;
+        let reader = self.reader();
+        let read = join_all(keys.iter().map(|k| reader.read::<Wallet>(k))).await;
         let mut names = HashMap::new();
         for wallet in read {
             if let Some(w) = wallet?.map(|w| w.value).filter(|w| w.org_id == *org) {
@@ -379,6 +381,6 @@ impl Countersign {
         let mut query = Query::new(Index::Primary, format!("ORG#{org}#MEMBER"), PEOPLE_LIMIT);
         query.sk_prefix = Some("MEMBER#".into());
         query.newest_first = false;
-        self.store.query(query).await?.into_iter().map(|i| decode::<Member>(i).map(|s| s.value)).collect()
+        self.store().query(query).await?.into_iter().map(|i| decode::<Member>(i).map(|s| s.value)).collect()
     }
 }

@@ -1,25 +1,23 @@
-//! Pending writes: transactions queued in the store's commit order but not yet committed, as
-//! the plans behind them in their lanes see them (`lanes`). A plan reads a record's pending
-//! write, if any, instead of the stored one; a plan's query first waits for the pending writes
-//! that could show in it, so point reads and queries agree. Only plans see pending writes: the
-//! store seen by everything else is the committed one. Entries live only while their
-//! transaction is in the queue (bounded by the requests in flight).
+//! Uncommitted writes: transactions queued in the store's commit order but not yet committed,
+//! as the plans after them under the same record locks see them (`locks`). A plan's `Reader`
+//! answers a record's uncommitted write, if any, instead of the stored one, and a plan's query
+//! first waits for the uncommitted writes that could show in it, so point reads and queries
+//! agree. Only plans see uncommitted writes: every other read is of committed state. Entries
+//! live only while their transaction is in the queue (bounded by the requests in flight).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::ahead;
-use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, Queued, Store, StoreError, TxToken, Write};
+use crate::ports::{Expect, Index, IndexKeys, Item, Key, Query, TxToken, Write};
 
 const INDEXES: [Index; 4] = [Index::ByOrg, Index::ByStatus, Index::ByWallet, Index::Due];
 
-/// The latest pending write of each key.
+/// The latest uncommitted write of each key.
 #[derive(Default)]
-pub(crate) struct Pending {
+pub(crate) struct Uncommitted {
     entries: Mutex<HashMap<Key, Entry>>,
     next: AtomicU64,
 }
@@ -38,11 +36,11 @@ struct Entry {
     done: watch::Receiver<Option<bool>>,
 }
 
-/// One queued transaction's pending writes, withdrawn when its outcome is known, or when it is
+/// One queued transaction's uncommitted writes, withdrawn when its outcome is known, or when it is
 /// dropped without one (the request was cancelled while its transaction was queued: plans then
 /// read committed state again, and whoever built on it learns it is unknown).
 pub(crate) struct Registration {
-    pending: Arc<Pending>,
+    uncommitted: Arc<Uncommitted>,
     seq: u64,
     keys: Vec<Key>,
     done: watch::Sender<Option<bool>>,
@@ -50,7 +48,7 @@ pub(crate) struct Registration {
 
 impl Registration {
     fn withdraw(&self) {
-        let mut entries = self.pending.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.uncommitted.entries.lock().unwrap_or_else(PoisonError::into_inner);
         for key in &self.keys {
             // A later transaction's write of the same key stays until its own outcome.
             if entries.get(key).is_some_and(|e| e.seq == self.seq) {
@@ -59,7 +57,7 @@ impl Registration {
         }
     }
 
-    /// The transaction's outcome is known: its writes are no longer pending.
+    /// The transaction's outcome is known: its writes are no longer uncommitted.
     pub fn complete(self, committed: bool) {
         self.withdraw();
         let _ = self.done.send(Some(committed));
@@ -73,9 +71,9 @@ impl Drop for Registration {
     }
 }
 
-impl Pending {
-    /// Publishes `writes` (just queued) as pending; `reads` is what their plan read.
-    pub fn register(self: &Arc<Self>, writes: &[Write], token: &TxToken, reads: Option<&PlanReads>) -> Registration {
+impl Uncommitted {
+    /// Publishes `writes` (just queued) as uncommitted; `reads` is what their plan read.
+    pub fn register(self: &Arc<Self>, writes: &[Write], token: &TxToken, reads: Option<&AttemptReads>) -> Registration {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (done, watching) = watch::channel(None);
         let read = reads.map(|r| r.read.lock().unwrap_or_else(PoisonError::into_inner));
@@ -94,7 +92,7 @@ impl Pending {
         }
         drop(entries);
         drop(read);
-        Registration { pending: self.clone(), seq, keys, done }
+        Registration { uncommitted: self.clone(), seq, keys, done }
     }
 
     /// Whether what is queued has moved past what `writes` expect (a plan made before it).
@@ -140,42 +138,56 @@ impl Entry {
     }
 }
 
-/// A pending write a plan read: its transaction's outcome, once known, and its token.
-pub(crate) struct Built {
+/// A uncommitted write a plan read: its transaction's outcome, once known, and its token.
+pub(crate) struct BuiltOn {
     pub done: watch::Receiver<Option<bool>>,
     pub token: TxToken,
 }
 
-/// What the plan running in this task read: the pending writes it built on (their outcomes)
+/// What one attempt of a plan read: the uncommitted writes it built on (their outcomes)
 /// and the index entries of every record it read.
-pub(crate) struct PlanReads {
-    pending: Arc<Pending>,
-    used: Mutex<Vec<Built>>,
+pub(crate) struct AttemptReads {
+    uncommitted: Arc<Uncommitted>,
+    used: Mutex<Vec<BuiltOn>>,
     read: Mutex<HashMap<Key, IndexKeys>>,
 }
 
-impl PlanReads {
-    pub fn new(pending: Arc<Pending>) -> Arc<Self> {
-        Arc::new(PlanReads { pending, used: Mutex::default(), read: Mutex::default() })
+impl AttemptReads {
+    pub fn new(uncommitted: Arc<Uncommitted>) -> Arc<Self> {
+        Arc::new(AttemptReads { uncommitted, used: Mutex::default(), read: Mutex::default() })
     }
 
-    /// The pending writes this plan built on, to wait for when it commits nothing.
-    pub fn take_used(&self) -> Vec<Built> {
+    /// The uncommitted writes this plan built on, to wait for when it commits nothing.
+    pub fn take_used(&self) -> Vec<BuiltOn> {
         std::mem::take(&mut *self.used.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn remember(&self, item: &Option<Item>) {
+    /// The uncommitted write of `key` this attempt builds on, if there is one (`None` inside: a
+    /// delete); noted, so the plan waits for it or is queued after it.
+    pub fn build_on(&self, key: &Key) -> Option<Option<Item>> {
+        let (item, built) = {
+            let entries = self.uncommitted.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            let e = entries.get(key)?;
+            (e.item.clone(), BuiltOn { done: e.done.clone(), token: e.token.clone() })
+        };
+        self.used.lock().unwrap_or_else(PoisonError::into_inner).push(built);
+        Some(item)
+    }
+
+    /// The outcomes to wait for before `query` reads committed state that agrees with them.
+    pub fn shown_in(&self, query: &Query) -> Vec<watch::Receiver<Option<bool>>> {
+        self.uncommitted.shown_in(query)
+    }
+
+    /// Notes the index entries of a record read (a query of a partition it leaves waits for it).
+    pub fn remember(&self, item: &Option<Item>) {
         if let Some(item) = item {
             self.read.lock().unwrap_or_else(PoisonError::into_inner).insert(item.key.clone(), item.indexes.clone());
         }
     }
 }
 
-tokio::task_local! {
-    pub(crate) static PLANNING: Arc<PlanReads>;
-}
-
-/// Waits for pending writes; `false` if any of them did not commit.
+/// Waits for uncommitted writes; `false` if any of them did not commit.
 pub(crate) async fn settled(waits: Vec<watch::Receiver<Option<bool>>>) -> bool {
     let mut all = true;
     for mut done in waits {
@@ -186,81 +198,4 @@ pub(crate) async fn settled(waits: Vec<watch::Receiver<Option<bool>>>) -> bool {
         }
     }
     all
-}
-
-/// The store as the service sees it: the committed store, except inside a plan running in its
-/// lanes, where pending writes show (see the module documentation).
-pub(crate) struct PlanStore {
-    inner: Arc<dyn Store>,
-}
-
-impl PlanStore {
-    pub fn new(inner: Arc<dyn Store>) -> Self {
-        PlanStore { inner }
-    }
-}
-
-impl PlanStore {
-    /// Committed state: what was read ahead (`ahead`), else the store.
-    async fn committed_get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        match ahead::take_item(key) {
-            Some(item) => Ok(item),
-            None => self.inner.get(key).await,
-        }
-    }
-}
-
-#[async_trait]
-impl Store for PlanStore {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let Ok(reads) = PLANNING.try_with(Arc::clone) else { return self.committed_get(key).await };
-        let pending = {
-            let entries = reads.pending.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            entries.get(key).map(|e| (e.item.clone(), Built { done: e.done.clone(), token: e.token.clone() }))
-        };
-        let item = match pending {
-            Some((item, built)) => {
-                // Newer than anything read ahead of it.
-                let _ = ahead::take_item(key);
-                reads.used.lock().unwrap_or_else(PoisonError::into_inner).push(built);
-                item
-            }
-            None => self.committed_get(key).await?,
-        };
-        reads.remember(&item);
-        Ok(item)
-    }
-
-    async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
-        self.inner.apply(writes, token).await
-    }
-
-    async fn queue(&self, writes: &[Write], token: Option<&TxToken>, after: &[TxToken]) -> Result<Queued, StoreError> {
-        self.inner.queue(writes, token, after).await
-    }
-
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.inner.transact(writes).await
-    }
-
-    async fn query(&self, query: Query) -> Result<Vec<Item>, StoreError> {
-        if let Ok(reads) = PLANNING.try_with(Arc::clone) {
-            // Whatever is queued that could show in this query commits (or fails) first; what
-            // was read ahead of those commits is then out of date.
-            let waits = reads.pending.shown_in(&query);
-            if !waits.is_empty() {
-                settled(waits).await;
-                let _ = ahead::take_query(&query);
-                return self.inner.query(query).await;
-            }
-        }
-        match ahead::take_query(&query) {
-            Some(items) => Ok(items),
-            None => self.inner.query(query).await,
-        }
-    }
-
-    fn reads_are_round_trips(&self) -> bool {
-        self.inner.reads_are_round_trips()
-    }
 }

@@ -1,0 +1,284 @@
+//! Deciding an approval: load what the decision needs, cast the caller's vote, then one short
+//! arm per outcome. Approving executes the payment exactly once: the vote, the payment, both
+//! wallets, the ledger lines, the audit rows and the events commit in one conditional transaction.
+
+use serde_json::json;
+
+use super::approvals::{DecideRequest, Decided};
+use super::execution::{plan_denied_execution, plan_execution, Audited};
+use super::policies::policies_query;
+use super::refunds::plan_refund_vote;
+use super::{ensure_wallet, require, Caller, Countersign};
+use crate::domain::approval::{Approval, ApprovalSubject, Resolution, Vote, VoteDecision};
+use crate::domain::audit::Actor;
+use crate::domain::event::{kinds, Event};
+use crate::domain::ids::{ApprovalId, OrgId};
+use crate::domain::org::ApiKey;
+use crate::domain::payment::{Payment, PaymentError};
+use crate::domain::permission::Permission;
+use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts, Policy};
+use crate::domain::wallet::Wallet;
+use crate::engine::plan::{overtaken, PlanError, Tx};
+use crate::engine::reader::Reads;
+use crate::engine::{Change, Reader};
+use crate::error::{AppError, AppResult};
+use crate::layout::{approval_key, payment_key, refund_key, settings_key, team_key, wallet_key, Stored};
+use crate::ports::Key;
+
+/// What a decision reads: the approval, its payment, and (when the vote may execute the
+/// payment) both wallets and the payer's policies, which execution checks again.
+struct Loaded {
+    approval: Stored<Approval>,
+    payment: Stored<Payment>,
+    execution: Option<Execution>,
+}
+
+struct Execution {
+    from: Stored<Wallet>,
+    to: Stored<Wallet>,
+    policies: Vec<Policy>,
+}
+
+impl Countersign {
+    /// `POST /v1/approvals/{id}/approve` and `/reject` as the door sees them: a bearer token
+    /// and the parsed body (or why it did not parse, answered once the caller may know). On a
+    /// remote store the key and the approval are read in one round trip, what the decision
+    /// needs in a second, and the transaction is the third.
+    pub async fn decide_approval_from(
+        &self,
+        bearer: Option<&str>,
+        id: &ApprovalId,
+        request: AppResult<DecideRequest>,
+    ) -> AppResult<Decided> {
+        let ahead = |_: Option<&OrgId>| Reads { keys: vec![approval_key(id)], queries: Vec::new() };
+        let (caller, reader) = self.authenticate_prefetching(bearer, Permission::ApprovalsWrite, ahead).await?;
+        self.decide(&caller, id, request?, reader).await
+    }
+
+    /// `POST /v1/approvals/{id}/approve` and `/reject`.
+    pub async fn decide_approval(
+        &self,
+        caller: &Caller,
+        id: &ApprovalId,
+        request: DecideRequest,
+    ) -> AppResult<Decided> {
+        self.decide(caller, id, request, self.reader()).await
+    }
+
+    async fn decide(&self, caller: &Caller, id: &ApprovalId, request: DecideRequest, r: Reader) -> AppResult<Decided> {
+        let caller = caller.key()?;
+        require(caller, Permission::ApprovalsWrite)?;
+        let locks =
+            self.engine.guess_locks(async |guess| decision_locks(&guess, caller, id, request.decision).await).await;
+        let reads = Reads { keys: vec![approval_key(id)], queries: Vec::new() };
+        let change = Change::default().reads(reads).locks(locks);
+        let decided = self
+            .engine
+            .run(&r, change, || async {
+                let Loaded { mut approval, mut payment, execution } = load(&r, caller, id, request.decision).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let resolution = cast(&mut tx, caller, &request, &mut approval, &mut payment)?;
+                let note = &request.note;
+                let refund = match (approval.value.subject(), resolution) {
+                    (ApprovalSubject::Refund { .. }, resolution) => {
+                        plan_refund_vote(&r, &mut tx, &approval.value, &mut payment, resolution, note).await?
+                    }
+                    (ApprovalSubject::Payment(_), Resolution::AwaitingMoreApprovals) => {
+                        tx.audit("approval.voted", "approval", approval.value.id.as_str(), json!({"note": note}))?;
+                        None
+                    }
+                    (ApprovalSubject::Payment(_), Resolution::Rejected) => {
+                        reject_payment(&mut tx, &approval.value, &mut payment, note)?;
+                        None
+                    }
+                    (ApprovalSubject::Payment(_), Resolution::Approved) => {
+                        execute_payment(&mut tx, &approval.value, &mut payment, execution, note)?;
+                        None
+                    }
+                };
+                Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund }))
+            })
+            .await?;
+        Ok(decided.outcome)
+    }
+}
+
+/// Reads the approval, then (prefetched together where reads are round trips) the team check,
+/// the payment and what executing it needs.
+async fn load(r: &Reader, caller: &ApiKey, id: &ApprovalId, decision: VoteDecision) -> Result<Loaded, PlanError> {
+    let org = &caller.org_id;
+    let approval = r.read_owned::<Approval>(&approval_key(id), org).await?;
+    ensure_wallet(caller, &approval.value.wallet_id)?;
+    let a = &approval.value;
+    let approving = decision == VoteDecision::Approve;
+    r.prefetch(decision_reads(caller, a, approving)).await;
+    let executes = approving && matches!(a.subject(), ApprovalSubject::Payment(_));
+    let payment_at = payment_key(&a.payment_id);
+    let (_, payment, execution) =
+        tokio::try_join!(r.ensure_assigned(caller, a), r.read_owned::<Payment>(&payment_at, org), async {
+            if !executes {
+                return Ok(None);
+            }
+            let (from_key, to_key) = (wallet_key(&a.wallet_id), wallet_key(&a.transaction_details.recipient));
+            let (from, to, policies) = tokio::try_join!(
+                r.read_owned::<Wallet>(&from_key, org),
+                r.read_owned::<Wallet>(&to_key, org),
+                r.wallet_policies(&a.wallet_id),
+            )?;
+            Ok::<_, AppError>(Some(Execution { from, to, policies }))
+        },)?;
+    Ok(Loaded { approval, payment, execution })
+}
+
+/// Casts the caller's vote (and its lower amount, when it modifies) on the approval.
+fn cast(
+    tx: &mut Tx,
+    caller: &ApiKey,
+    request: &DecideRequest,
+    approval: &mut Stored<Approval>,
+    payment: &mut Stored<Payment>,
+) -> Result<Resolution, PlanError> {
+    let now = tx.now();
+    let modified_action = match (request.decision, request.modify_to) {
+        (VoteDecision::Approve, Some(asked)) => Some(modify(tx, request, approval, payment, asked)?),
+        _ => None,
+    };
+    let vote = Vote {
+        key_id: caller.id.clone(),
+        person: Some(caller.person()),
+        decision: request.decision,
+        note: request.note.clone(),
+        modified_action,
+        reviewer_name: request.reviewer_name.clone(),
+        at: now,
+    };
+    let resolution = approval.value.cast(vote, now)?;
+    tx.update(approval)?;
+    if resolution == Resolution::AwaitingMoreApprovals && request.modify_to.is_some() {
+        tx.update(payment)?;
+    }
+    Ok(resolution)
+}
+
+/// Approves a lower amount: the payment and the approval now show it. Returns the vote's
+/// modified action in words.
+fn modify(
+    tx: &mut Tx,
+    request: &DecideRequest,
+    approval: &mut Stored<Approval>,
+    payment: &mut Stored<Payment>,
+    asked: crate::domain::money::Amount,
+) -> Result<String, PlanError> {
+    if matches!(approval.value.subject(), ApprovalSubject::Refund { .. }) {
+        return Err(AppError::RefundNotModifiable.into());
+    }
+    let amount = asked.in_currency(payment.value.amount.currency())?;
+    let before = payment.value.modify(&mut approval.value, amount).map_err(|e| match e {
+        PaymentError::NotPending(_) => PlanError::Overtaken,
+        other => other.into(),
+    })?;
+    tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_MODIFIED, tx.now()))?;
+    let details = json!({"from": before.to_wire(), "to": amount.to_wire(), "note": request.note});
+    tx.audit("approval.modified", "approval", approval.value.id.as_str(), details)?;
+    Ok(request.modified_action.clone().unwrap_or_else(|| {
+        let code = amount.currency().code();
+        format!("Pay {} {code} instead of {} {code}", amount.to_wire(), before.to_wire())
+    }))
+}
+
+fn reject_payment(
+    tx: &mut Tx,
+    approval: &Approval,
+    payment: &mut Stored<Payment>,
+    note: &Option<String>,
+) -> Result<(), PlanError> {
+    payment.value.reject(tx.now()).map_err(overtaken)?;
+    tx.update(payment)?;
+    tx.event(Event::for_approval(approval, kinds::APPROVAL_REJECTED, tx.now()))?;
+    let details = json!({"reason": note, "paymentId": payment.value.id});
+    tx.audit("approval.rejected", "approval", approval.id.as_str(), details)?;
+    Ok(())
+}
+
+/// The approval is complete: the payment executes (or fails on a deny rule added meanwhile),
+/// bound to what the approvers were shown.
+fn execute_payment(
+    tx: &mut Tx,
+    approval: &Approval,
+    payment: &mut Stored<Payment>,
+    execution: Option<Execution>,
+    note: &Option<String>,
+) -> Result<(), PlanError> {
+    if !payment.value.matches(approval) {
+        return Err(AppError::PayloadMismatch.into());
+    }
+    tx.event(Event::for_approval(approval, kinds::APPROVAL_APPROVED, tx.now()))?;
+    let details = json!({"note": note, "paymentId": payment.value.id});
+    tx.audit("approval.approved", "approval", approval.id.as_str(), details)?;
+    // Loaded for an approve vote on a payment's approval: its absence means the approval was
+    // read before another writer moved it on.
+    let Execution { from, to, policies } = execution.ok_or(PlanError::Overtaken)?;
+    if (&from.value.id, &to.value.id) != (&payment.value.from, &payment.value.to) {
+        return Err(AppError::PayloadMismatch.into());
+    }
+    let p = &payment.value;
+    let facts = PaymentFacts {
+        spent_today: from.value.spent_today(tx.now()),
+        ..PaymentFacts::new(ActionKind::Payment, p.amount, &p.to, p.risk_score)
+    };
+    let recheck = evaluate(&policies, &facts);
+    payment.value = if recheck.outcome == Outcome::Deny {
+        let audited = Audited { action: "payment.failed", resource: "payment", id: payment.value.id.as_str() };
+        plan_denied_execution(tx, payment.value.clone(), &from, &recheck, audited, None)?
+    } else {
+        let details = json!({"amount": payment.value.amount.to_wire()});
+        plan_execution(tx, payment.value.clone(), from, to, "payment.completed", details)?.0
+    };
+    tx.update(payment)?;
+    Ok(())
+}
+
+/// The records a decision expects to rewrite (the approval, its payment, and both wallets
+/// when this vote can complete it and so execute the payment), so its plan is made under their
+/// locks from the start: approvals from one wallet then take turns once each instead of
+/// planning, finding the wallet overtaken and planning again. Nothing for a caller the plan
+/// will refuse (it reports why).
+async fn decision_locks(r: &Reader, caller: &ApiKey, id: &ApprovalId, decision: VoteDecision) -> Vec<Key> {
+    let Ok(approval) = r.read_owned::<Approval>(&approval_key(id), &caller.org_id).await else {
+        return Vec::new();
+    };
+    let a = approval.value;
+    if ensure_wallet(caller, &a.wallet_id).is_err() {
+        return Vec::new();
+    }
+    let mut keys = vec![approval_key(id), payment_key(&a.payment_id)];
+    let approvals = a.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
+    let completes = approvals + 1 >= a.required_approvals.max(1) as usize;
+    if decision == VoteDecision::Approve && completes && matches!(a.subject(), ApprovalSubject::Payment(_)) {
+        keys.extend([wallet_key(&a.wallet_id), wallet_key(&a.transaction_details.recipient)]);
+    }
+    keys
+}
+
+/// What deciding `approval` reads once it has read the approval: the assigned team (or, when it
+/// has none, the settings that name the default team; neither for an admin), the payment (and a
+/// refund's refund), and when the decision may execute it, both wallets and the policies of the
+/// wallet the money leaves (the payer's; a refund's payee), which execution checks again.
+fn decision_reads(caller: &ApiKey, approval: &Approval, approving: bool) -> Reads {
+    let mut reads = Reads { keys: vec![payment_key(&approval.payment_id)], queries: Vec::new() };
+    if let ApprovalSubject::Refund { refund, .. } = approval.subject() {
+        reads.keys.push(refund_key(refund));
+    }
+    if !caller.is_org_admin() {
+        reads.keys.push(match &approval.assigned_team {
+            Some(team) => team_key(&caller.org_id, team),
+            None => settings_key(&caller.org_id),
+        });
+    }
+    if approving {
+        reads.keys.push(wallet_key(&approval.wallet_id));
+        reads.keys.push(wallet_key(&approval.transaction_details.recipient));
+        reads.queries.push(policies_query(&approval.wallet_id));
+    }
+    reads
+}
