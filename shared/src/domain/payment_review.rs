@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::approval::{Approval, ApprovalStatus, Vote, VoteDecision};
+use super::approval::{Approval, ApprovalStatus, ApprovalSubject, Vote, VoteDecision};
 use super::ids::{ApprovalId, ReviewDecisionId, ReviewId};
 use super::payment::Payment;
 use super::people::Person;
@@ -121,10 +121,9 @@ impl HeldPayment {
 
     /// `payment`, or `refund` for the approval of a refund of this payment.
     pub fn task_type(&self) -> &'static str {
-        if self.approval.refund_id.is_some() {
-            REFUND_TASK_TYPE
-        } else {
-            PAYMENT_TASK_TYPE
+        match self.approval.subject() {
+            ApprovalSubject::Payment(_) => PAYMENT_TASK_TYPE,
+            ApprovalSubject::Refund { .. } => REFUND_TASK_TYPE,
         }
     }
 
@@ -132,16 +131,14 @@ impl HeldPayment {
     pub fn proposed_action(&self) -> String {
         let details = &self.approval.transaction_details;
         let amount = self.approval.original_amount.unwrap_or(details.amount);
-        let mut action = format!(
-            "{} {} {} from {} to {}",
-            if self.approval.refund_id.is_some() { "Refund" } else { "Pay" },
-            amount.to_wire(),
-            amount.currency().code(),
-            self.approval.wallet_id,
-            details.recipient
-        );
-        if self.approval.refund_id.is_some() {
-            action.push_str(&format!(" (payment {})", self.approval.payment_id));
+        let (verb, of_payment) = match self.approval.subject() {
+            ApprovalSubject::Payment(_) => ("Pay", None),
+            ApprovalSubject::Refund { payment, .. } => ("Refund", Some(payment)),
+        };
+        let (from, to) = (&self.approval.wallet_id, &details.recipient);
+        let mut action = format!("{verb} {} {} from {from} to {to}", amount.to_wire(), amount.currency().code());
+        if let Some(payment) = of_payment {
+            action.push_str(&format!(" (payment {payment})"));
         }
         if let Some(description) = &details.description {
             action.push_str(": ");

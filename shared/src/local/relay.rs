@@ -77,7 +77,7 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
             by_org.entry(event.org_id.clone()).or_default().push(event);
         }
         for (org, events) in by_org {
-            let webhooks = match service.list_all_webhooks(&org).await {
+            let webhooks = match service.reader().list_all_webhooks(&org).await {
                 Ok(webhooks) => Arc::new(webhooks),
                 Err(e) => {
                     // Left unpublished: the sweep re-publishes them.

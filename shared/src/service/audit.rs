@@ -1,7 +1,7 @@
 //! The audit log.
 
 use super::paging::{Page, PageRequest};
-use super::{ensure_unbound, require, Caller, Countersign};
+use super::{ensure_unbound, require, Caller, UseCases};
 use crate::domain::audit::AuditEntry;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
@@ -14,7 +14,7 @@ pub struct AuditFilter {
     pub resource_type: Option<String>,
 }
 
-impl Countersign {
+impl UseCases {
     /// `GET /v1/audit-logs`, newest first, optionally filtered by action and resource type.
     pub async fn list_audit_logs(
         &self,

@@ -1,6 +1,6 @@
 //! The deep health check: proves the store answers, without needing any item to exist.
 
-use super::Countersign;
+use super::UseCases;
 use crate::error::AppResult;
 use crate::ports::Key;
 
@@ -8,7 +8,7 @@ use crate::ports::Key;
 const PROBE_PK: &str = "HEALTH";
 const PROBE_SK: &str = "HEALTH";
 
-impl Countersign {
+impl UseCases {
     /// One strongly consistent read of a fixed key. MUST return `AppError::Store` when the store
     /// cannot be reached (missing table, wrong endpoint, no credentials), and `Ok` whether or not
     /// an item exists at the key.

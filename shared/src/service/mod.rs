@@ -4,32 +4,16 @@
 //! as one conditional transaction; when a condition fails (someone else wrote first) the engine
 //! plans again from fresh reads, so races have exactly one winner and the losers see the new state.
 
-mod approvals;
 mod audit;
-mod auth;
-mod decide;
-mod endpoints;
-mod events;
-mod execution;
-mod fanout;
+mod delivery;
 mod health;
-mod keys;
-mod links;
+mod money;
+mod org;
 mod paging;
-mod payments;
-mod people;
-mod policies;
-mod refunds;
-mod review_queue;
-mod reviews;
-mod sessions;
-mod settings;
+mod review;
 mod sweep;
 #[cfg(test)]
 mod tests;
-mod waits;
-mod wallets;
-mod webhooks;
 
 use std::sync::Arc;
 
@@ -42,27 +26,29 @@ use crate::error::{AppError, AppResult};
 use crate::ports::{Clock, Store};
 
 pub use crate::engine::Committed;
-pub use approvals::{ApprovalFilter, DecideRequest, Decided, EscalateRequest};
 pub use audit::AuditFilter;
-pub use auth::Caller;
-pub use events::DEFAULT_REPUBLISH_AFTER;
-pub use keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
-pub use links::REVIEW_LINK_PATH;
+pub use delivery::events::DEFAULT_REPUBLISH_AFTER;
+pub use delivery::webhooks::{NewWebhook, TestResult, WebhookPatch};
+pub use money::approvals::{ApprovalFilter, DecideRequest, Decided, EscalateRequest};
+pub use money::payments::PaymentFilter;
+pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
+pub use money::refunds::{RefundFilter, RefundOutcome};
+pub use money::wallets::{FundRequest, Funded};
+pub use org::auth::Caller;
+pub use org::keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
+pub use org::links::REVIEW_LINK_PATH;
+pub use org::people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+pub use org::sessions::{SessionId, SignedIn, SESSION_HOURS};
+pub use org::settings::SettingsPatch;
 pub use paging::{Page, PageRequest};
-pub use payments::PaymentFilter;
-pub use people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
-pub use policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
-pub use refunds::{RefundFilter, RefundOutcome};
-pub use review_queue::{
+pub use review::dashboard_queue::{
     ApprovalDetail, ApprovalItem, Inbox, InboxFilter, InboxItem, InboxStatus, ReviewDetail, INBOX_LIMIT,
 };
-pub use reviews::{ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_LIST_DEPTH};
-pub use sessions::{SessionId, SignedIn, SESSION_HOURS};
-pub use settings::SettingsPatch;
+pub use review::reviews::{
+    ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_LIST_DEPTH,
+};
+pub use review::waits::{WaitSlot, MAX_WAITS_PER_KEY, WAIT_RETRY_AFTER_SECONDS};
 pub use sweep::{ExpirySummary, SweepSummary};
-pub use waits::{WaitSlot, MAX_WAITS_PER_KEY, WAIT_RETRY_AFTER_SECONDS};
-pub use wallets::{FundRequest, Funded};
-pub use webhooks::{NewWebhook, TestResult, WebhookPatch};
 
 /// The longest approval window (30 days), for policies and the default alike.
 pub const MAX_APPROVAL_TTL_SECONDS: u64 = 30 * 24 * 3600;
@@ -126,29 +112,45 @@ impl Default for Wiring {
     }
 }
 
+/// What every use case is given: the engine its changes go through, and the settings. Use
+/// cases (`money`, `org`, `reviews`, ...) are methods of this; the machinery around them
+/// (authentication's key cache, the webhook wiring, endpoint slots, long-poll slots) lives on
+/// `Countersign`, which derefs to it.
 #[derive(Clone)]
-pub struct Countersign {
+pub struct UseCases {
     /// Every change goes through it: prefetch, plan, commit.
     engine: Engine,
+    settings: Settings,
+}
+
+#[derive(Clone)]
+pub struct Countersign {
+    cases: UseCases,
     /// Which organisation each API key seen belongs to, so a request can read its org's records
     /// in the same round trip as the key (prefetch). A key never changes organisation.
-    key_orgs: Arc<auth::KeyOrgs>,
-    settings: Settings,
+    key_orgs: Arc<org::auth::KeyOrgs>,
     wiring: Wiring,
     /// Webhook sends in flight per endpoint, so a hanging one holds only its own slots.
-    endpoints: Arc<endpoints::Endpoints>,
+    endpoints: Arc<delivery::endpoints::Endpoints>,
     /// Long-polls held per key (`waits`): the cap itself on the embedded store; on a remote one
     /// the slots are items in the store, so the cap holds across instances.
-    waits: Arc<waits::WaitSlots>,
+    waits: Arc<review::waits::WaitSlots>,
+}
+
+impl std::ops::Deref for Countersign {
+    type Target = UseCases;
+
+    fn deref(&self) -> &UseCases {
+        &self.cases
+    }
 }
 
 impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        let waits = Arc::new(waits::WaitSlots::for_store(store.as_ref()));
+        let waits = Arc::new(review::waits::WaitSlots::for_store(store.as_ref()));
         let service = Countersign {
-            engine: Engine::new(store, clock),
+            cases: UseCases { engine: Engine::new(store, clock), settings },
             key_orgs: Arc::default(),
-            settings,
             wiring: Wiring::default(),
             endpoints: Arc::default(),
             waits,
@@ -159,7 +161,7 @@ impl Countersign {
     /// Plans race on their conditions alone, as separate processes do: benchmarks model many
     /// Lambda instances this way.
     pub fn without_record_locks(mut self) -> Self {
-        self.engine = self.engine.without_locks();
+        self.cases.engine = self.cases.engine.without_locks();
         self
     }
 
@@ -171,11 +173,13 @@ impl Countersign {
 
     /// Committed events go to this service's bus.
     fn with_outbox(mut self) -> Self {
-        let outbox = events::Publisher::new(self.engine.store().clone(), self.wiring.clone(), self.engine.clock());
-        self.engine = self.engine.with_outbox(Arc::new(outbox));
+        let outbox = delivery::events::Publisher::new(self.store().clone(), self.wiring.clone(), self.engine.clock());
+        self.cases.engine = self.cases.engine.with_outbox(Arc::new(outbox));
         self
     }
+}
 
+impl UseCases {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -190,7 +194,7 @@ impl Countersign {
     }
 
     /// A reader of committed state, for reads outside a plan.
-    fn reader(&self) -> Reader {
+    pub(crate) fn reader(&self) -> Reader {
         self.engine.reader()
     }
 }

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
 
-use super::Countersign;
+use super::UseCases;
 use crate::domain::input::InputError;
 use crate::error::{AppError, AppResult};
 use crate::layout::{decode, Record};
@@ -69,7 +69,7 @@ impl<T> Page<T> {
     }
 }
 
-impl Countersign {
+impl UseCases {
     /// Reads one page of `query`'s partition, keeping records that pass `keep`.
     pub(crate) async fn page<R: Record>(
         &self,

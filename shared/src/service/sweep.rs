@@ -12,9 +12,9 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 
-use super::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
-use super::Countersign;
-use crate::domain::approval::Approval;
+use super::money::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
+use super::{Countersign, UseCases};
+use crate::domain::approval::{Approval, ApprovalSubject};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::ApprovalId;
@@ -70,52 +70,7 @@ impl AddAssign for ExpirySummary {
 /// One page of one shard: what it did, how many items it read, where it stopped.
 pub(crate) type PageDone<T> = (T, usize, Option<Position>);
 
-impl Countersign {
-    /// The scheduled sweep. Stops early, leaving the rest for the next run, when `deadline`
-    /// nears; every shard always runs one page, so a run always makes progress. Fails only when
-    /// every phase failed.
-    pub async fn sweep(&self, deadline: Option<DateTime<Utc>>, page: usize) -> AppResult<SweepSummary> {
-        // The deadline is the Lambda's wall-clock deadline, so it is compared with real time.
-        let guard = ChronoDuration::from_std(DEADLINE_GUARD).unwrap_or_default();
-        let time_left = move || deadline.is_none_or(|d| Utc::now() + guard < d);
-        let mut summary = SweepSummary::default();
-        let mut first_error = None;
-        let mut failures = 0;
-        let mut failed = |phase: &str, e: AppError| {
-            tracing::error!(phase, error = %e, "sweep phase failed; the other phases still run");
-            failures += 1;
-            first_error.get_or_insert(e);
-        };
-        match self.expire_phase(page, &time_left).await {
-            Ok((done, late)) => {
-                summary.approvals_read = done.read;
-                summary.approvals_expired = done.expired;
-                summary.approvals_skipped = done.skipped;
-                summary.out_of_time |= late;
-            }
-            Err(e) => failed("expire", e),
-        }
-        match self.requeue_phase(page, &time_left).await {
-            Ok((n, late)) => {
-                summary.deliveries_requeued = n;
-                summary.out_of_time |= late;
-            }
-            Err(e) => failed("requeue", e),
-        }
-        match self.republish_phase(page, &time_left).await {
-            Ok((n, late)) => {
-                summary.events_republished = n;
-                summary.out_of_time |= late;
-            }
-            Err(e) => failed("republish", e),
-        }
-        summary.phases_failed = failures;
-        match first_error {
-            Some(e) if failures == 3 => Err(e),
-            _ => Ok(summary),
-        }
-    }
-
+impl UseCases {
     /// Expires up to `limit` due approvals per shard, oldest first, with no deadline (tests and
     /// tools). Safe to run concurrently with anything: each transition is conditional, and a
     /// lost race (approved meanwhile, or expired by another sweep) is skipped.
@@ -295,7 +250,7 @@ impl Countersign {
                     }
                 }
                 let mut payment: Stored<Payment> = r.read_owned(&payment_key(&approval.value.payment_id), &org).await?;
-                if approval.value.refund_id.is_some() {
+                if let ApprovalSubject::Refund { .. } = approval.value.subject() {
                     // A refund's approval: the refund is released; the refunded payment stays COMPLETED.
                     let (closing, kind, action) = if approval.value.on_timeout == OnTimeout::Reject {
                         approval.value.reject_on_timeout(now)?;
@@ -335,5 +290,52 @@ impl Countersign {
                 Ok(tx.done(true))
             })
             .await
+    }
+}
+
+impl Countersign {
+    /// The scheduled sweep. Stops early, leaving the rest for the next run, when `deadline`
+    /// nears; every shard always runs one page, so a run always makes progress. Fails only when
+    /// every phase failed.
+    pub async fn sweep(&self, deadline: Option<DateTime<Utc>>, page: usize) -> AppResult<SweepSummary> {
+        // The deadline is the Lambda's wall-clock deadline, so it is compared with real time.
+        let guard = ChronoDuration::from_std(DEADLINE_GUARD).unwrap_or_default();
+        let time_left = move || deadline.is_none_or(|d| Utc::now() + guard < d);
+        let mut summary = SweepSummary::default();
+        let mut first_error = None;
+        let mut failures = 0;
+        let mut failed = |phase: &str, e: AppError| {
+            tracing::error!(phase, error = %e, "sweep phase failed; the other phases still run");
+            failures += 1;
+            first_error.get_or_insert(e);
+        };
+        match self.expire_phase(page, &time_left).await {
+            Ok((done, late)) => {
+                summary.approvals_read = done.read;
+                summary.approvals_expired = done.expired;
+                summary.approvals_skipped = done.skipped;
+                summary.out_of_time |= late;
+            }
+            Err(e) => failed("expire", e),
+        }
+        match self.requeue_phase(page, &time_left).await {
+            Ok((n, late)) => {
+                summary.deliveries_requeued = n;
+                summary.out_of_time |= late;
+            }
+            Err(e) => failed("requeue", e),
+        }
+        match self.republish_phase(page, &time_left).await {
+            Ok((n, late)) => {
+                summary.events_republished = n;
+                summary.out_of_time |= late;
+            }
+            Err(e) => failed("republish", e),
+        }
+        summary.phases_failed = failures;
+        match first_error {
+            Some(e) if failures == 3 => Err(e),
+            _ => Ok(summary),
+        }
     }
 }

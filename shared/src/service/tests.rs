@@ -382,7 +382,7 @@ async fn a_busy_endpoint_bounce_moves_the_next_attempt_so_the_sweep_adds_no_mess
     let Hooked { service, clock, client, queue, org_id, url, hook } = hooked().await;
     // Every slot of the endpoint is held (sends that hang).
     let mut held = Vec::new();
-    for _ in 0..endpoints::SLOTS_PER_ENDPOINT {
+    for _ in 0..delivery::endpoints::SLOTS_PER_ENDPOINT {
         held.push(service.endpoints.slot(&org_id, url.as_str()).await.expect("a free slot"));
     }
     let event = Event::new(&org_id, "approval.created", serde_json::json!({}), Utc::now());

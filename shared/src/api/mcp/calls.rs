@@ -94,7 +94,11 @@ pub async fn wait_for_decision(s: &Countersign, c: &Caller, arguments: Map<Strin
                 "payment": held.payment,
             });
             // A refund's approval: the refund too, for a key that may read refunds.
-            if let (Some(id), Ok(_)) = (&held.approval.refund_id, c.authorize(Permission::PaymentsRead)) {
+            let refund = match held.approval.subject() {
+                crate::domain::approval::ApprovalSubject::Refund { refund, .. } => Some(refund),
+                crate::domain::approval::ApprovalSubject::Payment(_) => None,
+            };
+            if let (Some(id), Ok(_)) = (refund, c.authorize(Permission::PaymentsRead)) {
                 view["refund"] = json!(s.get_refund(c, id).await?);
             }
             view

@@ -6,10 +6,6 @@ use crate::engine::Reader;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::paging::{Page, PageRequest};
-use super::payments::listing_query;
-use super::refunds::plan_refund_escalation;
-use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
@@ -23,6 +19,10 @@ use crate::domain::refund::Refund;
 use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
 use crate::layout::{approval_key, team_key};
+use crate::service::money::payments::listing_query;
+use crate::service::money::refunds::plan_refund_escalation;
+use crate::service::paging::{Page, PageRequest};
+use crate::service::{ensure_wallet, require, Caller, UseCases};
 
 /// Which approvals a listing shows.
 #[derive(Debug, Default)]
@@ -72,7 +72,7 @@ pub struct EscalateRequest {
     pub to_team: Option<TeamId>,
 }
 
-impl Countersign {
+impl UseCases {
     /// `POST /v1/approvals/{id}/escalate`, by a member of the assigned team (or an admin key),
     /// never by the submitter's person: forward only, to the chain's next tier or (admin) a
     /// named team it never had, within the chain's time bound (`Approval::escalation_target`).

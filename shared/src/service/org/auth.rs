@@ -5,7 +5,6 @@ use std::sync::{Mutex, PoisonError};
 
 use subtle::ConstantTimeEq;
 
-use super::Countersign;
 use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::org::{self, ApiKey};
 use crate::domain::permission::Permission;
@@ -13,6 +12,7 @@ use crate::engine::reader::Reads;
 use crate::engine::Reader;
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, api_key_key};
+use crate::service::Countersign;
 
 /// Who is calling.
 // Made once per request and passed by reference: boxing the key would only add an allocation.
@@ -37,7 +37,7 @@ impl Caller {
     /// again whoever calls it.
     pub fn authorize(&self, needed: Permission) -> AppResult<&ApiKey> {
         let key = self.key()?;
-        super::require(key, needed)?;
+        crate::service::require(key, needed)?;
         Ok(key)
     }
 
@@ -46,7 +46,7 @@ impl Caller {
     /// one wallet must not choose who countersigns every other's payments). The wallet check
     /// comes first, so such a key learns nothing more.
     pub fn organiser(&self, needed: Permission) -> AppResult<&ApiKey> {
-        super::ensure_unbound(self.key()?)?;
+        crate::service::ensure_unbound(self.key()?)?;
         self.authorize(needed)
     }
 

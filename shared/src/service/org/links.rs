@@ -5,13 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Countersign;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApiKeyId, ApprovalId, OrgId};
 use crate::domain::review_link::ReviewLink;
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, Record, Stored};
 use crate::ports::{Expect, Key, StoreError, Write};
+use crate::service::UseCases;
 
 /// The path of the confirm page, below the public URL.
 pub const REVIEW_LINK_PATH: &str = "/dashboard/r/";
@@ -43,7 +43,7 @@ impl Record for ReviewLinkUse {
     }
 }
 
-impl Countersign {
+impl UseCases {
     /// The review link of a new approval, when the dashboard is configured (a session secret
     /// and a public URL).
     pub fn review_url(&self, approval_id: &ApprovalId, expires_at: DateTime<Utc>) -> Option<String> {
@@ -55,7 +55,7 @@ impl Countersign {
     /// What a subscriber receives for `event`: the envelope, and for `approval.created` the
     /// approval's `reviewUrl` in `data` (when the dashboard is configured).
     pub(crate) fn webhook_body(&self, event: &Event) -> serde_json::Value {
-        let mut body = super::fanout::envelope(event);
+        let mut body = crate::service::delivery::fanout::envelope(event);
         if event.kind != kinds::APPROVAL_CREATED {
             return body;
         }
@@ -122,7 +122,7 @@ mod tests {
     use crate::adapters::sqlite::SqliteStore;
     use crate::domain::secret::ServerSecret;
     use crate::ports::SystemClock;
-    use crate::service::Settings;
+    use crate::service::{Countersign, Settings};
 
     fn service(secret: bool, public_url: bool) -> Countersign {
         let settings = Settings {

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::org::ApiKey;
@@ -22,6 +21,7 @@ use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
 use crate::layout::{api_key_key, Record, Stored};
 use crate::ports::{Expect, Key, Write};
+use crate::service::{require, Caller, Countersign, UseCases};
 
 /// How long a session lasts, from sign-in (not extended by use).
 pub const SESSION_HOURS: i64 = 12;
@@ -92,33 +92,7 @@ pub struct SignedIn {
     pub expires_at: DateTime<Utc>,
 }
 
-impl Countersign {
-    /// Signs in with an API key's secret: the key must be active and able to read approvals.
-    /// The operator key cannot sign in (it only creates organisations).
-    pub async fn sign_in(&self, secret: &str) -> AppResult<SignedIn> {
-        let caller = self.authenticate(Some(secret)).await?;
-        let key = caller.key().map_err(|_| AppError::OperatorOnly)?.clone();
-        require(&key, Permission::ApprovalsRead)?;
-        let session = SessionId::generate();
-        let expires_at = self.now() + Duration::hours(SESSION_HOURS);
-        let r = self.reader();
-        self.engine
-            .commit(&r, || async {
-                let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
-                tx.create(&DashboardSession {
-                    id_hash: session.stored_name(),
-                    org_id: key.org_id.clone(),
-                    key_id: key.id.clone(),
-                    created_at: tx.now(),
-                    expires_at,
-                })?;
-                tx.audit("dashboard.signed_in", "api_key", key.id.as_str(), json!({"expiresAt": expires_at}))?;
-                Ok(tx.done(()))
-            })
-            .await?;
-        Ok(SignedIn { session, key, expires_at })
-    }
-
+impl UseCases {
     /// The caller behind a session: its key, read again now. A revoked key ends the session.
     pub async fn session_caller(&self, session: &SessionId) -> AppResult<Caller> {
         let stored = self.reader().read::<DashboardSession>(&session_key(&session.stored_name())).await?;
@@ -153,5 +127,33 @@ impl Countersign {
         if let Err(e) = self.store().transact(vec![delete]).await {
             tracing::debug!(error = %e, "session delete failed; it expires by itself");
         }
+    }
+}
+
+impl Countersign {
+    /// Signs in with an API key's secret: the key must be active and able to read approvals.
+    /// The operator key cannot sign in (it only creates organisations).
+    pub async fn sign_in(&self, secret: &str) -> AppResult<SignedIn> {
+        let caller = self.authenticate(Some(secret)).await?;
+        let key = caller.key().map_err(|_| AppError::OperatorOnly)?.clone();
+        require(&key, Permission::ApprovalsRead)?;
+        let session = SessionId::generate();
+        let expires_at = self.now() + Duration::hours(SESSION_HOURS);
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
+                tx.create(&DashboardSession {
+                    id_hash: session.stored_name(),
+                    org_id: key.org_id.clone(),
+                    key_id: key.id.clone(),
+                    created_at: tx.now(),
+                    expires_at,
+                })?;
+                tx.audit("dashboard.signed_in", "api_key", key.id.as_str(), json!({"expiresAt": expires_at}))?;
+                Ok(tx.done(()))
+            })
+            .await?;
+        Ok(SignedIn { session, key, expires_at })
     }
 }

@@ -4,11 +4,6 @@
 
 use serde_json::json;
 
-use super::approvals::{DecideRequest, Decided};
-use super::execution::{plan_denied_execution, plan_execution, Audited};
-use super::policies::policies_query;
-use super::refunds::plan_refund_vote;
-use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalSubject, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
@@ -24,6 +19,11 @@ use crate::engine::{Change, Reader};
 use crate::error::{AppError, AppResult};
 use crate::layout::{approval_key, payment_key, refund_key, settings_key, team_key, wallet_key, Stored};
 use crate::ports::Key;
+use crate::service::money::approvals::{DecideRequest, Decided};
+use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
+use crate::service::money::policies::policies_query;
+use crate::service::money::refunds::plan_refund_vote;
+use crate::service::{ensure_wallet, require, Caller, Countersign, UseCases};
 
 /// What a decision reads: the approval, its payment, and (when the vote may execute the
 /// payment) both wallets and the payer's policies, which execution checks again.
@@ -39,22 +39,7 @@ struct Execution {
     policies: Vec<Policy>,
 }
 
-impl Countersign {
-    /// `POST /v1/approvals/{id}/approve` and `/reject` as the door sees them: a bearer token
-    /// and the parsed body (or why it did not parse, answered once the caller may know). On a
-    /// remote store the key and the approval are read in one round trip, what the decision
-    /// needs in a second, and the transaction is the third.
-    pub async fn decide_approval_from(
-        &self,
-        bearer: Option<&str>,
-        id: &ApprovalId,
-        request: AppResult<DecideRequest>,
-    ) -> AppResult<Decided> {
-        let ahead = |_: Option<&OrgId>| Reads { keys: vec![approval_key(id)], queries: Vec::new() };
-        let (caller, reader) = self.authenticate_prefetching(bearer, Permission::ApprovalsWrite, ahead).await?;
-        self.decide(&caller, id, request?, reader).await
-    }
-
+impl UseCases {
     /// `POST /v1/approvals/{id}/approve` and `/reject`.
     pub async fn decide_approval(
         &self,
@@ -281,4 +266,21 @@ fn decision_reads(caller: &ApiKey, approval: &Approval, approving: bool) -> Read
         reads.queries.push(policies_query(&approval.wallet_id));
     }
     reads
+}
+
+impl Countersign {
+    /// `POST /v1/approvals/{id}/approve` and `/reject` as the door sees them: a bearer token
+    /// and the parsed body (or why it did not parse, answered once the caller may know). On a
+    /// remote store the key and the approval are read in one round trip, what the decision
+    /// needs in a second, and the transaction is the third.
+    pub async fn decide_approval_from(
+        &self,
+        bearer: Option<&str>,
+        id: &ApprovalId,
+        request: AppResult<DecideRequest>,
+    ) -> AppResult<Decided> {
+        let ahead = |_: Option<&OrgId>| Reads { keys: vec![approval_key(id)], queries: Vec::new() };
+        let (caller, reader) = self.authenticate_prefetching(bearer, Permission::ApprovalsWrite, ahead).await?;
+        self.decide(&caller, id, request?, reader).await
+    }
 }

@@ -7,7 +7,6 @@ use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
 
-use super::Countersign;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::DeliveryId;
@@ -15,6 +14,7 @@ use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, delivery_key, webhook_key, Stored, DUE_DELIVERIES};
 use crate::ports::{HttpOutcome, QueueMessage, SendError, StoreError};
+use crate::service::Countersign;
 
 /// Deliveries of one event (or one batch) worked on at once; a slow endpoint holds only its
 /// own slots (`endpoints`).
@@ -74,7 +74,7 @@ impl Countersign {
     }
 
     async fn fan_out(&self, event: &Event) -> AppResult<()> {
-        let webhooks = self.list_all_webhooks(&event.org_id).await?;
+        let webhooks = self.reader().list_all_webhooks(&event.org_id).await?;
         self.fan_out_to(event, &webhooks).await
     }
 

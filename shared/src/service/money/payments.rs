@@ -3,11 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::execution::plan_execution;
-use super::paging::{Page, PageRequest};
-use super::people::rules_query;
-use super::policies::policies_query;
-use super::{ensure_wallet, require, Caller, Countersign, Owned};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
@@ -27,6 +22,11 @@ use crate::layout::{
     self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
 };
 use crate::ports::{Index, Key, Query};
+use crate::service::money::execution::plan_execution;
+use crate::service::money::policies::policies_query;
+use crate::service::org::people::rules_query;
+use crate::service::paging::{Page, PageRequest};
+use crate::service::{ensure_wallet, require, Caller, Countersign, Owned, UseCases};
 
 /// What intake reads first: both wallets, the payer's policies and payment counter, and (when
 /// the caller's organisation is known) its routing rules, its settings (the default team) and
@@ -65,23 +65,7 @@ enum Intake {
     Denied(Decision),
 }
 
-impl Countersign {
-    /// `POST /v1/payments` as the door sees it: a bearer token and the parsed body (or why it
-    /// did not parse, answered once the caller may know). On a remote store the key is read in
-    /// one round trip with everything intake reads first, so an intake is two round trips:
-    /// that read, then its transaction.
-    pub async fn create_payment_from(
-        &self,
-        bearer: Option<&str>,
-        request: AppResult<NewPayment>,
-    ) -> AppResult<Committed<PaymentOutcome>> {
-        let key_id = bearer.and_then(key_id_of_secret);
-        let ahead =
-            |org: Option<&OrgId>| request.as_ref().map(|r| intake_reads(org, key_id.as_ref(), r)).unwrap_or_default();
-        let (caller, reader) = self.authenticate_prefetching(bearer, Permission::PaymentsWrite, ahead).await?;
-        self.intake(&caller, request?, reader).await
-    }
-
+impl UseCases {
     /// `POST /v1/payments`.
     pub async fn create_payment(&self, caller: &Caller, request: NewPayment) -> AppResult<Committed<PaymentOutcome>> {
         self.intake(caller, request, self.reader()).await
@@ -177,7 +161,7 @@ impl Countersign {
     }
 }
 
-impl Countersign {
+impl UseCases {
     /// Holds the payment: a pending approval, checked against the wallet version it was decided on.
     fn plan_hold(
         &self,
@@ -352,5 +336,23 @@ impl Reader {
         }
         let stored = self.read::<PaymentRate>(&rate_key(&wallet.id)).await?;
         Ok(Some(Velocity { stored, org: wallet.org_id.clone(), wallet: wallet.id.clone() }))
+    }
+}
+
+impl Countersign {
+    /// `POST /v1/payments` as the door sees it: a bearer token and the parsed body (or why it
+    /// did not parse, answered once the caller may know). On a remote store the key is read in
+    /// one round trip with everything intake reads first, so an intake is two round trips:
+    /// that read, then its transaction.
+    pub async fn create_payment_from(
+        &self,
+        bearer: Option<&str>,
+        request: AppResult<NewPayment>,
+    ) -> AppResult<Committed<PaymentOutcome>> {
+        let key_id = bearer.and_then(key_id_of_secret);
+        let ahead =
+            |org: Option<&OrgId>| request.as_ref().map(|r| intake_reads(org, key_id.as_ref(), r)).unwrap_or_default();
+        let (caller, reader) = self.authenticate_prefetching(bearer, Permission::PaymentsWrite, ahead).await?;
+        self.intake(&caller, request?, reader).await
     }
 }

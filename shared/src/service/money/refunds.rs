@@ -8,11 +8,7 @@ use crate::engine::Reader;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::execution::{plan_denied_execution, plan_execution, Audited};
-use super::paging::{Page, PageRequest};
-use super::payments::Listing;
-use super::{ensure_wallet, require, Caller, Countersign};
-use crate::domain::approval::{Approval, Resolution};
+use crate::domain::approval::{Approval, ApprovalSubject, Resolution};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{PaymentId, RefundId, TeamId, WalletId};
@@ -27,6 +23,10 @@ use crate::engine::plan::{overtaken, PlanError, Tx};
 use crate::engine::{Change, Committed, IdempotencyScope};
 use crate::error::{AppError, AppResult};
 use crate::layout::{payment_key, refund_key, wallet_key, Stored};
+use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
+use crate::service::money::payments::Listing;
+use crate::service::paging::{Page, PageRequest};
+use crate::service::{ensure_wallet, require, Caller, UseCases};
 
 /// Which refunds a listing shows.
 #[derive(Debug, Default)]
@@ -63,7 +63,7 @@ enum Intake {
     Denied(Decision),
 }
 
-impl Countersign {
+impl UseCases {
     /// `POST /v1/refunds`.
     pub async fn create_refund(&self, caller: &Caller, request: NewRefund) -> AppResult<Committed<RefundOutcome>> {
         let caller = caller.key()?;
@@ -232,7 +232,7 @@ pub(crate) async fn plan_refund_closing(
     payment: &mut Stored<Payment>,
     closing: RefundClosing,
 ) -> Result<Option<Refund>, PlanError> {
-    let Some(refund_id) = &approval.refund_id else { return Ok(None) };
+    let ApprovalSubject::Refund { refund: refund_id, .. } = approval.subject() else { return Ok(None) };
     let org = approval.org_id.clone();
     let mut refund: Stored<Refund> = r.read_owned(&refund_key(refund_id), &org).await?;
     let now = tx.now();
@@ -295,7 +295,7 @@ pub(crate) enum RefundClosing {
 
 /// An approval of a refund went to another team: the refund shows `escalated` (once).
 pub(crate) async fn plan_refund_escalation(r: &Reader, tx: &mut Tx, approval: &Approval) -> Result<(), PlanError> {
-    let Some(refund_id) = &approval.refund_id else { return Ok(()) };
+    let ApprovalSubject::Refund { refund: refund_id, .. } = approval.subject() else { return Ok(()) };
     let mut refund: Stored<Refund> = r.read_owned(&refund_key(refund_id), &approval.org_id).await?;
     if refund.value.status == RefundStatus::Pending {
         refund.value.escalate(tx.now()).map_err(overtaken)?;

@@ -1,11 +1,9 @@
 //! Webhook subscriptions, their delivery log and the dead-letter list.
 
+use crate::engine::Reader;
 use serde::Serialize;
 use serde_json::json;
 
-use super::fanout::{envelope, retry_message};
-use super::paging::{Page, PageRequest};
-use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
@@ -21,6 +19,9 @@ use crate::layout::{
     self, dead_letter_partition, deliveries_partition, delivery_key, org_key, webhook_key, webhook_partition, Stored,
 };
 use crate::ports::{Index, Query};
+use crate::service::delivery::fanout::{envelope, retry_message};
+use crate::service::paging::{Page, PageRequest};
+use crate::service::{require, Caller, Countersign};
 
 const MAX_WEBHOOKS: usize = 100;
 
@@ -80,7 +81,7 @@ impl Countersign {
                     .read::<Organization>(&org_key(&caller.org_id))
                     .await?
                     .ok_or(AppError::NotFound("organization"))?;
-                if self.list_all_webhooks(&caller.org_id).await?.len() >= MAX_WEBHOOKS {
+                if r.list_all_webhooks(&caller.org_id).await?.len() >= MAX_WEBHOOKS {
                     return Err(InputError::invalid(
                         "url",
                         format!("an organisation may have at most {MAX_WEBHOOKS} webhooks"),
@@ -109,39 +110,16 @@ impl Countersign {
             .await
     }
 
-    /// Every subscription of an organisation, following pages (the cap keeps it small).
-    pub(crate) async fn list_all_webhooks(&self, org: &OrgId) -> AppResult<Vec<Webhook>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let mut query = Query::new(Index::Primary, webhook_partition(org), MAX_WEBHOOKS);
-            query.sk_prefix = Some("WEBHOOK#".into());
-            query.newest_first = false;
-            query.after = after;
-            let items = self.store().query(query).await?;
-            let full = items.len() == MAX_WEBHOOKS;
-            after = items.last().map(|i| i.position(Index::Primary));
-            for item in items {
-                all.push(layout::decode::<Webhook>(item)?.value);
-            }
-            if !full {
-                return Ok(all);
-            }
-        }
-    }
-
     pub async fn list_webhooks(&self, caller: &Caller) -> AppResult<Vec<Webhook>> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
-        Ok(self.list_all_webhooks(&caller.org_id).await?.into_iter().filter(|w| caller.covers(&w.wallet_ids)).collect())
-    }
-
-    async fn owned_webhook(&self, caller: &ApiKey, id: &WebhookId) -> AppResult<Stored<Webhook>> {
-        let webhook = self.reader().read_owned::<Webhook>(&webhook_key(&caller.org_id, id), &caller.org_id).await?;
-        if !caller.covers(&webhook.value.wallet_ids) {
-            return Err(AppError::WalletNotAllowed);
-        }
-        Ok(webhook)
+        Ok(self
+            .reader()
+            .list_all_webhooks(&caller.org_id)
+            .await?
+            .into_iter()
+            .filter(|w| caller.covers(&w.wallet_ids))
+            .collect())
     }
 
     /// The webhooks a key bound to wallets may see (`None`: every one).
@@ -149,14 +127,14 @@ impl Countersign {
         if caller.wallet_ids.is_empty() {
             return Ok(None);
         }
-        let hooks = self.list_all_webhooks(&caller.org_id).await?;
+        let hooks = self.reader().list_all_webhooks(&caller.org_id).await?;
         Ok(Some(hooks.into_iter().filter(|w| caller.covers(&w.wallet_ids)).map(|w| w.id).collect()))
     }
 
     pub async fn get_webhook(&self, caller: &Caller, id: &WebhookId) -> AppResult<Webhook> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
-        Ok(self.owned_webhook(caller, id).await?.value)
+        Ok(self.reader().owned_webhook(caller, id).await?.value)
     }
 
     pub async fn update_webhook(&self, caller: &Caller, id: &WebhookId, patch: WebhookPatch) -> AppResult<Webhook> {
@@ -171,7 +149,7 @@ impl Countersign {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
-                let mut webhook = self.owned_webhook(caller, id).await?;
+                let mut webhook = r.owned_webhook(caller, id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 let w = &mut webhook.value;
                 if let Some(u) = &patch.url {
@@ -198,7 +176,7 @@ impl Countersign {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
-                let webhook = self.owned_webhook(caller, id).await?;
+                let webhook = r.owned_webhook(caller, id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 tx.delete(&webhook);
                 tx.audit("webhook.deleted", "webhook", id.as_str(), json!({}))?;
@@ -211,7 +189,7 @@ impl Countersign {
     pub async fn test_webhook(&self, caller: &Caller, id: &WebhookId) -> AppResult<TestResult> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
-        let webhook = self.owned_webhook(caller, id).await?.value;
+        let webhook = self.reader().owned_webhook(caller, id).await?.value;
         let event = Event::new(&webhook.org_id, "webhook.test", json!({"webhookId": webhook.id}), self.now());
         let outcome = self.post_signed(&webhook, event.id.as_str(), &envelope(&event)).await;
         Ok(match outcome {
@@ -241,7 +219,7 @@ impl Countersign {
     ) -> AppResult<Page<Delivery>> {
         let caller = caller.key()?;
         require(caller, Permission::WebhooksWrite)?;
-        let webhook = self.owned_webhook(caller, id).await?.value;
+        let webhook = self.reader().owned_webhook(caller, id).await?.value;
         let query = Query::new(Index::ByWallet, deliveries_partition(&caller.org_id, &webhook.id), page.limit);
         self.page(query, page, |_| true).await
     }
@@ -326,4 +304,35 @@ fn ensure_may_hear(caller: &ApiKey, events: &[String]) -> AppResult<()> {
         require(caller, Permission::ApprovalsRead)?;
     }
     Ok(())
+}
+
+impl Reader {
+    /// Every subscription of an organisation, following pages (the cap keeps it small).
+    pub(crate) async fn list_all_webhooks(&self, org: &OrgId) -> AppResult<Vec<Webhook>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let mut query = Query::new(Index::Primary, webhook_partition(org), MAX_WEBHOOKS);
+            query.sk_prefix = Some("WEBHOOK#".into());
+            query.newest_first = false;
+            query.after = after;
+            let items = self.query(query).await?;
+            let full = items.len() == MAX_WEBHOOKS;
+            after = items.last().map(|i| i.position(Index::Primary));
+            for item in items {
+                all.push(layout::decode::<Webhook>(item)?.value);
+            }
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    pub(crate) async fn owned_webhook(&self, caller: &ApiKey, id: &WebhookId) -> AppResult<Stored<Webhook>> {
+        let webhook = self.read_owned::<Webhook>(&webhook_key(&caller.org_id, id), &caller.org_id).await?;
+        if !caller.covers(&webhook.value.wallet_ids) {
+            return Err(AppError::WalletNotAllowed);
+        }
+        Ok(webhook)
+    }
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Countersign, Wiring};
 use crate::domain::event::Event;
 use crate::error::AppResult;
 use crate::layout::{self, sort_time, Stored, DUE_OUTBOX};
 use crate::ports::{Clock, Store};
+use crate::service::{Countersign, Wiring};
 
 /// Events the sweep considers stuck once they are this old and still unpublished.
 pub const DEFAULT_REPUBLISH_AFTER: Duration = Duration::from_secs(60);

@@ -11,11 +11,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use super::approvals::{DecideRequest, EscalateRequest};
-use super::payments::listing_query;
-use super::waits::WaitSlot;
-use super::{ensure_wallet, require, Caller, Countersign};
-use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
+use crate::domain::approval::{Approval, ApprovalStatus, ApprovalSubject, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ReviewDecisionId, ReviewId, TeamId};
@@ -37,6 +33,10 @@ use crate::layout::{
     team_key, Record, Stored,
 };
 use crate::ports::{Index, Query};
+use crate::service::money::approvals::{DecideRequest, EscalateRequest};
+use crate::service::money::payments::listing_query;
+use crate::service::review::waits::WaitSlot;
+use crate::service::{ensure_wallet, require, Caller, Countersign, UseCases};
 
 /// The longest wait for a decision: below API Gateway's 29 s integration timeout.
 pub const MAX_REVIEW_WAIT_SECONDS: u64 = 28;
@@ -115,7 +115,7 @@ fn approval_status(status: Option<ReviewStatus>) -> Option<ApprovalStatus> {
     })
 }
 
-impl Countersign {
+impl UseCases {
     /// `POST /reviews`: routed to a team, open for the default approval window.
     pub async fn create_review(&self, caller: &Caller, request: NewReview) -> AppResult<Review> {
         let caller = caller.key()?;
@@ -176,17 +176,6 @@ impl Countersign {
         }
     }
 
-    /// Reads the review until it is decided (or no longer open) or `wait` has passed, at most
-    /// once per `POLL_EVERY`; returns it as last read. A wait (not a single read) holds one of
-    /// the key's wait slots throughout (429 when it has none left).
-    pub async fn await_review(&self, caller: &Caller, target: &ReviewRef, wait: Duration) -> AppResult<ReviewEntry> {
-        if wait.is_zero() {
-            return self.await_review_holding(caller, target, wait).await;
-        }
-        let slot = self.wait_slot(caller, wait).await?;
-        self.await_review_in(slot, caller, target, wait).await
-    }
-
     /// `await_review` for a caller that took its wait slot already (`wait_slot`: a blocking
     /// create takes it before writing the review, so a refused wait writes nothing). Gives the
     /// slot back when the wait ends.
@@ -219,10 +208,6 @@ impl Countersign {
             }
             tokio::time::sleep(POLL_EVERY.min(deadline - now)).await;
         }
-    }
-
-    pub async fn get_review(&self, caller: &Caller, target: &ReviewRef) -> AppResult<ReviewEntry> {
-        self.await_review(caller, target, Duration::ZERO).await
     }
 
     /// `GET /reviews`: reviews and held payments, newest first, by status when asked (the
@@ -262,7 +247,10 @@ impl Countersign {
             let modified_only = filter.status.map(|s| s == ReviewStatus::Modified);
             (held, more_held) = self
                 .read_first(query, want, |a: &Approval| {
-                    let kind = if a.refund_id.is_some() { REFUND_TASK_TYPE } else { PAYMENT_TASK_TYPE };
+                    let kind = match a.subject() {
+                        ApprovalSubject::Payment(_) => PAYMENT_TASK_TYPE,
+                        ApprovalSubject::Refund { .. } => REFUND_TASK_TYPE,
+                    };
                     caller.may_use(&a.wallet_id)
                         && task_type.is_none_or(|t| t == kind)
                         && modified_only.is_none_or(|m| m == a.original_amount.is_some())
@@ -527,5 +515,24 @@ fn as_review(e: AppError) -> AppError {
     match e {
         AppError::NotFound("approval") => AppError::NotFound("review"),
         other => other,
+    }
+}
+
+impl Countersign {
+    /// Reads the review until it is decided (or no longer open) or `wait` has passed, at most
+    /// once per `POLL_EVERY`; returns it as last read. A wait (not a single read) holds one of
+    /// the key's wait slots throughout (429 when it has none left).
+    pub async fn await_review(&self, caller: &Caller, target: &ReviewRef, wait: Duration) -> AppResult<ReviewEntry> {
+        if wait.is_zero() {
+            return self.await_review_holding(caller, target, wait).await;
+        }
+        let slot = self.wait_slot(caller, wait).await?;
+        self.await_review_in(slot, caller, target, wait).await
+    }
+}
+
+impl Countersign {
+    pub async fn get_review(&self, caller: &Caller, target: &ReviewRef) -> AppResult<ReviewEntry> {
+        self.await_review(caller, target, Duration::ZERO).await
     }
 }

@@ -3,8 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::paging::{Page, PageRequest};
-use super::{ensure_unbound, ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::{TransactionId, WalletId};
@@ -17,6 +15,8 @@ use crate::engine::{Change, Committed, IdempotencyScope};
 use crate::error::AppResult;
 use crate::layout::{by_org_partition, wallet_key};
 use crate::ports::{Index, Query};
+use crate::service::paging::{Page, PageRequest};
+use crate::service::{ensure_unbound, ensure_wallet, require, Caller, UseCases};
 
 /// Money brought into a wallet from the external funding account.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ pub struct Funded {
     pub new_balance: Money,
 }
 
-impl Countersign {
+impl UseCases {
     pub async fn create_wallet(&self, caller: &Caller, request: NewWallet) -> AppResult<Wallet> {
         let caller = caller.key()?;
         require(caller, Permission::WalletsWrite)?;

@@ -4,7 +4,6 @@
 use crate::engine::Reader;
 use serde_json::json;
 
-use super::{Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{MemberId, OrgId, RoutingRuleId, TeamId};
 use crate::domain::input::InputError;
@@ -16,6 +15,7 @@ use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, member_key, rule_key, team_key, Stored};
 use crate::ports::Query;
+use crate::service::{Caller, UseCases};
 
 const MAX_MEMBERS: usize = 1_000;
 const MAX_TEAMS: usize = 100;
@@ -66,7 +66,7 @@ fn ensure_may_change_membership(caller: &ApiKey) -> AppResult<()> {
     }
 }
 
-impl Countersign {
+impl UseCases {
     pub async fn create_member(&self, caller: &Caller, request: NewMember) -> AppResult<Member> {
         let caller = caller.organiser(Permission::MembersWrite)?;
         if self.reader().org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
@@ -198,10 +198,6 @@ impl Countersign {
         self.reader().org_rules(&caller.org_id).await
     }
 
-    async fn owned_rule(&self, org: &OrgId, id: &RoutingRuleId) -> AppResult<Stored<RoutingRule>> {
-        self.reader().read_owned::<RoutingRule>(&rule_key(org, id), org).await
-    }
-
     pub async fn update_routing_rule(
         &self,
         caller: &Caller,
@@ -215,7 +211,7 @@ impl Countersign {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
-                let mut rule = self.owned_rule(&caller.org_id, id).await?;
+                let mut rule = r.owned_rule(&caller.org_id, id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 let r = &mut rule.value;
                 if let Some(v) = &patch.name {
@@ -246,7 +242,7 @@ impl Countersign {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
-                let rule = self.owned_rule(&caller.org_id, id).await?;
+                let rule = r.owned_rule(&caller.org_id, id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 tx.delete(&rule);
                 tx.audit("routing_rule.deleted", "routing_rule", id.as_str(), json!({}))?;
@@ -281,5 +277,11 @@ impl Reader {
 
     pub(crate) async fn org_members(&self, org: &OrgId) -> AppResult<Vec<Member>> {
         self.all_of(layout::partition_query(format!("ORG#{org}#MEMBER"), "MEMBER#", MAX_MEMBERS)).await
+    }
+}
+
+impl Reader {
+    pub(crate) async fn owned_rule(&self, org: &OrgId, id: &RoutingRuleId) -> AppResult<Stored<RoutingRule>> {
+        self.read_owned::<RoutingRule>(&rule_key(org, id), org).await
     }
 }

@@ -5,7 +5,6 @@
 use crate::engine::Reader;
 use serde_json::json;
 
-use super::{ensure_wallet, require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{PolicyId, WalletId};
 use crate::domain::input::InputError;
@@ -19,6 +18,7 @@ use crate::engine::plan::Tx;
 use crate::error::AppResult;
 use crate::layout::{self, policy_key, wallet_key, Stored};
 use crate::ports::Query;
+use crate::service::{ensure_wallet, require, Caller, UseCases};
 
 /// What `POST /v1/wallets/{id}/policies/evaluate` asks: would this payment or refund from the
 /// wallet execute, be held, or be denied, now?
@@ -34,7 +34,7 @@ pub struct EvaluateRequest {
 /// A wallet may carry at most this many policies (all are read on every payment).
 pub const MAX_POLICIES_PER_WALLET: usize = 50;
 
-impl Countersign {
+impl UseCases {
     /// What the wallet's policies would decide now (today's spend and the trailing hour's count
     /// included), written nowhere (RefundKit's `engine.evaluate`).
     pub async fn evaluate_policies(

@@ -18,11 +18,11 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Countersign};
 use crate::domain::ids::ApiKeyId;
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, Record};
 use crate::ports::{Expect, Index, Key, Query, Store, StoreError, TxToken, Write};
+use crate::service::{Caller, Countersign};
 
 /// Waits one key may hold at once.
 pub const MAX_WAITS_PER_KEY: usize = 16;
@@ -192,7 +192,7 @@ impl Countersign {
     /// next free slot (each loss is a slot someone else took, so this is bounded by the cap);
     /// when the read's free slots are all gone, reads again once, then 429.
     async fn take_stored_slot(&self, key: &ApiKeyId, wait: Duration) -> AppResult<StoredSlot> {
-        let wait = wait.min(Duration::from_secs(super::MAX_REVIEW_WAIT_SECONDS));
+        let wait = wait.min(Duration::from_secs(crate::service::MAX_REVIEW_WAIT_SECONDS));
         let mut query = Query::new(Index::Primary, wait_partition(key), MAX_WAITS_PER_KEY + 1);
         query.newest_first = false;
         for _ in 0..SLOT_READS {

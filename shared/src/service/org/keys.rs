@@ -3,8 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::paging::{Page, PageRequest};
-use super::{require, Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{ApiKeyId, MemberId, OrgId, WalletId};
 use crate::domain::org::{self, ApiKey, Organization};
@@ -15,6 +13,8 @@ use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
 use crate::layout::{api_key_key, by_org_partition, member_key, wallet_key};
 use crate::ports::{Index, Query};
+use crate::service::paging::{Page, PageRequest};
+use crate::service::{require, Caller, UseCases};
 
 /// A new key: a name, at least one permission, and the wallets it is bound to (empty: all).
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +72,7 @@ fn issue(org_id: &OrgId, request: NewApiKey, person: Option<Person>, now: chrono
 /// Most wallets one key may be bound to.
 pub const MAX_KEY_WALLETS: usize = 100;
 
-impl Countersign {
+impl UseCases {
     /// A key may bind another only to wallets of its own scope, and only to wallets that exist
     /// in its organisation.
     async fn ensure_bindable(&self, caller: &ApiKey, wallets: &[WalletId]) -> AppResult<()> {

@@ -5,7 +5,6 @@
 use crate::engine::Reader;
 use serde_json::json;
 
-use super::{Caller, Countersign};
 use crate::domain::audit::Actor;
 use crate::domain::ids::{OrgId, TeamId};
 use crate::domain::org::OrgSettings;
@@ -14,6 +13,7 @@ use crate::domain::permission::Permission;
 use crate::engine::plan::Tx;
 use crate::error::AppResult;
 use crate::layout::{settings_key, team_key};
+use crate::service::{Caller, UseCases};
 
 /// A change to the settings; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,7 +22,7 @@ pub struct SettingsPatch {
     pub default_team: Option<Option<TeamId>>,
 }
 
-impl Countersign {
+impl UseCases {
     /// `GET /v1/settings` (`approvals:read`: reviewers may see where unassigned work goes).
     pub async fn get_settings(&self, caller: &Caller) -> AppResult<OrgSettings> {
         let caller = caller.organiser(Permission::ApprovalsRead)?;

@@ -8,9 +8,6 @@ use std::collections::{BTreeSet, HashMap};
 use futures::future::join_all;
 use sha2::{Digest, Sha256};
 
-use super::approvals::ApprovalFilter;
-use super::paging::PageRequest;
-use super::{require, Caller, Countersign};
 use crate::domain::approval::{Approval, ApprovalStatus};
 use crate::domain::audit::AuditEntry;
 use crate::domain::ids::{ApprovalId, OrgId, ReviewId, TeamId, WalletId};
@@ -24,6 +21,9 @@ use crate::layout::{
     audit_resource_partition, by_org_partition, by_status_partition, decode, payment_key, review_key, wallet_key,
 };
 use crate::ports::{Index, Query};
+use crate::service::money::approvals::ApprovalFilter;
+use crate::service::paging::PageRequest;
+use crate::service::{require, Caller, UseCases};
 
 /// At most this many items of each status are read for one queue.
 pub const INBOX_LIMIT: usize = 100;
@@ -232,7 +232,7 @@ impl Listed {
     }
 }
 
-impl Countersign {
+impl UseCases {
     /// The queue for `filter`.
     pub async fn inbox(&self, caller: &Caller, filter: &InboxFilter) -> AppResult<Inbox> {
         let key = caller.key()?;

@@ -1,0 +1,10 @@
+//! Money: payments and refunds decided by policy, held approvals and their decisions, the one
+//! execution both share, wallets and their policies.
+
+pub(crate) mod approvals;
+pub(crate) mod decide;
+pub(crate) mod execution;
+pub(crate) mod payments;
+pub(crate) mod policies;
+pub(crate) mod refunds;
+pub(crate) mod wallets;

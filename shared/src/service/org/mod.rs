@@ -1,0 +1,9 @@
+//! The organisation: members, teams and routing rules, API keys and who they are, settings,
+//! authentication, dashboard sessions and review links.
+
+pub(crate) mod auth;
+pub(crate) mod keys;
+pub(crate) mod links;
+pub(crate) mod people;
+pub(crate) mod sessions;
+pub(crate) mod settings;
