@@ -37,11 +37,13 @@ impl DecideBody {
 }
 
 /// What approve and reject return: the approval, with the payment as it now stands.
-#[derive(Serialize)]
-struct DecidedView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DecidedApproval)]
+pub(super) struct DecidedView<'a> {
     #[serde(flatten)]
     approval: &'a Approval,
     payment: &'a Payment,
+    /// The refund, when the approval decided one.
     #[serde(skip_serializing_if = "Option::is_none")]
     refund: Option<&'a Refund>,
 }
