@@ -21,6 +21,7 @@ use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 /// Body of approve (`note`) and reject (`reason`); both optional.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApprovalDecideBody)]
 pub struct DecideBody {
     note: Option<String>,
     reason: Option<String>,
@@ -98,6 +99,7 @@ impl ModifyBody {
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = ApprovalEscalateBody)]
 pub struct EscalateBody {
     note: Option<String>,
     to_team: Option<String>,

@@ -259,6 +259,12 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
 
 /// The document.
 pub fn document() -> OpenApi {
+    build().0
+}
+
+/// The document, and every named schema that went into its components (a name given twice must
+/// be one schema: a test checks).
+fn build() -> (OpenApi, Vec<NamedSchema>) {
     let mut paths = PathsBuilder::new();
     let mut components = ComponentsBuilder::new()
         .schema_from::<error::ErrorBody>()
@@ -295,7 +301,7 @@ pub fn document() -> OpenApi {
         }
         if let Some(schema_of) = op.body {
             let (name, schema) = schema_of();
-            components = components.schema(name.clone(), schema);
+            schemas.push((name.clone(), schema));
             let mut content = ContentBuilder::new().schema(Some(Ref::from_schema_name(name)));
             if let Some(example) = examples::request(op.method, op.path) {
                 content = content.example(Some(example));
@@ -326,7 +332,7 @@ pub fn document() -> OpenApi {
         }
         paths = paths.path(op.path, PathItem::new(method(op.method), builder.build()));
     }
-    components = components.schemas_from_iter(schemas);
+    components = components.schemas_from_iter(schemas.clone());
     let info = InfoBuilder::new()
         .title("Countersign")
         .version(env!("CARGO_PKG_VERSION"))
@@ -334,7 +340,8 @@ pub fn document() -> OpenApi {
             "Human approval for payments made by AI agents. Amounts are decimal strings in the currency's minor units.",
         ))
         .build();
-    OpenApiBuilder::new().info(info).paths(paths.build()).components(Some(components.build())).build()
+    let document = OpenApiBuilder::new().info(info).paths(paths.build()).components(Some(components.build())).build();
+    (document, schemas)
 }
 
 /// `GET /openapi.json`.
@@ -441,6 +448,19 @@ mod tests {
         assert_eq!(payment["properties"]["createdAt"]["format"], "date-time");
         assert_eq!(schemas["Permission"]["enum"][0], "wallets:read");
         assert_eq!(schemas["Review"]["properties"]["task_type"]["type"], "string", "reviews are snake_case");
+    }
+
+    #[test]
+    fn no_two_schemas_share_a_name() {
+        let (_, schemas) = build();
+        let mut seen: std::collections::HashMap<String, serde_json::Value> = std::collections::HashMap::new();
+        for (name, schema) in schemas {
+            let schema = serde_json::to_value(schema).unwrap();
+            if let Some(before) = seen.insert(name.clone(), schema.clone()) {
+                assert_eq!(before, schema, "two schemas named {name}");
+            }
+        }
+        assert!(seen.contains_key("ApprovalDecideBody") && seen.contains_key("ReviewDecideBody"));
     }
 
     #[test]

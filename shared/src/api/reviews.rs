@@ -82,6 +82,7 @@ impl ReviewBody {
 /// `POST /reviews/{id}/decide` as sent.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReviewDecideBody)]
 pub struct DecideBody {
     decision_type: Option<String>,
     modified_action: Option<String>,
@@ -133,6 +134,7 @@ impl DecideBody {
 /// `POST /reviews/{id}/escalate` as sent.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReviewEscalateBody)]
 pub struct EscalateBody {
     to_team_id: Option<String>,
     notes: Option<String>,
