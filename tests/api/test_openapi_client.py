@@ -236,3 +236,181 @@ def test_the_examples_match_their_schemas():
                 assert set(content["example"]) <= described, (method, path, what, set(content["example"]) - described)
                 checked += 1
     assert checked >= 15, checked
+
+
+def strict(doc):
+    """The document with undescribed fields refused: `unevaluatedProperties: false` on every
+    described object. A schema flattened into another (`allOf`, e.g. `Approval` in
+    `DecidedApproval`) keeps its open form there, and everywhere else is referenced through a
+    closed copy (`ApprovalStrict`). Free-form objects (`metadata`, `details`, `event`) stay open."""
+    schemas = {name: dict(schema) for name, schema in doc["components"]["schemas"].items()}
+    flattened = {part["$ref"].rsplit("/", 1)[-1]
+                 for schema in schemas.values() for part in schema.get("allOf", []) if "$ref" in part}
+    for name, schema in schemas.items():
+        if name not in flattened and ("properties" in schema or "allOf" in schema):
+            schema["unevaluatedProperties"] = False
+    for name in flattened:
+        schemas[name + "Strict"] = {"allOf": [{"$ref": f"#/components/schemas/{name}"}],
+                                    "unevaluatedProperties": False}
+
+    def rewrite(node, part_of_all_of=False):
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and not part_of_all_of and value.rsplit("/", 1)[-1] in flattened:
+                out[key] = value + "Strict"
+            elif key == "allOf":
+                out[key] = [rewrite(part, part_of_all_of=True) for part in value]
+            else:
+                out[key] = rewrite(value)
+        return out
+
+    return rewrite(dict(doc, components=dict(doc["components"], schemas=schemas)))
+
+
+def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
+    """Most operations once, with real data (a review, a refund, a webhook, people and rules):
+    each success answer validates against its response schema with no undescribed field."""
+    env = {"COUNTERSIGN_ADMIN_KEY": OPERATOR_KEY, "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS": "true"}
+    with local_server("countersign-openapi-tour-", env) as (base, _):
+        doc = strict(httpx.get(f"{base}/openapi.json").json())
+        registry = Registry().with_resource(
+            "urn:countersign", Resource.from_contents(doc, default_specification=DRAFT202012))
+        seen = set()
+
+        def call(method, path, key, template, status, body=None, params=None):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            response = httpx.request(method, f"{base}{path}", json=body, params=params, timeout=30, headers=headers)
+            assert response.status_code == status, (method, path, response.status_code, response.text)
+            pointer = "/".join(part.replace("~", "~0").replace("/", "~1") for part in [
+                "#", "paths", template, method.lower(), "responses", str(status), "content", "application/json", "schema"])
+            validator = jsonschema.Draft202012Validator(
+                {"$ref": "urn:countersign" + pointer}, registry=registry,
+                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+            errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(response.json())]
+            assert not errors, (method, template, status, errors, response.text[:2000])
+            seen.add((method.lower(), template))
+            return response.json()
+
+        call("GET", "/health", "", "/health", 200)
+        org = call("POST", "/v1/organizations", OPERATOR_KEY, "/v1/organizations", 201, {"name": "Tour"})
+        admin = org["adminKey"]["secret"]
+        member = call("POST", "/v1/members", admin, "/v1/members", 201, {"name": "Rita", "email": "rita@tour.example"})
+        call("GET", "/v1/members", admin, "/v1/members", 200)
+        team = call("POST", "/v1/teams", admin, "/v1/teams", 201, {"name": "Desk", "members": [member["id"]]})
+        call("GET", "/v1/teams", admin, "/v1/teams", 200)
+        call("PATCH", f"/v1/teams/{team['id']}", admin, "/v1/teams/{id}", 200, {"name": "Finance desk"})
+        call("GET", "/v1/settings", admin, "/v1/settings", 200)
+        call("PATCH", "/v1/settings", admin, "/v1/settings", 200, {"defaultTeam": team["id"]})
+        rule = call("POST", "/v1/routing-rules", admin, "/v1/routing-rules", 201, {
+            "name": "risky", "priority": 5, "conditions": {"riskScore": {"operator": ">", "value": 70}},
+            "assignToTeam": team["id"]})
+        call("GET", "/v1/routing-rules", admin, "/v1/routing-rules", 200)
+        call("PATCH", f"/v1/routing-rules/{rule['id']}", admin, "/v1/routing-rules/{id}", 200, {"priority": 6})
+        other = call("POST", "/routing-rules", admin, "/routing-rules", 201, {
+            "name": "critical", "conditions": {"urgency": {"operator": "=", "value": "critical"}},
+            "assign_to_team_id": team["id"]})
+        call("GET", "/routing-rules", admin, "/routing-rules", 200)
+        call("PATCH", f"/routing-rules/{other['id']}", admin, "/routing-rules/{id}", 200, {"is_active": False})
+        call("DELETE", f"/routing-rules/{other['id']}", admin, "/routing-rules/{id}", 200)
+        call("DELETE", f"/v1/routing-rules/{rule['id']}", admin, "/v1/routing-rules/{id}", 200)
+
+        agent = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201, {
+            "name": "agent", "permissions": ["payments:write", "payments:read", "refunds:write", "reviews:write"]})
+        rita = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201, {
+            "name": "rita", "permissions": ["approvals:read", "approvals:write"], "memberId": member["id"]})
+        call("GET", "/v1/api-keys", admin, "/v1/api-keys", 200)
+        call("GET", f"/v1/api-keys/{agent['id']}", admin, "/v1/api-keys/{id}", 200)
+        call("PATCH", f"/v1/api-keys/{agent['id']}", admin, "/v1/api-keys/{id}", 200, {"name": "procurement agent"})
+        spare = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201, {"name": "spare", "permissions": ["audit:read"]})
+        call("DELETE", f"/v1/api-keys/{spare['id']}", admin, "/v1/api-keys/{id}", 200)
+
+        payer = call("POST", "/v1/wallets", admin, "/v1/wallets", 201, {"name": "payer", "metadata": {"a": 1}})
+        payee = call("POST", "/v1/wallets", admin, "/v1/wallets", 201, {"name": "payee", "agentName": "bot"})
+        call("GET", "/v1/wallets", admin, "/v1/wallets", 200)
+        call("GET", f"/v1/wallets/{payer['id']}", admin, "/v1/wallets/{id}", 200)
+        call("PATCH", f"/v1/wallets/{payer['id']}", admin, "/v1/wallets/{id}", 200, {"agentName": "buyer"})
+        call("POST", f"/v1/wallets/{payer['id']}/fund", admin, "/v1/wallets/{id}/fund", 201, {"amount": "900.00"})
+        call("GET", f"/v1/wallets/{payer['id']}/balance", admin, "/v1/wallets/{id}/balance", 200)
+        policy = call("POST", f"/v1/wallets/{payer['id']}/policies", admin, "/v1/wallets/{id}/policies", 201, {
+            "name": "review", "requireReviewAbove": "100.00", "appliesTo": ["payment", "refund"],
+            "maxPaymentsPerHour": 50, "approvalTtlSeconds": 3600})
+        call("GET", f"/v1/wallets/{payer['id']}/policies", admin, "/v1/wallets/{id}/policies", 200)
+        call("GET", f"/v1/wallets/{payer['id']}/policies/{policy['id']}", admin, "/v1/wallets/{id}/policies/{pid}", 200)
+        call("PATCH", f"/v1/wallets/{payer['id']}/policies/{policy['id']}", admin,
+             "/v1/wallets/{id}/policies/{pid}", 200, {"riskScoreThreshold": 90})
+        call("POST", f"/v1/wallets/{payer['id']}/policies/evaluate", admin, "/v1/wallets/{id}/policies/evaluate",
+             200, {"amount": "500.00", "riskScore": 12})
+
+        # Payments: executed, held then modified, held then rejected, held then escalated.
+        pay = {"from": payer["id"], "to": payee["id"], "riskScore": 10, "confidenceScore": 0.8,
+               "urgency": "high", "agentReasoning": "renewal", "metadata": {"po": "7"}}
+        executed = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 201, dict(pay, amount="50.00"))
+        held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="200.00"))
+        call("GET", "/v1/payments", admin, "/v1/payments", 200)
+        call("GET", f"/v1/payments/{executed['id']}", admin, "/v1/payments/{id}", 200)
+        call("GET", "/v1/approvals", rita["secret"], "/v1/approvals", 200)
+        call("GET", f"/v1/approvals/{held['approvalId']}", rita["secret"], "/v1/approvals/{id}", 200)
+        call("GET", "/reviews", rita["secret"], "/reviews", 200)
+        call("GET", f"/reviews/{held['approvalId']}", rita["secret"], "/reviews/{id}", 200)
+        call("POST", f"/v1/approvals/{held['approvalId']}/modify", rita["secret"], "/v1/approvals/{id}/modify", 200,
+             {"amount": "150.00", "note": "capped"})
+        held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="120.00"))
+        call("POST", f"/v1/approvals/{held['approvalId']}/reject", rita["secret"], "/v1/approvals/{id}/reject", 200,
+             {"reason": "duplicate"})
+        held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="130.00"))
+        call("POST", f"/reviews/{held['approvalId']}/decide", rita["secret"], "/reviews/{id}/decide", 200,
+             {"decision_type": "approve", "notes": "ok"})
+        call("GET", f"/reviews/{held['approvalId']}/decision", rita["secret"], "/reviews/{id}/decision", 200)
+
+        # Refunds (the payee's policies decide them): executed, then held.
+        call("POST", "/v1/refunds", agent["secret"], "/v1/refunds", 201,
+             {"paymentId": executed["id"], "amount": "5.00", "reason": "partial"})
+        call("POST", f"/v1/wallets/{payee['id']}/policies", admin, "/v1/wallets/{id}/policies", 201,
+             {"name": "refunds need a human", "requireHumanApproval": True, "appliesTo": ["refund"]})
+        held_refund = call("POST", "/v1/refunds", agent["secret"], "/v1/refunds", 202,
+                           {"paymentId": held["id"], "reason": "cancelled"})
+        call("GET", "/v1/refunds", admin, "/v1/refunds", 200)
+        call("GET", f"/v1/refunds/{held_refund['id']}", admin, "/v1/refunds/{id}", 200)
+        call("POST", f"/v1/approvals/{held_refund['approvalId']}/approve", rita["secret"],
+             "/v1/approvals/{id}/approve", 200, {"note": "refund ok"})
+        call("GET", f"/v1/wallets/{payer['id']}/transactions", admin, "/v1/wallets/{id}/transactions", 200)
+
+        # Reviews of other actions: created, escalated, decided, its decision read.
+        review = call("POST", "/reviews", agent["secret"], "/reviews", 201, {
+            "task_type": "email", "proposed_action": "send the quarterly report", "urgency": "low",
+            "confidence_score": 0.5, "metadata": {"to": "board"}, "framework": "custom"})
+        call("GET", f"/reviews/{review['id']}/decision", agent["secret"], "/reviews/{id}/decision", 200)
+        second = call("POST", "/v1/teams", admin, "/v1/teams", 201, {"name": "Managers", "members": [member["id"]]})
+        call("POST", f"/reviews/{review['id']}/escalate", admin, "/reviews/{id}/escalate", 200,
+             {"to_team_id": second["id"], "notes": "needs a manager"})
+        call("POST", f"/reviews/{review['id']}/decide", rita["secret"], "/reviews/{id}/decide", 200,
+             {"decision_type": "modify", "modified_action": "send it next week"})
+        held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="110.00"))
+        call("POST", f"/v1/approvals/{held['approvalId']}/escalate", admin, "/v1/approvals/{id}/escalate", 200,
+             {"toTeam": second["id"], "note": "over the desk's limit"})
+
+        # Webhooks (a local target: allowed by COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS).
+        hook = call("POST", "/v1/webhooks", admin, "/v1/webhooks", 201,
+                    {"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+        call("GET", "/v1/webhooks", admin, "/v1/webhooks", 200)
+        call("GET", f"/v1/webhooks/{hook['id']}", admin, "/v1/webhooks/{id}", 200)
+        call("PATCH", f"/v1/webhooks/{hook['id']}", admin, "/v1/webhooks/{id}", 200, {"enabled": True})
+        call("POST", f"/v1/webhooks/{hook['id']}/test", admin, "/v1/webhooks/{id}/test", 200)
+        call("POST", "/v1/payments", agent["secret"], "/v1/payments", 201, dict(pay, amount="20.00"))
+        call("GET", f"/v1/webhooks/{hook['id']}/deliveries", admin, "/v1/webhooks/{id}/deliveries", 200)
+        call("GET", "/v1/webhooks/dlq", admin, "/v1/webhooks/dlq", 200)
+        call("DELETE", f"/v1/webhooks/{hook['id']}", admin, "/v1/webhooks/{id}", 200)
+
+        call("GET", "/v1/audit-logs", admin, "/v1/audit-logs", 200)
+        call("DELETE", f"/v1/wallets/{payer['id']}/policies/{policy['id']}", admin,
+             "/v1/wallets/{id}/policies/{pid}", 200)
+
+        # Every JSON operation but the dead-letter retry and discard (a dead letter takes the
+        # delivery's whole retry schedule) and this document itself.
+        left = {(m, p) for p, item in doc["paths"].items() for m in item} - seen
+        assert left == {("post", "/v1/webhooks/dlq/{id}/retry"), ("post", "/v1/webhooks/dlq/{id}/discard"),
+                        ("get", "/openapi.json")}, left
