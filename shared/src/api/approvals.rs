@@ -21,6 +21,7 @@ use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 /// Body of approve (`note`) and reject (`reason`); both optional.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApprovalDecideBody)]
 pub struct DecideBody {
     note: Option<String>,
     reason: Option<String>,
@@ -37,11 +38,13 @@ impl DecideBody {
 }
 
 /// What approve and reject return: the approval, with the payment as it now stands.
-#[derive(Serialize)]
-struct DecidedView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DecidedApproval)]
+pub(super) struct DecidedView<'a> {
     #[serde(flatten)]
     approval: &'a Approval,
     payment: &'a Payment,
+    /// The refund, when the approval decided one.
     #[serde(skip_serializing_if = "Option::is_none")]
     refund: Option<&'a Refund>,
 }
@@ -96,6 +99,7 @@ impl ModifyBody {
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = ApprovalEscalateBody)]
 pub struct EscalateBody {
     note: Option<String>,
     to_team: Option<String>,

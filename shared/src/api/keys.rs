@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::extract::{Auth, Body, Ids, Params};
@@ -12,8 +12,9 @@ use super::wire::{self, optional_name, respond, wallet_field};
 use super::AppState;
 use crate::domain::ids::{ApiKeyId, MemberId, WalletId};
 use crate::domain::input::{self, InputError};
+use crate::domain::org::{ApiKeyView, Organization};
 use crate::domain::permission::Permission;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::{ApiKeyPatch, NewApiKey, MAX_KEY_WALLETS};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -99,6 +100,16 @@ impl ApiKeyPatchBody {
     }
 }
 
+/// What `POST /v1/organizations` returns: the organisation and its first admin key, with the
+/// key's secret (shown this once).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OrganizationCreated<'a> {
+    #[serde(flatten)]
+    organization: &'a Organization,
+    admin_key: ApiKeyView,
+}
+
 fn key_id(ids: &Ids) -> AppResult<ApiKeyId> {
     ids.parse("id", ApiKeyId::parse, "api key")
 }
@@ -108,9 +119,10 @@ pub async fn create_organization(State(s): State<AppState>, Auth(c): Auth, Body(
     c.require_operator()?;
     let name = input::name("name", &wire::parse::<OrganizationBody>(b)?.name)?;
     let created = s.create_organization(&c, name).await?;
-    let mut body = serde_json::to_value(&created.organization).map_err(|e| AppError::Corrupt(e.to_string()))?;
-    body["adminKey"] = serde_json::to_value(created.admin_key.key.view(Some(created.admin_key.secret)))
-        .map_err(|e| AppError::Corrupt(e.to_string()))?;
+    let body = OrganizationCreated {
+        organization: &created.organization,
+        admin_key: created.admin_key.key.view(Some(created.admin_key.secret)),
+    };
     Ok(respond(StatusCode::CREATED, &body))
 }
 

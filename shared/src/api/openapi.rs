@@ -7,14 +7,27 @@
 use axum::Json;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ComponentsBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
 };
 use utoipa::ToSchema;
 
+mod examples;
+
 use super::{approvals, error, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks};
+use crate::domain::approval::Approval;
+use crate::domain::audit::AuditEntry;
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::org::{ApiKeyView, OrgSettings};
+use crate::domain::payment::Payment;
+use crate::domain::people::{Member, Team};
+use crate::domain::policy::Policy;
+use crate::domain::refund::Refund;
+use crate::domain::routing::RoutingRule;
+use crate::domain::webhook::WebhookView;
 
 /// A named schema: a wire type's name and its schema.
 type NamedSchema = (String, RefOr<Schema>);
@@ -28,8 +41,8 @@ pub(crate) struct Operation {
     /// `None`: no key needed.
     permission: Option<&'static str>,
     body: Option<fn() -> NamedSchema>,
-    /// Success statuses and what they carry.
-    ok: &'static [(u16, &'static str)],
+    /// Success statuses, what they carry, and the schema of that body.
+    ok: Vec<(u16, &'static str, Out)>,
     /// Query parameters: (name, description).
     query: &'static [(&'static str, &'static str)],
 }
@@ -38,10 +51,111 @@ fn body<T: ToSchema>() -> NamedSchema {
     (T::name().into_owned(), T::schema())
 }
 
+/// A success body's schema: adds the components it needs to the list, returns the schema (a
+/// reference to a component, or inline).
+type Out = fn(&mut Vec<NamedSchema>) -> RefOr<Schema>;
+
+/// `T` and every component it refers to.
+fn register<T: ToSchema>(schemas: &mut Vec<NamedSchema>) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+}
+
+/// One `T`.
+fn one<T: ToSchema>(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    register::<T>(schemas);
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// A page of `T`s (`{data, hasMore, nextCursor}`, `service::Page`), as the component `TPage`.
+fn page<T: ToSchema>(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    register::<T>(schemas);
+    let item = T::name();
+    let name = format!("{item}Page");
+    let page = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(format!("A page of {item}s, newest first where the list has an order")))
+        .property("data", ArrayBuilder::new().items(Ref::from_schema_name(item.clone())))
+        .required("data")
+        .property("hasMore", ObjectBuilder::new().schema_type(Type::Boolean))
+        .required("hasMore")
+        .property(
+            "nextCursor",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some("Pass as `cursor` for the next page; `null` on the last")),
+        )
+        .required("nextCursor")
+        .build();
+    schemas.push((name.clone(), page.into()));
+    Ref::from_schema_name(name).into()
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// `GET /health`: `{"status": "ok"}`, and `"store": "ok"` with `?deep=1`.
+fn health(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("status", string().enum_values(Some(["ok"])))
+        .required("status")
+        .property("store", string().enum_values(Some(["ok"])).description(Some("With `?deep=1`")))
+        .build();
+    schemas.push(("Health".into(), schema.into()));
+    Ref::from_schema_name("Health").into()
+}
+
+/// `GET /openapi.json`: this document.
+fn document_schema(_: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document")).build().into()
+}
+
+/// `{"id", "deleted": true}` (`wire::deleted`).
+fn deleted(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("id", string())
+        .required("id")
+        .property("deleted", ObjectBuilder::new().schema_type(Type::Boolean).enum_values(Some([true])))
+        .required("deleted")
+        .build();
+    schemas.push(("Deleted".into(), schema.into()));
+    Ref::from_schema_name("Deleted").into()
+}
+
+/// A dead letter after retry or discard: `{id, webhookId, status}`.
+fn dead_letter_state(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    register::<DeliveryStatus>(schemas);
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("id", Ref::from_schema_name(DeliveryId::name()))
+        .required("id")
+        .property("webhookId", Ref::from_schema_name(WebhookId::name()))
+        .required("webhookId")
+        .property("status", Ref::from_schema_name(DeliveryStatus::name()))
+        .required("status")
+        .build();
+    register::<DeliveryId>(schemas);
+    register::<WebhookId>(schemas);
+    schemas.push(("DeadLetterState".into(), schema.into()));
+    Ref::from_schema_name("DeadLetterState").into()
+}
+
+/// `GET /reviews/{id}/decision`: the decision, or `null` while there is none.
+fn decision_or_null(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    let decision = one::<reviews::DecisionView>(schemas);
+    RefOr::T(Schema::OneOf(
+        OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(decision).build(),
+    ))
+}
+
 const PAGE: &[(&str, &str)] = &[("limit", "1-100, default 20"), ("cursor", "`nextCursor` of the previous page")];
 
 macro_rules! op {
-    ($method:literal $path:literal, $tag:literal, $summary:literal, $perm:expr, $body:expr, $ok:expr, $query:expr) => {
+    ($method:literal $path:literal, $tag:literal, $summary:literal, $perm:expr, $body:expr,
+     [$(($status:literal, $what:literal, $out:expr)),+], $query:expr) => {
         Operation {
             method: $method,
             path: $path,
@@ -49,7 +163,7 @@ macro_rules! op {
             summary: $summary,
             permission: $perm,
             body: $body,
-            ok: $ok,
+            ok: vec![$(($status, $what, $out as Out)),+],
             query: $query,
         }
     };
@@ -61,71 +175,71 @@ pub(crate) fn operations() -> Vec<Operation> {
     use std::option::Option::None as N;
     let json = |s: &'static str| Some(s);
     vec![
-        op!("get" "/health", "health", "Liveness; `?deep=1` also reads the store", N, N, &[(200, "`{\"status\": \"ok\"}`")], &[("deep", "1 to read the store once")]),
-        op!("get" "/openapi.json", "health", "This document", N, N, &[(200, "OpenAPI 3.1")], &[]),
-        op!("post" "/v1/organizations", "keys", "Create an organisation and its first admin key (operator key)", json("operator"), Some(body::<keys::OrganizationBody>), &[(201, "The organisation and its admin key (secret shown once)")], &[]),
-        op!("post" "/v1/api-keys", "keys", "Mint an API key (`memberId`: admin, or the caller's own member)", json("api_keys:write"), Some(body::<keys::ApiKeyBody>), &[(201, "The key with its secret, shown once")], &[]),
-        op!("get" "/v1/api-keys", "keys", "List API keys", json("api_keys:write"), N, &[(200, "A page of keys (no secrets)")], PAGE),
-        op!("get" "/v1/api-keys/{id}", "keys", "Read an API key", json("api_keys:write"), N, &[(200, "The key (no secret)")], &[]),
-        op!("patch" "/v1/api-keys/{id}", "keys", "Change a key's name, permissions or wallets", json("api_keys:write"), Some(body::<keys::ApiKeyPatchBody>), &[(200, "The key")], &[]),
-        op!("delete" "/v1/api-keys/{id}", "keys", "Revoke a key, at once", json("api_keys:write"), N, &[(200, "`{\"id\", \"deleted\": true}`")], &[]),
-        op!("post" "/v1/wallets", "wallets", "Create a wallet", json("wallets:write"), Some(body::<wallets::WalletBody>), &[(201, "The wallet")], &[]),
-        op!("get" "/v1/wallets", "wallets", "List wallets", json("wallets:read"), N, &[(200, "A page of wallets")], PAGE),
-        op!("get" "/v1/wallets/{id}", "wallets", "Read a wallet", json("wallets:read"), N, &[(200, "The wallet")], &[]),
-        op!("patch" "/v1/wallets/{id}", "wallets", "Rename a wallet or change its metadata", json("wallets:write"), Some(body::<wallets::WalletPatchBody>), &[(200, "The wallet")], &[]),
-        op!("get" "/v1/wallets/{id}/balance", "wallets", "A wallet's balance", json("wallets:read"), N, &[(200, "`{walletId, balance, currency}`")], &[]),
-        op!("post" "/v1/wallets/{id}/fund", "wallets", "Bring money in from the funding account", json("wallets:fund"), Some(body::<wallets::FundBody>), &[(201, "`{transactionId, walletId, amount, newBalance, currency}`")], &[]),
-        op!("get" "/v1/wallets/{id}/transactions", "wallets", "A wallet's ledger lines", json("wallets:read"), N, &[(200, "A page of ledger lines")], PAGE),
-        op!("post" "/v1/wallets/{id}/policies", "policies", "Attach a policy", json("policies:write"), Some(body::<policies::PolicyBody>), &[(201, "The policy")], &[]),
-        op!("get" "/v1/wallets/{id}/policies", "policies", "A wallet's policies", json("wallets:read"), N, &[(200, "`{data: [policy]}`")], &[]),
-        op!("post" "/v1/wallets/{id}/policies/evaluate", "policies", "What the policies would decide now, written nowhere", json("wallets:read"), Some(body::<policies::EvaluateBody>), &[(200, "`{status: approved|requires_review|denied, outcome, rule, reason, policyId}`")], &[]),
-        op!("get" "/v1/wallets/{id}/policies/{pid}", "policies", "Read a policy", json("wallets:read"), N, &[(200, "The policy")], &[]),
-        op!("patch" "/v1/wallets/{id}/policies/{pid}", "policies", "Change a policy", json("policies:write"), Some(body::<policies::PolicyBody>), &[(200, "The policy")], &[]),
-        op!("delete" "/v1/wallets/{id}/policies/{pid}", "policies", "Delete a policy", json("policies:write"), N, &[(200, "`{\"id\", \"deleted\": true}`")], &[]),
-        op!("post" "/v1/payments", "payments", "Submit a payment: executed, held for approval, or denied", json("payments:write"), Some(body::<payments::PaymentBody>), &[(201, "Executed: the payment, COMPLETED"), (202, "Held: the payment, PENDING_APPROVAL, with `approvalId`")], &[]),
-        op!("get" "/v1/payments", "payments", "List payments", json("payments:read"), N, &[(200, "A page of payments")], &[("walletId", "only this wallet's"), ("status", "COMPLETED, PENDING_APPROVAL, REJECTED, EXPIRED, FAILED"), ("limit", "1-100"), ("cursor", "next page")]),
-        op!("get" "/v1/payments/{id}", "payments", "Read a payment", json("payments:read"), N, &[(200, "The payment")], &[]),
-        op!("get" "/v1/approvals", "approvals", "List approvals", json("approvals:read"), N, &[(200, "A page of approvals")], &[("walletId", "payer wallet"), ("status", "PENDING, ESCALATED, APPROVED, REJECTED, EXPIRED"), ("team", "assigned team"), ("assignedToMe", "true: teams of the caller's person"), ("limit", "1-100"), ("cursor", "next page")]),
-        op!("get" "/v1/approvals/{id}", "approvals", "Read an approval", json("approvals:read"), N, &[(200, "The approval")], &[]),
-        op!("post" "/v1/approvals/{id}/approve", "approvals", "Approve (executes the payment or refund once the quorum is met)", json("approvals:write"), Some(body::<approvals::DecideBody>), &[(200, "The approval with the payment as it now stands (and the refund, for refunds)")], &[]),
-        op!("post" "/v1/approvals/{id}/reject", "approvals", "Reject", json("approvals:write"), Some(body::<approvals::DecideBody>), &[(200, "The approval with the payment")], &[]),
-        op!("post" "/v1/approvals/{id}/modify", "approvals", "Approve a lower amount", json("approvals:write"), Some(body::<approvals::ModifyBody>), &[(200, "The approval with the payment")], &[]),
-        op!("post" "/v1/approvals/{id}/escalate", "approvals", "Hand forward: the chain's next tier, or (admin) a team it never had", json("approvals:write"), Some(body::<approvals::EscalateBody>), &[(200, "The approval, ESCALATED")], &[]),
-        op!("get" "/v1/settings", "people", "The organisation's settings: the default team (keys bound to no wallet)", json("approvals:read"), N, &[(200, "`{orgId, defaultTeam, updatedAt}`")], &[]),
-        op!("patch" "/v1/settings", "people", "Set or clear the default team: where approvals no rule or chain assigns go", json("admin"), Some(body::<settings::SettingsPatchBody>), &[(200, "`{orgId, defaultTeam, updatedAt}`")], &[]),
-        op!("post" "/v1/refunds", "refunds", "Refund a completed payment: executed, held, or denied", json("refunds:write"), Some(body::<refunds::RefundBody>), &[(201, "Executed: the refund, approved"), (202, "Held: the refund, pending, with `approvalId`")], &[]),
-        op!("get" "/v1/refunds", "refunds", "List refunds", json("payments:read"), N, &[(200, "A page of refunds")], &[("walletId", "payee wallet"), ("status", "pending, approved, rejected, escalated, expired, failed"), ("paymentId", "refunds of this payment"), ("limit", "1-100"), ("cursor", "next page")]),
-        op!("get" "/v1/refunds/{id}", "refunds", "Read a refund", json("payments:read"), N, &[(200, "The refund")], &[]),
-        op!("get" "/v1/audit-logs", "audit", "The audit log", json("audit:read"), N, &[(200, "A page of audit entries")], &[("action", "e.g. approval.approved"), ("resourceType", "e.g. payment"), ("limit", "1-100"), ("cursor", "next page")]),
-        op!("post" "/v1/members", "people", "Add a person (keys bound to no wallet)", json("members:write"), Some(body::<people::MemberBody>), &[(201, "The member")], &[]),
-        op!("get" "/v1/members", "people", "List people", json("members:write"), N, &[(200, "`{data: [member]}`")], &[]),
-        op!("post" "/v1/teams", "people", "Create a team (with members: admin)", json("members:write"), Some(body::<people::TeamBody>), &[(201, "The team")], &[]),
-        op!("get" "/v1/teams", "people", "List teams", json("members:write"), N, &[(200, "`{data: [team]}`")], &[]),
-        op!("patch" "/v1/teams/{id}", "people", "Rename a team or set its members (members: admin)", json("members:write"), Some(body::<people::TeamPatchBody>), &[(200, "The team")], &[]),
-        op!("post" "/v1/routing-rules", "people", "Add a routing rule", json("policies:write"), Some(body::<people::RuleBody>), &[(201, "The rule")], &[]),
-        op!("get" "/v1/routing-rules", "people", "List routing rules", json("policies:write"), N, &[(200, "`{data: [rule]}`")], &[]),
-        op!("patch" "/v1/routing-rules/{id}", "people", "Change a routing rule", json("policies:write"), Some(body::<people::RuleBody>), &[(200, "The rule")], &[]),
-        op!("delete" "/v1/routing-rules/{id}", "people", "Delete a routing rule", json("policies:write"), N, &[(200, "`{\"id\", \"deleted\": true}`")], &[]),
-        op!("post" "/routing-rules", "people", "Add a routing rule (Humancheck spelling)", json("policies:write"), Some(body::<people::RuleBody>), &[(201, "The rule")], &[]),
-        op!("get" "/routing-rules", "people", "List routing rules (Humancheck spelling)", json("policies:write"), N, &[(200, "`{data: [rule]}`")], &[]),
-        op!("patch" "/routing-rules/{id}", "people", "Change a routing rule (Humancheck spelling)", json("policies:write"), Some(body::<people::RuleBody>), &[(200, "The rule")], &[]),
-        op!("delete" "/routing-rules/{id}", "people", "Delete a routing rule (Humancheck spelling)", json("policies:write"), N, &[(200, "`{\"id\", \"deleted\": true}`")], &[]),
-        op!("post" "/reviews", "reviews", "Ask a person to review an action (Humancheck)", json("reviews:write"), Some(body::<reviews::ReviewBody>), &[(201, "The review"), (200, "blocking: decided meanwhile"), (202, "blocking: still pending, `decision: null`")], &[]),
-        op!("get" "/reviews", "reviews", "List reviews and held payments", json("approvals:read"), N, &[(200, "`{reviews, total, total_is_capped, page, page_size}`")], &[("status", "pending, approved, rejected, modified, escalated, expired"), ("task_type", "e.g. payment, refund"), ("page", "from 1; page × page_size ≤ 1000"), ("page_size", "1-100, default 20")]),
-        op!("get" "/reviews/{id}", "reviews", "Read a review (`rev_…`) or a held payment (`apr_…`)", json("approvals:read, or reviews:write for its own person's reviews"), N, &[(200, "The review")], &[]),
-        op!("post" "/reviews/{id}/decide", "reviews", "Decide a review (on a held payment: vote on its approval)", json("approvals:write"), Some(body::<reviews::DecideBody>), &[(200, "The decision")], &[]),
-        op!("post" "/reviews/{id}/escalate", "reviews", "Hand a review to a team it never had (admin; a held payment: its chain's next tier)", json("approvals:write"), Some(body::<reviews::EscalateBody>), &[(200, "The review, escalated")], &[]),
-        op!("get" "/reviews/{id}/decision", "reviews", "The decision, or null while pending", json("approvals:read, or reviews:write for its own person's reviews"), N, &[(200, "The decision or `null`")], &[("wait", "long-poll up to N seconds (0-28); at most 16 waits per key at once, more → 429")]),
-        op!("post" "/v1/webhooks", "webhooks", "Subscribe a URL to events", json("webhooks:write"), Some(body::<webhooks::WebhookBody>), &[(201, "The webhook with its signing secret, shown once")], &[]),
-        op!("get" "/v1/webhooks", "webhooks", "List webhooks", json("webhooks:write"), N, &[(200, "A page of webhooks")], PAGE),
-        op!("get" "/v1/webhooks/dlq", "webhooks", "Dead-lettered deliveries", json("webhooks:write"), N, &[(200, "A page of dead letters")], &[("limit", "1-100"), ("cursor", "next page"), ("offset", "the SDK's paging")]),
-        op!("post" "/v1/webhooks/dlq/{id}/retry", "webhooks", "Retry a dead letter (same webhook-id)", json("webhooks:write"), N, &[(200, "The delivery, pending again")], &[]),
-        op!("post" "/v1/webhooks/dlq/{id}/discard", "webhooks", "Discard a dead letter", json("webhooks:write"), N, &[(200, "The delivery, discarded")], &[]),
-        op!("get" "/v1/webhooks/{id}", "webhooks", "Read a webhook", json("webhooks:write"), N, &[(200, "The webhook")], &[]),
-        op!("patch" "/v1/webhooks/{id}", "webhooks", "Change a webhook", json("webhooks:write"), Some(body::<webhooks::WebhookPatchBody>), &[(200, "The webhook")], &[]),
-        op!("delete" "/v1/webhooks/{id}", "webhooks", "Delete a webhook", json("webhooks:write"), N, &[(200, "`{\"id\", \"deleted\": true}`")], &[]),
-        op!("post" "/v1/webhooks/{id}/test", "webhooks", "Send one signed test event now", json("webhooks:write"), N, &[(200, "`{id, delivered, statusCode, durationMs}`")], &[]),
-        op!("get" "/v1/webhooks/{id}/deliveries", "webhooks", "A webhook's delivery log", json("webhooks:write"), N, &[(200, "A page of deliveries")], PAGE),
+        op!("get" "/health", "health", "Liveness; `?deep=1` also reads the store", N, N, [(200, "`{\"status\": \"ok\"}`", health)], &[("deep", "1 to read the store once")]),
+        op!("get" "/openapi.json", "health", "This document", N, N, [(200, "OpenAPI 3.1", document_schema)], &[]),
+        op!("post" "/v1/organizations", "keys", "Create an organisation and its first admin key (operator key)", json("operator"), Some(body::<keys::OrganizationBody>), [(201, "The organisation and its admin key (secret shown once)", one::<keys::OrganizationCreated<'static>>)], &[]),
+        op!("post" "/v1/api-keys", "keys", "Mint an API key (`memberId`: admin, or the caller's own member)", json("api_keys:write"), Some(body::<keys::ApiKeyBody>), [(201, "The key with its secret, shown once", one::<ApiKeyView>)], &[]),
+        op!("get" "/v1/api-keys", "keys", "List API keys", json("api_keys:write"), N, [(200, "A page of keys (no secrets)", page::<ApiKeyView>)], PAGE),
+        op!("get" "/v1/api-keys/{id}", "keys", "Read an API key", json("api_keys:write"), N, [(200, "The key (no secret)", one::<ApiKeyView>)], &[]),
+        op!("patch" "/v1/api-keys/{id}", "keys", "Change a key's name, permissions or wallets", json("api_keys:write"), Some(body::<keys::ApiKeyPatchBody>), [(200, "The key", one::<ApiKeyView>)], &[]),
+        op!("delete" "/v1/api-keys/{id}", "keys", "Revoke a key, at once", json("api_keys:write"), N, [(200, "The key, revoked (`revokedAt` set)", one::<ApiKeyView>)], &[]),
+        op!("post" "/v1/wallets", "wallets", "Create a wallet", json("wallets:write"), Some(body::<wallets::WalletBody>), [(201, "The wallet", one::<wallets::WalletSchema>)], &[]),
+        op!("get" "/v1/wallets", "wallets", "List wallets", json("wallets:read"), N, [(200, "A page of wallets", page::<wallets::WalletSchema>)], PAGE),
+        op!("get" "/v1/wallets/{id}", "wallets", "Read a wallet", json("wallets:read"), N, [(200, "The wallet", one::<wallets::WalletSchema>)], &[]),
+        op!("patch" "/v1/wallets/{id}", "wallets", "Rename a wallet or change its metadata", json("wallets:write"), Some(body::<wallets::WalletPatchBody>), [(200, "The wallet", one::<wallets::WalletSchema>)], &[]),
+        op!("get" "/v1/wallets/{id}/balance", "wallets", "A wallet's balance", json("wallets:read"), N, [(200, "`{walletId, balance, currency}`", one::<wallets::BalanceView>)], &[]),
+        op!("post" "/v1/wallets/{id}/fund", "wallets", "Bring money in from the funding account", json("wallets:fund"), Some(body::<wallets::FundBody>), [(201, "`{transactionId, walletId, amount, newBalance, currency}`", one::<wallets::FundedView>)], &[]),
+        op!("get" "/v1/wallets/{id}/transactions", "wallets", "A wallet's ledger lines", json("wallets:read"), N, [(200, "A page of ledger lines", page::<wallets::LedgerEntrySchema>)], PAGE),
+        op!("post" "/v1/wallets/{id}/policies", "policies", "Attach a policy", json("policies:write"), Some(body::<policies::PolicyBody>), [(201, "The policy", one::<Policy>)], &[]),
+        op!("get" "/v1/wallets/{id}/policies", "policies", "A wallet's policies", json("wallets:read"), N, [(200, "`{data: [policy]}`", page::<Policy>)], &[]),
+        op!("post" "/v1/wallets/{id}/policies/evaluate", "policies", "What the policies would decide now, written nowhere", json("wallets:read"), Some(body::<policies::EvaluateBody>), [(200, "`{status: approved|requires_review|denied, outcome, rule, reason, policyId}`", one::<policies::Evaluation<'static>>)], &[]),
+        op!("get" "/v1/wallets/{id}/policies/{pid}", "policies", "Read a policy", json("wallets:read"), N, [(200, "The policy", one::<Policy>)], &[]),
+        op!("patch" "/v1/wallets/{id}/policies/{pid}", "policies", "Change a policy", json("policies:write"), Some(body::<policies::PolicyBody>), [(200, "The policy", one::<Policy>)], &[]),
+        op!("delete" "/v1/wallets/{id}/policies/{pid}", "policies", "Delete a policy", json("policies:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted)], &[]),
+        op!("post" "/v1/payments", "payments", "Submit a payment: executed, held for approval, or denied", json("payments:write"), Some(body::<payments::PaymentBody>), [(201, "Executed: the payment, COMPLETED", one::<Payment>), (202, "Held: the payment, PENDING_APPROVAL, with `approvalId`", one::<Payment>)], &[]),
+        op!("get" "/v1/payments", "payments", "List payments", json("payments:read"), N, [(200, "A page of payments", page::<Payment>)], &[("walletId", "only this wallet's"), ("status", "COMPLETED, PENDING_APPROVAL, REJECTED, EXPIRED, FAILED"), ("limit", "1-100"), ("cursor", "next page")]),
+        op!("get" "/v1/payments/{id}", "payments", "Read a payment", json("payments:read"), N, [(200, "The payment", one::<Payment>)], &[]),
+        op!("get" "/v1/approvals", "approvals", "List approvals", json("approvals:read"), N, [(200, "A page of approvals", page::<Approval>)], &[("walletId", "payer wallet"), ("status", "PENDING, ESCALATED, APPROVED, REJECTED, EXPIRED"), ("team", "assigned team"), ("assignedToMe", "true: teams of the caller's person"), ("limit", "1-100"), ("cursor", "next page")]),
+        op!("get" "/v1/approvals/{id}", "approvals", "Read an approval", json("approvals:read"), N, [(200, "The approval", one::<Approval>)], &[]),
+        op!("post" "/v1/approvals/{id}/approve", "approvals", "Approve (executes the payment or refund once the quorum is met)", json("approvals:write"), Some(body::<approvals::DecideBody>), [(200, "The approval with the payment as it now stands (and the refund, for refunds)", one::<approvals::DecidedView<'static>>)], &[]),
+        op!("post" "/v1/approvals/{id}/reject", "approvals", "Reject", json("approvals:write"), Some(body::<approvals::DecideBody>), [(200, "The approval with the payment", one::<approvals::DecidedView<'static>>)], &[]),
+        op!("post" "/v1/approvals/{id}/modify", "approvals", "Approve a lower amount", json("approvals:write"), Some(body::<approvals::ModifyBody>), [(200, "The approval with the payment", one::<approvals::DecidedView<'static>>)], &[]),
+        op!("post" "/v1/approvals/{id}/escalate", "approvals", "Hand forward: the chain's next tier, or (admin) a team it never had", json("approvals:write"), Some(body::<approvals::EscalateBody>), [(200, "The approval, ESCALATED", one::<Approval>)], &[]),
+        op!("get" "/v1/settings", "people", "The organisation's settings: the default team (keys bound to no wallet)", json("approvals:read"), N, [(200, "`{orgId, defaultTeam, updatedAt}`", one::<OrgSettings>)], &[]),
+        op!("patch" "/v1/settings", "people", "Set or clear the default team: where approvals no rule or chain assigns go", json("admin"), Some(body::<settings::SettingsPatchBody>), [(200, "`{orgId, defaultTeam, updatedAt}`", one::<OrgSettings>)], &[]),
+        op!("post" "/v1/refunds", "refunds", "Refund a completed payment: executed, held, or denied", json("refunds:write"), Some(body::<refunds::RefundBody>), [(201, "Executed: the refund, approved", one::<Refund>), (202, "Held: the refund, pending, with `approvalId`", one::<Refund>)], &[]),
+        op!("get" "/v1/refunds", "refunds", "List refunds", json("payments:read"), N, [(200, "A page of refunds", page::<Refund>)], &[("walletId", "payee wallet"), ("status", "pending, approved, rejected, escalated, expired, failed"), ("paymentId", "refunds of this payment"), ("limit", "1-100"), ("cursor", "next page")]),
+        op!("get" "/v1/refunds/{id}", "refunds", "Read a refund", json("payments:read"), N, [(200, "The refund", one::<Refund>)], &[]),
+        op!("get" "/v1/audit-logs", "audit", "The audit log", json("audit:read"), N, [(200, "A page of audit entries", page::<AuditEntry>)], &[("action", "e.g. approval.approved"), ("resourceType", "e.g. payment"), ("limit", "1-100"), ("cursor", "next page")]),
+        op!("post" "/v1/members", "people", "Add a person (keys bound to no wallet)", json("members:write"), Some(body::<people::MemberBody>), [(201, "The member", one::<Member>)], &[]),
+        op!("get" "/v1/members", "people", "List people", json("members:write"), N, [(200, "`{data: [member]}`", page::<Member>)], &[]),
+        op!("post" "/v1/teams", "people", "Create a team (with members: admin)", json("members:write"), Some(body::<people::TeamBody>), [(201, "The team", one::<Team>)], &[]),
+        op!("get" "/v1/teams", "people", "List teams", json("members:write"), N, [(200, "`{data: [team]}`", page::<Team>)], &[]),
+        op!("patch" "/v1/teams/{id}", "people", "Rename a team or set its members (members: admin)", json("members:write"), Some(body::<people::TeamPatchBody>), [(200, "The team", one::<Team>)], &[]),
+        op!("post" "/v1/routing-rules", "people", "Add a routing rule", json("policies:write"), Some(body::<people::RuleBody>), [(201, "The rule", one::<RoutingRule>)], &[]),
+        op!("get" "/v1/routing-rules", "people", "List routing rules", json("policies:write"), N, [(200, "`{data: [rule]}`", page::<RoutingRule>)], &[]),
+        op!("patch" "/v1/routing-rules/{id}", "people", "Change a routing rule", json("policies:write"), Some(body::<people::RuleBody>), [(200, "The rule", one::<RoutingRule>)], &[]),
+        op!("delete" "/v1/routing-rules/{id}", "people", "Delete a routing rule", json("policies:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted)], &[]),
+        op!("post" "/routing-rules", "people", "Add a routing rule (Humancheck spelling)", json("policies:write"), Some(body::<people::RuleBody>), [(201, "The rule", one::<RoutingRule>)], &[]),
+        op!("get" "/routing-rules", "people", "List routing rules (Humancheck spelling)", json("policies:write"), N, [(200, "`{data: [rule]}`", page::<RoutingRule>)], &[]),
+        op!("patch" "/routing-rules/{id}", "people", "Change a routing rule (Humancheck spelling)", json("policies:write"), Some(body::<people::RuleBody>), [(200, "The rule", one::<RoutingRule>)], &[]),
+        op!("delete" "/routing-rules/{id}", "people", "Delete a routing rule (Humancheck spelling)", json("policies:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted)], &[]),
+        op!("post" "/reviews", "reviews", "Ask a person to review an action (Humancheck)", json("reviews:write"), Some(body::<reviews::ReviewBody>), [(201, "The review", one::<reviews::ReviewView<'static>>), (200, "blocking: decided meanwhile", one::<reviews::ReviewView<'static>>), (202, "blocking: still pending, `decision: null`", one::<reviews::ReviewView<'static>>)], &[]),
+        op!("get" "/reviews", "reviews", "List reviews and held payments", json("approvals:read"), N, [(200, "`{reviews, total, total_is_capped, page, page_size}`", one::<reviews::ListView<'static>>)], &[("status", "pending, approved, rejected, modified, escalated, expired"), ("task_type", "e.g. payment, refund"), ("page", "from 1; page × page_size ≤ 1000"), ("page_size", "1-100, default 20")]),
+        op!("get" "/reviews/{id}", "reviews", "Read a review (`rev_…`) or a held payment (`apr_…`)", json("approvals:read, or reviews:write for its own person's reviews"), N, [(200, "The review", one::<reviews::ReviewView<'static>>)], &[]),
+        op!("post" "/reviews/{id}/decide", "reviews", "Decide a review (on a held payment: vote on its approval)", json("approvals:write"), Some(body::<reviews::DecideBody>), [(200, "The decision", one::<reviews::DecisionView>)], &[]),
+        op!("post" "/reviews/{id}/escalate", "reviews", "Hand a review to a team it never had (admin; a held payment: its chain's next tier)", json("approvals:write"), Some(body::<reviews::EscalateBody>), [(200, "The review, escalated", one::<reviews::ReviewView<'static>>)], &[]),
+        op!("get" "/reviews/{id}/decision", "reviews", "The decision, or null while pending", json("approvals:read, or reviews:write for its own person's reviews"), N, [(200, "The decision or `null`", decision_or_null)], &[("wait", "long-poll up to N seconds (0-28); at most 16 waits per key at once, more → 429")]),
+        op!("post" "/v1/webhooks", "webhooks", "Subscribe a URL to events", json("webhooks:write"), Some(body::<webhooks::WebhookBody>), [(201, "The webhook with its signing secret, shown once", one::<WebhookView>)], &[]),
+        op!("get" "/v1/webhooks", "webhooks", "List webhooks", json("webhooks:write"), N, [(200, "A page of webhooks", page::<WebhookView>)], PAGE),
+        op!("get" "/v1/webhooks/dlq", "webhooks", "Dead-lettered deliveries", json("webhooks:write"), N, [(200, "A page of dead letters", page::<Delivery>)], &[("limit", "1-100"), ("cursor", "next page"), ("offset", "the SDK's paging")]),
+        op!("post" "/v1/webhooks/dlq/{id}/retry", "webhooks", "Retry a dead letter (same webhook-id)", json("webhooks:write"), N, [(200, "The delivery, pending again", dead_letter_state)], &[]),
+        op!("post" "/v1/webhooks/dlq/{id}/discard", "webhooks", "Discard a dead letter", json("webhooks:write"), N, [(200, "The delivery, discarded", dead_letter_state)], &[]),
+        op!("get" "/v1/webhooks/{id}", "webhooks", "Read a webhook", json("webhooks:write"), N, [(200, "The webhook", one::<WebhookView>)], &[]),
+        op!("patch" "/v1/webhooks/{id}", "webhooks", "Change a webhook", json("webhooks:write"), Some(body::<webhooks::WebhookPatchBody>), [(200, "The webhook", one::<WebhookView>)], &[]),
+        op!("delete" "/v1/webhooks/{id}", "webhooks", "Delete a webhook", json("webhooks:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted)], &[]),
+        op!("post" "/v1/webhooks/{id}/test", "webhooks", "Send one signed test event now", json("webhooks:write"), N, [(200, "`{id, delivered, statusCode, durationMs}`", one::<webhooks::TestView>)], &[]),
+        op!("get" "/v1/webhooks/{id}/deliveries", "webhooks", "A webhook's delivery log", json("webhooks:write"), N, [(200, "A page of deliveries", page::<Delivery>)], PAGE),
     ]
 }
 
@@ -145,12 +259,18 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
 
 /// The document.
 pub fn document() -> OpenApi {
+    build().0
+}
+
+/// The document, and every named schema that went into its components (a name given twice must
+/// be one schema: a test checks).
+fn build() -> (OpenApi, Vec<NamedSchema>) {
     let mut paths = PathsBuilder::new();
     let mut components = ComponentsBuilder::new()
         .schema_from::<error::ErrorBody>()
         .schema_from::<error::ErrorDetail>()
         .security_scheme("apiKey", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-    let any_json = || ObjectBuilder::new().schema_type(Type::Object).build();
+    let mut schemas: Vec<NamedSchema> = Vec::new();
     for op in operations() {
         let mut builder = OperationBuilder::new().tag(op.tag).summary(Some(op.summary)).operation_id(Some(format!(
             "{}_{}",
@@ -181,16 +301,25 @@ pub fn document() -> OpenApi {
         }
         if let Some(schema_of) = op.body {
             let (name, schema) = schema_of();
-            components = components.schema(name.clone(), schema);
-            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build();
+            schemas.push((name.clone(), schema));
+            let mut content = ContentBuilder::new().schema(Some(Ref::from_schema_name(name)));
+            if let Some(example) = examples::request(op.method, op.path) {
+                content = content.example(Some(example));
+            }
             builder = builder.request_body(Some(
-                RequestBodyBuilder::new().content("application/json", content).required(Some(Required::True)).build(),
+                RequestBodyBuilder::new()
+                    .content("application/json", content.build())
+                    .required(Some(Required::True))
+                    .build(),
             ));
         }
-        for (status, description) in op.ok {
-            let content = ContentBuilder::new().schema(Some(any_json())).build();
+        for (status, description, schema_of) in &op.ok {
+            let mut content = ContentBuilder::new().schema(Some(schema_of(&mut schemas)));
+            if let Some(example) = examples::response(op.method, op.path, *status) {
+                content = content.example(Some(example));
+            }
             let response =
-                ResponseBuilder::new().description(*description).content("application/json", content).build();
+                ResponseBuilder::new().description(*description).content("application/json", content.build()).build();
             builder = builder.response(status.to_string(), response);
         }
         builder = builder
@@ -203,6 +332,7 @@ pub fn document() -> OpenApi {
         }
         paths = paths.path(op.path, PathItem::new(method(op.method), builder.build()));
     }
+    components = components.schemas_from_iter(schemas.clone());
     let info = InfoBuilder::new()
         .title("Countersign")
         .version(env!("CARGO_PKG_VERSION"))
@@ -210,7 +340,8 @@ pub fn document() -> OpenApi {
             "Human approval for payments made by AI agents. Amounts are decimal strings in the currency's minor units.",
         ))
         .build();
-    OpenApiBuilder::new().info(info).paths(paths.build()).components(Some(components.build())).build()
+    let document = OpenApiBuilder::new().info(info).paths(paths.build()).components(Some(components.build())).build();
+    (document, schemas)
 }
 
 /// `GET /openapi.json`.
@@ -262,5 +393,145 @@ mod tests {
         assert!(doc["paths"]["/reviews/{id}/decide"]["post"]["requestBody"].is_object());
         assert!(doc["paths"]["/v1/refunds"]["post"]["requestBody"].is_object());
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    /// Every `$ref` in `value`.
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_success_body_has_a_schema_and_every_reference_resolves() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if !status.starts_with('2') || path == "/openapi.json" {
+                        continue;
+                    }
+                    let schema = &response["content"]["application/json"]["schema"];
+                    let named = schema["$ref"].is_string() || schema["oneOf"].is_array();
+                    assert!(named, "{method} {path} {status}: the body is not a described schema: {schema}");
+                }
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 100, "{}", all.len());
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r}"));
+            assert!(schemas.contains_key(name), "dangling reference {r}");
+        }
+        // Pages, string amounts, string enums, nullable and optional fields, as sent.
+        let page = &schemas["PaymentPage"];
+        assert_eq!(page["required"], serde_json::json!(["data", "hasMore", "nextCursor"]), "{page}");
+        assert_eq!(page["properties"]["data"]["items"]["$ref"], "#/components/schemas/Payment");
+        assert_eq!(schemas["Money"]["properties"]["amount"]["type"], "string");
+        assert_eq!(
+            schemas["PaymentStatus"]["enum"],
+            serde_json::json!(["COMPLETED", "PENDING_APPROVAL", "REJECTED", "EXPIRED", "FAILED"])
+        );
+        let payment = schemas["Payment"]["allOf"][1].clone();
+        let required = payment["required"].as_array().unwrap();
+        assert!(required.contains(&"status".into()) && !required.contains(&"submittedBy".into()), "{payment}");
+        assert_eq!(payment["properties"]["refundedAmount"]["type"], serde_json::json!(["string", "null"]));
+        assert_eq!(payment["properties"]["createdAt"]["format"], "date-time");
+        assert_eq!(schemas["Permission"]["enum"][0], "wallets:read");
+        assert_eq!(schemas["Review"]["properties"]["task_type"]["type"], "string", "reviews are snake_case");
+    }
+
+    #[test]
+    fn no_two_schemas_share_a_name() {
+        let (_, schemas) = build();
+        let mut seen: std::collections::HashMap<String, serde_json::Value> = std::collections::HashMap::new();
+        for (name, schema) in schemas {
+            let schema = serde_json::to_value(schema).unwrap();
+            if let Some(before) = seen.insert(name.clone(), schema.clone()) {
+                assert_eq!(before, schema, "two schemas named {name}");
+            }
+        }
+        assert!(seen.contains_key("ApprovalDecideBody") && seen.contains_key("ReviewDecideBody"));
+    }
+
+    #[test]
+    fn the_main_operations_carry_examples() {
+        let doc = serde_json::to_value(document()).unwrap();
+        for (method, path, status) in [
+            ("post", "/v1/organizations", "201"),
+            ("post", "/v1/api-keys", "201"),
+            ("post", "/v1/wallets", "201"),
+            ("post", "/v1/wallets/{id}/fund", "201"),
+            ("post", "/v1/wallets/{id}/policies", "201"),
+            ("post", "/v1/payments", "201"),
+            ("post", "/v1/payments", "202"),
+            ("post", "/v1/approvals/{id}/approve", "200"),
+        ] {
+            let op = &doc["paths"][path][method];
+            assert!(op["requestBody"]["content"]["application/json"]["example"].is_object(), "{method} {path}");
+            let example = &op["responses"][status]["content"]["application/json"]["example"];
+            assert!(example.is_object(), "{method} {path} {status}");
+        }
+        let held = &doc["paths"]["/v1/payments"]["post"]["responses"]["202"]["content"]["application/json"]["example"];
+        assert_eq!(held["status"], "PENDING_APPROVAL");
+        assert!(held["approvalId"].as_str().unwrap().starts_with("apr_"));
+    }
+
+    /// The keys of a schema's properties (through `allOf`).
+    fn properties(schemas: &serde_json::Value, name: &str) -> Vec<String> {
+        let schema = &schemas[name];
+        let mut keys: Vec<String> =
+            schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            match part["$ref"].as_str() {
+                Some(r) => keys.extend(properties(schemas, r.trim_start_matches("#/components/schemas/"))),
+                None => keys.extend(part["properties"].as_object().unwrap().keys().cloned()),
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    /// `Wallet` and `LedgerEntry` are written out in the api layer (the domain types serialise
+    /// through private shapes): a real one, serialised, has exactly the described fields.
+    #[test]
+    fn the_written_out_schemas_match_what_the_domain_types_serialise() {
+        use crate::domain::ledger::LedgerEntry;
+        use crate::domain::wallet::Wallet;
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let wallet: Wallet = serde_json::from_value(serde_json::json!({
+            "id": "wal_01JEA54N6AVHB24CP7DGZ4B1H6", "orgId": "org_01JEA58F1WB7P5EH3MBV31GKTC", "name": "w",
+            "agentName": null, "currency": "USD", "balance": "1.00", "metadata": {}, "spendDay": "2026-12-06",
+            "spentOnDay": "0.00", "createdAt": "2026-12-06T09:00:00Z", "updatedAt": "2026-12-06T09:00:00Z",
+        }))
+        .unwrap();
+        let sent = serde_json::to_value(&wallet).unwrap();
+        let mut keys: Vec<String> = sent.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, properties(schemas, "Wallet"));
+        let entry: LedgerEntry = serde_json::from_value(serde_json::json!({
+            "id": "ent_01JEA54N6AVHB24CP7DGZ4B1H6", "transactionId": "txn_01JEA57H4ABM31ZAH2Z1H0DWEW",
+            "walletId": "wal_01JEA54N6AVHB24CP7DGZ4B1H6", "kind": "DEBIT", "amount": "1.00", "currency": "USD",
+            "balanceAfter": "0.00", "counterparty": "wal_01JEA5YDSP7B2FR2DDZR3TXGFE",
+            "paymentId": "pay_01JEA5CZSN4RCA53RNF39CQ0M1", "refundId": "rfd_01JEA5CZSN4RCA53RNF39CQ0M1",
+            "createdAt": "2026-12-06T09:00:00Z",
+        }))
+        .unwrap();
+        let sent = serde_json::to_value(&entry).unwrap();
+        let mut keys: Vec<String> = sent.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, properties(schemas, "LedgerEntry"));
+        let required = schemas["LedgerEntry"]["required"].as_array().unwrap();
+        assert!(!required.contains(&"refundId".into()), "absent on a payment's lines");
     }
 }

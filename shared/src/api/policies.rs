@@ -214,9 +214,19 @@ impl EvaluateBody {
 }
 
 /// RefundKit's words for an outcome.
-#[derive(Serialize)]
-struct Evaluation<'a> {
-    status: &'static str,
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum EvaluationStatus {
+    Approved,
+    RequiresReview,
+    Denied,
+}
+
+/// What `evaluate` answers: the decision, with RefundKit's word for its outcome.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyEvaluation)]
+pub(super) struct Evaluation<'a> {
+    status: EvaluationStatus,
     #[serde(flatten)]
     decision: &'a Decision,
 }
@@ -228,9 +238,9 @@ pub async fn evaluate(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b
     let request = wire::parse::<EvaluateBody>(b)?.try_into_domain()?;
     let decision = s.evaluate_policies(&c, &wallet, request).await?;
     let status = match decision.outcome {
-        Outcome::Execute => "approved",
-        Outcome::Hold => "requires_review",
-        Outcome::Deny => "denied",
+        Outcome::Execute => EvaluationStatus::Approved,
+        Outcome::Hold => EvaluationStatus::RequiresReview,
+        Outcome::Deny => EvaluationStatus::Denied,
     };
     Ok(Json(Evaluation { status, decision: &decision }).into_response())
 }

@@ -82,6 +82,7 @@ impl ReviewBody {
 /// `POST /reviews/{id}/decide` as sent.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReviewDecideBody)]
 pub struct DecideBody {
     decision_type: Option<String>,
     modified_action: Option<String>,
@@ -133,6 +134,7 @@ impl DecideBody {
 /// `POST /reviews/{id}/escalate` as sent.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReviewEscalateBody)]
 pub struct EscalateBody {
     to_team_id: Option<String>,
     notes: Option<String>,
@@ -155,7 +157,8 @@ impl EscalateBody {
 }
 
 /// A decision on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewDecision)]
 pub(super) struct DecisionView {
     id: ReviewDecisionId,
     review_id: String,
@@ -183,7 +186,8 @@ impl From<DecisionSummary> for DecisionView {
 }
 
 /// A review on the wire (Humancheck's fields; a held payment adds `payment`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Review)]
 pub(super) struct ReviewView<'a> {
     id: &'a str,
     task_type: &'a str,
@@ -192,6 +196,7 @@ pub(super) struct ReviewView<'a> {
     confidence_score: Option<Score>,
     urgency: Urgency,
     framework: Option<&'a str>,
+    #[schema(value_type = Object)]
     metadata: &'a serde_json::Map<String, Value>,
     status: ReviewStatus,
     assigned_team_id: Option<&'a TeamId>,
@@ -199,14 +204,16 @@ pub(super) struct ReviewView<'a> {
     updated_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     decision: Option<DecisionView>,
+    /// The held payment, when the review is one (`apr_…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     payment: Option<PaymentView<'a>>,
 }
 
 /// The payment behind a held-payment review, structured (the text is `proposed_action`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PaymentView<'a> {
+#[schema(as = HeldPayment)]
+pub(super) struct PaymentView<'a> {
     id: &'a PaymentId,
     approval_id: &'a ApprovalId,
     /// Set when the approval decides a refund of this payment (`amount` is then the refund's).
@@ -214,9 +221,12 @@ struct PaymentView<'a> {
     refund_id: Option<&'a RefundId>,
     from: &'a WalletId,
     to: &'a WalletId,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: String,
+    #[schema(example = "USD")]
     currency: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     original_amount: Option<String>,
     description: Option<&'a str>,
     risk_score: Option<Score>,
@@ -288,8 +298,9 @@ impl<'a> From<&'a ReviewEntry> for ReviewView<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct ListView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewList)]
+pub(super) struct ListView<'a> {
     reviews: Vec<ReviewView<'a>>,
     /// Exact, unless `total_is_capped`: then at least this many (a listing reads only near its page).
     total: usize,

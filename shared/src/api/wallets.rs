@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,8 +12,9 @@ use super::extract::{Auth, Body, Ids, Params};
 use super::wire::{self, optional_name, replayable, respond};
 use super::AppState;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::ids::{TransactionId, WalletId};
+use crate::domain::ids::{OrgId, PaymentId, RefundId, TransactionId, WalletId};
 use crate::domain::input::{self, InputError};
+use crate::domain::ledger::EntryKind;
 use crate::domain::money::{Amount, Currency};
 use crate::domain::permission::Permission;
 use crate::domain::wallet::{NewWallet, WalletPatch};
@@ -79,22 +81,73 @@ impl FundBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BalanceView {
+#[schema(as = Balance)]
+pub(super) struct BalanceView {
     wallet_id: WalletId,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     balance: String,
     currency: Currency,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct FundedView {
+#[schema(as = Funding)]
+pub(super) struct FundedView {
     transaction_id: TransactionId,
     wallet_id: WalletId,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     new_balance: String,
     currency: Currency,
+}
+
+/// A wallet as sent. `Wallet` serialises through a private shape in the domain, so its schema is
+/// written here; a test checks it against a serialised wallet, key for key.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Wallet, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(super) struct WalletSchema {
+    id: WalletId,
+    org_id: OrgId,
+    name: String,
+    agent_name: Option<String>,
+    currency: Currency,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
+    balance: String,
+    #[schema(value_type = Object)]
+    metadata: Value,
+    /// The UTC day `spentOnDay` counts (for `dailySpendingLimit`).
+    spend_day: Option<NaiveDate>,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
+    spent_on_day: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A ledger line as sent (`LedgerEntry` serialises through a private shape; checked by a test).
+#[derive(utoipa::ToSchema)]
+#[schema(as = LedgerEntry, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(super) struct LedgerEntrySchema {
+    id: String,
+    transaction_id: TransactionId,
+    wallet_id: WalletId,
+    kind: EntryKind,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
+    amount: String,
+    currency: Currency,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
+    balance_after: String,
+    /// The other wallet of a transfer, or `external` for funding.
+    counterparty: String,
+    payment_id: Option<PaymentId>,
+    /// Set on the lines of a refund; absent otherwise.
+    #[schema(required = false)]
+    refund_id: Option<RefundId>,
+    created_at: DateTime<Utc>,
 }
 
 fn wallet_id(ids: &Ids) -> AppResult<WalletId> {

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::extract::{Auth, Body, Ids, Params};
@@ -17,7 +17,7 @@ use crate::domain::permission::Permission;
 use crate::domain::ssrf::TargetError;
 use crate::domain::webhook::EVENT_TYPES;
 use crate::error::{AppError, AppResult};
-use crate::service::{NewWebhook, WebhookPatch};
+use crate::service::{NewWebhook, TestResult, WebhookPatch};
 
 const MAX_URL_CHARS: usize = 2048;
 const MAX_DLQ_OFFSET: usize = 1000;
@@ -80,6 +80,31 @@ impl WebhookPatchBody {
     }
 }
 
+/// What `POST /v1/webhooks/{id}/test` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = WebhookTest)]
+pub(super) struct TestView {
+    /// The test event's id.
+    id: String,
+    delivered: bool,
+    status_code: Option<u16>,
+    duration_ms: Option<u64>,
+    error: Option<String>,
+}
+
+impl From<TestResult> for TestView {
+    fn from(r: TestResult) -> Self {
+        TestView {
+            id: r.id,
+            delivered: r.delivered,
+            status_code: r.status_code,
+            duration_ms: r.duration_ms,
+            error: r.error,
+        }
+    }
+}
+
 fn webhook_id(ids: &Ids) -> AppResult<WebhookId> {
     ids.parse("id", WebhookId::parse, "webhook")
 }
@@ -119,7 +144,7 @@ pub async fn delete(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppRe
 
 pub async fn test(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
     c.authorize(Permission::WebhooksWrite)?;
-    Ok(Json(s.test_webhook(&c, &webhook_id(&ids)?).await?))
+    Ok(Json(TestView::from(s.test_webhook(&c, &webhook_id(&ids)?).await?)))
 }
 
 pub async fn deliveries(State(s): State<AppState>, Auth(c): Auth, ids: Ids, p: Params) -> AppResult<impl IntoResponse> {

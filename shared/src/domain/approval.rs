@@ -10,7 +10,7 @@ use super::money::Money;
 use super::people::Person;
 use super::policy::OnTimeout;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApprovalStatus {
     Pending,
@@ -37,7 +37,7 @@ impl ApprovalStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionDetails {
     /// `amount` and `currency` on the wire.
@@ -47,19 +47,20 @@ pub struct TransactionDetails {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VoteDecision {
     Approve,
     Reject,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Vote {
     pub key_id: ApiKeyId,
     /// The person who voted (unset on votes from before people: the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub person: Option<Person>,
     pub decision: VoteDecision,
     pub note: Option<String>,
@@ -72,7 +73,7 @@ pub struct Vote {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     pub id: ApprovalId,
@@ -96,6 +97,7 @@ pub struct Approval {
     pub created_by: ApiKeyId,
     /// The person who submitted the payment (unset on approvals from before people: the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub created_by_person: Option<Person>,
     /// The team a routing rule assigned; only its members (or an admin key) decide.
     #[serde(default)]

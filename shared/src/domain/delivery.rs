@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{DeliveryId, OrgId, WebhookId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt.
@@ -33,7 +33,7 @@ impl DeliveryStatus {
 
 /// One event on its way to one webhook. `webhook-id` on the wire is the event id, the same on
 /// every attempt and replay.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: DeliveryId,

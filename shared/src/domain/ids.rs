@@ -7,7 +7,7 @@ use ulid::Ulid;
 
 macro_rules! prefixed_id {
     ($name:ident, $prefix:literal) => {
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
         pub struct $name(String);
 
         impl $name {

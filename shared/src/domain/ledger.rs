@@ -11,7 +11,7 @@ use super::ids::{PaymentId, RefundId, TransactionId, WalletId};
 use super::money::{decimal_string, Currency, Money};
 use super::wallet::{BalanceError, Wallet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EntryKind {
     /// Money entering the wallet from outside Countersign (the funding account).

@@ -26,7 +26,8 @@ pub enum MoneyError {
 }
 
 /// An ISO 4217 currency with a defined number of minor units (metals and fund codes are refused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(value_type = String, example = "USD")]
 pub struct Currency(iso_currency::Currency);
 
 impl Currency {
@@ -117,9 +118,11 @@ impl Amount {
 /// A non-negative amount of one currency, always held at exactly the currency's minor-unit scale.
 /// Serialised as `{"amount": "10.00", "currency": "USD"}` (entities flatten it into their own
 /// `amount` and `currency` fields).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(into = "MoneyShape", from = "MoneyShape")]
 pub struct Money {
+    /// A decimal string in the currency's minor units.
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: Decimal,
     currency: Currency,
 }

@@ -10,7 +10,7 @@ use super::ids::{ApiKeyId, MemberId, OrgId, TeamId, WalletId};
 use super::people::Person;
 use super::permission::Permission;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
     pub id: OrgId,
@@ -39,7 +39,7 @@ pub struct ApiKey {
 }
 
 /// An organisation's settings: one record per organisation, absent until first changed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgSettings {
     pub org_id: OrgId,
@@ -57,8 +57,9 @@ impl OrgSettings {
 }
 
 /// The client-facing shape of a key: everything but the hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiKey)]
 pub struct ApiKeyView {
     pub id: ApiKeyId,
     pub name: String,

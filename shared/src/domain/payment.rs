@@ -14,7 +14,7 @@ use super::policy::Decision;
 use super::score::Score;
 use rust_decimal::Decimal;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     Completed,
@@ -41,7 +41,7 @@ impl PaymentStatus {
 }
 
 /// How soon a human should look (the agent's say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Urgency {
     Low,
@@ -95,7 +95,7 @@ impl NewPayment {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub id: PaymentId,
@@ -106,6 +106,7 @@ pub struct Payment {
     #[serde(flatten)]
     pub amount: Money,
     pub description: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub risk_score: Option<Score>,
     pub confidence_score: Option<Score>,
@@ -118,6 +119,7 @@ pub struct Payment {
     pub created_by: ApiKeyId,
     /// The person behind that key; no key of theirs may approve it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub submitted_by: Option<Person>,
     /// The amount first asked for, when a reviewer approved a lower one (`amount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,8 +127,10 @@ pub struct Payment {
     /// Refunded so far, and held for a refund decision (together at most `amount`), in the
     /// payment's currency.
     #[serde(default, with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub refunded_amount: Option<Decimal>,
     #[serde(default, with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub refund_pending_amount: Option<Decimal>,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,

@@ -26,7 +26,7 @@ use super::input::InputError;
 use super::money::{opt_decimal_string, Amount, Currency, Money};
 use super::score::Score;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     pub id: PolicyId,
@@ -35,17 +35,22 @@ pub struct Policy {
     pub name: String,
     pub enabled: bool,
     #[serde(with = "opt_decimal_string")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub max_transaction_amount: Option<Decimal>,
     #[serde(with = "opt_decimal_string")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub daily_spending_limit: Option<Decimal>,
     pub approved_recipients: Vec<WalletId>,
     pub blocked_recipients: Vec<WalletId>,
     pub require_human_approval: bool,
     #[serde(with = "opt_decimal_string")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub auto_approve_below: Option<Decimal>,
     #[serde(with = "opt_decimal_string")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub require_review_above: Option<Decimal>,
     #[serde(with = "opt_decimal_string")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub auto_reject_above: Option<Decimal>,
     pub risk_score_threshold: Option<Score>,
     pub approval_ttl_seconds: Option<u64>,
@@ -65,7 +70,7 @@ pub struct Policy {
 }
 
 /// What moves money out of a wallet: a payment from it, or a refund of a payment to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionKind {
     Payment,
@@ -82,7 +87,7 @@ fn payments_only() -> Vec<ActionKind> {
     vec![ActionKind::Payment]
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     Execute,
@@ -91,7 +96,7 @@ pub enum Outcome {
 }
 
 /// What the engine decided and which rule decided it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub outcome: Outcome,
@@ -114,7 +119,7 @@ pub struct Decision {
 }
 
 /// What happens to an approval nobody decided in time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnTimeout {
     #[default]

@@ -16,7 +16,7 @@ use super::people::Person;
 use super::policy::Decision;
 use super::score::Score;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RefundStatus {
     Pending,
@@ -60,7 +60,7 @@ pub struct NewRefund {
     pub idempotency: Option<IdempotencyKey>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Refund {
     pub id: RefundId,
@@ -79,6 +79,7 @@ pub struct Refund {
     pub approval_id: Option<ApprovalId>,
     pub decision: Decision,
     pub created_by: ApiKeyId,
+    #[schema(value_type = String)]
     pub submitted_by: Person,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,

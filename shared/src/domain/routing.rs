@@ -639,7 +639,7 @@ impl<'de> Deserialize<'de> for Conditions {
 }
 
 /// Which team reviews the approvals a rule matches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoutingRule {
     pub id: RoutingRuleId,
@@ -647,6 +647,8 @@ pub struct RoutingRule {
     pub name: String,
     /// Higher wins.
     pub priority: i64,
+    /// `{"riskScore": {"operator": ">", "value": 70}}`: every condition must hold; `{}` matches all.
+    #[schema(value_type = Object)]
     pub conditions: Conditions,
     pub assign_to_team: TeamId,
     pub is_active: bool,

@@ -8,7 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A score sent by an agent (risk 0–100, confidence 0–1): a JSON number on the wire, an exact
 /// decimal inside so comparisons with thresholds are exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema)]
+#[schema(value_type = f64)]
 pub struct Score(Decimal);
 
 impl Score {

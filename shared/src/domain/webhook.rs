@@ -53,8 +53,9 @@ pub struct Webhook {
 }
 
 /// The client-facing shape: everything but the secret (which only creation returns).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Webhook)]
 pub struct WebhookView {
     pub id: WebhookId,
     pub url: String,
