@@ -4,13 +4,16 @@
 
 mod mcp;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use countersign_core::domain::secret::ServerSecret;
+use countersign_core::adapters::sqlite::SqliteStore;
+use countersign_core::local::first_run;
+use countersign_core::ports::SystemClock;
 
 // Every request builds and drops many small JSON trees and strings across threads; mimalloc's
 // per-thread free lists cost a fraction of glibc's arena locking for that (bench/RESULTS.md).
@@ -79,27 +82,39 @@ async fn serve(
     countersign_core::config::init_tracing();
     let mut settings = countersign_core::config::settings_from_env()?;
     if settings.session_secret.is_none() {
-        tracing::warn!(
-            "COUNTERSIGN_SESSION_SECRET is not set: dashboard sessions and review links last until this process stops"
-        );
-        settings.session_secret = Some(Arc::new(ServerSecret::random()));
+        // Kept in the data directory (0600), so sessions and review links survive restarts.
+        settings.session_secret = Some(Arc::new(first_run::session_secret(&data_dir)?));
     }
-    if settings.public_url.is_none() && addr.ip().is_loopback() {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listening = listener.local_addr()?;
+    if settings.public_url.is_none() && listening.ip().is_loopback() {
         // Review links point at this server when it only listens on loopback.
-        settings.public_url = Some(format!("http://{addr}"));
+        settings.public_url = Some(format!("http://{listening}"));
     }
-    let (service, queue) = countersign_core::local::open_with(&data_dir, settings)?;
-    if service.settings().operator_key_hash.is_none() {
-        tracing::warn!("COUNTERSIGN_ADMIN_KEY is not set: no one can create organisations");
-    }
+    let operator = settings.operator_key_hash.is_some();
+    let store = SqliteStore::open_dir(&data_dir)?;
+    let (service, queue) = countersign_core::local::wire(Arc::new(store.clone()), Arc::new(SystemClock), settings)?;
+    // With an operator key, the operator creates organisations (README); without one, a data
+    // directory with none gets a first organisation and its admin key (printed once, below).
+    let first = if operator { None } else { first_run::bootstrap(&service, &store).await? };
     tokio::spawn(countersign_core::local::run_sweeper(
         service.clone(),
         Duration::from_secs(sweep_interval_seconds.max(1)),
     ));
     tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, QUEUE_POLL));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "countersign listening; reviewer dashboard at /dashboard");
-    axum::serve(listener, countersign_core::api::router(service)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!(addr = %listening, data_dir = %data_dir.display(), "countersign listening; reviewer dashboard at /dashboard");
+    let mut router = countersign_core::api::router(service.clone());
+    if let Some(first) = &first {
+        router = router.layer(axum::Extension(first.link.clone()));
+    }
+    // Plain stdout, never the log: on a first run this carries the admin key and the link.
+    let base = first_run::base_url(service.settings().public_url.as_deref(), listening);
+    let mut out = std::io::stdout().lock();
+    out.write_all(first_run::announcement(first.as_ref(), &base).as_bytes())?;
+    out.flush()?;
+    drop(out);
+    drop(first);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
