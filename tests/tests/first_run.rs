@@ -18,6 +18,7 @@ use tokio::process::{Child, ChildStdout, Command};
 const ADMIN_KEY_LINE: &str = "Admin API key:";
 const SIGN_IN_LINE: &str = "Sign-in link:";
 const DASHBOARD_LINE: &str = "Dashboard:";
+const AGENT_KEY_LINE: &str = "Demo agent API key:";
 
 fn countersign_bin() -> String {
     let bin = std::env::var("COUNTERSIGN_BIN")
@@ -45,10 +46,15 @@ struct Server {
 
 impl Server {
     async fn start(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, port, env, &[]).await
+    }
+
+    async fn start_with(data_dir: &Path, port: u16, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut command = Command::new(countersign_bin());
         command
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "info")
             .env_remove("COUNTERSIGN_ADMIN_KEY")
             .env_remove("COUNTERSIGN_SESSION_SECRET")
@@ -284,5 +290,72 @@ async fn with_an_operator_key_nothing_is_set_up_or_printed() {
     assert_eq!(page.status, 404, "{}", page.body);
     let logs = server.stop().await;
     assert!(!logs.contains("csk_"), "a key reached the logs:\n{logs}");
+    std::fs::remove_dir_all(&data_dir).expect("remove the data directory");
+}
+
+#[tokio::test]
+async fn demo_seeds_a_held_payment_the_admin_can_approve() {
+    let data_dir = temp_dir("first-run-demo");
+    let port = free_port();
+    let server = Server::start_with(&data_dir, port, &[], &["--demo"]).await;
+    let admin = server.line(ADMIN_KEY_LINE).unwrap_or_else(|| panic!("no admin key:\n{}", server.printed));
+    let agent = server.line(AGENT_KEY_LINE).unwrap_or_else(|| panic!("no agent key:\n{}", server.printed));
+    let link = server.line(SIGN_IN_LINE).unwrap_or_else(|| panic!("no link:\n{}", server.printed));
+    assert!(agent.starts_with("csk_") && agent != admin, "{agent}");
+    let path = link.strip_prefix(&server.base).expect("a link to this server").to_string();
+
+    // The link signs in; the queue holds the demo's held payment.
+    let mut browser = server.browser();
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let signed_in = browser.post(&path, &[("csrf", &page.csrf())]).await;
+    assert_eq!((signed_in.status, signed_in.location.as_deref()), (303, Some("/dashboard")), "{}", signed_in.body);
+    let queue = browser.get("/dashboard").await;
+    assert!(signed_in_queue(&queue), "{} {}", queue.status, queue.body);
+    assert!(queue.body.contains("Large vendor payment"), "the held payment is not in the queue: {}", queue.body);
+
+    // Over the API: one pending approval, which the admin (another person than the agent) approves.
+    let http = reqwest::Client::new();
+    let pending: serde_json::Value = http
+        .get(format!("{}/v1/approvals?status=PENDING", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list approvals")
+        .json()
+        .await
+        .expect("json");
+    let items = pending["data"].as_array().unwrap_or_else(|| panic!("{pending}"));
+    assert_eq!(items.len(), 1, "{pending}");
+    let id = items[0]["id"].as_str().expect("id");
+    let approved = http
+        .post(format!("{}/v1/approvals/{id}/approve", server.base))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"note": "demo"}))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap_or_default());
+    // The agent key reads payments.
+    let payments =
+        http.get(format!("{}/v1/payments", server.base)).bearer_auth(&agent).send().await.expect("list payments");
+    assert_eq!(payments.status(), 200);
+    let logs = server.stop().await;
+    assert!(!logs.contains("csk_"), "a key reached the logs:\n{logs}");
+
+    // --demo on a data directory that has its organisation seeds nothing and prints no secret.
+    let server = Server::start_with(&data_dir, port, &[], &["--demo"]).await;
+    assert!(!server.printed.contains("csk_"), "{}", server.printed);
+    let pending: serde_json::Value = http
+        .get(format!("{}/v1/approvals?status=PENDING", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list approvals")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pending["data"].as_array().map(Vec::len), Some(0), "nothing seeded again: {pending}");
+    server.stop().await;
     std::fs::remove_dir_all(&data_dir).expect("remove the data directory");
 }

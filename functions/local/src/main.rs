@@ -40,6 +40,10 @@ enum Command {
         /// Seconds between expiry sweeps.
         #[arg(long, env = "COUNTERSIGN_SWEEP_INTERVAL_SECONDS", default_value_t = 30)]
         sweep_interval_seconds: u64,
+        /// On a new data directory (no organisation, no COUNTERSIGN_ADMIN_KEY), also seed a demo:
+        /// an agent key, two wallets, a policy, and a held payment waiting in the queue.
+        #[arg(long)]
+        demo: bool,
     },
     /// Serve the MCP tools of the Countersign server at URL over stdin/stdout (for desktop MCP
     /// clients); the tools act as the API key in COUNTERSIGN_API_KEY.
@@ -59,8 +63,8 @@ const QUEUE_POLL: Duration = Duration::from_millis(100);
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
-        Command::Serve { addr, data_dir, sweep_interval_seconds } => {
-            serve(addr, data_dir, sweep_interval_seconds).await
+        Command::Serve { addr, data_dir, sweep_interval_seconds, demo } => {
+            serve(addr, data_dir, sweep_interval_seconds, demo).await
         }
         // No log on stdout: it carries the MCP session. Errors go to stderr, which desktop
         // clients show in their MCP logs.
@@ -78,6 +82,7 @@ async fn serve(
     addr: SocketAddr,
     data_dir: PathBuf,
     sweep_interval_seconds: u64,
+    demo: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     countersign_core::config::init_tracing();
     let mut settings = countersign_core::config::settings_from_env()?;
@@ -96,7 +101,11 @@ async fn serve(
     let (service, queue) = countersign_core::local::wire(Arc::new(store.clone()), Arc::new(SystemClock), settings)?;
     // With an operator key, the operator creates organisations (README); without one, a data
     // directory with none gets a first organisation and its admin key (printed once, below).
-    let first = if operator { None } else { first_run::bootstrap(&service, &store).await? };
+    let first = if operator { None } else { first_run::bootstrap(&service, &store, demo).await? };
+    if demo && first.is_none() {
+        let why = if operator { "COUNTERSIGN_ADMIN_KEY is set" } else { "this data directory has an organisation" };
+        tracing::warn!("--demo seeds only a new data directory without an operator key: {why}; nothing seeded");
+    }
     tokio::spawn(countersign_core::local::run_sweeper(
         service.clone(),
         Duration::from_secs(sweep_interval_seconds.max(1)),

@@ -21,10 +21,15 @@ use rand::RngCore;
 
 use crate::adapters::sqlite::SqliteStore;
 use crate::api::{SignInLink, SIGN_IN_LINK_MINUTES};
+use crate::domain::money::{Amount, Currency};
+use crate::domain::payment::{NewPayment, PaymentOutcome};
+use crate::domain::permission::Permission;
+use crate::domain::policy::PolicyPatch;
 use crate::domain::secret::ServerSecret;
+use crate::domain::wallet::NewWallet;
 use crate::error::AppError;
 use crate::ports::StoreError;
-use crate::service::{Caller, Countersign};
+use crate::service::{Caller, Countersign, FundRequest, NewApiKey};
 
 /// The session secret's file in the data directory.
 pub const SESSION_SECRET_FILE: &str = "session-secret";
@@ -36,6 +41,7 @@ pub const FIRST_ORGANIZATION_NAME: &str = "My organisation";
 /// The prefixes of the lines that carry the secrets (tests and scripts read them).
 pub const ADMIN_KEY_LINE: &str = "Admin API key:";
 pub const SIGN_IN_LINE: &str = "Sign-in link:";
+pub const AGENT_KEY_LINE: &str = "Demo agent API key:";
 pub const DASHBOARD_LINE: &str = "Dashboard:";
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,8 @@ pub enum FirstRunError {
     Store(#[from] StoreError),
     #[error("cannot set up the first organisation: {0}")]
     Setup(#[from] AppError),
+    #[error("cannot seed the demo: {0}")]
+    Demo(&'static str),
 }
 
 /// The dashboard's secret from `dir/session-secret`, made (random, 0600) if the file is missing.
@@ -89,11 +97,23 @@ fn warn_if_shared(path: &Path) {
     let _ = path;
 }
 
-/// What a first run set up: the admin key's secret and the one-time sign-in link.
+/// What a first run set up: the admin key's secret and the one-time sign-in link, and with
+/// `--demo` the demo's agent key.
 pub struct FirstRun {
     pub admin_key: String,
     pub link: Arc<SignInLink>,
     pub token: String,
+    pub demo: Option<Demo>,
+}
+
+/// What `--demo` seeds on a first run, through the same use cases as the API (the README's curl
+/// walkthrough): an agent key (a person of its own, so the admin may approve its payments), the
+/// agent's wallet funded with 10000.00 USD and a payee's, a policy that holds payments above
+/// 1000.00 for a human, one small payment executed and one large payment held, so the
+/// dashboard's queue has an approval in it.
+pub struct Demo {
+    pub agent_key: String,
+    pub approval_id: String,
 }
 
 impl std::fmt::Debug for FirstRun {
@@ -105,15 +125,67 @@ impl std::fmt::Debug for FirstRun {
 /// On a store with no organisation: the first organisation, its admin key (which may read and
 /// decide approvals, so it signs in to the dashboard) and a sign-in link for it. `None` when an
 /// organisation exists already. The caller decides whether to run it (not with an operator key).
-pub async fn bootstrap(service: &Countersign, store: &SqliteStore) -> Result<Option<FirstRun>, FirstRunError> {
+/// With `demo`, it also seeds the demo (`Demo`).
+pub async fn bootstrap(
+    service: &Countersign,
+    store: &SqliteStore,
+    demo: bool,
+) -> Result<Option<FirstRun>, FirstRunError> {
     if store.has_organization().await? {
         return Ok(None);
     }
     // The process itself acts as the operator here: it is the deployment on its own data.
     let created = service.create_organization(&Caller::Operator, FIRST_ORGANIZATION_NAME.into()).await?;
+    let admin = Caller::Key(created.admin_key.key);
+    let demo = if demo { Some(seed_demo(service, &admin).await?) } else { None };
     let admin_key = created.admin_key.secret;
     let (link, token) = SignInLink::new(admin_key.clone(), Duration::from_secs(SIGN_IN_LINK_MINUTES * 60));
-    Ok(Some(FirstRun { admin_key, link, token }))
+    Ok(Some(FirstRun { admin_key, link, token, demo }))
+}
+
+async fn seed_demo(service: &Countersign, admin: &Caller) -> Result<Demo, FirstRunError> {
+    let amount = |text: &str| Amount::parse(text).map_err(AppError::from);
+    let agent = NewApiKey {
+        name: "demo agent".into(),
+        permissions: vec![Permission::PaymentsWrite, Permission::PaymentsRead],
+        wallet_ids: vec![],
+        member_id: None,
+    };
+    let agent = service.create_api_key(admin, agent).await?;
+    let wallet = |name: &str, agent_name: Option<&str>| NewWallet {
+        name: name.into(),
+        agent_name: agent_name.map(Into::into),
+        currency: Currency::USD,
+        metadata: Default::default(),
+    };
+    let from = service.create_wallet(admin, wallet("Demo agent wallet", Some("demo agent"))).await?;
+    let to = service.create_wallet(admin, wallet("ACME Corp", None)).await?;
+    let fund = FundRequest { amount: amount("10000.00")?, idempotency: None };
+    service.fund_wallet(admin, &from.id, fund).await?;
+    let policy = PolicyPatch {
+        name: Some("Large payment review".into()),
+        max_transaction_amount: Some(Some(amount("1000.00")?)),
+        require_human_approval: Some(true),
+        ..PolicyPatch::default()
+    };
+    service.create_policy(admin, &from.id, policy).await?;
+    let agent_caller = Caller::Key(agent.key);
+    let small = NewPayment {
+        description: Some("Coffee beans".into()),
+        ..NewPayment::new(from.id.clone(), to.id.clone(), amount("10.00")?)
+    };
+    service.create_payment(&agent_caller, small).await?;
+    let large = NewPayment {
+        description: Some("Large vendor payment".into()),
+        agent_reasoning: Some("Invoice 1042 from ACME Corp is due this week.".into()),
+        ..NewPayment::new(from.id, to.id, amount("5000.00")?)
+    };
+    match service.create_payment(&agent_caller, large).await?.outcome {
+        PaymentOutcome::Held { approval, .. } => {
+            Ok(Demo { agent_key: agent.secret, approval_id: approval.id.as_str().to_string() })
+        }
+        PaymentOutcome::Executed { .. } => Err(FirstRunError::Demo("the demo policy did not hold the large payment")),
+    }
 }
 
 /// The base URL people open: `public_url` when set, else the address the server listens on
@@ -144,9 +216,20 @@ pub fn announcement(first: Option<&FirstRun>, base: &str) -> String {
          Open this link to reach the dashboard signed in (it works once, for {SIGN_IN_LINK_MINUTES} minutes,\n\
          and only until this process stops; the admin key also signs in at {base}/dashboard):\n\n\
          {SIGN_IN_LINE} {base}{path}\n\n\
-         {dashboard}\n\n",
+         {demo}{dashboard}\n\n",
         key = first.admin_key,
         path = SignInLink::path(&first.token),
+        demo = first.demo.as_ref().map(demo_text).unwrap_or_default(),
+    )
+}
+
+fn demo_text(demo: &Demo) -> String {
+    format!(
+        "Demo: two wallets, a policy that holds payments above 1000.00 USD, and a held payment\n\
+         ({id}) waiting in the queue. The demo agent's key (payments:write, payments:read) makes more:\n\n\
+         {AGENT_KEY_LINE} {key}\n\n",
+        id = demo.approval_id,
+        key = demo.agent_key,
     )
 }
 
@@ -197,13 +280,14 @@ mod tests {
             crate::service::Settings::default(),
         )
         .unwrap();
-        let first = bootstrap(&service, &store).await.unwrap().expect("a first run");
+        let first = bootstrap(&service, &store, false).await.unwrap().expect("a first run");
+        assert!(first.demo.is_none());
         assert!(first.admin_key.starts_with("csk_"));
         service.sign_in(&first.admin_key).await.expect("the admin key signs in to the dashboard");
         let text = announcement(Some(&first), "http://127.0.0.1:8080");
         assert!(text.contains(&format!("{ADMIN_KEY_LINE} {}", first.admin_key)), "{text}");
         assert!(text.contains(&format!("{SIGN_IN_LINE} http://127.0.0.1:8080/dashboard/start/{}", first.token)));
-        assert!(bootstrap(&service, &store).await.unwrap().is_none(), "an organisation exists now");
+        assert!(bootstrap(&service, &store, true).await.unwrap().is_none(), "an organisation exists now");
         let later = announcement(None, "http://127.0.0.1:8080");
         assert!(!later.contains("csk_") && later.contains("http://127.0.0.1:8080/dashboard"), "{later}");
     }
