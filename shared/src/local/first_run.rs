@@ -226,7 +226,8 @@ pub fn announcement(first: Option<&FirstRun>, base: &str) -> String {
 fn demo_text(demo: &Demo) -> String {
     format!(
         "Demo: two wallets, a policy that holds payments above 1000.00 USD, and a held payment\n\
-         ({id}) waiting in the queue. The demo agent's key (payments:write, payments:read) makes more:\n\n\
+         ({id}) waiting in the queue. The demo agent's key (payments:write, payments:read)\n\
+         submits more:\n\n\
          {AGENT_KEY_LINE} {key}\n\n",
         id = demo.approval_id,
         key = demo.agent_key,

@@ -119,7 +119,7 @@ fn gone() -> DashError {
         StatusCode::NOT_FOUND,
         "Link not valid",
         "This sign-in link has been used, has expired, or is not one this server printed. Sign in \
-         with the admin API key that `countersign serve` printed instead.",
+         with the admin API key that countersign serve printed instead.",
     )
 }
 
@@ -131,8 +131,9 @@ fn link_of(link: &Link, token: &str) -> Option<Arc<SignInLink>> {
 
 /// The confirm page: a button that signs in. Spends nothing.
 pub async fn confirm(visitor: Visitor, link: Link, PathParam(token): PathParam) -> Reply {
-    let Some(link) = link_of(&link, &token).filter(|l| l.usable(&token)) else { return Err(gone()) };
-    drop(link);
+    if !link_of(&link, &token).is_some_and(|l| l.usable(&token)) {
+        return Err(gone());
+    }
     let nonce = new_nonce();
     let page = StartPage { chrome: Chrome::anonymous(), csrf: sign_in_token(&visitor.secret, &nonce), token };
     let mut response = html(StatusCode::OK, &page);
