@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod first_run;
 mod relay;
 
 pub use relay::OutboxRelay;

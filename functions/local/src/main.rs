@@ -4,13 +4,16 @@
 
 mod mcp;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use countersign_core::domain::secret::ServerSecret;
+use countersign_core::adapters::sqlite::SqliteStore;
+use countersign_core::local::first_run;
+use countersign_core::ports::SystemClock;
 
 // Every request builds and drops many small JSON trees and strings across threads; mimalloc's
 // per-thread free lists cost a fraction of glibc's arena locking for that (bench/RESULTS.md).
@@ -37,6 +40,10 @@ enum Command {
         /// Seconds between expiry sweeps.
         #[arg(long, env = "COUNTERSIGN_SWEEP_INTERVAL_SECONDS", default_value_t = 30)]
         sweep_interval_seconds: u64,
+        /// On a new data directory (no organisation, no COUNTERSIGN_ADMIN_KEY), also seed a demo:
+        /// an agent key, two wallets, a policy, and a held payment waiting in the queue.
+        #[arg(long)]
+        demo: bool,
     },
     /// Serve the MCP tools of the Countersign server at URL over stdin/stdout (for desktop MCP
     /// clients); the tools act as the API key in COUNTERSIGN_API_KEY.
@@ -56,8 +63,8 @@ const QUEUE_POLL: Duration = Duration::from_millis(100);
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
-        Command::Serve { addr, data_dir, sweep_interval_seconds } => {
-            serve(addr, data_dir, sweep_interval_seconds).await
+        Command::Serve { addr, data_dir, sweep_interval_seconds, demo } => {
+            serve(addr, data_dir, sweep_interval_seconds, demo).await
         }
         // No log on stdout: it carries the MCP session. Errors go to stderr, which desktop
         // clients show in their MCP logs.
@@ -75,31 +82,48 @@ async fn serve(
     addr: SocketAddr,
     data_dir: PathBuf,
     sweep_interval_seconds: u64,
+    demo: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     countersign_core::config::init_tracing();
     let mut settings = countersign_core::config::settings_from_env()?;
     if settings.session_secret.is_none() {
-        tracing::warn!(
-            "COUNTERSIGN_SESSION_SECRET is not set: dashboard sessions and review links last until this process stops"
-        );
-        settings.session_secret = Some(Arc::new(ServerSecret::random()));
+        // Kept in the data directory (0600), so sessions and review links survive restarts.
+        settings.session_secret = Some(Arc::new(first_run::session_secret(&data_dir)?));
     }
-    if settings.public_url.is_none() && addr.ip().is_loopback() {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listening = listener.local_addr()?;
+    if settings.public_url.is_none() && listening.ip().is_loopback() {
         // Review links point at this server when it only listens on loopback.
-        settings.public_url = Some(format!("http://{addr}"));
+        settings.public_url = Some(format!("http://{listening}"));
     }
-    let (service, queue) = countersign_core::local::open_with(&data_dir, settings)?;
-    if service.settings().operator_key_hash.is_none() {
-        tracing::warn!("COUNTERSIGN_ADMIN_KEY is not set: no one can create organisations");
+    let operator = settings.operator_key_hash.is_some();
+    let store = SqliteStore::open_dir(&data_dir)?;
+    let (service, queue) = countersign_core::local::wire(Arc::new(store.clone()), Arc::new(SystemClock), settings)?;
+    // With an operator key, the operator creates organisations (README); without one, a data
+    // directory with none gets a first organisation and its admin key (printed once, below).
+    let first = if operator { None } else { first_run::bootstrap(&service, &store, demo).await? };
+    if demo && first.is_none() {
+        let why = if operator { "COUNTERSIGN_ADMIN_KEY is set" } else { "this data directory has an organisation" };
+        tracing::warn!("--demo seeds only a new data directory without an operator key: {why}; nothing seeded");
     }
     tokio::spawn(countersign_core::local::run_sweeper(
         service.clone(),
         Duration::from_secs(sweep_interval_seconds.max(1)),
     ));
     tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, QUEUE_POLL));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "countersign listening; reviewer dashboard at /dashboard");
-    axum::serve(listener, countersign_core::api::router(service)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!(addr = %listening, data_dir = %data_dir.display(), "countersign listening; reviewer dashboard at /dashboard");
+    let mut router = countersign_core::api::router(service.clone());
+    if let Some(first) = &first {
+        router = router.layer(axum::Extension(first.link.clone()));
+    }
+    // Plain stdout, never the log: on a first run this carries the admin key and the link.
+    let base = first_run::base_url(service.settings().public_url.as_deref(), listening);
+    let mut out = std::io::stdout().lock();
+    out.write_all(first_run::announcement(first.as_ref(), &base).as_bytes())?;
+    out.flush()?;
+    drop(out);
+    drop(first);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 

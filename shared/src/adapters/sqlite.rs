@@ -117,6 +117,13 @@ impl SqliteStore {
         self.read(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)).await
     }
 
+    /// Whether any organisation is stored (`countersign serve` sets up a first one when none is).
+    pub async fn has_organization(&self) -> Result<bool, StoreError> {
+        // Organisations are `ORG#<id>` / `ORG` (service::records::org_key): a range of the key index.
+        let sql = "SELECT EXISTS (SELECT 1 FROM items WHERE pk >= 'ORG#' AND pk < 'ORG$' AND sk = 'ORG')";
+        self.read(move |c| c.query_row(sql, [], |r| r.get::<_, bool>(0))).await
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

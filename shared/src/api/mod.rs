@@ -39,6 +39,8 @@ pub use openapi::document as openapi_document;
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+pub use dashboard::{SignInLink, SIGN_IN_LINK_MINUTES};
+
 pub type AppState = Arc<Countersign>;
 
 /// Every route of the public API (and, with the `mcp` feature, the MCP server at `/mcp`).

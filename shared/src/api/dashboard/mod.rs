@@ -3,7 +3,8 @@
 //! keyboard shortcuts. Sign-in takes an API key and keeps a server-side session (`auth`,
 //! `tokens`); every form carries a CSRF token; every page has a strict Content-Security-Policy
 //! and escapes every value (askama templates, `templates/`). Review links from webhooks land on
-//! a confirm page (`link`). Errors are readable pages, never JSON.
+//! a confirm page (`link`). The sign-in link `countersign serve` prints on a new
+//! data directory lands on one too (`start`). Errors are readable pages, never JSON.
 
 mod assets;
 mod auth;
@@ -13,11 +14,14 @@ mod link;
 mod page;
 mod queue;
 mod sign_in;
+mod start;
 mod tokens;
 mod views;
 
 use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
+
+pub use start::{SignInLink, SIGN_IN_LINK_MINUTES};
 
 use super::AppState;
 use page::DashError;
@@ -50,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/approvals/{id}/decide", html_405(post(detail::decide_approval)))
         .route("/dashboard/reviews/{id}", html_405(get(detail::review)))
         .route("/dashboard/reviews/{id}/decide", html_405(post(detail::decide_review)))
+        .route("/dashboard/start/{token}", html_405(get(start::confirm).post(start::sign_in)))
         .route("/dashboard/r/{token}", html_405(get(link::confirm).post(link::decide)))
         .route("/dashboard/static/app.css", html_405(get(assets::css)))
         .route("/dashboard/static/app.js", html_405(get(assets::js)))

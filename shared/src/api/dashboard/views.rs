@@ -553,6 +553,15 @@ pub struct SignInPage {
     pub error: Option<String>,
 }
 
+/// The one-time sign-in link's page (`start`): a button, nothing spent by looking.
+#[derive(Template)]
+#[template(path = "start.html")]
+pub struct StartPage {
+    pub chrome: Chrome,
+    pub csrf: String,
+    pub token: String,
+}
+
 #[derive(Template)]
 #[template(path = "confirm.html")]
 pub struct ConfirmPage {
