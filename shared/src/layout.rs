@@ -1,32 +1,7 @@
 //! How each record is laid out in the single table: its key, its index entries, its TTL.
-//! Access patterns (also in README):
-//! | pattern | index | key |
-//! |---|---|---|
-//! | key by id (auth) | primary | `APIKEY#id` / `APIKEY` |
-//! | organisation's settings (default team) | primary | `ORG#o` / `SETTINGS` |
-//! | org's keys, wallets, payments, approvals | byOrg | `ORG#o#<TYPE>` / id |
-//! | payments or approvals by status | byStatus | `ORG#o#<TYPE>#<STATUS>` / id |
-//! | payments or approvals of a wallet (± status) | byWallet | `ORG#o#WALLET#w#<TYPE>` / `<STATUS>#id` |
-//! | wallet's policies, ledger lines | primary | `WALLET#w` / `POLICY#id`, `TXN#id` |
-//! | wallet's payment counter (velocity) | primary | `WALLET#w` / `RATE` |
-//! | audit log | primary | `ORG#o#AUDIT` / id |
-//! | audit history of one resource (dashboard) | byWallet | `ORG#o#AUDIT#<resource id>` / id |
-//! | dashboard session by id hash | primary | `SESSION#sha256` / `SESSION` (TTL 12 h) |
-//! | review link used, by fingerprint | primary | `REVIEWLINK#sha256` / `REVIEWLINK` (TTL: link expiry) |
-//! | approvals due for expiry | due | `APPROVAL` / `expiresAt#id` (only while PENDING) |
-//! | unpublished outbox events | due | `OUTBOX` / `createdAt#id` (only until published) |
-//! | idempotency record, per calling key | primary | `IDEM#o#<key id>#scope#key` / `IDEM` (TTL 24 h) |
-//! | org's webhooks (every fan-out) | primary | `ORG#o#WEBHOOK` / `WEBHOOK#id` |
-//! | delivery by id | primary | `DELIVERY#id` / `DELIVERY` |
-//! | deliveries of a webhook | byWallet | `ORG#o#WEBHOOK#w#DELIVERY` / id |
-//! | dead-lettered deliveries | byStatus | `ORG#o#DELIVERY#FAILED` / id |
-//! | pending deliveries by next attempt | due | `DELIVERY` / `nextAttemptAt#id` (only while PENDING) |
-//! | refund by id | primary | `REFUND#id` / `REFUND` |
-//! | org's refunds (± status), a payee wallet's refunds | byOrg / byStatus / byWallet | `ORG#o#REFUND…` |
-//! | review by id | primary | `REVIEW#id` / `REVIEW` |
-//! | org's reviews, newest first (± status) | byOrg / byStatus | `ORG#o#REVIEW`, `ORG#o#REVIEW#<STATUS>` / id |
-//! | reviews due for expiry | due | `REVIEW#<0..15>` / `expiresAt#id` (only while open) |
-//! | long-polls a key holds (remote store only) | primary | `WAIT#<key id>` / `0`..`15` (TTL: the wait + 30 s) |
+//! Every key prefix and index pattern, with what reads it, is in docs/architecture.md (section
+//! "Access patterns"), the one table of them; `tests/tests/access_patterns.rs` fails when a key
+//! written here is missing from it.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
