@@ -35,7 +35,7 @@ pub const DUE_REVIEWS: &str = "REVIEW";
 /// Parked outbox events, for operators (not swept).
 pub const PARKED_OUTBOX: &str = "OUTBOX_PARKED";
 /// Each due kind is spread over this many partitions (`APPROVAL#0` … `APPROVAL#15`), so no
-/// single index partition takes every pending approval or unpublished event (README, capacity).
+/// single index partition takes every pending approval or unpublished event (docs/architecture.md, "Due-index capacity").
 pub const DUE_SHARDS: u32 = 16;
 
 /// The due partition of the record with `id`: a stable shard from the id's hash.

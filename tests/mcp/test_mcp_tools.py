@@ -1,4 +1,4 @@
-"""The MCP tools (DESIGN §2.4) through the official `mcp` Python SDK, over Streamable HTTP and over
+"""The MCP tools (docs/api.md, "MCP details") through the official `mcp` Python SDK, over Streamable HTTP and over
 stdio (`countersign mcp --url`), against the real binary: a held payment decided by a second key
 while the first waits, the self-approval refusal, and API error codes as tool errors."""
 

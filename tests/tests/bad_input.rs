@@ -552,8 +552,8 @@ fn refusal(
 }
 
 per_backend!(every_human_side_route_refuses_bad_input_naming_the_field);
-/// Members, teams, routing rules (both spellings), modify, escalate and reviews (DESIGN §2.1,
-/// §2.2): 4xx in the envelope, the field named, nothing written.
+/// Members, teams, routing rules (both spellings), modify, escalate and reviews (docs/api.md,
+/// "Teams and routing", "Reviews"): 4xx in the envelope, the field named, nothing written.
 async fn every_human_side_route_refuses_bad_input_naming_the_field(backend: Backend) {
     use Who::*;
     let app = TestApp::spawn(backend).await;

@@ -1,4 +1,4 @@
-//! A JSON body that gives a key twice is refused at every JSON door (DESIGN §2), on both stores:
+//! A JSON body that gives a key twice is refused at every JSON door (docs/api.md, "Request bodies"), on both stores:
 //! 400 `VALIDATION_ERROR` naming the key's path, and nothing written. `{"from": A, …, "from": B}`
 //! would otherwise pay from B here while a gateway or a client-side check saw A.
 

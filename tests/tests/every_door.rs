@@ -1,4 +1,4 @@
-//! Separation of duties at every door (DESIGN §2.6), on both stores, as one table: for each way
+//! Separation of duties at every door (docs/api.md, "Separation of duties"), on both stores, as one table: for each way
 //! to decide an approval (REST approve and modify, `/reviews` decide, the dashboard, MCP
 //! `decide_approval`, a review link), the person who submitted the payment is refused, through
 //! the key that submitted it and through a key that key minted later, and nothing moves. The

@@ -1,4 +1,4 @@
-//! Held payments seen through `/reviews` (`task_type: "payment"`, DESIGN §2.2): listed beside
+//! Held payments seen through `/reviews` (`task_type: "payment"`, docs/api.md, "Reviews"): listed beside
 //! reviews, decided there exactly as through `/v1/approvals` (money moves once), modified with a
 //! structured amount; and escalation of reviews and held payments through `/reviews`. Both stores.
 

@@ -1,4 +1,4 @@
-//! People, teams and routing (DESIGN §2.1), through the API on both stores: separation of duties
+//! People, teams and routing (docs/api.md, "Teams and routing"), through the API on both stores: separation of duties
 //! and quorum count people, not keys; a routing rule assigns a held payment's approval to a team,
 //! whose members alone (or an admin) decide it.
 
@@ -53,7 +53,7 @@ async fn the_submitter_cannot_approve_through_a_key_minted_later(backend: Backen
     let path = format!("/v1/approvals/{}/approve", held["approvalId"].as_str().unwrap());
     let (status, body) = app.post(&path, &later, json!({})).await;
     assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
-    // Only an admin key binds a key to another member (DESIGN 2.1): sam's key cannot mint olga's.
+    // Only an admin key binds a key to another member (docs/api.md, "Separation of duties"): sam's key cannot mint olga's.
     let other = app.member(&s.admin, "olga").await;
     let body = json!({"name": "k", "permissions": ["approvals:write"], "memberId": other});
     let (status, body) = app.post("/v1/api-keys", &sams, body).await;

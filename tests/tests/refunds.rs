@@ -1,4 +1,4 @@
-//! Refunds, policy evaluation and velocity (DESIGN §2.3, RefundKit) through HTTP on both stores:
+//! Refunds, policy evaluation and velocity (docs/api.md, "Refunds"; RefundKit) through HTTP on both stores:
 //! RefundKit's examples as written, approval of held refunds through the approvals routes, the
 //! reservation that keeps partial refunds within the payment (a 50-way race), expiry, velocity,
 //! and bad input on every new route.

@@ -1,4 +1,4 @@
-//! The Humancheck-compatible reviews API (DESIGN §2.2) through HTTP on both stores: create
+//! The Humancheck-compatible reviews API (docs/api.md, "Reviews") through HTTP on both stores: create
 //! (plain and blocking), decide once, the decision long-poll, paging, routing to a team,
 //! separation of duties, expiry by the sweep, and the outbox events.
 

@@ -1,4 +1,4 @@
-//! Separation of duties that holds (DESIGN §2.6, issue 21), the approvals side, on both stores:
+//! Separation of duties that holds (docs/api.md, "Separation of duties"; issue 21), the approvals side, on both stores:
 //! escalation moves forward only and within the chain's time bound, never by the submitter's
 //! person; a `reviews:write` key reads only its own person's reviews; `GET /reviews` reads only
 //! what its page needs; a key holds at most 16 long-polls at once.

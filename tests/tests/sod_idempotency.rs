@@ -1,4 +1,4 @@
-//! Separation of duties, the idempotency and refund holes (DESIGN §2.6) through HTTP on both
+//! Separation of duties, the idempotency and refund holes (docs/api.md, "Separation of duties", "Idempotency") through HTTP on both
 //! stores: idempotency records belong to the calling key, and a wallet-bound key's wallets are
 //! checked before anything is replayed; a record deleted by TTL between two retries never lets
 //! both commit; a held refund re-checks the deny rules when it is approved.

@@ -1,4 +1,4 @@
-//! Separation of duties that holds, on the people side (DESIGN 2.1, 2.6; issue 21), through the
+//! Separation of duties that holds, on the people side (docs/api.md, "Separation of duties"; issue 21), through the
 //! API on both stores: only an admin key binds a key to a member or vouches for a new person;
 //! a key minted by any other key is its minter's person; only an admin key changes team
 //! membership; a key bound to wallets touches no members, teams, routing rules or settings; and

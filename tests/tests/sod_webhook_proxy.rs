@@ -1,4 +1,4 @@
-//! The webhook client ignores proxy settings from the environment (DESIGN §2.6): a proxy would
+//! The webhook client ignores proxy settings from the environment (docs/api.md, "Webhooks"): a proxy would
 //! resolve the target itself, where the SSRF guard never sees the address. Its own test binary:
 //! it sets process-wide environment variables, before any client is built, in its only test.
 

@@ -1,4 +1,4 @@
-//! Separation of duties, the webhook and network side (DESIGN §2.6): who hears approval events,
+//! Separation of duties, the webhook and network side (docs/api.md, "Webhooks"): who hears approval events,
 //! one organisation's hanging endpoint never delays another's deliveries, and `countersign mcp`
 //! never sends its key in clear to another host. (The webhook client's proxy test runs in its
 //! own binary, `sod_webhook_proxy.rs`: it sets process-wide environment variables.)

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN §2), one axum router served by the Lambda functions and the local server.
+//! The HTTP API (README "API (v1)"; docs/api.md), one axum router served by the Lambda functions and the local server.
 //! A door: each resource module holds its wire request types (`try_into_domain` turns one into a
 //! domain request or a field error), its handlers, and its response shapes. Status codes are
 //! picked here and nowhere else; errors map to statuses in `error.rs`.

@@ -1,4 +1,4 @@
-//! The API description (OpenAPI 3.1, DESIGN §2.4) at `GET /openapi.json`, built from the code:
+//! The API description (OpenAPI 3.1, README "API description (OpenAPI)") at `GET /openapi.json`, built from the code:
 //! one table of operations beside the router, request bodies from the wire types themselves
 //! (`utoipa::ToSchema` on each `…Body`, so a field added to a body is in the document), the
 //! error envelope from `ErrorBody`. A test compares the table with the router's routes, so a

@@ -1,4 +1,4 @@
-//! `/v1/refunds` (DESIGN §2.3): ask for a refund of a completed payment, read and list refunds.
+//! `/v1/refunds` (docs/api.md, "Refunds"): ask for a refund of a completed payment, read and list refunds.
 //! A held refund's approval is decided through `/v1/approvals` (or `/reviews`).
 
 use axum::extract::State;

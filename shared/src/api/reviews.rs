@@ -1,4 +1,4 @@
-//! `/reviews` (DESIGN §2.2): Humancheck's reviews API, snake_case, at the root. Create (optionally
+//! `/reviews` (docs/api.md, "Reviews"): Humancheck's reviews API, snake_case, at the root. Create (optionally
 //! blocking until a decision or `COUNTERSIGN_REVIEW_WAIT_SECONDS`), list by page, read, decide,
 //! and read (or long-poll) the decision.
 

@@ -1,4 +1,4 @@
-//! `/v1/settings`: the organisation's settings (DESIGN 2.6), for now its default team.
+//! `/v1/settings`: the organisation's settings (docs/api.md, "Separation of duties"), for now its default team.
 
 use axum::extract::State;
 use axum::response::IntoResponse;

@@ -1,4 +1,4 @@
-//! A JSON body that gives a key twice in one object is refused (DESIGN §2): two parsers that pick
+//! A JSON body that gives a key twice in one object is refused (docs/api.md, "Request bodies"): two parsers that pick
 //! different values for `{"from": A, …, "from": B}` (a gateway or a client-side check, and this
 //! service) are a known way to slip a payment past a check. serde_json keeps the last value
 //! silently, so every body is walked once more for repeats; escapes are decoded first, so

@@ -1,4 +1,4 @@
-//! Escalation moves forward only (DESIGN §2.1, §2.6), for approvals and reviews alike: to the
+//! Escalation moves forward only (docs/api.md, "Separation of duties"), for approvals and reviews alike: to the
 //! chain's next tier not yet assigned, or (an admin only) to a named team the item has never had;
 //! never by the person who asked; and the whole window is bounded by the chain, so handing an
 //! item around can never keep it open past `created_at + (tiers + 1) × window`.

@@ -1,4 +1,4 @@
-//! Limits on free-form client input (DESIGN §2).
+//! Limits on free-form client input (docs/api.md, "Input limits").
 
 use super::money::MoneyError;
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Integer digits allowed in an amount (DESIGN §2: at most 15).
+/// Integer digits allowed in an amount (docs/api.md, "Input limits": at most 15).
 pub const MAX_INTEGER_DIGITS: usize = 15;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -107,7 +107,7 @@ impl ApiKey {
     }
 
     /// The person a key minted by this one acts for, given the member it asks to be bound to
-    /// (DESIGN 2.1). An organisation's admin key (bound to no wallet) vouches for identities: it binds any member, and a key it mints
+    /// (docs/api.md, "Separation of duties"). An organisation's admin key (bound to no wallet) vouches for identities: it binds any member, and a key it mints
     /// unbound is a person of its own (`None`). Any other key mints only keys of its own person,
     /// and may name no member but its own.
     pub fn person_of_minted(&self, member: Option<&MemberId>) -> Result<Option<Person>, MintRefused> {

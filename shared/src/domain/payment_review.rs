@@ -1,4 +1,4 @@
-//! A payment held for approval, seen through `/reviews` (DESIGN §2.2): `task_type: "payment"`, the
+//! A payment held for approval, seen through `/reviews` (docs/api.md, "Reviews"): `task_type: "payment"`, the
 //! approval's id as the review id, the approval's state as the review's status. A projection, not
 //! a second record: the approval stays the one source of truth, so the two can never disagree.
 

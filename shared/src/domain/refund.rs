@@ -1,4 +1,4 @@
-//! Refunds (DESIGN §2.3, RefundKit): money back from a completed payment's payee to its payer,
+//! Refunds (docs/api.md, "Refunds"; RefundKit): money back from a completed payment's payee to its payer,
 //! decided by the payee wallet's refund policies like a payment. pending → approved | rejected |
 //! expired (| failed when the payee no longer holds the money at approval); escalated is pending
 //! with another team. What has been refunded, or is held for a decision, is reserved on the

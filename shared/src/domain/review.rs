@@ -1,4 +1,4 @@
-//! Reviews (DESIGN §2.2, Humancheck-compatible): an agent proposes any action and a person
+//! Reviews (docs/api.md, "Reviews"; Humancheck-compatible): an agent proposes any action and a person
 //! approves, rejects or modifies it; nothing is executed by us. pending → approved | rejected |
 //! modified | expired, decided once. Pure: callers persist the result with a conditional write.
 

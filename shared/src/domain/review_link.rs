@@ -1,7 +1,7 @@
 //! Review links (`reviewUrl` in `approval.created` webhooks): `<approval id>.<expiry>.<tag>`,
 //! signed with the server secret, valid until the approval's deadline as it was when the link was
 //! made. A link names an approval and nothing more: it opens a confirm page, and deciding still
-//! needs a signed-in reviewer allowed to decide (README, Reviewer dashboard).
+//! needs a signed-in reviewer allowed to decide (docs/api.md, "Dashboard sessions and review links").
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

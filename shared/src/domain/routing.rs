@@ -1,4 +1,4 @@
-//! Routing rules: which team reviews an approval (DESIGN §2.1).
+//! Routing rules: which team reviews an approval (docs/api.md, "Teams and routing").
 //!
 //! A rule is `{name, priority, conditions, assignToTeam, isActive}`. `conditions` is a JSON object of
 //! `field: {"operator", "value"}` and every condition must hold. Of an organisation's active rules
@@ -58,7 +58,7 @@ pub const MAX_PATH_SEGMENT_CHARS: usize = input::MAX_NAME_CHARS;
 pub const MAX_LIST_VALUES: usize = 100;
 /// Characters in one text value.
 pub const MAX_VALUE_CHARS: usize = 1_000;
-/// The `taskType` of a payment held by policy (DESIGN §2.2).
+/// The `taskType` of a payment held by policy (docs/api.md, "Reviews").
 pub const PAYMENT_TASK_TYPE: &str = "payment";
 
 /// What a condition looks at.

@@ -1,4 +1,4 @@
-//! The reviewer dashboard (DESIGN §2.5): server-rendered HTML at `/dashboard`, a door over the
+//! The reviewer dashboard (docs/api.md, "Dashboard pages"): server-rendered HTML at `/dashboard`, a door over the
 //! same service as the API. Pages work without JavaScript; `static/app.js` adds live refresh and
 //! keyboard shortcuts. Sign-in takes an API key and keeps a server-side session (`auth`,
 //! `tokens`); every form carries a CSRF token; every page has a strict Content-Security-Policy

@@ -1,4 +1,4 @@
-//! The MCP server (DESIGN §2.4) at `/mcp`: Streamable HTTP, stateless, plain JSON responses,
+//! The MCP server (docs/api.md, "MCP details") at `/mcp`: Streamable HTTP, stateless, plain JSON responses,
 //! the same Bearer keys as the REST API. Every request is authenticated here first, by the
 //! REST extractor (a missing or bad key is the REST 401 envelope, before any MCP exchange); the
 //! tools then call the REST routes' service functions as that caller.

@@ -1,4 +1,4 @@
-//! Refunds (DESIGN §2.3): a completed payment's money back from its payee to its payer, decided by
+//! Refunds (docs/api.md, "Refunds"): a completed payment's money back from its payee to its payer, decided by
 //! the payee wallet's refund policies (`appliesTo: ["refund"]`) exactly like a payment: executed
 //! at once, held for a human (an approval decided through the same routes), or denied. Every
 //! refund reserves its amount on the payment in the same transaction, so concurrent partial

@@ -42,7 +42,7 @@ impl Caller {
     }
 
     /// The calling key, if it may act for the whole organisation (members, teams, routing,
-    /// settings): it holds `needed` and is bound to no wallet (DESIGN 2.6: a key that may act on
+    /// settings): it holds `needed` and is bound to no wallet (docs/api.md, "Separation of duties": a key that may act on
     /// one wallet must not choose who countersigns every other's payments). The wallet check
     /// comes first, so such a key learns nothing more.
     pub fn organiser(&self, needed: Permission) -> AppResult<&ApiKey> {

@@ -1,4 +1,4 @@
-//! Dashboard sessions (DESIGN §2.5). Signing in with an API key stores a session record under the
+//! Dashboard sessions (docs/api.md, "Dashboard sessions and review links"). Signing in with an API key stores a session record under the
 //! SHA-256 of a random session id; the browser holds only that id (in a cookie the door signs),
 //! never the key. Every request reads the session and the key again, so revoking the key or
 //! signing out ends the session at once, wherever its cookie went. Sessions last 12 hours.

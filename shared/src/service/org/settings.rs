@@ -1,4 +1,4 @@
-//! Organisation settings (DESIGN 2.6): for now the default team, where an approval or a review
+//! Organisation settings (docs/api.md, "Separation of duties"): for now the default team, where an approval or a review
 //! goes when no routing rule and no escalation chain assigns one. One record per organisation,
 //! absent until an admin first sets something.
 

@@ -1,4 +1,4 @@
-//! The reviewer's inbox (the dashboard's reads, DESIGN §2.5): approvals with their payments and
+//! The dashboard's queue (its reads; docs/api.md, "Dashboard pages"): approvals with their payments and
 //! reviews in one queue, open ones first; and one item with its history. Reads only, each
 //! through the caller's permissions: approvals as `list_approvals`/`get_approval` show them
 //! (wallet-bound keys see their wallets' only), reviews to keys that may read approvals.

@@ -1,4 +1,4 @@
-//! Reviews (DESIGN §2.2): any action an agent proposes, decided by a person. The same engine as
+//! Reviews (docs/api.md, "Reviews"): any action an agent proposes, decided by a person. The same engine as
 //! approvals: routing assigns a team at creation, separation of duties counts people, the sweep
 //! expires them, and every change commits with its audit row and outbox event (`review.created`,
 //! `review.decided`, `review.escalated`, `review.expired`). A payment held for approval shows here
@@ -43,7 +43,7 @@ pub const MAX_REVIEW_WAIT_SECONDS: u64 = 28;
 /// A waiting request reads the review at most this often.
 const POLL_EVERY: Duration = Duration::from_millis(250);
 /// Pages of `GET /reviews` reach this many entries (page × page_size): a page costs reads in
-/// proportion to how deep it is, so the depth is bounded (README, reviews).
+/// proportion to how deep it is, so the depth is bounded (docs/api.md, "Reviews").
 pub const REVIEW_LIST_DEPTH: usize = 1_000;
 /// How far past its page a listing reads to count `total`; beyond, `total` is a lower bound
 /// (`total_is_capped`).

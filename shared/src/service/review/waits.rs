@@ -1,4 +1,4 @@
-//! Long-polls held per API key (DESIGN §2.6): a key holds at most `MAX_WAITS_PER_KEY` waits for
+//! Long-polls held per API key (docs/api.md, "Separation of duties", bounded waiting): a key holds at most `MAX_WAITS_PER_KEY` waits for
 //! a decision at once (`POST /reviews` with `blocking`, `GET /reviews/{id}/decision?wait=`, MCP
 //! `wait_for_decision`); one more is refused with 429 and `Retry-After`, other keys unaffected.
 //!
