@@ -14,6 +14,7 @@ OPERATOR_KEY = "local-operator-key-change-me"  # the README's own
 
 # Blocks run by a test below.
 RUN = {
+    ("Quick start", 0),
     ("Run it locally", 0),
     ("Walkthrough with curl", 0),
     ("Reviewer workflow with curl", 0),
@@ -65,6 +66,59 @@ def wait_http_ok(url, shell, timeout):
         if time.time() > deadline:
             pytest.fail(f"{url} did not answer 200 in {timeout} s\n{shell.report()}")
         time.sleep(0.2)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def wait_printed(shell, pattern, timeout):
+    """The first match of `pattern` (a line) in what the block printed, waiting while it runs."""
+    deadline = time.time() + timeout
+    while True:
+        found = re.search(pattern, shell.stdout(), re.M)
+        if found:
+            return found.group(1)
+        if shell.proc.poll() is not None:
+            pytest.fail(f"the README block exited ({shell.proc.returncode}) before printing {pattern}\n{shell.report()}")
+        if time.time() > deadline:
+            pytest.fail(f"the README block printed no {pattern} in {timeout} s\n{shell.report()}")
+        time.sleep(0.2)
+
+
+def test_quick_start_ends_signed_in_on_the_dashboard(tmp_path):
+    # The quick start as written, on a free port and a fresh data directory (the README's own
+    # ./.countersign may hold an organisation from another block): the command, then the printed
+    # link opened in Chromium and "Sign in" pressed, lands on the signed-in queue with the demo's
+    # held payment.
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = Shell(substitute(block("Quick start"), {
+        "127.0.0.1:8080": f"127.0.0.1:{port}", "serve --demo": f"serve --demo --data-dir {tmp_path / 'data'}"}))
+    try:
+        link = wait_printed(server, r"^Sign-in link: (http://\S+)$", timeout=600)
+        key = wait_printed(server, r"^Admin API key: (csk_\S+)$", timeout=5)
+        assert link.startswith(f"http://127.0.0.1:{port}/dashboard/start/"), link
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(link)
+                page.click("#start-sign-in")
+                page.wait_for_selector(".who")
+                assert page.url.rstrip("/").endswith("/dashboard"), page.url
+                text = page.inner_text("body")
+                assert "Signed in as" in text, text
+                assert "5000.00" in text, text  # the demo's held payment, in the queue
+            finally:
+                browser.close()
+        # The printed key works on the API.
+        res = httpx.get(f"http://127.0.0.1:{port}/v1/wallets", headers={"Authorization": f"Bearer {key}"})
+        assert res.status_code == 200 and len(res.json()["data"]) == 2, res.text
+    finally:
+        server.stop()
 
 
 def test_run_it_locally_then_the_curl_walkthrough():
