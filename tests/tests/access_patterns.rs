@@ -291,26 +291,12 @@ async fn scenario(app: &TestApp) {
     app.policy(&admin, &to, json!({"name": "refunds", "appliesTo": ["refund"], "requireReviewAbove": "200.00"})).await;
 
     // Webhooks: one that accepts everything, one that always fails (dead letters).
-    let good = id(&ok(
-        app,
-        "POST",
-        "/v1/webhooks",
-        &admin,
-        Some(json!({"url": format!("{hooks}/ok"),
-        "events": ["*"]})),
-        201,
-    )
-    .await);
-    let _failing = id(&ok(
-        app,
-        "POST",
-        "/v1/webhooks",
-        &admin,
-        Some(json!({"url": format!("{hooks}/fail"),
-        "events": ["payment.completed"]})),
-        201,
-    )
-    .await);
+    let subscribe = |path: &str, events: &str| {
+        let body = json!({"url": format!("{hooks}/{path}"), "events": [events]});
+        ok(app, "POST", "/v1/webhooks", &admin, Some(body), 201)
+    };
+    let good = id(&subscribe("ok", "*").await);
+    let _failing = id(&subscribe("fail", "payment.completed").await);
     ok(app, "POST", &format!("/v1/webhooks/{good}/test"), &admin, None, 200).await;
 
     // Payments: executed (idempotent, then replayed), and held ones decided every way.

@@ -316,15 +316,7 @@ async fn demo_seeds_a_held_payment_the_admin_can_approve() {
 
     // Over the API: one pending approval, which the admin (another person than the agent) approves.
     let http = reqwest::Client::new();
-    let pending: serde_json::Value = http
-        .get(format!("{}/v1/approvals?status=PENDING", server.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("list approvals")
-        .json()
-        .await
-        .expect("json");
+    let pending = pending_approvals(&http, &server.base, &admin).await;
     let items = pending["data"].as_array().unwrap_or_else(|| panic!("{pending}"));
     assert_eq!(items.len(), 1, "{pending}");
     let id = items[0]["id"].as_str().expect("id");
@@ -346,16 +338,14 @@ async fn demo_seeds_a_held_payment_the_admin_can_approve() {
     // --demo on a data directory that has its organisation seeds nothing and prints no secret.
     let server = Server::start_with(&data_dir, port, &[], &["--demo"]).await;
     assert!(!server.printed.contains("csk_"), "{}", server.printed);
-    let pending: serde_json::Value = http
-        .get(format!("{}/v1/approvals?status=PENDING", server.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("list approvals")
-        .json()
-        .await
-        .expect("json");
+    let pending = pending_approvals(&http, &server.base, &admin).await;
     assert_eq!(pending["data"].as_array().map(Vec::len), Some(0), "nothing seeded again: {pending}");
     server.stop().await;
     std::fs::remove_dir_all(&data_dir).expect("remove the data directory");
+}
+
+/// `GET /v1/approvals?status=PENDING` as `key` sees it.
+async fn pending_approvals(http: &reqwest::Client, base: &str, key: &str) -> serde_json::Value {
+    let res = http.get(format!("{base}/v1/approvals?status=PENDING")).bearer_auth(key).send().await;
+    res.expect("list approvals").json().await.expect("json")
 }

@@ -4,6 +4,7 @@
 pub(crate) mod approvals;
 pub(crate) mod decide;
 pub(crate) mod execution;
+pub(crate) mod intake;
 pub(crate) mod payments;
 pub(crate) mod policies;
 pub(crate) mod refunds;

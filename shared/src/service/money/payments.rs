@@ -1,6 +1,5 @@
 //! Payment intake: decide by policy, then execute at once or hold for approval.
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::audit::Actor;
@@ -9,8 +8,8 @@ use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
-use crate::domain::routing::{route, Subject};
+use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts, Policy};
+use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
 use crate::engine::plan::{Planned, Tx};
@@ -56,14 +55,7 @@ pub struct PaymentFilter {
     pub status: Option<PaymentStatus>,
 }
 
-/// Intake's outcome as it is committed (and remembered under an idempotency key); a denial
-/// becomes `POLICY_DENIED` once its audit row is written.
-#[allow(clippy::large_enum_variant)] // one per request, moved once
-#[derive(Serialize, Deserialize)]
-enum Intake {
-    Decided(PaymentOutcome),
-    Denied(Decision),
-}
+type Intake = super::intake::Intake<PaymentOutcome>;
 
 impl UseCases {
     /// `POST /v1/payments`.
@@ -138,26 +130,13 @@ impl UseCases {
                 let plan = if payment.decision.outcome == Outcome::Execute {
                     plan_immediate(tx, payment, from, to)?
                 } else {
-                    // The highest-priority matching routing rule assigns the approval's team.
-                    let rules = r.org_rules(&org).await?;
-                    // Else the holding policy's first escalation tier, else the default team.
-                    let team = route(&rules, &Subject::for_payment(&payment))
-                        .map(|r| r.assign_to_team.clone())
-                        .or_else(|| payment.decision.escalation_chain.first().cloned());
-                    let team = r.or_default_team(&org, team).await?;
+                    let team = r.team_for(&org, &Subject::for_payment(&payment), &payment.decision).await?;
                     self.plan_hold(tx, payment, from, team)?
                 };
                 Ok(plan)
             })
             .await?;
-        match committed.outcome {
-            Intake::Decided(outcome) => Ok(Committed { outcome, replayed: committed.replayed }),
-            Intake::Denied(d) => Err(AppError::PolicyDenied {
-                reason: d.reason,
-                rule: d.rule,
-                policy_id: d.policy_id.map(|p| p.to_string()),
-            }),
-        }
+        Intake::answer(committed)
     }
 }
 

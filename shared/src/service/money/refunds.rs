@@ -11,13 +11,13 @@ use serde_json::json;
 use crate::domain::approval::{Approval, ApprovalSubject, Resolution};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{PaymentId, RefundId, TeamId, WalletId};
+use crate::domain::ids::{PaymentId, RefundId, WalletId};
 use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts};
+use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts};
 use crate::domain::refund::{NewRefund, Refund, RefundStatus};
-use crate::domain::routing::{route, Subject};
+use crate::domain::routing::Subject;
 use crate::domain::wallet::{BalanceError, Wallet};
 use crate::engine::plan::{overtaken, PlanError, Tx};
 use crate::engine::{Change, Committed, IdempotencyScope};
@@ -55,13 +55,7 @@ impl RefundOutcome {
     }
 }
 
-/// Remembered under an idempotency key: the outcome, or the denial (audited, nothing else).
-#[allow(clippy::large_enum_variant)]
-#[derive(Serialize, Deserialize)]
-enum Intake {
-    Decided(RefundOutcome),
-    Denied(Decision),
-}
+type Intake = super::intake::Intake<RefundOutcome>;
 
 impl UseCases {
     /// `POST /v1/refunds`.
@@ -136,11 +130,8 @@ impl UseCases {
                     tx.done(Intake::Decided(RefundOutcome::Executed { refund }))
                 } else {
                     payment.value.reserve_refund(amount, false, now)?;
-                    let rules = r.org_rules(&org).await?;
-                    let team: Option<TeamId> = route(&rules, &Subject::for_refund(&refund, &payment.value))
-                        .map(|r| r.assign_to_team.clone())
-                        .or_else(|| refund.decision.escalation_chain.first().cloned());
-                    let team = r.or_default_team(&org, team).await?;
+                    let subject = Subject::for_refund(&refund, &payment.value);
+                    let team = r.team_for(&org, &subject, &refund.decision).await?;
                     let ttl =
                         refund.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                     let mut approval = refund.hold(ttl, now)?;
@@ -159,14 +150,7 @@ impl UseCases {
                 Ok(plan)
             })
             .await?;
-        match committed.outcome {
-            Intake::Decided(outcome) => Ok(Committed { outcome, replayed: committed.replayed }),
-            Intake::Denied(d) => Err(AppError::PolicyDenied {
-                reason: d.reason,
-                rule: d.rule,
-                policy_id: d.policy_id.map(|p| p.to_string()),
-            }),
-        }
+        Intake::answer(committed)
     }
 
     /// A key bound to wallets may refund only payments into them (the refund leaves the
