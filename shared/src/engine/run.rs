@@ -134,6 +134,21 @@ impl Engine {
         &self,
         reader: &Reader,
         change: Change<'_, T>,
+        plan: impl FnMut() -> Fut,
+    ) -> AppResult<Committed<T>>
+    where
+        Fut: Future<Output = Planned<T>>,
+    {
+        let outcome = self.attempts(reader, change, plan).await;
+        // Whatever the outcome, the reader sees committed state again.
+        reader.begin(false, None);
+        outcome
+    }
+
+    async fn attempts<T, Fut>(
+        &self,
+        reader: &Reader,
+        change: Change<'_, T>,
         mut plan: impl FnMut() -> Fut,
     ) -> AppResult<Committed<T>>
     where

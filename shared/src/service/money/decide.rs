@@ -139,7 +139,8 @@ fn cast(
     };
     let resolution = approval.value.cast(vote, now)?;
     tx.update(approval)?;
-    if resolution == Resolution::AwaitingMoreApprovals && request.modify_to.is_some() {
+    let modified = request.decision == VoteDecision::Approve && request.modify_to.is_some();
+    if resolution == Resolution::AwaitingMoreApprovals && modified {
         tx.update(payment)?;
     }
     Ok(resolution)

@@ -1,8 +1,8 @@
 //! Executing money that policies or people let through, one way for payments and refunds: the
 //! transfer (both wallets, two ledger lines), the payment or refund completed, its event and
 //! audit row; or, when the paying wallet is short, or a deny rule added while it waited refuses
-//! it at execution, the failure decided on the wallet version read. Ids and the clock come in
-//! from the plan (`Tx`), so what happens is decided here and nowhere else.
+//! it at execution, the failure decided on the wallet version read. The ledger's ids are made
+//! here and the clock comes from the plan (`Tx`), so the domain functions stay pure.
 
 use serde_json::{json, Value};
 

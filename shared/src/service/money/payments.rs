@@ -74,7 +74,10 @@ impl UseCases {
             operation: PAYMENTS_SCOPE.into(),
             key,
         });
-        let change = Change::default().reads(intake_reads(Some(&org), Some(&caller.id), &request)).idempotent(scope);
+        let change = Change::default() // What every intake reads; the organisation's routing rules and settings only when it holds
+            // (prefetched with the key when the key's organisation was known already).
+            .reads(intake_reads(None, None, &request))
+            .idempotent(scope);
         let committed = self
             .engine
             .run(&r, change, || async {
