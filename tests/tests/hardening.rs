@@ -4,7 +4,7 @@
 
 use countersign_tests::{per_backend, Backend, TestApp};
 use futures::future::join_all;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn code(body: &serde_json::Value) -> Option<&str> {
     body["error"]["code"].as_str()
@@ -107,4 +107,40 @@ async fn the_webhook_cap_holds_under_concurrent_creation(backend: Backend) {
     assert_eq!(created, 5, "{backend:?}");
     let (_, list) = app.get("/v1/webhooks", &admin).await;
     assert_eq!(list["data"].as_array().map(Vec::len), Some(100));
+}
+
+// Members, teams and routing rules are capped per organisation like webhooks: ten creations at
+// once with five places left make exactly five (the count is made in the plan and the
+// organisation record is rewritten with each creation, so a creation counted on a stale count
+// loses its commit and counts again).
+per_backend!(the_member_team_and_rule_caps_hold_under_concurrent_creation);
+async fn the_member_team_and_rule_caps_hold_under_concurrent_creation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.org("caps").await;
+    let team = app.team(&admin, "first", &[]).await;
+    type Body = Box<dyn Fn(usize) -> Value>;
+    let kinds: [(&str, usize, Body); 3] = [
+        ("/v1/members", 1000, Box::new(|n| json!({"name": format!("m{n}"), "email": format!("m{n}@example.com")}))),
+        ("/v1/teams", 100, Box::new(|n| json!({"name": format!("t{n}")}))),
+        (
+            "/v1/routing-rules",
+            100,
+            Box::new(move |n| json!({"name": format!("r{n}"), "conditions": {}, "assignToTeam": team})),
+        ),
+    ];
+    for (path, cap, body) in &kinds {
+        // The team made above counts against the team cap.
+        let already = usize::from(*path == "/v1/teams");
+        for n in already..cap - 5 {
+            assert_eq!(app.post(path, &admin, body(n)).await.0, 201, "{backend:?} {path} {n}");
+        }
+        let results = join_all((0..10).map(|n| app.post(path, &admin, body(cap + n)))).await;
+        let created = results.iter().filter(|(status, _)| *status == 201).count();
+        assert!(results.iter().all(|(status, _)| *status == 201 || *status == 400), "{backend:?}: {results:?}");
+        assert_eq!(created, 5, "{backend:?} {path}");
+        let (status, list) = app.get(path, &admin).await;
+        assert_eq!(status, 200, "{list}");
+        let listed = list.as_array().or_else(|| list["data"].as_array()).map(Vec::len);
+        assert_eq!(listed, Some(*cap), "{backend:?} {path}");
+    }
 }

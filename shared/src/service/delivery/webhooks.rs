@@ -1,6 +1,7 @@
 //! Webhook subscriptions, their delivery log and the dead-letter list.
 
 use crate::engine::Reader;
+use crate::service::org::people::Room;
 use serde::Serialize;
 use serde_json::json;
 
@@ -9,14 +10,14 @@ use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::{DeliveryId, OrgId, WebhookId};
 use crate::domain::input::InputError;
-use crate::domain::org::{ApiKey, Organization};
+use crate::domain::org::ApiKey;
 use crate::domain::permission::Permission;
 use crate::domain::ssrf;
 use crate::domain::webhook::{new_secret, Webhook};
 use crate::engine::plan::Tx;
 use crate::error::{AppError, AppResult};
 use crate::layout::{
-    self, dead_letter_partition, deliveries_partition, delivery_key, org_key, webhook_key, webhook_partition, Stored,
+    self, dead_letter_partition, deliveries_partition, delivery_key, webhook_key, webhook_partition, Stored,
 };
 use crate::ports::{Index, Query};
 use crate::service::delivery::fanout::{envelope, retry_message};
@@ -75,21 +76,10 @@ impl Countersign {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
-                // Every creation rewrites the organisation record, so two concurrent creations cannot
-                // both pass the cap: the one planned on a stale count loses its commit and recounts.
-                let org = r
-                    .read::<Organization>(&org_key(&caller.org_id))
-                    .await?
-                    .ok_or(AppError::NotFound("organization"))?;
-                if r.list_all_webhooks(&caller.org_id).await?.len() >= MAX_WEBHOOKS {
-                    return Err(InputError::invalid(
-                        "url",
-                        format!("an organisation may have at most {MAX_WEBHOOKS} webhooks"),
-                    )
-                    .into());
-                }
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                tx.update(&org)?;
+                let used = async { Ok(r.list_all_webhooks(&caller.org_id).await?.len()) };
+                let room = Room { max: MAX_WEBHOOKS, field: "url", of: "webhooks" };
+                r.claim_room(&mut tx, &caller.org_id, room, used).await?;
                 let webhook = Webhook {
                     id: WebhookId::generate(),
                     org_id: caller.org_id.clone(),

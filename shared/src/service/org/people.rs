@@ -7,13 +7,13 @@ use serde_json::json;
 use crate::domain::audit::Actor;
 use crate::domain::ids::{MemberId, OrgId, RoutingRuleId, TeamId};
 use crate::domain::input::InputError;
-use crate::domain::org::ApiKey;
+use crate::domain::org::{ApiKey, Organization};
 use crate::domain::people::{Member, Team};
 use crate::domain::permission::Permission;
 use crate::domain::routing::{Conditions, RoutingRule};
-use crate::engine::plan::Tx;
+use crate::engine::plan::{PlanError, Tx};
 use crate::error::{AppError, AppResult};
-use crate::layout::{self, member_key, rule_key, team_key, Stored};
+use crate::layout::{self, member_key, org_key, rule_key, team_key, Stored};
 use crate::ports::Query;
 use crate::service::{Caller, UseCases};
 
@@ -69,17 +69,13 @@ fn ensure_may_change_membership(caller: &ApiKey) -> AppResult<()> {
 impl UseCases {
     pub async fn create_member(&self, caller: &Caller, request: NewMember) -> AppResult<Member> {
         let caller = caller.organiser(Permission::MembersWrite)?;
-        if self.reader().org_members(&caller.org_id).await?.len() >= MAX_MEMBERS {
-            return Err(InputError::invalid(
-                "email",
-                format!("an organisation may have at most {MAX_MEMBERS} members"),
-            )
-            .into());
-        }
         let r = self.reader();
         self.engine
             .commit(&r, || async {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let used = async { Ok(r.org_members(&caller.org_id).await?.len()) };
+                let room = Room { max: MAX_MEMBERS, field: "email", of: "members" };
+                r.claim_room(&mut tx, &caller.org_id, room, used).await?;
                 let member = Member {
                     id: MemberId::generate(),
                     org_id: caller.org_id.clone(),
@@ -105,15 +101,13 @@ impl UseCases {
             ensure_may_change_membership(caller)?;
         }
         self.reader().ensure_members(&caller.org_id, &request.members).await?;
-        if self.reader().org_teams(&caller.org_id).await?.len() >= MAX_TEAMS {
-            return Err(
-                InputError::invalid("name", format!("an organisation may have at most {MAX_TEAMS} teams")).into()
-            );
-        }
         let r = self.reader();
         self.engine
             .commit(&r, || async {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let used = async { Ok(r.org_teams(&caller.org_id).await?.len()) };
+                r.claim_room(&mut tx, &caller.org_id, Room { max: MAX_TEAMS, field: "name", of: "teams" }, used)
+                    .await?;
                 let team = Team {
                     id: TeamId::generate(),
                     org_id: caller.org_id.clone(),
@@ -168,15 +162,13 @@ impl UseCases {
     pub async fn create_routing_rule(&self, caller: &Caller, request: NewRoutingRule) -> AppResult<RoutingRule> {
         let caller = caller.organiser(Permission::PoliciesWrite)?;
         self.reader().read_owned::<Team>(&team_key(&caller.org_id, &request.assign_to_team), &caller.org_id).await?;
-        if self.reader().org_rules(&caller.org_id).await?.len() >= MAX_RULES {
-            return Err(
-                InputError::invalid("name", format!("an organisation may have at most {MAX_RULES} rules")).into()
-            );
-        }
         let r = self.reader();
         self.engine
             .commit(&r, || async {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                let used = async { Ok(r.org_rules(&caller.org_id).await?.len()) };
+                r.claim_room(&mut tx, &caller.org_id, Room { max: MAX_RULES, field: "name", of: "rules" }, used)
+                    .await?;
                 let mut rule = RoutingRule::new(
                     caller.org_id.clone(),
                     request.name.clone(),
@@ -283,5 +275,37 @@ impl Reader {
 impl Reader {
     pub(crate) async fn owned_rule(&self, org: &OrgId, id: &RoutingRuleId) -> AppResult<Stored<RoutingRule>> {
         self.read_owned::<RoutingRule>(&rule_key(org, id), org).await
+    }
+}
+
+/// A cap on how many of a kind an organisation may have.
+pub(crate) struct Room {
+    pub max: usize,
+    /// The request field a refusal names.
+    pub field: &'static str,
+    /// What is capped, in words (`members`).
+    pub of: &'static str,
+}
+
+impl Reader {
+    /// Room for one more of a capped kind, `used` counted in the plan. The organisation record
+    /// is read first and rewritten with the change: a count made after that read sees every
+    /// creation queued before this plan's version of the record (the count waits for their
+    /// uncommitted writes), and a creation that commits after it makes this plan's rewrite of
+    /// the record fail, so it counts again. Two concurrent creations cannot both pass the cap.
+    pub(crate) async fn claim_room(
+        &self,
+        tx: &mut Tx,
+        org: &OrgId,
+        room: Room,
+        used: impl std::future::Future<Output = AppResult<usize>>,
+    ) -> Result<(), PlanError> {
+        let record = self.read::<Organization>(&org_key(org)).await?.ok_or(AppError::NotFound("organization"))?;
+        if used.await? >= room.max {
+            let message = format!("an organisation may have at most {} {}", room.max, room.of);
+            return Err(InputError::invalid(room.field, message).into());
+        }
+        tx.update(&record)?;
+        Ok(())
     }
 }
