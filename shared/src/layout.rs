@@ -243,7 +243,7 @@ impl Record for Payment {
         payment_key(&self.id)
     }
     fn indexes(&self) -> IndexKeys {
-        let status = self.status.as_str();
+        let status = self.status().as_str();
         IndexKeys {
             by_org: Some((by_org_partition(&self.org_id, "PAYMENT"), self.id.to_string())),
             by_status: Some((by_status_partition(&self.org_id, "PAYMENT", status), self.id.to_string())),

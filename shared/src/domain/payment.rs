@@ -95,9 +95,46 @@ impl NewPayment {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// (Stored and sent as `PaymentShape`: `status` with `transactionId`, `completedAt` and
+/// `failureReason` beside it, as before.)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(into = "PaymentShape", try_from = "PaymentShape")]
 pub struct Payment {
+    pub id: PaymentId,
+    pub org_id: OrgId,
+    pub from: WalletId,
+    pub to: WalletId,
+    /// `amount` and `currency` on the wire.
+    pub amount: Money,
+    pub description: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub risk_score: Option<Score>,
+    pub confidence_score: Option<Score>,
+    pub agent_reasoning: Option<String>,
+    pub urgency: Option<Urgency>,
+    /// Where it stands, with what that state carries.
+    pub state: PaymentState,
+    pub approval_id: Option<ApprovalId>,
+    pub decision: Decision,
+    /// The key that submitted the payment; it may never approve it.
+    pub created_by: ApiKeyId,
+    /// The person behind that key; no key of theirs may approve it.
+    pub submitted_by: Option<Person>,
+    /// The amount first asked for, when a reviewer approved a lower one (`amount`).
+    pub original_amount: Option<Money>,
+    /// Refunded so far, and held for a refund decision (together at most `amount`), in the
+    /// payment's currency.
+    pub refunded_amount: Option<Decimal>,
+    pub refund_pending_amount: Option<Decimal>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A payment as stored and sent: the status beside the fields only some statuses fill.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Payment)]
+pub struct PaymentShape {
     pub id: PaymentId,
     pub org_id: OrgId,
     pub from: WalletId,
@@ -137,6 +174,120 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Where a payment stands, with what each state carries (a transaction and its time once
+/// completed, a reason once failed), so no field is set in a state it does not belong to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaymentState {
+    PendingApproval,
+    Completed { transaction_id: TransactionId, completed_at: DateTime<Utc> },
+    Failed { reason: String },
+    Rejected,
+    Expired,
+}
+
+impl PaymentState {
+    pub fn status(&self) -> PaymentStatus {
+        match self {
+            PaymentState::PendingApproval => PaymentStatus::PendingApproval,
+            PaymentState::Completed { .. } => PaymentStatus::Completed,
+            PaymentState::Failed { .. } => PaymentStatus::Failed,
+            PaymentState::Rejected => PaymentStatus::Rejected,
+            PaymentState::Expired => PaymentStatus::Expired,
+        }
+    }
+}
+
+impl From<Payment> for PaymentShape {
+    fn from(p: Payment) -> Self {
+        let status = p.state.status();
+        let (transaction_id, completed_at, failure_reason) = match p.state {
+            PaymentState::Completed { transaction_id, completed_at } => {
+                (Some(transaction_id), Some(completed_at), None)
+            }
+            PaymentState::Failed { reason } => (None, None, Some(reason)),
+            _ => (None, None, None),
+        };
+        PaymentShape {
+            id: p.id,
+            org_id: p.org_id,
+            from: p.from,
+            to: p.to,
+            amount: p.amount,
+            description: p.description,
+            metadata: p.metadata,
+            risk_score: p.risk_score,
+            confidence_score: p.confidence_score,
+            agent_reasoning: p.agent_reasoning,
+            urgency: p.urgency,
+            status,
+            approval_id: p.approval_id,
+            decision: p.decision,
+            created_by: p.created_by,
+            submitted_by: p.submitted_by,
+            original_amount: p.original_amount,
+            refunded_amount: p.refunded_amount,
+            refund_pending_amount: p.refund_pending_amount,
+            transaction_id,
+            failure_reason,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            completed_at,
+        }
+    }
+}
+
+impl TryFrom<PaymentShape> for Payment {
+    type Error = String;
+
+    fn try_from(p: PaymentShape) -> Result<Self, String> {
+        let state = match p.status {
+            PaymentStatus::PendingApproval => PaymentState::PendingApproval,
+            PaymentStatus::Completed => match (p.transaction_id, p.completed_at) {
+                (Some(transaction_id), Some(completed_at)) => PaymentState::Completed { transaction_id, completed_at },
+                _ => return Err("a COMPLETED payment carries transactionId and completedAt".into()),
+            },
+            PaymentStatus::Failed => PaymentState::Failed { reason: p.failure_reason.unwrap_or_default() },
+            PaymentStatus::Rejected => PaymentState::Rejected,
+            PaymentStatus::Expired => PaymentState::Expired,
+        };
+        Ok(Payment {
+            id: p.id,
+            org_id: p.org_id,
+            from: p.from,
+            to: p.to,
+            amount: p.amount,
+            description: p.description,
+            metadata: p.metadata,
+            risk_score: p.risk_score,
+            confidence_score: p.confidence_score,
+            agent_reasoning: p.agent_reasoning,
+            urgency: p.urgency,
+            state,
+            approval_id: p.approval_id,
+            decision: p.decision,
+            created_by: p.created_by,
+            submitted_by: p.submitted_by,
+            original_amount: p.original_amount,
+            refunded_amount: p.refunded_amount,
+            refund_pending_amount: p.refund_pending_amount,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        })
+    }
+}
+
+impl utoipa::PartialSchema for Payment {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <PaymentShape as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Payment {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Payment")
+    }
 }
 
 /// No hold outlasts this (a year); the service caps windows far lower.
@@ -192,7 +343,7 @@ impl Payment {
             confidence_score: request.confidence_score,
             agent_reasoning: request.agent_reasoning.clone(),
             urgency: request.urgency,
-            status: PaymentStatus::PendingApproval,
+            state: PaymentState::PendingApproval,
             approval_id: None,
             decision,
             created_by,
@@ -200,11 +351,8 @@ impl Payment {
             original_amount: None,
             refunded_amount: None,
             refund_pending_amount: None,
-            transaction_id: None,
-            failure_reason: None,
             created_at: now,
             updated_at: now,
-            completed_at: None,
         }
     }
 
@@ -241,16 +389,44 @@ impl Payment {
         Ok(before)
     }
 
+    /// Where it stands (`state` without its data).
+    pub fn status(&self) -> PaymentStatus {
+        self.state.status()
+    }
+
+    /// The ledger transaction that moved the money, once completed.
+    pub fn transaction_id(&self) -> Option<&TransactionId> {
+        match &self.state {
+            PaymentState::Completed { transaction_id, .. } => Some(transaction_id),
+            _ => None,
+        }
+    }
+
+    /// Why the money did not move, once failed.
+    pub fn failure_reason(&self) -> Option<&str> {
+        match &self.state {
+            PaymentState::Failed { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    pub fn completed_at(&self) -> Option<DateTime<Utc>> {
+        match &self.state {
+            PaymentState::Completed { completed_at, .. } => Some(*completed_at),
+            _ => None,
+        }
+    }
+
     fn ensure_pending(&self) -> Result<(), PaymentError> {
-        match self.status {
+        match self.status() {
             PaymentStatus::PendingApproval => Ok(()),
             other => Err(PaymentError::NotPending(other)),
         }
     }
 
-    fn finish(&mut self, status: PaymentStatus, now: DateTime<Utc>) -> Result<(), PaymentError> {
+    fn finish(&mut self, state: PaymentState, now: DateTime<Utc>) -> Result<(), PaymentError> {
         self.ensure_pending()?;
-        self.status = status;
+        self.state = state;
         self.updated_at = now;
         Ok(())
     }
@@ -296,25 +472,20 @@ impl Payment {
 
     /// The money moved under ledger transaction `transaction`.
     pub fn complete(&mut self, transaction: TransactionId, now: DateTime<Utc>) -> Result<(), PaymentError> {
-        self.finish(PaymentStatus::Completed, now)?;
-        self.transaction_id = Some(transaction);
-        self.completed_at = Some(now);
-        Ok(())
+        self.finish(PaymentState::Completed { transaction_id: transaction, completed_at: now }, now)
     }
 
     /// Approved, but the money could not move.
     pub fn fail(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), PaymentError> {
-        self.finish(PaymentStatus::Failed, now)?;
-        self.failure_reason = Some(reason);
-        Ok(())
+        self.finish(PaymentState::Failed { reason }, now)
     }
 
     pub fn reject(&mut self, now: DateTime<Utc>) -> Result<(), PaymentError> {
-        self.finish(PaymentStatus::Rejected, now)
+        self.finish(PaymentState::Rejected, now)
     }
 
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), PaymentError> {
-        self.finish(PaymentStatus::Expired, now)
+        self.finish(PaymentState::Expired, now)
     }
 }
 
@@ -347,14 +518,14 @@ mod tests {
         let now = Utc::now();
         let mut p = payment();
         p.complete(TransactionId::generate(), now).unwrap();
-        assert_eq!((p.status, p.completed_at), (PaymentStatus::Completed, Some(now)));
+        assert_eq!((p.status(), p.completed_at()), (PaymentStatus::Completed, Some(now)));
         assert_eq!(p.reject(now), Err(PaymentError::NotPending(PaymentStatus::Completed)));
         assert_eq!(p.expire(now), Err(PaymentError::NotPending(PaymentStatus::Completed)));
         assert!(p.fail("x".into(), now).is_err());
         let mut q = payment();
         q.expire(now).unwrap();
         assert!(q.complete(TransactionId::generate(), now).is_err());
-        assert_eq!(q.status, PaymentStatus::Expired);
+        assert_eq!(q.status(), PaymentStatus::Expired);
     }
 
     #[test]
@@ -397,5 +568,32 @@ mod tests {
         assert_eq!((json["amount"].as_str(), json["currency"].as_str()), (Some("10.00"), Some("USD")));
         assert_eq!(json["urgency"], "high");
         assert_eq!(serde_json::from_value::<Payment>(json).unwrap(), p);
+    }
+
+    #[test]
+    fn the_state_travels_as_status_beside_its_fields_and_back() {
+        let now = Utc::now();
+        let mut completed = payment();
+        completed.complete(TransactionId::generate(), now).unwrap();
+        let json = serde_json::to_value(&completed).unwrap();
+        assert_eq!(json["status"], "COMPLETED");
+        assert!(json["transactionId"].is_string() && json["completedAt"].is_string(), "{json}");
+        assert!(json["failureReason"].is_null(), "{json}");
+        assert_eq!(serde_json::from_value::<Payment>(json).unwrap(), completed);
+
+        let mut failed = payment();
+        failed.fail("insufficient funds".into(), now).unwrap();
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            (json["status"].as_str(), json["failureReason"].as_str()),
+            (Some("FAILED"), Some("insufficient funds"))
+        );
+        assert!(json["transactionId"].is_null() && json["completedAt"].is_null(), "{json}");
+        assert_eq!(serde_json::from_value::<Payment>(json).unwrap(), failed);
+
+        // A record that says COMPLETED without its transaction is refused, not half-read.
+        let mut broken = serde_json::to_value(&completed).unwrap();
+        broken["transactionId"] = serde_json::Value::Null;
+        assert!(serde_json::from_value::<Payment>(broken).is_err());
     }
 }

@@ -125,8 +125,8 @@ impl Payment {
 
     /// Reserves `amount` for a refund: executed at once (`refunded`) or held for a decision.
     pub fn reserve_refund(&mut self, amount: Money, executed: bool, now: DateTime<Utc>) -> Result<(), RefundError> {
-        if self.status != PaymentStatus::Completed {
-            return Err(RefundError::NotRefundable(self.status));
+        if self.status() != PaymentStatus::Completed {
+            return Err(RefundError::NotRefundable(self.status()));
         }
         let left = self.refundable();
         if amount.currency() != left.currency() || amount > left {

@@ -106,7 +106,7 @@ async fn held_payment_publishes_the_events_its_plan_carried() {
     w.policy(PolicyPatch { require_human_approval: Some(true), ..Default::default() }).await;
     let held = w.service.create_payment(&w.admin, w.payment("10.00")).await.expect("intake");
     let PaymentOutcome::Held { payment, approval } = held.outcome else { panic!("not held: {held:?}") };
-    assert_eq!((payment.status, payment.approval_id.as_ref()), (PaymentStatus::PendingApproval, Some(&approval.id)));
+    assert_eq!((payment.status(), payment.approval_id.as_ref()), (PaymentStatus::PendingApproval, Some(&approval.id)));
     assert_eq!(w.bus.kinds(), ["approval.created"]);
     assert_eq!(w.bus.0.lock().expect("bus")[0].data["approvalId"], approval.id.as_str());
 }
@@ -121,9 +121,9 @@ async fn both_paths_move_money_through_the_same_ledger_transfer() {
     let PaymentOutcome::Held { approval, .. } = later.outcome else { panic!("not held") };
     let vote = DecideRequest::new(crate::domain::approval::VoteDecision::Approve, None);
     let decided = w.service.decide_approval(&w.reviewer, &approval.id, vote).await.expect("approve");
-    assert_eq!(decided.payment.status, PaymentStatus::Completed);
+    assert_eq!(decided.payment.status(), PaymentStatus::Completed);
     for payment in [&immediate, &decided.payment] {
-        let txn = payment.transaction_id.clone().expect("transaction");
+        let txn = payment.transaction_id().cloned().expect("transaction");
         let lines: Vec<_> = w.ledger(&w.from).await.into_iter().chain(w.ledger(&w.to).await).collect();
         let kinds: Vec<_> = lines.iter().filter(|l| l.transaction_id == txn).map(|l| (l.kind, l.amount)).collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
@@ -173,7 +173,7 @@ async fn the_sweep_expires_through_the_same_commit_loop() {
     *w.clock.0.lock().expect("clock") += Duration::seconds(61);
     assert_eq!(w.service.expire_due(10).await.expect("sweep").expired, 1);
     let after = w.service.get_payment(&w.admin, &payment.id).await.expect("payment");
-    assert_eq!(after.status, PaymentStatus::Expired);
+    assert_eq!(after.status(), PaymentStatus::Expired);
     let filter = AuditFilter { action: Some("approval.expired".into()), resource_type: None };
     let page = PageRequest { limit: 10, after: None };
     let audit = w.service.list_audit_logs(&w.admin, &filter, &page).await.expect("audit");

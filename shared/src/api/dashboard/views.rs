@@ -381,7 +381,7 @@ impl ApprovalPage {
         }
         transaction.extend([
             Row { label: "Description", value: details.description.clone().unwrap_or_else(|| "none".into()) },
-            Row { label: "Payment", value: format!("{} ({})", payment.id, payment.status.as_str()) },
+            Row { label: "Payment", value: format!("{} ({})", payment.id, payment.status().as_str()) },
             Row { label: "Approval", value: approval.id.to_string() },
         ]);
         ApprovalPage {

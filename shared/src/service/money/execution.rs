@@ -123,7 +123,7 @@ impl Movement for Payment {
         Event::for_payment(self, kind, now)
     }
     fn failure_reason(&self) -> Option<&str> {
-        self.failure_reason.as_deref()
+        Payment::failure_reason(self)
     }
     // A payment that cannot move on was read after another writer moved it (its approval, read
     // first, still said pending): the plan is made again.
