@@ -288,6 +288,10 @@ impl utoipa::ToSchema for Payment {
     fn name() -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed("Payment")
     }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <PaymentShape as utoipa::ToSchema>::schemas(schemas)
+    }
 }
 
 /// No hold outlasts this (a year); the service caps windows far lower.
