@@ -97,8 +97,8 @@ impl NewPayment {
 
 /// (Stored and sent as `PaymentShape`: `status` with `transactionId`, `completedAt` and
 /// `failureReason` beside it, as before.)
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(into = "PaymentShape", try_from = "PaymentShape")]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "PaymentShape")]
 pub struct Payment {
     pub id: PaymentId,
     pub org_id: OrgId,
@@ -130,8 +130,9 @@ pub struct Payment {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A payment as stored and sent: the status beside the fields only some statuses fill.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+/// A payment as stored and sent: the status beside the fields only some statuses fill (read
+/// through this, written through `PaymentView`; the schema is this).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Payment)]
 pub struct PaymentShape {
@@ -199,42 +200,70 @@ impl PaymentState {
     }
 }
 
-impl From<Payment> for PaymentShape {
-    fn from(p: Payment) -> Self {
-        let status = p.state.status();
-        let (transaction_id, completed_at, failure_reason) = match p.state {
-            PaymentState::Completed { transaction_id, completed_at } => {
-                (Some(transaction_id), Some(completed_at), None)
-            }
-            PaymentState::Failed { reason } => (None, None, Some(reason)),
-            _ => (None, None, None),
-        };
-        PaymentShape {
-            id: p.id,
-            org_id: p.org_id,
-            from: p.from,
-            to: p.to,
-            amount: p.amount,
-            description: p.description,
-            metadata: p.metadata,
-            risk_score: p.risk_score,
-            confidence_score: p.confidence_score,
-            agent_reasoning: p.agent_reasoning,
-            urgency: p.urgency,
-            status,
-            approval_id: p.approval_id,
-            decision: p.decision,
-            created_by: p.created_by,
-            submitted_by: p.submitted_by,
-            original_amount: p.original_amount,
-            refunded_amount: p.refunded_amount,
-            refund_pending_amount: p.refund_pending_amount,
-            transaction_id,
-            failure_reason,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-            completed_at,
+/// `PaymentShape` borrowed from a payment, so writing one never copies it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentView<'a> {
+    id: &'a PaymentId,
+    org_id: &'a OrgId,
+    from: &'a WalletId,
+    to: &'a WalletId,
+    #[serde(flatten)]
+    amount: Money,
+    description: &'a Option<String>,
+    metadata: &'a serde_json::Map<String, serde_json::Value>,
+    risk_score: Option<Score>,
+    confidence_score: Option<Score>,
+    agent_reasoning: &'a Option<String>,
+    urgency: Option<Urgency>,
+    status: PaymentStatus,
+    approval_id: &'a Option<ApprovalId>,
+    decision: &'a Decision,
+    created_by: &'a ApiKeyId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    submitted_by: &'a Option<Person>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_amount: Option<Money>,
+    #[serde(with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    refunded_amount: Option<Decimal>,
+    #[serde(with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    refund_pending_amount: Option<Decimal>,
+    transaction_id: Option<&'a TransactionId>,
+    failure_reason: Option<&'a str>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl Serialize for Payment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PaymentView {
+            id: &self.id,
+            org_id: &self.org_id,
+            from: &self.from,
+            to: &self.to,
+            amount: self.amount,
+            description: &self.description,
+            metadata: &self.metadata,
+            risk_score: self.risk_score,
+            confidence_score: self.confidence_score,
+            agent_reasoning: &self.agent_reasoning,
+            urgency: self.urgency,
+            status: self.status(),
+            approval_id: &self.approval_id,
+            decision: &self.decision,
+            created_by: &self.created_by,
+            submitted_by: &self.submitted_by,
+            original_amount: self.original_amount,
+            refunded_amount: self.refunded_amount,
+            refund_pending_amount: self.refund_pending_amount,
+            transaction_id: self.transaction_id(),
+            failure_reason: self.failure_reason(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            completed_at: self.completed_at(),
         }
+        .serialize(serializer)
     }
 }
 
