@@ -301,26 +301,10 @@ async fn scenario(app: &TestApp) {
 
     // Payments: executed (idempotent, then replayed), and held ones decided every way.
     let pay = |amount: &str| json!({"from": from, "to": to, "amount": amount});
-    let small = ok(
-        app,
-        "POST",
-        "/v1/payments",
-        &agent,
-        Some(json!({"from": from, "to": to, "amount": "10.00",
-        "idempotencyKey": "order-1"})),
-        201,
-    )
-    .await;
-    ok(
-        app,
-        "POST",
-        "/v1/payments",
-        &agent,
-        Some(json!({"from": from, "to": to, "amount": "10.00",
-        "idempotencyKey": "order-1"})),
-        201,
-    )
-    .await;
+    let keyed = json!({"from": from, "to": to, "amount": "10.00", "idempotencyKey": "order-1"});
+    let small = ok(app, "POST", "/v1/payments", &agent, Some(keyed.clone()), 201).await;
+    // The same request again: replayed from its idempotency record.
+    ok(app, "POST", "/v1/payments", &agent, Some(keyed), 201).await;
     let held = |body: Value| body["approvalId"].as_str().expect("approvalId").to_string();
     let approve = held(ok(app, "POST", "/v1/payments", &agent, Some(pay("5000.00")), 202).await);
     ok(app, "POST", &format!("/v1/approvals/{approve}/approve"), &fiona_key, Some(json!({"note": "ok"})), 200).await;
