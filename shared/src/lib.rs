@@ -5,6 +5,7 @@
 //! `domain` (pure rules) ← `ports` (traits) ← `adapters` (DynamoDB, SQLite) ← `service` ← `api`.
 //! Beside them: `layout` (how records sit in the single table: keys, indexes, TTLs) and `engine`
 //! (prefetch → plan → commit, which every use case in `service` runs its changes through).
+//! `proof` stands apart and pure: audit entry hashes, signed checkpoints and the offline verifier.
 
 pub mod adapters;
 pub mod api;
@@ -16,6 +17,7 @@ pub mod layout;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ports;
+pub mod proof;
 pub mod service;
 
 pub use error::AppError;
