@@ -3,8 +3,9 @@
 //!
 //! Layers (outer may use inner, never the reverse):
 //! `domain` (pure rules) ← `ports` (traits) ← `adapters` (DynamoDB, SQLite) ← `service` ← `api`.
-//! Beside them: `layout` (how records sit in the single table: keys, indexes, TTLs) and `engine`
-//! (prefetch → plan → commit, which every use case in `service` runs its changes through).
+//! Beside them: `layout` (how records sit in the single table: keys, indexes, TTLs), `engine`
+//! (prefetch → plan → commit, which every use case in `service` runs its changes through) and
+//! `passkey` (pure WebAuthn relying-party checks for registration and step-up assertions).
 
 pub mod adapters;
 pub mod api;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod layout;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod passkey;
 pub mod ports;
 pub mod service;
 
