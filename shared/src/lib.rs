@@ -5,7 +5,8 @@
 //! `domain` (pure rules) ← `ports` (traits) ← `adapters` (DynamoDB, SQLite) ← `service` ← `api`.
 //! Beside them: `layout` (how records sit in the single table: keys, indexes, TTLs) and `engine`
 //! (prefetch → plan → commit, which every use case in `service` runs its changes through).
-//! `proof` stands apart and pure: audit entry hashes, signed checkpoints and the offline verifier.
+//! `proof` (audit entry hashes, signed checkpoints, the offline verifiers) and `passkey` (WebAuthn
+//! relying-party checks for registration and step-up assertions) stand apart and pure.
 
 pub mod adapters;
 pub mod api;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod layout;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod passkey;
 pub mod ports;
 pub mod proof;
 pub mod service;
