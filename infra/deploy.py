@@ -114,6 +114,8 @@ def main():
         "OperatorKey": os.environ["COUNTERSIGN_ADMIN_KEY"],
         # The dashboard's signing secret: the caller's, else a fresh one per deployment.
         "SessionSecret": os.environ.get("COUNTERSIGN_SESSION_SECRET") or secrets.token_urlsafe(32),
+        # The audit signing key: the caller's, else a fresh Ed25519 seed per deployment.
+        "SigningKey": os.environ.get("COUNTERSIGN_SIGNING_KEY") or secrets.token_urlsafe(32),
         "AllowPrivateWebhooks": "true",
         "DeletionProtection": "false",
         "WebhookBackoffBaseMs": os.environ.get("WEBHOOK_BACKOFF_BASE_MS", "60000"),

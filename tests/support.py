@@ -69,7 +69,8 @@ def local_server(prefix, env, log_to_file=False):
             output = {"stdout": log, "stderr": subprocess.STDOUT}
         command = [binary, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data_dir]
         proc = subprocess.Popen(command, env=full_env, **output)
-        base = f"http://127.0.0.1:{port}"
+        # The server names itself `localhost` in links (passkeys need a host name): so do we.
+        base = f"http://localhost:{port}"
         deadline = time.time() + 20
         while True:
             try:

@@ -29,6 +29,8 @@ pub const ENV_REVIEW_WAIT: &str = "COUNTERSIGN_REVIEW_WAIT_SECONDS";
 pub const ENV_SESSION_SECRET: &str = "COUNTERSIGN_SESSION_SECRET";
 pub const ENV_PUBLIC_URL: &str = "COUNTERSIGN_PUBLIC_URL";
 pub const ENV_PREWARM: &str = "COUNTERSIGN_PREWARM";
+pub const ENV_SIGNING_KEY: &str = "COUNTERSIGN_SIGNING_KEY";
+pub const ENV_RETIRED_KEYS: &str = "COUNTERSIGN_RETIRED_SIGNING_KEYS";
 
 fn parse_env<T: std::str::FromStr>(
     name: &'static str,
@@ -95,6 +97,23 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     if let Ok(url) = std::env::var(ENV_PUBLIC_URL) {
         settings.public_url =
             Some(public_url(&url).map_err(|reason| ConfigError::Invalid { name: ENV_PUBLIC_URL, reason })?);
+    }
+    if let Ok(secret) = std::env::var(ENV_SIGNING_KEY) {
+        // The reason names the shape expected, never the value.
+        let signer = crate::proof::signing::AuditSigner::from_secret(&secret)
+            .map_err(|e| ConfigError::Invalid { name: ENV_SIGNING_KEY, reason: e.to_string() })?;
+        settings.audit_signer = Some(std::sync::Arc::new(signer));
+    }
+    if let Ok(list) = std::env::var(ENV_RETIRED_KEYS) {
+        settings.retired_keys = list
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(|x| {
+                crate::proof::signing::Jwk::from_public_key_text(x)
+                    .map_err(|e| ConfigError::Invalid { name: ENV_RETIRED_KEYS, reason: format!("{x:?}: {e}") })
+            })
+            .collect::<Result<_, _>>()?;
     }
     Ok(settings)
 }

@@ -90,6 +90,12 @@ pub enum AppError {
     Queue(#[from] QueueError),
     #[error("webhook url refused: {0}")]
     WebhookTarget(#[from] crate::domain::ssrf::TargetError),
+    #[error("approving this amount needs a passkey: open {url} to approve with it")]
+    StepUpRequired { url: String, step_up_above: String },
+    #[error("the passkey step-up was refused: {0}")]
+    StepUpRefused(crate::domain::step_up::StepUpFault),
+    #[error("no audit signing key is configured (COUNTERSIGN_SIGNING_KEY)")]
+    SigningKeyMissing,
     #[error("internal data error: {0}")]
     Corrupt(String),
 }

@@ -19,14 +19,16 @@ use crate::domain::ids::{
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::org::{ApiKey, OrgSettings, Organization};
 use crate::domain::payment::Payment;
-use crate::domain::people::{Member, Team};
+use crate::domain::people::{Member, Person, Team};
 use crate::domain::policy::Policy;
 use crate::domain::review::Review;
 use crate::domain::routing::RoutingRule;
+use crate::domain::step_up::{PasskeyCredential, RegistrationChallenge, StepUpNonce};
 use crate::domain::wallet::Wallet;
 use crate::domain::webhook::Webhook;
 use crate::error::{AppError, AppResult};
 use crate::ports::{Body, Expect, Index, IndexKeys, Item, Key, Query, Write};
+use crate::proof::checkpoint::Checkpoint;
 
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
@@ -183,10 +185,17 @@ pub fn by_wallet_partition(org: &OrgId, wallet: &WalletId, kind: &str) -> String
     format!("ORG#{org}#WALLET#{wallet}#{kind}")
 }
 
+/// Every organisation, in one partition of the by-org index: the sweep seals each one's audit
+/// log. Organisations are made by the operator, rarely: one partition holds them well.
+pub const ALL_ORGS: &str = "ORGS";
+
 impl Record for Organization {
     const NAME: &'static str = "organization";
     fn key(&self) -> Key {
         org_key(&self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys { by_org: Some((ALL_ORGS.into(), self.id.to_string())), ..Default::default() }
     }
 }
 
@@ -330,6 +339,74 @@ impl Record for AuditEntry {
             by_wallet: Some((audit_resource_partition(&self.org_id, &self.resource_id), self.id.to_string())),
             ..Default::default()
         }
+    }
+}
+
+/// An organisation's sealed checkpoints, by sequence number (zero-padded, so they sort).
+pub fn checkpoint_partition(org: &str) -> String {
+    format!("ORG#{org}#CHECKPOINT")
+}
+/// The same checkpoints by the last entry each seals (by-wallet index, sort key `toId~`): the
+/// checkpoint that seals entry `e` is the first whose sort key is after `e` (`toId >= e`; the
+/// `~` keeps an entry id from ever equalling a sort key, so "after" needs no "at or after").
+pub fn checkpoint_by_last_entry(org: &str) -> String {
+    format!("ORG#{org}#CHECKPOINT#TO")
+}
+pub fn checkpoint_sort_key(seq: u64) -> String {
+    format!("{seq:012}")
+}
+
+impl Record for Checkpoint {
+    const NAME: &'static str = "checkpoint";
+    fn key(&self) -> Key {
+        Key::new(checkpoint_partition(&self.org_id), checkpoint_sort_key(self.seq))
+    }
+    fn indexes(&self) -> IndexKeys {
+        let sk = format!("{}~", self.to_id);
+        IndexKeys { by_wallet: Some((checkpoint_by_last_entry(&self.org_id), sk)), ..Default::default() }
+    }
+}
+
+/// One person's passkeys, by credential id.
+pub fn passkey_partition(org: &OrgId, person: &Person) -> String {
+    format!("ORG#{org}#PASSKEY#{person}")
+}
+pub fn passkey_key(org: &OrgId, person: &Person, credential_id: &str) -> Key {
+    Key::new(passkey_partition(org, person), credential_id)
+}
+/// A step-up nonce (random, so unguessable; kept 5 minutes).
+pub fn step_up_nonce_key(nonce: &str) -> Key {
+    Key::new(format!("STEPUP#{nonce}"), "NONCE")
+}
+/// A passkey registration's challenge (random; kept 5 minutes).
+pub fn registration_challenge_key(challenge: &str) -> Key {
+    Key::new(format!("PASSKEYREG#{challenge}"), "CHALLENGE")
+}
+
+impl Record for PasskeyCredential {
+    const NAME: &'static str = "passkey";
+    fn key(&self) -> Key {
+        passkey_key(&self.org_id, &self.person, &self.credential_id)
+    }
+}
+
+impl Record for StepUpNonce {
+    const NAME: &'static str = "step-up nonce";
+    fn key(&self) -> Key {
+        step_up_nonce_key(&self.nonce)
+    }
+    fn expires_at_epoch(&self) -> Option<i64> {
+        Some(self.expires_at.timestamp())
+    }
+}
+
+impl Record for RegistrationChallenge {
+    const NAME: &'static str = "passkey registration";
+    fn key(&self) -> Key {
+        registration_challenge_key(&self.challenge)
+    }
+    fn expires_at_epoch(&self) -> Option<i64> {
+        Some(self.expires_at.timestamp())
     }
 }
 

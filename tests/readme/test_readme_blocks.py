@@ -100,7 +100,7 @@ def test_quick_start_ends_signed_in_on_the_dashboard(tmp_path):
     try:
         link = wait_printed(server, r"^Sign-in link: (http://\S+)$", timeout=600)
         key = wait_printed(server, r"^Admin API key: (csk_\S+)$", timeout=5)
-        assert link.startswith(f"http://127.0.0.1:{port}/dashboard/start/"), link
+        assert link.startswith(f"http://localhost:{port}/dashboard/start/"), link
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:

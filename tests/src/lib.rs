@@ -238,7 +238,14 @@ impl TestApp {
         tune: Option<SettingsTuner<'_>>,
     ) -> (Self, Option<Arc<events::SwitchableBus>>) {
         let clock = ManualClock::new();
-        let mut settings = Settings { operator_key_hash: Some(hash_secret(OPERATOR_KEY)), ..Settings::default() };
+        let mut settings = Settings {
+            operator_key_hash: Some(hash_secret(OPERATOR_KEY)),
+            // Seals audit checkpoints and signs receipts, as every deployment does.
+            audit_signer: Some(Arc::new(countersign_core::proof::signing::AuditSigner::generate())),
+            // A host name: passkeys take no IP address as relying party.
+            public_url: Some("http://localhost:8080".into()),
+            ..Settings::default()
+        };
         if let Some(tune) = tune {
             tune(&mut settings);
         }

@@ -131,7 +131,19 @@ fn the_dashboard_routes_to_approvals_with_a_secret_that_never_echoes() {
         let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
         let got = target(&variables["COUNTERSIGN_SESSION_SECRET"]);
         assert_eq!(got.as_deref() == Some("SessionSecret"), wanted, "{function}: {got:?}");
-        assert_eq!(variables["COUNTERSIGN_PUBLIC_URL"].is_null(), !wanted, "{function}");
+        // Intake answers /reviews decisions that need a passkey with the dashboard's URL.
+        let links = wanted || function == "IntakeFunction";
+        assert_eq!(variables["COUNTERSIGN_PUBLIC_URL"].is_null(), !links, "{function}");
+    }
+    let signing = &template["Parameters"]["SigningKey"];
+    assert_eq!((signing["NoEcho"].as_bool(), signing["MinLength"].as_u64()), (Some(true), Some(43)));
+    // Receipts (approvals) and sealing (expiry) sign; no other function holds the key.
+    for (function, wanted) in
+        [("ApprovalsFunction", true), ("ExpiryFunction", true), ("IntakeFunction", false), ("WebhooksFunction", false)]
+    {
+        let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        let got = target(&variables["COUNTERSIGN_SIGNING_KEY"]);
+        assert_eq!(got.as_deref() == Some("SigningKey"), wanted, "{function}: {got:?}");
     }
     assert!(template["Globals"]["Function"]["Environment"]["Variables"]["COUNTERSIGN_SESSION_SECRET"].is_null());
 }

@@ -3,6 +3,7 @@
 //! tools over stdio, for desktop clients.
 
 mod mcp;
+mod verify;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -52,6 +53,31 @@ enum Command {
         #[arg(long, env = "COUNTERSIGN_URL")]
         url: String,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: VerifyCommand,
+    },
+    /// Payment receipt tools.
+    Receipt {
+        #[command(subcommand)]
+        command: VerifyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Verify FILE offline (an export of GET /v1/audit-logs/export, or a receipt from
+    /// GET /v1/payments/{id}/receipt): exit 0 if everything verifies, 1 naming the first fault.
+    Verify {
+        file: PathBuf,
+        /// The published keys (a saved GET /.well-known/countersign-keys).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Without --key: the local server's data directory, whose signing key is used.
+        #[arg(long, default_value = ".countersign")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Where servers mount MCP.
@@ -68,12 +94,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // No log on stdout: it carries the MCP session. Errors go to stderr, which desktop
         // clients show in their MCP logs.
+        Command::Audit { command: VerifyCommand::Verify { file, key, data_dir } } => {
+            finish(verify::audit(&file, key.as_deref(), &data_dir))
+        }
+        Command::Receipt { command: VerifyCommand::Verify { file, key, data_dir } } => {
+            finish(verify::receipt(&file, key.as_deref(), &data_dir))
+        }
         Command::Mcp { url } => {
             if let Err(e) = mcp::run(&url, std::env::var(mcp::API_KEY_ENV).ok()).await {
                 eprintln!("countersign mcp: {e}");
                 std::process::exit(1);
             }
             Ok(())
+        }
+    }
+}
+
+/// Prints a verification's outcome: stdout and exit 0, or stderr and exit 1.
+fn finish(outcome: Result<String, String>) -> Result<(), Box<dyn std::error::Error>> {
+    match outcome {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(())
+        }
+        Err(fault) => {
+            eprintln!("FAILED: {fault}");
+            std::process::exit(1);
         }
     }
 }
@@ -90,11 +136,16 @@ async fn serve(
         // Kept in the data directory (0600), so sessions and review links survive restarts.
         settings.session_secret = Some(Arc::new(first_run::session_secret(&data_dir)?));
     }
+    if settings.audit_signer.is_none() {
+        // Kept like the session secret: what it signed keeps verifying across restarts.
+        settings.audit_signer = Some(Arc::new(first_run::signing_key(&data_dir)?));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let listening = listener.local_addr()?;
     if settings.public_url.is_none() && listening.ip().is_loopback() {
-        // Review links point at this server when it only listens on loopback.
-        settings.public_url = Some(format!("http://{listening}"));
+        // Review links point at this server when it only listens on loopback, by the name
+        // `localhost`: passkeys need a host name (browsers refuse an IP as relying party).
+        settings.public_url = Some(format!("http://localhost:{}", listening.port()));
     }
     let operator = settings.operator_key_hash.is_some();
     let store = SqliteStore::open_dir(&data_dir)?;

@@ -123,6 +123,16 @@ impl AppError {
                 "temporarily unavailable; retry shortly".into(),
                 json!({}),
             ),
+            StepUpRequired { url, step_up_above } => (
+                StatusCode::FORBIDDEN,
+                "STEP_UP_REQUIRED".into(),
+                self.to_string(),
+                json!({"url": url, "stepUpAbove": step_up_above}),
+            ),
+            StepUpRefused(fault) => {
+                (StatusCode::FORBIDDEN, "STEP_UP_REFUSED".into(), self.to_string(), json!({"reason": fault.code()}))
+            }
+            SigningKeyMissing => plain(StatusCode::SERVICE_UNAVAILABLE, "SIGNING_KEY_MISSING"),
             Corrupt(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR".into(), "internal error".into(), json!({}))
             }

@@ -15,6 +15,7 @@ mod openapi;
 mod payments;
 mod people;
 mod policies;
+mod proofs;
 mod refunds;
 mod reviews;
 mod settings;
@@ -69,6 +70,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))
         .route("/v1/payments", post(payments::create).get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
+        .route("/v1/payments/{id}/receipt", get(proofs::receipt))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
@@ -76,6 +78,8 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/approvals/{id}/modify", post(approvals::modify))
         .route("/v1/approvals/{id}/escalate", post(approvals::escalate))
         .route("/v1/audit-logs", get(audit::list))
+        .route("/v1/audit-logs/export", get(proofs::export))
+        .route("/.well-known/countersign-keys", get(proofs::keys))
         .route("/v1/members", post(people::create_member).get(people::list_members))
         .route("/v1/teams", post(people::create_team).get(people::list_teams))
         .route("/v1/teams/{id}", patch(people::update_team))

@@ -143,6 +143,71 @@ fn dead_letter_state(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
     Ref::from_schema_name("DeadLetterState").into()
 }
 
+/// Paths whose success body is JSON Lines, not one JSON document.
+const JSON_LINES: &[&str] = &["/v1/audit-logs/export"];
+
+/// `GET /v1/audit-logs/export`: text, one JSON object per line.
+fn json_lines(_: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("JSON Lines: audit entries and checkpoints, oldest first"))
+        .build()
+        .into()
+}
+
+/// `GET /.well-known/countersign-keys`.
+fn jwks(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    let key = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("kid", string())
+        .required("kid")
+        .property("kty", string().enum_values(Some(["OKP"])))
+        .required("kty")
+        .property("crv", string().enum_values(Some(["Ed25519"])))
+        .required("crv")
+        .property("x", string().description(Some("The public key, base64url")))
+        .required("x")
+        .build();
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("keys", ArrayBuilder::new().items(key))
+        .required("keys")
+        .build();
+    schemas.push(("Jwks".into(), schema.into()));
+    Ref::from_schema_name("Jwks").into()
+}
+
+/// `GET /v1/payments/{id}/receipt` (docs/api.md, "Receipts"): its parts are the API's own objects.
+fn receipt(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    let payment = one::<Payment>(schemas);
+    let object = || ObjectBuilder::new().schema_type(Type::Object).build();
+    let list = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)).build();
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("type", string().enum_values(Some(["countersign.receipt"])))
+        .required("type")
+        .property("version", ObjectBuilder::new().schema_type(Type::Integer))
+        .property("orgId", string())
+        .property("issuedAt", string())
+        .property("payment", payment)
+        .required("payment")
+        .property("request", object())
+        .property("payloadHash", string())
+        .property("policyDecision", object())
+        .property("approval", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Object, Type::Null])))
+        .property("relyingParty", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Object, Type::Null])))
+        .property("ledger", list())
+        .property("auditEntries", list())
+        .property("checkpoints", list())
+        .property("keyId", string())
+        .property("hash", string())
+        .property("signature", string())
+        .required("signature")
+        .build();
+    schemas.push(("Receipt".into(), schema.into()));
+    Ref::from_schema_name("Receipt").into()
+}
+
 /// `GET /reviews/{id}/decision`: the decision, or `null` while there is none.
 fn decision_or_null(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
     let decision = one::<reviews::DecisionView>(schemas);
@@ -211,6 +276,9 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("get" "/v1/refunds", "refunds", "List refunds", json("payments:read"), N, [(200, "A page of refunds", page::<Refund>)], &[("walletId", "payee wallet"), ("status", "pending, approved, rejected, escalated, expired, failed"), ("paymentId", "refunds of this payment"), ("limit", "1-100"), ("cursor", "next page")]),
         op!("get" "/v1/refunds/{id}", "refunds", "Read a refund", json("payments:read"), N, [(200, "The refund", one::<Refund>)], &[]),
         op!("get" "/v1/audit-logs", "audit", "The audit log", json("audit:read"), N, [(200, "A page of audit entries", page::<AuditEntry>)], &[("action", "e.g. approval.approved"), ("resourceType", "e.g. payment"), ("limit", "1-100"), ("cursor", "next page")]),
+        op!("get" "/v1/audit-logs/export", "audit", "The whole audit log with its signed checkpoints, JSON Lines, oldest first (verify with `countersign audit verify`)", json("audit:read"), N, [(200, "One JSON object per line: audit entries (with `hash`) and checkpoints (`\"type\": \"checkpoint\"`)", json_lines)], &[]),
+        op!("get" "/.well-known/countersign-keys", "audit", "The public keys that sign checkpoints and receipts (JWKS)", N, N, [(200, "`{keys: [{kid, kty: OKP, crv: Ed25519, x}]}`", jwks)], &[]),
+        op!("get" "/v1/payments/{id}/receipt", "payments", "A signed evidence pack for the payment (verify with `countersign receipt verify`)", json("payments:read"), N, [(200, "The receipt", receipt)], &[]),
         op!("post" "/v1/members", "people", "Add a person (keys bound to no wallet)", json("members:write"), Some(body::<people::MemberBody>), [(201, "The member", one::<Member>)], &[]),
         op!("get" "/v1/members", "people", "List people", json("members:write"), N, [(200, "`{data: [member]}`", page::<Member>)], &[]),
         op!("post" "/v1/teams", "people", "Create a team (with members: admin)", json("members:write"), Some(body::<people::TeamBody>), [(201, "The team", one::<Team>)], &[]),
@@ -318,8 +386,8 @@ fn build() -> (OpenApi, Vec<NamedSchema>) {
             if let Some(example) = examples::response(op.method, op.path, *status) {
                 content = content.example(Some(example));
             }
-            let response =
-                ResponseBuilder::new().description(*description).content("application/json", content.build()).build();
+            let media = if JSON_LINES.contains(&op.path) { "application/x-ndjson" } else { "application/json" };
+            let response = ResponseBuilder::new().description(*description).content(media, content.build()).build();
             builder = builder.response(status.to_string(), response);
         }
         builder = builder

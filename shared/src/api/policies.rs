@@ -46,6 +46,9 @@ pub struct PolicyBody {
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     auto_reject_above: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "500.00")]
+    step_up_above: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
     risk_score_threshold: Option<Value>,
     #[serde(default, deserialize_with = "present")]
@@ -152,6 +155,7 @@ impl PolicyBody {
             auto_approve_below: limit("autoApproveBelow", self.auto_approve_below.as_ref())?,
             require_review_above: limit("requireReviewAbove", self.require_review_above.as_ref())?,
             auto_reject_above: limit("autoRejectAbove", self.auto_reject_above.as_ref())?,
+            step_up_above: limit("stepUpAbove", self.step_up_above.as_ref())?,
             risk_score_threshold,
             approval_ttl_seconds,
             required_approvals: self.required_approvals,

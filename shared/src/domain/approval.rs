@@ -71,6 +71,9 @@ pub struct Vote {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewer_name: Option<String>,
     pub at: DateTime<Utc>,
+    /// The passkey assertion this vote was made with, when the amount needed a step-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<crate::domain::step_up::VotePasskey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -342,6 +345,7 @@ mod tests {
 
     fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {
         Vote {
+            passkey: None,
             key_id: key.clone(),
             person: None,
             decision,

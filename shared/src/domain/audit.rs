@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ApiKeyId, AuditId, OrgId};
+use crate::proof::checkpoint::entry_hash;
 
 /// Who made a change: a key, the deployment's operator, or the system (the sweep).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,10 @@ pub struct AuditEntry {
     pub actor: String,
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// Hex SHA-256 of this entry's RFC 8785 canonical JSON without `hash`, made when it is
+    /// written; the sweep seals entries into signed checkpoints by these hashes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
 }
 
 /// Largest `details` kept whole; bigger ones keep their small fields only, so a page of audit
@@ -72,8 +77,9 @@ impl AuditEntry {
         details: serde_json::Value,
         at: DateTime<Utc>,
     ) -> Self {
-        AuditEntry {
-            id: AuditId::generate(),
+        let mut entry = AuditEntry {
+            // By the service's clock, as the sweep's sealing cutoff is.
+            id: AuditId::generate_at(at),
             org_id: org_id.clone(),
             action: action.into(),
             resource_type: resource_type.into(),
@@ -81,7 +87,23 @@ impl AuditEntry {
             actor: actor.into(),
             details: bounded(details),
             created_at: at,
+            hash: String::new(),
+        };
+        entry.hash = entry.content_hash();
+        entry
+    }
+
+    /// The hash of this entry's content as it stands (what `hash` must equal).
+    pub fn content_hash(&self) -> String {
+        serde_json::to_value(self).map(|v| entry_hash(&v)).unwrap_or_default()
+    }
+
+    /// The entry with its hash filled in (entries written before hashing have none).
+    pub fn hashed(mut self) -> Self {
+        if self.hash.is_empty() {
+            self.hash = self.content_hash();
         }
+        self
     }
 }
 
@@ -98,5 +120,18 @@ mod tests {
         assert_eq!(entry.details, json!({"amount": "10.00", "truncated": true}));
         let small = json!({"note": "ok"});
         assert_eq!(AuditEntry::new(&org, "a", "t", "r", "system", small.clone(), Utc::now()).details, small);
+    }
+
+    #[test]
+    fn an_entry_is_hashed_over_its_content_and_the_hash_notices_an_edit() {
+        let org = OrgId::generate();
+        let mut entry =
+            AuditEntry::new(&org, "payment.created", "payment", "pay_1", "system", json!({"a": 1}), Utc::now());
+        assert_eq!(entry.hash.len(), 64);
+        assert_eq!(entry.hash, entry.content_hash());
+        let stored = serde_json::to_value(&entry).unwrap();
+        assert_eq!(entry_hash(&stored), entry.hash, "the hash leaves itself out");
+        entry.details = json!({"a": 2});
+        assert_ne!(entry.content_hash(), entry.hash);
     }
 }

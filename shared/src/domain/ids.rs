@@ -18,6 +18,13 @@ macro_rules! prefixed_id {
                 $name(format!("{}{}", $prefix, Ulid::new()))
             }
 
+            /// A new id made at `at` by the service's clock (its time part), random after it.
+            pub fn generate_at(at: chrono::DateTime<chrono::Utc>) -> Self {
+                let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+                let ulid = Ulid::from_parts(ms, rand::random::<u128>());
+                $name(format!("{}{}", $prefix, ulid))
+            }
+
             /// Parses `prefix + ULID`; anything else is not an id of this kind. The ULID part is
             /// case-insensitive and kept in its canonical (upper-case) form, so one id has one
             /// spelling wherever it is compared or stored.

@@ -23,6 +23,7 @@ pub mod routing;
 pub mod score;
 pub mod secret;
 pub mod ssrf;
+pub mod step_up;
 pub mod velocity;
 pub mod wallet;
 pub mod webhook;

@@ -400,6 +400,23 @@ impl Payment {
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 
+    /// The request as the agent sent it: what a step-up's challenge and a receipt commit to
+    /// (the amount asked for, before any modify).
+    pub fn request_view(&self) -> serde_json::Value {
+        let asked = self.original_amount.unwrap_or(self.amount);
+        serde_json::json!({
+            "paymentId": self.id, "from": self.from, "to": self.to, "amount": asked.to_wire(),
+            "currency": asked.currency().code(), "description": self.description, "metadata": self.metadata,
+            "riskScore": self.risk_score, "confidenceScore": self.confidence_score,
+            "reasoning": self.agent_reasoning, "urgency": self.urgency, "submittedAt": self.created_at,
+        })
+    }
+
+    /// Hex SHA-256 of the RFC 8785 canonical JSON of [`Payment::request_view`].
+    pub fn payload_hash(&self) -> String {
+        hex::encode(crate::proof::canonical::hash_without(&self.request_view(), &[]))
+    }
+
     /// Whether `approval` was shown exactly this payment (approvals from before binding: yes).
     pub fn matches(&self, approval: &Approval) -> bool {
         approval.payment_id == self.id && approval.details_hash.as_ref().is_none_or(|h| *h == self.details_hash())

@@ -212,6 +212,7 @@ mod tests {
 
     fn vote(decision: VoteDecision, action: Option<&str>) -> Vote {
         Vote {
+            passkey: None,
             key_id: ApiKeyId::generate(),
             person: None,
             decision,

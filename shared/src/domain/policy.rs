@@ -52,6 +52,10 @@ pub struct Policy {
     #[serde(with = "opt_decimal_string")]
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub auto_reject_above: Option<Decimal>,
+    /// Approving or modifying above this amount needs a passkey assertion by the deciding person.
+    #[serde(default, with = "opt_decimal_string")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub step_up_above: Option<Decimal>,
     pub risk_score_threshold: Option<Score>,
     pub approval_ttl_seconds: Option<u64>,
     pub required_approvals: u32,
@@ -181,6 +185,7 @@ impl Policy {
             auto_approve_below: None,
             require_review_above: None,
             auto_reject_above: None,
+            step_up_above: None,
             risk_score_threshold: None,
             approval_ttl_seconds: None,
             required_approvals: 1,
@@ -213,6 +218,7 @@ pub struct PolicyPatch {
     pub auto_approve_below: Option<Option<Amount>>,
     pub require_review_above: Option<Option<Amount>>,
     pub auto_reject_above: Option<Option<Amount>>,
+    pub step_up_above: Option<Option<Amount>>,
     pub risk_score_threshold: Option<Option<Score>>,
     pub approval_ttl_seconds: Option<Option<u64>>,
     pub required_approvals: Option<u32>,
@@ -231,6 +237,7 @@ impl Policy {
             ("autoApproveBelow", &patch.auto_approve_below, &mut self.auto_approve_below),
             ("requireReviewAbove", &patch.require_review_above, &mut self.require_review_above),
             ("autoRejectAbove", &patch.auto_reject_above, &mut self.auto_reject_above),
+            ("stepUpAbove", &patch.step_up_above, &mut self.step_up_above),
         ];
         for (field, change, target) in limits {
             if let Some(limit) = change {

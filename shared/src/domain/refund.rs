@@ -152,6 +152,20 @@ impl Payment {
 }
 
 impl Refund {
+    /// The refund as requested: what a step-up's challenge and a receipt commit to.
+    pub fn request_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "refundId": self.id, "paymentId": self.payment_id, "from": self.from, "to": self.to,
+            "amount": self.amount.to_wire(), "currency": self.amount.currency().code(), "reason": self.reason,
+            "riskScore": self.risk_score, "submittedAt": self.created_at,
+        })
+    }
+
+    /// Hex SHA-256 of the RFC 8785 canonical JSON of [`Refund::request_view`].
+    pub fn payload_hash(&self) -> String {
+        hex::encode(crate::proof::canonical::hash_without(&self.request_view(), &[]))
+    }
+
     /// A refund of `amount` of `payment`, decided by `decision`.
     pub fn new(
         payment: &Payment,

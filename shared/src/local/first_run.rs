@@ -7,7 +7,9 @@
 //!
 //! The dashboard's session secret, when `COUNTERSIGN_SESSION_SECRET` is unset, is a random one
 //! kept in `<data dir>/session-secret` (made on first use, owner-only, 0600), so sessions and
-//! review links survive restarts.
+//! review links survive restarts. The audit signing key, when `COUNTERSIGN_SIGNING_KEY` is unset,
+//! is kept the same way in `<data dir>/signing-key`, so checkpoints and receipts signed before a
+//! restart still verify under the published key.
 
 use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
@@ -29,10 +31,13 @@ use crate::domain::secret::ServerSecret;
 use crate::domain::wallet::NewWallet;
 use crate::error::AppError;
 use crate::ports::StoreError;
+use crate::proof::signing::AuditSigner;
 use crate::service::{Caller, Countersign, FundRequest, NewApiKey};
 
 /// The session secret's file in the data directory.
 pub const SESSION_SECRET_FILE: &str = "session-secret";
+/// The audit signing key's file in the data directory.
+pub const SIGNING_KEY_FILE: &str = "signing-key";
 
 /// The name of the organisation a first run sets up (a label: the organisation record and its
 /// audit entry carry it).
@@ -50,6 +55,8 @@ pub enum FirstRunError {
     SecretFile { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no usable secret (at least 32 characters): delete it to make a new one")]
     BadSecret { path: PathBuf },
+    #[error("{path} holds no usable signing key (base64url of 32 bytes): restore it from a backup, or delete it to make a new one (what the old key signed then verifies only under its published public key)")]
+    BadSigningKey { path: PathBuf },
     #[error("cannot read the data directory: {0}")]
     Store(#[from] StoreError),
     #[error("cannot set up the first organisation: {0}")]
@@ -60,7 +67,19 @@ pub enum FirstRunError {
 
 /// The dashboard's secret from `dir/session-secret`, made (random, 0600) if the file is missing.
 pub fn session_secret(dir: &Path) -> Result<ServerSecret, FirstRunError> {
-    let path = dir.join(SESSION_SECRET_FILE);
+    let (path, text) = secret_file(dir, SESSION_SECRET_FILE)?;
+    ServerSecret::new(&text).map_err(|_| FirstRunError::BadSecret { path })
+}
+
+/// The audit signing key from `dir/signing-key`, made (random, 0600) if the file is missing.
+pub fn signing_key(dir: &Path) -> Result<AuditSigner, FirstRunError> {
+    let (path, text) = secret_file(dir, SIGNING_KEY_FILE)?;
+    AuditSigner::from_secret(&text).map_err(|_| FirstRunError::BadSigningKey { path })
+}
+
+/// The text of `dir/name`: 32 random bytes in base64url, written owner-only on first use.
+fn secret_file(dir: &Path, name: &str) -> Result<(PathBuf, String), FirstRunError> {
+    let path = dir.join(name);
     let failed = |source| FirstRunError::SecretFile { path: path.clone(), source };
     std::fs::create_dir_all(dir).map_err(failed)?;
     let mut options = std::fs::OpenOptions::new();
@@ -73,12 +92,12 @@ pub fn session_secret(dir: &Path) -> Result<ServerSecret, FirstRunError> {
             rand::rng().fill_bytes(&mut bytes);
             let text = URL_SAFE_NO_PAD.encode(bytes);
             file.write_all(format!("{text}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(failed)?;
-            ServerSecret::new(&text).map_err(|_| FirstRunError::BadSecret { path: path.clone() })
+            Ok((path, text))
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             warn_if_shared(&path);
             let text = std::fs::read_to_string(&path).map_err(failed)?;
-            ServerSecret::new(text.trim()).map_err(|_| FirstRunError::BadSecret { path: path.clone() })
+            Ok((path, text.trim().to_string()))
         }
         Err(e) => Err(failed(e)),
     }

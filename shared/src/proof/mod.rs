@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;
+pub mod receipt;
 pub mod signing;
 
 pub use canonical::{canonical_json, hash_without, HexError};

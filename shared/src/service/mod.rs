@@ -10,6 +10,7 @@ mod health;
 mod money;
 mod org;
 mod paging;
+mod receipts;
 mod review;
 mod sweep;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use crate::error::{AppError, AppResult};
 use crate::ports::{Clock, Store};
 
 pub use crate::engine::Committed;
+pub use audit::seal::{SealSummary, MAX_CHECKPOINT_ENTRIES, SEAL_AFTER};
 pub use audit::AuditFilter;
 pub use delivery::events::DEFAULT_REPUBLISH_AFTER;
 pub use delivery::webhooks::{NewWebhook, TestResult, WebhookPatch};
@@ -34,6 +36,8 @@ pub use money::payments::PaymentFilter;
 pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 pub use money::refunds::{RefundFilter, RefundOutcome};
 pub use money::wallets::{FundRequest, Funded};
+pub use org::passkeys::{NewPasskey, RegistrationOptions, StepUpStart};
+
 pub use org::auth::Caller;
 pub use org::keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use org::links::REVIEW_LINK_PATH;
@@ -75,6 +79,12 @@ pub struct Settings {
     /// `COUNTERSIGN_PUBLIC_URL`: where reviewers reach the dashboard (`https://host[/prefix]`,
     /// no trailing slash), the base of `reviewUrl` links.
     pub public_url: Option<String>,
+    /// `COUNTERSIGN_SIGNING_KEY` (generated into the data directory locally): signs audit
+    /// checkpoints and receipts. Unset: nothing is sealed and receipts answer 503.
+    pub audit_signer: Option<Arc<crate::proof::signing::AuditSigner>>,
+    /// `COUNTERSIGN_RETIRED_SIGNING_KEYS`: public keys of earlier signing keys, still published so
+    /// what they signed keeps verifying after a rotation.
+    pub retired_keys: Vec<crate::proof::signing::Jwk>,
 }
 
 impl Default for Settings {
@@ -88,7 +98,32 @@ impl Default for Settings {
             review_wait: std::time::Duration::from_secs(25),
             session_secret: None,
             public_url: None,
+            audit_signer: None,
+            retired_keys: Vec::new(),
         }
+    }
+}
+
+impl Settings {
+    /// The WebAuthn relying party: the public URL's host and origin. A loopback address becomes
+    /// `localhost` (browsers take no IP address as a relying party id).
+    pub fn relying_party(&self) -> Option<crate::passkey::RelyingParty> {
+        let url = self.public_url.as_deref()?;
+        crate::passkey::RelyingParty::from_public_url(&loopback_as_localhost(url)).ok()
+    }
+}
+
+/// `http://127.0.0.1:8080/x` → `http://localhost:8080/x`; anything else unchanged.
+pub fn loopback_as_localhost(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.host_str().is_some_and(|h| h == "127.0.0.1" || h == "[::1]") => {
+            if parsed.set_host(Some("localhost")).is_ok() {
+                parsed.as_str().trim_end_matches('/').to_string()
+            } else {
+                url.to_string()
+            }
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The dashboard's two static files, compiled in. URLs carry a version (a hash of the files), so
+//! The dashboard's static files, compiled in. URLs carry a version (a hash of the files), so
 //! browsers may cache them for good.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -9,11 +9,12 @@ use super::page::secure_headers;
 
 const CSS: &str = include_str!("static/app.css");
 const JS: &str = include_str!("static/app.js");
+const PASSKEYS_JS: &str = include_str!("static/passkeys.js");
 const ICON: &str = include_str!("static/icon.svg");
 
 /// A short hash of both files.
 pub fn version() -> String {
-    let digest = Sha256::digest(format!("{CSS}\n{JS}").as_bytes());
+    let digest = Sha256::digest(format!("{CSS}\n{JS}\n{PASSKEYS_JS}").as_bytes());
     hex::encode(&digest[..6])
 }
 
@@ -37,6 +38,10 @@ pub async fn css() -> Response {
 
 pub async fn js() -> Response {
     file(JS, "text/javascript; charset=utf-8")
+}
+
+pub async fn passkeys_js() -> Response {
+    file(PASSKEYS_JS, "text/javascript; charset=utf-8")
 }
 
 pub async fn icon() -> Response {

@@ -18,6 +18,7 @@ use crate::domain::input::{InputError, MAX_NOTE_CHARS};
 use crate::domain::money::Amount;
 use crate::domain::payment_review::ReviewRef;
 use crate::domain::review::DecisionType;
+use crate::domain::step_up::StepUpProof;
 use crate::error::AppError;
 use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalate};
 
@@ -36,12 +37,28 @@ pub async fn approval(State(s): State<AppState>, reviewer: Reviewer, PathParam(i
     Ok(html(StatusCode::OK, &page))
 }
 
+/// The passkey assertion `static/passkeys.js` adds to the form, when it ran the step-up.
+fn step_up_proof(form: &Form) -> Option<StepUpProof> {
+    Some(StepUpProof {
+        nonce: form.get("step_up_nonce")?.to_string(),
+        credential_id: form.get("step_up_credential")?.to_string(),
+        authenticator_data: form.get("step_up_authenticator_data")?.to_string(),
+        client_data_json: form.get("step_up_client_data")?.to_string(),
+        signature: form.get("step_up_signature")?.to_string(),
+    })
+}
+
 /// The decision a form asks for, made through the service.
 async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form) -> Result<(), AppError> {
     let caller = reviewer.caller();
     let note = note(form)?;
     let amount = form.get("amount");
-    let vote = |decision, modify_to| DecideRequest { modify_to, ..DecideRequest::new(decision, note.clone()) };
+    let step_up = step_up_proof(form);
+    let vote = |decision, modify_to| DecideRequest {
+        modify_to,
+        step_up: step_up.clone(),
+        ..DecideRequest::new(decision, note.clone())
+    };
     match form.get("action") {
         Some("approve") if amount.is_some() => Err(InputError::invalid(
             "amount",

@@ -12,6 +12,7 @@ mod detail;
 mod form;
 mod link;
 mod page;
+mod passkeys;
 mod queue;
 mod sign_in;
 mod start;
@@ -52,12 +53,17 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/sign-out", html_405(post(sign_in::sign_out)))
         .route("/dashboard/approvals/{id}", html_405(get(detail::approval)))
         .route("/dashboard/approvals/{id}/decide", html_405(post(detail::decide_approval)))
+        .route("/dashboard/approvals/{id}/step-up", html_405(post(passkeys::step_up)))
+        .route("/dashboard/passkeys", html_405(get(passkeys::list).post(passkeys::register)))
+        .route("/dashboard/passkeys/options", html_405(post(passkeys::options)))
+        .route("/dashboard/passkeys/{id}/delete", html_405(post(passkeys::delete)))
         .route("/dashboard/reviews/{id}", html_405(get(detail::review)))
         .route("/dashboard/reviews/{id}/decide", html_405(post(detail::decide_review)))
         .route("/dashboard/start/{token}", html_405(get(start::confirm).post(start::sign_in)))
         .route("/dashboard/r/{token}", html_405(get(link::confirm).post(link::decide)))
         .route("/dashboard/static/app.css", html_405(get(assets::css)))
         .route("/dashboard/static/app.js", html_405(get(assets::js)))
+        .route("/dashboard/static/passkeys.js", html_405(get(assets::passkeys_js)))
         .route("/dashboard/static/icon.svg", html_405(get(assets::icon)))
         .route("/dashboard/", any(not_found))
         .route("/dashboard/{*rest}", any(not_found))

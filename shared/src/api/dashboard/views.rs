@@ -249,6 +249,8 @@ pub struct VoteRow {
     pub decision: &'static str,
     pub note: String,
     pub at: String,
+    /// Made with a passkey (step-up).
+    pub passkey: bool,
 }
 
 pub struct HistoryRow {
@@ -296,6 +298,7 @@ fn vote_rows(votes: &[Vote], members: &[Member]) -> Vec<VoteRow> {
             },
             note: v.note.clone().unwrap_or_default(),
             at: when(v.at),
+            passkey: v.passkey.is_some(),
         })
         .collect()
 }
@@ -364,11 +367,13 @@ pub struct ApprovalPage {
     /// What the reviewer typed, kept when a decision was refused.
     pub note: String,
     pub amount: String,
+    /// Approving or modifying above this amount needs the reviewer's passkey.
+    pub step_up_above: Option<String>,
 }
 
 impl ApprovalPage {
     pub fn of(detail: &ApprovalDetail, chrome: Chrome, now: DateTime<Utc>) -> Self {
-        let ApprovalDetail { approval, payment, history, teams, members, wallet_names } = detail;
+        let ApprovalDetail { approval, payment, history, teams, members, wallet_names, step_up_above } = detail;
         let details = &approval.transaction_details;
         let mut transaction = vec![
             Row { label: "From", value: wallet(wallet_names, &payment.from) },
@@ -412,6 +417,7 @@ impl ApprovalPage {
             error: None,
             note: String::new(),
             amount: String::new(),
+            step_up_above: step_up_above.map(|a| format!("{a} {}", details.amount.currency().code())),
         }
     }
 }

@@ -45,12 +45,14 @@ pub struct DecideRequest {
     /// Through `/reviews`: the modified action in words, and the reviewer's name.
     pub modified_action: Option<String>,
     pub reviewer_name: Option<String>,
+    /// The passkey assertion for a step-up (only the dashboard's ceremony makes one).
+    pub step_up: Option<crate::domain::step_up::StepUpProof>,
 }
 
 impl DecideRequest {
     /// A plain approve or reject with an optional note.
     pub fn new(decision: VoteDecision, note: Option<String>) -> Self {
-        DecideRequest { decision, note, modify_to: None, modified_action: None, reviewer_name: None }
+        DecideRequest { decision, note, modify_to: None, modified_action: None, reviewer_name: None, step_up: None }
     }
 }
 

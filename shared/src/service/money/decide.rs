@@ -12,17 +12,21 @@ use crate::domain::org::ApiKey;
 use crate::domain::payment::{Payment, PaymentError};
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts, Policy};
+use crate::domain::refund::Refund;
+use crate::domain::step_up::VotePasskey;
 use crate::domain::wallet::Wallet;
 use crate::engine::plan::{overtaken, PlanError, Tx};
 use crate::engine::reader::Reads;
 use crate::engine::{Change, Reader};
 use crate::error::{AppError, AppResult};
 use crate::layout::{approval_key, payment_key, refund_key, settings_key, team_key, wallet_key, Stored};
+use crate::passkey::StepUpDecision;
 use crate::ports::Key;
 use crate::service::money::approvals::{DecideRequest, Decided};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::policies::policies_query;
 use crate::service::money::refunds::plan_refund_vote;
+use crate::service::money::step_up::{check_step_up, step_up_threshold, StepUpCase};
 use crate::service::{ensure_wallet, require, Caller, Countersign, UseCases};
 
 /// What a decision reads: the approval, its payment, and (when the vote may execute the
@@ -62,7 +66,13 @@ impl UseCases {
             .run(&r, change, || async {
                 let Loaded { mut approval, mut payment, execution } = load(&r, caller, id, request.decision).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                let resolution = cast(&mut tx, caller, &request, &mut approval, &mut payment)?;
+                let passkey = if request.decision == VoteDecision::Approve {
+                    let case = step_up_case(&r, &approval.value, &payment.value, execution.as_ref(), &request).await?;
+                    check_step_up(&r, &mut tx, &self.settings, caller, case, request.step_up.as_ref()).await?
+                } else {
+                    None
+                };
+                let resolution = cast(&mut tx, caller, &request, passkey, &mut approval, &mut payment)?;
                 let note = &request.note;
                 let refund = match (approval.value.subject(), resolution) {
                     (ApprovalSubject::Refund { .. }, resolution) => {
@@ -115,11 +125,39 @@ async fn load(r: &Reader, caller: &ApiKey, id: &ApprovalId, decision: VoteDecisi
     Ok(Loaded { approval, payment, execution })
 }
 
+/// What an approve vote's step-up is checked against: the request's payload hash, the policies
+/// of the wallet the money leaves, and the amount that would execute.
+async fn step_up_case<'a>(
+    r: &Reader,
+    approval: &'a Approval,
+    payment: &Payment,
+    execution: Option<&Execution>,
+    request: &DecideRequest,
+) -> Result<StepUpCase<'a>, PlanError> {
+    let (kind, payload_hash, asked) = match approval.subject() {
+        ApprovalSubject::Payment(_) => (ActionKind::Payment, payment.payload_hash(), payment.amount),
+        ApprovalSubject::Refund { refund, .. } => {
+            let refund = r.read_owned::<Refund>(&refund_key(refund), &approval.org_id).await?.value;
+            (ActionKind::Refund, refund.payload_hash(), refund.amount)
+        }
+    };
+    let policies = match execution {
+        Some(e) => e.policies.clone(),
+        None => r.wallet_policies(&approval.wallet_id).await?,
+    };
+    let (decision, amount) = match request.modify_to {
+        Some(lower) => (StepUpDecision::Modify, lower.in_currency(asked.currency()).map_err(AppError::from)?),
+        None => (StepUpDecision::Approve, asked),
+    };
+    Ok(StepUpCase { approval, payload_hash, decision, amount, threshold: step_up_threshold(&policies, kind) })
+}
+
 /// Casts the caller's vote (and its lower amount, when it modifies) on the approval.
 fn cast(
     tx: &mut Tx,
     caller: &ApiKey,
     request: &DecideRequest,
+    passkey: Option<VotePasskey>,
     approval: &mut Stored<Approval>,
     payment: &mut Stored<Payment>,
 ) -> Result<Resolution, PlanError> {
@@ -136,6 +174,7 @@ fn cast(
         modified_action,
         reviewer_name: request.reviewer_name.clone(),
         at: now,
+        passkey,
     };
     let resolution = approval.value.cast(vote, now)?;
     tx.update(approval)?;

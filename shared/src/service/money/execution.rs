@@ -53,6 +53,14 @@ pub(crate) fn plan_execution<M: Movement>(
     let ids = EntryIds::generate();
     match ledger::transfer(&mut from.value, &mut to.value, moving.amount(), moving.purpose(), ids, now) {
         Ok(transfer) => {
+            // The audit row names the ledger lines, so a receipt reads them by key and the
+            // sealed row proves them.
+            let mut details = details;
+            if let Some(map) = details.as_object_mut() {
+                map.insert("transactionId".into(), json!(transfer.transaction_id));
+                let lines = [&transfer.debit, &transfer.credit].map(|l| json!({"walletId": l.wallet_id, "id": l.id}));
+                map.insert("ledgerLines".into(), json!(lines));
+            }
             moving.complete(transfer.transaction_id, now)?;
             tx.update(&from)?;
             tx.update(&to)?;

@@ -8,4 +8,5 @@ pub(crate) mod intake;
 pub(crate) mod payments;
 pub(crate) mod policies;
 pub(crate) mod refunds;
+pub(crate) mod step_up;
 pub(crate) mod wallets;

@@ -4,6 +4,7 @@
 pub(crate) mod auth;
 pub(crate) mod keys;
 pub(crate) mod links;
+pub(crate) mod passkeys;
 pub(crate) mod people;
 pub(crate) mod sessions;
 pub(crate) mod settings;

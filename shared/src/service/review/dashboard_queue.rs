@@ -202,6 +202,8 @@ pub struct ApprovalDetail {
     pub teams: Vec<Team>,
     pub members: Vec<Member>,
     pub wallet_names: HashMap<WalletId, String>,
+    /// The payer's policies' `stepUpAbove`: approving or modifying above it needs a passkey.
+    pub step_up_above: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Clone)]
@@ -340,7 +342,13 @@ impl UseCases {
         history.sort_by(|a, b| a.id.cmp(&b.id));
         let (teams, members) = (self.reader().org_teams(org).await?, self.org_people(org).await?);
         let wallet_names = self.wallet_names(org, [payment.from.clone(), payment.to.clone()].into()).await?;
-        Ok(ApprovalDetail { approval, payment, history, teams, members, wallet_names })
+        let kind = match approval.subject() {
+            crate::domain::approval::ApprovalSubject::Payment(_) => crate::domain::policy::ActionKind::Payment,
+            crate::domain::approval::ApprovalSubject::Refund { .. } => crate::domain::policy::ActionKind::Refund,
+        };
+        let policies = self.reader().wallet_policies(&approval.wallet_id).await?;
+        let step_up_above = crate::service::money::step_up::step_up_threshold(&policies, kind);
+        Ok(ApprovalDetail { approval, payment, history, teams, members, wallet_names, step_up_above })
     }
 
     /// One review for its detail page.
@@ -356,7 +364,7 @@ impl UseCases {
 
     /// A resource's audit entries, oldest first (entries written before the per-resource index
     /// existed are not found).
-    async fn history(&self, org: &OrgId, resource_id: &str) -> AppResult<Vec<AuditEntry>> {
+    pub(crate) async fn history(&self, org: &OrgId, resource_id: &str) -> AppResult<Vec<AuditEntry>> {
         let mut query = Query::new(Index::ByWallet, audit_resource_partition(org, resource_id), HISTORY_LIMIT);
         query.newest_first = false;
         self.store().query(query).await?.into_iter().map(|i| decode::<AuditEntry>(i).map(|s| s.value)).collect()

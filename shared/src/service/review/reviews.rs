@@ -371,6 +371,8 @@ impl UseCases {
                     modify_to: request.modified_amount,
                     modified_action: request.modified_action,
                     reviewer_name: Some(name),
+                    // A passkey step-up happens on the dashboard, never through /reviews.
+                    step_up: None,
                 };
                 let decided = self.decide_approval(caller, id, vote).await.map_err(|e| match e {
                     // The lower amount is `modified_amount` here.

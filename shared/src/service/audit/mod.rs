@@ -1,4 +1,8 @@
-//! The audit log.
+//! The audit log: listed, sealed into signed checkpoints by the sweep (`seal`), exported with
+//! its checkpoints for offline verification (`export`).
+
+pub mod export;
+pub mod seal;
 
 use super::paging::{Page, PageRequest};
 use super::{ensure_unbound, require, Caller, UseCases};

@@ -1,0 +1,167 @@
+//! Offline verification of a payment receipt (`GET /v1/payments/{id}/receipt`), as
+//! `countersign receipt verify` runs it: the server's signature over the receipt, the payload
+//! hash of the request, every passkey assertion against the challenge recomputed from its vote,
+//! every checkpoint's signature, and every audit entry's hash and inclusion proof.
+
+use serde_json::Value;
+
+use super::canonical::{from_hex, hash_without, to_hex};
+use super::checkpoint::{entry_hash, Checkpoint};
+use super::merkle::verify_inclusion;
+use super::signing::Jwks;
+use crate::domain::step_up::VotePasskey;
+use crate::passkey::RelyingParty;
+
+/// The receipt's `type`.
+pub const RECEIPT_TYPE: &str = "countersign.receipt";
+/// What a receipt's hash leaves out.
+pub const RECEIPT_UNHASHED: &[&str] = &["signature", "hash"];
+
+/// What a receipt proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSummary {
+    pub payment_id: String,
+    pub status: String,
+    pub passkey_votes: usize,
+    pub votes: usize,
+    pub entries_proven: usize,
+    /// Entries not yet sealed when the receipt was made: hash-checked, not proven.
+    pub entries_unsealed: usize,
+    pub checkpoints: usize,
+}
+
+/// The first thing in a receipt that does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptFault {
+    #[error("not a Countersign receipt: {0}")]
+    Shape(String),
+    #[error("the receipt's hash does not match its content (edited?)")]
+    Hash,
+    #[error("the receipt's signature does not verify: {0}")]
+    Signature(String),
+    #[error("payloadHash does not match the request in the receipt")]
+    Payload,
+    #[error("vote {index} ({who}): its passkey assertion does not verify: {reason}")]
+    Passkey { index: usize, who: String, reason: String },
+    #[error("checkpoint {seq}: {reason}")]
+    Checkpoint { seq: u64, reason: String },
+    #[error("audit entry {id}: {reason}")]
+    Entry { id: String, reason: String },
+}
+
+fn shape(what: &str) -> ReceiptFault {
+    ReceiptFault::Shape(what.to_string())
+}
+
+fn text<'a>(value: &'a Value, field: &str) -> Result<&'a str, ReceiptFault> {
+    value.get(field).and_then(Value::as_str).ok_or_else(|| shape(&format!("no {field}")))
+}
+
+/// Verifies `receipt` under `jwks`.
+pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, ReceiptFault> {
+    if receipt.get("type").and_then(Value::as_str) != Some(RECEIPT_TYPE) {
+        return Err(shape("type is not countersign.receipt"));
+    }
+    let hash = hash_without(receipt, RECEIPT_UNHASHED);
+    if text(receipt, "hash")? != to_hex(&hash) {
+        return Err(ReceiptFault::Hash);
+    }
+    jwks.verify(text(receipt, "keyId")?, &hash, text(receipt, "signature")?)
+        .map_err(|e| ReceiptFault::Signature(e.to_string()))?;
+
+    let request = receipt.get("request").ok_or_else(|| shape("no request"))?;
+    let payload_hash = text(receipt, "payloadHash")?;
+    if to_hex(&hash_without(request, &[])) != payload_hash {
+        return Err(ReceiptFault::Payload);
+    }
+    let payment = receipt.get("payment").ok_or_else(|| shape("no payment"))?;
+
+    let (mut votes, mut passkey_votes) = (0, 0);
+    if let Some(approval) = receipt.get("approval").filter(|a| !a.is_null()) {
+        let approval_id = text(approval, "id")?;
+        let rp = receipt.get("relyingParty").filter(|r| !r.is_null()).map(|r| -> Result<_, ReceiptFault> {
+            Ok(RelyingParty {
+                id: text(r, "id")?.to_string(),
+                origin: text(r, "origin")?.to_string(),
+                require_user_verification: true,
+            })
+        });
+        for (index, vote) in approval.get("votes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            votes += 1;
+            let Some(passkey) = vote.get("passkey").filter(|p| !p.is_null()) else { continue };
+            let who =
+                vote.get("person").or_else(|| vote.get("keyId")).and_then(Value::as_str).unwrap_or("?").to_string();
+            let fault = |reason: String| ReceiptFault::Passkey { index, who: who.clone(), reason };
+            let passkey: VotePasskey = serde_json::from_value(passkey.clone()).map_err(|e| fault(e.to_string()))?;
+            if passkey.payload_hash != payload_hash {
+                return Err(fault("it signed another payload hash than the request's".into()));
+            }
+            let rp = match &rp {
+                Some(Ok(rp)) => rp,
+                Some(Err(e)) => return Err(e.clone()),
+                None => return Err(fault("the receipt names no relying party".into())),
+            };
+            passkey
+                .assertion
+                .verify(rp, approval_id, &passkey.payload_hash, passkey.decision, &passkey.amount)
+                .map_err(|e| fault(e.to_string()))?;
+            passkey_votes += 1;
+        }
+    }
+
+    let checkpoints: Vec<Checkpoint> =
+        serde_json::from_value(receipt.get("checkpoints").cloned().unwrap_or(Value::Array(vec![])))
+            .map_err(|e| shape(&format!("checkpoints: {e}")))?;
+    for checkpoint in &checkpoints {
+        checkpoint.verify(jwks).map_err(|e| ReceiptFault::Checkpoint { seq: checkpoint.seq, reason: e.to_string() })?;
+    }
+
+    let (mut proven, mut unsealed) = (0, 0);
+    for item in receipt.get("auditEntries").and_then(Value::as_array).into_iter().flatten() {
+        let entry = item.get("entry").ok_or_else(|| shape("an audit item without entry"))?;
+        let id = text(entry, "id")?.to_string();
+        let fault = |reason: &str| ReceiptFault::Entry { id: id.clone(), reason: reason.to_string() };
+        let stated = text(entry, "hash")?;
+        if entry_hash(entry) != stated {
+            return Err(fault("its hash does not match its content (edited?)"));
+        }
+        let proof = match item.get("proof") {
+            Some(p) if !p.is_null() => p,
+            _ => {
+                unsealed += 1;
+                continue;
+            }
+        };
+        let number = |field: &str| {
+            proof.get(field).and_then(Value::as_u64).ok_or_else(|| fault(&format!("proof has no {field}")))
+        };
+        let (seq, index, size) = (number("checkpointSeq")?, number("leafIndex")?, number("treeSize")?);
+        let checkpoint =
+            checkpoints.iter().find(|c| c.seq == seq).ok_or_else(|| fault("its checkpoint is not in the receipt"))?;
+        if checkpoint.count != size {
+            return Err(fault("the proof's tree size is not its checkpoint's count"));
+        }
+        let path = proof
+            .get("path")
+            .and_then(Value::as_array)
+            .ok_or_else(|| fault("proof has no path"))?
+            .iter()
+            .map(|h| h.as_str().and_then(|h| from_hex(h).ok()).ok_or_else(|| fault("a proof hash is not hex")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let root = from_hex(&checkpoint.merkle_root).map_err(|_| fault("its checkpoint's root is not hex"))?;
+        let leaf = from_hex(stated).map_err(|_| fault("its hash is not hex"))?;
+        if !verify_inclusion(&leaf, index, size, &path, &root) {
+            return Err(fault("its inclusion proof does not lead to its checkpoint's root"));
+        }
+        proven += 1;
+    }
+    Ok(ReceiptSummary {
+        payment_id: text(payment, "id")?.to_string(),
+        status: text(payment, "status").unwrap_or("?").to_string(),
+        passkey_votes,
+        votes,
+        entries_proven: proven,
+        entries_unsealed: unsealed,
+        checkpoints: checkpoints.len(),
+    })
+}
