@@ -9,7 +9,9 @@
 //!    organisation's delivery while one endpoint hangs (`--only org-isolation` runs it alone).
 //!
 //! `--figures <file>` appends every figure as a tab-separated row for `bench/report.py`.
-//! `--only <floors|store|local|dynamo|events|org-isolation>` (repeatable) runs some sections.
+//! 5. sealing the audit log: entries sealed per second by one sweep, beside hashing alone.
+//!
+//! `--only <floors|store|local|dynamo|events|org-isolation|seal>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
 //! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
@@ -18,6 +20,7 @@ mod events;
 mod figures;
 mod floors;
 mod local;
+mod seal;
 mod store;
 mod wrk;
 
@@ -69,6 +72,9 @@ async fn main() {
         let proxy = countersign_tests::proxy::Proxy::start(endpoint).await;
         dynamo::requests_per_operation(&figures, &proxy, floor).await;
         dynamo::hot_wallet(&figures, floor).await;
+    }
+    if runs("seal") {
+        seal::seal_rate(&figures, endpoint.is_some()).await;
     }
     if runs("events") {
         events::sweep_reads(&figures).await;

@@ -20,6 +20,7 @@ RUN = {
     ("Reviewer workflow with curl", 0),
     ("Try the deployed shape locally", 0),
     ("Lambda functions", 0),
+    ("Verifiable decisions: passkeys, a sealed audit log, receipts", 0),
 }
 # Blocks not run, each with the reason. A new block must be run by a test or listed here.
 NOT_RUN = {
@@ -117,6 +118,15 @@ def test_quick_start_ends_signed_in_on_the_dashboard(tmp_path):
         # The printed key works on the API.
         res = httpx.get(f"http://127.0.0.1:{port}/v1/wallets", headers={"Authorization": f"Bearer {key}"})
         assert res.status_code == 200 and len(res.json()["data"]) == 2, res.text
+        # An auditor checks the demo's held payment from its receipt and the published keys alone.
+        payments = httpx.get(f"http://127.0.0.1:{port}/v1/payments", headers={"Authorization": f"Bearer {key}"})
+        payment = payments.json()["data"][0]["id"]
+        auditor = Shell(substitute(block("Verifiable decisions: passkeys, a sealed audit log, receipts"), {
+            "B=http://127.0.0.1:8080": f"B=http://127.0.0.1:{port}", "KEY=csk_your_key": f"KEY={key}",
+            "PAYMENT=pay_the_payment": f"PAYMENT={payment}", "receipt.json": str(tmp_path / "receipt.json"),
+            "keys.json": str(tmp_path / "keys.json")}))
+        assert auditor.wait(timeout=300) == 0, auditor.report()
+        assert f"OK: receipt for {payment}" in auditor.stdout(), auditor.report()
     finally:
         server.stop()
 
