@@ -83,7 +83,7 @@ impl Server {
         tokio::time::timeout(Duration::from_secs(30), read).await.expect("the dashboard's address within 30 s");
         // Keep draining stdout (logs) so the server never blocks on a full pipe.
         let rest = tokio::spawn(drain(stdout));
-        let server = Server { child, base: format!("http://127.0.0.1:{port}"), printed, rest };
+        let server = Server { child, base: format!("http://localhost:{port}"), printed, rest };
         server.wait_healthy().await;
         server
     }
