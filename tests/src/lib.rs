@@ -2,6 +2,7 @@
 //! on a loopback port. DynamoDB tests need `COUNTERSIGN_TEST_DYNAMODB_ENDPOINT`; without it they
 //! fail (never skip), so a missing emulator is seen.
 
+pub mod authenticator;
 pub mod browser;
 pub mod events;
 pub mod faults;

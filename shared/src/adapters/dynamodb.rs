@@ -292,7 +292,9 @@ impl Store for DynamoStore {
         let mut condition = "#pk = :pk".to_string();
         let mut names = HashMap::from([("#pk".to_string(), pk_attr.to_string())]);
         let mut values = HashMap::from([(":pk".to_string(), s(&q.pk))]);
-        if let Some(prefix) = &q.sk_prefix {
+        // An empty prefix matches every sort key (as on SQLite); DynamoDB refuses an empty
+        // string as a key condition value, so it is no condition at all.
+        if let Some(prefix) = q.sk_prefix.as_ref().filter(|p| !p.is_empty()) {
             condition += " AND begins_with(#sk, :prefix)";
             names.insert("#sk".into(), sk_attr.into());
             values.insert(":prefix".into(), s(prefix));
