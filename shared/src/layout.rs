@@ -371,8 +371,10 @@ impl Record for Checkpoint {
 pub fn passkey_partition(org: &OrgId, person: &Person) -> String {
     format!("ORG#{org}#PASSKEY#{person}")
 }
+/// Keyed by the SHA-256 of the credential id: WebAuthn allows ids up to 1,023 bytes, more than a
+/// DynamoDB sort key holds once base64url-encoded.
 pub fn passkey_key(org: &OrgId, person: &Person, credential_id: &str) -> Key {
-    Key::new(passkey_partition(org, person), credential_id)
+    Key::new(passkey_partition(org, person), hex::encode(sha2::Sha256::digest(credential_id.as_bytes())))
 }
 /// A step-up nonce (random, so unguessable; kept 5 minutes).
 pub fn step_up_nonce_key(nonce: &str) -> Key {

@@ -37,7 +37,7 @@ const NOT_WRITTEN_HERE: &[(&str, &str, &str, &str)] = &[
     (
         "table",
         "ORG#<org>#PASSKEY#<person>",
-        "<credential>",
+        "<sha256 of credential id>",
         "registering needs an authenticator's attestation: tests/tests/step_up.rs registers with a software one",
     ),
     (

@@ -15,6 +15,11 @@ use crate::passkey::{StepUpDecision, StoredAssertion};
 pub const NONCE_LIFETIME: Duration = Duration::minutes(5);
 /// Passkeys one person may register.
 pub const MAX_PASSKEYS_PER_PERSON: usize = 10;
+/// Longest credential id accepted, base64url (WebAuthn's 1,023 bytes).
+pub const MAX_CREDENTIAL_ID_CHARS: usize = 1_364;
+/// A registration challenge: 32 bytes, base64url without padding.
+pub const REGISTRATION_CHALLENGE_CHARS: usize = 43;
+
 /// Longest passkey name.
 pub const MAX_PASSKEY_NAME_CHARS: usize = 64;
 

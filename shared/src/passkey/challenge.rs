@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 /// Random bytes in a step-up nonce (hex-encoded: twice as many characters).
 pub const NONCE_BYTES: usize = 16;
+/// The longest nonce accepted (64 bytes: far more randomness than needed, and a short key).
+pub const MAX_NONCE_BYTES: usize = 64;
 
 /// The decision a step-up assertion signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,9 +58,9 @@ pub fn new_nonce() -> String {
     hex::encode(bytes)
 }
 
-/// Whether `nonce` is at least [`NONCE_BYTES`] bytes written as lowercase hex.
+/// Whether `nonce` is [`NONCE_BYTES`] to [`MAX_NONCE_BYTES`] bytes written as lowercase hex.
 pub fn is_valid_nonce(nonce: &str) -> bool {
-    nonce.len() >= 2 * NONCE_BYTES
+    (2 * NONCE_BYTES..=2 * MAX_NONCE_BYTES).contains(&nonce.len())
         && nonce.len().is_multiple_of(2)
         && nonce.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

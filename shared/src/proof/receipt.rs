@@ -10,7 +10,7 @@ use super::checkpoint::{entry_hash, Checkpoint};
 use super::merkle::verify_inclusion;
 use super::signing::Jwks;
 use crate::domain::step_up::VotePasskey;
-use crate::passkey::RelyingParty;
+use crate::passkey::{RelyingParty, StepUpDecision};
 
 /// The receipt's `type`.
 pub const RECEIPT_TYPE: &str = "countersign.receipt";
@@ -41,6 +41,8 @@ pub enum ReceiptFault {
     Signature(String),
     #[error("payloadHash does not match the request in the receipt")]
     Payload,
+    #[error("the amount paid ({paid}) is not what the passkeys approved: {reason}")]
+    Amount { paid: String, reason: String },
     #[error("vote {index} ({who}): its passkey assertion does not verify: {reason}")]
     Passkey { index: usize, who: String, reason: String },
     #[error("checkpoint {seq}: {reason}")]
@@ -76,7 +78,12 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
     }
     let payment = receipt.get("payment").ok_or_else(|| shape("no payment"))?;
 
+    let paid = text(payment, "amount")?;
+    let paid_amount: rust_decimal::Decimal = paid.parse().map_err(|_| shape("payment.amount is not a decimal"))?;
+    let completed = payment.get("status").and_then(Value::as_str) == Some("COMPLETED");
+    let amount_fault = |reason: String| ReceiptFault::Amount { paid: paid.to_string(), reason };
     let (mut votes, mut passkey_votes) = (0, 0);
+    let mut last_signed: Option<rust_decimal::Decimal> = None;
     if let Some(approval) = receipt.get("approval").filter(|a| !a.is_null()) {
         let approval_id = text(approval, "id")?;
         let rp = receipt.get("relyingParty").filter(|r| !r.is_null()).map(|r| -> Result<_, ReceiptFault> {
@@ -105,7 +112,42 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
                 .assertion
                 .verify(rp, approval_id, &passkey.payload_hash, passkey.decision, &passkey.amount)
                 .map_err(|e| fault(e.to_string()))?;
+            // What was signed must be what happened: a modify vote names its lower amount, and
+            // nobody's signed amount is below what was paid.
+            let modified = vote.get("modifiedAction").is_some_and(|m| !m.is_null());
+            if modified != (passkey.decision == StepUpDecision::Modify) {
+                return Err(fault("its signed decision is not the vote's".into()));
+            }
+            let signed: rust_decimal::Decimal =
+                passkey.amount.parse().map_err(|_| fault("amount is not a decimal".into()))?;
+            if completed && signed < paid_amount {
+                return Err(amount_fault(format!("vote {index} ({who}) signed for {}", passkey.amount)));
+            }
+            last_signed = Some(signed);
             passkey_votes += 1;
+        }
+        // The vote that completed it signed exactly the amount paid.
+        let last_is_passkey = approval
+            .get("votes")
+            .and_then(Value::as_array)
+            .and_then(|v| v.last())
+            .is_some_and(|v| v.get("passkey").is_some_and(|p| !p.is_null()));
+        if let (true, true, Some(signed)) = (completed, last_is_passkey, last_signed) {
+            if signed != paid_amount {
+                return Err(amount_fault(format!("the completing vote signed for {signed}")));
+            }
+        }
+    }
+
+    // The ledger moved what the payment says.
+    let ledger = receipt.get("ledger").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if completed && !ledger.is_empty() {
+        let moved = ledger.iter().any(|line| {
+            line.get("amount").and_then(Value::as_str).and_then(|a| a.parse::<rust_decimal::Decimal>().ok())
+                == Some(paid_amount)
+        });
+        if !moved {
+            return Err(amount_fault("no ledger line moved it".into()));
         }
     }
 

@@ -9,12 +9,14 @@ use crate::domain::approval::Approval;
 use crate::domain::money::Money;
 use crate::domain::org::ApiKey;
 use crate::domain::policy::{ActionKind, Policy};
-use crate::domain::step_up::{PasskeyCredential, StepUpFault, StepUpNonce, StepUpProof, VotePasskey};
+use crate::domain::step_up::{
+    PasskeyCredential, StepUpFault, StepUpNonce, StepUpProof, VotePasskey, MAX_CREDENTIAL_ID_CHARS,
+};
 use crate::engine::plan::{PlanError, Tx};
 use crate::engine::Reader;
 use crate::error::AppError;
 use crate::layout::{passkey_key, step_up_nonce_key};
-use crate::passkey::{StepUpDecision, StoredAssertion};
+use crate::passkey::{is_valid_nonce, StepUpDecision, StoredAssertion};
 use crate::service::Settings;
 
 /// The lowest `stepUpAbove` of the enabled policies that govern `kind`.
@@ -58,6 +60,13 @@ pub(crate) async fn check_step_up(
         .into());
     };
     let refused = |fault| PlanError::from(AppError::StepUpRefused(fault));
+    // Shapes first: nothing malformed becomes a store key.
+    if !is_valid_nonce(&proof.nonce) {
+        return Err(refused(StepUpFault::NonceUnusable));
+    }
+    if proof.credential_id.is_empty() || proof.credential_id.len() > MAX_CREDENTIAL_ID_CHARS {
+        return Err(refused(StepUpFault::UnknownCredential));
+    }
     let nonce = r.read::<StepUpNonce>(&step_up_nonce_key(&proof.nonce)).await?;
     let nonce = nonce.filter(|n| n.value.org_id == caller.org_id).ok_or_else(|| refused(StepUpFault::NonceUnusable))?;
     let person = caller.person();

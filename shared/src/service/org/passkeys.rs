@@ -18,8 +18,8 @@ use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
 use crate::domain::refund::Refund;
 use crate::domain::step_up::{
-    PasskeyCredential, RegistrationChallenge, StepUpFault, StepUpNonce, MAX_PASSKEYS_PER_PERSON,
-    MAX_PASSKEY_NAME_CHARS, NONCE_LIFETIME,
+    PasskeyCredential, RegistrationChallenge, StepUpFault, StepUpNonce, MAX_CREDENTIAL_ID_CHARS,
+    MAX_PASSKEYS_PER_PERSON, MAX_PASSKEY_NAME_CHARS, NONCE_LIFETIME, REGISTRATION_CHALLENGE_CHARS,
 };
 use crate::engine::plan::Tx;
 use crate::engine::Change;
@@ -126,6 +126,9 @@ impl UseCases {
         if name.is_empty() || name.chars().count() > MAX_PASSKEY_NAME_CHARS {
             return Err(InputError::invalid("name", format!("must be 1 to {MAX_PASSKEY_NAME_CHARS} characters")).into());
         }
+        if new.challenge.len() != REGISTRATION_CHALLENGE_CHARS {
+            return Err(AppError::StepUpRefused(StepUpFault::NonceUnusable));
+        }
         let client_data = b64(&new.client_data_json, "clientDataJSON")?;
         let attestation = b64(&new.attestation_object, "attestationObject")?;
         let challenge_bytes = b64(&new.challenge, "challenge")?;
@@ -178,6 +181,9 @@ impl UseCases {
     /// Removes one of the caller's person's passkeys.
     pub async fn delete_passkey(&self, caller: &Caller, credential_id: &str) -> AppResult<()> {
         let key = caller.key()?;
+        if credential_id.len() > MAX_CREDENTIAL_ID_CHARS {
+            return Err(AppError::NotFound("passkey"));
+        }
         let r = self.reader();
         let person = key.person();
         let at = passkey_key(&key.org_id, &person, credential_id);
