@@ -2,6 +2,11 @@
 EventBridge → SQS → webhooks Lambda → a verifying receiver; the schedule-driven expiry Lambda; and
 a poison message ending in the queue's dead-letter queue. All real binaries, in ministack."""
 
+import json
+import os
+import subprocess
+import tempfile
+
 import httpx
 from support import wait_until
 
@@ -59,6 +64,27 @@ def test_deployed_stack_end_to_end(stack, receiver):
     expired = wait_until("the scheduled expiry", lambda: call(stack, "GET", f"/v1/approvals/{doomed['approvalId']}", reviewer["secret"])[1]["status"] == "EXPIRED", timeout=WAIT)
     assert expired
     wait_until("approval.expired webhook", lambda: delivered("approval.expired"), timeout=60)
+
+    # The scheduled expiry Lambda seals the audit log once entries are 60 s old; the approvals
+    # Lambda serves the export, the published keys and a receipt, which verify offline.
+    def sealed_export():
+        res = httpx.get(f"{stack['api']}/v1/audit-logs/export", headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+        return res.text if res.status_code == 200 and '"type":"checkpoint"' in res.text else None
+    export = wait_until("a checkpoint sealed by the expiry Lambda", sealed_export, timeout=WAIT)
+    keys = httpx.get(f"{stack['api']}/.well-known/countersign-keys", timeout=30).json()
+    status, receipt = call(stack, "GET", f"/v1/payments/{held['id']}/receipt", admin)
+    assert status == 200 and receipt["payment"]["id"] == held["id"], receipt
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {name: os.path.join(tmp, name) for name in ("export.jsonl", "keys.json", "receipt.json")}
+        with open(paths["export.jsonl"], "w") as f:
+            f.write(export)
+        for name, value in (("keys.json", keys), ("receipt.json", receipt)):
+            with open(paths[name], "w") as f:
+                json.dump(value, f)
+        for tool, file in (("audit", "export.jsonl"), ("receipt", "receipt.json")):
+            done = subprocess.run([os.environ["COUNTERSIGN_BIN"], tool, "verify", paths[file], "--key", paths["keys.json"]],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, (tool, done.stdout, done.stderr)
 
     dlq = stack["outputs"]["WebhookDeadLetterQueueUrl"]
 

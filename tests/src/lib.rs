@@ -4,6 +4,7 @@
 
 pub mod authenticator;
 pub mod browser;
+pub mod doors;
 pub mod events;
 pub mod faults;
 pub mod invariants;

@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use countersign_core::domain::ids::ApprovalId;
 use countersign_core::domain::secret::ServerSecret;
-use countersign_tests::browser::Browser;
+use countersign_tests::doors::{self, Door, DoorAnswer, DOORS};
 use countersign_tests::{per_backend, Backend, Scenario, TestApp};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const SECRET: &str = "every-door-integration-secret-0123456789";
 const PUBLIC_URL: &str = "http://dashboard.test";
@@ -21,30 +20,13 @@ const PUBLIC_URL: &str = "http://dashboard.test";
 const SUBMITTER: &[&str] =
     &["payments:write", "payments:read", "approvals:read", "approvals:write", "api_keys:write", "reviews:write"];
 
-#[derive(Debug, Clone, Copy)]
-enum Door {
-    RestApprove,
-    RestModify,
-    ReviewsDecide,
-    Dashboard,
-    Mcp,
-    ReviewLink,
+trait SelfApproval {
+    fn refused_as_self_approval(&self) -> bool;
 }
 
-const DOORS: [Door; 6] =
-    [Door::RestApprove, Door::RestModify, Door::ReviewsDecide, Door::Dashboard, Door::Mcp, Door::ReviewLink];
-
-/// What a door answered: whether it decided, else the code of its refusal (a 403 on REST and
-/// the dashboard, a tool error on MCP), and what it showed.
-struct Answer {
-    decided: bool,
-    refusal: Option<String>,
-    shown: String,
-}
-
-impl Answer {
+impl SelfApproval for DoorAnswer {
     fn refused_as_self_approval(&self) -> bool {
-        !self.decided && self.refusal.as_deref() == Some("SELF_APPROVAL_FORBIDDEN")
+        !self.decided && self.code.as_deref() == Some("SELF_APPROVAL_FORBIDDEN")
     }
 }
 
@@ -64,81 +46,8 @@ async fn held_by(app: &TestApp, s: &Scenario, submitter: &str) -> String {
     body["approvalId"].as_str().expect("approval id").to_string()
 }
 
-async fn approve_through(app: &TestApp, door: Door, key: &str, approval: &str) -> Answer {
-    let rest = |status: u16, body: Value| Answer {
-        decided: status == 200,
-        refusal: body["error"]["code"].as_str().filter(|_| status == 403).map(String::from),
-        shown: body.to_string(),
-    };
-    match door {
-        Door::RestApprove => {
-            let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), key, json!({})).await;
-            rest(status, body)
-        }
-        Door::RestModify => {
-            let body = json!({"amount": "400.00", "note": "a little less"});
-            let (status, body) = app.post(&format!("/v1/approvals/{approval}/modify"), key, body).await;
-            rest(status, body)
-        }
-        Door::ReviewsDecide => {
-            let (status, body) =
-                app.post(&format!("/reviews/{approval}/decide"), key, json!({"decision_type": "approve"})).await;
-            rest(status, body)
-        }
-        Door::Mcp => {
-            let request = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "decide_approval", "arguments": {"approval_id": approval, "decision": "approve"}}});
-            let res = app
-                .http
-                .post(format!("{}/mcp", app.base))
-                .header("accept", "application/json, text/event-stream")
-                .bearer_auth(key)
-                .json(&request)
-                .send()
-                .await
-                .expect("mcp request");
-            assert_eq!(res.status().as_u16(), 200);
-            let body: Value = res.json().await.expect("json-rpc body");
-            let result = &body["result"];
-            let refused = result["isError"] == true;
-            let refusal = result["structuredContent"]["error"]["code"].as_str().filter(|_| refused).map(String::from);
-            Answer {
-                decided: !refused && result["structuredContent"]["approval"].is_object(),
-                refusal,
-                shown: body.to_string(),
-            }
-        }
-        Door::Dashboard => {
-            let mut browser = Browser::new(app);
-            let csrf = browser.signed_in(key).await;
-            let page = browser
-                .post(&format!("/dashboard/approvals/{approval}/decide"), &[("csrf", &csrf), ("action", "approve")])
-                .await;
-            dashboard_answer(page.status, page.body)
-        }
-        Door::ReviewLink => {
-            let stored = app.get(&format!("/v1/approvals/{approval}"), key).await.1;
-            let expires = stored["expiresAt"].as_str().expect("expiresAt").parse().expect("time");
-            let id = ApprovalId::parse(approval).expect("approval id");
-            let url = app.service.review_url(&id, expires).expect("a review link");
-            let path = url.strip_prefix(PUBLIC_URL).expect("public url").to_string();
-            let mut browser = Browser::new(app);
-            browser.signed_in(key).await;
-            let confirm = browser.get(&path).await;
-            assert_eq!(confirm.status, 200, "{}", confirm.body);
-            let csrf = confirm.csrf();
-            let page = browser.post(&path, &[("csrf", &csrf), ("action", "approve")]).await;
-            dashboard_answer(page.status, page.body)
-        }
-    }
-}
-
-/// The dashboard shows a refusal as a 403 page that ends its message with `(CODE).`; a decision
-/// redirects (303) or, on a review link, confirms (200).
-fn dashboard_answer(status: u16, body: String) -> Answer {
-    let code = "SELF_APPROVAL_FORBIDDEN";
-    let refusal = (status == 403 && body.contains(&format!("({code})"))).then(|| code.to_string());
-    Answer { decided: status == 303 || status == 200, refusal, shown: body }
+async fn approve_through(app: &TestApp, door: Door, key: &str, approval: &str) -> DoorAnswer {
+    doors::approve_through(app, door, key, approval, "400.00", PUBLIC_URL).await
 }
 
 /// The approval has no vote and is still pending; the payer's balance is untouched.
@@ -194,7 +103,7 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
             for (who, key) in [("the submitter's key", submitter), ("a key it minted", &minted)] {
                 let context = format!("{backend:?}, {shape}, {who}, {door:?}");
                 let answer = approve_through(&app, door, key, &approval).await;
-                assert!(answer.refused_as_self_approval(), "{context}: {:?} {}", answer.refusal, answer.shown);
+                assert!(answer.refused_as_self_approval(), "{context}: {:?} {}", answer.code, answer.shown);
                 nothing_moved(&app, &s, &approval, &funds, &context).await;
                 refusals += 1;
             }

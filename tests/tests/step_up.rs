@@ -24,6 +24,7 @@ use countersign_core::proof::signing::{AuditSigner, Jwks};
 use countersign_core::service::{Caller, DecideRequest, Decided, NewPasskey, StepUpStart};
 use countersign_tests::authenticator::{b64, Authenticator};
 use countersign_tests::browser::Browser;
+use countersign_tests::doors::{self, Door, DoorAnswer, DOORS};
 use countersign_tests::{per_backend, Backend, Scenario, TestApp};
 use serde_json::{json, Value};
 
@@ -183,109 +184,8 @@ async fn jwks(app: &TestApp) -> Jwks {
 // ---------------------------------------------------------------------------------------------
 // Every door refuses above the threshold without a passkey.
 
-#[derive(Debug, Clone, Copy)]
-enum Door {
-    RestApprove,
-    RestModify,
-    ReviewsDecide,
-    Mcp,
-    Dashboard,
-    ReviewLink,
-}
-
-const DOORS: [Door; 6] =
-    [Door::RestApprove, Door::RestModify, Door::ReviewsDecide, Door::Mcp, Door::Dashboard, Door::ReviewLink];
-
-/// What a door answered: its status (200 for an MCP call), the refusal code, the `details.url`
-/// when the door shows an error envelope, and everything it showed.
-struct Answer {
-    status: u16,
-    code: Option<String>,
-    url: Option<String>,
-    shown: String,
-}
-
-fn rest_answer(status: u16, body: Value) -> Answer {
-    Answer {
-        status,
-        code: body["error"]["code"].as_str().map(String::from),
-        url: body["error"]["details"]["url"].as_str().map(String::from),
-        shown: body.to_string(),
-    }
-}
-
-/// A dashboard page: a refusal is a 4xx page ending its message with `(CODE).`.
-fn page_answer(status: u16, body: String) -> Answer {
-    let code = body.match_indices('(').find_map(|(at, _)| {
-        let rest = &body[at + 1..];
-        let end = rest.find(").")?;
-        let code = &rest[..end];
-        (end > 3 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')).then(|| code.to_string())
-    });
-    Answer { status, code: code.filter(|_| status >= 400), url: None, shown: body }
-}
-
-async fn approve_through(app: &TestApp, door: Door, key: &str, approval: &str) -> Answer {
-    match door {
-        Door::RestApprove => {
-            let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), key, json!({})).await;
-            rest_answer(status, body)
-        }
-        Door::RestModify => {
-            let body = json!({"amount": "1000.00", "note": "less, still above"});
-            let (status, body) = app.post(&format!("/v1/approvals/{approval}/modify"), key, body).await;
-            rest_answer(status, body)
-        }
-        Door::ReviewsDecide => {
-            let body = json!({"decision_type": "approve"});
-            let (status, body) = app.post(&format!("/reviews/{approval}/decide"), key, body).await;
-            rest_answer(status, body)
-        }
-        Door::Mcp => {
-            let request = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "decide_approval", "arguments": {"approval_id": approval, "decision": "approve"}}});
-            let res = app
-                .http
-                .post(format!("{}/mcp", app.base))
-                .header("accept", "application/json, text/event-stream")
-                .bearer_auth(key)
-                .json(&request)
-                .send()
-                .await
-                .expect("mcp request");
-            let status = res.status().as_u16();
-            let body: Value = res.json().await.expect("json-rpc body");
-            let error = &body["result"]["structuredContent"]["error"];
-            let refused = body["result"]["isError"] == true;
-            Answer {
-                status,
-                code: error["code"].as_str().filter(|_| refused).map(String::from),
-                url: error["details"]["url"].as_str().map(String::from),
-                shown: body.to_string(),
-            }
-        }
-        Door::Dashboard => {
-            let mut browser = Browser::new(app);
-            let csrf = browser.signed_in(key).await;
-            let page = browser
-                .post(&format!("/dashboard/approvals/{approval}/decide"), &[("csrf", &csrf), ("action", "approve")])
-                .await;
-            page_answer(page.status, page.body)
-        }
-        Door::ReviewLink => {
-            let stored = get(app, key, &format!("/v1/approvals/{approval}")).await;
-            let expires = stored["expiresAt"].as_str().expect("expiresAt").parse().expect("time");
-            let url = app.service.review_url(&approval_id(approval), expires).expect("a review link");
-            let path = url.strip_prefix(ORIGIN).expect("public url").to_string();
-            let mut browser = Browser::new(app);
-            browser.signed_in(key).await;
-            let confirm = browser.get(&path).await;
-            assert_eq!(confirm.status, 200, "{}", confirm.body);
-            let csrf = confirm.csrf();
-            let page = browser.post(&path, &[("csrf", &csrf), ("action", "approve")]).await;
-            page_answer(page.status, page.body)
-        }
-    }
+async fn approve_through(app: &TestApp, door: Door, key: &str, approval: &str) -> DoorAnswer {
+    doors::approve_through(app, door, key, approval, "1000.00", ORIGIN).await
 }
 
 per_backend!(every_door_refuses_above_step_up_above_without_a_passkey);
