@@ -413,10 +413,10 @@ async fn the_dashboard_ceremony_approves_with_a_passkey(backend: Backend) {
     let page = browser.post(&format!("/dashboard/approvals/{approval}/decide"), &form).await;
     assert_eq!(page.status, 303, "{backend:?}: {}", page.body);
     paid_once(&w, &approval, &payment, "2000.00", 1, &before).await;
-    // Sent again (a double submit): the nonce is spent, nothing more is paid.
+    // Sent again (a double submit): it is decided already, nothing more is paid.
     let page = browser.post(&format!("/dashboard/approvals/{approval}/decide"), &form).await;
-    assert_eq!(page.status, 403, "{backend:?}: {}", page.body);
-    assert!(page.body.contains("(STEP_UP_REFUSED)"), "{}", page.body);
+    assert_eq!(page.status, 409, "{backend:?}: {}", page.body);
+    assert!(page.body.contains("(APPROVAL_NOT_PENDING)"), "{}", page.body);
     paid_once(&w, &approval, &payment, "2000.00", 1, &before).await;
 }
 
@@ -525,7 +525,9 @@ async fn step_up_refusals_name_their_reason_and_decide_nothing(backend: Backend)
     decide(app, &rita, &a, None, Some(good.clone())).await.expect("decided");
     paid_once(&w, &a, &payment_a, "2000.00", 1, &before_a).await;
     let after = balances_of(&w).await;
-    assert_eq!(refusal(decide(app, &rita, &a, None, Some(good.clone())).await).await, "NONCE_UNUSABLE");
+    // On A the real reason comes first: it is decided (and she voted).
+    let (status, body) = envelope(decide(app, &rita, &a, None, Some(good.clone())).await.expect_err("decided")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("APPROVAL_NOT_PENDING")), "{body}");
     assert_eq!(refusal(decide(app, &rita, &b, None, Some(good)).await).await, "NONCE_UNUSABLE");
     paid_once(&w, &a, &payment_a, "2000.00", 1, &before_a).await;
     nothing_decided(&w, &b, &payment_b, &after, &format!("{backend:?}, a replayed proof")).await;

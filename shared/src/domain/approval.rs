@@ -180,6 +180,27 @@ impl Approval {
         matches!(self.status, ApprovalStatus::Pending | ApprovalStatus::Escalated)
     }
 
+    /// Whether `person` (through `key`) may cast `decision` now: open, not their own request when
+    /// approving, and no vote of theirs yet. Checked before anything else a vote needs (a passkey
+    /// step-up), so a refusal names the real reason.
+    pub fn ensure_may_vote(
+        &self,
+        person: &Person,
+        key: &ApiKeyId,
+        decision: VoteDecision,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApprovalError> {
+        self.ensure_open(now)?;
+        let submitted_by_voter = *person == self.submitter() || *key == self.created_by;
+        if decision == VoteDecision::Approve && submitted_by_voter {
+            return Err(ApprovalError::SelfApproval);
+        }
+        if self.votes.iter().any(|v| v.voter() == *person || v.key_id == *key) {
+            return Err(ApprovalError::AlreadyVoted);
+        }
+        Ok(())
+    }
+
     pub fn ensure_open(&self, now: DateTime<Utc>) -> Result<(), ApprovalError> {
         if !self.is_open() {
             return Err(ApprovalError::NotPending(self.status));
@@ -198,15 +219,7 @@ impl Approval {
     /// Records a vote. Any reject ends it; approval needs `required_approvals` distinct people,
     /// none of them the submitter (however many keys one person holds).
     pub fn cast(&mut self, vote: Vote, now: DateTime<Utc>) -> Result<Resolution, ApprovalError> {
-        self.ensure_open(now)?;
-        let person = vote.voter();
-        let submitted_by_voter = person == self.submitter() || vote.key_id == self.created_by;
-        if vote.decision == VoteDecision::Approve && submitted_by_voter {
-            return Err(ApprovalError::SelfApproval);
-        }
-        if self.votes.iter().any(|v| v.voter() == person || v.key_id == vote.key_id) {
-            return Err(ApprovalError::AlreadyVoted);
-        }
+        self.ensure_may_vote(&vote.voter(), &vote.key_id, vote.decision, now)?;
         let decision = vote.decision;
         let resolver = vote.key_id.to_string();
         let note = vote.note.clone();

@@ -27,6 +27,8 @@ pub mod kinds {
     pub const REVIEW_DECIDED: &str = "review.decided";
     pub const REVIEW_ESCALATED: &str = "review.escalated";
     pub const REVIEW_EXPIRED: &str = "review.expired";
+    pub const PASSKEY_REGISTERED: &str = "passkey.registered";
+    pub const PASSKEY_DELETED: &str = "passkey.deleted";
 }
 
 /// `{"id": "evt_…", "type", "createdAt", "data"}` plus the owning org (not sent to subscribers).

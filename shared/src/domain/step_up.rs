@@ -64,7 +64,37 @@ pub struct PasskeyCredential {
     pub public_key: String,
     pub alg: i64,
     pub name: String,
+    /// The API key whose session registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_by: Option<super::ids::ApiKeyId>,
     pub created_at: DateTime<Utc>,
+}
+
+impl PasskeyCredential {
+    /// Hex SHA-256 of the COSE public key as stored (base64url text): what the sealed
+    /// `passkey.registered` audit entry carries, so a receipt's key can be traced to it.
+    pub fn key_fingerprint(&self) -> String {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(self.public_key.as_bytes()))
+    }
+
+    /// What its events and audit entries say of it (never the key itself: it is public, but a
+    /// fingerprint is enough to match).
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "person": self.person.to_string(), "credentialId": self.credential_id, "name": self.name,
+            "publicKeySha256": self.key_fingerprint(), "registeredBy": self.registered_by,
+            "createdAt": self.created_at,
+        })
+    }
+}
+
+/// The relying party a step-up was made for, kept in the vote: a later change of the public URL
+/// must not make older receipts fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteRelyingParty {
+    pub id: String,
+    pub origin: String,
 }
 
 /// A registration ceremony in progress: its random challenge, for one person, used once.
@@ -106,6 +136,9 @@ pub struct VotePasskey {
     pub decision: StepUpDecision,
     pub amount: String,
     pub payload_hash: String,
+    /// Where the assertion was made (votes from before this field: the receipt's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relying_party: Option<VoteRelyingParty>,
 }
 
 /// A step-up as a door receives it: the nonce it was issued and the authenticator's answer, each

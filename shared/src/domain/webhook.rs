@@ -13,7 +13,7 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 17] = [
+pub const EVENT_TYPES: [&str; 19] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
@@ -31,6 +31,8 @@ pub const EVENT_TYPES: [&str; 17] = [
     kinds::REVIEW_DECIDED,
     kinds::REVIEW_ESCALATED,
     kinds::REVIEW_EXPIRED,
+    kinds::PASSKEY_REGISTERED,
+    kinds::PASSKEY_DELETED,
 ];
 
 pub const SECRET_PREFIX: &str = "whsec_";

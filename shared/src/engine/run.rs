@@ -32,6 +32,9 @@ const AMBIGUOUS_FIRST_WAIT: Duration = Duration::from_millis(50);
 const AMBIGUOUS_MAX_WAIT: Duration = Duration::from_secs(1);
 const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 const BACKOFF_FIRST: Duration = Duration::from_millis(1);
+/// Oldest a plan may be when it is committed: with the ambiguous-outcome resends, far inside the
+/// audit log's sealing window (`service::SEAL_AFTER`, 60 s).
+const MAX_PLAN_AGE: chrono::Duration = chrono::Duration::seconds(20);
 /// Longest wait between two attempts: with `MAX_ATTEMPTS`, a request that keeps losing gives
 /// up (503) after some 15 seconds, inside API Gateway's 29.
 const BACKOFF_CAP: Duration = Duration::from_millis(256);
@@ -175,6 +178,7 @@ impl Engine {
                     Prior::None => None,
                 },
             };
+            let planned_at = self.now();
             let result = plan().await;
             let sound = claim.planned(commits(&result, idempotency.is_some())).await;
             let plan = match result {
@@ -188,6 +192,11 @@ impl Engine {
                 }
             };
             if !claim.ready(&plan.writes, attempt).await {
+                continue;
+            }
+            // A plan's audit entries carry its time in their ids; one that waited too long is
+            // made again, so nothing commits behind the sweep's sealing window.
+            if self.now() - planned_at > MAX_PLAN_AGE {
                 continue;
             }
             let record = match &idempotency {

@@ -77,6 +77,17 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
         return Err(ReceiptFault::Payload);
     }
     let payment = receipt.get("payment").ok_or_else(|| shape("no payment"))?;
+    // Its parts are about one payment of one organisation.
+    let org = text(receipt, "orgId")?;
+    let payment_id = text(payment, "id")?;
+    if request.get("paymentId").and_then(Value::as_str) != Some(payment_id) {
+        return Err(ReceiptFault::Payload);
+    }
+    if let Some(approval) = receipt.get("approval").filter(|a| !a.is_null()) {
+        if payment.get("approvalId").and_then(Value::as_str) != Some(text(approval, "id")?) {
+            return Err(shape("the approval is not the payment's"));
+        }
+    }
 
     let paid = text(payment, "amount")?;
     let paid_amount: rust_decimal::Decimal = paid.parse().map_err(|_| shape("payment.amount is not a decimal"))?;
@@ -103,10 +114,17 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
             if passkey.payload_hash != payload_hash {
                 return Err(fault("it signed another payload hash than the request's".into()));
             }
-            let rp = match &rp {
-                Some(Ok(rp)) => rp,
-                Some(Err(e)) => return Err(e.clone()),
-                None => return Err(fault("the receipt names no relying party".into())),
+            // The relying party the vote was made for; the receipt's for votes that name none.
+            let own = passkey.relying_party.as_ref().map(|r| RelyingParty {
+                id: r.id.clone(),
+                origin: r.origin.clone(),
+                require_user_verification: true,
+            });
+            let rp = match (&own, &rp) {
+                (Some(own), _) => own,
+                (None, Some(Ok(rp))) => rp,
+                (None, Some(Err(e))) => return Err(e.clone()),
+                (None, None) => return Err(fault("the receipt names no relying party".into())),
             };
             passkey
                 .assertion
@@ -156,6 +174,9 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
             .map_err(|e| shape(&format!("checkpoints: {e}")))?;
     for checkpoint in &checkpoints {
         checkpoint.verify(jwks).map_err(|e| ReceiptFault::Checkpoint { seq: checkpoint.seq, reason: e.to_string() })?;
+        if checkpoint.org_id != org {
+            return Err(ReceiptFault::Checkpoint { seq: checkpoint.seq, reason: "another organisation's".into() });
+        }
     }
 
     let (mut proven, mut unsealed) = (0, 0);
@@ -163,6 +184,9 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
         let entry = item.get("entry").ok_or_else(|| shape("an audit item without entry"))?;
         let id = text(entry, "id")?.to_string();
         let fault = |reason: &str| ReceiptFault::Entry { id: id.clone(), reason: reason.to_string() };
+        if entry.get("orgId").and_then(Value::as_str) != Some(org) {
+            return Err(fault("another organisation's entry"));
+        }
         let stated = text(entry, "hash")?;
         if entry_hash(entry) != stated {
             return Err(fault("its hash does not match its content (edited?)"));
@@ -198,7 +222,7 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
         proven += 1;
     }
     Ok(ReceiptSummary {
-        payment_id: text(payment, "id")?.to_string(),
+        payment_id: payment_id.to_string(),
         status: text(payment, "status").unwrap_or("?").to_string(),
         passkey_votes,
         votes,

@@ -26,6 +26,8 @@ use crate::error::{AppError, AppResult};
 use crate::layout::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS, DUE_REVIEWS};
 use crate::ports::{Index, Item, Position, Query};
 
+/// The sweep's phases: expire, re-queue, re-publish, seal. It fails only when all of them did.
+const SWEEP_PHASES: usize = 4;
 /// Shards of one due kind read at once.
 const SHARD_CONCURRENCY: usize = 4;
 /// Expirations of one page committed at once.
@@ -346,7 +348,7 @@ impl Countersign {
         }
         summary.phases_failed = failures;
         match first_error {
-            Some(e) if failures == 3 => Err(e),
+            Some(e) if failures == SWEEP_PHASES => Err(e),
             _ => Ok(summary),
         }
     }

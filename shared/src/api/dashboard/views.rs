@@ -367,8 +367,11 @@ pub struct ApprovalPage {
     /// What the reviewer typed, kept when a decision was refused.
     pub note: String,
     pub amount: String,
-    /// Approving or modifying above this amount needs the reviewer's passkey.
+    /// Approving or modifying above this amount needs the reviewer's passkey (`step_up_limit`:
+    /// the bare decimal, for the page's script; `asked`: the amount Approve would execute).
     pub step_up_above: Option<String>,
+    pub step_up_limit: String,
+    pub asked: String,
 }
 
 impl ApprovalPage {
@@ -418,6 +421,8 @@ impl ApprovalPage {
             note: String::new(),
             amount: String::new(),
             step_up_above: step_up_above.map(|a| format!("{a} {}", details.amount.currency().code())),
+            step_up_limit: step_up_above.map(|a| a.to_string()).unwrap_or_default(),
+            asked: details.amount.to_wire(),
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct SealSummary {
     pub organizations: usize,
     pub checkpoints: usize,
     pub entries_sealed: usize,
+    /// Organisations whose sealing failed this pass (each logged; retried on the next).
+    pub failed: usize,
 }
 
 impl std::ops::AddAssign for SealSummary {
@@ -42,6 +44,7 @@ impl std::ops::AddAssign for SealSummary {
         self.organizations += other.organizations;
         self.checkpoints += other.checkpoints;
         self.entries_sealed += other.entries_sealed;
+        self.failed += other.failed;
     }
 }
 
@@ -61,6 +64,7 @@ impl UseCases {
         };
         let cutoff = last_id_at(self.now() - SEAL_AFTER);
         let mut summary = SealSummary::default();
+        let mut first_error = None;
         let mut after: Option<Position> = None;
         loop {
             if !time_left() {
@@ -82,11 +86,23 @@ impl UseCases {
                 .buffer_unordered(ORG_CONCURRENCY)
                 .collect()
                 .await;
+            // One organisation's failure (logged, counted) never holds up the others'.
             for outcome in done {
-                summary += outcome?;
+                match outcome {
+                    Ok(sealed) => summary += sealed,
+                    Err(e) => {
+                        tracing::error!(error = %e, "sealing one organisation's audit log failed; the others go on");
+                        summary.failed += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
             if read < ORG_PAGE {
-                return Ok((summary, false));
+                // Every organisation failing is the phase failing (the store is down, say).
+                return match first_error {
+                    Some(e) if summary.organizations == 0 => Err(e),
+                    _ => Ok((summary, false)),
+                };
             }
         }
     }

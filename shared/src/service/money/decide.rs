@@ -66,6 +66,8 @@ impl UseCases {
             .run(&r, change, || async {
                 let Loaded { mut approval, mut payment, execution } = load(&r, caller, id, request.decision).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                // The real refusals first (closed, own request, voted already), then the step-up.
+                approval.value.ensure_may_vote(&caller.person(), &caller.id, request.decision, tx.now())?;
                 let passkey = if request.decision == VoteDecision::Approve {
                     let case = step_up_case(&r, &approval.value, &payment.value, execution.as_ref(), &request).await?;
                     check_step_up(&r, &mut tx, &self.settings, caller, case, request.step_up.as_ref()).await?

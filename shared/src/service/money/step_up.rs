@@ -10,7 +10,7 @@ use crate::domain::money::Money;
 use crate::domain::org::ApiKey;
 use crate::domain::policy::{ActionKind, Policy};
 use crate::domain::step_up::{
-    PasskeyCredential, StepUpFault, StepUpNonce, StepUpProof, VotePasskey, MAX_CREDENTIAL_ID_CHARS,
+    PasskeyCredential, StepUpFault, StepUpNonce, StepUpProof, VotePasskey, VoteRelyingParty, MAX_CREDENTIAL_ID_CHARS,
 };
 use crate::engine::plan::{PlanError, Tx};
 use crate::engine::Reader;
@@ -93,5 +93,6 @@ pub(crate) async fn check_step_up(
         .map_err(|e| refused(StepUpFault::Assertion(e.to_string())))?;
     // Used once: a second vote with this nonce finds it gone (or loses the race on its version).
     tx.delete(&nonce);
-    Ok(Some(VotePasskey { assertion, decision: case.decision, amount, payload_hash: case.payload_hash }))
+    let relying_party = Some(VoteRelyingParty { id: rp.id, origin: rp.origin });
+    Ok(Some(VotePasskey { assertion, decision: case.decision, amount, payload_hash: case.payload_hash, relying_party }))
 }

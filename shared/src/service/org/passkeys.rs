@@ -6,10 +6,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::domain::approval::{Approval, ApprovalSubject};
 use crate::domain::audit::Actor;
+use crate::domain::event::{kinds, Event};
 use crate::domain::ids::ApprovalId;
 use crate::domain::input::InputError;
 use crate::domain::money::Amount;
@@ -164,14 +164,20 @@ impl UseCases {
                     public_key: URL_SAFE_NO_PAD.encode(&registered.public_key_cose),
                     alg: registered.alg,
                     name: name.clone(),
+                    registered_by: Some(key.id.clone()),
                     created_at: self.now(),
                 };
+                let at = passkey_key(&key.org_id, &person, &credential.credential_id);
+                if r.read::<PasskeyCredential>(&at).await?.is_some() {
+                    return Err(InputError::invalid("attestationObject", "this passkey is registered already").into());
+                }
                 let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
                 tx.delete(&challenge);
                 tx.create(&credential)?;
-                let details =
-                    json!({"person": person.to_string(), "credentialId": credential.credential_id, "name": name});
-                tx.audit("passkey.registered", "passkey", &credential.credential_id, details)?;
+                // Sealed with the key's fingerprint, and told to the organisation's webhooks: a
+                // passkey added with someone's API key is visible, and a receipt's key traceable.
+                tx.audit("passkey.registered", "passkey", &credential.credential_id, credential.summary())?;
+                tx.event(Event::new(&key.org_id, kinds::PASSKEY_REGISTERED, credential.summary(), self.now()))?;
                 Ok(tx.done(credential))
             })
             .await?;
@@ -192,8 +198,8 @@ impl UseCases {
                 let stored = r.read::<PasskeyCredential>(&at).await?.ok_or(AppError::NotFound("passkey"))?;
                 let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
                 tx.delete(&stored);
-                let details = json!({"person": person.to_string(), "credentialId": credential_id});
-                tx.audit("passkey.deleted", "passkey", credential_id, details)?;
+                tx.audit("passkey.deleted", "passkey", credential_id, stored.value.summary())?;
+                tx.event(Event::new(&key.org_id, kinds::PASSKEY_DELETED, stored.value.summary(), self.now()))?;
                 Ok(tx.done(()))
             })
             .await?;

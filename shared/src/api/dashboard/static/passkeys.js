@@ -69,6 +69,9 @@
     form.addEventListener("submit", function (e) {
       var button = e.submitter, action = button && button.value;
       if ((action !== "approve" && action !== "modify") || form.getAttribute("data-stepped-up")) { return; }
+      // Only above the threshold (the server decides; this only spares a needless ceremony).
+      var amount = action === "modify" ? form.querySelector("[name=amount]").value : form.getAttribute("data-asked");
+      if (!(parseFloat(amount) > parseFloat(form.getAttribute("data-step-up-above")))) { return; }
       e.preventDefault();
       if (!window.PublicKeyCredential) { say("[data-step-up-error]", "This browser cannot use passkeys."); return; }
       var fields = { csrf: form.querySelector("[name=csrf]").value, action: action };
