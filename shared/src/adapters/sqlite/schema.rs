@@ -11,8 +11,13 @@ use rusqlite::{Connection, OptionalExtension};
 /// time: tokens are ULIDs, whose text sorts by when they were made, so the purge deletes a range
 /// of the table's own key (one index fewer to write on every commit). Version 3 orders the due
 /// index by kind (`due_kind`) before the partition. Version 4 indexes the items that expire
-/// (`ttl`), for the writer's purge of expired ones.
-const VERSION: i64 = 4;
+/// (`ttl`), for the writer's purge of expired ones. Version 5 lists every organisation in the
+/// by-org index (`ORGS`), where the sweep finds the audit logs to seal.
+const VERSION: i64 = 5;
+
+/// Version 4 → 5: organisations made before they were listed (their record's by-org keys).
+const LIST_ORGANISATIONS: &str =
+    "UPDATE items SET g1pk = 'ORGS', g1sk = substr(pk, 5) WHERE sk = 'ORG' AND pk LIKE 'ORG#%' AND g1pk IS NULL;";
 
 /// The due partition's kind: its text before the first `#` (`APPROVAL` for the shard
 /// `APPROVAL#7`). The due index is ordered by it first, so a kind's shards share their tail
@@ -83,6 +88,7 @@ pub(super) fn ensure(conn: &mut Connection) -> rusqlite::Result<()> {
              DROP TABLE items_v0;",
         )?;
     }
+    tx.execute_batch(LIST_ORGANISATIONS)?;
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()
 }

@@ -353,7 +353,7 @@ fn a_data_directory_of_the_second_layout_loses_the_token_time_index() {
         .optional()
         .expect("schema");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!((index, version), (None, 4));
+    assert_eq!((index, version), (None, 5));
 }
 
 #[test]
@@ -417,7 +417,7 @@ fn a_data_directory_of_the_second_layout_gets_the_due_kind_with_its_items() {
     let conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
     let kind: String = conn.query_row("SELECT g4kind FROM items WHERE pk = 'A#1'", [], |r| r.get(0)).expect("kind");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!((kind.as_str(), version), ("APPROVAL", 4));
+    assert_eq!((kind.as_str(), version), ("APPROVAL", 5));
     assert_eq!(due_index_columns(&conn), ["g4kind", "g4sk", "pk", "sk", "g4pk"], "the due index rebuilt");
 }
 
@@ -502,6 +502,22 @@ fn a_data_directory_of_the_third_layout_gets_the_expiring_index_with_its_items()
     let mut conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
     let indexed = count(&conn, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'expiring'");
-    assert_eq!((version, indexed, count(&conn, "SELECT COUNT(*) FROM items")), (4, 1, 1));
+    assert_eq!((version, indexed, count(&conn, "SELECT COUNT(*) FROM items")), (5, 1, 1));
     assert_eq!(run_batch(&mut conn, Vec::new(), true).expired, 1, "its expired item is purged");
+}
+
+#[test]
+fn organisations_of_the_fourth_layout_are_listed_for_sealing() {
+    let (conn, dir) = scratch();
+    conn.execute_batch(
+        "INSERT INTO items (pk, sk, version, body) VALUES ('ORG#org_01', 'ORG', 1, '{}');
+         INSERT INTO items (pk, sk, version, body) VALUES ('ORG#org_01', 'SETTINGS', 1, '{}');
+         PRAGMA user_version = 4;",
+    )
+    .expect("version 4");
+    drop(conn);
+    let conn = open_writer(&dir.0.join("t.db"), true).expect("migrated");
+    let listed = count(&conn, "SELECT COUNT(*) FROM items WHERE g1pk = 'ORGS' AND g1sk = 'org_01' AND sk = 'ORG'");
+    let others = count(&conn, "SELECT COUNT(*) FROM items WHERE g1pk IS NOT NULL AND sk = 'SETTINGS'");
+    assert_eq!((listed, others), (1, 0));
 }
