@@ -724,6 +724,23 @@ async fn a_receipt_does_not_verify_when_the_payment_is_not_what_the_passkey_sign
     forged["signature"] = json!(w.signer.sign(&hash));
     let outcome = verify_receipt(&forged, &keys);
     assert!(outcome.is_err(), "a 2,000.00 payment verifies against a passkey that approved 1,000.00: {outcome:?}");
+
+    // The receipt carries the sealed registration of rita's key; without it (re-signed by the
+    // server), the key could be anyone's, and the receipt does not verify.
+    let registrations = |r: &Value| {
+        r["auditEntries"].as_array().unwrap().iter().filter(|e| e["entry"]["action"] == "passkey.registered").count()
+    };
+    assert_eq!(registrations(&receipt), 1, "{receipt}");
+    let mut unregistered = receipt.clone();
+    unregistered["auditEntries"].as_array_mut().unwrap().retain(|e| e["entry"]["action"] != "passkey.registered");
+    let hash = hash_without(&unregistered, RECEIPT_UNHASHED);
+    unregistered["hash"] = json!(to_hex(&hash));
+    unregistered["signature"] = json!(w.signer.sign(&hash));
+    let outcome = verify_receipt(&unregistered, &keys);
+    assert!(
+        matches!(&outcome, Err(ReceiptFault::Passkey { reason, .. }) if reason.contains("not registered")),
+        "{outcome:?}"
+    );
 }
 
 per_backend!(a_credential_id_of_webauthns_maximum_length_registers_and_steps_up);

@@ -95,6 +95,8 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
     let amount_fault = |reason: String| ReceiptFault::Amount { paid: paid.to_string(), reason };
     let (mut votes, mut passkey_votes) = (0, 0);
     let mut last_signed: Option<rust_decimal::Decimal> = None;
+    // (vote index, person, its public key, when it voted): each must match a sealed registration.
+    let mut registered_keys: Vec<(usize, String, String, Option<Value>)> = Vec::new();
     if let Some(approval) = receipt.get("approval").filter(|a| !a.is_null()) {
         let approval_id = text(approval, "id")?;
         let rp = receipt.get("relyingParty").filter(|r| !r.is_null()).map(|r| -> Result<_, ReceiptFault> {
@@ -132,6 +134,7 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
                 .map_err(|e| fault(e.to_string()))?;
             // What was signed must be what happened: a modify vote names its lower amount, and
             // nobody's signed amount is below what was paid.
+            registered_keys.push((index, who.clone(), passkey.assertion.public_key.clone(), vote.get("at").cloned()));
             let modified = vote.get("modifiedAction").is_some_and(|m| !m.is_null());
             if modified != (passkey.decision == StepUpDecision::Modify) {
                 return Err(fault("its signed decision is not the vote's".into()));
@@ -176,6 +179,41 @@ pub fn verify_receipt(receipt: &Value, jwks: &Jwks) -> Result<ReceiptSummary, Re
         checkpoint.verify(jwks).map_err(|e| ReceiptFault::Checkpoint { seq: checkpoint.seq, reason: e.to_string() })?;
         if checkpoint.org_id != org {
             return Err(ReceiptFault::Checkpoint { seq: checkpoint.seq, reason: "another organisation's".into() });
+        }
+    }
+
+    // Whose key signed: each passkey vote's key was registered to its person, by a registration
+    // entry in the receipt (sealed like the rest), before the vote.
+    let entries: Vec<&Value> = receipt
+        .get("auditEntries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.get("entry"))
+        .collect();
+    for (index, who, public_key, at) in &registered_keys {
+        let fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(public_key.as_bytes()));
+        let registered = entries.iter().any(|e| {
+            e.get("action").and_then(Value::as_str) == Some("passkey.registered")
+                && e["details"]["publicKeySha256"].as_str() == Some(fingerprint.as_str())
+                && e["details"]["person"].as_str() == Some(who.as_str())
+                && match (e.get("createdAt").and_then(Value::as_str), at.as_ref().and_then(Value::as_str)) {
+                    (Some(made), Some(voted)) => {
+                        match (chrono::DateTime::parse_from_rfc3339(made), chrono::DateTime::parse_from_rfc3339(voted))
+                        {
+                            (Ok(made), Ok(voted)) => made <= voted,
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                }
+        });
+        if !registered {
+            return Err(ReceiptFault::Passkey {
+                index: *index,
+                who: who.clone(),
+                reason: "its key was not registered to this person before the vote (no registration entry)".into(),
+            });
         }
     }
 

@@ -46,6 +46,12 @@ impl UseCases {
         let mut entries = self.history(org, payment.id.as_str()).await?;
         if let Some(a) = &approval {
             entries.extend(self.history(org, a.id.as_str()).await?);
+            // Each passkey's registration (sealed with the key's fingerprint and its person), so
+            // the receipt shows whose key signed, not only that a key did.
+            for vote in a.votes.iter().filter_map(|v| v.passkey.as_ref()) {
+                let registrations = self.history(org, &vote.assertion.credential_id).await?;
+                entries.extend(registrations.into_iter().filter(|e| e.action == "passkey.registered"));
+            }
         }
         entries.sort_by(|a, b| a.id.cmp(&b.id));
         entries.dedup_by(|a, b| a.id == b.id);
