@@ -111,6 +111,15 @@ impl Settings {
         let url = self.public_url.as_deref()?;
         crate::passkey::RelyingParty::from_public_url(&loopback_as_localhost(url)).ok()
     }
+
+    /// The relying party, or the refusal every passkey use answers without one.
+    pub(crate) fn passkey_relying_party(&self) -> AppResult<crate::passkey::RelyingParty> {
+        self.relying_party().ok_or_else(|| {
+            AppError::StepUpRefused(crate::domain::step_up::StepUpFault::Assertion(
+                "passkeys need COUNTERSIGN_PUBLIC_URL with a host name".into(),
+            ))
+        })
+    }
 }
 
 /// `http://127.0.0.1:8080/x` → `http://localhost:8080/x`; anything else unchanged.

@@ -79,7 +79,7 @@ pub(crate) async fn check_step_up(
         .read::<PasskeyCredential>(&passkey_key(&caller.org_id, &person, &proof.credential_id))
         .await?
         .ok_or_else(|| refused(StepUpFault::UnknownCredential))?;
-    let rp = settings.relying_party().ok_or_else(|| refused(StepUpFault::Assertion("no public URL".into())))?;
+    let rp = settings.passkey_relying_party()?;
     let assertion = StoredAssertion {
         credential_id: proof.credential_id.clone(),
         authenticator_data: proof.authenticator_data.clone(),

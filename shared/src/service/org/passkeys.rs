@@ -79,14 +79,6 @@ fn b64(text: &str, field: &'static str) -> AppResult<Vec<u8>> {
 }
 
 impl UseCases {
-    fn relying_party_or_refuse(&self) -> AppResult<crate::passkey::RelyingParty> {
-        self.settings.relying_party().ok_or_else(|| {
-            AppError::StepUpRefused(StepUpFault::Assertion(
-                "passkeys need COUNTERSIGN_PUBLIC_URL with a host name".into(),
-            ))
-        })
-    }
-
     /// The caller's person's passkeys, oldest first.
     pub async fn list_passkeys(&self, caller: &Caller) -> AppResult<Vec<PasskeyCredential>> {
         let key = caller.key()?;
@@ -97,7 +89,7 @@ impl UseCases {
     /// Starts a registration for the caller's person.
     pub async fn passkey_registration_options(&self, caller: &Caller) -> AppResult<RegistrationOptions> {
         let key = caller.key()?;
-        let rp = self.relying_party_or_refuse()?;
+        let rp = self.settings.passkey_relying_party()?;
         let existing = self.list_passkeys(caller).await?;
         let challenge = URL_SAFE_NO_PAD.encode(registration_challenge());
         let person = key.person();
@@ -132,7 +124,7 @@ impl UseCases {
         let client_data = b64(&new.client_data_json, "clientDataJSON")?;
         let attestation = b64(&new.attestation_object, "attestationObject")?;
         let challenge_bytes = b64(&new.challenge, "challenge")?;
-        let rp = self.relying_party_or_refuse()?;
+        let rp = self.settings.passkey_relying_party()?;
         let r = self.reader();
         let person = key.person();
         let outcome = self
@@ -228,7 +220,7 @@ impl UseCases {
         if passkeys.is_empty() {
             return Err(AppError::StepUpRefused(StepUpFault::NoPasskey));
         }
-        let rp = self.relying_party_or_refuse()?;
+        let rp = self.settings.passkey_relying_party()?;
         let nonce = StepUpNonce {
             nonce: new_nonce(),
             org_id: key.org_id.clone(),
