@@ -31,6 +31,15 @@ pub const ENV_PUBLIC_URL: &str = "COUNTERSIGN_PUBLIC_URL";
 pub const ENV_PREWARM: &str = "COUNTERSIGN_PREWARM";
 pub const ENV_SIGNING_KEY: &str = "COUNTERSIGN_SIGNING_KEY";
 pub const ENV_RETIRED_KEYS: &str = "COUNTERSIGN_RETIRED_SIGNING_KEYS";
+pub const ENV_ENCRYPTION_KEY: &str = "COUNTERSIGN_ENCRYPTION_KEY";
+pub const ENV_SLACK_API_URL: &str = "COUNTERSIGN_SLACK_API_URL";
+pub const ENV_SMTP_URL: &str = "COUNTERSIGN_SMTP_URL";
+pub const ENV_EMAIL_FROM: &str = "COUNTERSIGN_EMAIL_FROM";
+
+/// Slack's Web API, unless `COUNTERSIGN_SLACK_API_URL` names another (a test's fake).
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+/// One Slack Web API call: Slack answers in well under a second; a click's reply must fit in 3 s.
+pub const SLACK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2500);
 
 fn parse_env<T: std::str::FromStr>(
     name: &'static str,
@@ -115,7 +124,37 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
             })
             .collect::<Result<_, _>>()?;
     }
+    if let Ok(key) = std::env::var(ENV_ENCRYPTION_KEY) {
+        let key = crate::domain::encryption::EncryptionKey::parse(&key)
+            .map_err(|e| ConfigError::Invalid { name: ENV_ENCRYPTION_KEY, reason: e.to_string() })?;
+        settings.encryption_key = Some(std::sync::Arc::new(key));
+    }
     Ok(settings)
+}
+
+/// The Slack Web API client and the SMTP mailer from `COUNTERSIGN_SLACK_API_URL`,
+/// `COUNTERSIGN_SMTP_URL` and `COUNTERSIGN_EMAIL_FROM` (the last two together or neither).
+pub fn notify_wiring(wiring: &mut crate::service::Wiring) -> Result<(), ConfigError> {
+    use std::sync::Arc;
+    if let Ok(url) = std::env::var(ENV_SLACK_API_URL) {
+        let url = url.trim_end_matches('/').to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid { name: ENV_SLACK_API_URL, reason: "must be an http(s) URL".into() });
+        }
+        wiring.slack = Arc::new(crate::adapters::slack_api::HttpSlackApi::new(url, SLACK_TIMEOUT));
+    }
+    match (std::env::var(ENV_SMTP_URL), std::env::var(ENV_EMAIL_FROM)) {
+        (Ok(url), Ok(from)) => {
+            // The reason names what is wrong, never the URL (it may hold a password).
+            let mailer = crate::adapters::smtp::SmtpMailer::from_url(&url, &from)
+                .map_err(|reason| ConfigError::Invalid { name: ENV_SMTP_URL, reason })?;
+            wiring.mailer = Some(Arc::new(mailer));
+        }
+        (Ok(_), Err(_)) => return Err(ConfigError::Missing { name: ENV_EMAIL_FROM }),
+        (Err(_), Ok(_)) => return Err(ConfigError::Missing { name: ENV_SMTP_URL }),
+        (Err(_), Err(_)) => {}
+    }
+    Ok(())
 }
 
 /// `COUNTERSIGN_PUBLIC_URL` as links use it: an http(s) URL with no query or fragment, without a
@@ -224,6 +263,7 @@ pub async fn aws_service(adapters: &[AwsAdapter]) -> Result<crate::service::Coun
     }
     wiring.client = Arc::new(webhook_client(&settings)?);
     wiring.metrics = Arc::new(crate::adapters::emf::EmfMetrics);
+    notify_wiring(&mut wiring)?;
     let service = Countersign::new(Arc::new(store), Arc::new(SystemClock), settings).with_wiring(wiring);
     prewarm(&service).await;
     Ok(service)

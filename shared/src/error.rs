@@ -96,6 +96,10 @@ pub enum AppError {
     StepUpRefused(crate::domain::step_up::StepUpFault),
     #[error("no audit signing key is configured (COUNTERSIGN_SIGNING_KEY)")]
     SigningKeyMissing,
+    #[error("no encryption key is configured (COUNTERSIGN_ENCRYPTION_KEY): secrets cannot be stored")]
+    EncryptionKeyMissing,
+    #[error("this Slack user is already linked to another member")]
+    SlackUserTaken,
     #[error("internal data error: {0}")]
     Corrupt(String),
 }

@@ -13,10 +13,11 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::{
-    ApiKeyId, ApprovalId, DeliveryId, MemberId, OrgId, PaymentId, PolicyId, ReviewId, RoutingRuleId, TeamId, WalletId,
+    ApiKeyId, ApprovalId, DeliveryId, MemberId, NotificationId, OrgId, PaymentId, PolicyId, ReviewId, RoutingRuleId, TeamId, WalletId,
     WebhookId,
 };
 use crate::domain::ledger::LedgerEntry;
+use crate::domain::notification::{Notification, SlackIntegration, SlackUserLink};
 use crate::domain::org::{ApiKey, OrgSettings, Organization};
 use crate::domain::payment::Payment;
 use crate::domain::people::{Member, Person, Team};
@@ -32,6 +33,7 @@ use crate::proof::checkpoint::Checkpoint;
 
 pub const DUE_APPROVALS: &str = "APPROVAL";
 pub const DUE_OUTBOX: &str = "OUTBOX";
+pub const DUE_NOTIFICATIONS: &str = "NOTIFICATION";
 pub const DUE_DELIVERIES: &str = "DELIVERY";
 pub const DUE_REVIEWS: &str = "REVIEW";
 /// Parked outbox events, for operators (not swept).
@@ -557,5 +559,58 @@ mod fresh_version_tests {
         assert!(new < 1 << 62);
         let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
         assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
+    }
+}
+
+/// A notification, in its approval's partition (the outcome finds the messages to update there).
+pub fn notification_key(approval: &ApprovalId, id: &NotificationId) -> Key {
+    Key::new(format!("NOTIFICATION#{approval}"), format!("NOTIFICATION#{id}"))
+}
+/// The organisation's notification log, newest first.
+pub fn notifications_partition(org: &OrgId) -> String {
+    format!("ORG#{org}#NOTIFICATION")
+}
+
+impl Record for Notification {
+    const NAME: &'static str = "notification";
+    fn key(&self) -> Key {
+        notification_key(&self.approval_id, &self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        IndexKeys {
+            by_org: Some((notifications_partition(&self.org_id), self.id.to_string())),
+            by_status: Some((
+                by_status_partition(&self.org_id, "NOTIFICATION", self.status.as_str()),
+                self.id.to_string(),
+            )),
+            by_wallet: None,
+            // Sparse: pending notifications by next attempt (reminders wait here until due).
+            due: (self.status == DeliveryStatus::Pending).then(|| {
+                let sk = format!("{}#{}", sort_time(self.next_attempt_at), self.id);
+                (due_partition(DUE_NOTIFICATIONS, self.id.as_str()), sk)
+            }),
+        }
+    }
+}
+
+pub fn slack_integration_key(org: &OrgId) -> Key {
+    Key::new(format!("ORG#{org}#INTEGRATION"), "INTEGRATION#slack")
+}
+
+impl Record for SlackIntegration {
+    const NAME: &'static str = "slack integration";
+    fn key(&self) -> Key {
+        slack_integration_key(&self.org_id)
+    }
+}
+
+pub fn slack_user_key(org: &OrgId, slack_user: &str) -> Key {
+    Key::new(format!("ORG#{org}#SLACKUSER"), format!("SLACKUSER#{slack_user}"))
+}
+
+impl Record for SlackUserLink {
+    const NAME: &'static str = "slack user";
+    fn key(&self) -> Key {
+        slack_user_key(&self.org_id, &self.slack_user_id)
     }
 }

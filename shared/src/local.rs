@@ -39,12 +39,13 @@ pub fn wire(
 ) -> Result<(Arc<Countersign>, StoreQueue), ConfigError> {
     let queue = StoreQueue::new(store.clone());
     let relay = Arc::new(OutboxRelay::new(store.clone()));
-    let wiring = Wiring {
+    let mut wiring = Wiring {
         bus: relay.clone(),
         queue: Arc::new(queue.clone()),
         client: Arc::new(webhook_client(&settings)?),
         ..Wiring::default()
     };
+    crate::config::notify_wiring(&mut wiring)?;
     let service = Arc::new(Countersign::new(store, clock, settings).with_wiring(wiring));
     relay.attach(&service);
     Ok((service, queue))

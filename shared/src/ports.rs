@@ -272,7 +272,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// Messages on the webhook queue: a published event to fan out, or a delivery due for a retry.
+/// Messages on the webhook queue: a published event to fan out, a delivery due for a retry, or
+/// a notification due.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum QueueMessage {
@@ -288,6 +289,13 @@ pub enum QueueMessage {
         delivery_id: crate::domain::ids::DeliveryId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
+    },
+    /// A notification's attempt `attempt` is due (a retry, or a reminder's time has come).
+    #[serde(rename_all = "camelCase")]
+    Notification {
+        approval_id: crate::domain::ids::ApprovalId,
+        notification_id: crate::domain::ids::NotificationId,
+        attempt: u32,
     },
 }
 

@@ -140,6 +140,10 @@ async fn serve(
         // Kept like the session secret: what it signed keeps verifying across restarts.
         settings.audit_signer = Some(Arc::new(first_run::signing_key(&data_dir)?));
     }
+    if settings.encryption_key.is_none() {
+        // Kept like the signing key: the Slack secrets sealed with it stay readable.
+        settings.encryption_key = Some(Arc::new(first_run::encryption_key(&data_dir)?));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let listening = listener.local_addr()?;
     if settings.public_url.is_none() && listening.ip().is_loopback() {

@@ -133,6 +133,8 @@ impl AppError {
                 (StatusCode::FORBIDDEN, "STEP_UP_REFUSED".into(), self.to_string(), json!({"reason": fault.code()}))
             }
             SigningKeyMissing => plain(StatusCode::SERVICE_UNAVAILABLE, "SIGNING_KEY_MISSING"),
+            EncryptionKeyMissing => plain(StatusCode::SERVICE_UNAVAILABLE, "ENCRYPTION_KEY_MISSING"),
+            SlackUserTaken => plain(StatusCode::CONFLICT, "SLACK_USER_TAKEN"),
             Corrupt(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR".into(), "internal error".into(), json!({}))
             }

@@ -8,6 +8,7 @@ mod audit;
 mod dashboard;
 mod error;
 mod extract;
+mod integrations;
 mod keys;
 #[cfg(feature = "mcp")]
 mod mcp;
@@ -81,6 +82,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/audit-logs/export", get(proofs::export))
         .route("/.well-known/countersign-keys", get(proofs::keys))
         .route("/v1/members", post(people::create_member).get(people::list_members))
+        .route("/v1/members/{id}", patch(people::update_member))
         .route("/v1/teams", post(people::create_team).get(people::list_teams))
         .route("/v1/teams/{id}", patch(people::update_team))
         .route("/v1/routing-rules", post(people::create_rule).get(people::list_rules))
@@ -88,6 +90,12 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/v1/settings", get(settings::get).patch(settings::update))
+        .route(
+            "/v1/integrations/slack",
+            get(integrations::get_slack).put(integrations::put_slack).delete(integrations::delete_slack),
+        )
+        .route("/integrations/slack/interactions", post(integrations::slack_interactions))
+        .route("/v1/notifications/deliveries", get(integrations::deliveries))
         .route("/v1/refunds", post(refunds::create).get(refunds::list))
         .route("/v1/refunds/{id}", get(refunds::get))
         .route("/reviews", post(reviews::create).get(reviews::list))

@@ -9,14 +9,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids};
-use super::wire::{self, deleted, respond, whole_list};
+use super::wire::{self, deleted, present, respond, whole_list};
 use super::AppState;
 use crate::domain::ids::{MemberId, RoutingRuleId, TeamId};
 use crate::domain::input::{self, InputError};
 use crate::domain::permission::Permission;
 use crate::domain::routing::Conditions;
 use crate::error::AppResult;
-use crate::service::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+use crate::domain::notification::is_slack_id;
+use crate::service::{MemberPatch, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 
 const MAX_TEAM_MEMBERS: usize = 1_000;
 
@@ -70,9 +71,24 @@ impl TeamBody {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TeamPatchBody {
     name: Option<String>,
     members: Option<Vec<String>>,
+    /// A Slack channel id (`C…`) for the team's requests, or `null` to clear it; absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    slack_channel: Option<Value>,
+}
+
+/// `Some(None)` for `null`, `Some(Some(id))` for an id, `None` when absent.
+fn optional_slack_id(field: &'static str, value: Option<Value>) -> Result<Option<Option<String>>, InputError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(text)) if is_slack_id(&text) => Ok(Some(Some(text))),
+        Some(_) => Err(InputError::invalid(field, "must be a Slack id (letters and digits) or null")),
+    }
 }
 
 impl TeamPatchBody {
@@ -80,7 +96,23 @@ impl TeamPatchBody {
         Ok(TeamPatch {
             name: self.name.as_deref().map(|n| input::name("name", n)).transpose()?,
             members: self.members.as_deref().map(member_ids).transpose()?,
+            slack_channel: optional_slack_id("slackChannel", self.slack_channel)?,
         })
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemberPatchBody {
+    /// The member's Slack user id (`U…`), or `null` to unlink it; absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    slack_user_id: Option<Value>,
+}
+
+impl MemberPatchBody {
+    pub fn try_into_domain(self) -> Result<MemberPatch, InputError> {
+        Ok(MemberPatch { slack_user_id: optional_slack_id("slackUserId", self.slack_user_id)? })
     }
 }
 
@@ -133,6 +165,19 @@ pub async fn create_member(State(s): State<AppState>, Auth(c): Auth, Body(b): Bo
     c.organiser(Permission::MembersWrite)?;
     let request = wire::parse::<MemberBody>(b)?.try_into_domain()?;
     Ok(respond(StatusCode::CREATED, &s.create_member(&c, request).await?))
+}
+
+/// `PATCH /v1/members/{id} {"slackUserId"}` (admin).
+pub async fn update_member(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    Body(b): Body,
+) -> AppResult<impl IntoResponse> {
+    c.organiser(Permission::Admin)?;
+    let id = ids.parse("id", MemberId::parse, "member")?;
+    let patch = wire::parse::<MemberPatchBody>(b)?.try_into_domain()?;
+    Ok(Json(s.update_member(&c, &id, patch).await?))
 }
 
 pub async fn list_members(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {

@@ -77,6 +77,7 @@ prefixed_id!(MemberId, "mem_");
 prefixed_id!(ReviewId, "rev_");
 prefixed_id!(ReviewDecisionId, "dec_");
 prefixed_id!(RefundId, "rfd_");
+prefixed_id!(NotificationId, "ntf_");
 
 /// A ULID that the same inputs always give: the time of `parent` (an id with `prefix`), the
 /// randomness of a hash of `seed`. Lets a retried step find what it created before.
@@ -95,6 +96,15 @@ impl DeliveryId {
     pub fn for_event(event: &EventId, webhook: &WebhookId) -> Self {
         let ulid = derived_ulid(event.as_str(), EventId::PREFIX, &format!("{event}:{webhook}"));
         DeliveryId(format!("{}{}", Self::PREFIX, ulid))
+    }
+}
+
+impl NotificationId {
+    /// The one notification of `event` to `recipient` (a channel and address, and what it
+    /// says): fan-out that runs twice creates one. Sorts by the event's time.
+    pub fn for_event(event: &EventId, recipient: &str) -> Self {
+        let ulid = derived_ulid(event.as_str(), EventId::PREFIX, &format!("{event}:notify:{recipient}"));
+        NotificationId(format!("{}{}", Self::PREFIX, ulid))
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod audit;
 pub mod delivery;
+pub mod encryption;
 pub mod escalation;
 pub mod event;
 pub mod idempotency;
@@ -10,6 +11,7 @@ pub mod ids;
 pub mod input;
 pub mod ledger;
 pub mod money;
+pub mod notification;
 pub mod org;
 pub mod payment;
 pub mod payment_review;

@@ -16,6 +16,9 @@ pub struct Member {
     pub org_id: OrgId,
     pub name: String,
     pub email: String,
+    /// The member's Slack user (`U…`): their clicks on Slack buttons are their votes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_user_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -26,6 +29,9 @@ pub struct Team {
     pub org_id: OrgId,
     pub name: String,
     pub members: Vec<MemberId>,
+    /// The Slack channel (`C…`) the team's requests are posted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

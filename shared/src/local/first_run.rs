@@ -27,6 +27,7 @@ use crate::domain::money::{Amount, Currency};
 use crate::domain::payment::{NewPayment, PaymentOutcome};
 use crate::domain::permission::Permission;
 use crate::domain::policy::PolicyPatch;
+use crate::domain::encryption::EncryptionKey;
 use crate::domain::secret::ServerSecret;
 use crate::domain::wallet::NewWallet;
 use crate::error::AppError;
@@ -38,6 +39,7 @@ use crate::service::{Caller, Countersign, FundRequest, NewApiKey};
 pub const SESSION_SECRET_FILE: &str = "session-secret";
 /// The audit signing key's file in the data directory.
 pub const SIGNING_KEY_FILE: &str = "signing-key";
+pub const ENCRYPTION_KEY_FILE: &str = "encryption-key";
 
 /// The name of the organisation a first run sets up (a label: the organisation record and its
 /// audit entry carry it).
@@ -75,6 +77,13 @@ pub fn session_secret(dir: &Path) -> Result<ServerSecret, FirstRunError> {
 pub fn signing_key(dir: &Path) -> Result<AuditSigner, FirstRunError> {
     let (path, text) = secret_file(dir, SIGNING_KEY_FILE)?;
     AuditSigner::from_secret(&text).map_err(|_| FirstRunError::BadSigningKey { path })
+}
+
+/// The key sealing stored secrets (a Slack app's) from `dir/encryption-key`, made (random,
+/// 0600) if the file is missing: losing it loses those secrets, not the data.
+pub fn encryption_key(dir: &Path) -> Result<EncryptionKey, FirstRunError> {
+    let (path, text) = secret_file(dir, ENCRYPTION_KEY_FILE)?;
+    EncryptionKey::parse(&text).map_err(|_| FirstRunError::BadSecret { path })
 }
 
 /// The text of `dir/name`: 32 random bytes in base64url, written owner-only on first use.

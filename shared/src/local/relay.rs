@@ -23,6 +23,7 @@ use crate::domain::ids::OrgId;
 use crate::layout;
 use crate::ports::{BusError, EventBus, Published, Store, Write};
 use crate::service::Countersign;
+use crate::service::may_notify;
 
 /// Events waiting for the relay; beyond this, publishes leave them to the sweep.
 const WAITING: usize = 8192;
@@ -86,7 +87,7 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
                 }
             };
             for event in events {
-                if !webhooks.iter().any(|w| w.wants(&event)) {
+                if !webhooks.iter().any(|w| w.wants(&event)) && !may_notify(&event.kind) {
                     let _ = marks.send(event).await;
                     continue;
                 }
@@ -94,18 +95,22 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
                 let (service, webhooks, marks) = (service.clone(), webhooks.clone(), marks.clone());
                 tokio::spawn(async move {
                     let (next, failed) = service.commit_deliveries(&event, &webhooks).await;
-                    match failed {
-                        None => {
+                    let notifications = service.commit_notifications(&event).await;
+                    match (failed, notifications.as_ref().err()) {
+                        (None, None) => {
                             let _ = marks.send(event).await;
                         }
-                        // Left unpublished: the sweep re-publishes it.
-                        Some(e) => {
+                        // Left unpublished: the sweep re-publishes it (both steps are idempotent).
+                        (Some(e), _) | (None, Some(e)) => {
                             tracing::warn!(event = %event.id, error = %e, "fan-out failed; the sweep will retry")
                         }
                     }
                     drop(permit);
                     if let Err(e) = service.send_all(next).await {
                         tracing::warn!(error = %e, "delivery failed; the sweep will re-queue it");
+                    }
+                    if let Err(e) = service.send_notifications(notifications.unwrap_or_default()).await {
+                        tracing::warn!(error = %e, "notification failed; it is retried");
                     }
                 });
             }

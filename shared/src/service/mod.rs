@@ -8,6 +8,7 @@ mod audit;
 mod delivery;
 mod health;
 mod money;
+mod notify;
 mod org;
 mod paging;
 mod receipts;
@@ -36,12 +37,16 @@ pub use money::payments::PaymentFilter;
 pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 pub use money::refunds::{RefundFilter, RefundOutcome};
 pub use money::wallets::{FundRequest, Funded};
+pub use notify::integration::{SlackIntegrationView, SlackSetup, SLACK_INTERACTIONS_PATH};
+pub use notify::interactions::SlackClick;
+pub use notify::log::NotificationFilter;
+pub(crate) use notify::plan::may_notify;
 pub use org::passkeys::{NewPasskey, RegistrationOptions, StepUpStart};
 
 pub use org::auth::Caller;
 pub use org::keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use org::links::REVIEW_LINK_PATH;
-pub use org::people::{NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+pub use org::people::{MemberPatch, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 pub use org::sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use org::settings::SettingsPatch;
 pub use paging::{Page, PageRequest};
@@ -85,6 +90,10 @@ pub struct Settings {
     /// `COUNTERSIGN_RETIRED_SIGNING_KEYS`: public keys of earlier signing keys, still published so
     /// what they signed keeps verifying after a rotation.
     pub retired_keys: Vec<crate::proof::signing::Jwk>,
+    /// `COUNTERSIGN_ENCRYPTION_KEY` (generated into the data directory locally): seals the
+    /// secrets the service keeps (a Slack app's token and signing secret). Unset: they cannot
+    /// be stored (503).
+    pub encryption_key: Option<Arc<crate::domain::encryption::EncryptionKey>>,
 }
 
 impl Default for Settings {
@@ -100,6 +109,7 @@ impl Default for Settings {
             public_url: None,
             audit_signer: None,
             retired_keys: Vec::new(),
+            encryption_key: None,
         }
     }
 }
@@ -143,6 +153,10 @@ pub struct Wiring {
     pub queue: Arc<dyn crate::ports::DeliveryQueue>,
     pub client: Arc<dyn crate::ports::WebhookClient>,
     pub metrics: Arc<dyn crate::ports::Metrics>,
+    /// Slack's Web API (`COUNTERSIGN_SLACK_API_URL`), for organisations that connect an app.
+    pub slack: Arc<dyn crate::ports::notify::SlackApi>,
+    /// SMTP (`COUNTERSIGN_SMTP_URL`); unset: no email is sent.
+    pub mailer: Option<Arc<dyn crate::ports::notify::Mailer>>,
 }
 
 impl Default for Wiring {
@@ -152,6 +166,11 @@ impl Default for Wiring {
             queue: Arc::new(NoQueue),
             client: Arc::new(NoClient),
             metrics: Arc::new(NoMetrics),
+            slack: Arc::new(crate::adapters::slack_api::HttpSlackApi::new(
+                crate::config::DEFAULT_SLACK_API_URL.to_string(),
+                crate::config::SLACK_TIMEOUT,
+            )),
+            mailer: None,
         }
     }
 }

@@ -26,8 +26,8 @@ use crate::error::{AppError, AppResult};
 use crate::layout::{self, approval_key, due_partitions, payment_key, sort_time, Stored, DUE_APPROVALS, DUE_REVIEWS};
 use crate::ports::{Index, Item, Position, Query};
 
-/// The sweep's phases: expire, re-queue, re-publish, seal. It fails only when all of them did.
-const SWEEP_PHASES: usize = 4;
+/// The sweep's phases: expire, re-queue, notify, re-publish, seal. It fails only when all of them did.
+const SWEEP_PHASES: usize = 5;
 /// Shards of one due kind read at once.
 const SHARD_CONCURRENCY: usize = 4;
 /// Expirations of one page committed at once.
@@ -46,6 +46,8 @@ pub struct SweepSummary {
     pub approvals_skipped: usize,
     pub events_republished: usize,
     pub deliveries_requeued: usize,
+    /// Notifications handed to the queue: reminders come due, attempts whose message was lost.
+    pub notifications_queued: usize,
     /// Audit checkpoints made, and the entries they sealed.
     pub checkpoints_sealed: usize,
     pub entries_sealed: usize,
@@ -329,6 +331,13 @@ impl Countersign {
                 summary.out_of_time |= late;
             }
             Err(e) => failed("requeue", e),
+        }
+        match self.notifications_phase(page, &time_left).await {
+            Ok((n, late)) => {
+                summary.notifications_queued = n;
+                summary.out_of_time |= late;
+            }
+            Err(e) => failed("notify", e),
         }
         match self.republish_phase(page, &time_left).await {
             Ok((n, late)) => {

@@ -68,8 +68,16 @@ impl Countersign {
     /// fan-out is idempotent because delivery ids derive from (event, webhook).
     pub async fn handle_message(&self, message: &QueueMessage) -> AppResult<()> {
         match message {
-            QueueMessage::Event { event } => self.fan_out(event).await,
+            QueueMessage::Event { event } => {
+                // Both run, whatever the other did; either failing has the message handled again
+                // (each is idempotent).
+                let (webhooks, notifications) = futures::join!(self.fan_out(event), self.notify(event));
+                webhooks.and(notifications)
+            }
             QueueMessage::Delivery { delivery_id, attempt, .. } => self.deliver_due(delivery_id, *attempt).await,
+            QueueMessage::Notification { approval_id, notification_id, attempt } => {
+                self.notification_due(approval_id, notification_id, *attempt).await
+            }
         }
     }
 

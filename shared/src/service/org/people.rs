@@ -8,12 +8,13 @@ use crate::domain::audit::Actor;
 use crate::domain::ids::{MemberId, OrgId, RoutingRuleId, TeamId};
 use crate::domain::input::InputError;
 use crate::domain::org::{ApiKey, Organization};
+use crate::domain::notification::SlackUserLink;
 use crate::domain::people::{Member, Team};
 use crate::domain::permission::Permission;
 use crate::domain::routing::{Conditions, RoutingRule};
 use crate::engine::plan::{PlanError, Tx};
 use crate::error::{AppError, AppResult};
-use crate::layout::{self, member_key, org_key, rule_key, team_key, Stored};
+use crate::layout::{self, member_key, org_key, rule_key, slack_user_key, team_key, Stored};
 use crate::ports::Query;
 use crate::service::{Caller, UseCases};
 
@@ -37,6 +38,15 @@ pub struct NewTeam {
 pub struct TeamPatch {
     pub name: Option<String>,
     pub members: Option<Vec<MemberId>>,
+    /// `Some(None)` clears it.
+    pub slack_channel: Option<Option<String>>,
+}
+
+/// `PATCH /v1/members/{id}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberPatch {
+    /// `Some(None)` unlinks the member's Slack user.
+    pub slack_user_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,11 +91,52 @@ impl UseCases {
                     org_id: caller.org_id.clone(),
                     name: request.name.clone(),
                     email: request.email.clone(),
+                    slack_user_id: None,
                     created_at: tx.now(),
                 };
                 tx.create(&member)?;
                 tx.audit("member.created", "member", member.id.as_str(), json!({"name": member.name}))?;
                 Ok(tx.done(member))
+            })
+            .await
+    }
+
+    /// `PATCH /v1/members/{id}`: links (or unlinks) the member's Slack user. Admin only: a
+    /// Slack user's clicks become this member's votes. A Slack user is one member's at most
+    /// (claimed with a conditional create; taken: 409).
+    pub async fn update_member(&self, caller: &Caller, id: &MemberId, patch: MemberPatch) -> AppResult<Member> {
+        let caller = caller.organiser(Permission::MembersWrite)?;
+        ensure_may_change_membership(caller)?;
+        let r = self.reader();
+        self.engine
+            .commit(&r, || async {
+                let mut member = r.read_owned::<Member>(&member_key(&caller.org_id, id), &caller.org_id).await?;
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                if let Some(wanted) = &patch.slack_user_id {
+                    if member.value.slack_user_id != *wanted {
+                        if let Some(old) = &member.value.slack_user_id {
+                            let link = r.read::<SlackUserLink>(&slack_user_key(&caller.org_id, old)).await?;
+                            if let Some(link) = link.filter(|l| l.value.member_id == *id) {
+                                tx.delete(&link);
+                            }
+                        }
+                        if let Some(new) = wanted {
+                            if r.read::<SlackUserLink>(&slack_user_key(&caller.org_id, new)).await?.is_some() {
+                                return Err(AppError::SlackUserTaken.into());
+                            }
+                            tx.create(&SlackUserLink {
+                                org_id: caller.org_id.clone(),
+                                slack_user_id: new.clone(),
+                                member_id: id.clone(),
+                            })?;
+                        }
+                        member.value.slack_user_id = wanted.clone();
+                    }
+                }
+                tx.update(&member)?;
+                let details = json!({"slackUserId": member.value.slack_user_id});
+                tx.audit("member.updated", "member", id.as_str(), details)?;
+                Ok(tx.done(member.value))
             })
             .await
     }
@@ -113,6 +164,7 @@ impl UseCases {
                     org_id: caller.org_id.clone(),
                     name: request.name.clone(),
                     members: request.members.clone(),
+                    slack_channel: None,
                     created_at: tx.now(),
                     updated_at: tx.now(),
                 };
@@ -150,9 +202,14 @@ impl UseCases {
                 if let Some(members) = &patch.members {
                     team.value.members = members.clone();
                 }
+                if let Some(channel) = &patch.slack_channel {
+                    team.value.slack_channel = channel.clone();
+                }
                 team.value.updated_at = tx.now();
                 tx.update(&team)?;
-                let details = json!({"name": team.value.name, "members": team.value.members});
+                let details = json!({
+                    "name": team.value.name, "members": team.value.members, "slackChannel": team.value.slack_channel
+                });
                 tx.audit("team.updated", "team", id.as_str(), details)?;
                 Ok(tx.done(team.value))
             })

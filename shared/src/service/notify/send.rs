@@ -1,0 +1,265 @@
+//! Sending one notification: claim the attempt (a conditional write, so of several workers
+//! holding the same message exactly one sends), send it as the approval now stands, record the
+//! outcome, and schedule the next attempt with the webhook backoff (at least Slack's
+//! `Retry-After`). A message whose moment has passed (the approval was decided, or moved to
+//! another team) is discarded, not sent.
+
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+use super::plan::NOTIFY_CLAIM_LEASE;
+use crate::domain::approval::Approval;
+use crate::domain::delivery::DeliveryStatus;
+use crate::domain::email::request_email;
+use crate::domain::event::kinds;
+use crate::domain::ids::{ApprovalId, NotificationId};
+use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
+use crate::domain::notify_facts::NoticeKind;
+use crate::domain::slack::{outcome_message, request_message, SlackMessage};
+use crate::error::AppResult;
+use crate::layout::{self, approval_key, notification_key, Stored};
+use crate::ports::notify::{MailError, SlackError};
+use crate::ports::{QueueMessage, StoreError};
+use crate::service::Countersign;
+
+/// Notifications sent at once by one worker.
+const SEND_CONCURRENCY: usize = 8;
+const MAX_ERROR_CHARS: usize = 500;
+/// Slack errors worth trying again (the rest, like `channel_not_found`, fail at once).
+const TRANSIENT_SLACK_ERRORS: [&str; 5] =
+    ["internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"];
+
+/// Why an attempt did not deliver.
+enum Failure {
+    /// Its moment has passed (or its channel is gone): discarded, not retried.
+    Moot(String),
+    /// Will not work however often it is tried (a refused address, an unknown channel).
+    Permanent(String),
+    /// Worth another attempt, not before `after` (Slack's `Retry-After`) when given.
+    Transient { reason: String, after: Option<Duration> },
+}
+
+impl From<SlackError> for Failure {
+    fn from(e: SlackError) -> Self {
+        match e {
+            SlackError::RateLimited { retry_after } => {
+                Failure::Transient { reason: "Slack rate limit".into(), after: Some(retry_after) }
+            }
+            SlackError::Api(code) if TRANSIENT_SLACK_ERRORS.contains(&code.as_str()) => {
+                Failure::Transient { reason: format!("Slack answered {code}"), after: None }
+            }
+            SlackError::Api(code) => Failure::Permanent(format!("Slack answered {code}")),
+            SlackError::Unavailable(reason) => Failure::Transient { reason, after: None },
+        }
+    }
+}
+
+impl From<MailError> for Failure {
+    fn from(e: MailError) -> Self {
+        match e {
+            MailError::Rejected(reason) => Failure::Permanent(reason),
+            MailError::Unavailable(reason) => Failure::Transient { reason, after: None },
+        }
+    }
+}
+
+impl From<crate::error::AppError> for Failure {
+    fn from(e: crate::error::AppError) -> Self {
+        Failure::Transient { reason: e.to_string(), after: None }
+    }
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+pub(crate) fn retry_message(n: &Notification) -> QueueMessage {
+    QueueMessage::Notification {
+        approval_id: n.approval_id.clone(),
+        notification_id: n.id.clone(),
+        attempt: n.attempts,
+    }
+}
+
+/// The Web API body of a message: where, the fallback text, the blocks.
+fn slack_body(channel: &str, ts: Option<&str>, message: &SlackMessage) -> serde_json::Value {
+    let mut body = json!({"channel": channel, "text": message.text, "blocks": message.blocks});
+    if let Some(ts) = ts {
+        body["ts"] = json!(ts);
+    }
+    body
+}
+
+impl Countersign {
+    /// Sends notifications that are due, a few at once.
+    pub(crate) async fn send_notifications(&self, due: Vec<Stored<Notification>>) -> AppResult<()> {
+        let results: Vec<AppResult<()>> = stream::iter(due)
+            .map(|n| self.attempt_notification(n))
+            .buffer_unordered(SEND_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Handles a queue message for a notification: sends it if its attempt is due and still
+    /// this one; waits again if it is not due yet.
+    pub(crate) async fn notification_due(
+        &self,
+        approval: &ApprovalId,
+        id: &NotificationId,
+        attempt: u32,
+    ) -> AppResult<()> {
+        let Some(stored) = self.reader().read::<Notification>(&notification_key(approval, id)).await? else {
+            return Ok(());
+        };
+        if stored.value.status != DeliveryStatus::Pending || stored.value.attempts != attempt {
+            return Ok(()); // done, or a duplicate of a message another attempt answered
+        }
+        let wait = (stored.value.next_attempt_at - self.now()).to_std().unwrap_or_default();
+        if wait > Duration::from_secs(1) {
+            let delay = wait.min(self.wiring.queue.max_delay());
+            self.wiring.queue.send(&retry_message(&stored.value), delay).await?;
+            return Ok(());
+        }
+        self.attempt_notification(stored).await
+    }
+
+    /// One attempt, claimed first.
+    async fn attempt_notification(&self, stored: Stored<Notification>) -> AppResult<()> {
+        let mut n = stored.value;
+        let now = self.now();
+        n.attempts += 1;
+        n.updated_at = now;
+        n.next_attempt_at = now + NOTIFY_CLAIM_LEASE;
+        match self.store().transact(vec![layout::update(&n, stored.version)?]).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
+            Err(e) => return Err(e.into()),
+        }
+        let version = stored.version + 1;
+        let outcome = self.send_notification(&mut n).await;
+        n.updated_at = self.now();
+        match outcome {
+            Ok(()) => {
+                n.status = DeliveryStatus::Delivered;
+                n.delivered_at = Some(n.updated_at);
+                n.last_error = None;
+            }
+            Err(Failure::Moot(reason)) => {
+                n.status = DeliveryStatus::Discarded;
+                n.last_error = Some(short(&reason));
+            }
+            Err(Failure::Permanent(reason)) => {
+                n.status = DeliveryStatus::Failed;
+                n.last_error = Some(short(&reason));
+                self.wiring.metrics.count("NotificationsFailed", 1);
+            }
+            Err(Failure::Transient { reason, after }) => {
+                n.last_error = Some(short(&reason));
+                match self.settings.retry.next_delay(n.attempts) {
+                    Some(backoff) => {
+                        let delay = after.map_or(backoff, |after| after.max(backoff));
+                        n.next_attempt_at = n.updated_at + ChronoDuration::from_std(delay).unwrap_or_default();
+                        // Enqueue before saving: a lost save leaves a harmless extra message, a
+                        // lost enqueue is found by the sweep once the attempt is overdue.
+                        let delay = delay.min(self.wiring.queue.max_delay());
+                        self.wiring.queue.send(&retry_message(&n), delay).await?;
+                    }
+                    None => {
+                        n.status = DeliveryStatus::Failed;
+                        self.wiring.metrics.count("NotificationsFailed", 1);
+                    }
+                }
+            }
+        }
+        match self.store().transact(vec![layout::update(&n, version)?]).await {
+            Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends `n` as its approval now stands; records the Slack message it posted.
+    async fn send_notification(&self, n: &mut Notification) -> Result<(), Failure> {
+        let Some(approval) = self.reader().read::<Approval>(&approval_key(&n.approval_id)).await?.map(|s| s.value)
+        else {
+            return Err(Failure::Moot("the approval is gone".into()));
+        };
+        if n.kind != NotificationKind::Outcome {
+            if !approval.is_open() {
+                return Err(Failure::Moot(format!("the approval was {} first", approval.status.as_str())));
+            }
+            if approval.assigned_team != n.team_id {
+                return Err(Failure::Moot("the approval moved to another team first".into()));
+            }
+        }
+        let notice = match n.kind {
+            NotificationKind::Reminder => NoticeKind::Reminder,
+            _ if n.event_type == kinds::APPROVAL_ESCALATED => NoticeKind::Escalated,
+            _ => NoticeKind::Created,
+        };
+        let facts = self.notify_facts(&approval, notice).await?;
+        match n.channel {
+            NotificationChannel::Email => {
+                let Some(mailer) = &self.wiring.mailer else {
+                    return Err(Failure::Moot("email is not configured (COUNTERSIGN_SMTP_URL)".into()));
+                };
+                mailer.send(&n.recipient, &request_email(&facts)).await?;
+            }
+            NotificationChannel::Slack => {
+                let Some(slack) = self.slack_credentials(&n.org_id).await? else {
+                    return Err(Failure::Moot("the Slack integration was removed".into()));
+                };
+                if n.kind == NotificationKind::Outcome {
+                    let outcome = self.outcome_facts(&approval).await?;
+                    let body = slack_body(&n.recipient, n.slack_ts.as_deref(), &outcome_message(&facts, &outcome));
+                    self.wiring.slack.call(&slack.bot_token, "chat.update", &body).await?;
+                } else {
+                    let body = slack_body(&n.recipient, None, &request_message(&facts));
+                    let posted = self.wiring.slack.call(&slack.bot_token, "chat.postMessage", &body).await?;
+                    n.slack_ts = posted.get("ts").and_then(|t| t.as_str()).map(str::to_string);
+                    if let Some(channel) = posted.get("channel").and_then(|c| c.as_str()) {
+                        // Slack answers with the channel's id even when posted by name.
+                        n.recipient = channel.to_string();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How late a claimed or retried attempt may be before the sweep assumes its message was lost.
+const REQUEUE_GRACE: ChronoDuration = ChronoDuration::minutes(5);
+
+impl Countersign {
+    /// The sweep's notification phase: queues every pending notification that is due and was
+    /// never tried (a reminder whose time has come), and every attempt overdue by more than
+    /// `REQUEUE_GRACE` (its queue message was lost, or its worker died). Duplicate messages are
+    /// harmless: each carries its attempt number, and an attempt is claimed before it is sent.
+    pub(crate) async fn notifications_phase(
+        &self,
+        page: usize,
+        time_left: &(dyn Fn() -> bool + Sync),
+    ) -> AppResult<(usize, bool)> {
+        let now = self.now();
+        let cutoff = format!("{}#~", layout::sort_time(now));
+        let cutoff = &cutoff;
+        self.each_due_page(layout::DUE_NOTIFICATIONS, page, time_left, move |partition, after| async move {
+            let (due, read, last) = self.due_page(&partition, cutoff, page, after).await?;
+            let mut queued = 0;
+            for item in due {
+                let Ok(n) = layout::decode::<Notification>(item) else { continue };
+                let stalled = n.value.next_attempt_at < now - REQUEUE_GRACE;
+                if n.value.attempts == 0 || stalled {
+                    self.wiring.queue.send(&retry_message(&n.value), Duration::ZERO).await?;
+                    queued += 1;
+                }
+            }
+            Ok((queued, read, last))
+        })
+        .await
+    }
+}
