@@ -116,6 +116,8 @@ def main():
         "SessionSecret": os.environ.get("COUNTERSIGN_SESSION_SECRET") or secrets.token_urlsafe(32),
         # The audit signing key: the caller's, else a fresh Ed25519 seed per deployment.
         "SigningKey": os.environ.get("COUNTERSIGN_SIGNING_KEY") or secrets.token_urlsafe(32),
+        # Seals Slack secrets: the caller's, else a fresh key per deployment.
+        "EncryptionKey": os.environ.get("COUNTERSIGN_ENCRYPTION_KEY") or secrets.token_urlsafe(32),
         "AllowPrivateWebhooks": "true",
         "DeletionProtection": "false",
         "WebhookBackoffBaseMs": os.environ.get("WEBHOOK_BACKOFF_BASE_MS", "60000"),
@@ -123,6 +125,11 @@ def main():
         "WebhookQueueVisibilitySeconds": os.environ.get("WEBHOOK_QUEUE_VISIBILITY_SECONDS", "180"),
         "WebhookQueueMaxReceiveCount": os.environ.get("WEBHOOK_QUEUE_MAX_RECEIVE_COUNT", "5"),
     }
+    # Slack's Web API and SMTP, when the caller names them (the full-stack test's local peers).
+    for env, name in [("COUNTERSIGN_SLACK_API_URL", "SlackApiUrl"), ("COUNTERSIGN_SMTP_URL", "SmtpUrl"),
+                      ("COUNTERSIGN_EMAIL_FROM", "EmailFrom")]:
+        if os.environ.get(env):
+            parameters[name] = os.environ[env]
     cfn = client("cloudformation")
     cfn.create_stack(
         StackName=stack,

@@ -6,6 +6,7 @@ pub mod authenticator;
 pub mod browser;
 pub mod doors;
 pub mod events;
+pub mod fake_slack;
 pub mod faults;
 pub mod invariants;
 pub mod proxy;
@@ -233,6 +234,41 @@ impl TestApp {
         (app, bus.expect("bus"))
     }
 
+    /// What every test service starts from.
+    fn settings() -> Settings {
+        Settings {
+            operator_key_hash: Some(hash_secret(OPERATOR_KEY)),
+            // Seals audit checkpoints and signs receipts, as every deployment does.
+            audit_signer: Some(Arc::new(countersign_core::proof::signing::AuditSigner::generate())),
+            // A host name: passkeys take no IP address as relying party.
+            public_url: Some("http://localhost:8080".into()),
+            // Seals stored secrets (Slack's), as every deployment does.
+            encryption_key: Some(Arc::new(
+                countersign_core::domain::encryption::EncryptionKey::parse(
+                    &countersign_core::domain::encryption::EncryptionKey::generate_text(),
+                )
+                .expect("a fresh key parses"),
+            )),
+            ..Settings::default()
+        }
+    }
+
+    /// A service whose outbound wiring (Slack's Web API, a mailer) `wire` sets.
+    pub async fn spawn_wired(
+        backend: Backend,
+        tune: impl FnOnce(&mut Settings),
+        wire: impl FnOnce(&mut countersign_core::service::Wiring),
+    ) -> Self {
+        let store = TestStore::new(backend).await;
+        let clock = ManualClock::new();
+        let mut settings = Self::settings();
+        tune(&mut settings);
+        let mut wiring = countersign_core::service::Wiring::default();
+        wire(&mut wiring);
+        let service = Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring);
+        Self::serve(store, clock, service).await
+    }
+
     async fn spawn_with(
         store: TestStore,
         stack: Option<events::EventStack>,
@@ -240,14 +276,7 @@ impl TestApp {
         tune: Option<SettingsTuner<'_>>,
     ) -> (Self, Option<Arc<events::SwitchableBus>>) {
         let clock = ManualClock::new();
-        let mut settings = Settings {
-            operator_key_hash: Some(hash_secret(OPERATOR_KEY)),
-            // Seals audit checkpoints and signs receipts, as every deployment does.
-            audit_signer: Some(Arc::new(countersign_core::proof::signing::AuditSigner::generate())),
-            // A host name: passkeys take no IP address as relying party.
-            public_url: Some("http://localhost:8080".into()),
-            ..Settings::default()
-        };
+        let mut settings = Self::settings();
         if let Some(tune) = tune {
             tune(&mut settings);
         }

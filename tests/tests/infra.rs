@@ -114,7 +114,7 @@ fn parked_outbox_events_raise_an_alarm() {
 fn the_dashboard_routes_to_approvals_with_a_secret_that_never_echoes() {
     let template = template();
     let routes = resources(&template, "AWS::ApiGatewayV2::Route");
-    for key in ["ANY /dashboard", "ANY /dashboard/{proxy+}"] {
+    for key in ["ANY /dashboard", "ANY /dashboard/{proxy+}", "POST /integrations/slack/interactions"] {
         let (id, route) = routes
             .iter()
             .find(|(_, r)| r["Properties"]["RouteKey"].as_str() == Some(key))
@@ -146,4 +146,23 @@ fn the_dashboard_routes_to_approvals_with_a_secret_that_never_echoes() {
         assert_eq!(got.as_deref() == Some("SigningKey"), wanted, "{function}: {got:?}");
     }
     assert!(template["Globals"]["Function"]["Environment"]["Variables"]["COUNTERSIGN_SESSION_SECRET"].is_null());
+    // Slack and email secrets: NoEcho parameters, held only by the functions that use them.
+    for name in ["EncryptionKey", "SmtpUrl"] {
+        assert_eq!(template["Parameters"][name]["NoEcho"].as_bool(), Some(true), "{name}");
+    }
+    assert_eq!(template["Parameters"]["EncryptionKey"]["MinLength"].as_u64(), Some(43));
+    // Approvals seals the Slack secrets and answers clicks; webhooks opens the token to post.
+    for (function, encryption, smtp) in [
+        ("ApprovalsFunction", true, false),
+        ("WebhooksFunction", true, true),
+        ("IntakeFunction", false, false),
+        ("ExpiryFunction", false, false),
+    ] {
+        let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        let got = target(&variables["COUNTERSIGN_ENCRYPTION_KEY"]);
+        assert_eq!(got.as_deref() == Some("EncryptionKey"), encryption, "{function}: {got:?}");
+        assert_eq!(!variables["COUNTERSIGN_SMTP_URL"].is_null(), smtp, "{function}");
+    }
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(globals["COUNTERSIGN_ENCRYPTION_KEY"].is_null() && globals["COUNTERSIGN_SMTP_URL"].is_null());
 }

@@ -58,3 +58,19 @@ impl WebhookClient for NoClient {
         Err(SendError::Failed("no webhook client configured".into()))
     }
 }
+
+/// Reaches no Slack: every call is `Unavailable` (a service wired without Slack's Web API; the
+/// deployments and the local server always wire it, see `config::notify_wiring`).
+pub struct NoSlack;
+
+#[async_trait]
+impl crate::ports::notify::SlackApi for NoSlack {
+    async fn call(
+        &self,
+        _: &str,
+        method: &str,
+        _: &serde_json::Value,
+    ) -> Result<serde_json::Value, crate::ports::notify::SlackError> {
+        Err(crate::ports::notify::SlackError::Unavailable(format!("no Slack Web API is wired for {method}")))
+    }
+}

@@ -166,10 +166,7 @@ impl Default for Wiring {
             queue: Arc::new(NoQueue),
             client: Arc::new(NoClient),
             metrics: Arc::new(NoMetrics),
-            slack: Arc::new(crate::adapters::slack_api::HttpSlackApi::new(
-                crate::config::DEFAULT_SLACK_API_URL.to_string(),
-                crate::config::SLACK_TIMEOUT,
-            )),
+            slack: Arc::new(crate::adapters::null::NoSlack),
             mailer: None,
         }
     }
