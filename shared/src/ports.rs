@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 mod body;
 pub use body::Body;
+pub mod notify;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {

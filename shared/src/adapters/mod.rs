@@ -1,6 +1,6 @@
 //! Adapters that fill the ports: DynamoDB, EventBridge and SQS for Lambda (feature `aws`); SQLite
-//! and a store-backed queue for the local server (feature `local`); reqwest for webhook delivery;
-//! null adapters where nothing is wired.
+//! and a store-backed queue for the local server (feature `local`); reqwest for webhook delivery
+//! and Slack's Web API; lettre for email over SMTP; null adapters where nothing is wired.
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
@@ -11,6 +11,8 @@ pub mod http_client;
 #[cfg(feature = "local")]
 pub mod local_queue;
 pub mod null;
+pub mod slack_api;
+pub mod smtp;
 #[cfg(feature = "local")]
 pub mod sqlite;
 #[cfg(feature = "aws")]
