@@ -137,11 +137,9 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
 pub fn notify_wiring(wiring: &mut crate::service::Wiring) -> Result<(), ConfigError> {
     use std::sync::Arc;
     let url = std::env::var(ENV_SLACK_API_URL).unwrap_or_else(|_| DEFAULT_SLACK_API_URL.to_string());
-    let url = url.trim_end_matches('/').to_string();
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(ConfigError::Invalid { name: ENV_SLACK_API_URL, reason: "must be an http(s) URL".into() });
-    }
-    wiring.slack = Arc::new(crate::adapters::slack_api::HttpSlackApi::new(url, SLACK_TIMEOUT));
+    let slack = crate::adapters::slack_api::HttpSlackApi::new(url, SLACK_TIMEOUT)
+        .map_err(|reason| ConfigError::Invalid { name: ENV_SLACK_API_URL, reason })?;
+    wiring.slack = Arc::new(slack);
     match (std::env::var(ENV_SMTP_URL), std::env::var(ENV_EMAIL_FROM)) {
         (Ok(url), Ok(from)) => {
             // The reason names what is wrong, never the URL (it may hold a password).

@@ -16,7 +16,7 @@ def org(server, slack, mailbox):
 
 def delivered(org, approval_id, count):
     """The email delivery records of `approval_id`, once `count` of them are DELIVERED."""
-    records = org.deliveries(channel="email", approvalId=approval_id)
+    records = org.deliveries(channel="email", kind="request", approvalId=approval_id)
     return records if len([d for d in records if d["status"] == "DELIVERED"]) >= count else None
 
 
@@ -99,12 +99,12 @@ def test_an_smtp_outage_delays_the_mail_and_loses_nothing(org):
         approval_id = org.hold()
         # The server tries, fails, and keeps the delivery with the error and a next attempt.
         waiting = wait_until("the email deliveries to fail once", lambda: [
-            d for d in org.deliveries(channel="email", approvalId=approval_id)
+            d for d in org.deliveries(channel="email", kind="request", approvalId=approval_id)
             if d["status"] == "PENDING" and d["attempts"] >= 1 and d["lastError"] and d["nextAttemptAt"]])
         assert {d["recipient"] for d in waiting} <= {alice.email, bob.email}
         # Let it fail more than once before the server comes back.
         wait_until("a second attempt", lambda: any(
-            d["attempts"] >= 2 for d in org.deliveries(channel="email", approvalId=approval_id)))
+            d["attempts"] >= 2 for d in org.deliveries(channel="email", kind="request", approvalId=approval_id)))
     finally:
         org.mailbox.start()
 
@@ -114,4 +114,4 @@ def test_an_smtp_outage_delays_the_mail_and_loses_nothing(org):
     assert sorted(m["to"] for m in mails) == sorted([[alice.email], [bob.email]])
     records = wait_until("both records delivered", lambda: delivered(org, approval_id, 2))
     assert all(d["attempts"] > 1 for d in records), records
-    assert len(org.deliveries(channel="email", approvalId=approval_id)) == 2
+    assert len(org.deliveries(channel="email", kind="request", approvalId=approval_id)) == 2

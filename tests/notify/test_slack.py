@@ -50,7 +50,7 @@ def test_a_held_payment_is_posted_to_the_team_channel_with_buttons(scene):
     _, reject = button(post["body"], REJECT, approval_id)
     assert (approve.get("style"), reject.get("style")) == ("primary", "danger")
     # The delivery record names the message Slack made.
-    [record] = wait_until("the delivery record", lambda: [d for d in org.deliveries(channel="slack", approvalId=approval_id)
+    [record] = wait_until("the delivery record", lambda: [d for d in org.deliveries(channel="slack", kind="request", approvalId=approval_id)
                                                           if d["status"] == "DELIVERED"])
     assert (record["kind"], record["recipient"], record["slackTs"]) == ("request", scene.channel, post["response"]["ts"])
     # Nothing else: one message, to the team's channel, none to the default channel, no update.
@@ -242,7 +242,7 @@ def test_a_slack_outage_delays_the_message_and_loses_nothing(scene):
     # While Slack refuses, the delivery waits with the error recorded.
     wait_until("the 429", lambda: any(c["status"] == 429 for c in org.slack_calls("chat.postMessage")))
     waiting = wait_until("the pending delivery", lambda: [
-        d for d in org.deliveries(channel="slack", approvalId=approval_id)
+        d for d in org.deliveries(channel="slack", kind="request", approvalId=approval_id)
         if d["status"] == "PENDING" and d["attempts"] >= 2 and d["lastError"]])
     assert waiting[0]["nextAttemptAt"], waiting
 
@@ -254,9 +254,9 @@ def test_a_slack_outage_delays_the_message_and_loses_nothing(scene):
     assert post["body"]["channel"] == scene.channel
 
     [record] = wait_until("the delivered record", lambda: [
-        d for d in org.deliveries(channel="slack", approvalId=approval_id) if d["status"] == "DELIVERED"])
+        d for d in org.deliveries(channel="slack", kind="request", approvalId=approval_id) if d["status"] == "DELIVERED"])
     assert record["attempts"] > 1 and record["slackTs"] == post["response"]["ts"], record
-    assert len(org.deliveries(channel="slack", approvalId=approval_id)) == 1
+    assert len(org.deliveries(channel="slack", kind="request", approvalId=approval_id)) == 1
     # The approval itself was never held up: still pending, and the message decides it.
     org.pending_untouched(approval_id)
     assert org.send(*org.click(post, scene.alice.slack_user)).status_code == 200

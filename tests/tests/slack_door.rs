@@ -89,7 +89,7 @@ async fn world(backend: Backend) -> World {
     let app = TestApp::spawn_wired(
         backend,
         |_| {},
-        move |w| w.slack = std::sync::Arc::new(HttpSlackApi::new(url, std::time::Duration::from_secs(2))),
+        move |w| w.slack = std::sync::Arc::new(HttpSlackApi::new(url, std::time::Duration::from_secs(2)).expect("client")),
     )
     .await;
     let admin = app.org("acme").await;

@@ -25,24 +25,43 @@ const TRANSIENT_ERRORS: [&str; 4] = ["internal_error", "fatal_error", "service_u
 const RATE_LIMIT_ERRORS: [&str; 2] = ["ratelimited", "rate_limited"];
 
 pub struct HttpSlackApi {
-    http: reqwest::Client,
+    /// Built on first use: most functions and most organisations never call Slack, and a
+    /// Lambda's cold start should not pay for a TLS client it may not need.
+    http: std::sync::OnceLock<reqwest::Client>,
+    timeout: Duration,
     base_url: String,
 }
 
 impl HttpSlackApi {
-    /// A client for the Web API at `base_url` (e.g. `DEFAULT_BASE_URL`), each call bounded by
-    /// `timeout`.
-    pub fn new(base_url: String, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// A client for the Web API at `base_url` (e.g. `DEFAULT_BASE_URL`, an http(s) URL), each
+    /// call bounded by `timeout`.
+    pub fn new(base_url: String, timeout: Duration) -> Result<Self, String> {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err("must be an http(s) URL".into());
+        }
+        Ok(HttpSlackApi { http: std::sync::OnceLock::new(), timeout, base_url })
+    }
+
+    fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .user_agent("Countersign-Notify/1")
             // Slack's API never redirects; a redirect would carry the token elsewhere.
             .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(HttpSlackApi { http, base_url: base_url.trim_end_matches('/').to_string() })
+            .build()
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, SlackError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = Self::client(self.timeout).map_err(|e| SlackError::Unavailable(e.to_string()))?;
+        Ok(self.http.get_or_init(|| client))
     }
 }
+
 
 #[async_trait]
 impl SlackApi for HttpSlackApi {
@@ -52,7 +71,7 @@ impl SlackApi for HttpSlackApi {
             return Err(SlackError::Api(format!("invalid_method: {method:?}")));
         }
         let response = self
-            .http
+            .http()?
             .post(format!("{}/{method}", self.base_url))
             .bearer_auth(token)
             .json(body)

@@ -15,7 +15,7 @@ use super::AppState;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::ids::ApprovalId;
 use crate::domain::input::InputError;
-use crate::domain::notification::{is_slack_id, NotificationChannel};
+use crate::domain::notification::{is_slack_id, NotificationChannel, NotificationKind};
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
 use crate::service::{NotificationFilter, SlackClick, SlackSetup};
@@ -99,12 +99,19 @@ pub async fn slack_interactions(
     Ok(StatusCode::OK)
 }
 
-/// `GET /v1/notifications/deliveries` (admin): `channel`, `status`, `approvalId`, `limit`, `cursor`.
+/// `GET /v1/notifications/deliveries` (admin): `channel`, `kind`, `status`, `approvalId`, `limit`, `cursor`.
 pub async fn deliveries(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
     c.organiser(Permission::Admin)?;
     let channel = p
         .get("channel")
         .map(|t| NotificationChannel::parse(t).ok_or_else(|| InputError::invalid("channel", "must be slack or email")))
+        .transpose()?;
+    let kind = p
+        .get("kind")
+        .map(|t| {
+            NotificationKind::parse(t)
+                .ok_or_else(|| InputError::invalid("kind", "must be request, reminder or outcome"))
+        })
         .transpose()?;
     let status = p
         .get("status")
@@ -117,6 +124,6 @@ pub async fn deliveries(State(s): State<AppState>, Auth(c): Auth, p: Params) -> 
         .get("approvalId")
         .map(|t| ApprovalId::parse(t).ok_or_else(|| InputError::invalid("approvalId", "is not an approval id")))
         .transpose()?;
-    let filter = NotificationFilter { channel, status, approval_id };
+    let filter = NotificationFilter { channel, kind, status, approval_id };
     Ok(Json(s.list_notifications(&c, &filter, &p.page()?).await?))
 }

@@ -106,6 +106,14 @@ impl NotificationId {
         let ulid = derived_ulid(event.as_str(), EventId::PREFIX, &format!("{event}:notify:{recipient}"));
         NotificationId(format!("{}{}", Self::PREFIX, ulid))
     }
+
+    /// The one update of the Slack `message` (`channel:ts`) posted about `approval` with how it
+    /// ended, whichever path makes it first (the click's answer, or the outcome event). Sorts by
+    /// the approval's time.
+    pub fn for_outcome(approval: &ApprovalId, message: &str) -> Self {
+        let ulid = derived_ulid(approval.as_str(), ApprovalId::PREFIX, &format!("{approval}:outcome:{message}"));
+        NotificationId(format!("{}{}", Self::PREFIX, ulid))
+    }
 }
 
 impl ReviewDecisionId {

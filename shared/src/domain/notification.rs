@@ -54,6 +54,12 @@ impl NotificationKind {
             NotificationKind::Outcome => "outcome",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [NotificationKind::Request, NotificationKind::Reminder, NotificationKind::Outcome]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
 }
 
 /// One message to one recipient about one approval.

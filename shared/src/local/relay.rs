@@ -96,7 +96,7 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
                 tokio::spawn(async move {
                     let (next, failed) = service.commit_deliveries(&event, &webhooks).await;
                     let notifications = service.commit_notifications(&event).await;
-                    match (failed, notifications.as_ref().err()) {
+                    match (failed.as_ref(), notifications.as_ref().err()) {
                         (None, None) => {
                             let _ = marks.send(event).await;
                         }

@@ -11,16 +11,19 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::integration::SlackCredentials;
+use super::plan::NOTIFY_CLAIM_LEASE;
+use super::send::Failure;
 use crate::domain::approval::{Approval, VoteDecision};
-use crate::domain::ids::{ApprovalId, OrgId};
-use crate::domain::notification::SlackUserLink;
+use crate::domain::delivery::DeliveryStatus;
+use crate::domain::ids::{ApprovalId, NotificationId, OrgId};
+use crate::domain::notification::{Notification, NotificationChannel, NotificationKind, SlackUserLink};
 use crate::domain::notify_facts::NoticeKind;
 use crate::domain::org::ApiKey;
 use crate::domain::people::Person;
 use crate::domain::permission::{self, Permission};
 use crate::domain::slack::{outcome_message, parse_interaction, verify_signature, Interaction, APPROVE_ACTION, REJECT_ACTION};
 use crate::error::{AppError, AppResult};
-use crate::layout::{approval_key, by_org_partition, slack_user_key};
+use crate::layout::{self, approval_key, by_org_partition, slack_user_key};
 use crate::ports::{Index, Query};
 use crate::service::{Caller, Countersign, DecideRequest};
 
@@ -132,25 +135,84 @@ impl Countersign {
         Ok(usable.into_iter().next())
     }
 
-    /// Tells the clicker, within Slack's time: best effort (the outcome's own update of every
-    /// message follows through the outbox, with retries).
+    /// Tells the clicker, within Slack's time: privately, or by updating the clicked message
+    /// with the outcome. That update is the outcome's own (one record per message, claimed here
+    /// or by the outbox, whichever is first), so the message is updated once and, should Slack
+    /// fail now, retried like any notification.
     async fn reply_in_slack(&self, slack: &SlackCredentials, click: &Interaction, reply: Reply) {
         let Some(channel) = click.channel_id.as_deref() else { return };
-        let (method, body) = match reply {
-            Reply::Private(text) => ("chat.postEphemeral", json!({"channel": channel, "user": click.user_id, "text": text})),
+        match reply {
+            Reply::Private(text) => {
+                let body = json!({"channel": channel, "user": click.user_id, "text": text});
+                let call = self.wiring.slack.call(&slack.bot_token, "chat.postEphemeral", &body);
+                match tokio::time::timeout(REPLY_TIMEOUT, call).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "Slack reply failed"),
+                    Err(_) => tracing::warn!("Slack reply timed out"),
+                }
+            }
             Reply::Decided(approval) => {
                 let Some(ts) = click.message_ts.as_deref() else { return };
-                let facts = self.notify_facts(&approval, NoticeKind::Created).await;
-                let outcome = self.outcome_facts(&approval).await;
-                let (Ok(facts), Ok(outcome)) = (facts, outcome) else { return };
-                let message = outcome_message(&facts, &outcome);
-                ("chat.update", json!({"channel": channel, "ts": ts, "text": message.text, "blocks": message.blocks}))
+                let Some(claimed) = self.claim_outcome_update(&approval, channel, ts).await else { return };
+                let outcome = match tokio::time::timeout(REPLY_TIMEOUT, self.update_message(slack, &approval, channel, ts))
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Failure::Transient { reason: "Slack did not answer in time".into(), after: None }),
+                };
+                if let Err(e) = self.record_attempt(claimed, 1, outcome).await {
+                    tracing::warn!(error = %e, "the message update's outcome was not recorded; the sweep retries it");
+                }
             }
+        }
+    }
+
+    async fn update_message(
+        &self,
+        slack: &SlackCredentials,
+        approval: &Approval,
+        channel: &str,
+        ts: &str,
+    ) -> Result<(), Failure> {
+        let facts = self.notify_facts(approval, NoticeKind::Created).await?;
+        let outcome = self.outcome_facts(approval).await?;
+        let message = outcome_message(&facts, &outcome);
+        let body = json!({"channel": channel, "ts": ts, "text": message.text, "blocks": message.blocks});
+        self.wiring.slack.call(&slack.bot_token, "chat.update", &body).await?;
+        Ok(())
+    }
+
+    /// Claims the outcome's update of the clicked message (its record, created with its first
+    /// attempt claimed); `None` when the outbox claimed it first.
+    async fn claim_outcome_update(&self, approval: &Approval, channel: &str, ts: &str) -> Option<Notification> {
+        let now = self.now();
+        let record = Notification {
+            id: NotificationId::for_outcome(&approval.id, &format!("{channel}:{ts}")),
+            org_id: approval.org_id.clone(),
+            approval_id: approval.id.clone(),
+            event_id: String::new(),
+            event_type: format!("approval.{}", approval.status.as_str().to_lowercase()),
+            channel: NotificationChannel::Slack,
+            kind: NotificationKind::Outcome,
+            recipient: channel.to_string(),
+            member_id: None,
+            team_id: approval.assigned_team.clone(),
+            slack_ts: Some(ts.to_string()),
+            status: DeliveryStatus::Pending,
+            attempts: 1,
+            last_error: None,
+            next_attempt_at: now + NOTIFY_CLAIM_LEASE,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
         };
-        match tokio::time::timeout(REPLY_TIMEOUT, self.wiring.slack.call(&slack.bot_token, method, &body)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(method, error = %e, "Slack reply failed"),
-            Err(_) => tracing::warn!(method, "Slack reply timed out"),
+        let write = layout::create(&record).ok()?;
+        match self.store().transact(vec![write]).await {
+            Ok(()) => Some(record),
+            Err(e) => {
+                tracing::debug!(error = %e, "the outbox claimed the message's update first");
+                None
+            }
         }
     }
 }

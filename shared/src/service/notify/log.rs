@@ -3,7 +3,7 @@
 
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::ids::ApprovalId;
-use crate::domain::notification::{Notification, NotificationChannel};
+use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
 use crate::layout::{by_status_partition, notifications_partition};
@@ -14,6 +14,7 @@ use crate::service::{Caller, Page, PageRequest, UseCases};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NotificationFilter {
     pub channel: Option<NotificationChannel>,
+    pub kind: Option<NotificationKind>,
     pub status: Option<DeliveryStatus>,
     pub approval_id: Option<ApprovalId>,
 }
@@ -35,6 +36,7 @@ impl UseCases {
         let shown = |n: &Notification| {
             n.org_id == *org
                 && filter.channel.is_none_or(|c| c == n.channel)
+                && filter.kind.is_none_or(|k| k == n.kind)
                 && filter.approval_id.as_ref().is_none_or(|a| *a == n.approval_id)
         };
         self.page(query, page, shown).await

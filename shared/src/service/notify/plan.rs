@@ -88,10 +88,17 @@ impl Countersign {
         let now = self.now();
         let mut due = Vec::new();
         for plan in planned {
-            let message = plan.slack_ts.as_deref().unwrap_or("");
-            let key = format!("{}:{}:{}:{message}", plan.channel.as_str(), plan.kind.as_str(), plan.recipient);
+            let id = match (&plan.kind, &plan.slack_ts) {
+                (NotificationKind::Outcome, Some(ts)) => {
+                    NotificationId::for_outcome(&approval.id, &format!("{}:{ts}", plan.recipient))
+                }
+                _ => {
+                    let key = format!("{}:{}:{}", plan.channel.as_str(), plan.kind.as_str(), plan.recipient);
+                    NotificationId::for_event(&event.id, &key)
+                }
+            };
             let notification = Notification {
-                id: NotificationId::for_event(&event.id, &key),
+                id,
                 org_id: approval.org_id.clone(),
                 approval_id: approval.id.clone(),
                 event_id: event.id.to_string(),
@@ -159,7 +166,7 @@ impl Countersign {
         }
         let mut planned = Vec::new();
         for (channel, recipient, member_id) in recipients {
-            let mut plan = |kind, due| Planned {
+            let plan = |kind, due| Planned {
                 channel,
                 kind,
                 recipient: recipient.clone(),

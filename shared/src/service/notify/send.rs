@@ -28,12 +28,9 @@ use crate::service::Countersign;
 /// Notifications sent at once by one worker.
 const SEND_CONCURRENCY: usize = 8;
 const MAX_ERROR_CHARS: usize = 500;
-/// Slack errors worth trying again (the rest, like `channel_not_found`, fail at once).
-const TRANSIENT_SLACK_ERRORS: [&str; 5] =
-    ["internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"];
 
 /// Why an attempt did not deliver.
-enum Failure {
+pub(crate) enum Failure {
     /// Its moment has passed (or its channel is gone): discarded, not retried.
     Moot(String),
     /// Will not work however often it is tried (a refused address, an unknown channel).
@@ -48,9 +45,8 @@ impl From<SlackError> for Failure {
             SlackError::RateLimited { retry_after } => {
                 Failure::Transient { reason: "Slack rate limit".into(), after: Some(retry_after) }
             }
-            SlackError::Api(code) if TRANSIENT_SLACK_ERRORS.contains(&code.as_str()) => {
-                Failure::Transient { reason: format!("Slack answered {code}"), after: None }
-            }
+            // The adapter sorts Slack's own trouble into the two above: what is left (an unknown
+            // channel, a revoked token) fails however often it is tried.
             SlackError::Api(code) => Failure::Permanent(format!("Slack answered {code}")),
             SlackError::Unavailable(reason) => Failure::Transient { reason, after: None },
         }
@@ -139,8 +135,17 @@ impl Countersign {
             Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
             Err(e) => return Err(e.into()),
         }
-        let version = stored.version + 1;
         let outcome = self.send_notification(&mut n).await;
+        self.record_attempt(n, stored.version + 1, outcome).await
+    }
+
+    /// Records how a claimed attempt (stored at `version`) went, and schedules the next one.
+    pub(crate) async fn record_attempt(
+        &self,
+        mut n: Notification,
+        version: u64,
+        outcome: Result<(), Failure>,
+    ) -> AppResult<()> {
         n.updated_at = self.now();
         match outcome {
             Ok(()) => {
