@@ -117,6 +117,27 @@ start_ministack() {
   return 1
 }
 
+# The fake of Slack's Web API (tests/peers/fake_slack.py) for the deployed stack's functions:
+# exports FAKE_SLACK_URL (its base; the Web API is at /api, its record at /_fake/calls).
+start_fake_slack() {
+  local out="$TOOLS/fake-slack.out"
+  : >"$out"
+  "$TOOLS/venv/bin/python" tests/peers/fake_slack.py --port 0 >"$out" 2>&1 &
+  SERVICE_PIDS+=($!)
+  for _ in $(seq 1 100); do
+    local port
+    port=$(sed -n 's/^PORT=//p' "$out" | head -n 1)
+    if [ -n "$port" ]; then
+      export FAKE_SLACK_URL="http://127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  cat "$out" >&2
+  echo "the fake Slack did not start" >&2
+  return 1
+}
+
 stop_services() {
   for pid in "${SERVICE_PIDS[@]:-}"; do
     [ -n "$pid" ] && pkill -P "$pid" 2>/dev/null; [ -n "$pid" ] && kill "$pid" 2>/dev/null || true

@@ -13,8 +13,8 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::{
-    ApiKeyId, ApprovalId, DeliveryId, MemberId, NotificationId, OrgId, PaymentId, PolicyId, ReviewId, RoutingRuleId, TeamId, WalletId,
-    WebhookId,
+    ApiKeyId, ApprovalId, DeliveryId, MemberId, NotificationId, OrgId, PaymentId, PolicyId, ReviewId, RoutingRuleId,
+    TeamId, WalletId, WebhookId,
 };
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::notification::{Notification, SlackIntegration, SlackUserLink};

@@ -37,6 +37,16 @@ pub fn wire(
     clock: Arc<dyn Clock>,
     settings: Settings,
 ) -> Result<(Arc<Countersign>, StoreQueue), ConfigError> {
+    wire_with(store, clock, settings, |_| {})
+}
+
+/// `wire`, with the outbound wiring (Slack's Web API, a mailer) then changed by `customize`.
+pub fn wire_with(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    customize: impl FnOnce(&mut Wiring),
+) -> Result<(Arc<Countersign>, StoreQueue), ConfigError> {
     let queue = StoreQueue::new(store.clone());
     let relay = Arc::new(OutboxRelay::new(store.clone()));
     let mut wiring = Wiring {
@@ -46,6 +56,7 @@ pub fn wire(
         ..Wiring::default()
     };
     crate::config::notify_wiring(&mut wiring)?;
+    customize(&mut wiring);
     let service = Arc::new(Countersign::new(store, clock, settings).with_wiring(wiring));
     relay.attach(&service);
     Ok((service, queue))

@@ -62,7 +62,12 @@ impl FakeSlack {
     }
 }
 
-async fn answer(State(fake): State<FakeSlack>, Path(method): Path<String>, headers: HeaderMap, body: String) -> Response {
+async fn answer(
+    State(fake): State<FakeSlack>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

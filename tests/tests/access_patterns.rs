@@ -222,10 +222,21 @@ async fn local_app(remote: bool) -> (TestApp, Arc<Recording>, PathBuf) {
         review_wait: Duration::from_secs(1),
         audit_signer: Some(Arc::new(countersign_core::proof::signing::AuditSigner::generate())),
         public_url: Some("http://localhost:8080".into()),
+        encryption_key: Some(Arc::new(
+            countersign_core::domain::encryption::EncryptionKey::parse(
+                &countersign_core::domain::encryption::EncryptionKey::generate_text(),
+            )
+            .expect("key"),
+        )),
         ..Settings::default()
     };
+    // Slack connected (a fake of its Web API): notifications, their log and the links are written.
+    let slack = countersign_tests::fake_slack::FakeSlack::start().await;
+    let slack = countersign_core::adapters::slack_api::HttpSlackApi::new(slack.base_url, Duration::from_secs(2))
+        .expect("slack client");
     let (service, queue) =
-        countersign_core::local::wire(recording.clone(), clock.clone(), settings).expect("local wiring");
+        countersign_core::local::wire_with(recording.clone(), clock.clone(), settings, |w| w.slack = Arc::new(slack))
+            .expect("local wiring");
     tokio::spawn(countersign_core::local::run_queue_worker(service.clone(), queue, Duration::from_millis(20)));
     let app = TestApp::serve(store, clock, (*service).clone()).await;
     (app, recording, dir.join("countersign.db"))
@@ -268,6 +279,12 @@ async fn scenario(app: &TestApp) {
     let desk = app.team(&admin, "Desk", &[&fiona]).await;
     let managers = app.team(&admin, "Managers", &[&maya]).await;
     ok(app, "PATCH", "/v1/settings", &admin, Some(json!({"defaultTeam": managers})), 200).await;
+    // Slack: the integration, a team's channel, a member's Slack user (one member per user).
+    let slack = json!({"botToken": "xoxb-1-acme", "signingSecret": "0123456789abcdef0123456789abcdef",
+                       "defaultChannel": "C0DEFAULT"});
+    ok(app, "PUT", "/v1/integrations/slack", &admin, Some(slack), 200).await;
+    ok(app, "PATCH", &format!("/v1/teams/{managers}"), &admin, Some(json!({"slackChannel": "C0MANAGERS"})), 200).await;
+    ok(app, "PATCH", &format!("/v1/members/{maya}"), &admin, Some(json!({"slackUserId": "U0MAYA"})), 200).await;
     ok(
         app,
         "POST",

@@ -89,7 +89,9 @@ async fn world(backend: Backend) -> World {
     let app = TestApp::spawn_wired(
         backend,
         |_| {},
-        move |w| w.slack = std::sync::Arc::new(HttpSlackApi::new(url, std::time::Duration::from_secs(2)).expect("client")),
+        move |w| {
+            w.slack = std::sync::Arc::new(HttpSlackApi::new(url, std::time::Duration::from_secs(2)).expect("client"))
+        },
     )
     .await;
     let admin = app.org("acme").await;
@@ -110,12 +112,14 @@ async fn world(backend: Backend) -> World {
     let (status, body) = app.call("PATCH", "/v1/settings", Some(&admin), Some(json!({"defaultTeam": desk}))).await;
     assert_eq!(status, 200, "{body}");
     let voter = ["approvals:read", "approvals:write"];
-    let sam =
-        app.key_for(&admin, Some(&members[0]), &["payments:write", "payments:read", "approvals:read", "approvals:write"]).await;
+    let sam = app
+        .key_for(&admin, Some(&members[0]), &["payments:write", "payments:read", "approvals:read", "approvals:write"])
+        .await;
     for member in &members[1..] {
         app.key_for(&admin, Some(member), &voter).await;
     }
-    let (single, pair, to) = (app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await);
+    let (single, pair, to) =
+        (app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await);
     for (wallet, policy) in [
         (&single, json!({"name": "one person", "requireReviewAbove": "100.00", "stepUpAbove": "5000.00"})),
         (&pair, json!({"name": "two people", "requireReviewAbove": "100.00", "requiredApprovals": 2})),
@@ -128,8 +132,7 @@ async fn world(backend: Backend) -> World {
 
 /// A payment held for review, submitted by sam; its approval id and payment id.
 async fn held(w: &World, from: &str, amount: &str) -> (String, String) {
-    let (status, body) =
-        w.app.post("/v1/payments", &w.sam, json!({"from": from, "to": w.to, "amount": amount})).await;
+    let (status, body) = w.app.post("/v1/payments", &w.sam, json!({"from": from, "to": w.to, "amount": amount})).await;
     assert_eq!(status, 202, "{body}");
     (body["approvalId"].as_str().expect("approval").into(), body["id"].as_str().expect("payment").into())
 }
@@ -165,15 +168,45 @@ async fn a_slack_click_is_the_linked_members_vote_under_every_rule(backend: Back
         ("another organisation's URL", single("500.00"), vec![], Click::OtherOrg("U0RITA"), Expect::Unauthorized),
         ("tampered after signing", single("500.00"), vec![], Click::Tampered("U0RITA"), Expect::Unauthorized),
         ("an unlinked Slack user", single("500.00"), vec![], Click::Approve("U0NOBODY"), Expect::Refused("not linked")),
-        ("a member outside the team", single("500.00"), vec![], Click::Approve("U0OTTO"), Expect::Refused("not counted")),
+        (
+            "a member outside the team",
+            single("500.00"),
+            vec![],
+            Click::Approve("U0OTTO"),
+            Expect::Refused("not counted"),
+        ),
         ("the submitter", single("500.00"), vec![], Click::Approve("U0SAM"), Expect::Refused("submitted")),
-        ("above stepUpAbove", single("6000.00"), vec![], Click::Approve("U0RITA"), Expect::Refused("/dashboard/approvals/")),
+        (
+            "above stepUpAbove",
+            single("6000.00"),
+            vec![],
+            Click::Approve("U0RITA"),
+            Expect::Refused("/dashboard/approvals/"),
+        ),
         ("a team member", single("500.00"), vec![], Click::Approve("U0RITA"), Expect::Decided("APPROVED")),
         ("a team member rejects", single("500.00"), vec![], Click::Reject("U0RITA"), Expect::Decided("REJECTED")),
-        ("the same click again", single("500.00"), vec![("U0RITA", "countersign_approve")], Click::Approve("U0RITA"), Expect::Refused("not counted")),
+        (
+            "the same click again",
+            single("500.00"),
+            vec![("U0RITA", "countersign_approve")],
+            Click::Approve("U0RITA"),
+            Expect::Refused("not counted"),
+        ),
         ("one of two", (w.pair.clone(), "500.00"), vec![], Click::Approve("U0RITA"), Expect::Recorded("1 of 2")),
-        ("the same person twice", (w.pair.clone(), "500.00"), vec![("U0RITA", "countersign_approve")], Click::Approve("U0RITA"), Expect::Refused("not counted")),
-        ("two of two", (w.pair.clone(), "500.00"), vec![("U0RITA", "countersign_approve")], Click::Approve("U0QUINN"), Expect::Decided("APPROVED")),
+        (
+            "the same person twice",
+            (w.pair.clone(), "500.00"),
+            vec![("U0RITA", "countersign_approve")],
+            Click::Approve("U0RITA"),
+            Expect::Refused("not counted"),
+        ),
+        (
+            "two of two",
+            (w.pair.clone(), "500.00"),
+            vec![("U0RITA", "countersign_approve")],
+            Click::Approve("U0QUINN"),
+            Expect::Decided("APPROVED"),
+        ),
     ];
     for (what, (from, amount), before, click, expect) in cases {
         let context = format!("{backend:?}: {what}");
@@ -218,7 +251,10 @@ async fn a_slack_click_is_the_linked_members_vote_under_every_rule(backend: Back
                     "{context}: the clicked message"
                 );
                 let text = update.body.to_string();
-                assert!(text.contains(if decided == "APPROVED" { "Approved" } else { "Rejected" }), "{context}: {text}");
+                assert!(
+                    text.contains(if decided == "APPROVED" { "Approved" } else { "Rejected" }),
+                    "{context}: {text}"
+                );
                 assert!(!text.contains("countersign_approve"), "{context}: no buttons left: {text}");
                 let (_, paid) = w.app.get(&format!("/v1/payments/{payment}"), &w.admin).await;
                 let wanted = if decided == "APPROVED" { "COMPLETED" } else { "REJECTED" };
@@ -266,7 +302,9 @@ impl Click {
         let approve = |user| click_body(user, "countersign_approve", approval);
         match self {
             Click::Approve(user) => signed_click(&w.app, &w.org, &approve(user)).await,
-            Click::Reject(user) => signed_click(&w.app, &w.org, &click_body(user, "countersign_reject", approval)).await,
+            Click::Reject(user) => {
+                signed_click(&w.app, &w.org, &click_body(user, "countersign_reject", approval)).await
+            }
             Click::Unsigned(user) => post_click(&w.app, &w.org, Some(now), None, &approve(user)).await,
             Click::WrongSecret(user) => {
                 let body = approve(user);

@@ -62,7 +62,6 @@ impl HttpSlackApi {
     }
 }
 
-
 #[async_trait]
 impl SlackApi for HttpSlackApi {
     async fn call(&self, token: &str, method: &str, body: &serde_json::Value) -> Result<serde_json::Value, SlackError> {

@@ -62,20 +62,20 @@ pub fn channel(field: &'static str, text: &str) -> Result<String, InputError> {
 }
 
 /// `PUT /v1/integrations/slack` (admin).
-pub async fn put_slack(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<impl IntoResponse> {
+pub async fn put(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<impl IntoResponse> {
     c.organiser(Permission::Admin)?;
     let setup = wire::parse::<SlackIntegrationBody>(b)?.try_into_domain()?;
     Ok(Json(s.put_slack_integration(&c, setup).await?))
 }
 
 /// `GET /v1/integrations/slack` (admin): `configured`, never a secret.
-pub async fn get_slack(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
+pub async fn get(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
     c.organiser(Permission::Admin)?;
     Ok(Json(s.get_slack_integration(&c).await?))
 }
 
 /// `DELETE /v1/integrations/slack` (admin).
-pub async fn delete_slack(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
+pub async fn delete(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
     c.organiser(Permission::Admin)?;
     Ok(Json(s.delete_slack_integration(&c).await?))
 }

@@ -90,10 +90,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/v1/settings", get(settings::get).patch(settings::update))
-        .route(
-            "/v1/integrations/slack",
-            get(integrations::get_slack).put(integrations::put_slack).delete(integrations::delete_slack),
-        )
+        .route("/v1/integrations/slack", get(integrations::get).put(integrations::put).delete(integrations::delete))
         .route("/integrations/slack/interactions", post(integrations::slack_interactions))
         .route("/v1/notifications/deliveries", get(integrations::deliveries))
         .route("/v1/refunds", post(refunds::create).get(refunds::list))

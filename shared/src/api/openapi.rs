@@ -16,11 +16,14 @@ use utoipa::ToSchema;
 
 mod examples;
 
-use super::{approvals, error, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks};
+use super::{
+    approvals, error, integrations, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks,
+};
 use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::notification::Notification;
 use crate::domain::org::{ApiKeyView, OrgSettings};
 use crate::domain::payment::Payment;
 use crate::domain::people::{Member, Team};
@@ -28,6 +31,7 @@ use crate::domain::policy::Policy;
 use crate::domain::refund::Refund;
 use crate::domain::routing::RoutingRule;
 use crate::domain::webhook::WebhookView;
+use crate::service::SlackIntegrationView;
 
 /// A named schema: a wire type's name and its schema.
 type NamedSchema = (String, RefOr<Schema>);
@@ -141,6 +145,26 @@ fn dead_letter_state(schemas: &mut Vec<NamedSchema>) -> RefOr<Schema> {
     register::<WebhookId>(schemas);
     schemas.push(("DeadLetterState".into(), schema.into()));
     Ref::from_schema_name("DeadLetterState").into()
+}
+
+/// Paths whose request body is a form (Slack posts `payload=<JSON>`), not JSON.
+const FORM_BODIES: &[&str] = &["/integrations/slack/interactions"];
+/// Paths whose success answers carry no body.
+const NO_BODY: &[&str] = &["/integrations/slack/interactions"];
+
+/// Slack's interaction form: `payload`, the block_actions JSON, signed with the app's secret.
+fn slack_form() -> NamedSchema {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("payload", string().description(Some("Slack's `block_actions` payload, as JSON")))
+        .required("payload")
+        .build();
+    ("SlackInteractionForm".into(), schema.into())
+}
+
+/// A success with no body (its schema is never shown).
+fn no_body(_: &mut Vec<NamedSchema>) -> RefOr<Schema> {
+    ObjectBuilder::new().build().into()
 }
 
 /// Paths whose success body is JSON Lines, not one JSON document.
@@ -281,6 +305,12 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("get" "/v1/payments/{id}/receipt", "payments", "A signed evidence pack for the payment (verify with `countersign receipt verify`)", json("payments:read"), N, [(200, "The receipt", receipt)], &[]),
         op!("post" "/v1/members", "people", "Add a person (keys bound to no wallet)", json("members:write"), Some(body::<people::MemberBody>), [(201, "The member", one::<Member>)], &[]),
         op!("get" "/v1/members", "people", "List people", json("members:write"), N, [(200, "`{data: [member]}`", page::<Member>)], &[]),
+        op!("patch" "/v1/members/{id}", "people", "Link (or unlink, null) the member's Slack user: their clicks become their votes", json("admin"), Some(body::<people::MemberPatchBody>), [(200, "The member", one::<Member>)], &[]),
+        op!("put" "/v1/integrations/slack", "notifications", "Connect the organisation's Slack app (secrets encrypted, never returned)", json("admin"), Some(body::<integrations::SlackIntegrationBody>), [(200, "`{provider, configured, defaultChannel, interactionsUrl, updatedAt}`", one::<SlackIntegrationView>)], &[]),
+        op!("get" "/v1/integrations/slack", "notifications", "Whether Slack is connected, and the URL to give Slack for clicks", json("admin"), N, [(200, "`{provider, configured, defaultChannel, interactionsUrl, updatedAt}`", one::<SlackIntegrationView>)], &[]),
+        op!("delete" "/v1/integrations/slack", "notifications", "Disconnect Slack: nothing more is posted, clicks are refused", json("admin"), N, [(200, "`{provider: slack, configured: false}`", one::<SlackIntegrationView>)], &[]),
+        op!("post" "/integrations/slack/interactions", "notifications", "Slack's Interactivity Request URL: a button click, signed by Slack (`X-Slack-Signature`, `X-Slack-Request-Timestamp`), for the organisation in `org`; no API key", N, Some(slack_form), [(200, "Handled (the clicker hears back in Slack)", no_body)], &[("org", "the organisation's id (the interactionsUrl names it)")]),
+        op!("get" "/v1/notifications/deliveries", "notifications", "Slack and email notifications, newest first, with attempts and errors", json("admin"), N, [(200, "A page of notifications", page::<Notification>)], &[("channel", "slack or email"), ("kind", "request, reminder or outcome"), ("status", "PENDING, DELIVERED, FAILED or DISCARDED"), ("approvalId", "about this approval"), ("limit", "1-100"), ("cursor", "next page")]),
         op!("post" "/v1/teams", "people", "Create a team (with members: admin)", json("members:write"), Some(body::<people::TeamBody>), [(201, "The team", one::<Team>)], &[]),
         op!("get" "/v1/teams", "people", "List teams", json("members:write"), N, [(200, "`{data: [team]}`", page::<Team>)], &[]),
         op!("patch" "/v1/teams/{id}", "people", "Rename a team or set its members (members: admin)", json("members:write"), Some(body::<people::TeamPatchBody>), [(200, "The team", one::<Team>)], &[]),
@@ -314,6 +344,7 @@ pub(crate) fn operations() -> Vec<Operation> {
 fn method(name: &str) -> HttpMethod {
     match name {
         "post" => HttpMethod::Post,
+        "put" => HttpMethod::Put,
         "patch" => HttpMethod::Patch,
         "delete" => HttpMethod::Delete,
         _ => HttpMethod::Get,
@@ -376,12 +407,24 @@ fn build() -> (OpenApi, Vec<NamedSchema>) {
             }
             builder = builder.request_body(Some(
                 RequestBodyBuilder::new()
-                    .content("application/json", content.build())
+                    .content(
+                        if FORM_BODIES.contains(&op.path) {
+                            "application/x-www-form-urlencoded"
+                        } else {
+                            "application/json"
+                        },
+                        content.build(),
+                    )
                     .required(Some(Required::True))
                     .build(),
             ));
         }
         for (status, description, schema_of) in &op.ok {
+            if NO_BODY.contains(&op.path) {
+                builder =
+                    builder.response(status.to_string(), ResponseBuilder::new().description(*description).build());
+                continue;
+            }
             let mut content = ContentBuilder::new().schema(Some(schema_of(&mut schemas)));
             if let Some(example) = examples::response(op.method, op.path, *status) {
                 content = content.example(Some(example));
@@ -428,7 +471,7 @@ mod tests {
         for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
             let path = line.trim_start_matches(".route(\"").split('"').next().unwrap_or_default().to_string();
             let handlers = &line[line.find(',').unwrap_or(0)..];
-            for method in ["get", "post", "patch", "delete"] {
+            for method in ["get", "post", "put", "patch", "delete"] {
                 if handlers.contains(&format!("{method}(")) {
                     out.push((method.to_string(), path.clone()));
                 }
@@ -484,7 +527,7 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 for (status, response) in op["responses"].as_object().unwrap() {
-                    if !status.starts_with('2') || path == "/openapi.json" {
+                    if !status.starts_with('2') || path == "/openapi.json" || NO_BODY.contains(&path.as_str()) {
                         continue;
                     }
                     if JSON_LINES.contains(&path.as_str()) {

@@ -13,10 +13,10 @@ use super::wire::{self, deleted, present, respond, whole_list};
 use super::AppState;
 use crate::domain::ids::{MemberId, RoutingRuleId, TeamId};
 use crate::domain::input::{self, InputError};
+use crate::domain::notification::is_slack_id;
 use crate::domain::permission::Permission;
 use crate::domain::routing::Conditions;
 use crate::error::AppResult;
-use crate::domain::notification::is_slack_id;
 use crate::service::{MemberPatch, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 
 const MAX_TEAM_MEMBERS: usize = 1_000;

@@ -23,11 +23,11 @@ use rand::RngCore;
 
 use crate::adapters::sqlite::SqliteStore;
 use crate::api::{SignInLink, SIGN_IN_LINK_MINUTES};
+use crate::domain::encryption::EncryptionKey;
 use crate::domain::money::{Amount, Currency};
 use crate::domain::payment::{NewPayment, PaymentOutcome};
 use crate::domain::permission::Permission;
 use crate::domain::policy::PolicyPatch;
-use crate::domain::encryption::EncryptionKey;
 use crate::domain::secret::ServerSecret;
 use crate::domain::wallet::NewWallet;
 use crate::error::AppError;

@@ -22,8 +22,8 @@ use crate::domain::event::Event;
 use crate::domain::ids::OrgId;
 use crate::layout;
 use crate::ports::{BusError, EventBus, Published, Store, Write};
-use crate::service::Countersign;
 use crate::service::may_notify;
+use crate::service::Countersign;
 
 /// Events waiting for the relay; beyond this, publishes leave them to the sweep.
 const WAITING: usize = 8192;

@@ -56,7 +56,9 @@ impl UseCases {
             _ => None,
         };
         let decided_by = match deciding {
-            Some(vote) => Some(self.person_name(&approval.org_id, vote.person.as_ref(), &vote.key_id.to_string()).await?),
+            Some(vote) => {
+                Some(self.person_name(&approval.org_id, vote.person.as_ref(), &vote.key_id.to_string()).await?)
+            }
             None => None,
         };
         Ok(OutcomeFacts {

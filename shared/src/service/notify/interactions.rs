@@ -21,7 +21,9 @@ use crate::domain::notify_facts::NoticeKind;
 use crate::domain::org::ApiKey;
 use crate::domain::people::Person;
 use crate::domain::permission::{self, Permission};
-use crate::domain::slack::{outcome_message, parse_interaction, verify_signature, Interaction, APPROVE_ACTION, REJECT_ACTION};
+use crate::domain::slack::{
+    outcome_message, parse_interaction, verify_signature, Interaction, APPROVE_ACTION, REJECT_ACTION,
+};
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, approval_key, by_org_partition, slack_user_key};
 use crate::ports::{Index, Query};
@@ -154,12 +156,14 @@ impl Countersign {
             Reply::Decided(approval) => {
                 let Some(ts) = click.message_ts.as_deref() else { return };
                 let Some(claimed) = self.claim_outcome_update(&approval, channel, ts).await else { return };
-                let outcome = match tokio::time::timeout(REPLY_TIMEOUT, self.update_message(slack, &approval, channel, ts))
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(Failure::Transient { reason: "Slack did not answer in time".into(), after: None }),
-                };
+                let outcome =
+                    match tokio::time::timeout(REPLY_TIMEOUT, self.update_message(slack, &approval, channel, ts)).await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            Err(Failure::Transient { reason: "Slack did not answer in time".into(), after: None })
+                        }
+                    };
                 if let Err(e) = self.record_attempt(claimed, 1, outcome).await {
                     tracing::warn!(error = %e, "the message update's outcome was not recorded; the sweep retries it");
                 }

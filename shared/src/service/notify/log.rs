@@ -30,7 +30,9 @@ impl UseCases {
         let caller = caller.organiser(Permission::Admin)?;
         let org = &caller.org_id;
         let query = match filter.status {
-            Some(status) => Query::new(Index::ByStatus, by_status_partition(org, "NOTIFICATION", status.as_str()), page.limit),
+            Some(status) => {
+                Query::new(Index::ByStatus, by_status_partition(org, "NOTIFICATION", status.as_str()), page.limit)
+            }
             None => Query::new(Index::ByOrg, notifications_partition(org), page.limit),
         };
         let shown = |n: &Notification| {

@@ -155,7 +155,8 @@ impl Countersign {
         let reminder = reminder_at(event.created_at, approval.expires_at).filter(|at| *at > now);
         let mut recipients: Vec<(NotificationChannel, String, Option<MemberId>)> = Vec::new();
         if let Some(slack) = slack {
-            if let Some(channel) = team.as_ref().and_then(|t| t.slack_channel.clone()).or(slack.default_channel.clone()) {
+            if let Some(channel) = team.as_ref().and_then(|t| t.slack_channel.clone()).or(slack.default_channel.clone())
+            {
                 recipients.push((NotificationChannel::Slack, channel, None));
             }
         }
@@ -191,7 +192,9 @@ impl Countersign {
                 let query = Query::new(Index::ByOrg, by_org_partition(org, "APIKEY"), MAX_KEYS_READ);
                 let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
                 keys.into_iter()
-                    .filter(|k| k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
+                    .filter(|k| {
+                        k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite)
+                    })
                     .filter_map(|k| match k.person {
                         Some(Person::Member(m)) => Some(m),
                         _ => None,

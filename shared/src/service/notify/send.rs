@@ -92,11 +92,8 @@ fn slack_body(channel: &str, ts: Option<&str>, message: &SlackMessage) -> serde_
 impl Countersign {
     /// Sends notifications that are due, a few at once.
     pub(crate) async fn send_notifications(&self, due: Vec<Stored<Notification>>) -> AppResult<()> {
-        let results: Vec<AppResult<()>> = stream::iter(due)
-            .map(|n| self.attempt_notification(n))
-            .buffer_unordered(SEND_CONCURRENCY)
-            .collect()
-            .await;
+        let results: Vec<AppResult<()>> =
+            stream::iter(due).map(|n| self.attempt_notification(n)).buffer_unordered(SEND_CONCURRENCY).collect().await;
         results.into_iter().collect()
     }
 
