@@ -2,6 +2,7 @@
 with only ports (and the README's own placeholders) substituted; see readme_blocks.py."""
 
 import json
+import sys
 import re
 import subprocess
 import time
@@ -21,6 +22,7 @@ RUN = {
     ("Try the deployed shape locally", 0),
     ("Lambda functions", 0),
     ("Verifiable decisions: passkeys, a sealed audit log, receipts", 0),
+    ("Slack and email: reviewers reached where they work", 0),
 }
 # Blocks not run, each with the reason. A new block must be run by a test or listed here.
 NOT_RUN = {
@@ -210,3 +212,28 @@ def test_lambda_functions_watch_and_invoke(readme_stack):
         assert webhooks == {"batchItemFailures": []}
     finally:
         shell.stop()
+
+
+def test_the_slack_setup_block_connects_slack_and_links_a_team_and_a_member():
+    # The block as written against a local server, with a real team and member for its placeholders.
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support import local_server  # noqa: E402
+    operator = "readme-slack-operator-key-0123456789"
+    with local_server("countersign-readme-slack-", {"COUNTERSIGN_ADMIN_KEY": operator}) as (base, _):
+        made = httpx.post(f"{base}/v1/organizations", json={"name": "Readme"},
+                          headers={"Authorization": f"Bearer {operator}"}).json()
+        admin = made["adminKey"]["secret"]
+        auth = {"Authorization": f"Bearer {admin}"}
+        member = httpx.post(f"{base}/v1/members", json={"name": "Fiona", "email": "fiona@example.test"},
+                            headers=auth).json()["id"]
+        team = httpx.post(f"{base}/v1/teams", json={"name": "Finance", "members": [member]}, headers=auth).json()["id"]
+        setup = Shell(substitute(block("Slack and email: reviewers reached where they work"), {
+            "B=http://127.0.0.1:8080": f"B={base}", "ADMIN=csk_your_admin_key": f"ADMIN={admin}",
+            "TEAM=team_the_team": f"TEAM={team}", "MEMBER=mem_the_member": f"MEMBER={member}"}))
+        assert setup.wait(timeout=60) == 0, setup.report()
+        out = setup.stdout()
+        assert '"configured":true' in out and "xoxb-your-bot-token" not in out, setup.report()
+        assert '"slackChannel":"C0FINANCE01"' in out and '"slackUserId":"U0FIONA001"' in out, setup.report()
+        shown = httpx.get(f"{base}/v1/integrations/slack", headers=auth).json()
+        assert shown["configured"] is True and shown["interactionsUrl"].endswith(
+            f"/integrations/slack/interactions?org={made['id']}"), shown

@@ -330,3 +330,57 @@ impl Click {
         }
     }
 }
+
+/// The committed, unpublished outbox event of `kind` about `approval` (the test service has no
+/// bus: events wait in the outbox, as after a crash between commit and publish).
+async fn outbox_event(w: &World, kind: &str, approval: &str) -> countersign_core::domain::event::Event {
+    use countersign_core::layout::{decode, due_partitions, DUE_OUTBOX};
+    use countersign_core::ports::{Index, Query};
+    for partition in due_partitions(DUE_OUTBOX) {
+        let items = w.app.store.store().query(Query::new(Index::Due, partition, 1000)).await.expect("outbox");
+        for item in items {
+            let event = decode::<countersign_core::domain::event::Event>(item).expect("event").value;
+            if event.kind == kind && event.data["approvalId"] == approval {
+                return event;
+            }
+        }
+    }
+    panic!("no {kind} event for {approval} in the outbox")
+}
+
+per_backend!(workers_racing_on_one_event_post_and_update_each_message_once);
+async fn workers_racing_on_one_event_post_and_update_each_message_once(backend: Backend) {
+    use countersign_core::ports::QueueMessage;
+    let w = world(backend).await;
+    let (id, payment) = held(&w, &w.single, "500.00").await;
+    let mentions = |method: &str| {
+        w.slack.calls(method).into_iter().filter(|c| c.body.to_string().contains(&id)).collect::<Vec<_>>()
+    };
+
+    // Eight workers handle the same approval.created at once (an at-least-once queue): one post.
+    let created = QueueMessage::Event { event: outbox_event(&w, "approval.created", &id).await };
+    let handled = futures::future::join_all((0..8).map(|_| w.app.service.handle_message(&created))).await;
+    assert!(handled.iter().all(Result::is_ok), "{handled:?}");
+    let posts = mentions("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let (_, log) = w.app.get(&format!("/v1/notifications/deliveries?approvalId={id}&kind=request"), &w.admin).await;
+    let log = log["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((log[0]["status"].as_str(), log[0]["attempts"].as_u64()), (Some("DELIVERED"), Some(1)), "{log:?}");
+    // The reminder waits for 80 % of the window: planned, not sent.
+    let (_, reminders) = w.app.get(&format!("/v1/notifications/deliveries?approvalId={id}&kind=reminder"), &w.admin).await;
+    assert_eq!(reminders["data"][0]["status"].as_str(), Some("PENDING"), "{reminders}");
+
+    // Rita approves from that message; then eight workers race on approval.approved: the message
+    // was updated once, by the click's answer, and never again.
+    let ts = log[0]["slackTs"].as_str().expect("the message's ts").to_string();
+    let body = click_body("U0RITA", "countersign_approve", &id).replace("1700000000.000001", &ts);
+    assert_eq!(signed_click(&w.app, &w.org, &body).await, 200);
+    let approved = QueueMessage::Event { event: outbox_event(&w, "approval.approved", &id).await };
+    let handled = futures::future::join_all((0..8).map(|_| w.app.service.handle_message(&approved))).await;
+    assert!(handled.iter().all(Result::is_ok), "{handled:?}");
+    let updates: Vec<_> = w.slack.calls("chat.update").into_iter().filter(|c| c.body["ts"] == ts.as_str()).collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let (_, paid) = w.app.get(&format!("/v1/payments/{payment}"), &w.admin).await;
+    assert_eq!(paid["status"].as_str(), Some("COMPLETED"), "{paid}");
+}
