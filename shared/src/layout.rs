@@ -544,24 +544,6 @@ impl Record for IdempotencyRecord {
     }
 }
 
-#[cfg(test)]
-mod fresh_version_tests {
-    use super::fresh_version;
-
-    /// A record written after another expired (a day later) never carries a version a retry
-    /// may have read from the expired one, nor 1, and fits both stores' integers.
-    #[test]
-    fn idempotency_record_versions_never_restart() {
-        let then = chrono::Utc::now();
-        let later = then + chrono::Duration::hours(24);
-        let (old, new) = (fresh_version(then), fresh_version(later));
-        assert!(old > 1 && new > old, "{old} then {new}");
-        assert!(new < 1 << 62);
-        let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
-        assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
-    }
-}
-
 /// A notification, in its approval's partition (the outcome finds the messages to update there).
 pub fn notification_key(approval: &ApprovalId, id: &NotificationId) -> Key {
     Key::new(format!("NOTIFICATION#{approval}"), format!("NOTIFICATION#{id}"))
@@ -612,5 +594,23 @@ impl Record for SlackUserLink {
     const NAME: &'static str = "slack user";
     fn key(&self) -> Key {
         slack_user_key(&self.org_id, &self.slack_user_id)
+    }
+}
+
+#[cfg(test)]
+mod fresh_version_tests {
+    use super::fresh_version;
+
+    /// A record written after another expired (a day later) never carries a version a retry
+    /// may have read from the expired one, nor 1, and fits both stores' integers.
+    #[test]
+    fn idempotency_record_versions_never_restart() {
+        let then = chrono::Utc::now();
+        let later = then + chrono::Duration::hours(24);
+        let (old, new) = (fresh_version(then), fresh_version(later));
+        assert!(old > 1 && new > old, "{old} then {new}");
+        assert!(new < 1 << 62);
+        let same_ms: std::collections::HashSet<u64> = (0..64).map(|_| fresh_version(then)).collect();
+        assert!(same_ms.len() > 60, "writes in one millisecond differ by their random bits");
     }
 }

@@ -141,6 +141,10 @@ async fn approval(w: &World, id: &str) -> Value {
     w.app.get(&format!("/v1/approvals/{id}"), &w.admin).await.1
 }
 
+/// One row: what, (payer wallet, amount), clicks (Slack user, action) before, the click, what
+/// must happen.
+type Case<'a> = (&'a str, (String, &'a str), Vec<(&'a str, &'a str)>, Click, Expect);
+
 /// What a click must lead to.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
@@ -161,7 +165,7 @@ async fn a_slack_click_is_the_linked_members_vote_under_every_rule(backend: Back
     let mut checked = 0;
     // (what, approval source, clicks before, the click, what must happen)
     let single = |amount| (w.single.clone(), amount);
-    let cases: Vec<(&str, (String, &str), Vec<(&str, &str)>, Click, Expect)> = vec![
+    let cases: Vec<Case> = vec![
         ("no signature", single("500.00"), vec![], Click::Unsigned("U0RITA"), Expect::Unauthorized),
         ("a wrong secret", single("500.00"), vec![], Click::WrongSecret("U0RITA"), Expect::Unauthorized),
         ("six minutes old", single("500.00"), vec![], Click::Stale("U0RITA", now - 360), Expect::Unauthorized),
