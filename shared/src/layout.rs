@@ -544,9 +544,10 @@ impl Record for IdempotencyRecord {
     }
 }
 
-/// A notification, in its approval's partition (the outcome finds the messages to update there).
-pub fn notification_key(approval: &ApprovalId, id: &NotificationId) -> Key {
-    Key::new(format!("NOTIFICATION#{approval}"), format!("NOTIFICATION#{id}"))
+/// A notification, in its subject's partition (an approval's or a review's: the outcome finds the
+/// messages to update there).
+pub fn notification_key(subject: &str, id: &NotificationId) -> Key {
+    Key::new(format!("NOTIFICATION#{subject}"), format!("NOTIFICATION#{id}"))
 }
 /// The organisation's notification log, newest first.
 pub fn notifications_partition(org: &OrgId) -> String {
@@ -556,7 +557,7 @@ pub fn notifications_partition(org: &OrgId) -> String {
 impl Record for Notification {
     const NAME: &'static str = "notification";
     fn key(&self) -> Key {
-        notification_key(&self.approval_id, &self.id)
+        notification_key(self.subject_id(), &self.id)
     }
     fn indexes(&self) -> IndexKeys {
         IndexKeys {

@@ -294,7 +294,8 @@ pub enum QueueMessage {
     /// A notification's attempt `attempt` is due (a retry, or a reminder's time has come).
     #[serde(rename_all = "camelCase")]
     Notification {
-        approval_id: crate::domain::ids::ApprovalId,
+        /// The approval or review it is about (its partition).
+        subject: String,
         notification_id: crate::domain::ids::NotificationId,
         attempt: u32,
     },

@@ -319,3 +319,33 @@ def test_another_organisation_sees_none_of_these_deliveries(scene, server, slack
     assert res.status_code == 404 or (res.status_code == 200 and res.json()["data"] == []), res.text
     # And a reviewer key (not an admin) sees no delivery list at all.
     assert org.call("GET", "/v1/notifications/deliveries", scene.alice.key, expect=403)
+
+
+def test_a_review_reaches_the_team_and_a_click_decides_it(scene):
+    """Reviews (POST /reviews, any action an agent wants checked) go out like held payments: a message to
+    the routed team's channel; a click is the member's decision through /reviews' rules (the requester's
+    person may not approve it); the message then shows the outcome."""
+    org = scene.org
+    requester = org.key("asks", ["reviews:write"], memberId=scene.dave.id)
+    review = org.call("POST", "/reviews", requester, {
+        "task_type": "refund", "proposed_action": "Refund order 7731 in full", "urgency": "high",
+        "agent_reasoning": "Customer received a damaged item"}, expect=201)
+    review_id = review["id"]
+    post = the_post(org, review_id)
+    assert post["body"]["channel"] == scene.channel
+    words = text_of(post["body"])
+    assert "Refund order 7731 in full" in words and "Customer received a damaged item" in words, words
+
+    # The requester's person is refused, privately; nothing is decided.
+    assert org.send(*org.click(post, scene.dave.slack_user)).status_code == 200
+    wait_until("the private answer to Dave", lambda: org.ephemerals_to(scene.dave.slack_user))
+    assert org.call("GET", f"/reviews/{review_id}", org.admin)["status"] == "pending"
+
+    # Bob rejects it from Slack: the decision is his, and the message says so.
+    assert org.send(*org.click(post, scene.bob.slack_user, action=REJECT)).status_code == 200
+    decided = org.call("GET", f"/reviews/{review_id}", org.admin)
+    assert decided["status"] == "rejected" and decided["decision"]["reviewer_name"] == scene.bob.name, decided
+    [update] = updated(org, post)
+    assert "Rejected" in text_of(update["body"]) and scene.bob.name in text_of(update["body"])
+    records = org.deliveries(channel="slack", reviewId=review_id)
+    assert {d["kind"] for d in records} >= {"request", "outcome"}, records

@@ -372,7 +372,8 @@ async fn workers_racing_on_one_event_post_and_update_each_message_once(backend: 
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!((log[0]["status"].as_str(), log[0]["attempts"].as_u64()), (Some("DELIVERED"), Some(1)), "{log:?}");
     // The reminder waits for 80 % of the window: planned, not sent.
-    let (_, reminders) = w.app.get(&format!("/v1/notifications/deliveries?approvalId={id}&kind=reminder"), &w.admin).await;
+    let (_, reminders) =
+        w.app.get(&format!("/v1/notifications/deliveries?approvalId={id}&kind=reminder"), &w.admin).await;
     assert_eq!(reminders["data"][0]["status"].as_str(), Some("PENDING"), "{reminders}");
 
     // Rita approves from that message; then eight workers race on approval.approved: the message

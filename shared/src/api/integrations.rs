@@ -13,7 +13,7 @@ use super::extract::{Auth, Body, Params};
 use super::wire;
 use super::AppState;
 use crate::domain::delivery::DeliveryStatus;
-use crate::domain::ids::ApprovalId;
+use crate::domain::ids::{ApprovalId, ReviewId};
 use crate::domain::input::InputError;
 use crate::domain::notification::{is_slack_id, NotificationChannel, NotificationKind};
 use crate::domain::permission::Permission;
@@ -99,7 +99,7 @@ pub async fn slack_interactions(
     Ok(StatusCode::OK)
 }
 
-/// `GET /v1/notifications/deliveries` (admin): `channel`, `kind`, `status`, `approvalId`, `limit`, `cursor`.
+/// `GET /v1/notifications/deliveries` (admin): `channel`, `kind`, `status`, `approvalId`, `reviewId`, `limit`, `cursor`.
 pub async fn deliveries(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
     c.organiser(Permission::Admin)?;
     let channel = p
@@ -124,6 +124,10 @@ pub async fn deliveries(State(s): State<AppState>, Auth(c): Auth, p: Params) -> 
         .get("approvalId")
         .map(|t| ApprovalId::parse(t).ok_or_else(|| InputError::invalid("approvalId", "is not an approval id")))
         .transpose()?;
-    let filter = NotificationFilter { channel, kind, status, approval_id };
+    let review_id = p
+        .get("reviewId")
+        .map(|t| ReviewId::parse(t).ok_or_else(|| InputError::invalid("reviewId", "is not a review id")))
+        .transpose()?;
+    let filter = NotificationFilter { channel, kind, status, approval_id, review_id };
     Ok(Json(s.list_notifications(&c, &filter, &p.page()?).await?))
 }

@@ -107,11 +107,16 @@ impl NotificationId {
         NotificationId(format!("{}{}", Self::PREFIX, ulid))
     }
 
-    /// The one update of the Slack `message` (`channel:ts`) posted about `approval` with how it
-    /// ended, whichever path makes it first (the click's answer, or the outcome event). Sorts by
-    /// the approval's time.
-    pub fn for_outcome(approval: &ApprovalId, message: &str) -> Self {
-        let ulid = derived_ulid(approval.as_str(), ApprovalId::PREFIX, &format!("{approval}:outcome:{message}"));
+    /// The one update of the Slack `message` (`channel:ts`) posted about `subject` (an approval
+    /// or a review) with how it ended, whichever path makes it first (the click's answer, or the
+    /// outcome event). Sorts by the subject's time.
+    pub fn for_outcome(subject: &crate::domain::payment_review::ReviewRef, message: &str) -> Self {
+        use crate::domain::payment_review::ReviewRef;
+        let (id, prefix) = match subject {
+            ReviewRef::Payment(a) => (a.as_str(), ApprovalId::PREFIX),
+            ReviewRef::Review(r) => (r.as_str(), ReviewId::PREFIX),
+        };
+        let ulid = derived_ulid(id, prefix, &format!("{id}:outcome:{message}"));
         NotificationId(format!("{}{}", Self::PREFIX, ulid))
     }
 }

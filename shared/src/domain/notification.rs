@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::delivery::DeliveryStatus;
 use super::encryption::Sealed;
-use super::ids::{ApprovalId, MemberId, NotificationId, OrgId, TeamId};
+use super::ids::{ApprovalId, MemberId, NotificationId, OrgId, ReviewId, TeamId};
+use super::payment_review::ReviewRef;
 
 /// Where a notification goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,13 +63,18 @@ impl NotificationKind {
     }
 }
 
-/// One message to one recipient about one approval.
+/// One message to one recipient about one approval (a held payment or refund) or review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: NotificationId,
     pub org_id: OrgId,
-    pub approval_id: ApprovalId,
+    /// What it is about: an approval…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<ApprovalId>,
+    /// …or a review (`POST /reviews`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_id: Option<ReviewId>,
     /// The event it answers (`approval.created`, `approval.escalated`, `approval.approved`, …).
     pub event_id: String,
     pub event_type: String,
@@ -92,6 +98,34 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl Notification {
+    /// What it is about.
+    pub fn subject(&self) -> Option<ReviewRef> {
+        match (&self.approval_id, &self.review_id) {
+            (Some(a), _) => Some(ReviewRef::Payment(a.clone())),
+            (None, Some(r)) => Some(ReviewRef::Review(r.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// The id of what it is about (its partition).
+    pub fn subject_id(&self) -> &str {
+        match (&self.approval_id, &self.review_id) {
+            (Some(a), _) => a.as_str(),
+            (None, Some(r)) => r.as_str(),
+            (None, None) => "",
+        }
+    }
+}
+
+/// The two fields a notification names its subject with.
+pub fn subject_ids(subject: &ReviewRef) -> (Option<ApprovalId>, Option<ReviewId>) {
+    match subject {
+        ReviewRef::Payment(a) => (Some(a.clone()), None),
+        ReviewRef::Review(r) => (None, Some(r.clone())),
+    }
 }
 
 /// When the reminder of a window from `start` to `expires_at` is due: at 80 % of it.

@@ -75,8 +75,8 @@ impl Countersign {
                 webhooks.and(notifications)
             }
             QueueMessage::Delivery { delivery_id, attempt, .. } => self.deliver_due(delivery_id, *attempt).await,
-            QueueMessage::Notification { approval_id, notification_id, attempt } => {
-                self.notification_due(approval_id, notification_id, *attempt).await
+            QueueMessage::Notification { subject, notification_id, attempt } => {
+                self.notification_due(subject, notification_id, *attempt).await
             }
         }
     }

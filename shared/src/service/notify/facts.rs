@@ -1,72 +1,190 @@
-//! What a notification says, gathered from the approval as it stands when the message is sent
-//! (so a retried or reminding message never shows stale state).
+//! What a notification is about (an approval of a held payment or refund, or a review) and what
+//! it says, gathered as it stands when the message is sent (so a retried or reminding message
+//! never shows stale state).
+
+use chrono::{DateTime, Utc};
 
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
-use crate::domain::ids::OrgId;
+use crate::domain::ids::{OrgId, TeamId};
 use crate::domain::notify_facts::{NoticeKind, NotifyFacts, OutcomeFacts};
 use crate::domain::payment::Payment;
+use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::{Member, Person, Team};
+use crate::domain::review::{DecisionType, Review, ReviewStatus};
 use crate::error::AppResult;
-use crate::layout::{member_key, payment_key, team_key};
+use crate::layout::{approval_key, member_key, payment_key, review_key, team_key};
 use crate::service::UseCases;
 
+/// Something waiting for a person's decision.
+#[derive(Debug, Clone)]
+pub(crate) enum Held {
+    Approval(Box<Approval>),
+    Review(Box<Review>),
+}
+
+impl Held {
+    pub fn org_id(&self) -> &OrgId {
+        match self {
+            Held::Approval(a) => &a.org_id,
+            Held::Review(r) => &r.org_id,
+        }
+    }
+
+    pub fn subject(&self) -> ReviewRef {
+        match self {
+            Held::Approval(a) => ReviewRef::Payment(a.id.clone()),
+            Held::Review(r) => ReviewRef::Review(r.id.clone()),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        match self {
+            Held::Approval(a) => a.is_open(),
+            Held::Review(r) => r.is_open(),
+        }
+    }
+
+    pub fn assigned_team(&self) -> Option<&TeamId> {
+        match self {
+            Held::Approval(a) => a.assigned_team.as_ref(),
+            Held::Review(r) => r.assigned_team.as_ref(),
+        }
+    }
+
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        match self {
+            Held::Approval(a) => a.expires_at,
+            Held::Review(r) => r.expires_at,
+        }
+    }
+
+    /// Its status in words (`approved`, `expired`, …).
+    pub fn status(&self) -> String {
+        match self {
+            Held::Approval(a) => a.status.as_str().to_lowercase(),
+            Held::Review(r) => r.status.as_str().to_string(),
+        }
+    }
+}
+
 impl UseCases {
-    /// The facts of `approval` for a message of `kind`.
-    pub(crate) async fn notify_facts(&self, approval: &Approval, kind: NoticeKind) -> AppResult<NotifyFacts> {
+    /// The approval or review `subject` names, as stored now.
+    pub(crate) async fn load_held(&self, subject: &ReviewRef) -> AppResult<Option<Held>> {
         let r = self.reader();
-        let payment = r.read::<Payment>(&payment_key(&approval.payment_id)).await?.map(|s| s.value);
-        let team_name = match &approval.assigned_team {
-            Some(team) => r.read::<Team>(&team_key(&approval.org_id, team)).await?.map(|s| s.value.name),
-            None => None,
-        };
-        let details = &approval.transaction_details;
-        let dashboard_url =
-            self.settings.public_url.as_ref().map(|base| format!("{base}/dashboard/approvals/{}", approval.id));
-        Ok(NotifyFacts {
-            subject_id: approval.id.to_string(),
-            kind,
-            amount: Some(details.amount.to_wire()),
-            currency: Some(details.amount.currency().code().to_string()),
-            payer: approval.wallet_id.to_string(),
-            payee: details.recipient.to_string(),
-            description: details.description.clone(),
-            agent_reasoning: payment.as_ref().and_then(|p| p.agent_reasoning.clone()),
-            risk_score: payment.as_ref().and_then(|p| p.risk_score).map(|s| s.to_string()),
-            reason: approval.reason.clone(),
-            team_name,
-            expires_at: approval.expires_at,
-            now: self.now(),
-            review_url: self.review_url(&approval.id, approval.expires_at),
-            dashboard_url,
+        Ok(match subject {
+            ReviewRef::Payment(id) => {
+                r.read::<Approval>(&approval_key(id)).await?.map(|s| Held::Approval(Box::new(s.value)))
+            }
+            ReviewRef::Review(id) => r.read::<Review>(&review_key(id)).await?.map(|s| Held::Review(Box::new(s.value))),
         })
     }
 
-    /// How `approval` ended (or stands), and who decided it, by name when a member did.
-    pub(crate) async fn outcome_facts(&self, approval: &Approval) -> AppResult<OutcomeFacts> {
-        let outcome = match approval.status {
-            ApprovalStatus::Approved if approval.original_amount.is_some() => "Approved (modified)",
-            ApprovalStatus::Approved => "Approved",
-            ApprovalStatus::Rejected => "Rejected",
-            ApprovalStatus::Expired => "Expired",
-            ApprovalStatus::Pending | ApprovalStatus::Escalated => "Waiting for more approvals",
-        };
-        let deciding = match approval.status {
-            ApprovalStatus::Approved => approval.votes.iter().rev().find(|v| v.decision == VoteDecision::Approve),
-            ApprovalStatus::Rejected => approval.votes.iter().rev().find(|v| v.decision == VoteDecision::Reject),
-            _ => None,
-        };
-        let decided_by = match deciding {
-            Some(vote) => {
-                Some(self.person_name(&approval.org_id, vote.person.as_ref(), &vote.key_id.to_string()).await?)
-            }
+    /// The facts of `held` for a message of `kind`.
+    pub(crate) async fn notify_facts(&self, held: &Held, kind: NoticeKind) -> AppResult<NotifyFacts> {
+        let r = self.reader();
+        let team_name = match held.assigned_team() {
+            Some(team) => r.read::<Team>(&team_key(held.org_id(), team)).await?.map(|s| s.value.name),
             None => None,
         };
-        Ok(OutcomeFacts {
-            outcome: outcome.to_string(),
-            decided_by,
-            at: approval.resolved_at.unwrap_or_else(|| self.now()),
-            note: approval.resolution_note.clone(),
+        let base = self.settings.public_url.as_deref();
+        Ok(match held {
+            Held::Approval(approval) => {
+                let payment = r.read::<Payment>(&payment_key(&approval.payment_id)).await?.map(|s| s.value);
+                let details = &approval.transaction_details;
+                NotifyFacts {
+                    subject_id: approval.id.to_string(),
+                    kind,
+                    amount: Some(details.amount.to_wire()),
+                    currency: Some(details.amount.currency().code().to_string()),
+                    payer: approval.wallet_id.to_string(),
+                    payee: details.recipient.to_string(),
+                    description: details.description.clone(),
+                    agent_reasoning: payment.as_ref().and_then(|p| p.agent_reasoning.clone()),
+                    risk_score: payment.as_ref().and_then(|p| p.risk_score).map(|s| s.to_string()),
+                    reason: approval.reason.clone(),
+                    team_name,
+                    expires_at: approval.expires_at,
+                    now: self.now(),
+                    review_url: self.review_url(&approval.id, approval.expires_at),
+                    dashboard_url: base.map(|b| format!("{b}/dashboard/approvals/{}", approval.id)),
+                }
+            }
+            Held::Review(review) => {
+                // Its page is scanner-safe as a review link is: a GET shows it, deciding needs
+                // the signed-in reviewer's POST.
+                let page = base.map(|b| format!("{b}/dashboard/reviews/{}", review.id));
+                NotifyFacts {
+                    subject_id: review.id.to_string(),
+                    kind,
+                    amount: None,
+                    currency: None,
+                    payer: review.task_type.clone(),
+                    payee: review.proposed_action.clone(),
+                    description: None,
+                    agent_reasoning: review.agent_reasoning.clone(),
+                    risk_score: None,
+                    reason: format!(
+                        "A {} review ({} urgency)",
+                        review.task_type,
+                        format!("{:?}", review.urgency).to_lowercase()
+                    ),
+                    team_name,
+                    expires_at: review.expires_at,
+                    now: self.now(),
+                    review_url: page.clone(),
+                    dashboard_url: page,
+                }
+            }
         })
+    }
+
+    /// How `held` ended (or stands), and who decided it, by name when a member did.
+    pub(crate) async fn outcome_facts(&self, held: &Held) -> AppResult<OutcomeFacts> {
+        let now = self.now();
+        match held {
+            Held::Approval(approval) => {
+                let outcome = match approval.status {
+                    ApprovalStatus::Approved if approval.original_amount.is_some() => "Approved (modified)",
+                    ApprovalStatus::Approved => "Approved",
+                    ApprovalStatus::Rejected => "Rejected",
+                    ApprovalStatus::Expired => "Expired",
+                    ApprovalStatus::Pending | ApprovalStatus::Escalated => "Waiting for more approvals",
+                };
+                let wanted = match approval.status {
+                    ApprovalStatus::Approved => Some(VoteDecision::Approve),
+                    ApprovalStatus::Rejected => Some(VoteDecision::Reject),
+                    _ => None,
+                };
+                let deciding = approval.votes.iter().rev().find(|v| Some(v.decision) == wanted);
+                let decided_by = match deciding {
+                    Some(vote) => {
+                        Some(self.person_name(&approval.org_id, vote.person.as_ref(), vote.key_id.as_str()).await?)
+                    }
+                    None => None,
+                };
+                Ok(OutcomeFacts {
+                    outcome: outcome.to_string(),
+                    decided_by,
+                    at: approval.resolved_at.unwrap_or(now),
+                    note: approval.resolution_note.clone(),
+                })
+            }
+            Held::Review(review) => {
+                let outcome = match (review.status, review.decision.as_ref().map(|d| d.decision_type)) {
+                    (ReviewStatus::Modified, _) | (_, Some(DecisionType::Modify)) => "Approved (modified)",
+                    (ReviewStatus::Approved, _) => "Approved",
+                    (ReviewStatus::Rejected, _) => "Rejected",
+                    (ReviewStatus::Expired, _) => "Expired",
+                    (ReviewStatus::Pending | ReviewStatus::Escalated, _) => "Waiting for a decision",
+                };
+                Ok(OutcomeFacts {
+                    outcome: outcome.to_string(),
+                    decided_by: review.decision.as_ref().map(|d| d.reviewer_name.clone()),
+                    at: review.decision.as_ref().map_or(now, |d| d.timestamp),
+                    note: review.decision.as_ref().and_then(|d| d.notes.clone()),
+                })
+            }
+        }
     }
 
     /// A member's name, else the key id that acted.

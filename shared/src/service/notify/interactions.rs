@@ -10,24 +10,27 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
+use super::facts::Held;
 use super::integration::SlackCredentials;
 use super::plan::NOTIFY_CLAIM_LEASE;
 use super::send::Failure;
-use crate::domain::approval::{Approval, VoteDecision};
+use crate::domain::approval::VoteDecision;
 use crate::domain::delivery::DeliveryStatus;
-use crate::domain::ids::{ApprovalId, NotificationId, OrgId};
-use crate::domain::notification::{Notification, NotificationChannel, NotificationKind, SlackUserLink};
+use crate::domain::ids::{NotificationId, OrgId};
+use crate::domain::notification::{subject_ids, Notification, NotificationChannel, NotificationKind, SlackUserLink};
 use crate::domain::notify_facts::NoticeKind;
 use crate::domain::org::ApiKey;
+use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::Person;
 use crate::domain::permission::{self, Permission};
+use crate::domain::review::DecisionType;
 use crate::domain::slack::{
     outcome_message, parse_interaction, verify_signature, Interaction, APPROVE_ACTION, REJECT_ACTION,
 };
 use crate::error::{AppError, AppResult};
-use crate::layout::{self, approval_key, by_org_partition, slack_user_key};
+use crate::layout::{self, by_org_partition, slack_user_key};
 use crate::ports::{Index, Query};
-use crate::service::{Caller, Countersign, DecideRequest};
+use crate::service::{Caller, Countersign, DecideRequest, ReviewDecide};
 
 /// How long the answer to the clicker may take: Slack wants the whole request within 3 s.
 const REPLY_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -45,8 +48,8 @@ pub struct SlackClick<'a> {
 
 /// What the clicker sees.
 enum Reply {
-    /// The approval was decided: its message shows how.
-    Decided(Box<Approval>),
+    /// It was decided: its message shows how.
+    Decided(Box<Held>),
     /// Said to the clicker alone.
     Private(String),
 }
@@ -82,11 +85,9 @@ impl Countersign {
 
     async fn vote_from_slack(&self, org: &OrgId, click: &Interaction, decision: VoteDecision) -> AppResult<Reply> {
         let not_found = || Reply::Private("This approval was not found in Countersign.".into());
-        let Some(id) = ApprovalId::parse(&click.value) else { return Ok(not_found()) };
-        let Some(approval) = self.reader().read::<Approval>(&approval_key(&id)).await?.map(|s| s.value) else {
-            return Ok(not_found());
-        };
-        if approval.org_id != *org {
+        let Some(subject) = ReviewRef::parse(&click.value) else { return Ok(not_found()) };
+        let Some(held) = self.load_held(&subject).await? else { return Ok(not_found()) };
+        if held.org_id() != org {
             return Ok(not_found());
         }
         let link = self.reader().read::<SlackUserLink>(&slack_user_key(org, &click.user_id)).await?;
@@ -97,23 +98,43 @@ impl Countersign {
                     .into(),
             ));
         };
-        let Some(key) = self.voting_key(org, &link.value, &approval).await? else {
+        let Some(key) = self.voting_key(org, &link.value, &held).await? else {
             return Ok(Reply::Private(
-                "You hold no active Countersign key that may approve payments from this wallet, \
-                 so your click was not counted."
-                    .into(),
+                "You hold no active Countersign key that may decide this, so your click was not counted.".into(),
             ));
         };
-        let request = DecideRequest::new(decision, Some("via Slack".into()));
-        match self.decide_approval(&Caller::Key(key), &id, request).await {
-            Ok(decided) if decided.approval.is_open() => {
-                let votes = decided.approval.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
+        let caller = Caller::Key(key);
+        let voted = match &subject {
+            ReviewRef::Payment(id) => {
+                let request = DecideRequest::new(decision, Some("via Slack".into()));
+                self.decide_approval(&caller, id, request).await.map(|d| Held::Approval(Box::new(d.approval)))
+            }
+            ReviewRef::Review(_) => {
+                let decision_type = match decision {
+                    VoteDecision::Approve => DecisionType::Approve,
+                    VoteDecision::Reject => DecisionType::Reject,
+                };
+                let request = ReviewDecide {
+                    decision_type,
+                    modified_action: None,
+                    notes: Some("via Slack".into()),
+                    modified_amount: None,
+                };
+                match self.decide_review(&caller, &subject, request).await {
+                    Ok(_) => self.load_held(&subject).await.map(|h| h.unwrap_or(held)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match voted {
+            Ok(Held::Approval(approval)) if approval.is_open() => {
+                let votes = approval.votes.iter().filter(|v| v.decision == VoteDecision::Approve).count();
                 Ok(Reply::Private(format!(
                     "Your approval is recorded: {votes} of {} needed.",
-                    decided.approval.required_approvals
+                    approval.required_approvals
                 )))
             }
-            Ok(decided) => Ok(Reply::Decided(Box::new(decided.approval))),
+            Ok(decided) => Ok(Reply::Decided(Box::new(decided))),
             Err(AppError::StepUpRequired { url, .. }) => Ok(Reply::Private(format!(
                 "Approving this amount needs your passkey, which Slack cannot ask for. Approve it here: {url}"
             ))),
@@ -123,15 +144,20 @@ impl Countersign {
     }
 
     /// The member's key that votes for them: active, holding `approvals:write`, allowed the
-    /// payer wallet; one bound to no wallet first, then by id (the same key every time).
-    async fn voting_key(&self, org: &OrgId, link: &SlackUserLink, approval: &Approval) -> AppResult<Option<ApiKey>> {
+    /// payer wallet (for a review: bound to no wallet); one bound to no wallet first, then by id
+    /// (the same key every time).
+    async fn voting_key(&self, org: &OrgId, link: &SlackUserLink, held: &Held) -> AppResult<Option<ApiKey>> {
         let query = Query::new(Index::ByOrg, by_org_partition(org, "APIKEY"), MAX_KEYS_READ);
         let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
         let mut usable: Vec<ApiKey> = keys
             .into_iter()
             .filter(|k| k.person == Some(Person::Member(link.member_id.clone())))
             .filter(|k| k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
-            .filter(|k| k.may_use(&approval.wallet_id))
+            .filter(|k| match held {
+                Held::Approval(approval) => k.may_use(&approval.wallet_id),
+                // Reviews are about no wallet: a key bound to wallets decides none of them.
+                Held::Review(_) => k.wallet_ids.is_empty(),
+            })
             .collect();
         usable.sort_by(|a, b| (!a.wallet_ids.is_empty(), &a.id).cmp(&(!b.wallet_ids.is_empty(), &b.id)));
         Ok(usable.into_iter().next())
@@ -174,12 +200,12 @@ impl Countersign {
     async fn update_message(
         &self,
         slack: &SlackCredentials,
-        approval: &Approval,
+        held: &Held,
         channel: &str,
         ts: &str,
     ) -> Result<(), Failure> {
-        let facts = self.notify_facts(approval, NoticeKind::Created).await?;
-        let outcome = self.outcome_facts(approval).await?;
+        let facts = self.notify_facts(held, NoticeKind::Created).await?;
+        let outcome = self.outcome_facts(held).await?;
         let message = outcome_message(&facts, &outcome);
         let body = json!({"channel": channel, "ts": ts, "text": message.text, "blocks": message.blocks});
         self.wiring.slack.call(&slack.bot_token, "chat.update", &body).await?;
@@ -188,19 +214,23 @@ impl Countersign {
 
     /// Claims the outcome's update of the clicked message (its record, created with its first
     /// attempt claimed); `None` when the outbox claimed it first.
-    async fn claim_outcome_update(&self, approval: &Approval, channel: &str, ts: &str) -> Option<Notification> {
+    async fn claim_outcome_update(&self, held: &Held, channel: &str, ts: &str) -> Option<Notification> {
         let now = self.now();
+        let subject = held.subject();
+        let (approval_id, review_id) = subject_ids(&subject);
+        let kind = if approval_id.is_some() { "approval" } else { "review" };
         let record = Notification {
-            id: NotificationId::for_outcome(&approval.id, &format!("{channel}:{ts}")),
-            org_id: approval.org_id.clone(),
-            approval_id: approval.id.clone(),
+            id: NotificationId::for_outcome(&subject, &format!("{channel}:{ts}")),
+            org_id: held.org_id().clone(),
+            approval_id,
+            review_id,
             event_id: String::new(),
-            event_type: format!("approval.{}", approval.status.as_str().to_lowercase()),
+            event_type: format!("{kind}.{}", held.status()),
             channel: NotificationChannel::Slack,
             kind: NotificationKind::Outcome,
             recipient: channel.to_string(),
             member_id: None,
-            team_id: approval.assigned_team.clone(),
+            team_id: held.assigned_team().cloned(),
             slack_ts: Some(ts.to_string()),
             status: DeliveryStatus::Pending,
             attempts: 1,

@@ -2,7 +2,7 @@
 //! their attempts and errors (the delivery log of the built-in subscribers).
 
 use crate::domain::delivery::DeliveryStatus;
-use crate::domain::ids::ApprovalId;
+use crate::domain::ids::{ApprovalId, ReviewId};
 use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
@@ -17,6 +17,7 @@ pub struct NotificationFilter {
     pub kind: Option<NotificationKind>,
     pub status: Option<DeliveryStatus>,
     pub approval_id: Option<ApprovalId>,
+    pub review_id: Option<ReviewId>,
 }
 
 impl UseCases {
@@ -39,7 +40,8 @@ impl UseCases {
             n.org_id == *org
                 && filter.channel.is_none_or(|c| c == n.channel)
                 && filter.kind.is_none_or(|k| k == n.kind)
-                && filter.approval_id.as_ref().is_none_or(|a| *a == n.approval_id)
+                && filter.approval_id.as_ref().is_none_or(|a| n.approval_id.as_ref() == Some(a))
+                && filter.review_id.as_ref().is_none_or(|r| n.review_id.as_ref() == Some(r))
         };
         self.page(query, page, shown).await
     }

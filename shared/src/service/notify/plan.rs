@@ -1,30 +1,35 @@
-//! Which notifications an event makes. A request (created, or escalated to a team) goes to the
-//! assigned team's Slack channel (else the organisation's default channel) and to each of the
-//! team's members by email (else to every member holding a key that may approve), each with a
-//! reminder at 80 % of the window; an outcome updates each Slack message posted about the
-//! approval. Notification ids derive from (event, recipient), so planning twice (an at-least-once
-//! queue, a re-published event) creates each once.
+//! Which notifications an event makes. A request (an approval or review created, or escalated to
+//! a team) goes to the assigned team's Slack channel (else the organisation's default channel)
+//! and to each of the team's members by email (else to every member holding a key that may
+//! approve), each with a reminder at 80 % of the window; an outcome updates each Slack message
+//! posted about it. Notification ids derive from (event, recipient), and an outcome's from the
+//! message it updates, so planning twice (an at-least-once queue, a re-published event, two
+//! events of one outcome, the click that already updated its message) creates each once.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
+use super::facts::Held;
 use super::integration::SlackCredentials;
-use crate::domain::approval::Approval;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{ApprovalId, MemberId, NotificationId, OrgId};
-use crate::domain::notification::{reminder_at, Notification, NotificationChannel, NotificationKind};
+use crate::domain::ids::{ApprovalId, MemberId, NotificationId, OrgId, ReviewId};
+use crate::domain::notification::{reminder_at, subject_ids, Notification, NotificationChannel, NotificationKind};
 use crate::domain::org::ApiKey;
+use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::{Member, Person, Team};
 use crate::domain::permission::{self, Permission};
 use crate::error::{AppError, AppResult};
-use crate::layout::{self, approval_key, by_org_partition, notification_key, team_key, Stored};
+use crate::layout::{self, by_org_partition, notification_key, team_key, Stored};
 use crate::ports::{Index, Query, StoreError};
 use crate::service::Countersign;
 
 /// Keys read to find who may approve when no team is assigned.
 const MAX_KEYS_READ: usize = 1_000;
 /// Notifications of one approval read to find its Slack messages.
-const MAX_NOTIFICATIONS_PER_APPROVAL: usize = 200;
+const MAX_NOTIFICATIONS_PER_SUBJECT: usize = 200;
+
+/// The claim on an attempt: how long a worker may take before the sweep hands it to another.
+pub(crate) const NOTIFY_CLAIM_LEASE: ChronoDuration = ChronoDuration::seconds(60);
 
 /// Whether events of `kind` may make notifications (the others cost nothing).
 pub(crate) fn may_notify(kind: &str) -> bool {
@@ -32,12 +37,29 @@ pub(crate) fn may_notify(kind: &str) -> bool {
 }
 
 fn is_request(kind: &str) -> bool {
-    kind == kinds::APPROVAL_CREATED || kind == kinds::APPROVAL_ESCALATED
+    [kinds::APPROVAL_CREATED, kinds::APPROVAL_ESCALATED, kinds::REVIEW_CREATED, kinds::REVIEW_ESCALATED].contains(&kind)
 }
 
 fn is_outcome(kind: &str) -> bool {
-    [kinds::APPROVAL_APPROVED, kinds::APPROVAL_REJECTED, kinds::APPROVAL_EXPIRED, kinds::APPROVAL_MODIFIED]
-        .contains(&kind)
+    [
+        kinds::APPROVAL_APPROVED,
+        kinds::APPROVAL_REJECTED,
+        kinds::APPROVAL_EXPIRED,
+        kinds::APPROVAL_MODIFIED,
+        kinds::REVIEW_DECIDED,
+        kinds::REVIEW_EXPIRED,
+    ]
+    .contains(&kind)
+}
+
+/// What the event is about.
+fn subject_of(event: &Event) -> Option<ReviewRef> {
+    let text = |name| event.data.get(name).and_then(|v| v.as_str());
+    if event.kind.starts_with("review.") {
+        text("reviewId").and_then(ReviewId::parse).map(ReviewRef::Review)
+    } else {
+        text("approvalId").and_then(ApprovalId::parse).map(ReviewRef::Payment)
+    }
 }
 
 /// A notification to make: where, what, and when.
@@ -69,28 +91,25 @@ impl Countersign {
         if slack.is_none() && !wants_email {
             return Ok(Vec::new());
         }
-        let Some(id) = event.data.get("approvalId").and_then(|v| v.as_str()).and_then(ApprovalId::parse) else {
-            return Ok(Vec::new());
-        };
-        let Some(approval) = self.reader().read::<Approval>(&approval_key(&id)).await?.map(|s| s.value) else {
-            return Ok(Vec::new());
-        };
-        if approval.org_id != event.org_id {
+        let Some(subject) = subject_of(event) else { return Ok(Vec::new()) };
+        let Some(held) = self.load_held(&subject).await? else { return Ok(Vec::new()) };
+        if *held.org_id() != event.org_id {
             return Ok(Vec::new());
         }
         let planned = if is_request(&event.kind) {
-            self.plan_requests(event, &approval, slack.as_ref()).await?
+            self.plan_requests(event, &held, slack.as_ref()).await?
         } else if slack.is_some() {
-            self.plan_outcomes(&approval).await?
+            self.plan_outcomes(&subject).await?
         } else {
             Vec::new()
         };
         let now = self.now();
+        let (approval_id, review_id) = subject_ids(&subject);
         let mut due = Vec::new();
         for plan in planned {
             let id = match (&plan.kind, &plan.slack_ts) {
                 (NotificationKind::Outcome, Some(ts)) => {
-                    NotificationId::for_outcome(&approval.id, &format!("{}:{ts}", plan.recipient))
+                    NotificationId::for_outcome(&subject, &format!("{}:{ts}", plan.recipient))
                 }
                 _ => {
                     let key = format!("{}:{}:{}", plan.channel.as_str(), plan.kind.as_str(), plan.recipient);
@@ -99,15 +118,16 @@ impl Countersign {
             };
             let notification = Notification {
                 id,
-                org_id: approval.org_id.clone(),
-                approval_id: approval.id.clone(),
+                org_id: event.org_id.clone(),
+                approval_id: approval_id.clone(),
+                review_id: review_id.clone(),
                 event_id: event.id.to_string(),
                 event_type: event.kind.clone(),
                 channel: plan.channel,
                 kind: plan.kind,
                 recipient: plan.recipient,
                 member_id: plan.member_id,
-                team_id: approval.assigned_team.clone(),
+                team_id: held.assigned_team().cloned(),
                 slack_ts: plan.slack_ts,
                 status: DeliveryStatus::Pending,
                 attempts: 0,
@@ -121,7 +141,7 @@ impl Countersign {
                 Ok(()) => Stored { value: notification, version: 1 },
                 // Planned before (the event is handled again): send it if it is still waiting.
                 Err(StoreError::ConditionFailed) => {
-                    let key = notification_key(&notification.approval_id, &notification.id);
+                    let key = notification_key(notification.subject_id(), &notification.id);
                     match self.reader().read::<Notification>(&key).await? {
                         Some(existing) => existing,
                         None => continue,
@@ -141,27 +161,27 @@ impl Countersign {
     async fn plan_requests(
         &self,
         event: &Event,
-        approval: &Approval,
+        held: &Held,
         slack: Option<&SlackCredentials>,
     ) -> AppResult<Vec<Planned>> {
-        if !approval.is_open() {
+        if !held.is_open() {
             return Ok(Vec::new());
         }
         let now = self.now();
-        let team = match &approval.assigned_team {
-            Some(id) => self.reader().read::<Team>(&team_key(&approval.org_id, id)).await?.map(|s| s.value),
+        let team = match held.assigned_team() {
+            Some(id) => self.reader().read::<Team>(&team_key(held.org_id(), id)).await?.map(|s| s.value),
             None => None,
         };
-        let reminder = reminder_at(event.created_at, approval.expires_at).filter(|at| *at > now);
+        let reminder = reminder_at(event.created_at, held.expires_at()).filter(|at| *at > now);
         let mut recipients: Vec<(NotificationChannel, String, Option<MemberId>)> = Vec::new();
         if let Some(slack) = slack {
-            if let Some(channel) = team.as_ref().and_then(|t| t.slack_channel.clone()).or(slack.default_channel.clone())
-            {
+            let channel = team.as_ref().and_then(|t| t.slack_channel.clone()).or(slack.default_channel.clone());
+            if let Some(channel) = channel {
                 recipients.push((NotificationChannel::Slack, channel, None));
             }
         }
         if self.wiring.mailer.is_some() {
-            for member in self.email_recipients(&approval.org_id, team.as_ref()).await? {
+            for member in self.email_recipients(held.org_id(), team.as_ref()).await? {
                 recipients.push((NotificationChannel::Email, member.email, Some(member.id)));
             }
         }
@@ -205,10 +225,14 @@ impl Countersign {
         Ok(members.into_iter().filter(|m| wanted.contains(&m.id)).collect())
     }
 
-    /// An update of each Slack message posted about the approval.
-    async fn plan_outcomes(&self, approval: &Approval) -> AppResult<Vec<Planned>> {
-        let partition = notification_key(&approval.id, &NotificationId::generate()).pk;
-        let query = layout::partition_query(partition, "NOTIFICATION#", MAX_NOTIFICATIONS_PER_APPROVAL);
+    /// An update of each Slack message posted about `subject`.
+    async fn plan_outcomes(&self, subject: &ReviewRef) -> AppResult<Vec<Planned>> {
+        let subject_id = match subject {
+            ReviewRef::Payment(a) => a.to_string(),
+            ReviewRef::Review(r) => r.to_string(),
+        };
+        let partition = notification_key(&subject_id, &NotificationId::generate()).pk;
+        let query = layout::partition_query(partition, "NOTIFICATION#", MAX_NOTIFICATIONS_PER_SUBJECT);
         let sent: Vec<Notification> = self.reader().all_of(query).await?;
         let now = self.now();
         Ok(sent
@@ -228,6 +252,3 @@ impl Countersign {
             .collect())
     }
 }
-
-/// The claim on an attempt: how long a worker may take before the sweep hands it to another.
-pub(crate) const NOTIFY_CLAIM_LEASE: ChronoDuration = ChronoDuration::seconds(60);

@@ -11,16 +11,14 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::plan::NOTIFY_CLAIM_LEASE;
-use crate::domain::approval::Approval;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::email::request_email;
-use crate::domain::event::kinds;
-use crate::domain::ids::{ApprovalId, NotificationId};
+use crate::domain::ids::NotificationId;
 use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
 use crate::domain::notify_facts::NoticeKind;
 use crate::domain::slack::{outcome_message, request_message, SlackMessage};
 use crate::error::AppResult;
-use crate::layout::{self, approval_key, notification_key, Stored};
+use crate::layout::{self, notification_key, Stored};
 use crate::ports::notify::{MailError, SlackError};
 use crate::ports::{QueueMessage, StoreError};
 use crate::service::Countersign;
@@ -74,7 +72,7 @@ fn short(text: &str) -> String {
 
 pub(crate) fn retry_message(n: &Notification) -> QueueMessage {
     QueueMessage::Notification {
-        approval_id: n.approval_id.clone(),
+        subject: n.subject_id().to_string(),
         notification_id: n.id.clone(),
         attempt: n.attempts,
     }
@@ -99,13 +97,8 @@ impl Countersign {
 
     /// Handles a queue message for a notification: sends it if its attempt is due and still
     /// this one; waits again if it is not due yet.
-    pub(crate) async fn notification_due(
-        &self,
-        approval: &ApprovalId,
-        id: &NotificationId,
-        attempt: u32,
-    ) -> AppResult<()> {
-        let Some(stored) = self.reader().read::<Notification>(&notification_key(approval, id)).await? else {
+    pub(crate) async fn notification_due(&self, subject: &str, id: &NotificationId, attempt: u32) -> AppResult<()> {
+        let Some(stored) = self.reader().read::<Notification>(&notification_key(subject, id)).await? else {
             return Ok(());
         };
         if stored.value.status != DeliveryStatus::Pending || stored.value.attempts != attempt {
@@ -183,26 +176,26 @@ impl Countersign {
         }
     }
 
-    /// Sends `n` as its approval now stands; records the Slack message it posted.
+    /// Sends `n` as its approval (or review) now stands; records the Slack message it posted.
     async fn send_notification(&self, n: &mut Notification) -> Result<(), Failure> {
-        let Some(approval) = self.reader().read::<Approval>(&approval_key(&n.approval_id)).await?.map(|s| s.value)
-        else {
-            return Err(Failure::Moot("the approval is gone".into()));
+        let Some(subject) = n.subject() else { return Err(Failure::Moot("it names nothing".into())) };
+        let Some(held) = self.load_held(&subject).await? else {
+            return Err(Failure::Moot("what it is about is gone".into()));
         };
         if n.kind != NotificationKind::Outcome {
-            if !approval.is_open() {
-                return Err(Failure::Moot(format!("the approval was {} first", approval.status.as_str())));
+            if !held.is_open() {
+                return Err(Failure::Moot(format!("it was {} first", held.status())));
             }
-            if approval.assigned_team != n.team_id {
-                return Err(Failure::Moot("the approval moved to another team first".into()));
+            if held.assigned_team() != n.team_id.as_ref() {
+                return Err(Failure::Moot("it moved to another team first".into()));
             }
         }
         let notice = match n.kind {
             NotificationKind::Reminder => NoticeKind::Reminder,
-            _ if n.event_type == kinds::APPROVAL_ESCALATED => NoticeKind::Escalated,
+            _ if n.event_type.ends_with(".escalated") => NoticeKind::Escalated,
             _ => NoticeKind::Created,
         };
-        let facts = self.notify_facts(&approval, notice).await?;
+        let facts = self.notify_facts(&held, notice).await?;
         match n.channel {
             NotificationChannel::Email => {
                 let Some(mailer) = &self.wiring.mailer else {
@@ -215,7 +208,7 @@ impl Countersign {
                     return Err(Failure::Moot("the Slack integration was removed".into()));
                 };
                 if n.kind == NotificationKind::Outcome {
-                    let outcome = self.outcome_facts(&approval).await?;
+                    let outcome = self.outcome_facts(&held).await?;
                     let body = slack_body(&n.recipient, n.slack_ts.as_deref(), &outcome_message(&facts, &outcome));
                     self.wiring.slack.call(&slack.bot_token, "chat.update", &body).await?;
                 } else {
