@@ -11,7 +11,10 @@
 //! `--figures <file>` appends every figure as a tab-separated row for `bench/report.py`.
 //! 5. sealing the audit log: entries sealed per second by one sweep, beside hashing alone.
 //!
-//! `--only <floors|store|local|dynamo|events|org-isolation|seal>` (repeatable) runs some sections.
+//! 6. notifications: held intake with Slack connected beside the same intake without it, and how
+//!    fast requests reach (a fake of) Slack end to end.
+//!
+//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
 //! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
@@ -20,6 +23,7 @@ mod events;
 mod figures;
 mod floors;
 mod local;
+mod notify;
 mod seal;
 mod store;
 mod wrk;
@@ -75,6 +79,9 @@ async fn main() {
     }
     if runs("seal") {
         seal::seal_rate(&figures, endpoint.is_some()).await;
+    }
+    if runs("notify") {
+        notify::notify_rates(&figures).await;
     }
     if runs("events") {
         events::sweep_reads(&figures).await;
