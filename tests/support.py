@@ -29,6 +29,18 @@ def start_receiver():
     return module, server
 
 
+def api_call(base, method, path, key, body=None, expect=None, params=None):
+    """One API call with a bearer key; asserts the status `expect` (else any 4xx/5xx fails the
+    test); returns the JSON body (None when empty)."""
+    res = httpx.request(method, f"{base}{path}", json=body, params=params,
+                        headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    if expect is not None:
+        assert res.status_code == expect, f"{method} {path}: {res.status_code} {res.text}"
+    elif res.status_code >= 400:
+        raise AssertionError(f"{method} {path}: {res.status_code} {res.text}")
+    return res.json() if res.content else None
+
+
 def wait_until(what, check, timeout=20):
     """Polls `check` until it returns something truthy; fails the test after `timeout` seconds."""
     deadline = time.time() + timeout

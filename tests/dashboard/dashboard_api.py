@@ -1,6 +1,6 @@
 """The API calls the dashboard tests set their scene with (an organisation per test)."""
 
-import httpx
+from support import api_call
 
 OPERATOR_KEY = "dashboard-test-operator-key-0123456789"
 SESSION_SECRET = "dashboard-test-session-secret-0123456789abcdef"
@@ -23,13 +23,7 @@ class Org:
                                   "requireHumanApproval": True})
 
     def call(self, method, path, key, body=None, expect=None):
-        res = httpx.request(method, f"{self.base}{path}", json=body, headers={"Authorization": f"Bearer {key}"},
-                            timeout=30)
-        if expect is not None:
-            assert res.status_code == expect, f"{method} {path}: {res.status_code} {res.text}"
-        elif res.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {res.status_code} {res.text}")
-        return res.json() if res.content else None
+        return api_call(self.base, method, path, key, body, expect)
 
     def key(self, name, permissions, **extra):
         return self.call("POST", "/v1/api-keys", self.admin, {"name": name, "permissions": permissions, **extra})["secret"]

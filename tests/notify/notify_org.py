@@ -10,6 +10,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 import httpx
+from support import api_call
 from slack_sdk.signature import SignatureVerifier
 
 OPERATOR_KEY = "notify-test-operator-key-0123456789"
@@ -62,13 +63,7 @@ class Org:
 
     # --- API -----------------------------------------------------------------------------------
     def call(self, method, path, key, body=None, expect=None, params=None):
-        res = httpx.request(method, f"{self.base}{path}", json=body, params=params,
-                            headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        if expect is not None:
-            assert res.status_code == expect, f"{method} {path}: {res.status_code} {res.text}"
-        elif res.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {res.status_code} {res.text}")
-        return res.json() if res.content else None
+        return api_call(self.base, method, path, key, body, expect, params)
 
     def key(self, name, permissions, **extra):
         return self.call("POST", "/v1/api-keys", self.admin, {"name": name, "permissions": permissions, **extra})["secret"]
