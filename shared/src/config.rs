@@ -140,7 +140,8 @@ pub fn notify_wiring(wiring: &mut crate::service::Wiring) -> Result<(), ConfigEr
     let slack = crate::adapters::slack_api::HttpSlackApi::new(url, SLACK_TIMEOUT)
         .map_err(|reason| ConfigError::Invalid { name: ENV_SLACK_API_URL, reason })?;
     wiring.slack = Arc::new(slack);
-    match (std::env::var(ENV_SMTP_URL), std::env::var(ENV_EMAIL_FROM)) {
+    let set = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty()).ok_or(());
+    match (set(ENV_SMTP_URL), set(ENV_EMAIL_FROM)) {
         (Ok(url), Ok(from)) => {
             // The reason names what is wrong, never the URL (it may hold a password).
             let mailer = crate::adapters::smtp::SmtpMailer::from_url(&url, &from)

@@ -1,7 +1,7 @@
 //! Every way a person can approve a held payment, driven the same way for every rule tested
 //! across doors (separation of duties in tests/every_door.rs, passkey step-up in
 //! tests/step_up.rs): REST approve and modify, `/reviews` decide, MCP `decide_approval`, the
-//! dashboard's decide form, and a signed review link.
+//! dashboard's decide form, a signed review link, and a click on a Slack message's button.
 
 use serde_json::{json, Value};
 
@@ -17,10 +17,20 @@ pub enum Door {
     Mcp,
     Dashboard,
     ReviewLink,
+    /// A signed click on Approve in Slack, by the Slack user linked to the key's member (a key
+    /// that is no member is nobody in Slack: refused `SLACK_USER_NOT_LINKED`).
+    Slack,
 }
 
-pub const DOORS: [Door; 6] =
-    [Door::RestApprove, Door::RestModify, Door::ReviewsDecide, Door::Mcp, Door::Dashboard, Door::ReviewLink];
+pub const DOORS: [Door; 7] = [
+    Door::RestApprove,
+    Door::RestModify,
+    Door::ReviewsDecide,
+    Door::Mcp,
+    Door::Dashboard,
+    Door::ReviewLink,
+    Door::Slack,
+];
 
 /// What a door answered: whether it decided, its status (200 for an MCP call), the refusal code
 /// (the error envelope's, an MCP tool error's, or a dashboard page's `(CODE).`), `details.url`
@@ -135,5 +145,86 @@ pub async fn approve_through(
             let page = browser.post(&path, &[("csrf", &csrf), ("action", "approve")]).await;
             page_answer(page.status, page.body)
         }
+        Door::Slack => slack_click(app, key, approval).await,
     }
+}
+
+/// The Slack app every organisation the Slack door is used in gets (its signing secret).
+const SLACK_SECRET: &str = "doors0slack0signing0secret000000";
+
+/// Clicks Approve on `approval`'s message in Slack as the Slack user of `key`'s member: the
+/// organisation's Slack app and the member's Slack user are set up first (straight in the store,
+/// as `PUT /v1/integrations/slack` and `PATCH /v1/members/{id}` would: the door is given no admin
+/// key). The click's answer is the private message the clicker got, which ends `(CODE).`.
+async fn slack_click(app: &TestApp, key: &str, approval: &str) -> DoorAnswer {
+    use countersign_core::domain::notification::{SlackIntegration, SlackUserLink};
+    use countersign_core::domain::people::Person;
+    use countersign_core::layout::create;
+    use countersign_core::service::Caller;
+
+    let Ok(Caller::Key(caller)) = app.service.authenticate(Some(key)).await else { panic!("the door's key") };
+    let Some(Person::Member(member)) = caller.person.clone() else {
+        return DoorAnswer {
+            decided: false,
+            status: 200,
+            code: Some("SLACK_USER_NOT_LINKED".into()),
+            url: None,
+            shown: "a key that is no member is nobody in Slack".into(),
+        };
+    };
+    let org = caller.org_id.clone();
+    let sealing = app.service.settings().encryption_key.clone().expect("the test app seals secrets");
+    let seal = |value: &str, field| sealing.seal(value, &SlackIntegration::owner(&org, field)).expect("seal");
+    let now = chrono::Utc::now();
+    let integration = SlackIntegration {
+        org_id: org.clone(),
+        bot_token: seal("xoxb-doors", "botToken"),
+        signing_secret: seal(SLACK_SECRET, "signingSecret"),
+        default_channel: Some("C0DOORS".into()),
+        created_at: now,
+        updated_at: now,
+    };
+    let user = format!("U{}", &member.as_str()[4..]);
+    let link = SlackUserLink { org_id: org.clone(), slack_user_id: user.clone(), member_id: member };
+    let store = app.store.store();
+    // Each is made once per organisation and member; a second try finds it made.
+    let _ = store.transact(vec![create(&integration).expect("integration")]).await;
+    let _ = store.transact(vec![create(&link).expect("link")]).await;
+
+    let payload = json!({
+        "type": "block_actions", "user": {"id": user, "team_id": "T0DOORS"}, "team": {"id": "T0DOORS"},
+        "channel": {"id": "C0DOORS"}, "container": {"type": "message", "message_ts": "1.000001", "channel_id": "C0DOORS"},
+        "message": {"ts": "1.000001", "text": "Approval needed"},
+        "actions": [{"action_id": "countersign_approve", "value": approval, "type": "button"}]
+    });
+    let body: String =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(SLACK_SECRET.as_bytes()).expect("key");
+    hmac::Mac::update(&mut mac, format!("v0:{timestamp}:{body}").as_bytes());
+    let signature = format!("v0={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
+    let fake = app.slack.as_ref().expect("the test app's fake Slack");
+    let said_before = fake.calls("chat.postEphemeral").len();
+    let res = app
+        .http
+        .post(format!("{}/integrations/slack/interactions?org={org}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("click");
+    let status = res.status().as_u16();
+    let said: Vec<String> = fake
+        .calls("chat.postEphemeral")
+        .into_iter()
+        .skip(said_before)
+        .filter(|c| c.body["user"] == user.as_str())
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let shown = said.join("\n");
+    // A refusal ends `(CODE).`; "recorded: 1 of 2" is a vote counted.
+    let code = shown.rsplit_once('(').and_then(|(_, rest)| rest.strip_suffix(").")).map(String::from);
+    DoorAnswer { decided: status == 200 && code.is_none(), status, code, url: None, shown }
 }

@@ -47,6 +47,16 @@ impl FakeSlack {
         fake
     }
 
+    /// A client of this fake, as the service's Slack Web API.
+    pub fn client(&self) -> Arc<dyn countersign_core::ports::notify::SlackApi> {
+        let api = countersign_core::adapters::slack_api::HttpSlackApi::new(
+            self.base_url.clone(),
+            std::time::Duration::from_secs(2),
+        )
+        .expect("a loopback URL");
+        Arc::new(api)
+    }
+
     /// Calls so far of `method`.
     pub fn calls(&self, method: &str) -> Vec<SlackCall> {
         self.lock().calls.iter().filter(|c| c.method == method).cloned().collect()

@@ -204,6 +204,8 @@ pub struct TestApp {
     pub store: TestStore,
     pub clock: Arc<ManualClock>,
     pub service: Arc<Countersign>,
+    /// The fake of Slack's Web API the service talks to (the Slack door's answers land there).
+    pub slack: Option<fake_slack::FakeSlack>,
 }
 
 impl TestApp {
@@ -253,20 +255,28 @@ impl TestApp {
         }
     }
 
-    /// A service whose outbound wiring (Slack's Web API, a mailer) `wire` sets.
+    /// A service whose wiring (Slack's Web API, a mailer, a queue on its store) `wire` sets.
     pub async fn spawn_wired(
         backend: Backend,
         tune: impl FnOnce(&mut Settings),
-        wire: impl FnOnce(&mut countersign_core::service::Wiring),
+        wire: impl FnOnce(&mut countersign_core::service::Wiring, Arc<dyn Store>),
     ) -> Self {
         let store = TestStore::new(backend).await;
         let clock = ManualClock::new();
         let mut settings = Self::settings();
         tune(&mut settings);
         let mut wiring = countersign_core::service::Wiring::default();
-        wire(&mut wiring);
+        let slack = Self::fake_slack(&mut wiring).await;
+        wire(&mut wiring, store.store());
         let service = Countersign::new(store.store(), clock.clone(), settings).with_wiring(wiring);
-        Self::serve(store, clock, service).await
+        Self { slack: Some(slack), ..Self::serve(store, clock, service).await }
+    }
+
+    /// A fake of Slack's Web API, wired as the service's.
+    async fn fake_slack(wiring: &mut countersign_core::service::Wiring) -> fake_slack::FakeSlack {
+        let fake = fake_slack::FakeSlack::start().await;
+        wiring.slack = fake.client();
+        fake
     }
 
     async fn spawn_with(
@@ -284,7 +294,9 @@ impl TestApp {
             Some(wrap) => wrap(store.store()),
             None => store.store(),
         };
-        let mut service = Countersign::new(served.clone(), clock.clone(), settings.clone());
+        let mut plain = countersign_core::service::Wiring::default();
+        let slack = Self::fake_slack(&mut plain).await;
+        let mut service = Countersign::new(served.clone(), clock.clone(), settings.clone()).with_wiring(plain);
         let mut bus = None;
         if let Some(stack) = stack {
             settings.allow_private_webhooks = true;
@@ -302,12 +314,13 @@ impl TestApp {
                 .expect("client"),
             );
             let slot = Arc::new(tokio::sync::OnceCell::new());
-            let (wiring, switch) = events::wire_events(stack, served.clone(), client, slot.clone()).await;
+            let (mut wiring, switch) = events::wire_events(stack, served.clone(), client, slot.clone()).await;
+            wiring.slack = slack.client();
             service = Countersign::new(served, clock.clone(), settings).with_wiring(wiring);
             let _ = slot.set(Arc::new(service.clone()));
             bus = Some(switch);
         }
-        (Self::serve(store, clock, service).await, bus)
+        (Self { slack: Some(slack), ..Self::serve(store, clock, service).await }, bus)
     }
 
     /// `service` (over `store`, on `clock`) served by the real router on a loopback port.
@@ -320,7 +333,7 @@ impl TestApp {
             let _ = axum::serve(listener, router).await;
         });
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
-        TestApp { base: format!("http://{addr}"), http, store, clock, service }
+        TestApp { base: format!("http://{addr}"), http, store, clock, service, slack: None }
     }
 
     /// Sends a request; returns status and JSON body (`Null` when the body is not JSON).

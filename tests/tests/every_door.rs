@@ -1,7 +1,9 @@
 //! Separation of duties at every door (docs/api.md, "Separation of duties"), on both stores, as one table: for each way
 //! to decide an approval (REST approve and modify, `/reviews` decide, the dashboard, MCP
-//! `decide_approval`, a review link), the person who submitted the payment is refused, through
-//! the key that submitted it and through a key that key minted later, and nothing moves. The
+//! `decide_approval`, a review link, a Slack button), the person who submitted the payment is
+//! refused, through the key that submitted it and through a key that key minted later, and nothing
+//! moves. (In Slack a click is a member's: the door is driven for the member-bound submitter; a
+//! key that is no member is nobody in Slack.) The
 //! submitter is bound to a member, an unbound key (a person of its own), or an admin key bound to
 //! the payer's wallet (every permission on that wallet, still one person). The same
 //! doors then let another person decide, so the refusals are the rule, not a broken door.
@@ -98,6 +100,9 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
             body["secret"].as_str().expect("secret").to_string()
         };
         for door in DOORS {
+            if matches!(door, Door::Slack) && *shape != "a member's key" {
+                continue;
+            }
             let approval = held_by(&app, &s, submitter).await;
             let funds = app.balance(&s.admin, &s.from).await;
             for (who, key) in [("the submitter's key", submitter), ("a key it minted", &minted)] {
@@ -127,5 +132,6 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
             );
         }
     }
-    assert_eq!(refusals, 3 * DOORS.len() * 2);
+    // Slack for the member-bound submitter alone.
+    assert_eq!(refusals, (3 * DOORS.len() - 2) * 2);
 }

@@ -6,7 +6,6 @@
 //! what must happen: 401 with nothing decided, a private refusal with nothing decided, a vote
 //! recorded, or the decision with the message updated.
 
-use countersign_core::adapters::slack_api::HttpSlackApi;
 use countersign_tests::fake_slack::FakeSlack;
 use countersign_tests::{per_backend, Backend, TestApp};
 use hmac::{Hmac, Mac};
@@ -84,16 +83,17 @@ async fn signed_click(app: &TestApp, org: &str, body: &str) -> u16 {
 }
 
 async fn world(backend: Backend) -> World {
-    let slack = FakeSlack::start().await;
-    let url = slack.base_url.clone();
+    // The service's own fake of Slack's Web API; a queue on its store (a queue message per
+    // notification due), with no worker: the tests hand messages over themselves.
     let app = TestApp::spawn_wired(
         backend,
         |_| {},
-        move |w| {
-            w.slack = std::sync::Arc::new(HttpSlackApi::new(url, std::time::Duration::from_secs(2)).expect("client"))
+        |w, store| {
+            w.queue = std::sync::Arc::new(countersign_core::adapters::local_queue::StoreQueue::new(store));
         },
     )
     .await;
+    let slack = app.slack.clone().expect("the test app's fake Slack");
     let admin = app.org("acme").await;
     let (_, me) = app.get("/v1/settings", &admin).await;
     let org = me["orgId"].as_str().expect("org id").to_string();
@@ -353,6 +353,8 @@ async fn outbox_event(w: &World, kind: &str, approval: &str) -> countersign_core
 }
 
 per_backend!(workers_racing_on_one_event_post_and_update_each_message_once);
+/// Planning and sending race separately: the event's handlers plan once, the queue message's
+/// workers send once, and an outcome's handlers leave a message the click updated alone.
 async fn workers_racing_on_one_event_post_and_update_each_message_once(backend: Backend) {
     use countersign_core::ports::QueueMessage;
     let w = world(backend).await;
@@ -361,15 +363,29 @@ async fn workers_racing_on_one_event_post_and_update_each_message_once(backend: 
         w.slack.calls(method).into_iter().filter(|c| c.body.to_string().contains(&id)).collect::<Vec<_>>()
     };
 
-    // Eight workers handle the same approval.created at once (an at-least-once queue): one post.
+    // Eight workers handle the same approval.created at once (an at-least-once queue): one
+    // request planned, queued (this service's queue takes no messages: nothing is sent yet)…
     let created = QueueMessage::Event { event: outbox_event(&w, "approval.created", &id).await };
     let handled = futures::future::join_all((0..8).map(|_| w.app.service.handle_message(&created))).await;
     assert!(handled.iter().all(Result::is_ok), "{handled:?}");
+    let requests = format!("/v1/notifications/deliveries?approvalId={id}&kind=request");
+    let (_, planned) = w.app.get(&requests, &w.admin).await;
+    let planned = planned["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert_eq!((planned[0]["status"].as_str(), planned[0]["attempts"].as_u64()), (Some("PENDING"), Some(0)));
+    assert!(mentions("chat.postMessage").is_empty());
+    // …and eight workers take its queue message at once: one post.
+    let due = QueueMessage::Notification {
+        subject: id.clone(),
+        notification_id: serde_json::from_value(planned[0]["id"].clone()).expect("notification id"),
+        attempt: 0,
+    };
+    let handled = futures::future::join_all((0..8).map(|_| w.app.service.handle_message(&due))).await;
+    assert!(handled.iter().all(Result::is_ok), "{handled:?}");
     let posts = mentions("chat.postMessage");
     assert_eq!(posts.len(), 1, "{posts:?}");
-    let (_, log) = w.app.get(&format!("/v1/notifications/deliveries?approvalId={id}&kind=request"), &w.admin).await;
+    let (_, log) = w.app.get(&requests, &w.admin).await;
     let log = log["data"].as_array().cloned().unwrap_or_default();
-    assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!((log[0]["status"].as_str(), log[0]["attempts"].as_u64()), (Some("DELIVERED"), Some(1)), "{log:?}");
     // The reminder waits for 80 % of the window: planned, not sent.
     let (_, reminders) =

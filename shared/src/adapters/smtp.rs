@@ -12,7 +12,7 @@ use crate::domain::email::EmailContent;
 use crate::ports::notify::{MailError, Mailer};
 
 /// How long one send may take (connect, TLS, the SMTP dialogue).
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the connection to the mail server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +77,13 @@ fn parse_target(url: &str) -> Result<SmtpTarget, String> {
         }
         (scheme, _) => return Err(format!("invalid SMTP URL: scheme {scheme:?} (use smtp:// or smtps://)")),
     };
-    Ok(SmtpTarget {
-        host,
-        port: parsed.port().unwrap_or(default_port),
-        security,
-        authenticated: parsed.password().is_some(),
-    })
+    let authenticated = parsed.password().is_some();
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if authenticated && security == SmtpSecurity::Plain && !loopback {
+        // A password must not cross the network in clear.
+        return Err("invalid SMTP URL: a password needs TLS (smtps://… or smtp://…?tls=required)".into());
+    }
+    Ok(SmtpTarget { host, port: parsed.port().unwrap_or(default_port), security, authenticated })
 }
 
 #[async_trait]
@@ -151,6 +152,8 @@ mod tests {
             "smtp://user:hunter2@mail.example.com?tls=opportunistic",
             "smtp://user:hunter2@mail.example.com?tls=maybe",
             "smtp://user:hunter2@:25",
+            // A password over the network in clear.
+            "smtp://user:hunter2@mail.example.com:587",
             "mailto:someone@example.com",
         ] {
             let refused = target(url).err().unwrap_or_else(|| panic!("{url} was accepted"));
@@ -162,6 +165,8 @@ mod tests {
             assert!(refused.is_some_and(|e| e.starts_with("invalid sender address")), "{from:?}");
         }
         assert!(SmtpMailer::from_url("smtp://127.0.0.1:2525", "noreply@example.com").is_ok());
+        // On loopback (a local relay) a password may go without TLS.
+        assert!(SmtpMailer::from_url("smtp://user:hunter2@127.0.0.1:2525", "noreply@example.com").is_ok());
     }
 
     #[tokio::test]

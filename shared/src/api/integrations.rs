@@ -20,7 +20,7 @@ use crate::domain::permission::Permission;
 use crate::error::AppResult;
 use crate::service::{NotificationFilter, SlackClick, SlackSetup};
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SlackIntegrationBody {
     /// The app's bot token (`xoxb-…`), with the `chat:write` scope. Stored encrypted, never returned.
@@ -29,6 +29,12 @@ pub struct SlackIntegrationBody {
     signing_secret: String,
     /// A channel id (`C…`): where requests go when the assigned team has no `slackChannel`.
     default_channel: Option<String>,
+}
+
+impl std::fmt::Debug for SlackIntegrationBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackIntegrationBody").field("default_channel", &self.default_channel).finish_non_exhaustive()
+    }
 }
 
 impl SlackIntegrationBody {

@@ -58,6 +58,24 @@ impl Held {
         }
     }
 
+    /// Whether `key` may decide it as far as wallets go (a review is about none: only a key
+    /// bound to no wallet).
+    pub fn may_be_decided_by(&self, key: &crate::domain::org::ApiKey) -> bool {
+        match self {
+            Held::Approval(a) => key.may_use(&a.wallet_id),
+            Held::Review(_) => key.wallet_ids.is_empty(),
+        }
+    }
+
+    /// Whether `member` has decided or voted on it already.
+    pub fn voted_by(&self, member: &crate::domain::ids::MemberId) -> bool {
+        let person = Some(Person::Member(member.clone()));
+        match self {
+            Held::Approval(a) => a.votes.iter().any(|v| v.person == person),
+            Held::Review(r) => r.decision.as_ref().is_some_and(|d| Some(&d.reviewer) == person.as_ref()),
+        }
+    }
+
     /// Its status in words (`approved`, `expired`, …).
     pub fn status(&self) -> String {
         match self {
@@ -89,8 +107,21 @@ impl UseCases {
         let base = self.settings.public_url.as_deref();
         Ok(match held {
             Held::Approval(approval) => {
-                let payment = r.read::<Payment>(&payment_key(&approval.payment_id)).await?.map(|s| s.value);
+                // A refund's approval names the payment refunded: its agent's reasoning and risk
+                // were for that payment, not for this refund.
+                let refund = approval.refund_id.as_ref();
+                let payment = match refund {
+                    Some(_) => None,
+                    None => r.read::<Payment>(&payment_key(&approval.payment_id)).await?.map(|s| s.value),
+                };
                 let details = &approval.transaction_details;
+                let description = match refund {
+                    Some(id) => Some(match &details.description {
+                        Some(d) => format!("Refund {id} of payment {}: {d}", approval.payment_id),
+                        None => format!("Refund {id} of payment {}", approval.payment_id),
+                    }),
+                    None => details.description.clone(),
+                };
                 NotifyFacts {
                     subject_id: approval.id.to_string(),
                     kind,
@@ -98,7 +129,7 @@ impl UseCases {
                     currency: Some(details.amount.currency().code().to_string()),
                     payer: approval.wallet_id.to_string(),
                     payee: details.recipient.to_string(),
-                    description: details.description.clone(),
+                    description,
                     agent_reasoning: payment.as_ref().and_then(|p| p.agent_reasoning.clone()),
                     risk_score: payment.as_ref().and_then(|p| p.risk_score).map(|s| s.to_string()),
                     reason: approval.reason.clone(),

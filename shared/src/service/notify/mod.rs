@@ -6,5 +6,6 @@ pub(crate) mod facts;
 pub(crate) mod integration;
 pub(crate) mod interactions;
 pub(crate) mod log;
+pub(crate) mod outcome;
 pub(crate) mod plan;
 pub(crate) mod send;

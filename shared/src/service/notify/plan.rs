@@ -10,9 +10,10 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
 use super::facts::Held;
 use super::integration::SlackCredentials;
+use super::send::retry_message;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event::{kinds, Event};
-use crate::domain::ids::{ApprovalId, MemberId, NotificationId, OrgId, ReviewId};
+use crate::domain::ids::{ApprovalId, MemberId, NotificationId, ReviewId};
 use crate::domain::notification::{reminder_at, subject_ids, Notification, NotificationChannel, NotificationKind};
 use crate::domain::org::ApiKey;
 use crate::domain::payment_review::ReviewRef;
@@ -26,7 +27,7 @@ use crate::service::Countersign;
 /// Keys read to find who may approve when no team is assigned.
 const MAX_KEYS_READ: usize = 1_000;
 /// Notifications of one approval read to find its Slack messages.
-const MAX_NOTIFICATIONS_PER_SUBJECT: usize = 200;
+const MAX_NOTIFICATIONS_PER_SUBJECT: usize = 5_000;
 
 /// The claim on an attempt: how long a worker may take before the sweep hands it to another.
 pub(crate) const NOTIFY_CLAIM_LEASE: ChronoDuration = ChronoDuration::seconds(60);
@@ -73,11 +74,15 @@ struct Planned {
 }
 
 impl Countersign {
-    /// Plans and commits the notifications of `event`, then sends those due now. An error means
+    /// Plans and commits the notifications of `event`, then queues one message for each due
+    /// now (on Lambda each is sent by its own invocation, so a slow mail server holds up neither
+    /// this event's other messages nor the webhook deliveries of its batch). An error means
     /// "handle the event again" (planning is idempotent).
     pub(crate) async fn notify(&self, event: &Event) -> AppResult<()> {
-        let due = self.commit_notifications(event).await?;
-        self.send_notifications(due).await
+        for due in self.commit_notifications(event).await? {
+            self.wiring.queue.send(&retry_message(&due.value), std::time::Duration::ZERO).await?;
+        }
+        Ok(())
     }
 
     /// Commits the notifications of `event`; returns those to send now.
@@ -86,7 +91,16 @@ impl Countersign {
             return Ok(Vec::new());
         }
         // One read decides for most organisations: with no Slack app and no SMTP, nothing to do.
-        let slack = self.slack_credentials(&event.org_id).await?;
+        let slack = match self.slack_credentials(&event.org_id).await {
+            Ok(slack) => slack,
+            // Unreadable secrets (a rotated encryption key) stop Slack, not email or this event.
+            Err(e @ (AppError::Corrupt(_) | AppError::EncryptionKeyMissing)) => {
+                tracing::error!(org = %event.org_id, error = %e, "Slack secrets unreadable: nothing goes to Slack");
+                self.wiring.metrics.count("NotificationsFailed", 1);
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let wants_email = self.wiring.mailer.is_some() && is_request(&event.kind);
         if slack.is_none() && !wants_email {
             return Ok(Vec::new());
@@ -181,7 +195,7 @@ impl Countersign {
             }
         }
         if self.wiring.mailer.is_some() {
-            for member in self.email_recipients(held.org_id(), team.as_ref()).await? {
+            for member in self.email_recipients(held, team.as_ref()).await? {
                 recipients.push((NotificationChannel::Email, member.email, Some(member.id)));
             }
         }
@@ -203,8 +217,10 @@ impl Countersign {
         Ok(planned)
     }
 
-    /// The team's members; with no team, every member holding an active key that may approve.
-    async fn email_recipients(&self, org: &OrgId, team: Option<&Team>) -> AppResult<Vec<Member>> {
+    /// The team's members; with no team, every member holding an active key that may decide
+    /// `held` (one allowed its wallet: a key bound to other wallets hears nothing of this one).
+    async fn email_recipients(&self, held: &Held, team: Option<&Team>) -> AppResult<Vec<Member>> {
+        let org = held.org_id();
         let members = self.reader().org_members(org).await?;
         let wanted: Vec<MemberId> = match team {
             Some(team) => team.members.clone(),
@@ -215,6 +231,7 @@ impl Countersign {
                     .filter(|k| {
                         k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite)
                     })
+                    .filter(|k| held.may_be_decided_by(k))
                     .filter_map(|k| match k.person {
                         Some(Person::Member(m)) => Some(m),
                         _ => None,

@@ -16,9 +16,10 @@ use crate::domain::email::request_email;
 use crate::domain::ids::NotificationId;
 use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
 use crate::domain::notify_facts::NoticeKind;
+use crate::domain::people::Team;
 use crate::domain::slack::{outcome_message, request_message, SlackMessage};
 use crate::error::AppResult;
-use crate::layout::{self, notification_key, Stored};
+use crate::layout::{self, notification_key, team_key, Stored};
 use crate::ports::notify::{MailError, SlackError};
 use crate::ports::{QueueMessage, StoreError};
 use crate::service::Countersign;
@@ -79,7 +80,7 @@ pub(crate) fn retry_message(n: &Notification) -> QueueMessage {
 }
 
 /// The Web API body of a message: where, the fallback text, the blocks.
-fn slack_body(channel: &str, ts: Option<&str>, message: &SlackMessage) -> serde_json::Value {
+pub(crate) fn slack_body(channel: &str, ts: Option<&str>, message: &SlackMessage) -> serde_json::Value {
     let mut body = json!({"channel": channel, "text": message.text, "blocks": message.blocks});
     if let Some(ts) = ts {
         body["ts"] = json!(ts);
@@ -170,10 +171,17 @@ impl Countersign {
                 }
             }
         }
-        match self.store().transact(vec![layout::update(&n, version)?]).await {
-            Ok(()) | Err(StoreError::ConditionFailed | StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e.into()),
+        // The claim is this worker's: a collision with another write (Conflict) is tried again,
+        // or the attempt would be made twice once the lease ends; a failed condition means the
+        // sweep's lease ran out and another worker has it now.
+        for _ in 0..3 {
+            match self.store().transact(vec![layout::update(&n, version)?]).await {
+                Ok(()) | Err(StoreError::ConditionFailed) => return Ok(()),
+                Err(StoreError::Conflict) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(crate::error::AppError::Contention)
     }
 
     /// Sends `n` as its approval (or review) now stands; records the Slack message it posted.
@@ -188,6 +196,17 @@ impl Countersign {
             }
             if held.assigned_team() != n.team_id.as_ref() {
                 return Err(Failure::Moot("it moved to another team first".into()));
+            }
+            if let Some(member) = &n.member_id {
+                if held.voted_by(member) {
+                    return Err(Failure::Moot("the member voted already".into()));
+                }
+                if let Some(team) = held.assigned_team() {
+                    let team = self.reader().read::<Team>(&team_key(&n.org_id, team)).await?;
+                    if team.is_none_or(|t| !t.value.members.contains(member)) {
+                        return Err(Failure::Moot("the member left the team".into()));
+                    }
+                }
             }
         }
         let notice = match n.kind {
@@ -218,6 +237,13 @@ impl Countersign {
                     if let Some(channel) = posted.get("channel").and_then(|c| c.as_str()) {
                         // Slack answers with the channel's id even when posted by name.
                         n.recipient = channel.to_string();
+                    }
+                    // Decided while this was posted: the outcome's planning may not have seen
+                    // this message yet, so it is updated now rather than left with live buttons.
+                    if let (Some(ts), Ok(Some(now))) = (n.slack_ts.as_deref(), self.load_held(&subject).await) {
+                        if !now.is_open() {
+                            self.update_now(&slack, &now, &n.recipient, ts, Duration::from_secs(5)).await;
+                        }
                     }
                 }
             }
