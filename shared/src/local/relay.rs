@@ -95,7 +95,7 @@ async fn run(store: Arc<dyn Store>, service: Weak<Countersign>, mut inbox: mpsc:
                 let (service, webhooks, marks) = (service.clone(), webhooks.clone(), marks.clone());
                 tokio::spawn(async move {
                     let (next, failed) = service.commit_deliveries(&event, &webhooks).await;
-                    let notifications = service.commit_notifications(&event).await;
+                    let notifications = service.commit_notifications(&event, true).await;
                     match (failed.as_ref(), notifications.as_ref().err()) {
                         (None, None) => {
                             let _ = marks.send(event).await;

@@ -29,6 +29,23 @@ const MAX_KEYS_READ: usize = 1_000;
 /// Notifications of one approval read to find its Slack messages.
 const MAX_NOTIFICATIONS_PER_SUBJECT: usize = 5_000;
 
+/// Notifications created in one transaction (DynamoDB takes up to 100 items in one).
+const CREATES_PER_TRANSACTION: usize = 25;
+
+/// A notification to send now: claimed when it was created (by this caller), or to claim first.
+pub(crate) enum Due {
+    Claimed(Stored<Notification>),
+    Unclaimed(Stored<Notification>),
+}
+
+impl Due {
+    pub(crate) fn notification(&self) -> &Notification {
+        match self {
+            Due::Claimed(s) | Due::Unclaimed(s) => &s.value,
+        }
+    }
+}
+
 /// The claim on an attempt: how long a worker may take before the sweep hands it to another.
 pub(crate) const NOTIFY_CLAIM_LEASE: ChronoDuration = ChronoDuration::seconds(60);
 
@@ -79,14 +96,15 @@ impl Countersign {
     /// this event's other messages nor the webhook deliveries of its batch). An error means
     /// "handle the event again" (planning is idempotent).
     pub(crate) async fn notify(&self, event: &Event) -> AppResult<()> {
-        for due in self.commit_notifications(event).await? {
-            self.wiring.queue.send(&retry_message(&due.value), std::time::Duration::ZERO).await?;
+        for due in self.commit_notifications(event, false).await? {
+            self.wiring.queue.send(&retry_message(due.notification()), std::time::Duration::ZERO).await?;
         }
         Ok(())
     }
 
-    /// Commits the notifications of `event`; returns those to send now.
-    pub(crate) async fn commit_notifications(&self, event: &Event) -> AppResult<Vec<Stored<Notification>>> {
+    /// Commits the notifications of `event`; returns those to send now. With `claim_due` (the
+    /// caller sends them itself, right away) those are created with their first attempt claimed.
+    pub(crate) async fn commit_notifications(&self, event: &Event, claim_due: bool) -> AppResult<Vec<Due>> {
         if !may_notify(&event.kind) {
             return Ok(Vec::new());
         }
@@ -119,7 +137,7 @@ impl Countersign {
         };
         let now = self.now();
         let (approval_id, review_id) = subject_ids(&subject);
-        let mut due = Vec::new();
+        let mut records = Vec::new();
         for plan in planned {
             let id = match (&plan.kind, &plan.slack_ts) {
                 (NotificationKind::Outcome, Some(ts)) => {
@@ -130,7 +148,9 @@ impl Countersign {
                     NotificationId::for_event(&event.id, &key)
                 }
             };
-            let notification = Notification {
+            // Sent right here: created with its first attempt claimed (one write fewer).
+            let claimed = claim_due && plan.due <= now;
+            records.push(Notification {
                 id,
                 org_id: event.org_id.clone(),
                 approval_id: approval_id.clone(),
@@ -144,31 +164,58 @@ impl Countersign {
                 team_id: held.assigned_team().cloned(),
                 slack_ts: plan.slack_ts,
                 status: DeliveryStatus::Pending,
-                attempts: 0,
+                attempts: u32::from(claimed),
                 last_error: None,
-                next_attempt_at: plan.due,
+                next_attempt_at: if claimed { now + NOTIFY_CLAIM_LEASE } else { plan.due },
                 created_at: now,
                 updated_at: now,
                 delivered_at: None,
-            };
-            let stored = match self.store().transact(vec![layout::create(&notification)?]).await {
-                Ok(()) => Stored { value: notification, version: 1 },
-                // Planned before (the event is handled again): send it if it is still waiting.
+            });
+        }
+        let mut due = Vec::new();
+        for batch in records.chunks(CREATES_PER_TRANSACTION) {
+            let writes = batch.iter().map(layout::create).collect::<AppResult<Vec<_>>>()?;
+            match self.store().transact(writes).await {
+                Ok(()) => {
+                    for n in batch {
+                        let stored = Stored { value: n.clone(), version: 1 };
+                        if n.attempts == 1 {
+                            due.push(Due::Claimed(stored));
+                        } else if n.next_attempt_at <= now {
+                            due.push(Due::Unclaimed(stored));
+                        }
+                    }
+                }
+                // Some were planned before (the event is handled again): one by one.
                 Err(StoreError::ConditionFailed) => {
-                    let key = notification_key(notification.subject_id(), &notification.id);
-                    match self.reader().read::<Notification>(&key).await? {
-                        Some(existing) => existing,
-                        None => continue,
+                    for n in batch {
+                        if let Some(d) = self.create_one(n, now).await? {
+                            due.push(d);
+                        }
                     }
                 }
                 Err(StoreError::Conflict) => return Err(AppError::Contention),
                 Err(e) => return Err(e.into()),
-            };
-            if stored.value.status == DeliveryStatus::Pending && stored.value.next_attempt_at <= now {
-                due.push(stored);
             }
         }
         Ok(due)
+    }
+
+    /// `n` alone (planned before, perhaps): created, or read as it is; to send if still due.
+    async fn create_one(&self, n: &Notification, now: DateTime<Utc>) -> AppResult<Option<Due>> {
+        match self.store().transact(vec![layout::create(n)?]).await {
+            Ok(()) if n.attempts == 1 => Ok(Some(Due::Claimed(Stored { value: n.clone(), version: 1 }))),
+            Ok(()) => Ok((n.next_attempt_at <= now).then(|| Due::Unclaimed(Stored { value: n.clone(), version: 1 }))),
+            Err(StoreError::ConditionFailed) => {
+                let existing = self.reader().read::<Notification>(&notification_key(n.subject_id(), &n.id)).await?;
+                // Claimed by whoever made it, or waiting: a claim decides who sends it.
+                Ok(existing
+                    .filter(|e| e.value.status == DeliveryStatus::Pending && e.value.next_attempt_at <= now)
+                    .map(Due::Unclaimed))
+            }
+            Err(StoreError::Conflict) => Err(AppError::Contention),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A request and its reminder to the team's channel and to each of its members.

@@ -10,7 +10,7 @@ use chrono::Duration as ChronoDuration;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::plan::NOTIFY_CLAIM_LEASE;
+use super::plan::{Due, NOTIFY_CLAIM_LEASE};
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::email::request_email;
 use crate::domain::ids::NotificationId;
@@ -90,9 +90,17 @@ pub(crate) fn slack_body(channel: &str, ts: Option<&str>, message: &SlackMessage
 
 impl Countersign {
     /// Sends notifications that are due, a few at once.
-    pub(crate) async fn send_notifications(&self, due: Vec<Stored<Notification>>) -> AppResult<()> {
-        let results: Vec<AppResult<()>> =
-            stream::iter(due).map(|n| self.attempt_notification(n)).buffer_unordered(SEND_CONCURRENCY).collect().await;
+    pub(crate) async fn send_notifications(&self, due: Vec<Due>) -> AppResult<()> {
+        let results: Vec<AppResult<()>> = stream::iter(due)
+            .map(|d| async move {
+                match d {
+                    Due::Claimed(stored) => self.send_claimed_notification(stored.value, stored.version).await,
+                    Due::Unclaimed(stored) => self.attempt_notification(stored).await,
+                }
+            })
+            .buffer_unordered(SEND_CONCURRENCY)
+            .collect()
+            .await;
         results.into_iter().collect()
     }
 
@@ -126,8 +134,13 @@ impl Countersign {
             Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
             Err(e) => return Err(e.into()),
         }
+        self.send_claimed_notification(n, stored.version + 1).await
+    }
+
+    /// Sends an attempt this worker claimed (stored at `version`) and records how it went.
+    async fn send_claimed_notification(&self, mut n: Notification, version: u64) -> AppResult<()> {
         let outcome = self.send_notification(&mut n).await;
-        self.record_attempt(n, stored.version + 1, outcome).await
+        self.record_attempt(n, version, outcome).await
     }
 
     /// Records how a claimed attempt (stored at `version`) went, and schedules the next one.
