@@ -92,22 +92,23 @@ fn every_dead_letter_queue_has_a_depth_alarm() {
 }
 
 #[test]
-fn parked_outbox_events_raise_an_alarm() {
+fn parked_outbox_events_and_failed_notifications_raise_alarms() {
     let template = template();
-    let alarm = resources(&template, "AWS::CloudWatch::Alarm")
-        .into_iter()
-        .map(|(_, a)| &a["Properties"])
-        .find(|p| {
-            p["Namespace"].as_str() == Some("Countersign") && p["MetricName"].as_str() == Some("OutboxEventsParked")
-        })
-        .expect("an alarm on Countersign/OutboxEventsParked");
-    // Emitted with `"Dimensions": [[]]`: the alarm must not filter on any dimension.
-    assert!(alarm["Dimensions"].is_null(), "the metric has no dimensions");
-    assert_eq!(
-        (alarm["Statistic"].as_str(), alarm["Period"].as_u64(), alarm["Threshold"].as_u64()),
-        (Some("Sum"), Some(300), Some(1))
-    );
-    assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanOrEqualToThreshold"));
+    for metric in ["OutboxEventsParked", "NotificationsFailed"] {
+        let alarm = resources(&template, "AWS::CloudWatch::Alarm")
+            .into_iter()
+            .map(|(_, a)| &a["Properties"])
+            .find(|p| p["Namespace"].as_str() == Some("Countersign") && p["MetricName"].as_str() == Some(metric))
+            .unwrap_or_else(|| panic!("an alarm on Countersign/{metric}"));
+        // Emitted with `"Dimensions": [[]]`: the alarm must not filter on any dimension.
+        assert!(alarm["Dimensions"].is_null(), "{metric}: the metric has no dimensions");
+        assert_eq!(
+            (alarm["Statistic"].as_str(), alarm["Period"].as_u64(), alarm["Threshold"].as_u64()),
+            (Some("Sum"), Some(300), Some(1)),
+            "{metric}"
+        );
+        assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanOrEqualToThreshold"), "{metric}");
+    }
 }
 
 #[test]
