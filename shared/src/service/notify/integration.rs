@@ -50,6 +50,7 @@ pub struct SlackIntegrationView {
 }
 
 /// The integration opened for use.
+#[derive(Clone)]
 pub(crate) struct SlackCredentials {
     pub bot_token: String,
     pub signing_secret: String,

@@ -6,6 +6,8 @@
 //! message it updates, so planning twice (an at-least-once queue, a re-published event, two
 //! events of one outcome, the click that already updated its message) creates each once.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
 use super::facts::Held;
@@ -15,6 +17,7 @@ use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApprovalId, MemberId, NotificationId, ReviewId};
 use crate::domain::notification::{reminder_at, subject_ids, Notification, NotificationChannel, NotificationKind};
+use crate::domain::notify_facts::{NoticeKind, NotifyFacts};
 use crate::domain::org::ApiKey;
 use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::{Member, Person, Team};
@@ -32,18 +35,26 @@ const MAX_NOTIFICATIONS_PER_SUBJECT: usize = 5_000;
 /// Notifications created in one transaction (DynamoDB takes up to 100 items in one).
 const CREATES_PER_TRANSACTION: usize = 25;
 
-/// A notification to send now: claimed when it was created (by this caller), or to claim first.
+/// A notification to send now: claimed when it was created (by this caller, with what its
+/// planning read, shared by the event's messages), or to claim first.
 pub(crate) enum Due {
-    Claimed(Stored<Notification>),
+    Claimed(Stored<Notification>, Option<Arc<Fresh>>),
     Unclaimed(Stored<Notification>),
 }
 
 impl Due {
     pub(crate) fn notification(&self) -> &Notification {
         match self {
-            Due::Claimed(s) | Due::Unclaimed(s) => &s.value,
+            Due::Claimed(s, _) | Due::Unclaimed(s) => &s.value,
         }
     }
+}
+
+/// What an event's planning read, for the messages it sends at once: each would read it again.
+pub(crate) struct Fresh {
+    pub held: Held,
+    pub slack: Option<SlackCredentials>,
+    pub facts: NotifyFacts,
 }
 
 /// The claim on an attempt: how long a worker may take before the sweep hands it to another.
@@ -172,6 +183,15 @@ impl Countersign {
                 delivered_at: None,
             });
         }
+        let fresh = match records.iter().any(|n| n.attempts == 1) && is_request(&event.kind) {
+            true => {
+                let notice =
+                    if event.kind.ends_with(".escalated") { NoticeKind::Escalated } else { NoticeKind::Created };
+                let facts = self.notify_facts(&held, notice).await?;
+                Some(Arc::new(Fresh { held: held.clone(), slack: slack.clone(), facts }))
+            }
+            false => None,
+        };
         let mut due = Vec::new();
         for batch in records.chunks(CREATES_PER_TRANSACTION) {
             let writes = batch.iter().map(layout::create).collect::<AppResult<Vec<_>>>()?;
@@ -180,7 +200,7 @@ impl Countersign {
                     for n in batch {
                         let stored = Stored { value: n.clone(), version: 1 };
                         if n.attempts == 1 {
-                            due.push(Due::Claimed(stored));
+                            due.push(Due::Claimed(stored, fresh.clone()));
                         } else if n.next_attempt_at <= now {
                             due.push(Due::Unclaimed(stored));
                         }
@@ -204,7 +224,7 @@ impl Countersign {
     /// `n` alone (planned before, perhaps): created, or read as it is; to send if still due.
     async fn create_one(&self, n: &Notification, now: DateTime<Utc>) -> AppResult<Option<Due>> {
         match self.store().transact(vec![layout::create(n)?]).await {
-            Ok(()) if n.attempts == 1 => Ok(Some(Due::Claimed(Stored { value: n.clone(), version: 1 }))),
+            Ok(()) if n.attempts == 1 => Ok(Some(Due::Claimed(Stored { value: n.clone(), version: 1 }, None))),
             Ok(()) => Ok((n.next_attempt_at <= now).then(|| Due::Unclaimed(Stored { value: n.clone(), version: 1 }))),
             Err(StoreError::ConditionFailed) => {
                 let existing = self.reader().read::<Notification>(&notification_key(n.subject_id(), &n.id)).await?;

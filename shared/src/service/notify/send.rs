@@ -10,7 +10,7 @@ use chrono::Duration as ChronoDuration;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::plan::{Due, NOTIFY_CLAIM_LEASE};
+use super::plan::{Due, Fresh, NOTIFY_CLAIM_LEASE};
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::email::request_email;
 use crate::domain::ids::NotificationId;
@@ -94,7 +94,9 @@ impl Countersign {
         let results: Vec<AppResult<()>> = stream::iter(due)
             .map(|d| async move {
                 match d {
-                    Due::Claimed(stored) => self.send_claimed_notification(stored.value, stored.version).await,
+                    Due::Claimed(stored, fresh) => {
+                        self.send_claimed_notification(stored.value, stored.version, fresh.as_deref()).await
+                    }
                     Due::Unclaimed(stored) => self.attempt_notification(stored).await,
                 }
             })
@@ -134,12 +136,17 @@ impl Countersign {
             Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(()), // claimed elsewhere
             Err(e) => return Err(e.into()),
         }
-        self.send_claimed_notification(n, stored.version + 1).await
+        self.send_claimed_notification(n, stored.version + 1, None).await
     }
 
     /// Sends an attempt this worker claimed (stored at `version`) and records how it went.
-    async fn send_claimed_notification(&self, mut n: Notification, version: u64) -> AppResult<()> {
-        let outcome = self.send_notification(&mut n).await;
+    async fn send_claimed_notification(
+        &self,
+        mut n: Notification,
+        version: u64,
+        fresh: Option<&Fresh>,
+    ) -> AppResult<()> {
+        let outcome = self.send_notification(&mut n, fresh).await;
         self.record_attempt(n, version, outcome).await
     }
 
@@ -197,13 +204,18 @@ impl Countersign {
         Err(crate::error::AppError::Contention)
     }
 
-    /// Sends `n` as its approval (or review) now stands; records the Slack message it posted.
-    async fn send_notification(&self, n: &mut Notification) -> Result<(), Failure> {
+    /// Sends `n` as its approval (or review) now stands (`fresh`: as its planning just read it);
+    /// records the Slack message it posted.
+    async fn send_notification(&self, n: &mut Notification, fresh: Option<&Fresh>) -> Result<(), Failure> {
         let Some(subject) = n.subject() else { return Err(Failure::Moot("it names nothing".into())) };
-        let Some(held) = self.load_held(&subject).await? else {
-            return Err(Failure::Moot("what it is about is gone".into()));
+        let held = match fresh {
+            Some(f) => f.held.clone(),
+            None => match self.load_held(&subject).await? {
+                Some(held) => held,
+                None => return Err(Failure::Moot("what it is about is gone".into())),
+            },
         };
-        if n.kind != NotificationKind::Outcome {
+        if n.kind != NotificationKind::Outcome && fresh.is_none() {
             if !held.is_open() {
                 return Err(Failure::Moot(format!("it was {} first", held.status())));
             }
@@ -227,7 +239,10 @@ impl Countersign {
             _ if n.event_type.ends_with(".escalated") => NoticeKind::Escalated,
             _ => NoticeKind::Created,
         };
-        let facts = self.notify_facts(&held, notice).await?;
+        let facts = match fresh {
+            Some(f) => f.facts.clone(),
+            None => self.notify_facts(&held, notice).await?,
+        };
         match n.channel {
             NotificationChannel::Email => {
                 let Some(mailer) = &self.wiring.mailer else {
@@ -236,7 +251,11 @@ impl Countersign {
                 mailer.send(&n.recipient, &request_email(&facts)).await?;
             }
             NotificationChannel::Slack => {
-                let Some(slack) = self.slack_credentials(&n.org_id).await? else {
+                let slack = match fresh {
+                    Some(f) => f.slack.clone(),
+                    None => self.slack_credentials(&n.org_id).await?,
+                };
+                let Some(slack) = slack else {
                     return Err(Failure::Moot("the Slack integration was removed".into()));
                 };
                 if n.kind == NotificationKind::Outcome {
