@@ -112,6 +112,10 @@ impl UseCases {
             .commit(&r, || async {
                 let mut member = r.read_owned::<Member>(&member_key(&caller.org_id, id), &caller.org_id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                if patch.slack_user_id.as_ref().is_none_or(|wanted| *wanted == member.value.slack_user_id) {
+                    // Nothing changes: nothing is written or audited.
+                    return Ok(tx.done(member.value));
+                }
                 if let Some(wanted) = &patch.slack_user_id {
                     if member.value.slack_user_id != *wanted {
                         if let Some(old) = &member.value.slack_user_id {
