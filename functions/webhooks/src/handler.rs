@@ -1,6 +1,7 @@
-//! SQS batch handler: each message is a published event (EventBridge envelope) to fan out, or a
-//! delivery due for a retry. Messages run concurrently; failures are reported per message so SQS
-//! retries only those (and moves poison messages to the dead-letter queue).
+//! SQS batch handler: each message is a published event (EventBridge envelope) to fan out (to
+//! webhooks, Slack and email), a delivery due for a retry, or a notification due. Messages run
+//! concurrently; failures are reported per message so SQS retries only those (and moves poison
+//! messages to the dead-letter queue).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -67,6 +68,12 @@ mod tests {
         assert!(matches!(parse_message(body), Ok(QueueMessage::Event { event }) if event.kind == "approval.created"));
         let batch = fixture(include_str!("../../../events/webhooks/sqs-delivery-retry.json"));
         assert!(matches!(parse_message(batch.records[0].body.as_deref().unwrap()), Ok(QueueMessage::Delivery { .. })));
+        // A notification due (a Slack message or an email, issue 24).
+        let batch = fixture(include_str!("../../../events/webhooks/sqs-notification.json"));
+        assert!(matches!(
+            parse_message(batch.records[0].body.as_deref().unwrap()),
+            Ok(QueueMessage::Notification { attempt: 0, .. })
+        ));
         assert!(parse_message("{\"kind\": \"other\"}").is_err());
     }
 }
