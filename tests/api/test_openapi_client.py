@@ -280,7 +280,9 @@ def strict(doc):
 def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
     """Most operations once, with real data (a review, a refund, a webhook, people and rules):
     each success answer validates against its response schema with no undescribed field."""
-    env = {"COUNTERSIGN_ADMIN_KEY": OPERATOR_KEY, "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS": "true"}
+    # Slack's Web API at a closed local port: the tour connects Slack last, and reaches nothing.
+    env = {"COUNTERSIGN_ADMIN_KEY": OPERATOR_KEY, "COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS": "true",
+           "COUNTERSIGN_SLACK_API_URL": "http://127.0.0.1:9/api"}
     with local_server("countersign-openapi-tour-", env) as (base, _):
         doc = strict(httpx.get(f"{base}/openapi.json").json())
         registry = Registry().with_resource(
@@ -425,6 +427,27 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         seen.add(("get", "/v1/audit-logs/export"))
         call("DELETE", f"/v1/wallets/{payer['id']}/policies/{policy['id']}", admin,
              "/v1/wallets/{id}/policies/{pid}", 200)
+
+        # Slack and email: the integration, a member's Slack user, the notification log, and Slack's
+        # click endpoint, unsigned here (the error envelope; signed clicks: tests/notify).
+        slack = call("PUT", "/v1/integrations/slack", admin, "/v1/integrations/slack", 200, {
+            "botToken": "xoxb-tour-token", "signingSecret": "0123456789abcdef0123456789abcdef",
+            "defaultChannel": "C0TOUR"})
+        assert slack["configured"] is True and "xoxb" not in json.dumps(slack), slack
+        call("GET", "/v1/integrations/slack", admin, "/v1/integrations/slack", 200)
+        linked = call("PATCH", f"/v1/members/{member['id']}", admin, "/v1/members/{id}", 200, {"slackUserId": "U0TOUR"})
+        assert linked["slackUserId"] == "U0TOUR", linked
+        call("GET", "/v1/notifications/deliveries", admin, "/v1/notifications/deliveries", 200)
+        unsigned = httpx.post(f"{base}/integrations/slack/interactions", params={"org": org["id"]},
+                              content="payload=%7B%7D", timeout=30,
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+        envelope = jsonschema.Draft202012Validator(
+            {"$ref": "urn:countersign#/components/schemas/ErrorBody"}, registry=registry)
+        errors = [e.message for e in envelope.iter_errors(unsigned.json())]
+        assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "UNAUTHORIZED", unsigned.text
+        assert not errors, errors
+        seen.add(("post", "/integrations/slack/interactions"))
+        call("DELETE", "/v1/integrations/slack", admin, "/v1/integrations/slack", 200)
 
         # Every JSON operation but the dead-letter retry and discard (a dead letter takes the
         # delivery's whole retry schedule) and this document itself.
