@@ -573,6 +573,27 @@ async fn every_human_side_route_refuses_bad_input_naming_the_field(backend: Back
     let held = format!("/reviews/{approval}");
     let apr = format!("/v1/approvals/{approval}");
     let t = format!("/v1/teams/{team}");
+    // Slack: one member already linked to a Slack user, another to try the same user with.
+    let linked = app.member(&s.admin, "linked").await;
+    let unlinked = app.member(&s.admin, "unlinked").await;
+    let (status, body) = app
+        .call("PATCH", &format!("/v1/members/{linked}"), Some(&s.admin), Some(json!({"slackUserId": "U0TAKEN"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let m = format!("/v1/members/{unlinked}");
+    let slack = "/v1/integrations/slack";
+    let slack_body = |extra: Value| {
+        let mut b = json!({"botToken": "xoxb-1234567890", "signingSecret": "0123456789abcdef0123456789abcdef"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        b
+    };
+    let log = "/v1/notifications/deliveries";
     let new_rule =
         |conditions: Value| json!({"name": "r", "priority": 1, "conditions": conditions, "assignToTeam": team});
     let seed_rule = |extra: Value| {
@@ -635,6 +656,173 @@ async fn every_human_side_route_refuses_bad_input_naming_the_field(backend: Back
             json!({"name": "a", "email": "a@b.co"}),
             403,
             "PERMISSION_DENIED",
+            None,
+        ),
+        // Members' Slack users.
+        refusal(
+            "member slack id with markup",
+            Admin,
+            "PATCH",
+            m.clone(),
+            json!({"slackUserId": "<@U1>"}),
+            400,
+            bad,
+            Some("slackUserId"),
+        ),
+        refusal(
+            "member slack id a number",
+            Admin,
+            "PATCH",
+            m.clone(),
+            json!({"slackUserId": 7}),
+            400,
+            bad,
+            Some("slackUserId"),
+        ),
+        refusal("member patch unknown field", Admin, "PATCH", m.clone(), json!({"role": "x"}), 400, bad, Some("role")),
+        refusal(
+            "member slack user taken",
+            Admin,
+            "PATCH",
+            m.clone(),
+            json!({"slackUserId": "U0TAKEN"}),
+            409,
+            "SLACK_USER_TAKEN",
+            None,
+        ),
+        refusal(
+            "member patch by an agent",
+            Agent,
+            "PATCH",
+            m.clone(),
+            json!({"slackUserId": "U0X"}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "unknown member",
+            Admin,
+            "PATCH",
+            "/v1/members/mem_01J00000000000000000000000",
+            json!({"slackUserId": "U0X"}),
+            404,
+            "MEMBER_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "other org's member",
+            OtherAdmin,
+            "PATCH",
+            m.clone(),
+            json!({"slackUserId": "U0X"}),
+            404,
+            "MEMBER_NOT_FOUND",
+            None,
+        ),
+        // The Slack integration, the notification log, Slack's click endpoint.
+        refusal(
+            "slack without token",
+            Admin,
+            "PUT",
+            slack,
+            slack_body(json!({"botToken": null})),
+            400,
+            bad,
+            Some("botToken"),
+        ),
+        refusal(
+            "slack token not a bot token",
+            Admin,
+            "PUT",
+            slack,
+            slack_body(json!({"botToken": "abc"})),
+            400,
+            bad,
+            Some("botToken"),
+        ),
+        refusal(
+            "slack short signing secret",
+            Admin,
+            "PUT",
+            slack,
+            slack_body(json!({"signingSecret": "short"})),
+            400,
+            bad,
+            Some("signingSecret"),
+        ),
+        refusal(
+            "slack channel with markup",
+            Admin,
+            "PUT",
+            slack,
+            slack_body(json!({"defaultChannel": "<!channel>"})),
+            400,
+            bad,
+            Some("defaultChannel"),
+        ),
+        refusal("slack unknown field", Admin, "PUT", slack, slack_body(json!({"colour": 1})), 400, bad, Some("colour")),
+        refusal("slack by a reviewer", Reviewer, "PUT", slack, slack_body(json!({})), 403, "PERMISSION_DENIED", None),
+        refusal(
+            "team slack channel with markup",
+            Admin,
+            "PATCH",
+            t.clone(),
+            json!({"slackChannel": "#a b"}),
+            400,
+            bad,
+            Some("slackChannel"),
+        ),
+        refusal(
+            "log unknown channel",
+            Admin,
+            "GET",
+            format!("{log}?channel=fax"),
+            Value::Null,
+            400,
+            bad,
+            Some("channel"),
+        ),
+        refusal("log unknown kind", Admin, "GET", format!("{log}?kind=loud"), Value::Null, 400, bad, Some("kind")),
+        refusal(
+            "log unknown status",
+            Admin,
+            "GET",
+            format!("{log}?status=LOST"),
+            Value::Null,
+            400,
+            bad,
+            Some("status"),
+        ),
+        refusal(
+            "log bad approval id",
+            Admin,
+            "GET",
+            format!("{log}?approvalId=x"),
+            Value::Null,
+            400,
+            bad,
+            Some("approvalId"),
+        ),
+        refusal(
+            "log bad review id",
+            Admin,
+            "GET",
+            format!("{log}?reviewId=x"),
+            Value::Null,
+            400,
+            bad,
+            Some("reviewId"),
+        ),
+        refusal("log by a reviewer", Reviewer, "GET", log, Value::Null, 403, "PERMISSION_DENIED", None),
+        refusal(
+            "slack click naming no organisation",
+            Admin,
+            "POST",
+            "/integrations/slack/interactions",
+            json!({"payload": "{}"}),
+            401,
+            "UNAUTHORIZED",
             None,
         ),
         // Teams.
