@@ -7,12 +7,15 @@ use chrono::{DateTime, Utc};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::ids::{OrgId, TeamId};
 use crate::domain::notify_facts::{NoticeKind, NotifyFacts, OutcomeFacts};
+use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
 use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::{Member, Person, Team};
+use crate::domain::permission::{self, Permission};
 use crate::domain::review::{DecisionType, Review, ReviewStatus};
 use crate::error::AppResult;
-use crate::layout::{approval_key, member_key, payment_key, review_key, team_key};
+use crate::layout::{approval_key, by_org_partition, member_key, payment_key, review_key, team_key};
+use crate::ports::{Index, Query};
 use crate::service::UseCases;
 
 /// Something waiting for a person's decision.
@@ -60,7 +63,7 @@ impl Held {
 
     /// Whether `key` may decide it as far as wallets go (a review is about none: only a key
     /// bound to no wallet).
-    pub fn may_be_decided_by(&self, key: &crate::domain::org::ApiKey) -> bool {
+    pub fn may_be_decided_by(&self, key: &ApiKey) -> bool {
         match self {
             Held::Approval(a) => key.may_use(&a.wallet_id),
             Held::Review(_) => key.wallet_ids.is_empty(),
@@ -85,7 +88,22 @@ impl Held {
     }
 }
 
+/// Keys read to find who may decide something (an organisation's keys).
+const MAX_KEYS_READ: usize = 1_000;
+
 impl UseCases {
+    /// The organisation's active keys that may decide `held`: holding `approvals:write` and
+    /// allowed its wallet (a review: bound to no wallet).
+    pub(crate) async fn deciding_keys(&self, held: &Held) -> AppResult<Vec<ApiKey>> {
+        let query = Query::new(Index::ByOrg, by_org_partition(held.org_id(), "APIKEY"), MAX_KEYS_READ);
+        let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
+        Ok(keys
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
+            .filter(|k| held.may_be_decided_by(k))
+            .collect())
+    }
+
     /// The approval or review `subject` names, as stored now.
     pub(crate) async fn load_held(&self, subject: &ReviewRef) -> AppResult<Option<Held>> {
         let r = self.reader();

@@ -18,22 +18,18 @@ use crate::domain::notification::SlackUserLink;
 use crate::domain::org::ApiKey;
 use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::Person;
-use crate::domain::permission::{self, Permission};
 use crate::domain::review::DecisionType;
 use crate::domain::slack::{
     ephemeral_body, parse_interaction, verify_signature, Interaction, APPROVE_ACTION, REJECT_ACTION,
 };
 use crate::error::{AppError, AppResult};
-use crate::layout::{by_org_partition, slack_user_key};
-use crate::ports::{Index, Query};
+use crate::layout::slack_user_key;
 use crate::service::{Caller, Countersign, DecideRequest, ReviewDecide};
 
 /// Slack wants the whole request answered within 3 s: the vote gets this long…
 const VOTE_TIMEOUT: Duration = Duration::from_millis(2000);
 /// …and everything, the answer to the clicker included, this long.
 const ANSWER_WITHIN: Duration = Duration::from_millis(2700);
-/// Keys read to find the clicking member's.
-const MAX_KEYS_READ: usize = 1_000;
 
 /// A click as it arrived: the organisation named in the request URL, Slack's headers, the body.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +116,7 @@ impl Countersign {
                     .into(),
             ));
         };
-        let Some(key) = self.voting_key(org, &link.value, &held).await? else {
+        let Some(key) = self.voting_key(&link.value, &held).await? else {
             return Ok(Reply::Private(
                 "You hold no active Countersign key that may decide this, so your click was not counted \
                  (NO_VOTING_KEY)."
@@ -175,15 +171,10 @@ impl Countersign {
     /// The member's key that votes for them: active, holding `approvals:write`, allowed the
     /// payer wallet (for a review: bound to no wallet); one bound to no wallet first, then by id
     /// (the same key every time).
-    async fn voting_key(&self, org: &OrgId, link: &SlackUserLink, held: &Held) -> AppResult<Option<ApiKey>> {
-        let query = Query::new(Index::ByOrg, by_org_partition(org, "APIKEY"), MAX_KEYS_READ);
-        let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
-        let mut usable: Vec<ApiKey> = keys
-            .into_iter()
-            .filter(|k| k.person == Some(Person::Member(link.member_id.clone())))
-            .filter(|k| k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
-            .filter(|k| held.may_be_decided_by(k))
-            .collect();
+    async fn voting_key(&self, link: &SlackUserLink, held: &Held) -> AppResult<Option<ApiKey>> {
+        let member = Some(Person::Member(link.member_id.clone()));
+        let mut usable: Vec<ApiKey> =
+            self.deciding_keys(held).await?.into_iter().filter(|k| k.person == member).collect();
         usable.sort_by(|a, b| (!a.wallet_ids.is_empty(), &a.id).cmp(&(!b.wallet_ids.is_empty(), &b.id)));
         Ok(usable.into_iter().next())
     }

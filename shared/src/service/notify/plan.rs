@@ -18,17 +18,13 @@ use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApprovalId, MemberId, NotificationId, ReviewId};
 use crate::domain::notification::{reminder_at, subject_ids, Notification, NotificationChannel, NotificationKind};
 use crate::domain::notify_facts::{NoticeKind, NotifyFacts};
-use crate::domain::org::ApiKey;
 use crate::domain::payment_review::ReviewRef;
 use crate::domain::people::{Member, Person, Team};
-use crate::domain::permission::{self, Permission};
 use crate::error::{AppError, AppResult};
-use crate::layout::{self, by_org_partition, notification_key, team_key, Stored};
-use crate::ports::{Index, Query, StoreError};
+use crate::layout::{self, notification_key, team_key, Stored};
+use crate::ports::StoreError;
 use crate::service::Countersign;
 
-/// Keys read to find who may approve when no team is assigned.
-const MAX_KEYS_READ: usize = 1_000;
 /// Notifications of one approval read to find its Slack messages.
 const MAX_NOTIFICATIONS_PER_SUBJECT: usize = 5_000;
 
@@ -291,20 +287,15 @@ impl Countersign {
         let members = self.reader().org_members(org).await?;
         let wanted: Vec<MemberId> = match team {
             Some(team) => team.members.clone(),
-            None => {
-                let query = Query::new(Index::ByOrg, by_org_partition(org, "APIKEY"), MAX_KEYS_READ);
-                let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
-                keys.into_iter()
-                    .filter(|k| {
-                        k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite)
-                    })
-                    .filter(|k| held.may_be_decided_by(k))
-                    .filter_map(|k| match k.person {
-                        Some(Person::Member(m)) => Some(m),
-                        _ => None,
-                    })
-                    .collect()
-            }
+            None => self
+                .deciding_keys(held)
+                .await?
+                .into_iter()
+                .filter_map(|k| match k.person {
+                    Some(Person::Member(m)) => Some(m),
+                    _ => None,
+                })
+                .collect(),
         };
         Ok(members.into_iter().filter(|m| wanted.contains(&m.id)).collect())
     }
