@@ -17,6 +17,7 @@ use crate::domain::ids::{ApprovalId, ReviewId};
 use crate::domain::input::InputError;
 use crate::domain::notification::{is_slack_id, NotificationChannel, NotificationKind};
 use crate::domain::permission::Permission;
+use crate::domain::slack::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::error::AppResult;
 use crate::service::{NotificationFilter, SlackClick, SlackSetup};
 
@@ -97,8 +98,8 @@ pub async fn slack_interactions(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let click = SlackClick {
         org: p.get("org"),
-        timestamp: header("x-slack-request-timestamp"),
-        signature: header("x-slack-signature"),
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
         body: &body,
     };
     s.slack_interaction(click).await?;

@@ -59,7 +59,8 @@ fn busy_delay(bounces: u32) -> Duration {
     raw.mul_f64(rand::rng().random_range(0.75..=1.25)).min(BUSY_ENDPOINT_MAX_DELAY)
 }
 
-fn short(text: &str) -> String {
+/// An error as a delivery log keeps it: its first `MAX_ERROR_CHARS` characters.
+pub(crate) fn short(text: &str) -> String {
     text.chars().take(MAX_ERROR_CHARS).collect()
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::facts::Held;
 use super::integration::SlackCredentials;
 use super::plan::NOTIFY_CLAIM_LEASE;
-use super::send::{slack_body, Failure};
+use super::send::Failure;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::ids::NotificationId;
 use crate::domain::notification::{subject_ids, Notification, NotificationChannel, NotificationKind};
@@ -49,7 +49,7 @@ impl Countersign {
     ) -> Result<(), Failure> {
         let facts = self.notify_facts(held, NoticeKind::Created).await?;
         let outcome = self.outcome_facts(held).await?;
-        let body = slack_body(channel, Some(ts), &outcome_message(&facts, &outcome));
+        let body = outcome_message(&facts, &outcome).update_body(channel, ts);
         self.wiring.slack.call(&slack.bot_token, "chat.update", &body).await?;
         Ok(())
     }

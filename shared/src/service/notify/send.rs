@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use futures::stream::{self, StreamExt};
-use serde_json::json;
 
 use super::plan::{Due, Fresh, NOTIFY_CLAIM_LEASE};
 use crate::domain::delivery::DeliveryStatus;
@@ -17,16 +16,16 @@ use crate::domain::ids::NotificationId;
 use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
 use crate::domain::notify_facts::NoticeKind;
 use crate::domain::people::Team;
-use crate::domain::slack::{outcome_message, request_message, SlackMessage};
+use crate::domain::slack::{outcome_message, request_message};
 use crate::error::AppResult;
 use crate::layout::{self, notification_key, team_key, Stored};
 use crate::ports::notify::{MailError, SlackError};
 use crate::ports::{QueueMessage, StoreError};
+use crate::service::delivery::fanout::short;
 use crate::service::Countersign;
 
 /// Notifications sent at once by one worker.
 const SEND_CONCURRENCY: usize = 8;
-const MAX_ERROR_CHARS: usize = 500;
 
 /// Why an attempt did not deliver.
 pub(crate) enum Failure {
@@ -67,25 +66,12 @@ impl From<crate::error::AppError> for Failure {
     }
 }
 
-fn short(text: &str) -> String {
-    text.chars().take(MAX_ERROR_CHARS).collect()
-}
-
 pub(crate) fn retry_message(n: &Notification) -> QueueMessage {
     QueueMessage::Notification {
         subject: n.subject_id().to_string(),
         notification_id: n.id.clone(),
         attempt: n.attempts,
     }
-}
-
-/// The Web API body of a message: where, the fallback text, the blocks.
-pub(crate) fn slack_body(channel: &str, ts: Option<&str>, message: &SlackMessage) -> serde_json::Value {
-    let mut body = json!({"channel": channel, "text": message.text, "blocks": message.blocks});
-    if let Some(ts) = ts {
-        body["ts"] = json!(ts);
-    }
-    body
 }
 
 impl Countersign {
@@ -260,10 +246,11 @@ impl Countersign {
                 };
                 if n.kind == NotificationKind::Outcome {
                     let outcome = self.outcome_facts(&held).await?;
-                    let body = slack_body(&n.recipient, n.slack_ts.as_deref(), &outcome_message(&facts, &outcome));
+                    let ts = n.slack_ts.as_deref().unwrap_or_default();
+                    let body = outcome_message(&facts, &outcome).update_body(&n.recipient, ts);
                     self.wiring.slack.call(&slack.bot_token, "chat.update", &body).await?;
                 } else {
-                    let body = slack_body(&n.recipient, None, &request_message(&facts));
+                    let body = request_message(&facts).post_body(&n.recipient);
                     let posted = self.wiring.slack.call(&slack.bot_token, "chat.postMessage", &body).await?;
                     n.slack_ts = posted.get("ts").and_then(|t| t.as_str()).map(str::to_string);
                     if let Some(channel) = posted.get("channel").and_then(|c| c.as_str()) {
