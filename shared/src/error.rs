@@ -25,6 +25,17 @@ pub enum AppError {
     Unauthorized,
     #[error("API key has been revoked")]
     ApiKeyRevoked,
+    #[error("this API key is frozen; an admin can unfreeze it")]
+    KeyFrozen,
+    #[error("wallet {wallet} is frozen; no money moves from or to it until it is unfrozen")]
+    WalletFrozen { wallet: String, at_execution: bool },
+    #[error("{}", .0.reason)]
+    BudgetExceeded(Box<crate::domain::budget::BudgetRefusal>),
+    /// A key changing its own controls (budgets, freeze), or a budgeted key minting keys.
+    #[error("{0}")]
+    OwnControls(&'static str),
+    #[error("alwaysAllow refused: {0}")]
+    AlwaysAllowRefused(&'static str),
     #[error("this key lacks the {0:?} permission")]
     PermissionDenied(Permission),
     #[error("this key is bound to other wallets")]

@@ -312,6 +312,42 @@ impl Record for crate::domain::velocity::PaymentRate {
     }
 }
 
+/// A wallet's "always allow" rule for one payee: beside the wallet, read by key at intake.
+pub fn allow_rule_key(wallet: &WalletId, recipient: &WalletId) -> Key {
+    Key::new(format!("WALLET#{wallet}"), format!("ALLOW#{recipient}"))
+}
+
+/// Every allow rule of a wallet (at most `cap`).
+pub fn allow_rules_query(wallet: &WalletId, cap: usize) -> Query {
+    partition_query(format!("WALLET#{wallet}"), "ALLOW#", cap)
+}
+
+impl Record for crate::domain::allow_rule::AllowRule {
+    const NAME: &'static str = "allow rule";
+    fn key(&self) -> Key {
+        allow_rule_key(&self.wallet_id, &self.recipient)
+    }
+}
+
+/// A key's spend and reservations in one currency, window and period: beside the key.
+pub fn budget_counter_key(
+    key: &ApiKeyId,
+    currency: crate::domain::money::Currency,
+    period: crate::domain::budget::BudgetPeriod,
+) -> Key {
+    Key::new(format!("APIKEY#{key}"), format!("BUDGET#{currency}#{}#{}", period.window.as_str(), period.start))
+}
+
+impl Record for crate::domain::budget::BudgetCounter {
+    const NAME: &'static str = "budget counter";
+    fn key(&self) -> Key {
+        budget_counter_key(&self.key_id, self.currency, self.period())
+    }
+    fn expires_at_epoch(&self) -> Option<i64> {
+        Some(self.expires_at().timestamp())
+    }
+}
+
 impl Record for Review {
     const NAME: &'static str = "review";
     fn key(&self) -> Key {

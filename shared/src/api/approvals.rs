@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{Auth, Bearer, Body, Ids, Params};
 use super::wire::{self, optional_text, wallet_field};
 use super::AppState;
+use crate::domain::allow_rule::{AllowRule, AlwaysAllow, MAX_EXPIRES_IN_DAYS};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::ids::{ApprovalId, TeamId};
 use crate::domain::input::{InputError, MAX_NOTE_CHARS};
@@ -25,6 +26,42 @@ use crate::service::{ApprovalFilter, DecideRequest, EscalateRequest};
 pub struct DecideBody {
     note: Option<String>,
     reason: Option<String>,
+    /// Approve only: later payments from this wallet to this payee up to `maxAmount` execute
+    /// without review (deny rules, balance, budgets, velocity and the daily limit still apply).
+    #[serde(rename = "alwaysAllow")]
+    always_allow: Option<AlwaysAllowBody>,
+}
+
+/// `{"maxAmount": "50.00", "expiresInDays": 90}` (days: 1-365, default 365).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlwaysAllowBody {
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "50.00")]
+    max_amount: serde_json::Value,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 365, example = 90)]
+    expires_in_days: Option<serde_json::Value>,
+}
+
+impl AlwaysAllowBody {
+    fn try_into_domain(self) -> Result<AlwaysAllow, InputError> {
+        let max_amount = Amount::parse_json(&self.max_amount)
+            .map_err(|source| InputError::Amount { field: "alwaysAllow.maxAmount", source })?;
+        let expires_in_days = match self.expires_in_days {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|d| (1..=u64::from(MAX_EXPIRES_IN_DAYS)).contains(d))
+                    .and_then(|d| u32::try_from(d).ok())
+                    .ok_or_else(|| {
+                        InputError::invalid(
+                            "alwaysAllow.expiresInDays",
+                            format!("must be a whole number of days from 1 to {MAX_EXPIRES_IN_DAYS}"),
+                        )
+                    })?,
+            ),
+        };
+        Ok(AlwaysAllow { max_amount, expires_in_days })
+    }
 }
 
 impl DecideBody {
@@ -33,7 +70,14 @@ impl DecideBody {
             (Some(note), _) => optional_text("note", Some(&note), MAX_NOTE_CHARS)?,
             (None, reason) => optional_text("reason", reason.as_deref(), MAX_NOTE_CHARS)?,
         };
-        Ok(DecideRequest::new(decision, note))
+        let always_allow = match (self.always_allow, decision) {
+            (None, _) => None,
+            (Some(body), VoteDecision::Approve) => Some(body.try_into_domain()?),
+            (Some(_), VoteDecision::Reject) => {
+                return Err(InputError::invalid("alwaysAllow", "only when approving"));
+            }
+        };
+        Ok(DecideRequest { always_allow, ..DecideRequest::new(decision, note) })
     }
 }
 
@@ -47,6 +91,20 @@ pub(super) struct DecidedView<'a> {
     /// The refund, when the approval decided one.
     #[serde(skip_serializing_if = "Option::is_none")]
     refund: Option<&'a Refund>,
+    /// The "always allow" rule the approval made or renewed, when it asked for one.
+    #[serde(rename = "allowRule", skip_serializing_if = "Option::is_none")]
+    allow_rule: Option<&'a AllowRule>,
+}
+
+impl<'a> DecidedView<'a> {
+    pub(super) fn of(decided: &'a crate::service::Decided) -> Self {
+        DecidedView {
+            approval: &decided.approval,
+            payment: &decided.payment,
+            refund: decided.refund.as_ref(),
+            allow_rule: decided.allow_rule.as_ref(),
+        }
+    }
 }
 
 pub async fn list(State(s): State<AppState>, Auth(c): Auth, p: Params) -> AppResult<impl IntoResponse> {
@@ -138,7 +196,7 @@ pub async fn modify(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b):
     let id = ids.parse("id", ApprovalId::parse, "approval")?;
     let request = wire::parse::<ModifyBody>(b)?.try_into_domain()?;
     let decided = s.decide_approval(&c, &id, request).await?;
-    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment, refund: decided.refund.as_ref() })
+    Ok(Json(DecidedView::of(&decided))
         .into_response())
 }
 
@@ -169,6 +227,6 @@ async fn decide(
         }
     };
     let decided = s.decide_approval_from(bearer.as_deref(), &id, request).await?;
-    Ok(Json(DecidedView { approval: &decided.approval, payment: &decided.payment, refund: decided.refund.as_ref() })
+    Ok(Json(DecidedView::of(&decided))
         .into_response())
 }

@@ -51,6 +51,19 @@ impl AppError {
             PayloadTooLarge => plain(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Unauthorized => plain(StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ApiKeyRevoked => plain(StatusCode::UNAUTHORIZED, "API_KEY_REVOKED"),
+            KeyFrozen => plain(StatusCode::FORBIDDEN, "KEY_FROZEN"),
+            WalletFrozen { wallet, at_execution } => {
+                let status = if *at_execution { StatusCode::CONFLICT } else { StatusCode::FORBIDDEN };
+                (status, "WALLET_FROZEN".into(), self.to_string(), json!({"walletId": wallet}))
+            }
+            BudgetExceeded(refusal) => (
+                StatusCode::FORBIDDEN,
+                "BUDGET_EXCEEDED".into(),
+                self.to_string(),
+                serde_json::to_value(&refusal.budget).unwrap_or_else(|_| json!({})),
+            ),
+            OwnControls(_) => plain(StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+            AlwaysAllowRefused(_) => plain(StatusCode::CONFLICT, "ALWAYS_ALLOW_REFUSED"),
             PermissionDenied(p) => (
                 StatusCode::FORBIDDEN,
                 "PERMISSION_DENIED".into(),

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::extract::{Auth, Body, Ids, Params};
-use super::wire::{self, optional_name, respond, wallet_field};
+use super::wire::{self, optional_name, respond, wallet_field, whole_list};
 use super::AppState;
+use crate::domain::budget::{check_budgets, Budget, BudgetWindow, OnExceed};
 use crate::domain::ids::{ApiKeyId, MemberId, WalletId};
+use crate::domain::money::{Amount, Currency};
 use crate::domain::input::{self, InputError};
 use crate::domain::org::{ApiKeyView, Organization};
 use crate::domain::permission::Permission;
@@ -30,6 +32,8 @@ pub struct ApiKeyBody {
     permissions: Vec<String>,
     wallet_ids: Option<Vec<String>>,
     member_id: Option<String>,
+    /// Spending limits on what the key pays: one per window and currency.
+    budgets: Option<Vec<BudgetBody>>,
     /// Accepted for wallgent SDK compatibility; Countersign keys have no environments.
     #[serde(default)]
     #[allow(dead_code)]
@@ -42,6 +46,46 @@ pub struct ApiKeyPatchBody {
     name: Option<String>,
     permissions: Option<Vec<String>>,
     wallet_ids: Option<Vec<String>>,
+    /// Replaces the key's budgets (`[]` removes them). A key cannot change its own.
+    budgets: Option<Vec<BudgetBody>>,
+}
+
+/// One budget: at most `limit` of `currency` per UTC `window` (weeks from Monday).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BudgetBody {
+    /// `day`, `week` or `month`.
+    #[schema(example = "day")]
+    window: String,
+    /// A decimal string in the currency's minor units.
+    #[schema(value_type = String, example = "100.00")]
+    limit: serde_json::Value,
+    #[schema(example = "USD")]
+    currency: String,
+    /// `hold` (default) or `deny`.
+    #[schema(example = "hold")]
+    on_exceed: Option<String>,
+}
+
+/// Budgets as asked: each parsed, one per window and currency.
+fn parse_budgets(list: &[BudgetBody]) -> Result<Vec<Budget>, InputError> {
+    let mut out = Vec::with_capacity(list.len());
+    for b in list {
+        let window = BudgetWindow::parse(&b.window)
+            .ok_or_else(|| InputError::invalid("budgets.window", "must be day, week or month"))?;
+        let currency = Currency::parse(&b.currency)
+            .map_err(|source| InputError::Amount { field: "budgets.currency", source })?;
+        let on_exceed = match b.on_exceed.as_deref() {
+            None => OnExceed::Hold,
+            Some(text) => OnExceed::parse(text)
+                .ok_or_else(|| InputError::invalid("budgets.onExceed", "must be hold or deny"))?,
+        };
+        let limit =
+            Amount::parse_json(&b.limit).map_err(|source| InputError::Amount { field: "budgets.limit", source })?;
+        out.push(Budget::new(window, limit, currency, on_exceed, "budgets.limit")?);
+    }
+    check_budgets(&out)?;
+    Ok(out)
 }
 
 /// Wallet ids, each once, at most `MAX_KEY_WALLETS`.
@@ -86,6 +130,7 @@ impl ApiKeyBody {
                 .as_deref()
                 .map(|m| MemberId::parse(m).ok_or_else(|| InputError::invalid("memberId", "is not a member id")))
                 .transpose()?,
+            budgets: self.budgets.as_deref().map(parse_budgets).transpose()?.unwrap_or_default(),
         })
     }
 }
@@ -96,6 +141,7 @@ impl ApiKeyPatchBody {
             name: optional_name("name", self.name.as_deref())?,
             permissions: self.permissions.as_deref().map(permissions).transpose()?,
             wallet_ids: self.wallet_ids.as_deref().map(wallets).transpose()?,
+            budgets: self.budgets.as_deref().map(parse_budgets).transpose()?,
         })
     }
 }
@@ -153,4 +199,22 @@ pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b):
 pub async fn revoke(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
     c.authorize(Permission::ApiKeysWrite)?;
     Ok(Json(s.revoke_api_key(&c, &key_id(&ids)?).await?.view(None)))
+}
+
+/// `POST /v1/api-keys/{id}/freeze` (admin): every later request with the key is 403 `KEY_FROZEN`.
+pub async fn freeze(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::Admin)?;
+    Ok(Json(s.set_key_frozen(&c, &key_id(&ids)?, true).await?.view(None)))
+}
+
+/// `POST /v1/api-keys/{id}/unfreeze` (admin).
+pub async fn unfreeze(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::Admin)?;
+    Ok(Json(s.set_key_frozen(&c, &key_id(&ids)?, false).await?.view(None)))
+}
+
+/// `GET /v1/api-keys/{id}/budgets`: the key's own, or (`api_keys:write`) another's.
+pub async fn budgets(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.key()?;
+    Ok(whole_list(s.key_budget_standing(&c, &key_id(&ids)?).await?))
 }

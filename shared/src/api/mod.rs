@@ -28,7 +28,7 @@ mod wire;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 
 use crate::domain::input::InputError;
@@ -61,11 +61,18 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/organizations", post(keys::create_organization))
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{id}", get(keys::get).patch(keys::update).delete(keys::revoke))
+        .route("/v1/api-keys/{id}/freeze", post(keys::freeze))
+        .route("/v1/api-keys/{id}/unfreeze", post(keys::unfreeze))
+        .route("/v1/api-keys/{id}/budgets", get(keys::budgets))
         .route("/v1/wallets", post(wallets::create).get(wallets::list))
         .route("/v1/wallets/{id}", get(wallets::get).patch(wallets::update))
         .route("/v1/wallets/{id}/balance", get(wallets::balance))
         .route("/v1/wallets/{id}/fund", post(wallets::fund))
         .route("/v1/wallets/{id}/transactions", get(wallets::transactions))
+        .route("/v1/wallets/{id}/freeze", post(wallets::freeze))
+        .route("/v1/wallets/{id}/unfreeze", post(wallets::unfreeze))
+        .route("/v1/wallets/{id}/allow-rules", get(wallets::allow_rules))
+        .route("/v1/wallets/{id}/allow-rules/{rid}", delete(wallets::delete_allow_rule))
         .route("/v1/wallets/{id}/policies", post(policies::create).get(policies::list))
         .route("/v1/wallets/{id}/policies/evaluate", post(policies::evaluate))
         .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))

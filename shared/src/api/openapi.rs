@@ -19,6 +19,8 @@ mod examples;
 use super::{
     approvals, error, integrations, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks,
 };
+use crate::domain::allow_rule::AllowRule;
+use crate::domain::budget::BudgetStanding;
 use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
@@ -272,6 +274,9 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("get" "/v1/api-keys/{id}", "keys", "Read an API key", json("api_keys:write"), N, [(200, "The key (no secret)", one::<ApiKeyView>)], &[]),
         op!("patch" "/v1/api-keys/{id}", "keys", "Change a key's name, permissions or wallets", json("api_keys:write"), Some(body::<keys::ApiKeyPatchBody>), [(200, "The key", one::<ApiKeyView>)], &[]),
         op!("delete" "/v1/api-keys/{id}", "keys", "Revoke a key, at once", json("api_keys:write"), N, [(200, "The key, revoked (`revokedAt` set)", one::<ApiKeyView>)], &[]),
+        op!("post" "/v1/api-keys/{id}/freeze", "keys", "Freeze a key: every later request with it is 403 KEY_FROZEN (the kill switch)", json("admin"), N, [(200, "The key, `frozenAt` set", one::<ApiKeyView>)], &[]),
+        op!("post" "/v1/api-keys/{id}/unfreeze", "keys", "Unfreeze a key", json("admin"), N, [(200, "The key, `frozenAt` null", one::<ApiKeyView>)], &[]),
+        op!("get" "/v1/api-keys/{id}/budgets", "keys", "A key's budgets as they stand: spent, reserved, remaining, resetsAt", json("the key itself, or api_keys:write"), N, [(200, "`{data: [budget]}`", page::<BudgetStanding>)], &[]),
         op!("post" "/v1/wallets", "wallets", "Create a wallet", json("wallets:write"), Some(body::<wallets::WalletBody>), [(201, "The wallet", one::<wallets::WalletSchema>)], &[]),
         op!("get" "/v1/wallets", "wallets", "List wallets", json("wallets:read"), N, [(200, "A page of wallets", page::<wallets::WalletSchema>)], PAGE),
         op!("get" "/v1/wallets/{id}", "wallets", "Read a wallet", json("wallets:read"), N, [(200, "The wallet", one::<wallets::WalletSchema>)], &[]),
@@ -279,6 +284,10 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("get" "/v1/wallets/{id}/balance", "wallets", "A wallet's balance", json("wallets:read"), N, [(200, "`{walletId, balance, currency}`", one::<wallets::BalanceView>)], &[]),
         op!("post" "/v1/wallets/{id}/fund", "wallets", "Bring money in from the funding account", json("wallets:fund"), Some(body::<wallets::FundBody>), [(201, "`{transactionId, walletId, amount, newBalance, currency}`", one::<wallets::FundedView>)], &[]),
         op!("get" "/v1/wallets/{id}/transactions", "wallets", "A wallet's ledger lines", json("wallets:read"), N, [(200, "A page of ledger lines", page::<wallets::LedgerEntrySchema>)], PAGE),
+        op!("post" "/v1/wallets/{id}/freeze", "wallets", "Freeze a wallet: no payment or refund from or to it, none of its held approvals executes", json("wallets:write"), N, [(200, "The wallet, `frozenAt` set", one::<wallets::WalletSchema>)], &[]),
+        op!("post" "/v1/wallets/{id}/unfreeze", "wallets", "Unfreeze a wallet", json("wallets:write"), N, [(200, "The wallet, `frozenAt` null", one::<wallets::WalletSchema>)], &[]),
+        op!("get" "/v1/wallets/{id}/allow-rules", "wallets", "The wallet's \"always allow\" rules with their hits", json("wallets:read"), N, [(200, "`{data: [allowRule]}`", page::<AllowRule>)], &[]),
+        op!("delete" "/v1/wallets/{id}/allow-rules/{rid}", "wallets", "Delete an \"always allow\" rule: payments to that payee are reviewed again", json("policies:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted)], &[]),
         op!("post" "/v1/wallets/{id}/policies", "policies", "Attach a policy", json("policies:write"), Some(body::<policies::PolicyBody>), [(201, "The policy", one::<Policy>)], &[]),
         op!("get" "/v1/wallets/{id}/policies", "policies", "A wallet's policies", json("wallets:read"), N, [(200, "`{data: [policy]}`", page::<Policy>)], &[]),
         op!("post" "/v1/wallets/{id}/policies/evaluate", "policies", "What the policies would decide now, written nowhere", json("wallets:read"), Some(body::<policies::EvaluateBody>), [(200, "`{status: approved|requires_review|denied, outcome, rule, reason, policyId}`", one::<policies::Evaluation<'static>>)], &[]),

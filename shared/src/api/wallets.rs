@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids, Params};
-use super::wire::{self, optional_name, replayable, respond};
+use super::wire::{self, optional_name, replayable, respond, whole_list};
 use super::AppState;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::ids::{OrgId, PaymentId, RefundId, TransactionId, WalletId};
+use crate::domain::ids::{AllowRuleId, OrgId, PaymentId, RefundId, TransactionId, WalletId};
 use crate::domain::input::{self, InputError};
 use crate::domain::ledger::EntryKind;
 use crate::domain::money::{Amount, Currency};
@@ -123,6 +123,8 @@ pub(super) struct WalletSchema {
     spend_day: Option<NaiveDate>,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "0.00")]
     spent_on_day: String,
+    /// Set while the wallet is frozen (`POST /v1/wallets/{id}/freeze`).
+    frozen_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -215,4 +217,31 @@ pub async fn transactions(
 ) -> AppResult<impl IntoResponse> {
     c.authorize(Permission::WalletsRead)?;
     Ok(Json(s.list_transactions(&c, &wallet_id(&ids)?, &p.page()?).await?))
+}
+
+/// `POST /v1/wallets/{id}/freeze`: no payment or refund from or to it, and none of its held
+/// approvals executes, until it is unfrozen.
+pub async fn freeze(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsWrite)?;
+    Ok(Json(s.set_wallet_frozen(&c, &wallet_id(&ids)?, true).await?))
+}
+
+/// `POST /v1/wallets/{id}/unfreeze`.
+pub async fn unfreeze(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsWrite)?;
+    Ok(Json(s.set_wallet_frozen(&c, &wallet_id(&ids)?, false).await?))
+}
+
+/// `GET /v1/wallets/{id}/allow-rules`: its "always allow" rules, newest first, with their hits.
+pub async fn allow_rules(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    Ok(whole_list(s.list_allow_rules(&c, &wallet_id(&ids)?).await?))
+}
+
+/// `DELETE /v1/wallets/{id}/allow-rules/{rid}`: payments to that payee are reviewed again.
+pub async fn delete_allow_rule(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::PoliciesWrite)?;
+    let rule = ids.parse("rid", AllowRuleId::parse, "allow rule")?;
+    s.delete_allow_rule(&c, &wallet_id(&ids)?, &rule).await?;
+    Ok(wire::deleted(rule))
 }

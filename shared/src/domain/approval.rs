@@ -124,6 +124,9 @@ pub struct Approval {
     /// back to any of them (unset on approvals from before: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_teams: Vec<TeamId>,
+    /// What the held payment reserved in its key's budgets, settled when it is decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<super::budget::Reservation>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -352,6 +355,7 @@ mod tests {
             on_timeout: OnTimeout::Expire,
             window_seconds: 3600,
             previous_teams: vec![],
+            reservation: None,
             created_at: now,
         }
     }

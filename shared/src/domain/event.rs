@@ -29,6 +29,10 @@ pub mod kinds {
     pub const REVIEW_EXPIRED: &str = "review.expired";
     pub const PASSKEY_REGISTERED: &str = "passkey.registered";
     pub const PASSKEY_DELETED: &str = "passkey.deleted";
+    pub const KEY_FROZEN: &str = "key.frozen";
+    pub const KEY_UNFROZEN: &str = "key.unfrozen";
+    pub const WALLET_FROZEN: &str = "wallet.frozen";
+    pub const WALLET_UNFROZEN: &str = "wallet.unfrozen";
 }
 
 /// `{"id": "evt_…", "type", "createdAt", "data"}` plus the owning org (not sent to subscribers).
@@ -128,6 +132,17 @@ impl Event {
     pub fn for_refund(refund: &Refund, kind: &str, at: DateTime<Utc>) -> Self {
         let data = with_id(refund, "refundId", refund.id.as_str());
         Event { wallet_ids: vec![refund.from.clone(), refund.to.clone()], ..Event::new(&refund.org_id, kind, data, at) }
+    }
+
+    /// A wallet frozen or unfrozen: its own subscriptions hear it.
+    pub fn for_wallet(wallet: &super::wallet::Wallet, kind: &str, at: DateTime<Utc>) -> Self {
+        let data = with_id(wallet, "walletId", wallet.id.as_str());
+        Event { wallet_ids: vec![wallet.id.clone()], ..Event::new(&wallet.org_id, kind, data, at) }
+    }
+
+    /// A key frozen or unfrozen (its client view: never the secret's hash); about no wallet.
+    pub fn for_key(key: &super::org::ApiKey, kind: &str, at: DateTime<Utc>) -> Self {
+        Event::new(&key.org_id, kind, with_id(&key.view(None), "keyId", key.id.as_str()), at)
     }
 
     pub fn for_review(review: &Review, kind: &str, at: DateTime<Utc>) -> Self {

@@ -75,6 +75,7 @@ prefixed_id!(TeamId, "team_");
 prefixed_id!(RoutingRuleId, "rule_");
 prefixed_id!(MemberId, "mem_");
 prefixed_id!(ReviewId, "rev_");
+prefixed_id!(AllowRuleId, "alw_");
 prefixed_id!(ReviewDecisionId, "dec_");
 prefixed_id!(RefundId, "rfd_");
 prefixed_id!(NotificationId, "ntf_");

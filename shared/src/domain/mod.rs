@@ -1,7 +1,9 @@
 //! Pure domain types and rules: no I/O, no AWS, no HTTP.
 
+pub mod allow_rule;
 pub mod approval;
 pub mod audit;
+pub mod budget;
 pub mod delivery;
 pub mod email;
 pub mod encryption;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::budget::Budget;
 use super::ids::{ApiKeyId, MemberId, OrgId, TeamId, WalletId};
 use super::people::Person;
 use super::permission::Permission;
@@ -36,6 +37,12 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Set while the key is frozen (the kill switch): every request with it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_at: Option<DateTime<Utc>>,
+    /// Spending limits on what this key pays, per window and currency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
 }
 
 /// An organisation's settings: one record per organisation, absent until first changed.
@@ -70,6 +77,9 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Set while frozen: every request with the key answers 403 `KEY_FROZEN`.
+    pub frozen_at: Option<DateTime<Utc>>,
+    pub budgets: Vec<Budget>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -85,6 +95,8 @@ impl ApiKey {
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
+            frozen_at: self.frozen_at,
+            budgets: self.budgets.clone(),
             secret,
         }
     }
@@ -187,6 +199,8 @@ mod tests {
             created_at: Utc::now(),
             last_used_at: None,
             revoked_at: None,
+            frozen_at: None,
+            budgets: vec![],
         };
         assert!(key.matches(&secret));
         assert!(!key.matches(&format!("{secret}x")));
@@ -207,6 +221,8 @@ mod tests {
             created_at: Utc::now(),
             last_used_at: None,
             revoked_at: None,
+            frozen_at: None,
+            budgets: vec![],
         }
     }
 

@@ -514,6 +514,7 @@ impl Payment {
             on_timeout: self.decision.on_timeout,
             window_seconds: ttl_seconds,
             previous_teams: Vec::new(),
+            reservation: None,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

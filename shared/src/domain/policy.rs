@@ -122,6 +122,22 @@ pub struct Decision {
     pub on_timeout: OnTimeout,
 }
 
+impl Decision {
+    /// Execute, no policy restricting it: what `evaluate` starts from.
+    pub fn executed() -> Self {
+        Decision {
+            outcome: Outcome::Execute,
+            rule: "default".into(),
+            reason: "no policy restricts this payment".into(),
+            policy_id: None,
+            approval_ttl_seconds: None,
+            required_approvals: 1,
+            escalation_chain: vec![],
+            on_timeout: OnTimeout::Expire,
+        }
+    }
+}
+
 /// What happens to an approval nobody decided in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -152,6 +168,9 @@ pub struct PaymentFacts<'a> {
     pub spent_today: Money,
     /// Payments made from the wallet in the trailing hour, before this one (velocity).
     pub payments_last_hour: u32,
+    /// An "always allow" rule covers this payee and amount: the holds that only ask for a
+    /// person's look are lifted (in policies wanting one approver; see `domain::allow_rule`).
+    pub allow_listed: bool,
 }
 
 impl<'a> PaymentFacts<'a> {
@@ -164,6 +183,7 @@ impl<'a> PaymentFacts<'a> {
             risk_score,
             spent_today: Money::zero(amount.currency()),
             payments_last_hour: 0,
+            allow_listed: false,
         }
     }
 }
@@ -288,6 +308,16 @@ impl Policy {
     }
 }
 
+/// The hold rules an "always allow" rule lifts.
+pub const LIFTED_BY_ALLOW_RULES: [&str; 6] = [
+    "requireReviewAbove",
+    "riskScoreThreshold",
+    "maxTransactionAmount",
+    "requireHumanApproval",
+    "approvedRecipients",
+    "autoApproveBelow",
+];
+
 struct Finding {
     outcome: Outcome,
     rule: &'static str,
@@ -297,7 +327,14 @@ struct Finding {
 impl Policy {
     fn findings(&self, p: &PaymentFacts<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut push = |outcome, rule, reason: String| out.push(Finding { outcome, rule, reason });
+        // An allow rule lifts the holds that ask for a look at this payment, never a policy's
+        // wish for more than one approver, nor its limits (daily spend, velocity).
+        let lifted = p.allow_listed && self.required_approvals <= 1;
+        let mut push = |outcome: Outcome, rule: &'static str, reason: String| {
+            if !(lifted && outcome == Outcome::Hold && LIFTED_BY_ALLOW_RULES.contains(&rule)) {
+                out.push(Finding { outcome, rule, reason })
+            }
+        };
         let human = self.require_human_approval;
         let soft = if human { Outcome::Hold } else { Outcome::Deny };
         let amount = p.amount.amount();
@@ -377,16 +414,7 @@ impl Policy {
 /// Evaluates every enabled policy that applies to the facts' kind; the strictest outcome wins,
 /// and the first rule that produced it is reported.
 pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
-    let mut decision = Decision {
-        outcome: Outcome::Execute,
-        rule: "default".into(),
-        reason: "no policy restricts this payment".into(),
-        policy_id: None,
-        approval_ttl_seconds: None,
-        required_approvals: 1,
-        escalation_chain: vec![],
-        on_timeout: OnTimeout::Expire,
-    };
+    let mut decision = Decision::executed();
     let mut holding_policies = Vec::new();
     for policy in policies.iter().filter(|p| p.enabled && p.applies_to(facts.kind)) {
         let findings = policy.findings(facts);
@@ -549,6 +577,30 @@ mod tests {
         let hold = Policy { require_human_approval: true, max_transaction_amount: Some(d("1000")), ..deny };
         assert_eq!(evaluate(std::slice::from_ref(&hold), &facts(2)).outcome, Outcome::Execute);
         assert_eq!(evaluate(&[hold], &facts(3)).outcome, Outcome::Hold);
+    }
+
+    #[test]
+    fn an_allow_rule_lifts_review_holds_but_not_limits_quorums_or_denials() {
+        let to = WalletId::generate();
+        let allowed = |amount: &str, spent: &str| PaymentFacts {
+            allow_listed: true,
+            spent_today: usd(spent),
+            ..PaymentFacts::new(ActionKind::Payment, usd(amount), &to, Some(Score::new(Decimal::from(90))))
+        };
+        let review = Policy {
+            require_review_above: Some(d("10")),
+            risk_score_threshold: Some(Score::new(Decimal::from(70))),
+            require_human_approval: true,
+            ..policy()
+        };
+        assert_eq!(evaluate(std::slice::from_ref(&review), &allowed("20", "0")).outcome, Outcome::Execute);
+        let daily = Policy { daily_spending_limit: Some(d("25")), ..review.clone() };
+        let out = evaluate(std::slice::from_ref(&daily), &allowed("20", "10"));
+        assert_eq!((out.outcome, out.rule.as_str()), (Outcome::Hold, "dailySpendingLimit"));
+        let two = Policy { required_approvals: 2, ..review.clone() };
+        assert_eq!(evaluate(&[two], &allowed("20", "0")).outcome, Outcome::Hold);
+        let deny = Policy { auto_reject_above: Some(d("15")), ..review };
+        assert_eq!(evaluate(&[deny], &allowed("20", "0")).outcome, Outcome::Deny);
     }
 
     #[test]

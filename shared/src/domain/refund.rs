@@ -245,6 +245,7 @@ impl Refund {
             on_timeout: self.decision.on_timeout,
             window_seconds: ttl_seconds,
             previous_teams: Vec::new(),
+            reservation: None,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

@@ -20,6 +20,8 @@ pub struct Wallet {
     /// Executed outgoing payments on `spend_day` (UTC), for `dailySpendingLimit`.
     spend_day: Option<NaiveDate>,
     spent_on_day: Money,
+    /// Set while frozen (the kill switch): no money leaves or enters it.
+    pub frozen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -63,6 +65,7 @@ impl Wallet {
             metadata: request.metadata,
             spend_day: None,
             spent_on_day: Money::zero(request.currency),
+            frozen_at: None,
             created_at: now,
             updated_at: now,
         }
@@ -79,6 +82,20 @@ impl Wallet {
             self.metadata = metadata.clone();
         }
         self.updated_at = now;
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen_at.is_some()
+    }
+
+    /// Freezes (`true`) or unfreezes it; `false` when it already stood so.
+    pub fn set_frozen(&mut self, frozen: bool, now: DateTime<Utc>) -> bool {
+        if self.is_frozen() == frozen {
+            return false;
+        }
+        self.frozen_at = frozen.then_some(now);
+        self.updated_at = now;
+        true
     }
 
     pub fn currency(&self) -> Currency {
@@ -141,6 +158,8 @@ struct WalletShape {
     spend_day: Option<NaiveDate>,
     #[serde(with = "decimal_string")]
     spent_on_day: Decimal,
+    #[serde(default)]
+    frozen_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -157,6 +176,7 @@ impl From<Wallet> for WalletShape {
             metadata: w.metadata,
             spend_day: w.spend_day,
             spent_on_day: w.spent_on_day.amount(),
+            frozen_at: w.frozen_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
@@ -174,6 +194,7 @@ impl From<WalletShape> for Wallet {
             metadata: s.metadata,
             spend_day: s.spend_day,
             spent_on_day: Money::from_decimal(s.spent_on_day, s.currency),
+            frozen_at: s.frozen_at,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }

@@ -13,7 +13,7 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 19] = [
+pub const EVENT_TYPES: [&str; 23] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
@@ -33,6 +33,10 @@ pub const EVENT_TYPES: [&str; 19] = [
     kinds::REVIEW_EXPIRED,
     kinds::PASSKEY_REGISTERED,
     kinds::PASSKEY_DELETED,
+    kinds::KEY_FROZEN,
+    kinds::KEY_UNFROZEN,
+    kinds::WALLET_FROZEN,
+    kinds::WALLET_UNFROZEN,
 ];
 
 pub const SECRET_PREFIX: &str = "whsec_";

@@ -211,5 +211,6 @@ owned!(
     crate::domain::routing::RoutingRule,
     crate::domain::review::Review,
     crate::domain::refund::Refund,
-    crate::domain::org::ApiKey
+    crate::domain::org::ApiKey,
+    crate::domain::allow_rule::AllowRule
 );

@@ -178,6 +178,7 @@ async fn seed_demo(service: &Countersign, admin: &Caller) -> Result<Demo, FirstR
         permissions: vec![Permission::PaymentsWrite, Permission::PaymentsRead],
         wallet_ids: vec![],
         member_id: None,
+        budgets: vec![],
     };
     let agent = service.create_api_key(admin, agent).await?;
     let wallet = |name: &str, agent_name: Option<&str>| NewWallet {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::money::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
+use super::money::budgets::{settle_reservation, Settlement};
 use super::{Countersign, UseCases};
 use crate::domain::approval::{Approval, ApprovalSubject};
 use crate::domain::audit::Actor;
@@ -273,6 +274,8 @@ impl UseCases {
                     plan_refund_closing(&r, &mut tx, &approval.value, &mut payment, closing).await?;
                     return Ok(tx.done(true));
                 }
+                // What the held payment reserved in its key's budgets is free again.
+                settle_reservation(&r, &mut tx, &mut approval.value, Settlement::Release).await?;
                 if approval.value.on_timeout == OnTimeout::Reject {
                     approval.value.reject_on_timeout(now)?;
                     payment.value.reject(now).map_err(overtaken)?;

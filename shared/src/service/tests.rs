@@ -69,6 +69,7 @@ async fn world(funds: &str) -> World {
         permissions: vec![Permission::ApprovalsWrite],
         wallet_ids: vec![],
         member_id: None,
+        budgets: vec![],
     };
     let reviewer = Caller::Key(service.create_api_key(&admin, reviewer).await.expect("key").key);
     let wallet =

@@ -47,12 +47,23 @@ pub struct DecideRequest {
     pub reviewer_name: Option<String>,
     /// The passkey assertion for a step-up (only the dashboard's ceremony makes one).
     pub step_up: Option<crate::domain::step_up::StepUpProof>,
+    /// Approve, and let later payments from this wallet to this payee up to a cap through
+    /// without review (only with `Approve`, on a payment's approval needing one approver).
+    pub always_allow: Option<crate::domain::allow_rule::AlwaysAllow>,
 }
 
 impl DecideRequest {
     /// A plain approve or reject with an optional note.
     pub fn new(decision: VoteDecision, note: Option<String>) -> Self {
-        DecideRequest { decision, note, modify_to: None, modified_action: None, reviewer_name: None, step_up: None }
+        DecideRequest {
+            decision,
+            note,
+            modify_to: None,
+            modified_action: None,
+            reviewer_name: None,
+            step_up: None,
+            always_allow: None,
+        }
     }
 }
 
@@ -64,6 +75,9 @@ pub struct Decided {
     /// The refund the approval decided, when it decided one (`payment` is then the refunded one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund: Option<Refund>,
+    /// The "always allow" rule the approval made or renewed, when it asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_rule: Option<crate::domain::allow_rule::AllowRule>,
 }
 
 /// A request to hand an approval to another team.

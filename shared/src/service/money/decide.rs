@@ -23,7 +23,11 @@ use crate::layout::{approval_key, payment_key, refund_key, settings_key, team_ke
 use crate::passkey::StepUpDecision;
 use crate::ports::Key;
 use crate::service::money::approvals::{DecideRequest, Decided};
+use crate::domain::allow_rule::AlwaysAllow;
+use crate::service::money::allow_rules::plan_allow_rule;
+use crate::service::money::budgets::{settle_reservation, Settlement};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
+use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::policies::policies_query;
 use crate::service::money::refunds::plan_refund_vote;
 use crate::service::money::step_up::{check_step_up, step_up_threshold, StepUpCase};
@@ -68,7 +72,14 @@ impl UseCases {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 // The real refusals first (closed, own request, voted already), then the step-up.
                 approval.value.ensure_may_vote(&caller.person(), &caller.id, request.decision, tx.now())?;
-                let passkey = if request.decision == VoteDecision::Approve {
+                let approving = request.decision == VoteDecision::Approve;
+                if approving {
+                    ensure_wallets_open(&r, &approval.value, execution.as_ref()).await?;
+                    if let Some(asked) = &request.always_allow {
+                        ensure_may_always_allow(&approval.value, asked)?;
+                    }
+                }
+                let passkey = if approving {
                     let case = step_up_case(&r, &approval.value, &payment.value, execution.as_ref(), &request).await?;
                     check_step_up(&r, &mut tx, &self.settings, caller, case, request.step_up.as_ref()).await?
                 } else {
@@ -76,24 +87,38 @@ impl UseCases {
                 };
                 let resolution = cast(&mut tx, caller, &request, passkey, &mut approval, &mut payment)?;
                 let note = &request.note;
+                let mut allow_rule = None;
                 let refund = match (approval.value.subject(), resolution) {
                     (ApprovalSubject::Refund { .. }, resolution) => {
                         plan_refund_vote(&r, &mut tx, &approval.value, &mut payment, resolution, note).await?
                     }
                     (ApprovalSubject::Payment(_), Resolution::AwaitingMoreApprovals) => {
                         tx.audit("approval.voted", "approval", approval.value.id.as_str(), json!({"note": note}))?;
+                        if request.modify_to.is_some() {
+                            let lower = Settlement::Shrink(payment.value.amount);
+                            settle_reservation(&r, &mut tx, &mut approval.value, lower).await?;
+                        }
                         None
                     }
                     (ApprovalSubject::Payment(_), Resolution::Rejected) => {
                         reject_payment(&mut tx, &approval.value, &mut payment, note)?;
+                        settle_reservation(&r, &mut tx, &mut approval.value, Settlement::Release).await?;
                         None
                     }
                     (ApprovalSubject::Payment(_), Resolution::Approved) => {
-                        execute_payment(&mut tx, &approval.value, &mut payment, execution, note)?;
+                        let moved = execute_payment(&mut tx, &approval.value, &mut payment, execution, note)?;
+                        let settlement = if moved { Settlement::Spend(payment.value.amount) } else { Settlement::Release };
+                        settle_reservation(&r, &mut tx, &mut approval.value, settlement).await?;
+                        if let Some(asked) = request.always_allow {
+                            let currency = payment.value.amount.currency();
+                            allow_rule =
+                                Some(plan_allow_rule(&r, &mut tx, caller, &approval.value, asked, currency).await?);
+                        }
                         None
                     }
                 };
-                Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund }))
+                tx.update(&approval)?;
+                Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund, allow_rule }))
             })
             .await?;
         Ok(decided.outcome)
@@ -147,10 +172,20 @@ async fn step_up_case<'a>(
         Some(e) => e.policies.clone(),
         None => r.wallet_policies(&approval.wallet_id).await?,
     };
-    let (decision, amount) = match request.modify_to {
+    let (decision, mut amount) = match request.modify_to {
         Some(lower) => (StepUpDecision::Modify, lower.in_currency(asked.currency()).map_err(AppError::from)?),
         None => (StepUpDecision::Approve, asked),
     };
+    // An allow rule lets later payments up to its cap through: above the step-up threshold,
+    // the approver proves who they are as if approving the cap.
+    if let Some(allow) = &request.always_allow {
+        let cap = allow.max_amount.in_currency(asked.currency()).map_err(|source| {
+            AppError::Input(crate::domain::input::InputError::Amount { field: "alwaysAllow.maxAmount", source })
+        })?;
+        if cap > amount {
+            amount = cap;
+        }
+    }
     Ok(StepUpCase { approval, payload_hash, decision, amount, threshold: step_up_threshold(&policies, kind) })
 }
 
@@ -178,8 +213,8 @@ fn cast(
         at: now,
         passkey,
     };
+    // The approval is written by the caller, once everything this vote settles is on it.
     let resolution = approval.value.cast(vote, now)?;
-    tx.update(approval)?;
     let modified = request.decision == VoteDecision::Approve && request.modify_to.is_some();
     if resolution == Resolution::AwaitingMoreApprovals && modified {
         tx.update(payment)?;
@@ -227,15 +262,15 @@ fn reject_payment(
     Ok(())
 }
 
-/// The approval is complete: the payment executes (or fails on a deny rule added meanwhile),
-/// bound to what the approvers were shown.
+/// The approval is complete: the payment executes (or fails on a deny rule added meanwhile, or
+/// for want of funds), bound to what the approvers were shown. Returns whether money moved.
 fn execute_payment(
     tx: &mut Tx,
     approval: &Approval,
     payment: &mut Stored<Payment>,
     execution: Option<Execution>,
     note: &Option<String>,
-) -> Result<(), PlanError> {
+) -> Result<bool, PlanError> {
     if !payment.value.matches(approval) {
         return Err(AppError::PayloadMismatch.into());
     }
@@ -254,14 +289,43 @@ fn execute_payment(
         ..PaymentFacts::new(ActionKind::Payment, p.amount, &p.to, p.risk_score)
     };
     let recheck = evaluate(&policies, &facts);
-    payment.value = if recheck.outcome == Outcome::Deny {
+    let moved;
+    (payment.value, moved) = if recheck.outcome == Outcome::Deny {
         let audited = Audited { action: "payment.failed", resource: "payment", id: payment.value.id.as_str() };
-        plan_denied_execution(tx, payment.value.clone(), &from, &recheck, audited, None)?
+        (plan_denied_execution(tx, payment.value.clone(), &from, &recheck, audited, None)?, false)
     } else {
         let details = json!({"amount": payment.value.amount.to_wire()});
-        plan_execution(tx, payment.value.clone(), from, to, "payment.completed", details)?.0
+        plan_execution(tx, payment.value.clone(), from, to, "payment.completed", details)?
     };
     tx.update(payment)?;
+    Ok(moved)
+}
+
+/// No approve vote while the money's wallets are frozen: nothing would execute (409).
+async fn ensure_wallets_open(r: &Reader, approval: &Approval, execution: Option<&Execution>) -> Result<(), PlanError> {
+    match execution {
+        Some(e) => ensure_not_frozen([&e.from.value, &e.to.value], true)?,
+        None => {
+            // A refund's approval: the wallets were fetched with the decision's reads.
+            let org = &approval.org_id;
+            let (from_key, to_key) = (wallet_key(&approval.wallet_id), wallet_key(&approval.transaction_details.recipient));
+            let (from, to) =
+                tokio::try_join!(r.read_owned::<Wallet>(&from_key, org), r.read_owned::<Wallet>(&to_key, org))?;
+            ensure_not_frozen([&from.value, &to.value], true)?;
+        }
+    }
+    Ok(())
+}
+
+/// `alwaysAllow` stands in for a person's look at later payments: only on a payment's approval
+/// that one approver completes (a policy wanting more must keep getting more).
+fn ensure_may_always_allow(approval: &Approval, _asked: &AlwaysAllow) -> Result<(), PlanError> {
+    if !matches!(approval.subject(), ApprovalSubject::Payment(_)) {
+        return Err(AppError::AlwaysAllowRefused("only a payment's approval can allow its payee").into());
+    }
+    if approval.required_approvals > 1 {
+        return Err(AppError::AlwaysAllowRefused("this approval needs more than one approver").into());
+    }
     Ok(())
 }
 

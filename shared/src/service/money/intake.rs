@@ -15,6 +15,8 @@ use crate::error::{AppError, AppResult};
 pub(crate) enum Intake<T> {
     Decided(T),
     Denied(Decision),
+    /// Over a `deny` budget of the paying key.
+    OverBudget(crate::domain::budget::BudgetRefusal),
 }
 
 impl<T> Intake<T> {
@@ -27,6 +29,7 @@ impl<T> Intake<T> {
                 rule: d.rule,
                 policy_id: d.policy_id.map(|p| p.to_string()),
             }),
+            Intake::OverBudget(refusal) => Err(AppError::BudgetExceeded(Box::new(refusal))),
         }
     }
 }

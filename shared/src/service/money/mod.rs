@@ -1,9 +1,12 @@
 //! Money: payments and refunds decided by policy, held approvals and their decisions, the one
 //! execution both share, wallets and their policies.
 
+pub(crate) mod allow_rules;
 pub(crate) mod approvals;
+pub(crate) mod budgets;
 pub(crate) mod decide;
 pub(crate) mod execution;
+pub(crate) mod freeze;
 pub(crate) mod intake;
 pub(crate) mod payments;
 pub(crate) mod policies;

@@ -8,7 +8,9 @@ use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts, Policy};
+use crate::domain::allow_rule::AllowRule;
+use crate::domain::budget::{Charge, OnExceed, Reservation};
+use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
@@ -22,6 +24,7 @@ use crate::layout::{
 };
 use crate::ports::{Index, Key, Query};
 use crate::service::money::execution::plan_execution;
+use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::policies::policies_query;
 use crate::service::org::people::rules_query;
 use crate::service::paging::{Page, PageRequest};
@@ -104,16 +107,31 @@ impl UseCases {
                     .into());
                 }
                 let amount = request.amount.in_currency(currency)?;
+                ensure_not_frozen([&from.value, &to.value], false)?;
                 let mut tx = Tx::new(&org, Actor::Key(caller.id.clone()), self.now());
-                let velocity = r.velocity(&from.value, &policies, ActionKind::Payment).await?;
-                let decision = evaluate(
-                    &policies,
-                    &PaymentFacts {
-                        spent_today: from.value.spent_today(tx.now()),
-                        payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(tx.now())),
-                        ..PaymentFacts::new(ActionKind::Payment, amount, &to.value.id, request.risk_score)
-                    },
-                );
+                let (velocity, budgets) = tokio::try_join!(
+                    r.velocity(&from.value, &policies, ActionKind::Payment),
+                    r.key_budgets(caller, currency, tx.now()),
+                )?;
+                let facts = PaymentFacts {
+                    spent_today: from.value.spent_today(tx.now()),
+                    payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(tx.now())),
+                    ..PaymentFacts::new(ActionKind::Payment, amount, &to.value.id, request.risk_score)
+                };
+                let mut decision = evaluate(&policies, &facts);
+                // A hold a person already waived for this payee ("always allow") lets it through.
+                let mut allowed_by = None;
+                if decision.outcome == Outcome::Hold {
+                    if let Some(rule) = r.allow_rule(&from.value.id, &to.value.id).await? {
+                        if rule.value.covers(amount, tx.now()) {
+                            let lifted = evaluate(&policies, &PaymentFacts { allow_listed: true, ..facts.clone() });
+                            if lifted.outcome == Outcome::Execute {
+                                decision = allowed_decision(&rule.value);
+                                allowed_by = Some(rule);
+                            }
+                        }
+                    }
+                }
                 if decision.outcome == Outcome::Deny {
                     // A denial is a decision: it is audited although nothing else is written.
                     let details = json!({
@@ -121,6 +139,21 @@ impl UseCases {
                     });
                     tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
                     return Ok(tx.refused(Intake::Denied(decision)));
+                }
+                if let Some(over) = budgets.exceeded_by(amount) {
+                    if over.budget.on_exceed == OnExceed::Deny {
+                        let refusal = over.refusal(amount);
+                        let details = json!({
+                            "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
+                            "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
+                        });
+                        tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
+                        return Ok(tx.refused(Intake::OverBudget(refusal)));
+                    }
+                    if decision.outcome == Outcome::Execute {
+                        decision = budget_hold(over.explain(amount));
+                        allowed_by = None;
+                    }
                 }
                 if amount > from.value.balance() {
                     return Err(ledger_refusal(&from.value, amount).into());
@@ -131,10 +164,16 @@ impl UseCases {
                     velocity.count_one(&mut tx)?;
                 }
                 let plan = if payment.decision.outcome == Outcome::Execute {
+                    budgets.charge(&mut tx, amount, Charge::Spend)?;
+                    if let Some(mut rule) = allowed_by {
+                        rule.value.hit(tx.now());
+                        tx.update(&rule)?;
+                    }
                     plan_immediate(tx, payment, from, to)?
                 } else {
+                    let reservation = budgets.charge(&mut tx, amount, Charge::Reserve)?;
                     let team = r.team_for(&org, &Subject::for_payment(&payment), &payment.decision).await?;
-                    self.plan_hold(tx, payment, from, team)?
+                    self.plan_hold(tx, payment, from, team, reservation)?
                 };
                 Ok(plan)
             })
@@ -151,10 +190,12 @@ impl UseCases {
         mut payment: Payment,
         from: Stored<Wallet>,
         team: Option<TeamId>,
+        reservation: Option<Reservation>,
     ) -> Planned<Intake> {
         let ttl = payment.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
         let mut approval = payment.hold(ttl, tx.now())?;
         approval.assigned_team = team;
+        approval.reservation = reservation;
         tx.check(&from);
         tx.create(&approval)?;
         tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, tx.now()))?;
@@ -279,6 +320,22 @@ fn plan_immediate(mut tx: Tx, payment: Payment, from: Stored<Wallet>, to: Stored
     }
     tx.create(&payment)?;
     Ok(tx.done(Intake::Decided(PaymentOutcome::Executed { payment })))
+}
+
+/// The decision of a payment an "always allow" rule let through.
+fn allowed_decision(rule: &AllowRule) -> Decision {
+    let cap = rule.max();
+    Decision {
+        outcome: Outcome::Execute,
+        rule: "alwaysAllow".into(),
+        reason: format!("payee allowed by {} up to {} {}", rule.id, cap.to_wire(), cap.currency()),
+        ..Decision::executed()
+    }
+}
+
+/// The decision of a payment policies let through but a `hold` budget of its key stops.
+fn budget_hold(reason: String) -> Decision {
+    Decision { outcome: Outcome::Hold, rule: "budget".into(), reason, ..Decision::executed() }
 }
 
 fn ledger_refusal(wallet: &Wallet, amount: crate::domain::money::Money) -> AppError {

@@ -23,6 +23,7 @@ use crate::engine::plan::{overtaken, PlanError, Tx};
 use crate::engine::{Change, Committed, IdempotencyScope};
 use crate::error::{AppError, AppResult};
 use crate::layout::{payment_key, refund_key, wallet_key, Stored};
+use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::payments::Listing;
 use crate::service::paging::{Page, PageRequest};
@@ -81,6 +82,7 @@ impl UseCases {
                 ensure_wallet(caller, &payment.value.to)?;
                 let from: Stored<Wallet> = r.read_owned(&wallet_key(&payment.value.to), &org).await?;
                 let to: Stored<Wallet> = r.read_owned(&wallet_key(&payment.value.from), &org).await?;
+                ensure_not_frozen([&from.value, &to.value], false)?;
                 let left = payment.value.refundable();
                 let amount = match request.amount {
                     Some(asked) => asked.in_currency(payment.value.amount.currency())?,

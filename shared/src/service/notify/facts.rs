@@ -99,7 +99,7 @@ impl UseCases {
         let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
         Ok(keys
             .into_iter()
-            .filter(|k| k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
+            .filter(|k| k.revoked_at.is_none() && k.frozen_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
             .filter(|k| held.may_be_decided_by(k))
             .collect())
     }

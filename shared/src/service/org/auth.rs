@@ -125,6 +125,10 @@ impl Countersign {
         if key.revoked_at.is_some() {
             return Err(AppError::ApiKeyRevoked);
         }
+        // Read on every request, never cached: a freeze holds on every instance at once.
+        if key.frozen_at.is_some() {
+            return Err(AppError::KeyFrozen);
+        }
         self.key_orgs.remember(&key);
         let now = self.now();
         let stale = key.last_used_at.is_none_or(|t| (now - t).num_seconds() >= LAST_USED_RESOLUTION_SECONDS);

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::audit::Actor;
+use crate::domain::budget::Budget;
 use crate::domain::ids::{ApiKeyId, MemberId, OrgId, WalletId};
 use crate::domain::org::{self, ApiKey, Organization};
 use crate::domain::people::{Member, Person};
@@ -26,6 +27,8 @@ pub struct NewApiKey {
     /// own). Unset: a key minted by an admin key is a person of its own, any other key's is
     /// its minting key's person.
     pub member_id: Option<MemberId>,
+    /// Spending limits on what the key pays (checked: one per window and currency).
+    pub budgets: Vec<Budget>,
 }
 
 /// A change to a key; `None` leaves a field as it is.
@@ -34,6 +37,8 @@ pub struct ApiKeyPatch {
     pub name: Option<String>,
     pub permissions: Option<Vec<Permission>>,
     pub wallet_ids: Option<Vec<WalletId>>,
+    /// Replaces the key's budgets (empty: none).
+    pub budgets: Option<Vec<Budget>>,
 }
 
 /// A key and its secret, which is shown this once and stored only as a hash.
@@ -65,6 +70,8 @@ fn issue(org_id: &OrgId, request: NewApiKey, person: Option<Person>, now: chrono
         created_at: now,
         last_used_at: None,
         revoked_at: None,
+        frozen_at: None,
+        budgets: request.budgets,
     };
     IssuedKey { key, secret }
 }
@@ -98,6 +105,7 @@ impl UseCases {
                     permissions: vec![Permission::Admin],
                     wallet_ids: vec![],
                     member_id: None,
+                    budgets: vec![],
                 };
                 let admin_key = issue(&organization.id, admin, None, now);
                 let mut tx = Tx::new(&organization.id, Actor::Operator, now);
@@ -114,6 +122,10 @@ impl UseCases {
     pub async fn create_api_key(&self, caller: &Caller, request: NewApiKey) -> AppResult<IssuedKey> {
         let caller = caller.key()?;
         require(caller, Permission::ApiKeysWrite)?;
+        if !caller.budgets.is_empty() {
+            // Its keys would pay outside its budgets.
+            return Err(AppError::OwnControls("a key with budgets cannot mint keys"));
+        }
         ensure_grantable(caller, &request.permissions)?;
         // Who the new key is, decided before anything is read: a narrower key never learns
         // which members exist by naming them.
@@ -134,6 +146,7 @@ impl UseCases {
                     "permissions": issued.key.permissions,
                     "walletIds": issued.key.wallet_ids,
                     "person": issued.key.person(),
+                    "budgets": issued.key.budgets,
                 });
                 tx.audit("api_key.created", "api_key", issued.key.id.as_str(), details)?;
                 Ok(tx.done(issued))
@@ -168,6 +181,9 @@ impl UseCases {
         if let Some(wallets) = &patch.wallet_ids {
             self.ensure_bindable(caller, wallets).await?;
         }
+        if patch.budgets.is_some() && &caller.id == id {
+            return Err(AppError::OwnControls("a key cannot change its own budgets"));
+        }
         let r = self.reader();
         self.engine.commit(&r, || async {
             let mut key = r.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
@@ -181,10 +197,15 @@ impl UseCases {
             if let Some(w) = &patch.wallet_ids {
                 key.value.wallet_ids = w.clone();
             }
+            if let Some(b) = &patch.budgets {
+                key.value.budgets = b.clone();
+            }
             let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
             tx.update(&key)?;
-            let details =
-                json!({"name": key.value.name, "permissions": key.value.permissions, "walletIds": key.value.wallet_ids});
+            let details = json!({
+                "name": key.value.name, "permissions": key.value.permissions, "walletIds": key.value.wallet_ids,
+                "budgets": key.value.budgets,
+            });
             tx.audit("api_key.updated", "api_key", key.value.id.as_str(), details)?;
             Ok(tx.done(key.value))
         })

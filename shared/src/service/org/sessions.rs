@@ -101,6 +101,7 @@ impl UseCases {
         };
         let key = self.reader().read::<ApiKey>(&api_key_key(&stored.value.key_id)).await?.map(|k| k.value);
         match key {
+            Some(key) if key.frozen_at.is_some() && key.revoked_at.is_none() => Err(AppError::KeyFrozen),
             Some(key) if key.revoked_at.is_none() && key.org_id == stored.value.org_id => Ok(Caller::Key(key)),
             Some(key) if key.revoked_at.is_some() => {
                 self.forget(&stored).await;

@@ -373,6 +373,7 @@ impl UseCases {
                     reviewer_name: Some(name),
                     // A passkey step-up happens on the dashboard, never through /reviews.
                     step_up: None,
+                    always_allow: None,
                 };
                 let decided = self.decide_approval(caller, id, vote).await.map_err(|e| match e {
                     // The lower amount is `modified_amount` here.
