@@ -37,6 +37,7 @@ pub use money::payments::PaymentFilter;
 pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 pub use money::refunds::{RefundFilter, RefundOutcome};
 pub use money::wallets::{FundRequest, Funded};
+pub use money::why::{WhyAnswer, WhyRequest};
 pub use notify::integration::{SlackIntegrationView, SlackSetup, SLACK_INTERACTIONS_PATH};
 pub use notify::interactions::SlackClick;
 pub use notify::log::NotificationFilter;

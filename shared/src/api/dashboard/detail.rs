@@ -20,6 +20,7 @@ use crate::domain::payment_review::ReviewRef;
 use crate::domain::review::DecisionType;
 use crate::domain::step_up::StepUpProof;
 use crate::error::AppError;
+use crate::domain::allow_rule::{AlwaysAllow, MAX_EXPIRES_IN_DAYS};
 use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalate};
 
 const MAX_ACTION_CHARS: usize = 4_000;
@@ -48,6 +49,29 @@ fn step_up_proof(form: &Form) -> Option<StepUpProof> {
     })
 }
 
+/// The "always allow" cap a decide form asks for (its box ticked, `allow_max` filled in).
+pub(super) fn allow_cap(form: &Form) -> Result<Option<Amount>, AppError> {
+    if form.get("action") != Some("approve") || form.get("always_allow").is_none() {
+        return Ok(None);
+    }
+    let text = form.get("allow_max").ok_or_else(|| InputError::invalid("alwaysAllow.maxAmount", "is required"))?;
+    let cap = Amount::parse(text.trim())
+        .map_err(|source| InputError::Amount { field: "alwaysAllow.maxAmount", source })?;
+    Ok(Some(cap))
+}
+
+/// The "always allow" rule a decide form asks for.
+fn always_allow(form: &Form) -> Result<Option<AlwaysAllow>, AppError> {
+    let Some(max_amount) = allow_cap(form)? else { return Ok(None) };
+    let expires_in_days = match form.get("allow_days").map(str::trim).filter(|d| !d.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<u32>().ok().filter(|d| (1..=MAX_EXPIRES_IN_DAYS).contains(d)).ok_or_else(|| {
+            InputError::invalid("alwaysAllow.expiresInDays", format!("must be 1 to {MAX_EXPIRES_IN_DAYS} days"))
+        })?),
+    };
+    Ok(Some(AlwaysAllow { max_amount, expires_in_days }))
+}
+
 /// The decision a form asks for, made through the service.
 async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form) -> Result<(), AppError> {
     let caller = reviewer.caller();
@@ -65,7 +89,10 @@ async fn decide(s: &AppState, reviewer: &Reviewer, id: &ApprovalId, form: &Form)
             "is only for Modify: clear it to approve the amount asked for, or press Modify to approve it",
         )
         .into()),
-        Some("approve") => s.decide_approval(caller, id, vote(VoteDecision::Approve, None)).await.map(|_| ()),
+        Some("approve") => {
+            let request = DecideRequest { always_allow: always_allow(form)?, ..vote(VoteDecision::Approve, None) };
+            s.decide_approval(caller, id, request).await.map(|_| ())
+        }
         Some("reject") => s.decide_approval(caller, id, vote(VoteDecision::Reject, None)).await.map(|_| ()),
         Some("modify") => {
             let text = amount.ok_or_else(|| InputError::invalid("amount", "is required for Modify"))?;

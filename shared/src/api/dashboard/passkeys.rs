@@ -105,9 +105,9 @@ pub async fn step_up(State(s): State<AppState>, reviewer: Reviewer, PathParam(id
         }),
         _ => Err(InputError::invalid("action", "must be approve or modify").into()),
     };
-    let outcome = match modify_to {
-        Ok(modify_to) => s.start_step_up(reviewer.caller(), &id, modify_to).await,
-        Err(e) => Err(e),
+    let outcome = match (modify_to, super::detail::allow_cap(&form)) {
+        (Ok(modify_to), Ok(cap)) => s.start_step_up_allowing(reviewer.caller(), &id, modify_to, cap).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     Ok(json(outcome))
 }

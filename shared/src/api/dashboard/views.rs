@@ -372,6 +372,8 @@ pub struct ApprovalPage {
     pub step_up_above: Option<String>,
     pub step_up_limit: String,
     pub asked: String,
+    /// Approve may also make an "always allow" rule (a payment's approval, one approver).
+    pub always_allow_offered: bool,
 }
 
 impl ApprovalPage {
@@ -423,6 +425,7 @@ impl ApprovalPage {
             step_up_above: step_up_above.map(|a| format!("{a} {}", details.amount.currency().code())),
             step_up_limit: step_up_above.map(|a| a.to_string()).unwrap_or_default(),
             asked: details.amount.to_wire(),
+            always_allow_offered: approval.refund_id.is_none() && approval.required_approvals <= 1,
         }
     }
 }

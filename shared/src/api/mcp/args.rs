@@ -210,3 +210,22 @@ impl RequestRefund {
         Value::Object(body)
     }
 }
+
+/// `get_budget` takes nothing: it reads the calling key's own budgets.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetBudget {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhyDenied {
+    /// The wallet the payment was from (`wal_...`), as sent to request_payment.
+    pub from: String,
+    /// The wallet it was to (`wal_...`).
+    pub to: String,
+    /// The amount as sent, a decimal string such as "125.50".
+    #[schemars(with = "String")]
+    pub amount: Value,
+    /// ISO 4217 code, if one was sent.
+    pub currency: Option<String>,
+}

@@ -21,7 +21,8 @@ use crate::domain::payment::PaymentOutcome;
 use crate::domain::payment_review::{ReviewEntry, ReviewRef};
 use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
-use crate::service::{ApprovalFilter, Caller, Countersign, PageRequest, RefundOutcome};
+use crate::domain::money::{Amount, Currency};
+use crate::service::{ApprovalFilter, Caller, Countersign, PageRequest, RefundOutcome, WhyRequest};
 
 /// The longest `wait_for_decision`: below API Gateway's 29 s with room for the MCP exchange.
 pub const MAX_WAIT_SECONDS: u64 = 25;
@@ -175,4 +176,29 @@ pub async fn request_refund(s: &Countersign, c: &Caller, arguments: Map<String, 
             json!({"held": true, "replayed": committed.replayed, "refund": refund, "approval": approval})
         }
     })
+}
+
+/// `GET /v1/api-keys/{own id}/budgets`: the calling key's budgets as they stand.
+pub async fn get_budget(s: &Countersign, c: &Caller, arguments: Map<String, Value>) -> AppResult<Value> {
+    let key = c.key()?;
+    parse::<args::GetBudget>(arguments)?;
+    Ok(json!({"budgets": s.key_budget_standing(c, &key.id).await?}))
+}
+
+/// Intake's verdict on a payment as it was sent, written nowhere.
+pub async fn why_denied(s: &Countersign, c: &Caller, arguments: Map<String, Value>) -> AppResult<Value> {
+    c.authorize(Permission::PaymentsWrite)?;
+    let a = parse::<args::WhyDenied>(arguments)?;
+    let request = WhyRequest {
+        from: wallet_field("from", &a.from)?,
+        to: wallet_field("to", &a.to)?,
+        amount: Amount::parse_json(&a.amount).map_err(|source| InputError::Amount { field: "amount", source })?,
+        currency: a
+            .currency
+            .as_deref()
+            .map(Currency::parse)
+            .transpose()
+            .map_err(|source| InputError::Amount { field: "currency", source })?,
+    };
+    Ok(json!(s.why_denied(c, request).await?))
 }

@@ -81,6 +81,19 @@ PAYMENT_NOT_REFUNDABLE, REFUND_EXCEEDS_PAYMENT with details.remaining, INVALID_A
 Refunds of one payment never add up to more than it. Pass an idempotency_key to retry \
 safely. Needs refunds:write.";
 
+const GET_BUDGET: &str = "Read this key's own budgets: per window (day, week from Monday, month; \
+UTC) and currency, the limit, what was spent, what held payments reserve, what remains and when \
+it resets (resetsAt). A payment over a budget is held for a person (onExceed hold) or refused \
+with BUDGET_EXCEEDED (onExceed deny). Takes no arguments.";
+
+const WHY_DENIED: &str = "Ask why a payment was (or would be) refused or held, with the \
+arguments you sent to request_payment (from, to, amount, currency). Nothing is written. The \
+answer is the decision now (outcome EXECUTE, HOLD or DENY), the deciding rule (a policy rule \
+such as maxTransactionAmount, budget, walletFrozen, insufficientFunds), its limit, the key's \
+budgets, and what would pass: executesUpTo is the largest amount that would execute at once \
+(wouldPass says it in words, e.g. \"at most 1000.00 USD executes at once\"). Needs \
+payments:write and the from wallet.";
+
 /// The input schema of a tool whose arguments are `T`.
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     // The argument types are fixed structs with object roots; a failure is a programming error
@@ -169,6 +182,16 @@ impl Tools {
     #[tool(description = REQUEST_REFUND, input_schema = input::<args::RequestRefund>())]
     async fn request_refund(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
         dispatch!(self, parts, arguments, calls::request_refund)
+    }
+
+    #[tool(description = GET_BUDGET, input_schema = input::<args::GetBudget>())]
+    async fn get_budget(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
+        dispatch!(self, parts, arguments, calls::get_budget)
+    }
+
+    #[tool(description = WHY_DENIED, input_schema = input::<args::WhyDenied>())]
+    async fn why_denied(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
+        dispatch!(self, parts, arguments, calls::why_denied)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::service::{require, Caller, UseCases};
 /// A key's budgets in one currency, each with its counter for the current period as read.
 pub(crate) struct KeyBudgets {
     key: ApiKey,
+    now: DateTime<Utc>,
     uses: Vec<BudgetUse>,
     counters: Vec<Option<Stored<BudgetCounter>>>,
 }
@@ -33,11 +34,21 @@ impl Reader {
         let counters = futures::future::try_join_all(keys.iter().map(|k| self.read::<BudgetCounter>(k))).await?;
         let uses =
             budgets.into_iter().zip(&counters).map(|(b, c)| BudgetUse::new(b, c.as_ref().map(|c| &c.value), now)).collect();
-        Ok(KeyBudgets { key: key.clone(), uses, counters })
+        Ok(KeyBudgets { key: key.clone(), now, uses, counters })
     }
 }
 
 impl KeyBudgets {
+    /// The instant they were read for.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Each budget as it stands.
+    pub fn standings(&self) -> Vec<BudgetStanding> {
+        self.uses.iter().map(BudgetUse::standing).collect()
+    }
+
     /// The budget `amount` would exceed, if any (a `deny` budget before a `hold` one).
     pub fn exceeded_by(&self, amount: Money) -> Option<&BudgetUse> {
         crate::domain::budget::assess(&self.uses, amount)
@@ -140,7 +151,7 @@ impl UseCases {
         let mut out = Vec::with_capacity(key.budgets.len());
         for currency in currencies {
             let budgets = r.key_budgets(&key, currency, now).await?;
-            out.extend(budgets.uses.iter().map(BudgetUse::standing));
+            out.extend(budgets.standings());
         }
         Ok(out)
     }

@@ -13,3 +13,4 @@ pub(crate) mod policies;
 pub(crate) mod refunds;
 pub(crate) mod step_up;
 pub(crate) mod wallets;
+pub(crate) mod why;

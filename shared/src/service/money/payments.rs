@@ -9,7 +9,7 @@ use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
 use crate::domain::allow_rule::AllowRule;
-use crate::domain::budget::{Charge, OnExceed, Reservation};
+use crate::domain::budget::{BudgetRefusal, Charge, OnExceed, Reservation};
 use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
@@ -24,6 +24,7 @@ use crate::layout::{
 };
 use crate::ports::{Index, Key, Query};
 use crate::service::money::execution::plan_execution;
+use crate::service::money::budgets::KeyBudgets;
 use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::policies::policies_query;
 use crate::service::org::people::rules_query;
@@ -118,31 +119,14 @@ impl UseCases {
                     payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(tx.now())),
                     ..PaymentFacts::new(ActionKind::Payment, amount, &to.value.id, request.risk_score)
                 };
-                let mut decision = evaluate(&policies, &facts);
-                // A hold a person already waived for this payee ("always allow") lets it through.
-                let mut allowed_by = None;
-                if decision.outcome == Outcome::Hold {
-                    if let Some(rule) = r.allow_rule(&from.value.id, &to.value.id).await? {
-                        if rule.value.covers(amount, tx.now()) {
-                            let lifted = evaluate(&policies, &PaymentFacts { allow_listed: true, ..facts.clone() });
-                            if lifted.outcome == Outcome::Execute {
-                                decision = allowed_decision(&rule.value);
-                                allowed_by = Some(rule);
-                            }
-                        }
-                    }
-                }
-                if decision.outcome == Outcome::Deny {
-                    // A denial is a decision: it is audited although nothing else is written.
-                    let details = json!({
-                        "decision": decision, "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
-                    });
-                    tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
-                    return Ok(tx.refused(Intake::Denied(decision)));
-                }
-                if let Some(over) = budgets.exceeded_by(amount) {
-                    if over.budget.on_exceed == OnExceed::Deny {
-                        let refusal = over.refusal(amount);
+                let allow_rule = match evaluate(&policies, &facts).outcome {
+                    // Only a hold can be lifted: the rule is read only then.
+                    Outcome::Hold => r.allow_rule(&from.value.id, &to.value.id).await?,
+                    _ => None,
+                };
+                let (decision, allowed_by) = match verdict(&policies, &facts, allow_rule.as_ref().map(|s| &s.value), &budgets) {
+                    Verdict::Decided { decision, allowed } => (decision, allowed.then_some(allow_rule).flatten()),
+                    Verdict::OverBudget(refusal) => {
                         let details = json!({
                             "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
                             "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
@@ -150,10 +134,14 @@ impl UseCases {
                         tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
                         return Ok(tx.refused(Intake::OverBudget(refusal)));
                     }
-                    if decision.outcome == Outcome::Execute {
-                        decision = budget_hold(over.explain(amount));
-                        allowed_by = None;
-                    }
+                };
+                if decision.outcome == Outcome::Deny {
+                    // A denial is a decision: it is audited although nothing else is written.
+                    let details = json!({
+                        "decision": decision, "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
+                    });
+                    tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
+                    return Ok(tx.refused(Intake::Denied(decision)));
                 }
                 if amount > from.value.balance() {
                     return Err(ledger_refusal(&from.value, amount).into());
@@ -320,6 +308,48 @@ fn plan_immediate(mut tx: Tx, payment: Payment, from: Stored<Wallet>, to: Stored
     }
     tx.create(&payment)?;
     Ok(tx.done(Intake::Decided(PaymentOutcome::Executed { payment })))
+}
+
+/// What intake decides about a payment before its balance is checked.
+pub(crate) enum Verdict {
+    /// Policies' decision (an allow rule's or a budget's, when one changed it); `allowed` when
+    /// the allow rule let it through.
+    Decided { decision: Decision, allowed: bool },
+    /// Over a `deny` budget.
+    OverBudget(BudgetRefusal),
+}
+
+/// Policies first (a deny stands), then an "always allow" rule covering a hold, then the key's
+/// budgets (a `deny` budget refuses, a `hold` one holds what would execute).
+pub(crate) fn verdict(
+    policies: &[Policy],
+    facts: &PaymentFacts<'_>,
+    allow_rule: Option<&AllowRule>,
+    budgets: &KeyBudgets,
+) -> Verdict {
+    let mut decision = evaluate(policies, facts);
+    let mut allowed = false;
+    if decision.outcome == Outcome::Deny {
+        return Verdict::Decided { decision, allowed };
+    }
+    if let Some(rule) = allow_rule.filter(|_| decision.outcome == Outcome::Hold) {
+        if rule.covers(facts.amount, budgets.now())
+            && evaluate(policies, &PaymentFacts { allow_listed: true, ..facts.clone() }).outcome == Outcome::Execute
+        {
+            decision = allowed_decision(rule);
+            allowed = true;
+        }
+    }
+    if let Some(over) = budgets.exceeded_by(facts.amount) {
+        if over.budget.on_exceed == OnExceed::Deny {
+            return Verdict::OverBudget(over.refusal(facts.amount));
+        }
+        if decision.outcome == Outcome::Execute {
+            decision = budget_hold(over.explain(facts.amount));
+            allowed = false;
+        }
+    }
+    Verdict::Decided { decision, allowed }
 }
 
 /// The decision of a payment an "always allow" rule let through.

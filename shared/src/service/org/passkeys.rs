@@ -206,16 +206,36 @@ impl UseCases {
         id: &ApprovalId,
         modify_to: Option<Amount>,
     ) -> AppResult<StepUpStart> {
+        self.start_step_up_allowing(caller, id, modify_to, None).await
+    }
+
+    /// `start_step_up` for an approve vote that also asks for an "always allow" rule up to
+    /// `allow_cap`: the passkey signs the larger of the amount and the cap (what the vote checks).
+    pub async fn start_step_up_allowing(
+        &self,
+        caller: &Caller,
+        id: &ApprovalId,
+        modify_to: Option<Amount>,
+        allow_cap: Option<Amount>,
+    ) -> AppResult<StepUpStart> {
         let key = caller.key()?;
         require(key, Permission::ApprovalsWrite)?;
         let r = self.reader();
         let approval = r.read_owned::<Approval>(&approval_key(id), &key.org_id).await?.value;
         crate::service::ensure_wallet(key, &approval.wallet_id)?;
         let (payload_hash, asked) = self.payload_of(key, &approval).await?;
-        let (decision, amount) = match modify_to {
+        let (decision, mut amount) = match modify_to {
             Some(lower) => (StepUpDecision::Modify, lower.in_currency(asked.currency())?),
             None => (StepUpDecision::Approve, asked),
         };
+        if let Some(cap) = allow_cap {
+            let cap = cap.in_currency(asked.currency()).map_err(|source| {
+                AppError::Input(crate::domain::input::InputError::Amount { field: "alwaysAllow.maxAmount", source })
+            })?;
+            if cap > amount {
+                amount = cap;
+            }
+        }
         let passkeys = self.list_passkeys(caller).await?;
         if passkeys.is_empty() {
             return Err(AppError::StepUpRefused(StepUpFault::NoPasskey));

@@ -71,11 +71,16 @@
       if ((action !== "approve" && action !== "modify") || form.getAttribute("data-stepped-up")) { return; }
       // Only above the threshold (the server decides; this only spares a needless ceremony).
       var amount = action === "modify" ? form.querySelector("[name=amount]").value : form.getAttribute("data-asked");
+      // An "always allow" rule up to a cap is approved as if approving the cap.
+      var allow = action === "approve" && form.querySelector("[data-always-allow]:checked");
+      var cap = allow ? form.querySelector("[name=allow_max]").value : "";
+      if (allow && parseFloat(cap) > parseFloat(amount)) { amount = cap; }
       if (!(parseFloat(amount) > parseFloat(form.getAttribute("data-step-up-above")))) { return; }
       e.preventDefault();
       if (!window.PublicKeyCredential) { say("[data-step-up-error]", "This browser cannot use passkeys."); return; }
       var fields = { csrf: form.querySelector("[name=csrf]").value, action: action };
       if (action === "modify") { fields.amount = form.querySelector("[name=amount]").value; }
+      if (allow) { fields.always_allow = "on"; fields.allow_max = cap; }
       say("[data-step-up-error]", "");
       post(form.getAttribute("data-step-up"), fields).then(function (start) {
         return navigator.credentials.get({ publicKey: {
