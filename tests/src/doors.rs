@@ -160,9 +160,14 @@ async fn slack_click(app: &TestApp, key: &str, approval: &str) -> DoorAnswer {
     use countersign_core::domain::notification::{SlackIntegration, SlackUserLink};
     use countersign_core::domain::people::Person;
     use countersign_core::layout::create;
-    use countersign_core::service::Caller;
 
-    let Ok(Caller::Key(caller)) = app.service.authenticate(Some(key)).await else { panic!("the door's key") };
+    // Read as stored, not authenticated: a frozen key's member still clicks (and is refused).
+    let id = countersign_core::domain::org::key_id_of_secret(key).expect("a key's secret");
+    let item = app.store.store().get(&countersign_core::layout::api_key_key(&id)).await.expect("read the key");
+    let caller =
+        countersign_core::layout::decode::<countersign_core::domain::org::ApiKey>(item.expect("the door's key"))
+            .expect("a key")
+            .value;
     let Some(Person::Member(member)) = caller.person.clone() else {
         return DoorAnswer {
             decided: false,

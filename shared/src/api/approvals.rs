@@ -196,8 +196,7 @@ pub async fn modify(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b):
     let id = ids.parse("id", ApprovalId::parse, "approval")?;
     let request = wire::parse::<ModifyBody>(b)?.try_into_domain()?;
     let decided = s.decide_approval(&c, &id, request).await?;
-    Ok(Json(DecidedView::of(&decided))
-        .into_response())
+    Ok(Json(DecidedView::of(&decided)).into_response())
 }
 
 pub async fn approve(s: State<AppState>, c: Bearer, ids: Ids, b: Result<Body, AppError>) -> AppResult<Response> {
@@ -227,6 +226,5 @@ async fn decide(
         }
     };
     let decided = s.decide_approval_from(bearer.as_deref(), &id, request).await?;
-    Ok(Json(DecidedView::of(&decided))
-        .into_response())
+    Ok(Json(DecidedView::of(&decided)).into_response())
 }

@@ -12,8 +12,8 @@ use super::wire::{self, optional_name, respond, wallet_field, whole_list};
 use super::AppState;
 use crate::domain::budget::{check_budgets, Budget, BudgetWindow, OnExceed};
 use crate::domain::ids::{ApiKeyId, MemberId, WalletId};
-use crate::domain::money::{Amount, Currency};
 use crate::domain::input::{self, InputError};
+use crate::domain::money::{Amount, Currency};
 use crate::domain::org::{ApiKeyView, Organization};
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
@@ -73,12 +73,13 @@ fn parse_budgets(list: &[BudgetBody]) -> Result<Vec<Budget>, InputError> {
     for b in list {
         let window = BudgetWindow::parse(&b.window)
             .ok_or_else(|| InputError::invalid("budgets.window", "must be day, week or month"))?;
-        let currency = Currency::parse(&b.currency)
-            .map_err(|source| InputError::Amount { field: "budgets.currency", source })?;
+        let currency =
+            Currency::parse(&b.currency).map_err(|source| InputError::Amount { field: "budgets.currency", source })?;
         let on_exceed = match b.on_exceed.as_deref() {
             None => OnExceed::Hold,
-            Some(text) => OnExceed::parse(text)
-                .ok_or_else(|| InputError::invalid("budgets.onExceed", "must be hold or deny"))?,
+            Some(text) => {
+                OnExceed::parse(text).ok_or_else(|| InputError::invalid("budgets.onExceed", "must be hold or deny"))?
+            }
         };
         let limit =
             Amount::parse_json(&b.limit).map_err(|source| InputError::Amount { field: "budgets.limit", source })?;

@@ -20,9 +20,9 @@ use super::{
     approvals, error, integrations, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks,
 };
 use crate::domain::allow_rule::AllowRule;
-use crate::domain::budget::BudgetStanding;
 use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
+use crate::domain::budget::BudgetStanding;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::notification::Notification;

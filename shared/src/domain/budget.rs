@@ -353,7 +353,8 @@ mod tests {
     fn a_budget_admits_up_to_its_limit_counting_reservations() {
         let now = at("2026-12-06T12:00:00Z");
         let b = budget(BudgetWindow::Day, "100.00", OnExceed::Hold);
-        let mut counter = BudgetCounter::new(OrgId::generate(), ApiKeyId::generate(), Currency::USD, b.period_at(now), now);
+        let mut counter =
+            BudgetCounter::new(OrgId::generate(), ApiKeyId::generate(), Currency::USD, b.period_at(now), now);
         counter.charge(usd("90.00"), Charge::Spend, now);
         counter.charge(usd("7.00"), Charge::Reserve, now);
         let standing = BudgetUse::new(b.clone(), Some(&counter), now);

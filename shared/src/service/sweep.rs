@@ -12,8 +12,8 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 
-use super::money::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
 use super::money::budgets::{settle_reservation, Settlement};
+use super::money::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
 use super::{Countersign, UseCases};
 use crate::domain::approval::{Approval, ApprovalSubject};
 use crate::domain::audit::Actor;

@@ -12,6 +12,7 @@ use super::page::{html, readable, see_other, DashError, Reply};
 use super::views::{own_part_in_approval, own_part_in_review, ApprovalPage, ReviewPage};
 use crate::api::wire::optional_text;
 use crate::api::AppState;
+use crate::domain::allow_rule::{AlwaysAllow, MAX_EXPIRES_IN_DAYS};
 use crate::domain::approval::VoteDecision;
 use crate::domain::ids::{ApprovalId, ReviewId, TeamId};
 use crate::domain::input::{InputError, MAX_NOTE_CHARS};
@@ -20,7 +21,6 @@ use crate::domain::payment_review::ReviewRef;
 use crate::domain::review::DecisionType;
 use crate::domain::step_up::StepUpProof;
 use crate::error::AppError;
-use crate::domain::allow_rule::{AlwaysAllow, MAX_EXPIRES_IN_DAYS};
 use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalate};
 
 const MAX_ACTION_CHARS: usize = 4_000;
@@ -55,8 +55,8 @@ pub(super) fn allow_cap(form: &Form) -> Result<Option<Amount>, AppError> {
         return Ok(None);
     }
     let text = form.get("allow_max").ok_or_else(|| InputError::invalid("alwaysAllow.maxAmount", "is required"))?;
-    let cap = Amount::parse(text.trim())
-        .map_err(|source| InputError::Amount { field: "alwaysAllow.maxAmount", source })?;
+    let cap =
+        Amount::parse(text.trim()).map_err(|source| InputError::Amount { field: "alwaysAllow.maxAmount", source })?;
     Ok(Some(cap))
 }
 
@@ -65,9 +65,11 @@ fn always_allow(form: &Form) -> Result<Option<AlwaysAllow>, AppError> {
     let Some(max_amount) = allow_cap(form)? else { return Ok(None) };
     let expires_in_days = match form.get("allow_days").map(str::trim).filter(|d| !d.is_empty()) {
         None => None,
-        Some(text) => Some(text.parse::<u32>().ok().filter(|d| (1..=MAX_EXPIRES_IN_DAYS).contains(d)).ok_or_else(|| {
-            InputError::invalid("alwaysAllow.expiresInDays", format!("must be 1 to {MAX_EXPIRES_IN_DAYS} days"))
-        })?),
+        Some(text) => {
+            Some(text.parse::<u32>().ok().filter(|d| (1..=MAX_EXPIRES_IN_DAYS).contains(d)).ok_or_else(|| {
+                InputError::invalid("alwaysAllow.expiresInDays", format!("must be 1 to {MAX_EXPIRES_IN_DAYS} days"))
+            })?)
+        }
     };
     Ok(Some(AlwaysAllow { max_amount, expires_in_days }))
 }

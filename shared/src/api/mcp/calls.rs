@@ -17,11 +17,11 @@ use crate::api::wire::{self, wallet_field};
 use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::ids::ApprovalId;
 use crate::domain::input::InputError;
+use crate::domain::money::{Amount, Currency};
 use crate::domain::payment::PaymentOutcome;
 use crate::domain::payment_review::{ReviewEntry, ReviewRef};
 use crate::domain::permission::Permission;
 use crate::error::{AppError, AppResult};
-use crate::domain::money::{Amount, Currency};
 use crate::service::{ApprovalFilter, Caller, Countersign, PageRequest, RefundOutcome, WhyRequest};
 
 /// The longest `wait_for_decision`: below API Gateway's 29 s with room for the MCP exchange.

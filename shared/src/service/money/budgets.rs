@@ -28,12 +28,20 @@ pub(crate) struct KeyBudgets {
 impl Reader {
     /// The budgets of `key` in `currency` at `now`, with their counters (read together; nothing
     /// is read for a key without budgets in that currency).
-    pub(crate) async fn key_budgets(&self, key: &ApiKey, currency: Currency, now: DateTime<Utc>) -> AppResult<KeyBudgets> {
+    pub(crate) async fn key_budgets(
+        &self,
+        key: &ApiKey,
+        currency: Currency,
+        now: DateTime<Utc>,
+    ) -> AppResult<KeyBudgets> {
         let budgets: Vec<_> = key.budgets.iter().filter(|b| b.currency == currency).cloned().collect();
         let keys: Vec<_> = budgets.iter().map(|b| budget_counter_key(&key.id, currency, b.period_at(now))).collect();
         let counters = futures::future::try_join_all(keys.iter().map(|k| self.read::<BudgetCounter>(k))).await?;
-        let uses =
-            budgets.into_iter().zip(&counters).map(|(b, c)| BudgetUse::new(b, c.as_ref().map(|c| &c.value), now)).collect();
+        let uses = budgets
+            .into_iter()
+            .zip(&counters)
+            .map(|(b, c)| BudgetUse::new(b, c.as_ref().map(|c| &c.value), now))
+            .collect();
         Ok(KeyBudgets { key: key.clone(), now, uses, counters })
     }
 }
@@ -72,7 +80,8 @@ impl KeyBudgets {
                 }
                 None => {
                     let key = &self.key;
-                    let mut fresh = BudgetCounter::new(key.org_id.clone(), key.id.clone(), amount.currency(), period, now);
+                    let mut fresh =
+                        BudgetCounter::new(key.org_id.clone(), key.id.clone(), amount.currency(), period, now);
                     fresh.charge(amount, how, now);
                     tx.create(&fresh)?;
                 }

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::domain::allow_rule::AlwaysAllow;
 use crate::domain::approval::{Approval, ApprovalSubject, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
@@ -22,9 +23,8 @@ use crate::error::{AppError, AppResult};
 use crate::layout::{approval_key, payment_key, refund_key, settings_key, team_key, wallet_key, Stored};
 use crate::passkey::StepUpDecision;
 use crate::ports::Key;
-use crate::service::money::approvals::{DecideRequest, Decided};
-use crate::domain::allow_rule::AlwaysAllow;
 use crate::service::money::allow_rules::plan_allow_rule;
+use crate::service::money::approvals::{DecideRequest, Decided};
 use crate::service::money::budgets::{settle_reservation, Settlement};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
@@ -107,7 +107,8 @@ impl UseCases {
                     }
                     (ApprovalSubject::Payment(_), Resolution::Approved) => {
                         let moved = execute_payment(&mut tx, &approval.value, &mut payment, execution, note)?;
-                        let settlement = if moved { Settlement::Spend(payment.value.amount) } else { Settlement::Release };
+                        let settlement =
+                            if moved { Settlement::Spend(payment.value.amount) } else { Settlement::Release };
                         settle_reservation(&r, &mut tx, &mut approval.value, settlement).await?;
                         if let Some(asked) = request.always_allow {
                             let currency = payment.value.amount.currency();
@@ -308,7 +309,8 @@ async fn ensure_wallets_open(r: &Reader, approval: &Approval, execution: Option<
         None => {
             // A refund's approval: the wallets were fetched with the decision's reads.
             let org = &approval.org_id;
-            let (from_key, to_key) = (wallet_key(&approval.wallet_id), wallet_key(&approval.transaction_details.recipient));
+            let (from_key, to_key) =
+                (wallet_key(&approval.wallet_id), wallet_key(&approval.transaction_details.recipient));
             let (from, to) =
                 tokio::try_join!(r.read_owned::<Wallet>(&from_key, org), r.read_owned::<Wallet>(&to_key, org))?;
             ensure_not_frozen([&from.value, &to.value], true)?;

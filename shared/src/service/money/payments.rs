@@ -2,14 +2,14 @@
 
 use serde_json::json;
 
+use crate::domain::allow_rule::AllowRule;
 use crate::domain::audit::Actor;
+use crate::domain::budget::{BudgetRefusal, Charge, OnExceed, Reservation};
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::allow_rule::AllowRule;
-use crate::domain::budget::{BudgetRefusal, Charge, OnExceed, Reservation};
 use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
@@ -23,8 +23,8 @@ use crate::layout::{
     self, by_org_partition, by_status_partition, by_wallet_partition, payment_key, rate_key, wallet_key, Record, Stored,
 };
 use crate::ports::{Index, Key, Query};
-use crate::service::money::execution::plan_execution;
 use crate::service::money::budgets::KeyBudgets;
+use crate::service::money::execution::plan_execution;
 use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::policies::policies_query;
 use crate::service::org::people::rules_query;
@@ -124,17 +124,18 @@ impl UseCases {
                     Outcome::Hold => r.allow_rule(&from.value.id, &to.value.id).await?,
                     _ => None,
                 };
-                let (decision, allowed_by) = match verdict(&policies, &facts, allow_rule.as_ref().map(|s| &s.value), &budgets) {
-                    Verdict::Decided { decision, allowed } => (decision, allowed.then_some(allow_rule).flatten()),
-                    Verdict::OverBudget(refusal) => {
-                        let details = json!({
-                            "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
-                            "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
-                        });
-                        tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
-                        return Ok(tx.refused(Intake::OverBudget(refusal)));
-                    }
-                };
+                let (decision, allowed_by) =
+                    match verdict(&policies, &facts, allow_rule.as_ref().map(|s| &s.value), &budgets) {
+                        Verdict::Decided { decision, allowed } => (decision, allowed.then_some(allow_rule).flatten()),
+                        Verdict::OverBudget(refusal) => {
+                            let details = json!({
+                                "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
+                                "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
+                            });
+                            tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
+                            return Ok(tx.refused(Intake::OverBudget(refusal)));
+                        }
+                    };
                 if decision.outcome == Outcome::Deny {
                     // A denial is a decision: it is audited although nothing else is written.
                     let details = json!({

@@ -70,7 +70,10 @@ impl UseCases {
             return Err(AppError::CurrencyMismatch { payment: asked.code().into(), wallet: currency.code().into() });
         }
         if to.currency() != currency {
-            return Err(AppError::CurrencyMismatch { payment: currency.code().into(), wallet: to.currency().code().into() });
+            return Err(AppError::CurrencyMismatch {
+                payment: currency.code().into(),
+                wallet: to.currency().code().into(),
+            });
         }
         let amount = request.amount.in_currency(currency)?;
         let now = self.now();
@@ -83,7 +86,8 @@ impl UseCases {
         let payments_last_hour = velocity.as_ref().map_or(0, |v| v.trailing_hour(now));
         let judge = |amount: Money| -> Judged {
             if let Some(frozen) = [&from, &to].into_iter().find(|w| w.is_frozen()) {
-                let reason = format!("wallet {} is frozen; nothing moves from or to it until it is unfrozen", frozen.id);
+                let reason =
+                    format!("wallet {} is frozen; nothing moves from or to it until it is unfrozen", frozen.id);
                 return Judged::new(Outcome::Deny, "walletFrozen", reason, None, None);
             }
             let facts = PaymentFacts {
@@ -117,7 +121,9 @@ impl UseCases {
             (Outcome::Execute, _, _) => format!("{} {code} executes at once", amount.to_wire()),
             (_, Some(up_to), _) => format!("at most {} {code} executes at once", up_to.to_wire()),
             (Outcome::Hold, None, _) => "no amount executes at once; it would be held for a person".into(),
-            (_, None, Some(held)) => format!("no amount executes at once; at most {} {code} would be held for a person", held.to_wire()),
+            (_, None, Some(held)) => {
+                format!("no amount executes at once; at most {} {code} would be held for a person", held.to_wire())
+            }
             (_, None, None) => "no amount would pass now".into(),
         };
         Ok(WhyAnswer {
@@ -150,7 +156,13 @@ impl Judged {
     }
 
     fn from_decision(d: Decision, limit: Option<String>) -> Self {
-        Judged { outcome: d.outcome, rule: d.rule, reason: d.reason, policy_id: d.policy_id.map(|p| p.to_string()), limit }
+        Judged {
+            outcome: d.outcome,
+            rule: d.rule,
+            reason: d.reason,
+            policy_id: d.policy_id.map(|p| p.to_string()),
+            limit,
+        }
     }
 }
 
@@ -160,7 +172,12 @@ fn budgets_limit(budgets: &super::budgets::KeyBudgets, amount: Money) -> Option<
 }
 
 /// The deciding rule's limit, for the rules that have one.
-fn rule_limit(policies: &[Policy], decision: &Decision, facts: &PaymentFacts<'_>, budget: &Option<String>) -> Option<String> {
+fn rule_limit(
+    policies: &[Policy],
+    decision: &Decision,
+    facts: &PaymentFacts<'_>,
+    budget: &Option<String>,
+) -> Option<String> {
     if decision.rule == "budget" {
         return budget.clone();
     }

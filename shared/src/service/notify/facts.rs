@@ -95,11 +95,16 @@ impl UseCases {
     /// The organisation's active keys that may decide `held`: holding `approvals:write` and
     /// allowed its wallet (a review: bound to no wallet).
     pub(crate) async fn deciding_keys(&self, held: &Held) -> AppResult<Vec<ApiKey>> {
+        Ok(self.deciding_keys_even_frozen(held).await?.into_iter().filter(|k| k.frozen_at.is_none()).collect())
+    }
+
+    /// `deciding_keys` with the frozen ones too (a click by a frozen key's member is told so).
+    pub(crate) async fn deciding_keys_even_frozen(&self, held: &Held) -> AppResult<Vec<ApiKey>> {
         let query = Query::new(Index::ByOrg, by_org_partition(held.org_id(), "APIKEY"), MAX_KEYS_READ);
         let keys: Vec<ApiKey> = self.reader().all_of(query).await?;
         Ok(keys
             .into_iter()
-            .filter(|k| k.revoked_at.is_none() && k.frozen_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
+            .filter(|k| k.revoked_at.is_none() && permission::allows(&k.permissions, Permission::ApprovalsWrite))
             .filter(|k| held.may_be_decided_by(k))
             .collect())
     }

@@ -123,6 +123,10 @@ impl Countersign {
                     .into(),
             ));
         };
+        if key.frozen_at.is_some() {
+            let (_, code, message, _) = AppError::KeyFrozen.parts();
+            return Ok(Reply::Private(format!("Your click was not counted: {message} ({code}).")));
+        }
         let caller = Caller::Key(key);
         let voted = match &subject {
             ReviewRef::Payment(id) => {
@@ -168,14 +172,18 @@ impl Countersign {
         }
     }
 
-    /// The member's key that votes for them: active, holding `approvals:write`, allowed the
-    /// payer wallet (for a review: bound to no wallet); one bound to no wallet first, then by id
-    /// (the same key every time).
+    /// The member's key that votes for them: unrevoked, holding `approvals:write`, allowed the
+    /// payer wallet (for a review: bound to no wallet); an unfrozen one first (a frozen one only
+    /// when every such key is frozen: the click is then refused as frozen), one bound to no
+    /// wallet first, then by id (the same key every time).
     async fn voting_key(&self, link: &SlackUserLink, held: &Held) -> AppResult<Option<ApiKey>> {
         let member = Some(Person::Member(link.member_id.clone()));
         let mut usable: Vec<ApiKey> =
-            self.deciding_keys(held).await?.into_iter().filter(|k| k.person == member).collect();
-        usable.sort_by(|a, b| (!a.wallet_ids.is_empty(), &a.id).cmp(&(!b.wallet_ids.is_empty(), &b.id)));
+            self.deciding_keys_even_frozen(held).await?.into_iter().filter(|k| k.person == member).collect();
+        usable.sort_by(|a, b| {
+            let rank = |k: &ApiKey| (k.frozen_at.is_some(), !k.wallet_ids.is_empty());
+            (rank(a), &a.id).cmp(&(rank(b), &b.id))
+        });
         Ok(usable.into_iter().next())
     }
 

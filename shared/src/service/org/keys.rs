@@ -185,31 +185,32 @@ impl UseCases {
             return Err(AppError::OwnControls("a key cannot change its own budgets"));
         }
         let r = self.reader();
-        self.engine.commit(&r, || async {
-            let mut key = r.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
-            ensure_not_stronger(caller, &key.value)?;
-            if let Some(n) = &patch.name {
-                key.value.name = n.clone();
-            }
-            if let Some(p) = &patch.permissions {
-                key.value.permissions = p.clone();
-            }
-            if let Some(w) = &patch.wallet_ids {
-                key.value.wallet_ids = w.clone();
-            }
-            if let Some(b) = &patch.budgets {
-                key.value.budgets = b.clone();
-            }
-            let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-            tx.update(&key)?;
-            let details = json!({
-                "name": key.value.name, "permissions": key.value.permissions, "walletIds": key.value.wallet_ids,
-                "budgets": key.value.budgets,
-            });
-            tx.audit("api_key.updated", "api_key", key.value.id.as_str(), details)?;
-            Ok(tx.done(key.value))
-        })
-        .await
+        self.engine
+            .commit(&r, || async {
+                let mut key = r.read_owned::<ApiKey>(&api_key_key(id), &caller.org_id).await?;
+                ensure_not_stronger(caller, &key.value)?;
+                if let Some(n) = &patch.name {
+                    key.value.name = n.clone();
+                }
+                if let Some(p) = &patch.permissions {
+                    key.value.permissions = p.clone();
+                }
+                if let Some(w) = &patch.wallet_ids {
+                    key.value.wallet_ids = w.clone();
+                }
+                if let Some(b) = &patch.budgets {
+                    key.value.budgets = b.clone();
+                }
+                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
+                tx.update(&key)?;
+                let details = json!({
+                    "name": key.value.name, "permissions": key.value.permissions, "walletIds": key.value.wallet_ids,
+                    "budgets": key.value.budgets,
+                });
+                tx.audit("api_key.updated", "api_key", key.value.id.as_str(), details)?;
+                Ok(tx.done(key.value))
+            })
+            .await
     }
 
     /// `DELETE /v1/api-keys/{id}`: revocation takes effect on the next request.
