@@ -29,6 +29,7 @@ pub struct DecideBody {
     /// Approve only: later payments from this wallet to this payee up to `maxAmount` execute
     /// without review (deny rules, balance, budgets, velocity and the daily limit still apply).
     #[serde(rename = "alwaysAllow")]
+    #[schema(inline)]
     always_allow: Option<AlwaysAllowBody>,
 }
 

@@ -33,6 +33,7 @@ pub struct ApiKeyBody {
     wallet_ids: Option<Vec<String>>,
     member_id: Option<String>,
     /// Spending limits on what the key pays: one per window and currency.
+    #[schema(inline)]
     budgets: Option<Vec<BudgetBody>>,
     /// Accepted for wallgent SDK compatibility; Countersign keys have no environments.
     #[serde(default)]
@@ -47,6 +48,7 @@ pub struct ApiKeyPatchBody {
     permissions: Option<Vec<String>>,
     wallet_ids: Option<Vec<String>>,
     /// Replaces the key's budgets (`[]` removes them). A key cannot change its own.
+    #[schema(inline)]
     budgets: Option<Vec<BudgetBody>>,
 }
 
