@@ -56,7 +56,7 @@ fn rest_answer(status: u16, body: Value) -> DoorAnswer {
 
 /// A dashboard page: a decision redirects (303) or, on a review link, confirms (200); a refusal
 /// is a 4xx page ending its message with `(CODE).`.
-fn page_answer(status: u16, body: String) -> DoorAnswer {
+pub fn page_answer(status: u16, body: String) -> DoorAnswer {
     let code = body.match_indices('(').find_map(|(at, _)| {
         let rest = &body[at + 1..];
         let end = rest.find(").")?;
@@ -110,7 +110,10 @@ pub async fn approve_through(
                 .await
                 .expect("mcp request");
             let status = res.status().as_u16();
-            assert_eq!(status, 200, "an MCP call is answered 200, its refusal inside");
+            if status != 200 {
+                // Refused before MCP (a frozen or revoked key): the API's own envelope.
+                return rest_answer(status, res.json().await.expect("an error envelope"));
+            }
             let body: Value = res.json().await.expect("json-rpc body");
             let result = &body["result"];
             let refused = result["isError"] == true;

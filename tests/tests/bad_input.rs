@@ -1414,3 +1414,345 @@ async fn every_human_side_route_refuses_bad_input_naming_the_field(backend: Back
     assert!(wrong.is_empty(), "{backend:?}: {} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
     assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
 }
+
+per_backend!(every_agent_control_route_refuses_bad_input_naming_the_field);
+/// Budgets, freezes, allow rules and `alwaysAllow`: each bad request is a 4xx naming its field
+/// (or the refusal), and nothing is written.
+async fn every_agent_control_route_refuses_bad_input_naming_the_field(backend: Backend) {
+    use Who::*;
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let (_, approval) = app.held_payment(&s, "5000.00").await;
+    let other = app.org("other").await;
+    let other_wallet = app.wallet(&other, "USD").await;
+    let (_, other_key) =
+        app.post("/v1/api-keys", &other, json!({"name": "k", "permissions": ["payments:write"]})).await;
+    let other_key = other_key["id"].as_str().unwrap().to_string();
+    let (_, agent_key) =
+        app.post("/v1/api-keys", &s.admin, json!({"name": "a", "permissions": ["payments:write"]})).await;
+    let agent_id = agent_key["id"].as_str().unwrap().to_string();
+    let keys = "/v1/api-keys";
+    let key = format!("{keys}/{agent_id}");
+    let mint = |budgets: Value| json!({"name": "b", "permissions": ["payments:write"], "budgets": budgets});
+    let budget = |extra: Value| {
+        let mut b = json!({"window": "day", "limit": "100.00", "currency": "USD"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        json!([b])
+    };
+    let bad = "VALIDATION_ERROR";
+    let amount = "INVALID_AMOUNT";
+    let approve = format!("/v1/approvals/{approval}/approve");
+    let allow = |a: Value| json!({"alwaysAllow": a});
+    let rules = format!("/v1/wallets/{}/allow-rules", s.from);
+    let rows = vec![
+        refusal(
+            "budget without window",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"window": null}))),
+            400,
+            bad,
+            Some("budgets[0].window"),
+        ),
+        refusal(
+            "budget unknown window",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"window": "year"}))),
+            400,
+            bad,
+            Some("budgets.window"),
+        ),
+        refusal(
+            "budget limit a number",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"limit": 100}))),
+            400,
+            amount,
+            Some("budgets.limit"),
+        ),
+        refusal(
+            "budget limit zero",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"limit": "0"}))),
+            400,
+            amount,
+            Some("budgets.limit"),
+        ),
+        refusal(
+            "budget limit sub-cent",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"limit": "1.001"}))),
+            400,
+            amount,
+            Some("budgets.limit"),
+        ),
+        refusal(
+            "budget unknown currency",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"currency": "XXX"}))),
+            400,
+            amount,
+            Some("budgets.currency"),
+        ),
+        refusal(
+            "budget onExceed",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"onExceed": "warn"}))),
+            400,
+            bad,
+            Some("budgets.onExceed"),
+        ),
+        refusal(
+            "budget unknown field",
+            Admin,
+            "POST",
+            keys,
+            mint(budget(json!({"hard": true}))),
+            400,
+            bad,
+            Some("budgets[0].hard"),
+        ),
+        refusal(
+            "two day budgets in USD",
+            Admin,
+            "POST",
+            keys,
+            mint(
+                json!([{"window": "day", "limit": "1.00", "currency": "USD"}, {"window": "day", "limit": "2.00", "currency": "USD"}]),
+            ),
+            400,
+            bad,
+            Some("budgets"),
+        ),
+        refusal(
+            "patch budgets not a list",
+            Admin,
+            "PATCH",
+            key.clone(),
+            json!({"budgets": {}}),
+            400,
+            bad,
+            Some("budgets"),
+        ),
+        refusal(
+            "budgets of another org's key",
+            Admin,
+            "GET",
+            format!("{keys}/{other_key}/budgets"),
+            Value::Null,
+            404,
+            "API_KEY_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "budgets by a reviewer",
+            Reviewer,
+            "GET",
+            format!("{key}/budgets"),
+            Value::Null,
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "budgets of a malformed key id",
+            Admin,
+            "GET",
+            format!("{keys}/nope/budgets"),
+            Value::Null,
+            404,
+            "API_KEY_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "freeze by a reviewer",
+            Reviewer,
+            "POST",
+            format!("{key}/freeze"),
+            json!({}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "freeze another org's key",
+            Admin,
+            "POST",
+            format!("{keys}/{other_key}/freeze"),
+            json!({}),
+            404,
+            "API_KEY_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "freeze a malformed key id",
+            Admin,
+            "POST",
+            format!("{keys}/key_x/freeze"),
+            json!({}),
+            404,
+            "API_KEY_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "freeze wallet by an agent",
+            Agent,
+            "POST",
+            format!("/v1/wallets/{}/freeze", s.from),
+            json!({}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "freeze another org's wallet",
+            Admin,
+            "POST",
+            format!("/v1/wallets/{other_wallet}/freeze"),
+            json!({}),
+            404,
+            "WALLET_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "unfreeze a malformed wallet",
+            Admin,
+            "POST",
+            "/v1/wallets/wal_x/unfreeze",
+            json!({}),
+            404,
+            "WALLET_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "allow rules of another org's wallet",
+            Admin,
+            "GET",
+            format!("/v1/wallets/{other_wallet}/allow-rules"),
+            Value::Null,
+            404,
+            "WALLET_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "delete unknown allow rule",
+            Admin,
+            "DELETE",
+            format!("{rules}/alw_01JEA54N6AVHB24CP7DGZ4B1H6"),
+            Value::Null,
+            404,
+            "ALLOW_RULE_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "delete malformed allow rule",
+            Admin,
+            "DELETE",
+            format!("{rules}/nope"),
+            Value::Null,
+            404,
+            "ALLOW_RULE_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "delete allow rule by a reviewer",
+            Reviewer,
+            "DELETE",
+            format!("{rules}/alw_01JEA54N6AVHB24CP7DGZ4B1H6"),
+            Value::Null,
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "alwaysAllow without cap",
+            Reviewer,
+            "POST",
+            approve.clone(),
+            allow(json!({})),
+            400,
+            bad,
+            Some("alwaysAllow.maxAmount"),
+        ),
+        refusal(
+            "alwaysAllow cap a number",
+            Reviewer,
+            "POST",
+            approve.clone(),
+            allow(json!({"maxAmount": 5})),
+            400,
+            amount,
+            Some("alwaysAllow.maxAmount"),
+        ),
+        refusal(
+            "alwaysAllow days zero",
+            Reviewer,
+            "POST",
+            approve.clone(),
+            allow(json!({"maxAmount": "5.00", "expiresInDays": 0})),
+            400,
+            bad,
+            Some("alwaysAllow.expiresInDays"),
+        ),
+        refusal(
+            "alwaysAllow days text",
+            Reviewer,
+            "POST",
+            approve.clone(),
+            allow(json!({"maxAmount": "5.00", "expiresInDays": "30"})),
+            400,
+            bad,
+            Some("alwaysAllow.expiresInDays"),
+        ),
+        refusal(
+            "alwaysAllow on reject",
+            Reviewer,
+            "POST",
+            format!("/v1/approvals/{approval}/reject"),
+            allow(json!({"maxAmount": "5.00"})),
+            400,
+            bad,
+            Some("alwaysAllow"),
+        ),
+    ];
+    for k in [&s.admin, &s.agent, &s.reviewer, &other] {
+        app.get("/v1/wallets", k).await;
+    }
+    let before = app.store.item_count().await;
+    let mut wrong = Vec::new();
+    for r in &rows {
+        let key = match r.who {
+            Admin => &s.admin,
+            Agent => &s.agent,
+            Reviewer => &s.reviewer,
+            _ => unreachable!("not used in this table"),
+        };
+        let body = (!r.body.is_null()).then(|| r.body.clone());
+        let (status, got) = app.call(r.method, &r.path, Some(key), body).await;
+        let seen = (status, got["error"]["code"].as_str(), got["error"]["details"]["field"].as_str());
+        if seen != (r.status, Some(r.code), r.field) {
+            wrong.push(format!("{}: {status} {got}", r.name));
+        }
+    }
+    assert!(wrong.is_empty(), "{backend:?}: {} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
+}

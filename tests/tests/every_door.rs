@@ -135,3 +135,65 @@ async fn no_door_lets_the_submitters_person_countersign(backend: Backend) {
     // Slack for the member-bound submitter alone.
     assert_eq!(refusals, (3 * DOORS.len() - 2) * 2);
 }
+
+per_backend!(a_frozen_key_is_refused_at_every_door);
+/// The kill switch (docs/api.md, "Agent controls"): once a reviewer's key is frozen, every door
+/// refuses it with `KEY_FROZEN`, a dashboard session signed in before the freeze included, and
+/// nothing moves; unfrozen, the same key decides again.
+async fn a_frozen_key_is_refused_at_every_door(backend: Backend) {
+    let app = app(backend).await;
+    let s = app.scenario("100000.00").await;
+    let rita = app.member(&s.admin, "rita").await;
+    let (status, minted) = app
+        .post(
+            "/v1/api-keys",
+            &s.admin,
+            json!({"name": "rita", "permissions": ["approvals:read", "approvals:write"], "memberId": rita}),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    app.policy(&s.admin, &s.from, json!({"name": "above 100", "requireReviewAbove": "100.00"})).await;
+    let (reviewer, reviewer_id) =
+        (minted["secret"].as_str().expect("secret").to_string(), minted["id"].as_str().expect("id").to_string());
+    // Sessions made before the freeze: the dashboard and a review link's confirm page.
+    let mut dashboard = countersign_tests::browser::Browser::new(&app);
+    let dashboard_csrf = dashboard.signed_in(&reviewer).await;
+    let mut linked = countersign_tests::browser::Browser::new(&app);
+    linked.signed_in(&reviewer).await;
+    let (status, _) = app.post(&format!("/v1/api-keys/{reviewer_id}/freeze"), &s.admin, json!({})).await;
+    assert_eq!(status, 200);
+
+    for door in DOORS {
+        let approval = held_by(&app, &s, &s.agent).await;
+        let funds = app.balance(&s.admin, &s.from).await;
+        let context = format!("{backend:?}, {door:?}");
+        let answer = match door {
+            Door::Dashboard => {
+                let path = format!("/dashboard/approvals/{approval}/decide");
+                let page = dashboard.post(&path, &[("csrf", &dashboard_csrf), ("action", "approve")]).await;
+                doors::page_answer(page.status, page.body)
+            }
+            Door::ReviewLink => {
+                let stored = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await.1;
+                let expires = stored["expiresAt"].as_str().expect("expiresAt").parse().expect("time");
+                let id = countersign_core::domain::ids::ApprovalId::parse(&approval).expect("id");
+                let url = app.service.review_url(&id, expires).expect("a review link");
+                let page = linked.get(url.strip_prefix(PUBLIC_URL).expect("public url")).await;
+                doors::page_answer(page.status, page.body)
+            }
+            _ => approve_through(&app, door, &reviewer, &approval).await,
+        };
+        assert!(
+            !answer.decided && answer.code.as_deref() == Some("KEY_FROZEN"),
+            "{context}: {:?} {}",
+            answer.code,
+            answer.shown
+        );
+        nothing_moved(&app, &s, &approval, &funds, &context).await;
+    }
+    let (status, _) = app.post(&format!("/v1/api-keys/{reviewer_id}/unfreeze"), &s.admin, json!({})).await;
+    assert_eq!(status, 200);
+    let approval = held_by(&app, &s, &s.agent).await;
+    let answer = approve_through(&app, Door::RestApprove, &reviewer, &approval).await;
+    assert!(answer.decided, "{backend:?}: unfrozen, the key decides again: {}", answer.shown);
+}
