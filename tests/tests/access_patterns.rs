@@ -364,6 +364,24 @@ async fn scenario(app: &TestApp) {
     );
     let left_to_expire = held(ok(app, "POST", "/v1/payments", &agent, Some(pay("1100.00")), 202).await);
 
+    // Agent controls: a budgeted key's counters (spent, then reserved and settled), an allow
+    // rule and its hit, a wallet and a key frozen and unfrozen.
+    let budgets = json!([{"window": "day", "limit": "5000.00", "currency": "USD"}]);
+    let body = json!({"name": "budgeted", "permissions": ["payments:write"], "budgets": budgets});
+    let budgeted = ok(app, "POST", "/v1/api-keys", &admin, Some(body), 201).await;
+    let (budgeted_key, budgeted_id) = (budgeted["secret"].as_str().expect("secret"), id(&budgeted));
+    ok(app, "POST", "/v1/payments", budgeted_key, Some(pay("20.00")), 201).await;
+    let allowed = held(ok(app, "POST", "/v1/payments", budgeted_key, Some(pay("1001.00")), 202).await);
+    let always = json!({"alwaysAllow": {"maxAmount": "1200.00", "expiresInDays": 30}});
+    ok(app, "POST", &format!("/v1/approvals/{allowed}/approve"), &fiona_key, Some(always), 200).await;
+    ok(app, "POST", "/v1/payments", &agent, Some(pay("1050.00")), 201).await;
+    ok(app, "GET", &format!("/v1/wallets/{from}/allow-rules"), &admin, None, 200).await;
+    ok(app, "GET", &format!("/v1/api-keys/{budgeted_id}/budgets"), &admin, None, 200).await;
+    for path in [format!("/v1/wallets/{to}"), format!("/v1/api-keys/{budgeted_id}")] {
+        ok(app, "POST", &format!("{path}/freeze"), &admin, None, 200).await;
+        ok(app, "POST", &format!("{path}/unfreeze"), &admin, None, 200).await;
+    }
+
     // Refunds: one executed (idempotent), one held and approved by the default team.
     ok(
         app,
