@@ -13,7 +13,7 @@ from mcp_support import TRANSPORTS, error_code, structured
 pytestmark = pytest.mark.anyio
 
 TOOLS = {"request_payment", "request_review", "get_approval", "wait_for_decision", "list_pending_approvals",
-         "decide_approval", "escalate_approval", "request_refund"}
+         "decide_approval", "escalate_approval", "request_refund", "get_budget", "why_denied"}
 
 
 @pytest.fixture()
