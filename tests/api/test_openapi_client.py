@@ -374,6 +374,26 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
              {"decision_type": "approve", "notes": "ok"})
         call("GET", f"/reviews/{held['approvalId']}/decision", rita["secret"], "/reviews/{id}/decision", 200)
 
+        # Agent controls: approving with alwaysAllow (the rule in the answer), the wallet's allow
+        # rules (one deleted), a budgeted key and its budgets, a key and a wallet frozen and unfrozen.
+        allowing = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="110.00"))
+        allowed = call("POST", f"/v1/approvals/{allowing['approvalId']}/approve", rita["secret"],
+                       "/v1/approvals/{id}/approve", 200,
+                       {"note": "a known vendor", "alwaysAllow": {"maxAmount": "150.00", "expiresInDays": 90}})
+        assert allowed["allowRule"]["maxAmount"] == "150.00", allowed
+        rules = call("GET", f"/v1/wallets/{payer['id']}/allow-rules", admin, "/v1/wallets/{id}/allow-rules", 200)
+        assert [r["hits"] for r in rules["data"]] == [0], rules
+        call("DELETE", f"/v1/wallets/{payer['id']}/allow-rules/{rules['data'][0]['id']}", admin,
+             "/v1/wallets/{id}/allow-rules/{rid}", 200)
+        budgeted = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201, {
+            "name": "budgeted", "permissions": ["payments:write"],
+            "budgets": [{"window": "week", "limit": "500.00", "currency": "USD", "onExceed": "deny"}]})
+        call("GET", f"/v1/api-keys/{budgeted['id']}/budgets", budgeted["secret"], "/v1/api-keys/{id}/budgets", 200)
+        call("POST", f"/v1/api-keys/{budgeted['id']}/freeze", admin, "/v1/api-keys/{id}/freeze", 200)
+        call("POST", f"/v1/api-keys/{budgeted['id']}/unfreeze", admin, "/v1/api-keys/{id}/unfreeze", 200)
+        call("POST", f"/v1/wallets/{payee['id']}/freeze", admin, "/v1/wallets/{id}/freeze", 200)
+        call("POST", f"/v1/wallets/{payee['id']}/unfreeze", admin, "/v1/wallets/{id}/unfreeze", 200)
+
         # Refunds (the payee's policies decide them): executed, then held.
         call("POST", "/v1/refunds", agent["secret"], "/v1/refunds", 201,
              {"paymentId": executed["id"], "amount": "5.00", "reason": "partial"})
