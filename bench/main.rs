@@ -14,10 +14,11 @@
 //! 6. notifications: held intake with Slack connected beside the same intake without it, and how
 //!    fast requests reach (a fake of) Slack end to end.
 //!
-//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify>` (repeatable) runs some sections.
+//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify|budgets>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
 //! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
+mod budgets;
 mod dynamo;
 mod events;
 mod figures;
@@ -82,6 +83,9 @@ async fn main() {
     }
     if runs("notify") {
         notify::notify_rates(&figures).await;
+    }
+    if runs("budgets") {
+        budgets::budget_rates(&figures).await;
     }
     if runs("events") {
         events::sweep_reads(&figures).await;
