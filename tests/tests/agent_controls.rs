@@ -348,3 +348,30 @@ async fn allow_rule_hits_are_counted_exactly(backend: Backend) {
     let (status, err) = app.post(&format!("/v1/approvals/{approval}/approve"), &s.reviewer, body).await;
     assert_eq!((status, err["error"]["code"].as_str()), (409, Some("ALWAYS_ALLOW_REFUSED")), "{err}");
 }
+
+per_backend!(the_dashboards_approve_form_offers_always_allow);
+/// The detail page offers "Always allow this payee" with Approve; ticked, the approval makes the
+/// rule (a payment's approval needing one approver only).
+async fn the_dashboards_approve_form_offers_always_allow(backend: Backend) {
+    let app = TestApp::spawn_tuned(backend, |s| {
+        let secret = countersign_core::domain::secret::ServerSecret::new("agent-controls-dashboard-secret-0123456789");
+        s.session_secret = Some(Arc::new(secret.expect("secret")));
+        s.public_url = Some("http://dashboard.test".into());
+    })
+    .await;
+    let s = app.scenario("10000.00").await;
+    app.policy(&s.admin, &s.from, json!({"name": "every payment", "requireHumanApproval": true})).await;
+    let (_, approval) = app.held_payment(&s, "40.00").await;
+    let mut browser = countersign_tests::browser::Browser::new(&app);
+    let csrf = browser.signed_in(&s.reviewer).await;
+    let page = browser.get(&format!("/dashboard/approvals/{approval}")).await;
+    assert!(page.body.contains("Always allow this payee") && page.body.contains("name=\"allow_max\""), "{}", page.body);
+    let form = [("csrf", csrf.as_str()), ("action", "approve"), ("always_allow", "on"), ("allow_max", "60.00"), ("allow_days", "30")];
+    let done = browser.post(&format!("/dashboard/approvals/{approval}/decide"), &form).await;
+    assert!(done.status == 303 || done.status == 200, "{} {}", done.status, done.body);
+    let (_, rules) = app.get(&format!("/v1/wallets/{}/allow-rules", s.from), &s.admin).await;
+    let rule = &rules["data"][0];
+    assert_eq!((rule["maxAmount"].as_str(), rule["recipient"].as_str()), (Some("60.00"), Some(s.to.as_str())), "{rules}");
+    let (status, body) = pay(&app, &s.agent, &s, "55.00").await;
+    assert_eq!((status, body["decision"]["rule"].as_str()), (201, Some("alwaysAllow")), "{body}");
+}
