@@ -2,6 +2,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod comment;
 pub mod delivery;
 pub mod email;
 pub mod encryption;

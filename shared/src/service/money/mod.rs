@@ -2,6 +2,8 @@
 //! execution both share, wallets and their policies.
 
 pub(crate) mod approvals;
+pub(crate) mod bulk;
+pub(crate) mod comments;
 pub(crate) mod decide;
 pub(crate) mod execution;
 pub(crate) mod intake;

@@ -47,7 +47,13 @@
               var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue");
               if (!fresh) { return; }
               var keep = selected;
+              // Rows ticked for a bulk decision stay ticked.
+              var ticked = Array.prototype.map.call(current.querySelectorAll("input[name=ids]:checked"),
+                function (box) { return box.value; });
               current.replaceWith(document.importNode(fresh, true));
+              document.querySelectorAll("#queue input[name=ids]").forEach(function (box) {
+                if (ticked.indexOf(box.value) >= 0) { box.checked = true; }
+              });
               if (keep >= 0) { select(keep); }
             });
         })
