@@ -49,7 +49,7 @@ impl UseCases {
                 ensure_may_comment(key, &approval, Permission::ApprovalsWrite)?;
                 let mut tx = Tx::new(&key.org_id, Actor::Key(key.id.clone()), self.now());
                 let comment = Comment {
-                    id: CommentId::generate_at(tx.now()),
+                    id: CommentId::next_at(tx.now()),
                     approval_id: approval.id.clone(),
                     body: request.body.clone(),
                     author: CommentAuthor::of(key),
