@@ -89,7 +89,7 @@ pub async fn budget_rates(figures: &Figures) {
     for (name, floor, with) in
         [("held intake", &rates[0], &rates[1]), ("hot wallet, executed at once", &rates[2], &rates[3])]
     {
-        figures.plain(SECTION, &format!("{name}, key without budgets (floor)"), mean(floor), "req/s");
+        figures.plain(SECTION, format!("{name}, key without budgets (floor)"), mean(floor), "req/s");
         figures.add(Figure {
             section: SECTION,
             name: format!("{name}, key with a day and a month budget"),

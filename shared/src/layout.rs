@@ -10,11 +10,12 @@ use sha2::Digest;
 
 use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
+use crate::domain::comment::Comment;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::Event;
 use crate::domain::ids::{
-    ApiKeyId, ApprovalId, DeliveryId, MemberId, NotificationId, OrgId, PaymentId, PolicyId, ReviewId, RoutingRuleId,
-    TeamId, WalletId, WebhookId,
+    ApiKeyId, ApprovalId, CommentId, DeliveryId, MemberId, NotificationId, OrgId, PaymentId, PolicyId, ReviewId,
+    RoutingRuleId, TeamId, WalletId, WebhookId,
 };
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::notification::{Notification, SlackIntegration, SlackUserLink};
@@ -167,6 +168,14 @@ pub fn refund_key(id: &crate::domain::ids::RefundId) -> Key {
 pub fn approval_key(id: &ApprovalId) -> Key {
     Key::new(format!("APPROVAL#{id}"), "APPROVAL")
 }
+/// A comment, in its approval's partition (beside the approval itself), in the order written.
+pub fn comment_key(approval: &ApprovalId, id: &CommentId) -> Key {
+    Key::new(format!("APPROVAL#{approval}"), format!("COMMENT#{id}"))
+}
+/// An approval's comments, oldest first (query on `COMMENT#`), up to `cap`.
+pub fn comments_query(approval: &ApprovalId, cap: usize) -> Query {
+    partition_query(format!("APPROVAL#{approval}"), "COMMENT#", cap)
+}
 pub fn review_key(id: &ReviewId) -> Key {
     Key::new(format!("REVIEW#{id}"), "REVIEW")
 }
@@ -302,6 +311,13 @@ impl Record for Approval {
                 (due_partition(DUE_APPROVALS, self.id.as_str()), format!("{}#{}", sort_time(self.expires_at), self.id))
             }),
         }
+    }
+}
+
+impl Record for Comment {
+    const NAME: &'static str = "comment";
+    fn key(&self) -> Key {
+        comment_key(&self.approval_id, &self.id)
     }
 }
 

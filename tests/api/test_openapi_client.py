@@ -369,6 +369,21 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="120.00"))
         call("POST", f"/v1/approvals/{held['approvalId']}/reject", rita["secret"], "/v1/approvals/{id}/reject", 200,
              {"reason": "duplicate"})
+        # Comments (the reviewer, then the requesting agent) and a bulk decision over two held payments.
+        call("POST", f"/v1/approvals/{held['approvalId']}/comments", rita["secret"],
+             "/v1/approvals/{id}/comments", 201, {"body": "Why twice this month?"})
+        call("POST", f"/v1/approvals/{held['approvalId']}/comments", agent["secret"],
+             "/v1/approvals/{id}/comments", 201, {"body": "The first one was rejected as a duplicate."})
+        listed = call("GET", f"/v1/approvals/{held['approvalId']}/comments", agent["secret"],
+                      "/v1/approvals/{id}/comments", 200, params={"limit": 1})
+        assert listed["hasMore"] is True and listed["data"][0]["body"] == "Why twice this month?", listed
+        bulk = [call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount=amount))
+                for amount in ["101.00", "102.00"]]
+        decided = call("POST", "/v1/approvals/bulk", rita["secret"], "/v1/approvals/bulk", 200, {
+            "decision": "reject", "note": "batch", "ids": [bulk[0]["approvalId"], "apr_01J00000000000000000000000",
+                                                           bulk[1]["approvalId"]]})
+        assert [r["ok"] for r in decided["results"]] == [True, False, True], decided
+        assert decided["results"][1]["error"]["code"] == "APPROVAL_NOT_FOUND", decided
         held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="130.00"))
         call("POST", f"/reviews/{held['approvalId']}/decide", rita["secret"], "/reviews/{id}/decide", 200,
              {"decision_type": "approve", "notes": "ok"})

@@ -440,3 +440,65 @@ def test_every_control_has_an_accessible_name(server, page):
     check("review")
     expect(page.get_by_role("textbox", name="Modified action")).to_have_count(1)
     pages.append("review")
+
+
+def test_approve_selected_decides_each_and_shows_the_results(server, page, screenshots):
+    org = Org(server)
+    first = org.hold(amount="1500.00", description="Printer toner")
+    second = org.hold(amount="2500.00", description="Desk chairs")
+    left = org.hold(amount="3500.00", description="Not selected")
+    sign_in(page, server, org.reviewer)
+    page.get_by_role("checkbox", name=re.compile("1500.00 USD — Printer toner")).check()
+    page.get_by_role("checkbox", name=re.compile("2500.00 USD — Desk chairs")).check()
+    page.get_by_label("Note for the selected").fill("Month-end batch")
+    page.get_by_role("button", name="Approve selected").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Bulk approve: 2 decided, 0 refused")
+    results = page.locator("#bulk-results [data-result]")
+    expect(results).to_have_count(2)
+    for n, approval_id in enumerate([first, second]):
+        expect(results.nth(n)).to_contain_text(approval_id)
+        expect(results.nth(n)).to_contain_text("ok")
+        expect(results.nth(n)).to_contain_text("APPROVED")
+    page.screenshot(path=str(screenshots / "bulk.png"), full_page=True)
+    for approval_id in [first, second]:
+        approval = org.approval(approval_id)
+        assert approval["status"] == "APPROVED" and approval["votes"][0]["note"] == "Month-end batch", approval
+        assert org.payment(approval["paymentId"])["status"] == "COMPLETED"
+    assert org.approval(left)["status"] == "PENDING"
+    assert (org.balance(org.source), org.balance(org.payee)) == ("6000.00", "4000.00")
+
+    # The same form again: each row refused as a single decision would be, nothing moves twice.
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    again = page.request.post(f"{server}/dashboard/approvals/bulk",
+                              form={"csrf": csrf, "action": "approve", "ids": first})
+    assert again.status == 200 and "APPROVAL_NOT_PENDING" in again.text() and "0 decided, 1 refused" in again.text()
+    without_token = page.request.post(f"{server}/dashboard/approvals/bulk", form={"action": "approve", "ids": left})
+    assert without_token.status == 403
+    assert org.approval(left)["status"] == "PENDING"
+    assert (org.balance(org.source), org.balance(org.payee)) == ("6000.00", "4000.00")
+
+
+def test_the_detail_page_shows_comments_and_adds_one(server, page):
+    org = Org(server)
+    approval_id = org.hold()
+    org.call("POST", f"/v1/approvals/{approval_id}/comments", org.agent,
+             {"body": "Invoice attached to PO 7731 <b>bold?</b>"}, expect=201)
+    sign_in(page, server, org.reviewer)
+    open_item(page, re.compile("5000.00 USD"))
+    comments = page.locator("#comments")
+    expect(comments).to_contain_text("Invoice attached to PO 7731 <b>bold?</b>")
+    expect(comments.locator("b")).to_have_count(0)
+    expect(comments).to_contain_text(f"key {org.key_id(org.agent)}")
+    page.get_by_label("Comment").fill("Checked the PO, fine.\nApproving tomorrow.")
+    page.get_by_role("button", name="Add comment").click()
+    expect(comments).to_contain_text("Checked the PO, fine.")
+    expect(page.locator("#status")).to_have_text("PENDING")
+    listed = org.call("GET", f"/v1/approvals/{approval_id}/comments", org.agent)["data"]
+    assert [c["body"] for c in listed] == ["Invoice attached to PO 7731 <b>bold?</b>",
+                                           "Checked the PO, fine.\nApproving tomorrow."], listed
+    assert listed[1]["author"]["keyId"] == org.key_id(org.reviewer)
+    # A blank comment (past the browser's own check) is refused on the page.
+    csrf = page.locator("form[data-comment] input[name=csrf]").get_attribute("value")
+    blank = page.request.post(f"{server}/dashboard/approvals/{approval_id}/comments", form={"csrf": csrf, "body": " "})
+    assert blank.status == 400 and "VALIDATION_ERROR" in blank.text()
+    assert len(org.call("GET", f"/v1/approvals/{approval_id}/comments", org.agent)["data"]) == 2

@@ -13,7 +13,8 @@ from mcp_support import TRANSPORTS, error_code, structured
 pytestmark = pytest.mark.anyio
 
 TOOLS = {"request_payment", "request_review", "get_approval", "wait_for_decision", "list_pending_approvals",
-         "decide_approval", "escalate_approval", "request_refund", "get_budget", "why_denied"}
+         "decide_approval", "escalate_approval", "request_refund", "get_budget", "why_denied",
+         "add_comment", "list_comments"}
 
 
 @pytest.fixture()
@@ -39,6 +40,8 @@ async def test_tools_are_listed_with_schemas_and_descriptions(transport, mode, o
         wait = tools["wait_for_decision"].input_schema["properties"]["timeout_seconds"]
         assert wait["maximum"] == 25
         assert set(tools["decide_approval"].input_schema["required"]) == {"approval_id", "decision"}
+        assert set(tools["add_comment"].input_schema["required"]) == {"approval_id", "body"}
+        assert tools["list_comments"].input_schema["required"] == ["approval_id"]
         assert client.server_info.name == "countersign"
         assert "wait_for_decision" in client.instructions
         read = await client.call_tool("get_approval", {"approval_id": "apr_nothing"})
@@ -216,6 +219,38 @@ async def test_a_review_is_requested_and_its_decision_awaited(transport, org, co
         assert waited["review"]["id"] == review["id"]
         blank = await agent.call_tool("request_review", {"task_type": "email", "proposed_action": "  "})
         assert error_code(blank) == "VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_agent_and_a_reviewer_talk_in_comments(transport, org, connect):
+    async with connect(transport, org.agent) as agent, connect(transport, org.reviewer) as reviewer:
+        held = structured(await agent.call_tool("request_payment", {
+            "from": org.source, "to": org.payee, "amount": "1500.00", "description": "Annual licence"}))
+        approval = held["approval"]["id"]
+        asked = structured(await reviewer.call_tool("add_comment", {
+            "approval_id": approval, "body": "Is this the renewal or a new seat?"}))
+        assert asked["id"].startswith("cmt_") and asked["approvalId"] == approval
+        assert asked["body"] == "Is this the renewal or a new seat?" and asked["author"]["keyId"].startswith("key_")
+        answered = structured(await agent.call_tool("add_comment", {
+            "approval_id": approval, "body": "  The renewal: contract 77.  "}))
+        assert answered["body"] == "The renewal: contract 77."
+        listed = structured(await agent.call_tool("list_comments", {"approval_id": approval}))
+        assert [c["body"] for c in listed["comments"]] == [asked["body"], answered["body"]]
+        assert listed["has_more"] is False
+        # The same errors as REST: a blank comment, an unknown approval.
+        blank = await agent.call_tool("add_comment", {"approval_id": approval, "body": " "})
+        assert error_code(blank) == "VALIDATION_ERROR"
+        assert blank.structured_content["error"]["details"]["field"] == "body"
+        assert error_code(await reviewer.call_tool("list_comments", {"approval_id": "apr_nothing"})) \
+            == "APPROVAL_NOT_FOUND"
+    # A key that neither requested it nor reviews: no such approval, as for another organisation.
+    status, other = org.rest("POST", "/v1/api-keys", org.admin, {"name": "other", "permissions": ["payments:read"]})
+    assert status == 201, other
+    async with connect(transport, other["secret"]) as outsider:
+        refused = await outsider.call_tool("list_comments", {"approval_id": approval})
+        assert error_code(refused) == "APPROVAL_NOT_FOUND"
+    status, via_rest = org.rest("GET", f"/v1/approvals/{approval}/comments", org.reviewer)
+    assert status == 200 and len(via_rest["data"]) == 2, via_rest
 
 
 def test_http_without_a_key_is_a_401_and_answers_are_plain_json(server, org):

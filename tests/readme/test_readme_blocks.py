@@ -19,6 +19,7 @@ RUN = {
     ("Run it locally", 0),
     ("Walkthrough with curl", 0),
     ("Reviewer workflow with curl", 0),
+    ("Comments and bulk decisions with curl", 0),
     ("Try the deployed shape locally", 0),
     ("Lambda functions", 0),
     ("Verifiable decisions: passkeys, a sealed audit log, receipts", 0),
@@ -157,6 +158,14 @@ def test_run_it_locally_then_the_curl_walkthrough():
         assert out[-4:-1] == ["ESCALATED", "NOT_ASSIGNED", "COMPLETED"], out
         decision = json.loads(out[-1])
         assert (decision["decision_type"], decision["notes"]) == ("reject", "supplier not verified"), out
+        talk = Shell(substitute(block("Comments and bulk decisions with curl"), {"B=http://127.0.0.1:8080": f"B={base}"}))
+        assert talk.wait(timeout=120) == 0, talk.report()
+        out = talk.stdout().splitlines()
+        assert out[0].startswith("key_") and out[1] == "Order 5521: toner.", out
+        results = json.loads(out[2])["results"]
+        assert [r["ok"] for r in results] == [True, True, False, True], out
+        assert results[2]["error"]["code"] == "APPROVAL_NOT_FOUND", out
+        assert '"balance":"610.00"' in out[3], out
     finally:
         server.stop()
 

@@ -1,7 +1,8 @@
 //! Every way a person can approve a held payment, driven the same way for every rule tested
 //! across doors (separation of duties in tests/every_door.rs, passkey step-up in
-//! tests/step_up.rs): REST approve and modify, `/reviews` decide, MCP `decide_approval`, the
-//! dashboard's decide form, a signed review link, and a click on a Slack message's button.
+//! tests/step_up.rs): REST approve and modify, a bulk decision of one id, `/reviews` decide, MCP
+//! `decide_approval`, the dashboard's decide form, a signed review link, and a click on a Slack
+//! message's button.
 
 use serde_json::{json, Value};
 
@@ -13,6 +14,8 @@ use countersign_core::domain::ids::ApprovalId;
 pub enum Door {
     RestApprove,
     RestModify,
+    /// `POST /v1/approvals/bulk` with this one id: answered 200, the row says what happened.
+    Bulk,
     ReviewsDecide,
     Mcp,
     Dashboard,
@@ -22,9 +25,10 @@ pub enum Door {
     Slack,
 }
 
-pub const DOORS: [Door; 7] = [
+pub const DOORS: [Door; 8] = [
     Door::RestApprove,
     Door::RestModify,
+    Door::Bulk,
     Door::ReviewsDecide,
     Door::Mcp,
     Door::Dashboard,
@@ -91,6 +95,19 @@ pub async fn approve_through(
             let body = json!({"amount": modify_to, "note": "a little less"});
             let (status, body) = app.post(&format!("/v1/approvals/{approval}/modify"), key, body).await;
             rest_answer(status, body)
+        }
+        Door::Bulk => {
+            let body = json!({"decision": "approve", "ids": [approval]});
+            let (status, body) = app.post("/v1/approvals/bulk", key, body).await;
+            assert_eq!(status, 200, "a bulk decision is answered 200, each refusal in its row: {body}");
+            let row = &body["results"][0];
+            DoorAnswer {
+                decided: row["ok"] == true,
+                status,
+                code: row["error"]["code"].as_str().map(String::from),
+                url: None,
+                shown: body.to_string(),
+            }
         }
         Door::ReviewsDecide => {
             let body = json!({"decision_type": "approve"});

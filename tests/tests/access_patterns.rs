@@ -341,6 +341,11 @@ async fn scenario(app: &TestApp) {
     let held = |body: Value| body["approvalId"].as_str().expect("approvalId").to_string();
     let approve = held(ok(app, "POST", "/v1/payments", &agent, Some(pay("5000.00")), 202).await);
     ok(app, "POST", &format!("/v1/approvals/{approve}/approve"), &fiona_key, Some(json!({"note": "ok"})), 200).await;
+    // Comments, in the approval's partition: by the reviewer and by the requesting key; listed.
+    let comments = format!("/v1/approvals/{approve}/comments");
+    ok(app, "POST", &comments, &fiona_key, Some(json!({"body": "paid on the 1st"})), 201).await;
+    ok(app, "POST", &comments, &agent, Some(json!({"body": "thanks"})), 201).await;
+    ok(app, "GET", &comments, &agent, None, 200).await;
     let reject = held(ok(app, "POST", "/v1/payments", &agent, Some(pay("2500.00")), 202).await);
     ok(app, "POST", &format!("/v1/approvals/{reject}/reject"), &fiona_key, Some(json!({"reason": "no"})), 200).await;
     let modify = held(ok(app, "POST", "/v1/payments", &agent, Some(pay("3000.00")), 202).await);

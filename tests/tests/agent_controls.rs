@@ -366,12 +366,22 @@ async fn the_dashboards_approve_form_offers_always_allow(backend: Backend) {
     let csrf = browser.signed_in(&s.reviewer).await;
     let page = browser.get(&format!("/dashboard/approvals/{approval}")).await;
     assert!(page.body.contains("Always allow this payee") && page.body.contains("name=\"allow_max\""), "{}", page.body);
-    let form = [("csrf", csrf.as_str()), ("action", "approve"), ("always_allow", "on"), ("allow_max", "60.00"), ("allow_days", "30")];
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("action", "approve"),
+        ("always_allow", "on"),
+        ("allow_max", "60.00"),
+        ("allow_days", "30"),
+    ];
     let done = browser.post(&format!("/dashboard/approvals/{approval}/decide"), &form).await;
     assert!(done.status == 303 || done.status == 200, "{} {}", done.status, done.body);
     let (_, rules) = app.get(&format!("/v1/wallets/{}/allow-rules", s.from), &s.admin).await;
     let rule = &rules["data"][0];
-    assert_eq!((rule["maxAmount"].as_str(), rule["recipient"].as_str()), (Some("60.00"), Some(s.to.as_str())), "{rules}");
+    assert_eq!(
+        (rule["maxAmount"].as_str(), rule["recipient"].as_str()),
+        (Some("60.00"), Some(s.to.as_str())),
+        "{rules}"
+    );
     let (status, body) = pay(&app, &s.agent, &s, "55.00").await;
     assert_eq!((status, body["decision"]["rule"].as_str()), (201, Some("alwaysAllow")), "{body}");
 }

@@ -49,6 +49,13 @@ async fn a_key_given_twice_is_refused_at_every_json_door(backend: Backend) {
         ("POST", format!("/v1/approvals/{approval}/reject"), r#"{"reason": "a", "reason": "b"}"#.into(), "reason"),
         (
             "POST",
+            "/v1/approvals/bulk".into(),
+            format!(r#"{{"decision": "reject", "ids": ["{approval}"], "decision": "approve"}}"#),
+            "decision",
+        ),
+        ("POST", format!("/v1/approvals/{approval}/comments"), r#"{"body": "a", "body": "b"}"#.into(), "body"),
+        (
+            "POST",
             format!("/reviews/{approval}/decide"),
             r#"{"decision_type": "reject", "decision_type": "approve"}"#.into(),
             "decision_type",

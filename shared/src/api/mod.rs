@@ -5,6 +5,8 @@
 
 mod approvals;
 mod audit;
+mod bulk;
+mod comments;
 mod dashboard;
 mod error;
 mod extract;
@@ -80,11 +82,13 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/receipt", get(proofs::receipt))
         .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/bulk", post(bulk::decide))
         .route("/v1/approvals/{id}", get(approvals::get))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/reject", post(approvals::reject))
         .route("/v1/approvals/{id}/modify", post(approvals::modify))
         .route("/v1/approvals/{id}/escalate", post(approvals::escalate))
+        .route("/v1/approvals/{id}/comments", post(comments::create).get(comments::list))
         .route("/v1/audit-logs", get(audit::list))
         .route("/v1/audit-logs/export", get(proofs::export))
         .route("/.well-known/countersign-keys", get(proofs::keys))

@@ -17,12 +17,14 @@ use utoipa::ToSchema;
 mod examples;
 
 use super::{
-    approvals, error, integrations, keys, payments, people, policies, refunds, reviews, settings, wallets, webhooks,
+    approvals, bulk, comments, error, integrations, keys, payments, people, policies, refunds, reviews, settings,
+    wallets, webhooks,
 };
 use crate::domain::allow_rule::AllowRule;
 use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
 use crate::domain::budget::BudgetStanding;
+use crate::domain::comment::Comment;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::notification::Notification;
@@ -303,6 +305,9 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("post" "/v1/approvals/{id}/reject", "approvals", "Reject", json("approvals:write"), Some(body::<approvals::DecideBody>), [(200, "The approval with the payment", one::<approvals::DecidedView<'static>>)], &[]),
         op!("post" "/v1/approvals/{id}/modify", "approvals", "Approve a lower amount", json("approvals:write"), Some(body::<approvals::ModifyBody>), [(200, "The approval with the payment", one::<approvals::DecidedView<'static>>)], &[]),
         op!("post" "/v1/approvals/{id}/escalate", "approvals", "Hand forward: the chain's next tier, or (admin) a team it never had", json("approvals:write"), Some(body::<approvals::EscalateBody>), [(200, "The approval, ESCALATED", one::<Approval>)], &[]),
+        op!("post" "/v1/approvals/bulk", "approvals", "Approve or reject up to 100 approvals, each decided on its own with every rule", json("approvals:write"), Some(body::<bulk::BulkDecideBody>), [(200, "`{results: [{id, ok, status?, error?: {code, message}}]}`, in the order given", one::<bulk::BulkResults>)], &[]),
+        op!("post" "/v1/approvals/{id}/comments", "approvals", "Comment on an approval, pending or decided (reviewers, and the key that requested it)", json("approvals:write, or the requesting key"), Some(body::<comments::CommentBody>), [(201, "The comment", one::<Comment>)], &[]),
+        op!("get" "/v1/approvals/{id}/comments", "approvals", "An approval's comments, oldest first", json("approvals:read, or the requesting key"), N, [(200, "A page of comments", page::<Comment>)], PAGE),
         op!("get" "/v1/settings", "people", "The organisation's settings: the default team (keys bound to no wallet)", json("approvals:read"), N, [(200, "`{orgId, defaultTeam, updatedAt}`", one::<OrgSettings>)], &[]),
         op!("patch" "/v1/settings", "people", "Set or clear the default team: where approvals no rule or chain assigns go", json("admin"), Some(body::<settings::SettingsPatchBody>), [(200, "`{orgId, defaultTeam, updatedAt}`", one::<OrgSettings>)], &[]),
         op!("post" "/v1/refunds", "refunds", "Refund a completed payment: executed, held, or denied", json("refunds:write"), Some(body::<refunds::RefundBody>), [(201, "Executed: the refund, approved", one::<Refund>), (202, "Held: the refund, pending, with `approvalId`", one::<Refund>)], &[]),

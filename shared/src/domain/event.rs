@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::approval::Approval;
+use super::comment::Comment;
 use super::ids::{EventId, OrgId, WalletId};
 use super::payment::Payment;
 use super::refund::Refund;
@@ -16,6 +17,7 @@ pub mod kinds {
     pub const APPROVAL_EXPIRED: &str = "approval.expired";
     pub const APPROVAL_MODIFIED: &str = "approval.modified";
     pub const APPROVAL_ESCALATED: &str = "approval.escalated";
+    pub const APPROVAL_COMMENTED: &str = "approval.commented";
     pub const PAYMENT_COMPLETED: &str = "payment.completed";
     pub const PAYMENT_FAILED: &str = "payment.failed";
     pub const REFUND_PENDING: &str = "refund.pending";
@@ -125,6 +127,14 @@ impl Event {
         let data = with_id(approval, "approvalId", approval.id.as_str());
         let wallets = vec![approval.wallet_id.clone(), approval.transaction_details.recipient.clone()];
         Event { wallet_ids: wallets, ..Event::new(&approval.org_id, kind, data, at) }
+    }
+
+    /// A comment on an approval (`commentId`, `approvalId`): the payer's business, as the
+    /// approval's own events are.
+    pub fn for_comment(approval: &Approval, comment: &Comment, at: DateTime<Utc>) -> Self {
+        let data = with_id(comment, "commentId", comment.id.as_str());
+        let wallets = vec![approval.wallet_id.clone(), approval.transaction_details.recipient.clone()];
+        Event { wallet_ids: wallets, ..Event::new(&approval.org_id, kinds::APPROVAL_COMMENTED, data, at) }
     }
 
     /// A review and its decision (`reviewId`); about no wallet, so wallet-bound subscriptions

@@ -79,6 +79,7 @@ prefixed_id!(AllowRuleId, "alw_");
 prefixed_id!(ReviewDecisionId, "dec_");
 prefixed_id!(RefundId, "rfd_");
 prefixed_id!(NotificationId, "ntf_");
+prefixed_id!(CommentId, "cmt_");
 
 /// A ULID that the same inputs always give: the time of `parent` (an id with `prefix`), the
 /// randomness of a hash of `seed`. Lets a retried step find what it created before.
@@ -122,6 +123,27 @@ impl NotificationId {
     }
 }
 
+impl CommentId {
+    /// A new id made at `at`, after every comment id this process made before (the same
+    /// millisecond, or a clock that stepped back, continues from the last one): an approval's
+    /// comments sort in the order they were written. (Across processes, by their milliseconds.)
+    pub fn next_at(at: chrono::DateTime<chrono::Utc>) -> Self {
+        use std::sync::{Mutex, PoisonError};
+        static LAST: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+        let when = std::time::SystemTime::from(at);
+        let made = LAST
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(ulid::Generator::new)
+            .generate_from_datetime(when);
+        match made {
+            Ok(ulid) => CommentId(format!("{}{}", Self::PREFIX, ulid)),
+            // 2^80 ids in one millisecond: not in this universe; a fresh one is still valid.
+            Err(_) => CommentId::generate_at(at),
+        }
+    }
+}
+
 impl ReviewDecisionId {
     /// The decision `key` made on the held payment of `approval`, seen through `/reviews`: the
     /// same vote always has the same id. Sorts by the approval's time.
@@ -144,6 +166,16 @@ mod tests {
         assert!(WalletId::parse("").is_none());
         let lower = format!("wal_{}", id.as_str().strip_prefix("wal_").unwrap().to_lowercase());
         assert_eq!(WalletId::parse(&lower), Some(id), "one id, one spelling");
+    }
+
+    #[test]
+    fn comment_ids_sort_in_the_order_made_even_in_one_millisecond() {
+        let at = chrono::Utc::now();
+        let made: Vec<CommentId> = (0..50).map(|_| CommentId::next_at(at)).collect();
+        assert!(made.windows(2).all(|w| w[0] < w[1]), "{made:?}");
+        let earlier = CommentId::next_at(at - chrono::Duration::seconds(5));
+        assert!(earlier > made[49], "a clock that steps back does not reorder them");
+        assert!(CommentId::parse(earlier.as_str()).is_some());
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod allow_rule;
 pub mod approval;
 pub mod audit;
 pub mod budget;
+pub mod comment;
 pub mod delivery;
 pub mod email;
 pub mod encryption;

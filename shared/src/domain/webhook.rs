@@ -13,13 +13,14 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 23] = [
+pub const EVENT_TYPES: [&str; 24] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
     kinds::APPROVAL_EXPIRED,
     kinds::APPROVAL_MODIFIED,
     kinds::APPROVAL_ESCALATED,
+    kinds::APPROVAL_COMMENTED,
     kinds::PAYMENT_COMPLETED,
     kinds::PAYMENT_FAILED,
     kinds::REFUND_PENDING,

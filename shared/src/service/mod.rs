@@ -33,6 +33,8 @@ pub use audit::AuditFilter;
 pub use delivery::events::DEFAULT_REPUBLISH_AFTER;
 pub use delivery::webhooks::{NewWebhook, TestResult, WebhookPatch};
 pub use money::approvals::{ApprovalFilter, DecideRequest, Decided, EscalateRequest};
+pub use money::bulk::{BulkOutcome, MAX_BULK_IDS};
+pub use money::comments::NewComment;
 pub use money::payments::PaymentFilter;
 pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 pub use money::refunds::{RefundFilter, RefundOutcome};

@@ -14,6 +14,7 @@ use crate::api::wire::optional_text;
 use crate::api::AppState;
 use crate::domain::allow_rule::{AlwaysAllow, MAX_EXPIRES_IN_DAYS};
 use crate::domain::approval::VoteDecision;
+use crate::domain::comment::comment_body;
 use crate::domain::ids::{ApprovalId, ReviewId, TeamId};
 use crate::domain::input::{InputError, MAX_NOTE_CHARS};
 use crate::domain::money::Amount;
@@ -21,7 +22,7 @@ use crate::domain::payment_review::ReviewRef;
 use crate::domain::review::DecisionType;
 use crate::domain::step_up::StepUpProof;
 use crate::error::AppError;
-use crate::service::{DecideRequest, EscalateRequest, ReviewDecide, ReviewEscalate};
+use crate::service::{DecideRequest, EscalateRequest, NewComment, ReviewDecide, ReviewEscalate};
 
 const MAX_ACTION_CHARS: usize = 4_000;
 
@@ -132,6 +133,31 @@ pub async fn decide_approval(
             page.error = Some(format!("Refused: {message}"));
             page.note = form.get("note").unwrap_or_default().to_string();
             page.amount = form.get("amount").unwrap_or_default().to_string();
+            Ok(html(status, &page))
+        }
+    }
+}
+
+/// `POST /dashboard/approvals/{id}/comments`: the detail page's comment form. Refused (a blank
+/// or too long comment): the page again with the error and what was typed.
+pub async fn comment(State(s): State<AppState>, reviewer: Reviewer, PathParam(id): PathParam, form: Form) -> Reply {
+    reviewer.check_form(&form)?;
+    let id = ApprovalId::parse(&id).ok_or_else(DashError::not_found)?;
+    let added = match comment_body("comment", form.get("body").unwrap_or_default()) {
+        Ok(body) => s.add_comment(reviewer.caller(), &id, NewComment { body }).await.map(|_| ()),
+        Err(e) => Err(e.into()),
+    };
+    match added {
+        Ok(()) => Ok(see_other(&format!("/dashboard/approvals/{id}#comments"), vec![])),
+        Err(e) => {
+            let (status, message) = readable(&e);
+            let detail = match s.approval_detail(reviewer.caller(), &id).await {
+                Ok(detail) if status.is_client_error() => detail,
+                _ => return Err(e.into()),
+            };
+            let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
+            page.error = Some(format!("Comment refused: {message}"));
+            page.comment = form.get("body").unwrap_or_default().to_string();
             Ok(html(status, &page))
         }
     }

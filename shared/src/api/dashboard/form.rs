@@ -1,5 +1,6 @@
 //! `application/x-www-form-urlencoded` bodies. A field given twice is refused, as duplicate JSON
-//! keys are on the API: two readers could pick different values.
+//! keys are on the API: two readers could pick different values. The one exception is a list
+//! field (`LIST_FIELDS`: the queue's checkboxes), whose every value is kept, in order.
 
 use std::collections::HashMap;
 
@@ -10,24 +11,37 @@ use axum::http::{header, StatusCode};
 
 use super::page::DashError;
 
+/// Fields that may be given many times (checkboxes sharing a name).
+const LIST_FIELDS: [&str; 1] = ["ids"];
+
 /// A submitted form's fields.
 #[derive(Debug, Default)]
-pub struct Form(HashMap<String, String>);
+pub struct Form {
+    fields: HashMap<String, String>,
+    lists: HashMap<String, Vec<String>>,
+}
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, DashError> {
-        let mut fields = HashMap::new();
+        let mut form = Form::default();
         for (name, value) in url::form_urlencoded::parse(body) {
-            if fields.insert(name.to_string(), value.to_string()).is_some() {
+            if LIST_FIELDS.contains(&name.as_ref()) {
+                form.lists.entry(name.to_string()).or_default().push(value.to_string());
+            } else if form.fields.insert(name.to_string(), value.to_string()).is_some() {
                 return Err(DashError::bad_request(format!("The field {name} was sent twice.")));
             }
         }
-        Ok(Form(fields))
+        Ok(form)
     }
 
     /// A field's value, `None` when absent or blank.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.fields.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// Every value of a list field, in the order sent (none when absent).
+    pub fn list(&self, name: &str) -> &[String] {
+        self.lists.get(name).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -81,5 +95,8 @@ mod tests {
         assert_eq!(form.get("missing"), None);
         let err = Form::parse(b"action=approve&action=reject").unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        let form = Form::parse(b"ids=apr_b&action=approve&ids=apr_a").unwrap();
+        assert_eq!(form.list("ids"), ["apr_b", "apr_a"], "checkboxes: every value, in order");
+        assert_eq!((form.get("ids"), form.list("action")), (None, &[][..]));
     }
 }

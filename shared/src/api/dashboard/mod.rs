@@ -8,6 +8,7 @@
 
 mod assets;
 mod auth;
+mod bulk;
 mod detail;
 mod form;
 mod link;
@@ -51,7 +52,9 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/pulse", html_405(get(queue::pulse)))
         .route("/dashboard/sign-in", html_405(get(sign_in::form).post(sign_in::submit)))
         .route("/dashboard/sign-out", html_405(post(sign_in::sign_out)))
+        .route("/dashboard/approvals/bulk", html_405(post(bulk::decide)))
         .route("/dashboard/approvals/{id}", html_405(get(detail::approval)))
+        .route("/dashboard/approvals/{id}/comments", html_405(post(detail::comment)))
         .route("/dashboard/approvals/{id}/decide", html_405(post(detail::decide_approval)))
         .route("/dashboard/approvals/{id}/step-up", html_405(post(passkeys::step_up)))
         .route("/dashboard/passkeys", html_405(get(passkeys::list).post(passkeys::register)))

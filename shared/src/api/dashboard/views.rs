@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::assets;
 use crate::domain::approval::{Approval, Vote, VoteDecision};
 use crate::domain::audit::AuditEntry;
+use crate::domain::comment::Comment;
 use crate::domain::ids::{TeamId, WalletId};
 use crate::domain::money::Money;
 use crate::domain::org::ApiKey;
@@ -159,6 +160,8 @@ pub struct QueueRow {
     pub time_left: String,
     pub team: String,
     pub open: bool,
+    /// An open approval's id: its row has a checkbox for the bulk buttons.
+    pub selectable: Option<String>,
 }
 
 impl QueueRow {
@@ -180,6 +183,7 @@ impl QueueRow {
                     time_left: if approval.is_open() { time_left(approval.expires_at, now) } else { "—".into() },
                     team: team_short(teams, approval.assigned_team.as_ref()),
                     open: approval.is_open(),
+                    selectable: approval.is_open().then(|| approval.id.to_string()),
                 }
             }
             InboxItem::Review(r) => QueueRow {
@@ -193,6 +197,7 @@ impl QueueRow {
                 time_left: if r.is_open() { time_left(r.expires_at, now) } else { "—".into() },
                 team: team_short(teams, r.assigned_team.as_ref()),
                 open: r.is_open(),
+                selectable: None,
             },
         }
     }
@@ -212,6 +217,26 @@ pub struct QueuePage {
     pub truncated: bool,
     pub filtered: bool,
     pub error: Option<String>,
+}
+
+/// One approval of a bulk decision, as its results page shows it.
+pub struct BulkRow {
+    pub id: String,
+    pub href: String,
+    pub ok: bool,
+    /// The approval's status after the vote, or the refusal with its API error code.
+    pub outcome: String,
+}
+
+/// `POST /dashboard/approvals/bulk`: what happened to each approval selected.
+#[derive(Template)]
+#[template(path = "bulk.html")]
+pub struct BulkPage {
+    pub chrome: Chrome,
+    pub decision: &'static str,
+    pub rows: Vec<BulkRow>,
+    pub decided: usize,
+    pub refused: usize,
 }
 
 pub fn status_choices(selected: InboxStatus) -> Vec<Choice> {
@@ -251,6 +276,26 @@ pub struct VoteRow {
     pub at: String,
     /// Made with a passkey (step-up).
     pub passkey: bool,
+}
+
+pub struct CommentRow {
+    pub who: String,
+    pub at: String,
+    pub body: String,
+}
+
+fn comment_rows(comments: &[Comment], members: &[Member]) -> Vec<CommentRow> {
+    comments
+        .iter()
+        .map(|c| CommentRow {
+            who: match &c.author.member_id {
+                Some(m) => person_name(members, &Person::Member(m.clone())),
+                None => format!("key {}", c.author.key_id),
+            },
+            at: when(c.created_at),
+            body: c.body.clone(),
+        })
+        .collect()
 }
 
 pub struct HistoryRow {
@@ -361,12 +406,15 @@ pub struct ApprovalPage {
     pub quorum: String,
     pub metadata: Vec<Pair>,
     pub history: Vec<HistoryRow>,
+    pub comments: Vec<CommentRow>,
+    pub comments_truncated: bool,
     pub teams: Vec<Choice>,
     pub flash: Option<&'static str>,
     pub error: Option<String>,
-    /// What the reviewer typed, kept when a decision was refused.
+    /// What the reviewer typed, kept when a decision (or a comment) was refused.
     pub note: String,
     pub amount: String,
+    pub comment: String,
     /// Approving or modifying above this amount needs the reviewer's passkey (`step_up_limit`:
     /// the bare decimal, for the page's script; `asked`: the amount Approve would execute).
     pub step_up_above: Option<String>,
@@ -378,7 +426,17 @@ pub struct ApprovalPage {
 
 impl ApprovalPage {
     pub fn of(detail: &ApprovalDetail, chrome: Chrome, now: DateTime<Utc>) -> Self {
-        let ApprovalDetail { approval, payment, history, teams, members, wallet_names, step_up_above } = detail;
+        let ApprovalDetail {
+            approval,
+            payment,
+            history,
+            teams,
+            members,
+            wallet_names,
+            step_up_above,
+            comments,
+            comments_truncated,
+        } = detail;
         let details = &approval.transaction_details;
         let mut transaction = vec![
             Row { label: "From", value: wallet(wallet_names, &payment.from) },
@@ -417,11 +475,14 @@ impl ApprovalPage {
             quorum: quorum(approval),
             metadata: metadata(&payment.metadata),
             history: history_rows(history, members),
+            comments: comment_rows(comments, members),
+            comments_truncated: *comments_truncated,
             teams: team_choices(teams),
             flash: None,
             error: None,
             note: String::new(),
             amount: String::new(),
+            comment: String::new(),
             step_up_above: step_up_above.map(|a| format!("{a} {}", details.amount.currency().code())),
             step_up_limit: step_up_above.map(|a| a.to_string()).unwrap_or_default(),
             asked: details.amount.to_wire(),

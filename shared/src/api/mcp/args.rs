@@ -178,6 +178,22 @@ pub struct EscalateApproval {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct AddComment {
+    /// The approval's id (`apr_...`), pending or decided.
+    pub approval_id: String,
+    /// What to say, shown to reviewers and the requesting agent (1 to 4000 characters).
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListComments {
+    /// The approval's id (`apr_...`).
+    pub approval_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RequestRefund {
     /// The COMPLETED payment to refund (`pay_...`); the money goes back from its payee to its
     /// payer.

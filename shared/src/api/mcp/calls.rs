@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::args;
 use crate::api::approvals::{DecideBody, EscalateBody};
+use crate::api::comments::CommentBody;
 use crate::api::payments::PaymentBody;
 use crate::api::refunds::RefundBody;
 use crate::api::reviews::{DecisionView, ReviewBody, ReviewView};
@@ -201,4 +202,23 @@ pub async fn why_denied(s: &Countersign, c: &Caller, arguments: Map<String, Valu
             .map_err(|source| InputError::Amount { field: "currency", source })?,
     };
     Ok(json!(s.why_denied(c, request).await?))
+}
+
+/// `POST /v1/approvals/{id}/comments`: by a reviewer or the key that requested the approval
+/// (the service decides who; anyone else gets APPROVAL_NOT_FOUND).
+pub async fn add_comment(s: &Countersign, c: &Caller, arguments: Map<String, Value>) -> AppResult<Value> {
+    c.key()?;
+    let a = parse::<args::AddComment>(arguments)?;
+    let id = approval_id(&a.approval_id)?;
+    let request = wire::parse::<CommentBody>(json!({"body": a.body}))?.try_into_domain()?;
+    Ok(json!(s.add_comment(c, &id, request).await?))
+}
+
+/// `GET /v1/approvals/{id}/comments`: the first 100, oldest first.
+pub async fn list_comments(s: &Countersign, c: &Caller, arguments: Map<String, Value>) -> AppResult<Value> {
+    c.key()?;
+    let id = approval_id(&parse::<args::ListComments>(arguments)?.approval_id)?;
+    let page = PageRequest::parse(Some("100"), None)?;
+    let listed = s.list_comments(c, &id, &page).await?;
+    Ok(json!({"comments": listed.data, "has_more": listed.has_more}))
 }

@@ -94,6 +94,17 @@ budgets, and what would pass: executesUpTo is the largest amount that would exec
 (wouldPass says it in words, e.g. \"at most 1000.00 USD executes at once\"). Needs \
 payments:write and the from wallet.";
 
+const ADD_COMMENT: &str = "Comment on an approval (apr_...), pending or decided: a note to the \
+reviewers, or (as a reviewer) a question to the agent that asked. Allowed to the key that \
+requested the approval and to reviewers (approvals:write on its wallet); anyone else gets \
+APPROVAL_NOT_FOUND. Returns the comment {id, approvalId, body, author, createdAt}. A comment \
+decides nothing.";
+
+const LIST_COMMENTS: &str = "Read an approval's comments, oldest first (the first 100; has_more \
+says whether there are more): what reviewers and the requesting agent said about it. Allowed to \
+the key that requested the approval and to reviewers (approvals:read on its wallet); anyone else \
+gets APPROVAL_NOT_FOUND.";
+
 /// The input schema of a tool whose arguments are `T`.
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     // The argument types are fixed structs with object roots; a failure is a programming error
@@ -177,6 +188,16 @@ impl Tools {
     #[tool(description = ESCALATE_APPROVAL, input_schema = input::<args::EscalateApproval>())]
     async fn escalate_approval(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
         dispatch!(self, parts, arguments, calls::escalate_approval)
+    }
+
+    #[tool(description = ADD_COMMENT, input_schema = input::<args::AddComment>())]
+    async fn add_comment(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
+        dispatch!(self, parts, arguments, calls::add_comment)
+    }
+
+    #[tool(description = LIST_COMMENTS, input_schema = input::<args::ListComments>())]
+    async fn list_comments(&self, Extension(parts): Extension<Parts>, arguments: JsonObject) -> CallToolResult {
+        dispatch!(self, parts, arguments, calls::list_comments)
     }
 
     #[tool(description = REQUEST_REFUND, input_schema = input::<args::RequestRefund>())]

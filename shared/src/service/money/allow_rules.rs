@@ -92,7 +92,7 @@ impl UseCases {
         r.read_owned::<Wallet>(&wallet_key(wallet), &caller.org_id).await?;
         let mut rules: Vec<AllowRule> = r.all_of(allow_rules_query(wallet, MAX_ALLOW_RULES_LISTED)).await?;
         rules.retain(|rule| rule.org_id == caller.org_id);
-        rules.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        rules.sort_by_key(|rule| std::cmp::Reverse(rule.created_at));
         Ok(rules)
     }
 

@@ -4,6 +4,8 @@
 pub(crate) mod allow_rules;
 pub(crate) mod approvals;
 pub(crate) mod budgets;
+pub(crate) mod bulk;
+pub(crate) mod comments;
 pub(crate) mod decide;
 pub(crate) mod execution;
 pub(crate) mod freeze;

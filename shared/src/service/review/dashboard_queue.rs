@@ -204,6 +204,9 @@ pub struct ApprovalDetail {
     pub wallet_names: HashMap<WalletId, String>,
     /// The payer's policies' `stepUpAbove`: approving or modifying above it needs a passkey.
     pub step_up_above: Option<rust_decimal::Decimal>,
+    /// The first 100 comments, oldest first; `comments_truncated` when there are more.
+    pub comments: Vec<crate::domain::comment::Comment>,
+    pub comments_truncated: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -348,7 +351,18 @@ impl UseCases {
         };
         let policies = self.reader().wallet_policies(&approval.wallet_id).await?;
         let step_up_above = crate::service::money::step_up::step_up_threshold(&policies, kind);
-        Ok(ApprovalDetail { approval, payment, history, teams, members, wallet_names, step_up_above })
+        let comments = self.first_comments(&approval.id).await?;
+        Ok(ApprovalDetail {
+            approval,
+            payment,
+            history,
+            teams,
+            members,
+            wallet_names,
+            step_up_above,
+            comments: comments.data,
+            comments_truncated: comments.has_more,
+        })
     }
 
     /// One review for its detail page.

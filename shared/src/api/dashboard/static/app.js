@@ -1,6 +1,7 @@
 // Countersign dashboard: progressive enhancement only (every page works without this file).
 // - The queue refreshes itself: it asks /dashboard/pulse every few seconds whether anything
-//   changed, and only then fetches the page again and swaps the queue in place.
+//   changed, and only then fetches the page again and swaps the queue in place (rows ticked for
+//   "Approve selected" stay ticked).
 // - Keys: j/k move through the queue, Enter opens; on an item a approves, r rejects, u goes back.
 (function () {
   "use strict";
@@ -47,7 +48,13 @@
               var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue");
               if (!fresh) { return; }
               var keep = selected;
+              // Rows ticked for a bulk decision stay ticked.
+              var ticked = Array.prototype.map.call(current.querySelectorAll("input[name=ids]:checked"),
+                function (box) { return box.value; });
               current.replaceWith(document.importNode(fresh, true));
+              document.querySelectorAll("#queue input[name=ids]").forEach(function (box) {
+                if (ticked.indexOf(box.value) >= 0) { box.checked = true; }
+              });
               if (keep >= 0) { select(keep); }
             });
         })
