@@ -66,7 +66,7 @@ mod tests {
         let (status, body) = invoke_http_event(service, event, Some(&key)).await;
         assert_eq!(status, 200, "{body}");
         let tools = body["result"]["tools"].as_array().map(Vec::len);
-        assert_eq!((body["id"].as_i64(), tools), (Some(1), Some(8)), "{body}");
+        assert_eq!((body["id"].as_i64(), tools), (Some(1), Some(12)), "{body}");
     }
 
     #[tokio::test]
