@@ -36,7 +36,13 @@ use crate::service::{ensure_wallet, require, Caller, Countersign, Owned, UseCase
 /// the caller's idempotency record.
 fn intake_reads(org: Option<&OrgId>, caller: Option<&ApiKeyId>, request: &NewPayment) -> Reads {
     let mut reads = Reads {
-        keys: vec![wallet_key(&request.from), wallet_key(&request.to), rate_key(&request.from)],
+        // The allow rule rides along (read only if policies hold): no extra round trip.
+        keys: vec![
+            wallet_key(&request.from),
+            wallet_key(&request.to),
+            rate_key(&request.from),
+            layout::allow_rule_key(&request.from, &request.to),
+        ],
         queries: vec![policies_query(&request.from)],
     };
     if let Some(org) = org {
