@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::approval::Approval;
 use crate::domain::budget::{BudgetCounter, BudgetStanding, BudgetUse, Charge, Reservation};
-use crate::domain::ids::ApiKeyId;
+use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::money::{Currency, Money};
 use crate::domain::org::ApiKey;
 use crate::domain::permission::Permission;
@@ -19,7 +19,8 @@ use crate::service::{require, Caller, UseCases};
 
 /// A key's budgets in one currency, each with its counter for the current period as read.
 pub(crate) struct KeyBudgets {
-    key: ApiKey,
+    org_id: OrgId,
+    key_id: ApiKeyId,
     now: DateTime<Utc>,
     uses: Vec<BudgetUse>,
     counters: Vec<Option<Stored<BudgetCounter>>>,
@@ -42,7 +43,7 @@ impl Reader {
             .zip(&counters)
             .map(|(b, c)| BudgetUse::new(b, c.as_ref().map(|c| &c.value), now))
             .collect();
-        Ok(KeyBudgets { key: key.clone(), now, uses, counters })
+        Ok(KeyBudgets { org_id: key.org_id.clone(), key_id: key.id.clone(), now, uses, counters })
     }
 }
 
@@ -79,9 +80,8 @@ impl KeyBudgets {
                     tx.update(&stored)?;
                 }
                 None => {
-                    let key = &self.key;
-                    let mut fresh =
-                        BudgetCounter::new(key.org_id.clone(), key.id.clone(), amount.currency(), period, now);
+                    let (org, key) = (self.org_id.clone(), self.key_id.clone());
+                    let mut fresh = BudgetCounter::new(org, key, amount.currency(), period, now);
                     fresh.charge(amount, how, now);
                     tx.create(&fresh)?;
                 }

@@ -125,23 +125,24 @@ impl UseCases {
                     payments_last_hour: velocity.as_ref().map_or(0, |v| v.trailing_hour(tx.now())),
                     ..PaymentFacts::new(ActionKind::Payment, amount, &to.value.id, request.risk_score)
                 };
-                let allow_rule = match evaluate(&policies, &facts).outcome {
-                    // Only a hold can be lifted: the rule is read only then.
+                let decided = evaluate(&policies, &facts);
+                let allow_rule = match decided.outcome {
+                    // Only a hold can be lifted: the rule is looked at only then.
                     Outcome::Hold => r.allow_rule(&from.value.id, &to.value.id).await?,
                     _ => None,
                 };
-                let (decision, allowed_by) =
-                    match verdict(&policies, &facts, allow_rule.as_ref().map(|s| &s.value), &budgets) {
-                        Verdict::Decided { decision, allowed } => (decision, allowed.then_some(allow_rule).flatten()),
-                        Verdict::OverBudget(refusal) => {
-                            let details = json!({
-                                "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
-                                "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
-                            });
-                            tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
-                            return Ok(tx.refused(Intake::OverBudget(refusal)));
-                        }
-                    };
+                let rule = allow_rule.as_ref().map(|s| &s.value);
+                let (decision, allowed_by) = match verdict(decided, &policies, &facts, rule, &budgets) {
+                    Verdict::Decided { decision, allowed } => (decision, allowed.then_some(allow_rule).flatten()),
+                    Verdict::OverBudget(refusal) => {
+                        let details = json!({
+                            "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
+                            "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
+                        });
+                        tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
+                        return Ok(tx.refused(Intake::OverBudget(refusal)));
+                    }
+                };
                 if decision.outcome == Outcome::Deny {
                     // A denial is a decision: it is audited although nothing else is written.
                     let details = json!({
@@ -326,15 +327,16 @@ pub(crate) enum Verdict {
     OverBudget(BudgetRefusal),
 }
 
-/// Policies first (a deny stands), then an "always allow" rule covering a hold, then the key's
-/// budgets (a `deny` budget refuses, a `hold` one holds what would execute).
+/// Policies' `decision` first (a deny stands), then an "always allow" rule covering a hold (the
+/// policies evaluated again with it), then the key's budgets (a `deny` budget refuses, a `hold`
+/// one holds what would execute).
 pub(crate) fn verdict(
+    mut decision: Decision,
     policies: &[Policy],
     facts: &PaymentFacts<'_>,
     allow_rule: Option<&AllowRule>,
     budgets: &KeyBudgets,
 ) -> Verdict {
-    let mut decision = evaluate(policies, facts);
     let mut allowed = false;
     if decision.outcome == Outcome::Deny {
         return Verdict::Decided { decision, allowed };

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::domain::budget::BudgetStanding;
 use crate::domain::ids::WalletId;
 use crate::domain::money::{Amount, Currency, Money};
-use crate::domain::policy::{ActionKind, Decision, Outcome, PaymentFacts, Policy};
+use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult};
 use crate::layout::wallet_key;
@@ -95,7 +95,7 @@ impl UseCases {
                 payments_last_hour,
                 ..PaymentFacts::new(ActionKind::Payment, amount, &to.id, None)
             };
-            match verdict(&policies, &facts, allow_rule.as_ref(), &budgets) {
+            match verdict(evaluate(&policies, &facts), &policies, &facts, allow_rule.as_ref(), &budgets) {
                 Verdict::OverBudget(refusal) => {
                     let limit = Some(refusal.budget.limit.clone());
                     Judged::new(Outcome::Deny, "budget", refusal.reason, None, limit)
