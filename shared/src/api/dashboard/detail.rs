@@ -124,18 +124,35 @@ pub async fn decide_approval(
     match decide(&s, &reviewer, &id, &form).await {
         Ok(()) => Ok(see_other(&format!("/dashboard/approvals/{id}"), vec![])),
         Err(e) => {
-            let (status, message) = readable(&e);
-            let detail = match s.approval_detail(reviewer.caller(), &id).await {
-                Ok(detail) if status.is_client_error() => detail,
-                _ => return Err(e.into()),
-            };
-            let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
-            page.error = Some(format!("Refused: {message}"));
-            page.note = form.get("note").unwrap_or_default().to_string();
-            page.amount = form.get("amount").unwrap_or_default().to_string();
-            Ok(html(status, &page))
+            refused_page(&s, &reviewer, &id, e, "Refused", |page| {
+                page.note = form.get("note").unwrap_or_default().to_string();
+                page.amount = form.get("amount").unwrap_or_default().to_string();
+            })
+            .await
         }
     }
+}
+
+/// A form on the detail page refused: the page again, saying why (`what: message`) and keeping
+/// what was typed (`kept`); the error page when the refusal is not the visitor's to mend or the
+/// approval cannot be shown.
+async fn refused_page(
+    s: &AppState,
+    reviewer: &Reviewer,
+    id: &ApprovalId,
+    e: AppError,
+    what: &str,
+    kept: impl FnOnce(&mut ApprovalPage),
+) -> Reply {
+    let (status, message) = readable(&e);
+    let detail = match s.approval_detail(reviewer.caller(), id).await {
+        Ok(detail) if status.is_client_error() => detail,
+        _ => return Err(e.into()),
+    };
+    let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
+    page.error = Some(format!("{what}: {message}"));
+    kept(&mut page);
+    Ok(html(status, &page))
 }
 
 /// `POST /dashboard/approvals/{id}/comments`: the detail page's comment form. Refused (a blank
@@ -150,15 +167,10 @@ pub async fn comment(State(s): State<AppState>, reviewer: Reviewer, PathParam(id
     match added {
         Ok(()) => Ok(see_other(&format!("/dashboard/approvals/{id}#comments"), vec![])),
         Err(e) => {
-            let (status, message) = readable(&e);
-            let detail = match s.approval_detail(reviewer.caller(), &id).await {
-                Ok(detail) if status.is_client_error() => detail,
-                _ => return Err(e.into()),
-            };
-            let mut page = ApprovalPage::of(&detail, reviewer.chrome(), Utc::now());
-            page.error = Some(format!("Comment refused: {message}"));
-            page.comment = form.get("body").unwrap_or_default().to_string();
-            Ok(html(status, &page))
+            refused_page(&s, &reviewer, &id, e, "Comment refused", |page| {
+                page.comment = form.get("body").unwrap_or_default().to_string();
+            })
+            .await
         }
     }
 }
