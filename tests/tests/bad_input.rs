@@ -551,6 +551,25 @@ fn refusal(
     Refusal { name, who, method, path: path.into(), body, status, code, field }
 }
 
+/// Sends every row as `key(who)`: each answers its status and code, naming its field (every 400
+/// names one) with a message, and nothing is written.
+async fn refused_every_row(app: &TestApp, backend: Backend, rows: &[Refusal], key: impl Fn(&Who) -> String) {
+    let before = app.store.item_count().await;
+    let mut wrong = Vec::new();
+    for r in rows {
+        let body = (!r.body.is_null()).then(|| r.body.clone());
+        let (status, got) = app.call(r.method, &r.path, Some(&key(&r.who)), body).await;
+        let seen = (status, got["error"]["code"].as_str(), got["error"]["details"]["field"].as_str());
+        let has_message = got["error"]["message"].as_str().is_some_and(|m| !m.is_empty());
+        if seen != (r.status, Some(r.code), r.field) || !has_message {
+            wrong.push(format!("{}: {status} {got}", r.name));
+        }
+        assert!(r.status != 400 || r.field.is_some(), "{}: every 400 names its field", r.name);
+    }
+    assert!(wrong.is_empty(), "{backend:?}: {} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
+}
+
 per_backend!(every_human_side_route_refuses_bad_input_naming_the_field);
 /// Members, teams, routing rules (both spellings), modify, escalate and reviews (docs/api.md,
 /// "Teams and routing", "Reviews"): 4xx in the envelope, the field named, nothing written.
@@ -1576,28 +1595,15 @@ async fn every_human_side_route_refuses_bad_input_naming_the_field(backend: Back
     for k in [&s.admin, &s.agent, &s.reviewer, &other, &asker] {
         app.get("/v1/wallets", k).await;
     }
-    let before = app.store.item_count().await;
-    let mut wrong = Vec::new();
-    for r in &rows {
-        let key = match r.who {
-            Admin => &s.admin,
-            Agent => &s.agent,
-            Reviewer => &s.reviewer,
-            OtherAdmin => &other,
-            KeyWriter => &asker,
-            _ => unreachable!("not used in this table"),
-        };
-        let body = (!r.body.is_null()).then(|| r.body.clone());
-        let (status, got) = app.call(r.method, &r.path, Some(key), body).await;
-        let seen = (status, got["error"]["code"].as_str(), got["error"]["details"]["field"].as_str());
-        let has_message = got["error"]["message"].as_str().is_some_and(|m| !m.is_empty());
-        if seen != (r.status, Some(r.code), r.field) || !has_message {
-            wrong.push(format!("{}: {got}", r.name));
-        }
-        assert!(r.status != 400 || r.field.is_some(), "{}: every 400 names its field", r.name);
-    }
-    assert!(wrong.is_empty(), "{backend:?}: {} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
-    assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
+    let key = |who: &Who| match who {
+        Admin => s.admin.clone(),
+        Agent => s.agent.clone(),
+        Reviewer => s.reviewer.clone(),
+        OtherAdmin => other.clone(),
+        KeyWriter => asker.clone(),
+        _ => unreachable!("not used in this table"),
+    };
+    refused_every_row(&app, backend, &rows, key).await;
 }
 
 per_backend!(every_agent_control_route_refuses_bad_input_naming_the_field);
@@ -1922,22 +1928,11 @@ async fn every_agent_control_route_refuses_bad_input_naming_the_field(backend: B
     for k in [&s.admin, &s.agent, &s.reviewer, &other] {
         app.get("/v1/wallets", k).await;
     }
-    let before = app.store.item_count().await;
-    let mut wrong = Vec::new();
-    for r in &rows {
-        let key = match r.who {
-            Admin => &s.admin,
-            Agent => &s.agent,
-            Reviewer => &s.reviewer,
-            _ => unreachable!("not used in this table"),
-        };
-        let body = (!r.body.is_null()).then(|| r.body.clone());
-        let (status, got) = app.call(r.method, &r.path, Some(key), body).await;
-        let seen = (status, got["error"]["code"].as_str(), got["error"]["details"]["field"].as_str());
-        if seen != (r.status, Some(r.code), r.field) {
-            wrong.push(format!("{}: {status} {got}", r.name));
-        }
-    }
-    assert!(wrong.is_empty(), "{backend:?}: {} rows wrong:\n{}", wrong.len(), wrong.join("\n"));
-    assert_eq!(app.store.item_count().await, before, "{backend:?}: refused requests wrote nothing");
+    let key = |who: &Who| match who {
+        Admin => s.admin.clone(),
+        Agent => s.agent.clone(),
+        Reviewer => s.reviewer.clone(),
+        _ => unreachable!("not used in this table"),
+    };
+    refused_every_row(&app, backend, &rows, key).await;
 }
