@@ -197,3 +197,37 @@ async fn a_frozen_key_is_refused_at_every_door(backend: Backend) {
     let answer = approve_through(&app, Door::RestApprove, &reviewer, &approval).await;
     assert!(answer.decided, "{backend:?}: unfrozen, the key decides again: {}", answer.shown);
 }
+
+per_backend!(a_frozen_wallets_held_payments_execute_at_no_door);
+/// The kill switch on a wallet (docs/api.md, "Agent controls"): approving a payment held before
+/// the freeze is refused `WALLET_FROZEN` at every door, nothing moves and the approval stays
+/// pending; unfrozen, the same reviewer approves it.
+async fn a_frozen_wallets_held_payments_execute_at_no_door(backend: Backend) {
+    let app = app(backend).await;
+    let s = app.scenario("100000.00").await;
+    app.policy(&s.admin, &s.from, json!({"name": "above 100", "requireReviewAbove": "100.00"})).await;
+    let rita = app.member(&s.admin, "rita").await;
+    let reviewer = app.key_for(&s.admin, Some(&rita), &["approvals:read", "approvals:write"]).await;
+    let mut held = Vec::new();
+    for _ in DOORS {
+        held.push(held_by(&app, &s, &s.agent).await);
+    }
+    let (status, _) = app.post(&format!("/v1/wallets/{}/freeze", s.to), &s.admin, json!({})).await;
+    assert_eq!(status, 200);
+    let funds = app.balance(&s.admin, &s.from).await;
+    for (door, approval) in DOORS.into_iter().zip(&held) {
+        let context = format!("{backend:?}, {door:?}");
+        let answer = approve_through(&app, door, &reviewer, approval).await;
+        assert!(
+            !answer.decided && answer.code.as_deref() == Some("WALLET_FROZEN"),
+            "{context}: {:?} {}",
+            answer.code,
+            answer.shown
+        );
+        nothing_moved(&app, &s, approval, &funds, &context).await;
+    }
+    let (status, _) = app.post(&format!("/v1/wallets/{}/unfreeze", s.to), &s.admin, json!({})).await;
+    assert_eq!(status, 200);
+    let answer = approve_through(&app, Door::RestApprove, &reviewer, &held[0]).await;
+    assert!(answer.decided, "{backend:?}: unfrozen, it executes: {}", answer.shown);
+}
