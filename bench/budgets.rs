@@ -3,26 +3,18 @@
 //! in the key's day and month counters) and a hot wallet's auto-executed payments (each one spends
 //! in them), on the embedded store at concurrency 16, as `countersign serve` runs them.
 
-use std::time::Instant;
-
 use countersign_tests::{TestApp, TestStore};
-use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use crate::figures::{Figure, Figures};
+use crate::payer::{rate, Payer};
 
 const SECTION: &str = "Budgets per key (embedded store, concurrency 16)";
 const PER_ROUND: usize = 1_000;
 const ROUNDS: usize = 3;
 const CONCURRENCY: usize = 16;
 
-struct Org {
-    agent: String,
-    from: String,
-    to: String,
-}
-
-async fn org(app: &TestApp, budgeted: bool) -> Org {
+async fn org(app: &TestApp, budgeted: bool) -> Payer {
     let admin = app.org(if budgeted { "budgeted" } else { "unbudgeted" }).await;
     let budgets = if budgeted {
         json!([{"window": "day", "limit": "1000000000.00", "currency": "USD"},
@@ -37,24 +29,7 @@ async fn org(app: &TestApp, budgeted: bool) -> Org {
     let (from, to) = (app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await);
     app.fund(&admin, &from, "100000000.00").await;
     app.policy(&admin, &from, json!({"name": "review", "requireReviewAbove": "1.00"})).await;
-    Org { agent, from, to }
-}
-
-/// `PER_ROUND` payments of `amount` at `CONCURRENCY`, each answered `status`; returns the rate.
-async fn pay(app: &TestApp, org: &Org, amount: &str, status: u16) -> f64 {
-    let started = Instant::now();
-    let answered: usize = stream::iter(0..PER_ROUND)
-        .map(|_| async {
-            let body = json!({"from": org.from, "to": org.to, "amount": amount});
-            usize::from(app.post("/v1/payments", &org.agent, body).await.0 == status)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .sum();
-    assert_eq!(answered, PER_ROUND, "every payment answered {status}");
-    PER_ROUND as f64 / started.elapsed().as_secs_f64()
+    Payer { agent, from, to }
 }
 
 pub async fn budget_rates(figures: &Figures) {
@@ -72,10 +47,10 @@ pub async fn budget_rates(figures: &Figures) {
     let (plain, budgeted) = (org(&app, false).await, org(&app, true).await);
     let mut rates: [Vec<f64>; 4] = Default::default();
     for _ in 0..ROUNDS {
-        rates[0].push(pay(&app, &plain, "10.00", 202).await);
-        rates[1].push(pay(&app, &budgeted, "10.00", 202).await);
-        rates[2].push(pay(&app, &plain, "0.50", 201).await);
-        rates[3].push(pay(&app, &budgeted, "0.50", 201).await);
+        rates[0].push(rate(&app, &plain, "10.00", 202, PER_ROUND, CONCURRENCY).await);
+        rates[1].push(rate(&app, &budgeted, "10.00", 202, PER_ROUND, CONCURRENCY).await);
+        rates[2].push(rate(&app, &plain, "0.50", 201, PER_ROUND, CONCURRENCY).await);
+        rates[3].push(rate(&app, &budgeted, "0.50", 201, PER_ROUND, CONCURRENCY).await);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let rounds = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");

@@ -25,6 +25,7 @@ mod figures;
 mod floors;
 mod local;
 mod notify;
+mod payer;
 mod seal;
 mod store;
 mod wrk;

@@ -11,23 +11,17 @@ use countersign_core::domain::encryption::EncryptionKey;
 use countersign_core::service::Settings;
 use countersign_tests::fake_slack::FakeSlack;
 use countersign_tests::{ManualClock, TestApp, TestStore};
-use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use crate::figures::{Figure, Figures};
+use crate::payer::{rate, Payer};
 
 const SECTION: &str = "Notifications: Slack requests (embedded store, concurrency 16)";
 const PER_ROUND: usize = 1_000;
 const ROUNDS: usize = 3;
 const CONCURRENCY: usize = 16;
 
-struct Org {
-    agent: String,
-    from: String,
-    to: String,
-}
-
-async fn org(app: &TestApp, slack: bool) -> Org {
+async fn org(app: &TestApp, slack: bool) -> Payer {
     let admin = app.org(if slack { "with slack" } else { "without slack" }).await;
     let agent = app.key(&admin, &["payments:write", "payments:read"]).await;
     let (from, to) = (app.wallet(&admin, "USD").await, app.wallet(&admin, "USD").await);
@@ -39,24 +33,7 @@ async fn org(app: &TestApp, slack: bool) -> Org {
         let (status, body) = app.call("PUT", "/v1/integrations/slack", Some(&admin), Some(body)).await;
         assert_eq!(status, 200, "{body}");
     }
-    Org { agent, from, to }
-}
-
-/// Holds `PER_ROUND` payments at `CONCURRENCY`; returns the rate.
-async fn hold(app: &TestApp, org: &Org) -> f64 {
-    let started = Instant::now();
-    let held: usize = stream::iter(0..PER_ROUND)
-        .map(|_| async {
-            let body = json!({"from": org.from, "to": org.to, "amount": "10.00"});
-            usize::from(app.post("/v1/payments", &org.agent, body).await.0 == 202)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .sum();
-    assert_eq!(held, PER_ROUND, "every payment held");
-    PER_ROUND as f64 / started.elapsed().as_secs_f64()
+    Payer { agent, from, to }
 }
 
 pub async fn notify_rates(figures: &Figures) {
@@ -81,10 +58,10 @@ pub async fn notify_rates(figures: &Figures) {
 
     let (mut without, mut with, mut posted) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        without.push(hold(&app, &plain).await);
+        without.push(rate(&app, &plain, "10.00", 202, PER_ROUND, CONCURRENCY).await);
         let before = slack.calls("chat.postMessage").len();
         let started = Instant::now();
-        with.push(hold(&app, &connected).await);
+        with.push(rate(&app, &connected, "10.00", 202, PER_ROUND, CONCURRENCY).await);
         let deadline = Instant::now() + Duration::from_secs(120);
         while slack.calls("chat.postMessage").len() < before + PER_ROUND {
             assert!(Instant::now() < deadline, "round {round}: not every request reached Slack");
