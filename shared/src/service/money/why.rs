@@ -88,7 +88,7 @@ impl UseCases {
             if let Some(frozen) = [&from, &to].into_iter().find(|w| w.is_frozen()) {
                 let reason =
                     format!("wallet {} is frozen; nothing moves from or to it until it is unfrozen", frozen.id);
-                return Judged::new(Outcome::Deny, "walletFrozen", reason, None, None);
+                return Judged::new(Outcome::Deny, "walletFrozen", reason, None);
             }
             let facts = PaymentFacts {
                 spent_today: from.spent_today(now),
@@ -98,15 +98,15 @@ impl UseCases {
             match verdict(evaluate(&policies, &facts), &policies, &facts, allow_rule.as_ref(), &budgets) {
                 Verdict::OverBudget(refusal) => {
                     let limit = Some(refusal.budget.limit.clone());
-                    Judged::new(Outcome::Deny, "budget", refusal.reason, None, limit)
+                    Judged::new(Outcome::Deny, "budget", refusal.reason, limit)
                 }
                 Verdict::Decided { decision, .. } if decision.outcome != Outcome::Deny && amount > from.balance() => {
                     let balance = from.balance();
                     let reason = format!("insufficient funds: balance {} {}", balance.to_wire(), balance.currency());
-                    Judged::new(Outcome::Deny, "insufficientFunds", reason, None, Some(balance.to_wire()))
+                    Judged::new(Outcome::Deny, "insufficientFunds", reason, Some(balance.to_wire()))
                 }
                 Verdict::Decided { decision, .. } => {
-                    let limit = rule_limit(&policies, &decision, &facts, &budgets_limit(&budgets, amount));
+                    let limit = rule_limit(&policies, &decision, &facts, &budgets);
                     Judged::from_decision(decision, limit)
                 }
             }
@@ -151,8 +151,9 @@ struct Judged {
 }
 
 impl Judged {
-    fn new(outcome: Outcome, rule: &str, reason: String, policy_id: Option<String>, limit: Option<String>) -> Self {
-        Judged { outcome, rule: rule.into(), reason, policy_id, limit }
+    /// A refusal no policy made (a freeze, a budget, the balance).
+    fn new(outcome: Outcome, rule: &str, reason: String, limit: Option<String>) -> Self {
+        Judged { outcome, rule: rule.into(), reason, policy_id: None, limit }
     }
 
     fn from_decision(d: Decision, limit: Option<String>) -> Self {
@@ -166,20 +167,15 @@ impl Judged {
     }
 }
 
-/// The limit of a `hold` budget that held the payment, when one did.
-fn budgets_limit(budgets: &super::budgets::KeyBudgets, amount: Money) -> Option<String> {
-    budgets.exceeded_by(amount).map(|u| u.budget.limit().to_wire())
-}
-
-/// The deciding rule's limit, for the rules that have one.
+/// The deciding rule's limit, for the rules that have one (a `hold` budget's included).
 fn rule_limit(
     policies: &[Policy],
     decision: &Decision,
     facts: &PaymentFacts<'_>,
-    budget: &Option<String>,
+    budgets: &super::budgets::KeyBudgets,
 ) -> Option<String> {
     if decision.rule == "budget" {
-        return budget.clone();
+        return budgets.exceeded_by(facts.amount).map(|u| u.budget.limit().to_wire());
     }
     let policy = policies.iter().find(|p| Some(&p.id) == decision.policy_id.as_ref())?;
     let currency = facts.amount.currency();
