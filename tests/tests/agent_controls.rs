@@ -385,3 +385,26 @@ async fn the_dashboards_approve_form_offers_always_allow(backend: Backend) {
     let (status, body) = pay(&app, &s.agent, &s, "55.00").await;
     assert_eq!((status, body["decision"]["rule"].as_str()), (201, Some("alwaysAllow")), "{body}");
 }
+
+per_backend!(a_modify_awaiting_more_approvals_keeps_only_the_lower_amount_reserved);
+/// "Modify keeps the lower amount": modified while a second approver is still needed, the
+/// reservation shrinks at once; the second approval spends the lower amount.
+async fn a_modify_awaiting_more_approvals_keeps_only_the_lower_amount_reserved(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("1000.00").await;
+    let two = json!({"name": "two people", "requireHumanApproval": true, "requiredApprovals": 2});
+    app.policy(&s.admin, &s.from, two).await;
+    let (agent, id) = budgeted_agent(&app, &s, json!([{"window": "day", "limit": "50.00", "currency": "USD"}])).await;
+    let (status, held) = pay(&app, &agent, &s, "10.00").await;
+    assert_eq!(status, 202, "{held}");
+    assert_eq!(standing(&budgets_of(&app, &agent, &id).await[0]), ("0.00", "10.00", "40.00"));
+    let approval = held["approvalId"].as_str().expect("approval");
+    let (status, body) =
+        app.post(&format!("/v1/approvals/{approval}/modify"), &s.reviewer, json!({"amount": "4.00"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")), "{body}");
+    assert_eq!(standing(&budgets_of(&app, &agent, &id).await[0]), ("0.00", "4.00", "46.00"));
+    let second = app.key(&s.admin, &["approvals:read", "approvals:write"]).await;
+    let (status, body) = app.post(&format!("/v1/approvals/{approval}/approve"), &second, json!({})).await;
+    assert_eq!((status, body["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{body}");
+    assert_eq!(standing(&budgets_of(&app, &agent, &id).await[0]), ("4.00", "0.00", "46.00"));
+}
