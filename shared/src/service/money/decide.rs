@@ -4,7 +4,6 @@
 
 use serde_json::json;
 
-use crate::domain::allow_rule::AlwaysAllow;
 use crate::domain::approval::{Approval, ApprovalSubject, Resolution, Vote, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
@@ -75,8 +74,8 @@ impl UseCases {
                 let approving = request.decision == VoteDecision::Approve;
                 if approving {
                     ensure_wallets_open(&r, &approval.value, execution.as_ref()).await?;
-                    if let Some(asked) = &request.always_allow {
-                        ensure_may_always_allow(&approval.value, asked)?;
+                    if request.always_allow.is_some() {
+                        ensure_may_always_allow(&approval.value)?;
                     }
                 }
                 let passkey = if approving {
@@ -321,7 +320,7 @@ async fn ensure_wallets_open(r: &Reader, approval: &Approval, execution: Option<
 
 /// `alwaysAllow` stands in for a person's look at later payments: only on a payment's approval
 /// that one approver completes (a policy wanting more must keep getting more).
-fn ensure_may_always_allow(approval: &Approval, _asked: &AlwaysAllow) -> Result<(), PlanError> {
+fn ensure_may_always_allow(approval: &Approval) -> Result<(), PlanError> {
     if !matches!(approval.subject(), ApprovalSubject::Payment(_)) {
         return Err(AppError::AlwaysAllowRefused("only a payment's approval can allow its payee").into());
     }
