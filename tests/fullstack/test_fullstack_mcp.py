@@ -51,7 +51,7 @@ async def test_mcp_on_the_approvals_lambda(stack):
     agent_http, agent_client = client(stack, agent)
     reviewer_http, reviewer_client = client(stack, reviewer)
     async with agent_http, reviewer_http, agent_client as pays, reviewer_client as reviews:
-        assert len((await pays.list_tools()).tools) == 8
+        assert len((await pays.list_tools()).tools) == 12
         held = result(await pays.call_tool("request_payment", {"from": source, "to": vendor, "amount": "2000.00"}))
         assert held["held"] is True and held["payment"]["status"] == "PENDING_APPROVAL"
         approval = held["approval"]["id"]

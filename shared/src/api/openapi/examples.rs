@@ -73,6 +73,7 @@ pub(super) fn response(method: &str, path: &str, status: u16) -> Option<Value> {
             "metadata": {"costCenter": "CC-4410"},
             "spendDay": null,
             "spentOnDay": "0.00",
+            "frozenAt": null,
             "createdAt": "2026-12-06T09:01:00Z",
             "updatedAt": "2026-12-06T09:01:00Z",
         }),
@@ -124,6 +125,8 @@ fn key(id: &str, name: &str, permissions: Value, member: Value, with_secret: boo
         "createdAt": "2026-12-06T09:00:00Z",
         "lastUsedAt": null,
         "revokedAt": null,
+        "frozenAt": null,
+        "budgets": [],
     });
     if with_secret {
         key["secret"] = json!(format!("csk_{id}_5f2d8c1e9a7b4e3f8d6c2b1a0e9f8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0"));
