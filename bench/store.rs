@@ -22,6 +22,7 @@ fn item(pk: String, version: u64) -> Item {
         expires_at_epoch: None,
         body: json!({"amount": "10.00", "currency": "USD", "status": "PENDING", "note": "a typical record body"})
             .into(),
+        counters: &[],
     }
 }
 

@@ -70,6 +70,8 @@ pub trait Record: Serialize + DeserializeOwned {
     fn expires_at_epoch(&self) -> Option<i64> {
         None
     }
+    /// Fields `Tx::adjust` moves in place (`Item::counters`).
+    const COUNTERS: &'static [&'static str] = &[];
 }
 
 /// A record as read, with the version its next write must expect.
@@ -94,6 +96,7 @@ fn encode<R: Record>(record: &R, version: u64) -> AppResult<Item> {
         indexes: record.indexes(),
         expires_at_epoch: record.expires_at_epoch(),
         body: Body::encode(record).map_err(|e| AppError::Corrupt(e.to_string()))?,
+        counters: R::COUNTERS,
     })
 }
 
@@ -155,6 +158,11 @@ pub fn wallet_key(id: &WalletId) -> Key {
 }
 pub fn rate_key(wallet: &WalletId) -> Key {
     Key::new(format!("WALLET#{wallet}"), "RATE")
+}
+/// Sorts before the wallet's `POLICY#` keys: one query with the prefix `POLICY` reads the set
+/// first, then its policies (a change committed after the set was read moved the set).
+pub fn policy_set_key(wallet: &WalletId) -> Key {
+    Key::new(format!("WALLET#{wallet}"), "POLICY")
 }
 pub fn policy_key(wallet: &WalletId, id: &PolicyId) -> Key {
     Key::new(format!("WALLET#{wallet}"), format!("POLICY#{id}"))
@@ -232,6 +240,7 @@ impl Record for ApiKey {
 
 impl Record for Wallet {
     const NAME: &'static str = "wallet";
+    const COUNTERS: &'static [&'static str] = &["balance", "spentOnDay"];
     fn key(&self) -> Key {
         wallet_key(&self.id)
     }
@@ -240,6 +249,13 @@ impl Record for Wallet {
             by_org: Some((by_org_partition(&self.org_id, "WALLET"), self.id.to_string())),
             ..Default::default()
         }
+    }
+}
+
+impl Record for crate::domain::policy_set::PolicySet {
+    const NAME: &'static str = "policy set";
+    fn key(&self) -> Key {
+        policy_set_key(&self.wallet_id)
     }
 }
 
@@ -322,6 +338,7 @@ impl Record for Comment {
 }
 
 impl Record for crate::domain::velocity::PaymentRate {
+    const COUNTERS: &'static [&'static str] = &["count"];
     const NAME: &'static str = "payment rate";
     fn key(&self) -> Key {
         rate_key(&self.wallet_id)
@@ -355,6 +372,7 @@ pub fn budget_counter_key(
 }
 
 impl Record for crate::domain::budget::BudgetCounter {
+    const COUNTERS: &'static [&'static str] = &["spent", "reserved", "used"];
     const NAME: &'static str = "budget counter";
     fn key(&self) -> Key {
         budget_counter_key(&self.key_id, self.currency, self.period())

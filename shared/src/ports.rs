@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+mod adjust;
 mod body;
+pub use adjust::{check as adjust_check, Adjustment, Guard, GuardFailed};
 pub use body::Body;
 pub mod notify;
 
@@ -67,6 +69,10 @@ pub struct Item {
     /// Epoch seconds after which the store may delete the item (DynamoDB TTL).
     pub expires_at_epoch: Option<i64>,
     pub body: Body,
+    /// Top-level body fields that `Write::Adjust` moves in place (decimal strings or integers):
+    /// a store that does arithmetic itself (DynamoDB) keeps them as numbers beside the body.
+    /// Empty on items as read (the store gives them back inside the body).
+    pub counters: &'static [&'static str],
 }
 
 /// A condition on the item currently stored at a key.
@@ -95,6 +101,34 @@ pub enum Write {
         key: Key,
         expect: Expect,
     },
+    /// Changes a stored item in place without its version being expected: counters move, fields
+    /// are set, only where the item exists and every guard holds (checked on the item as stored
+    /// before this change). The version goes up by one. Concurrent adjustments of one item all
+    /// apply, in some order, so writers that only adjust conflict only while committing. Never
+    /// changes index keys or TTL.
+    Adjust {
+        key: Key,
+        adjustment: Adjustment,
+    },
+    /// Asserts that the item exists and every guard holds, without writing (and whatever its
+    /// version).
+    Require {
+        key: Key,
+        guards: Vec<Guard>,
+    },
+}
+
+impl Write {
+    /// The key this write touches.
+    pub fn key(&self) -> &Key {
+        match self {
+            Write::Put { item, .. } => &item.key,
+            Write::Delete { key, .. }
+            | Write::Check { key, .. }
+            | Write::Adjust { key, .. }
+            | Write::Require { key, .. } => key,
+        }
+    }
 }
 
 /// Position after which a page starts: the last item returned by the previous page.

@@ -11,6 +11,7 @@ fn item(pk: &str, sk: &str, version: u64) -> Item {
         indexes: IndexKeys::default(),
         expires_at_epoch: None,
         body: json!({"n": version, "s": "x", "nested": {"a": [1, "b", null]}}).into(),
+        counters: &[],
     }
 }
 
@@ -306,4 +307,104 @@ async fn an_acknowledged_write_is_seen_by_every_later_read(backend: Backend) {
         }
     });
     futures::future::join_all(rounds).await;
+}
+
+fn wallet_like(pk: &str) -> Item {
+    Item {
+        body: json!({"balance": "10.00", "count": "0", "frozenAt": null, "day": "2026-12-05", "name": "w"}).into(),
+        counters: &["balance", "count"],
+        ..item(pk, "W", 1)
+    }
+}
+
+fn field(item: &Item, name: &str) -> serde_json::Value {
+    item.body.value().expect("json")[name].clone()
+}
+
+fn decimal(item: &Item, name: &str) -> rust_decimal::Decimal {
+    field(item, name).as_str().expect("a decimal string").parse().expect("decimal")
+}
+
+fn d(text: &str) -> rust_decimal::Decimal {
+    text.parse().expect("decimal")
+}
+
+per_backend!(adjustments_move_counters_in_place_under_guards);
+async fn adjustments_move_counters_in_place_under_guards(backend: Backend) {
+    use countersign_core::ports::{Adjustment, Guard};
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let key = Key::new("ADJ", "W");
+    s.transact(vec![put(wallet_like("ADJ"), Expect::Absent)]).await.unwrap();
+    let debit = |amount: &str| Adjustment {
+        add: vec![("balance", -d(amount)), ("count", d("1"))],
+        set: vec![("day", json!("2026-12-06"))],
+        guards: vec![Guard::AtLeast("balance", d(amount)), Guard::Is("frozenAt", serde_json::Value::Null)],
+    };
+    let adjust = |adjustment| Write::Adjust { key: key.clone(), adjustment };
+    s.transact(vec![adjust(debit("2.50"))]).await.unwrap();
+    let got = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!((decimal(&got, "balance"), decimal(&got, "count")), (d("7.50"), d("1")), "{backend:?}");
+    assert_eq!((field(&got, "day"), field(&got, "name"), got.version), (json!("2026-12-06"), json!("w"), 2));
+
+    // A guard that fails refuses the whole transaction; so does an item that is not there.
+    let create = put(item("ADJ", "OTHER", 1), Expect::Absent);
+    assert_eq!(s.transact(vec![create.clone(), adjust(debit("7.51"))]).await, Err(StoreError::ConditionFailed));
+    let elsewhere = Write::Adjust { key: Key::new("ADJ", "NONE"), adjustment: debit("1") };
+    assert_eq!(s.transact(vec![create.clone(), elsewhere]).await, Err(StoreError::ConditionFailed));
+    let guarded = |guards| Write::Require { key: key.clone(), guards };
+    let wrong_day = guarded(vec![Guard::Is("day", json!("2026-12-05"))]);
+    assert_eq!(s.transact(vec![create.clone(), wrong_day]).await, Err(StoreError::ConditionFailed));
+    assert_eq!(s.get(&Key::new("ADJ", "OTHER")).await.unwrap(), None, "{backend:?}: nothing applied");
+    let unchanged = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!((decimal(&unchanged, "balance"), unchanged.version), (d("7.50"), 2));
+
+    // Guards that hold let it commit (a check writes nothing); the balance may reach zero.
+    let holds = guarded(vec![Guard::Below("balance", d("7.51")), Guard::AtMost("count", d("1"))]);
+    s.transact(vec![create, holds]).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap().expect("stored").version, 2, "{backend:?}: a check writes nothing");
+    s.transact(vec![adjust(debit("7.50"))]).await.unwrap();
+    let got = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!((decimal(&got, "balance"), decimal(&got, "count"), got.version), (d("0"), d("2"), 3), "{backend:?}");
+
+    // A frozen record refuses; a whole rewrite at its version keeps the counters it carries.
+    let mut frozen = wallet_like("ADJ");
+    frozen.version = 4;
+    frozen.body = json!({"balance": "5.00", "count": "2", "frozenAt": "2026-12-06T00:00:00Z", "name": "w"}).into();
+    s.transact(vec![put(frozen, Expect::Version(3))]).await.unwrap();
+    assert_eq!(s.transact(vec![adjust(debit("1.00"))]).await, Err(StoreError::ConditionFailed));
+    let got = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!((decimal(&got, "balance"), got.version), (d("5.00"), 4), "{backend:?}");
+}
+
+per_backend!(concurrent_adjustments_all_apply_and_never_overdraw);
+async fn concurrent_adjustments_all_apply_and_never_overdraw(backend: Backend) {
+    use countersign_core::ports::{Adjustment, Guard};
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    s.transact(vec![put(wallet_like("HOT"), Expect::Absent)]).await.unwrap();
+    let key = Key::new("HOT", "W");
+    // 30 debits of 1.00 from 10.00, each resent while it only collided with another in flight.
+    let attempts = (0..30).map(|_| {
+        let (s, key) = (s.clone(), key.clone());
+        async move {
+            let debit = Adjustment {
+                add: vec![("balance", d("-1.00"))],
+                guards: vec![Guard::AtLeast("balance", d("1.00"))],
+                ..Default::default()
+            };
+            loop {
+                match s.transact(vec![Write::Adjust { key: key.clone(), adjustment: debit.clone() }]).await {
+                    Err(StoreError::Conflict) => tokio::time::sleep(std::time::Duration::from_millis(3)).await,
+                    other => return other,
+                }
+            }
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let applied = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(applied, 10, "{backend:?}: {results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::ConditionFailed))), "{results:?}");
+    let got = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!((decimal(&got, "balance"), got.version), (d("0"), 11), "{backend:?}");
 }

@@ -2,7 +2,9 @@
 //!
 //! Item layout: `pk`, `sk` (S), `v` (N, version), `data` (M, the record), `ttl` (N, optional) and
 //! the index keys `gsi1pk/gsi1sk` (byOrg), `gsi2pk/gsi2sk` (byStatus), `gsi3pk/gsi3sk`
-//! (byWallet), `duepk/duesk` (due).
+//! (byWallet), `duepk/duesk` (due), and each of the record's counters (`Item::counters`) as a
+//! number `c_<field>` beside `data`, so that `Write::Adjust` is an UpdateItem that ADDs to it
+//! under a condition (`c_balance >= :amount`) instead of a rewrite conditional on the version.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,11 +13,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
-use crate::ports::{Body, Expect, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
+use crate::ports::{Adjustment, Body, Expect, Guard, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
 
 /// Index names and their key attributes, shared with `infra/template.yaml`.
 pub const INDEXES: [(Index, &str, &str, &str); 4] = [
@@ -39,6 +43,9 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:DeleteItem",
     "dynamodb:ConditionCheckItem",
 ];
+
+/// Counters are kept beside `data` under this prefix (`c_balance`).
+const COUNTER_PREFIX: &str = "c_";
 
 /// BatchGetItem's limit of keys per request.
 const BATCH_GET_MAX: usize = 100;
@@ -83,8 +90,20 @@ impl DynamoStore {
         map.insert("pk".into(), s(&item.key.pk));
         map.insert("sk".into(), s(&item.key.sk));
         map.insert("v".into(), AttributeValue::N(item.version.to_string()));
-        // DynamoDB keeps the body as a map (readable in the console, in streams and exports).
-        let data: AttributeValue = to_attribute_value(item.body.value().map_err(unavailable)?).map_err(unavailable)?;
+        // DynamoDB keeps the body as a map (readable in the console, in streams and exports),
+        // its counters as numbers beside it.
+        let mut body = item.body.value().map_err(unavailable)?;
+        if let Some(fields) = body.as_object_mut() {
+            for name in item.counters {
+                if let Some(serde_json::Value::String(n)) = fields.get(*name) {
+                    if n.parse::<rust_decimal::Decimal>().is_ok() {
+                        map.insert(format!("{COUNTER_PREFIX}{name}"), AttributeValue::N(n.clone()));
+                        fields.remove(*name);
+                    }
+                }
+            }
+        }
+        let data: AttributeValue = to_attribute_value(body).map_err(unavailable)?;
         map.insert("data".into(), data);
         if let Some(ttl) = item.expires_at_epoch {
             map.insert("ttl".into(), AttributeValue::N(ttl.to_string()));
@@ -177,9 +196,127 @@ impl DynamoStore {
                     .map_err(unavailable)?;
                 TransactWriteItem::builder().condition_check(check).build()
             }
+            Write::Adjust { key, adjustment } => {
+                let e = Expression::adjusting(adjustment)?;
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key_map(key)))
+                    .update_expression(e.update)
+                    .condition_expression(e.condition.join(" AND "))
+                    .set_expression_attribute_names(Some(e.names))
+                    .set_expression_attribute_values(Some(e.values))
+                    .build()
+                    .map_err(unavailable)?;
+                TransactWriteItem::builder().update(update).build()
+            }
+            Write::Require { key, guards } => {
+                let mut e = Expression::default();
+                e.guard(guards)?;
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key_map(key)))
+                    .condition_expression(e.condition.join(" AND "))
+                    .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
+                    .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                    .build()
+                    .map_err(unavailable)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
         };
         Ok(item)
     }
+}
+
+/// An UpdateItem's or ConditionCheck's expressions, placeholders numbered as they are added.
+#[derive(Default)]
+struct Expression {
+    update: String,
+    condition: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expression {
+    /// `ADD c_<field> :delta` per counter (each must exist), `SET data.<field> = :value` per
+    /// field, the version up by one; on an existing item where every guard holds.
+    fn adjusting(adjustment: &Adjustment) -> Result<Self, StoreError> {
+        let mut e = Expression::default();
+        e.values.insert(":one".into(), AttributeValue::N("1".into()));
+        if !adjustment.set.is_empty() {
+            e.names.insert("#data".into(), "data".into());
+        }
+        let mut set = vec!["v = v + :one".to_string()];
+        let mut add = Vec::new();
+        for (n, (field, delta)) in adjustment.add.iter().enumerate() {
+            e.names.insert(format!("#a{n}"), format!("{COUNTER_PREFIX}{field}"));
+            e.values.insert(format!(":a{n}"), AttributeValue::N(delta.to_string()));
+            e.condition.push(format!("attribute_exists(#a{n})"));
+            add.push(format!("#a{n} :a{n}"));
+        }
+        for (n, (field, value)) in adjustment.set.iter().enumerate() {
+            e.names.insert(format!("#s{n}"), (*field).to_string());
+            e.values.insert(format!(":s{n}"), to_attribute_value(value).map_err(unavailable)?);
+            set.push(format!("#data.#s{n} = :s{n}"));
+        }
+        e.update = format!("SET {}", set.join(", "));
+        if !add.is_empty() {
+            e.update += &format!(" ADD {}", add.join(", "));
+        }
+        e.guard(&adjustment.guards)?;
+        Ok(e)
+    }
+
+    /// The item exists and every guard holds: counter guards compare `c_<field>`, `Is` guards
+    /// the body's field.
+    fn guard(&mut self, guards: &[Guard]) -> Result<(), StoreError> {
+        self.condition.push("attribute_exists(pk)".into());
+        for (n, guard) in guards.iter().enumerate() {
+            let (name, value) = (format!("#g{n}"), format!(":g{n}"));
+            let compare = |op: &str, bound: &rust_decimal::Decimal, e: &mut Self, field: &str| {
+                e.names.insert(name.clone(), format!("{COUNTER_PREFIX}{field}"));
+                e.values.insert(value.clone(), AttributeValue::N(bound.to_string()));
+                e.condition.push(format!("{name} {op} {value}"));
+            };
+            match guard {
+                Guard::AtLeast(field, bound) => compare(">=", bound, self, field),
+                Guard::AtMost(field, bound) => compare("<=", bound, self, field),
+                Guard::Below(field, bound) => compare("<", bound, self, field),
+                Guard::Is(field, serde_json::Value::Null) => {
+                    self.names.insert("#data".into(), "data".into());
+                    self.names.insert(name.clone(), (*field).to_string());
+                    self.values.insert(":null".into(), AttributeValue::S("NULL".into()));
+                    self.condition.push(format!(
+                        "(attribute_not_exists(#data.{name}) OR attribute_type(#data.{name}, :null))"
+                    ));
+                }
+                Guard::Is(field, wanted) => {
+                    self.names.insert("#data".into(), "data".into());
+                    self.names.insert(name.clone(), (*field).to_string());
+                    self.values.insert(value.clone(), to_attribute_value(wanted).map_err(unavailable)?);
+                    self.condition.push(format!("#data.{name} = {value}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table key of an index entry.
+fn key_of(mut entry: HashMap<String, AttributeValue>) -> Result<Key, StoreError> {
+    let mut take = |name: &str| match entry.remove(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Unavailable(format!("index entry without {name}"))),
+    };
+    Ok(Key::new(take("pk")?, take("sk")?))
+}
+
+/// Whether `item`, as read now, is still where query `q` found it in its index.
+fn still_listed(item: &Item, q: &Query) -> bool {
+    item.indexes.get(q.index).is_some_and(|(pk, sk)| {
+        *pk == q.pk
+            && q.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p))
+            && q.sk_at_most.as_deref().is_none_or(|m| sk.as_str() <= m)
+    })
 }
 
 fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
@@ -203,9 +340,17 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
     let version = number(map.get("v")).ok_or_else(|| corrupt("v"))? as u64;
     let expires_at_epoch = number(map.get("ttl"));
     let body = map.remove("data").ok_or_else(|| corrupt("data"))?;
-    let body: serde_json::Value = from_attribute_value(body).map_err(unavailable)?;
+    let mut body: serde_json::Value = from_attribute_value(body).map_err(unavailable)?;
+    // Counters kept beside the body go back into it, as the decimal strings they were.
+    if let Some(fields) = body.as_object_mut() {
+        for (name, value) in map {
+            if let (Some(field), AttributeValue::N(n)) = (name.strip_prefix(COUNTER_PREFIX), value) {
+                fields.insert(field.to_string(), serde_json::Value::String(n));
+            }
+        }
+    }
     let body = Body::from(body);
-    Ok(Item { key, version, indexes, expires_at_epoch, body })
+    Ok(Item { key, version, indexes, expires_at_epoch, body, counters: &[] })
 }
 
 /// Sorts a failed TransactWriteItems into: lost a race (condition, conflict), not applied
@@ -346,8 +491,18 @@ impl Store for DynamoStore {
                         unavailable(e)
                     }
                 })?;
-            for item in out.items.unwrap_or_default() {
-                items.push(from_attributes(item)?);
+            let page = out.items.unwrap_or_default();
+            if q.index == Index::Primary {
+                for item in page {
+                    items.push(from_attributes(item)?);
+                }
+            } else {
+                // The indexes project keys only (an index write then costs one unit, not the
+                // item's size): the items are read by key, strongly consistent, and one whose
+                // index entry has moved on since (the index lags) is left out.
+                let keys = page.into_iter().map(key_of).collect::<Result<Vec<_>, _>>()?;
+                let fresh = self.get_many(&keys).await?;
+                items.extend(fresh.into_iter().flatten().filter(|item| still_listed(item, &q)));
             }
             match out.last_evaluated_key {
                 Some(next) if items.len() < q.limit => start = Some(next),

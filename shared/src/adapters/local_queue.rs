@@ -50,6 +50,7 @@ impl StoreQueue {
             },
             expires_at_epoch: None,
             body: Body::encode(message).map_err(|e| e.to_string())?,
+            counters: &[],
         })
     }
 

@@ -162,6 +162,10 @@ pub struct BudgetCounter {
     spent: Decimal,
     #[serde(with = "decimal_string")]
     reserved: Decimal,
+    /// `spent + reserved`, kept beside them: the one counter a payment's transaction can
+    /// guard a limit with (`used <= limit - amount`).
+    #[serde(with = "decimal_string", default)]
+    used: Decimal,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -175,6 +179,7 @@ impl BudgetCounter {
             start: period.start,
             spent: Decimal::ZERO,
             reserved: Decimal::ZERO,
+            used: Decimal::ZERO,
             updated_at: now,
         }
     }
@@ -197,6 +202,7 @@ impl BudgetCounter {
             Charge::Spend => self.spent += amount.amount(),
             Charge::Reserve => self.reserved += amount.amount(),
         }
+        self.used = self.spent + self.reserved;
         self.updated_at = now;
     }
 
@@ -207,6 +213,7 @@ impl BudgetCounter {
         if let Some(spent) = spent {
             self.spent += spent.amount();
         }
+        self.used = self.spent + self.reserved;
         self.updated_at = now;
     }
 

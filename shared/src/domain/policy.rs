@@ -411,6 +411,14 @@ impl Policy {
     }
 }
 
+/// The tightest `dailySpendingLimit` and `maxPaymentsPerHour` of the enabled policies for
+/// `kind`: what a payment they let through must still be within when it commits (its
+/// transaction guards the counters it was decided on with them).
+pub fn commit_limits(policies: &[Policy], kind: ActionKind) -> (Option<Decimal>, Option<u32>) {
+    let enabled = || policies.iter().filter(|p| p.enabled && p.applies_to(kind));
+    (enabled().filter_map(|p| p.daily_spending_limit).min(), enabled().filter_map(|p| p.max_payments_per_hour).min())
+}
+
 /// Evaluates every enabled policy that applies to the facts' kind; the strictest outcome wins,
 /// and the first rule that produced it is reported.
 pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {

@@ -15,12 +15,37 @@ pub struct PaymentRate {
     pub wallet_id: WalletId,
     /// The start of the hour `count` counts.
     pub hour: DateTime<Utc>,
+    /// A counter (moved in place by payments, `Tx::adjust`): kept as a decimal string.
+    #[serde(with = "count_text")]
     pub count: u32,
     /// The hour before `hour`.
     pub previous: u32,
 }
 
-fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+/// A count as a decimal string (a number, as records before counters were, is read too).
+mod count_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(n: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&n.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Number(u32),
+            Text(String),
+        }
+        match Text::deserialize(d)? {
+            Text::Number(n) => Ok(n),
+            Text::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The start of the UTC hour of `t`.
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::hours(1)).unwrap_or(t)
 }
 
@@ -30,7 +55,7 @@ impl PaymentRate {
     }
 
     /// (this hour's count, the previous hour's) as seen at `now`.
-    fn counts_at(&self, now: DateTime<Utc>) -> (u32, u32) {
+    pub fn counts_at(&self, now: DateTime<Utc>) -> (u32, u32) {
         let current = hour_of(now);
         if self.hour == current {
             (self.count, self.previous)

@@ -106,6 +106,16 @@ impl Wallet {
         self.balance
     }
 
+    /// The UTC day `spentOnDay` counts.
+    pub fn spend_day(&self) -> Option<NaiveDate> {
+        self.spend_day
+    }
+
+    /// What `spentOnDay` holds (the spend of `spend_day`, whichever day that was).
+    pub fn spent_on_spend_day(&self) -> Money {
+        self.spent_on_day
+    }
+
     /// Spent today (UTC) before any new payment.
     pub fn spent_today(&self, now: DateTime<Utc>) -> Money {
         if self.spend_day == Some(now.date_naive()) {

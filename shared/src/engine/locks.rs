@@ -225,6 +225,7 @@ mod tests {
             indexes: IndexKeys::default(),
             expires_at_epoch: None,
             body: json!({}).into(),
+            counters: &[],
         }
     }
 

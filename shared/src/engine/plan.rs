@@ -12,10 +12,14 @@ use crate::domain::event::Event;
 use crate::domain::ids::OrgId;
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, Record, Stored};
-use crate::ports::{Expect, Write};
+use crate::ports::{Adjustment, Expect, Guard, Key, Write};
 
 pub(crate) struct Plan<T> {
     pub writes: Vec<Write>,
+    /// For each in-place write (`Tx::adjust`, `Tx::require`), by position, what a store whose
+    /// plans take turns under record locks writes instead: the whole record, or a check,
+    /// conditional on the version read (`Plan::rewriting`).
+    pub rewrites: Vec<(usize, Write)>,
     pub events: Vec<Event>,
     pub outcome: T,
     /// Whether an idempotency key keeps this outcome for replays. A refusal that only writes its
@@ -29,16 +33,21 @@ pub(crate) struct Tx {
     actor: Actor,
     now: DateTime<Utc>,
     writes: Vec<Write>,
+    rewrites: Vec<(usize, Write)>,
     events: Vec<Event>,
 }
 
 impl Tx {
     pub fn new(org: &OrgId, actor: Actor, now: DateTime<Utc>) -> Self {
-        Tx { org: org.clone(), actor, now, writes: Vec::with_capacity(8), events: Vec::new() }
+        Tx { org: org.clone(), actor, now, writes: Vec::with_capacity(8), rewrites: Vec::new(), events: Vec::new() }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    pub fn org(&self) -> &OrgId {
+        &self.org
     }
 
     /// Creates `record`; the commit fails if anything is stored at its key.
@@ -58,9 +67,36 @@ impl Tx {
         self.writes.push(Write::Delete { key: stored.value.key(), expect: Expect::Version(stored.version) });
     }
 
+    /// Commits only if nothing is stored at `key` (read earlier and found absent).
+    pub fn check_absent(&mut self, key: Key) {
+        self.writes.push(Write::Check { key, expect: Expect::Absent });
+    }
+
     /// Commits only if a record read earlier is unchanged (the decision depended on it).
     pub fn check<R: Record>(&mut self, stored: &Stored<R>) {
         self.writes.push(Write::Check { key: stored.value.key(), expect: Expect::Version(stored.version) });
+    }
+
+    /// Writes a record read earlier (`changed`: as read, then changed) by its `adjustment`
+    /// alone: counters moved, fields set, under guards, whatever its version. Concurrent writers
+    /// of the record (payments from one wallet) then conflict only while committing, not on
+    /// what they read. Under record locks (the embedded store) the whole record is written
+    /// conditional on the version read instead, as `update` does.
+    pub fn adjust<R: Record>(&mut self, changed: &Stored<R>, adjustment: Adjustment) -> AppResult<()> {
+        let whole = layout::update(&changed.value, changed.version)?;
+        self.rewrites.push((self.writes.len(), whole));
+        self.writes.push(Write::Adjust { key: changed.value.key(), adjustment });
+        Ok(())
+    }
+
+    /// Commits only if a record read earlier still exists and `guards` hold on it (e.g. a
+    /// wallet still not frozen), whatever else changed in it. Under record locks: unchanged
+    /// since read, as `check`.
+    pub fn require<R: Record>(&mut self, stored: &Stored<R>, guards: Vec<Guard>) {
+        let key = stored.value.key();
+        let check = Write::Check { key: key.clone(), expect: Expect::Version(stored.version) };
+        self.rewrites.push((self.writes.len(), check));
+        self.writes.push(Write::Require { key, guards });
     }
 
     /// An outbox event, committed with the change and published after it.
@@ -85,7 +121,7 @@ impl Tx {
     }
 
     pub fn done<T>(self, outcome: T) -> Plan<T> {
-        Plan { writes: self.writes, events: self.events, outcome, remembered: true }
+        Plan { writes: self.writes, rewrites: self.rewrites, events: self.events, outcome, remembered: true }
     }
 
     /// A refusal: the audit row commits, but an idempotency key does not keep the outcome.
@@ -123,6 +159,17 @@ pub(crate) fn overtaken<E>(_: E) -> PlanError {
 impl<T> Plan<T> {
     /// A plan that changes nothing.
     pub fn nothing(outcome: T) -> Self {
-        Plan { writes: Vec::new(), events: Vec::new(), outcome, remembered: false }
+        Plan { writes: Vec::new(), rewrites: Vec::new(), events: Vec::new(), outcome, remembered: false }
+    }
+
+    /// The plan as a store under record locks commits it: every in-place write replaced by its
+    /// rewrite conditional on the version read.
+    pub fn rewriting(mut self) -> Self {
+        for (at, rewrite) in self.rewrites.drain(..) {
+            if let Some(write) = self.writes.get_mut(at) {
+                *write = rewrite;
+            }
+        }
+        self
     }
 }

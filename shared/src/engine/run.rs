@@ -38,6 +38,10 @@ const MAX_PLAN_AGE: chrono::Duration = chrono::Duration::seconds(20);
 /// Longest wait between two attempts: with `MAX_ATTEMPTS`, a request that keeps losing gives
 /// up (503) after some 15 seconds, inside API Gateway's 29.
 const BACKOFF_CAP: Duration = Duration::from_millis(256);
+/// How many times writes that collided with another transaction in flight (nothing applied,
+/// no condition failed) are resent as they are before the change is planned again: adjusting
+/// writers of one record conflict only while committing, and their reads are still good.
+const CONFLICT_RESENDS: u32 = 4;
 
 /// An outcome, and whether it is a replay of an earlier request with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +195,8 @@ impl Engine {
                     continue;
                 }
             };
+            // Only where conditions alone decide do writes adjust in place.
+            let plan = if self.prefetching { plan } else { plan.rewriting() };
             if !claim.ready(&plan.writes, attempt).await {
                 continue;
             }
@@ -234,8 +240,9 @@ impl Engine {
         if writes.is_empty() {
             return Ok(Some((outcome, events)));
         }
-        let token = TxToken::generate();
+        let mut token = TxToken::generate();
         let started = std::time::Instant::now();
+        let mut conflicts = 0;
         let mut wait = AMBIGUOUS_FIRST_WAIT;
         let after = claim.after().to_vec();
         let mut result = match self.store.queue(&writes, Some(&token), &after).await {
@@ -250,6 +257,13 @@ impl Engine {
         loop {
             match result {
                 Ok(()) => return Ok(Some((outcome, events))),
+                Err(StoreError::Conflict) if self.prefetching && after.is_empty() && conflicts < CONFLICT_RESENDS => {
+                    // Not applied: the same writes under a new token, their conditions checked
+                    // again by the store.
+                    conflicts += 1;
+                    backoff(conflicts).await;
+                    token = TxToken::generate();
+                }
                 Err(StoreError::ConditionFailed | StoreError::Conflict) => return Ok(None),
                 Err(StoreError::Ambiguous(detail)) if started.elapsed() < AMBIGUOUS_RESOLVE_FOR => {
                     tracing::warn!(token = token.as_str(), %detail, "commit outcome unknown; resending with the same token");

@@ -83,7 +83,7 @@ impl Uncommitted {
             let (key, item) = match w {
                 Write::Put { item, .. } => (&item.key, Some(item.clone())),
                 Write::Delete { key, .. } => (key, None),
-                Write::Check { .. } => continue,
+                Write::Check { .. } | Write::Adjust { .. } | Write::Require { .. } => continue,
             };
             let replaced = read.as_ref().and_then(|r| r.get(key).cloned());
             let token = token.clone();
@@ -102,6 +102,8 @@ impl Uncommitted {
             let (key, expect) = match w {
                 Write::Put { item, expect } => (&item.key, *expect),
                 Write::Delete { key, expect } | Write::Check { key, expect } => (key, *expect),
+                // Plans under record locks never adjust in place (`Plan::rewriting`).
+                Write::Adjust { .. } | Write::Require { .. } => return false,
             };
             entries.get(key).is_some_and(|e| match (expect, &e.item) {
                 (Expect::Absent, pending) => pending.is_some(),

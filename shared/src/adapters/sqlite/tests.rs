@@ -16,6 +16,7 @@ fn item(pk: &str, version: u64) -> Item {
         indexes: IndexKeys::default(),
         expires_at_epoch: None,
         body: json!({"v": version}).into(),
+        counters: &[],
     }
 }
 

@@ -291,6 +291,10 @@ fn apply(conn: &Connection, job: &Job, now: i64) -> rusqlite::Result<Applied> {
             // Nothing there to delete: holds when it is indeed absent.
             Write::Delete { key, expect: Expect::Absent } => current_version(conn, key)?.is_none(),
             Write::Check { key, expect } => holds(*expect, current_version(conn, key)?),
+            Write::Adjust { key, adjustment } => adjust(conn, key, |body| adjustment.apply_to(body).is_ok())?,
+            Write::Require { key, guards } => {
+                stored_body(conn, key)?.is_some_and(|(_, body)| crate::ports::adjust_check(guards, &body).is_ok())
+            }
         };
         if !held {
             return Ok(Applied::ConditionFailed);
@@ -387,6 +391,38 @@ fn update_statement(changed: [bool; 4]) -> &'static str {
     });
     let mask = changed.iter().enumerate().filter(|(_, c)| **c).fold(0, |m, (n, _)| m | (1 << n));
     &statements[mask]
+}
+
+/// The stored item's row id and body, parsed (`None`: nothing there, or a body that is not an
+/// object).
+fn stored_body(
+    conn: &Connection,
+    key: &Key,
+) -> rusqlite::Result<Option<(i64, serde_json::Map<String, serde_json::Value>)>> {
+    let row = conn
+        .prepare_cached("SELECT id, body FROM items WHERE pk = ?1 AND sk = ?2")?
+        .query_row(params![key.pk, key.sk], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(id, text)| match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Object(body)) => Some((id, body)),
+        _ => None,
+    }))
+}
+
+/// Changes the stored body in place with `change` (false: refused, nothing written) and bumps
+/// the version; `false` when nothing is stored at `key`.
+fn adjust(
+    conn: &Connection,
+    key: &Key,
+    change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> bool,
+) -> rusqlite::Result<bool> {
+    let Some((id, mut body)) = stored_body(conn, key)? else { return Ok(false) };
+    if !change(&mut body) {
+        return Ok(false);
+    }
+    let text = serde_json::Value::Object(body).to_string();
+    conn.prepare_cached("UPDATE items SET version = version + 1, body = ?1 WHERE id = ?2")?.execute(params![text, id])?;
+    Ok(true)
 }
 
 fn current_version(conn: &Connection, key: &Key) -> rusqlite::Result<Option<u64>> {

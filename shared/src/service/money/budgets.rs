@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::approval::Approval;
-use crate::domain::budget::{BudgetCounter, BudgetStanding, BudgetUse, Charge, Reservation};
+use crate::domain::budget::{BudgetCounter, BudgetStanding, BudgetUse, Charge, OnExceed, Reservation};
 use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::money::{Currency, Money};
 use crate::domain::org::ApiKey;
@@ -15,6 +15,7 @@ use crate::engine::plan::{PlanError, Tx};
 use crate::engine::Reader;
 use crate::error::{AppError, AppResult};
 use crate::layout::{api_key_key, budget_counter_key, Stored};
+use crate::service::money::in_place;
 use crate::service::{require, Caller, UseCases};
 
 /// A key's budgets in one currency, each with its counter for the current period as read.
@@ -76,8 +77,13 @@ impl KeyBudgets {
             periods.push(period);
             match counter {
                 Some(mut stored) => {
+                    // Spent only if within every budget; reserved beyond a `hold` budget (the
+                    // payment is held for it), never beyond a `deny` one.
+                    let guarded = how == Charge::Spend || standing.budget.on_exceed == OnExceed::Deny;
+                    let limit = guarded.then_some(standing.budget.limit);
+                    let change = in_place::charge_budget(amount, how, limit, now);
                     stored.value.charge(amount, how, now);
-                    tx.update(&stored)?;
+                    tx.adjust(&stored, change)?;
                 }
                 None => {
                     let (org, key) = (self.org_id.clone(), self.key_id.clone());
@@ -126,8 +132,9 @@ pub(crate) async fn settle_reservation(
     let counters = futures::future::try_join_all(keys.iter().map(|k| r.read::<BudgetCounter>(k))).await?;
     // A counter DynamoDB's TTL removed long after its period holds nothing left to settle.
     for mut counter in counters.into_iter().flatten() {
+        let change = in_place::settle_budget(&counter.value, released, spent, tx.now());
         counter.value.settle(released, spent, tx.now());
-        tx.update(&counter)?;
+        tx.adjust(&counter, change)?;
     }
     approval.reservation = left.map(|amount| Reservation { amount, periods: reservation.periods });
     Ok(())

@@ -11,7 +11,7 @@ use crate::domain::ids::{ApprovalId, OrgId};
 use crate::domain::org::ApiKey;
 use crate::domain::payment::{Payment, PaymentError};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts, Policy};
+use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts};
 use crate::domain::refund::Refund;
 use crate::domain::step_up::VotePasskey;
 use crate::domain::wallet::Wallet;
@@ -27,7 +27,7 @@ use crate::service::money::approvals::{DecideRequest, Decided};
 use crate::service::money::budgets::{settle_reservation, Settlement};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
-use crate::service::money::policies::policies_query;
+use crate::service::money::policies::{policies_query, WalletPolicies};
 use crate::service::money::refunds::plan_refund_vote;
 use crate::service::money::step_up::{check_step_up, step_up_threshold, StepUpCase};
 use crate::service::{ensure_wallet, require, Caller, Countersign, UseCases};
@@ -43,7 +43,7 @@ struct Loaded {
 struct Execution {
     from: Stored<Wallet>,
     to: Stored<Wallet>,
-    policies: Vec<Policy>,
+    policies: WalletPolicies,
 }
 
 impl UseCases {
@@ -169,8 +169,8 @@ async fn step_up_case<'a>(
         }
     };
     let policies = match execution {
-        Some(e) => e.policies.clone(),
-        None => r.wallet_policies(&approval.wallet_id).await?,
+        Some(e) => e.policies.list.clone(),
+        None => r.wallet_policies(&approval.wallet_id).await?.list,
     };
     let (decision, mut amount) = match request.modify_to {
         Some(lower) => (StepUpDecision::Modify, lower.in_currency(asked.currency()).map_err(AppError::from)?),
@@ -289,13 +289,14 @@ fn execute_payment(
         ..PaymentFacts::new(ActionKind::Payment, p.amount, &p.to, p.risk_score)
     };
     let recheck = evaluate(&policies, &facts);
+    policies.check(tx);
     let moved;
     (payment.value, moved) = if recheck.outcome == Outcome::Deny {
         let audited = Audited { action: "payment.failed", resource: "payment", id: payment.value.id.as_str() };
-        (plan_denied_execution(tx, payment.value.clone(), &from, &recheck, audited, None)?, false)
+        (plan_denied_execution(tx, payment.value.clone(), &recheck, audited, None)?, false)
     } else {
         let details = json!({"amount": payment.value.amount.to_wire()});
-        plan_execution(tx, payment.value.clone(), from, to, "payment.completed", details)?
+        plan_execution(tx, payment.value.clone(), from, to, "payment.completed", details, None)?
     };
     tx.update(payment)?;
     Ok(moved)

@@ -16,6 +16,8 @@ use crate::domain::refund::Refund;
 use crate::domain::wallet::Wallet;
 use crate::engine::plan::{overtaken, PlanError, Tx};
 use crate::layout::{Record, Stored};
+use crate::ports::Guard;
+use crate::service::money::in_place;
 
 /// Money that moves between two wallets once let through: a payment, or a refund of one.
 pub(crate) trait Movement: Record {
@@ -38,9 +40,12 @@ pub(crate) trait Movement: Record {
 }
 
 /// Moves the money and completes `moving`, with its event and an audit row `action` carrying
-/// `details`. When the paying wallet is short it fails instead, checked against the balance read
-/// (a concurrent fund makes the plan be made again), and returns `false`. The caller writes
-/// `moving` (a create on intake, an update on approval).
+/// `details`. The wallets change in place (`in_place`): the payer's balance only while it
+/// covers the amount, today's spend within `daily_limit` (when it was let through under one),
+/// neither while frozen. When the paying wallet is short it fails instead, on the condition
+/// that it still is (a concurrent fund makes the plan be made again), and returns `false`. The
+/// caller writes `moving` (a create on intake, an update on approval) and checks the policies it
+/// was decided on.
 pub(crate) fn plan_execution<M: Movement>(
     tx: &mut Tx,
     mut moving: M,
@@ -48,9 +53,12 @@ pub(crate) fn plan_execution<M: Movement>(
     mut to: Stored<Wallet>,
     action: &str,
     details: Value,
+    daily_limit: Option<rust_decimal::Decimal>,
 ) -> Result<(M, bool), PlanError> {
     let now = tx.now();
     let ids = EntryIds::generate();
+    let debit = in_place::debit(&from.value, moving.amount(), now, daily_limit);
+    let credit = in_place::credit(moving.amount(), now);
     match ledger::transfer(&mut from.value, &mut to.value, moving.amount(), moving.purpose(), ids, now) {
         Ok(transfer) => {
             // The audit row names the ledger lines, so a receipt reads them by key and the
@@ -62,8 +70,8 @@ pub(crate) fn plan_execution<M: Movement>(
                 map.insert("ledgerLines".into(), json!(lines));
             }
             moving.complete(transfer.transaction_id, now)?;
-            tx.update(&from)?;
-            tx.update(&to)?;
+            tx.adjust(&from, debit)?;
+            tx.adjust(&to, credit)?;
             tx.create(&transfer.debit)?;
             tx.create(&transfer.credit)?;
             tx.event(moving.event(M::EXECUTED, now))?;
@@ -73,7 +81,7 @@ pub(crate) fn plan_execution<M: Movement>(
         Err(_) => {
             let balance = from.value.balance();
             moving.fail(format!("insufficient funds: balance {} {}", balance.to_wire(), balance.currency()), now)?;
-            tx.check(&from);
+            tx.require(&from, vec![Guard::Below("balance", moving.amount().amount())]);
             tx.event(moving.event(M::SHORT, now))?;
             let action = format!("{}.failed", M::RESOURCE);
             tx.audit(&action, M::RESOURCE, moving.id_str(), json!({"reason": moving.failure_reason()}))?;
@@ -90,19 +98,17 @@ pub(crate) struct Audited<'a> {
 }
 
 /// `moving` was approved, but a deny rule added while it waited refuses it now: it fails (or is
-/// rejected) with the rule, nothing moves, decided on the wallet version that carries the
-/// current policies. `extra` joins the audit row's details.
+/// rejected) with the rule, nothing moves (the caller checks the policies it was decided on).
+/// `extra` joins the audit row's details.
 pub(crate) fn plan_denied_execution<M: Movement>(
     tx: &mut Tx,
     mut moving: M,
-    from: &Stored<Wallet>,
     decision: &Decision,
     audited: Audited<'_>,
     extra: Option<(&str, &str)>,
 ) -> Result<M, PlanError> {
     let now = tx.now();
     moving.deny(format!("denied by policy at execution: {}", decision.reason), now)?;
-    tx.check(from);
     tx.event(moving.event(M::DENIED, now))?;
     let mut details = json!({"reason": moving.failure_reason(), "rule": decision.rule, "policyId": decision.policy_id});
     if let (Some((name, value)), Some(map)) = (extra, details.as_object_mut()) {

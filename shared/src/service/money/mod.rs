@@ -9,6 +9,7 @@ pub(crate) mod comments;
 pub(crate) mod decide;
 pub(crate) mod execution;
 pub(crate) mod freeze;
+pub(crate) mod in_place;
 pub(crate) mod intake;
 pub(crate) mod payments;
 pub(crate) mod policies;

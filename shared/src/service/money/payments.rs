@@ -10,7 +10,7 @@ use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
+use crate::domain::policy::{commit_limits, evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
 use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
@@ -26,6 +26,7 @@ use crate::ports::{Index, Key, Query};
 use crate::service::money::budgets::KeyBudgets;
 use crate::service::money::execution::plan_execution;
 use crate::service::money::freeze::ensure_not_frozen;
+use crate::service::money::in_place;
 use crate::service::money::policies::policies_query;
 use crate::service::org::people::rules_query;
 use crate::service::paging::{Page, PageRequest};
@@ -156,16 +157,24 @@ impl UseCases {
                 }
                 let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
                 payment.submitted_by = Some(caller.person());
+                // What the decision rests on must still hold when it commits: the policies as
+                // read, and (for a payment let through) the counters' room under their limits.
+                policies.check(&mut tx);
+                let executes = payment.decision.outcome == Outcome::Execute;
+                let (daily_limit, hourly_limit) = match executes {
+                    true => commit_limits(&policies, ActionKind::Payment),
+                    false => (None, None),
+                };
                 if let Some(velocity) = velocity {
-                    velocity.count_one(&mut tx)?;
+                    velocity.count_one(&mut tx, hourly_limit)?;
                 }
-                let plan = if payment.decision.outcome == Outcome::Execute {
+                let plan = if executes {
                     budgets.charge(&mut tx, amount, Charge::Spend)?;
                     if let Some(mut rule) = allowed_by {
                         rule.value.hit(tx.now());
                         tx.update(&rule)?;
                     }
-                    plan_immediate(tx, payment, from, to)?
+                    plan_immediate(tx, payment, from, to, daily_limit)?
                 } else {
                     let reservation = budgets.charge(&mut tx, amount, Charge::Reserve)?;
                     let team = r.team_for(&org, &Subject::for_payment(&payment), &payment.decision).await?;
@@ -179,7 +188,7 @@ impl UseCases {
 }
 
 impl UseCases {
-    /// Holds the payment: a pending approval, checked against the wallet version it was decided on.
+    /// Holds the payment: a pending approval, while the paying wallet is not frozen.
     fn plan_hold(
         &self,
         mut tx: Tx,
@@ -192,7 +201,7 @@ impl UseCases {
         let mut approval = payment.hold(ttl, tx.now())?;
         approval.assigned_team = team;
         approval.reservation = reservation;
-        tx.check(&from);
+        tx.require(&from, vec![in_place::not_frozen()]);
         tx.create(&approval)?;
         tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, tx.now()))?;
         let details = json!({"decision": payment.decision, "approvalId": approval.id});
@@ -289,13 +298,15 @@ impl Velocity {
         self.stored.as_ref().map_or(0, |s| s.value.trailing_hour(now))
     }
 
-    /// Counts this payment in the same transaction (conditional on the counter read).
-    pub fn count_one(self, tx: &mut Tx) -> AppResult<()> {
+    /// Counts this payment in the same transaction, in place (`in_place::count_payment`);
+    /// `max_per_hour` when it was let through under that limit.
+    pub fn count_one(self, tx: &mut Tx, max_per_hour: Option<u32>) -> AppResult<()> {
         let now = tx.now();
         match self.stored {
             Some(mut stored) => {
+                let change = in_place::count_payment(&stored.value, now, max_per_hour);
                 stored.value.record(now);
-                tx.update(&stored)
+                tx.adjust(&stored, change)
             }
             None => {
                 let mut rate = PaymentRate::new(self.org, self.wallet, now);
@@ -307,10 +318,16 @@ impl Velocity {
 }
 
 /// Executes a payment policies let through: the transfer, the payment created COMPLETED.
-fn plan_immediate(mut tx: Tx, payment: Payment, from: Stored<Wallet>, to: Stored<Wallet>) -> Planned<Intake> {
+fn plan_immediate(
+    mut tx: Tx,
+    payment: Payment,
+    from: Stored<Wallet>,
+    to: Stored<Wallet>,
+    daily_limit: Option<rust_decimal::Decimal>,
+) -> Planned<Intake> {
     let details = json!({"decision": payment.decision, "amount": payment.amount.to_wire()});
     let (wallet, amount) = (from.value.clone(), payment.amount);
-    let (payment, executed) = plan_execution(&mut tx, payment, from, to, "payment.completed", details)?;
+    let (payment, executed) = plan_execution(&mut tx, payment, from, to, "payment.completed", details, daily_limit)?;
     if !executed {
         return Err(ledger_refusal(&wallet, amount).into());
     }

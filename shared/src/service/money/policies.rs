@@ -13,6 +13,7 @@ use crate::domain::org::ApiKey;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Decision, PaymentFacts, Policy, PolicyPatch};
 use crate::domain::score::Score;
+use crate::domain::policy_set::PolicySet;
 use crate::domain::wallet::Wallet;
 use crate::engine::plan::Tx;
 use crate::error::AppResult;
@@ -69,7 +70,8 @@ impl UseCases {
         self.engine
             .commit(&r, || async {
                 let wallet = r.owned_wallet(caller, wallet_id).await?;
-                if r.wallet_policies(wallet_id).await?.len() >= MAX_POLICIES_PER_WALLET {
+                let policies = r.wallet_policies(wallet_id).await?;
+                if policies.len() >= MAX_POLICIES_PER_WALLET {
                     return Err(InputError::invalid(
                         "walletId",
                         format!("a wallet may have at most {MAX_POLICIES_PER_WALLET} policies"),
@@ -80,7 +82,7 @@ impl UseCases {
                 let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet_id.clone(), name.clone(), tx.now());
                 policy.apply(&patch, wallet.value.currency(), tx.now())?;
                 tx.create(&policy)?;
-                tx.update(&wallet)?;
+                policies.changed(&mut tx)?;
                 tx.audit("policy.created", "policy", policy.id.as_str(), json!({"walletId": policy.wallet_id}))?;
                 Ok(tx.done(policy))
             })
@@ -91,7 +93,7 @@ impl UseCases {
         let caller = caller.key()?;
         require(caller, Permission::WalletsRead)?;
         self.reader().owned_wallet(caller, wallet_id).await?;
-        self.reader().wallet_policies(wallet_id).await
+        Ok(self.reader().wallet_policies(wallet_id).await?.list)
     }
 
     pub async fn get_policy(&self, caller: &Caller, wallet_id: &WalletId, policy_id: &PolicyId) -> AppResult<Policy> {
@@ -116,10 +118,11 @@ impl UseCases {
             .commit(&r, || async {
                 let wallet = r.owned_wallet(caller, wallet_id).await?;
                 let mut policy = r.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;
+                let policies = r.wallet_policies(wallet_id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 policy.value.apply(&patch, wallet.value.currency(), tx.now())?;
                 tx.update(&policy)?;
-                tx.update(&wallet)?;
+                policies.changed(&mut tx)?;
                 tx.audit("policy.updated", "policy", policy.value.id.as_str(), json!({"policy": policy.value}))?;
                 Ok(tx.done(policy.value))
             })
@@ -137,11 +140,12 @@ impl UseCases {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
-                let wallet = r.owned_wallet(caller, wallet_id).await?;
+                r.owned_wallet(caller, wallet_id).await?;
                 let policy = r.read_owned::<Policy>(&policy_key(wallet_id, policy_id), &caller.org_id).await?;
+                let policies = r.wallet_policies(wallet_id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 tx.delete(&policy);
-                tx.update(&wallet)?;
+                policies.changed(&mut tx)?;
                 tx.audit("policy.deleted", "policy", policy_id.as_str(), json!({"walletId": wallet_id}))?;
                 Ok(tx.done(policy_id.clone()))
             })
@@ -149,9 +153,50 @@ impl UseCases {
     }
 }
 
-/// The query that reads every policy of `wallet`.
+/// The query that reads `wallet`'s policy set, then every policy of it.
 pub(crate) fn policies_query(wallet: &WalletId) -> Query {
-    layout::partition_query(format!("WALLET#{wallet}"), "POLICY#", MAX_POLICIES_PER_WALLET)
+    layout::partition_query(format!("WALLET#{wallet}"), "POLICY", MAX_POLICIES_PER_WALLET + 1)
+}
+
+/// A wallet's policies as read, with its policy set as read: a plan decided on them checks the
+/// set (`check`), and a policy change moves it (`changed`).
+pub(crate) struct WalletPolicies {
+    pub list: Vec<Policy>,
+    set: Option<Stored<PolicySet>>,
+    wallet: WalletId,
+}
+
+impl std::ops::Deref for WalletPolicies {
+    type Target = [Policy];
+    fn deref(&self) -> &[Policy] {
+        &self.list
+    }
+}
+
+impl WalletPolicies {
+    /// Commits only if no policy of the wallet changed since they were read.
+    pub fn check(&self, tx: &mut Tx) {
+        match &self.set {
+            Some(set) => tx.check(set),
+            None => tx.check_absent(layout::policy_set_key(&self.wallet)),
+        }
+    }
+
+    /// A policy change: the set moves (made on the first change), so plans decided on the
+    /// policies as they were decide again.
+    pub fn changed(self, tx: &mut Tx) -> AppResult<()> {
+        match self.set {
+            Some(mut set) => {
+                set.value.changed(tx.now());
+                tx.update(&set)
+            }
+            None => {
+                let mut set = PolicySet::new(tx.org().clone(), self.wallet, tx.now());
+                set.changed(tx.now());
+                tx.create(&set)
+            }
+        }
+    }
 }
 
 impl Reader {
@@ -173,11 +218,16 @@ impl Reader {
     }
 
     /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
-    pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<Vec<Policy>> {
-        self.query(policies_query(wallet))
-            .await?
-            .into_iter()
-            .map(|item| layout::decode::<Policy>(item).map(|s| s.value))
-            .collect()
+    pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<WalletPolicies> {
+        let set_key = layout::policy_set_key(wallet);
+        let mut policies = WalletPolicies { list: Vec::new(), set: None, wallet: wallet.clone() };
+        for item in self.query(policies_query(wallet)).await? {
+            if item.key == set_key {
+                policies.set = Some(layout::decode::<PolicySet>(item)?);
+            } else {
+                policies.list.push(layout::decode::<Policy>(item)?.value);
+            }
+        }
+        Ok(policies)
     }
 }

@@ -25,6 +25,7 @@ use crate::error::{AppError, AppResult};
 use crate::layout::{payment_key, refund_key, wallet_key, Stored};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
+use crate::service::money::in_place;
 use crate::service::money::payments::Listing;
 use crate::service::paging::{Page, PageRequest};
 use crate::service::{ensure_wallet, require, Caller, UseCases};
@@ -105,6 +106,7 @@ impl UseCases {
                     ..PaymentFacts::new(ActionKind::Refund, amount, &to.value.id, request.risk_score)
                 };
                 let decision = evaluate(&policies, &facts);
+                policies.check(&mut tx);
                 if decision.outcome == Outcome::Deny {
                     let details =
                         json!({"decision": decision, "paymentId": payment.value.id, "amount": amount.to_wire()});
@@ -126,7 +128,7 @@ impl UseCases {
                     }
                     payment.value.reserve_refund(amount, true, now)?;
                     let details = json!({"paymentId": refund.payment_id, "amount": refund.amount.to_wire()});
-                    refund = plan_execution(&mut tx, refund, from, to, "refund.approved", details)?.0;
+                    refund = plan_execution(&mut tx, refund, from, to, "refund.approved", details, None)?.0;
                     tx.update(&payment)?;
                     tx.create(&refund)?;
                     tx.done(Intake::Decided(RefundOutcome::Executed { refund }))
@@ -138,7 +140,7 @@ impl UseCases {
                         refund.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                     let mut approval = refund.hold(ttl, now)?;
                     approval.assigned_team = team;
-                    tx.check(&from);
+                    tx.require(&from, vec![in_place::not_frozen()]);
                     tx.update(&payment)?;
                     tx.create(&approval)?;
                     tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, now))?;
@@ -241,14 +243,16 @@ pub(crate) async fn plan_refund_closing(
                 ..PaymentFacts::new(ActionKind::Refund, amount, &to.value.id, refund.value.risk_score)
             };
             let recheck = evaluate(&policies, &facts);
+            policies.check(tx);
             if recheck.outcome == Outcome::Deny {
                 let audited = Audited { action: "refund.denied", resource: "approval", id: approval.id.as_str() };
                 let extra = Some(("refundId", refund_id.as_str()));
-                refund.value = plan_denied_execution(tx, refund.value.clone(), &from, &recheck, audited, extra)?;
+                refund.value = plan_denied_execution(tx, refund.value.clone(), &recheck, audited, extra)?;
                 payment.value.settle_refund(amount, false, now);
             } else {
                 let details = json!({"paymentId": refund.value.payment_id, "amount": amount.to_wire()});
-                let (done, moved) = plan_execution(tx, refund.value.clone(), from, to, "refund.approved", details)?;
+                let (done, moved) =
+                    plan_execution(tx, refund.value.clone(), from, to, "refund.approved", details, None)?;
                 refund.value = done;
                 payment.value.settle_refund(amount, moved, now);
             }
