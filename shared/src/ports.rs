@@ -358,9 +358,11 @@ pub trait EventBus: Send + Sync {
     async fn publish(&self, events: &[crate::domain::event::Event]) -> Result<Published, BusError>;
 }
 
-/// Operational counters (CloudWatch metrics in AWS).
+/// Operational metrics (CloudWatch metrics in AWS). Every metric, its unit and its dimension are
+/// named in `domain::metric`; callers record a value once what it measures has committed.
 pub trait Metrics: Send + Sync {
-    fn count(&self, name: &'static str, value: u64);
+    /// One value of `metric`, in its unit (`Metric::unit`).
+    fn record(&self, metric: crate::domain::metric::Metric, value: f64);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::event::Event;
+use crate::domain::metric::Metric;
 use crate::domain::ssrf::TargetError;
 use crate::domain::webhook::SignedHeaders;
 use crate::ports::{
@@ -23,12 +24,20 @@ impl EventBus for NoBus {
     }
 }
 
-/// Counts nothing but a log line (where no metrics sink is wired).
+/// Records nothing but a log line (where no metrics sink is wired: the local server, tests).
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {
-    fn count(&self, name: &'static str, value: u64) {
-        tracing::info!(metric = name, value, "metric");
+    fn record(&self, metric: Metric, value: f64) {
+        let (dimension, dimension_value) = metric.dimension().unwrap_or_default();
+        tracing::debug!(
+            metric = metric.name(),
+            dimension,
+            dimension_value,
+            value,
+            unit = metric.unit().as_str(),
+            "metric"
+        );
     }
 }
 

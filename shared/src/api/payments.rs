@@ -101,7 +101,7 @@ pub async fn create(
         let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
         Ok(wire.try_into_domain(idempotency)?)
     });
-    let committed = s.create_payment_from(bearer.as_deref(), request).await?;
+    let committed = s.metered_intake(s.create_payment_from(bearer.as_deref(), request)).await?;
     let held = matches!(committed.outcome, PaymentOutcome::Held { .. });
     Ok(intake_reply(held, committed.outcome.payment(), committed.replayed))
 }

@@ -64,7 +64,7 @@ pub async fn create(
     let wire: RefundBody = wire::parse(b.clone())?;
     let idempotency = wire::idempotency(wire.idempotency_key.as_deref(), &headers, &b)?;
     let request = wire.try_into_domain(idempotency)?;
-    let committed = s.create_refund(&c, request).await?;
+    let committed = s.metered_intake(s.create_refund(&c, request)).await?;
     let held = matches!(committed.outcome, RefundOutcome::Held { .. });
     Ok(intake_reply(held, committed.outcome.refund(), committed.replayed))
 }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod input;
 pub mod ledger;
+pub mod metric;
 pub mod money;
 pub mod notification;
 pub mod notify_facts;

@@ -7,6 +7,7 @@
 mod audit;
 mod delivery;
 mod health;
+mod metrics;
 mod money;
 mod notify;
 mod org;
@@ -46,6 +47,7 @@ pub use notify::log::NotificationFilter;
 pub(crate) use notify::plan::may_notify;
 pub use org::passkeys::{NewPasskey, RegistrationOptions, StepUpStart};
 
+pub use metrics::IntakeDecision;
 pub use org::auth::Caller;
 pub use org::keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use org::links::REVIEW_LINK_PATH;
@@ -184,6 +186,8 @@ pub struct UseCases {
     /// Every change goes through it: prefetch, plan, commit.
     engine: Engine,
     settings: Settings,
+    /// Where metrics go (`Wiring::metrics`), recorded once what they measure has committed.
+    metrics: Arc<dyn crate::ports::Metrics>,
 }
 
 #[derive(Clone)]
@@ -212,7 +216,7 @@ impl Countersign {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let waits = Arc::new(review::waits::WaitSlots::for_store(store.as_ref()));
         let service = Countersign {
-            cases: UseCases { engine: Engine::new(store, clock), settings },
+            cases: UseCases { engine: Engine::new(store, clock), settings, metrics: Arc::new(NoMetrics) },
             key_orgs: Arc::default(),
             wiring: Wiring::default(),
             endpoints: Arc::default(),
@@ -230,6 +234,7 @@ impl Countersign {
 
     /// Connects the event bus, the webhook queue and the webhook HTTP client.
     pub fn with_wiring(mut self, wiring: Wiring) -> Self {
+        self.cases.metrics = wiring.metrics.clone();
         self.wiring = wiring;
         self.with_outbox()
     }

@@ -19,6 +19,7 @@ use crate::domain::approval::{Approval, ApprovalSubject};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::ApprovalId;
+use crate::domain::metric::{Metric, Outcome};
 use crate::domain::payment::Payment;
 use crate::domain::policy::OnTimeout;
 use crate::domain::review::Review;
@@ -193,7 +194,13 @@ impl UseCases {
                     }
                 } else {
                     match layout::decode::<Approval>(item) {
-                        Ok(approval) => self.expire_one(&approval.value.id).await,
+                        Ok(approval) => self.expire_one(&approval.value.id).await.map(|timed_out| {
+                            // Once, after the commit: what the window's end did to the approval.
+                            if let Some(outcome) = timed_out {
+                                self.record(Metric::Decisions(outcome), 1.0);
+                            }
+                            timed_out.is_some()
+                        }),
                         Err(e) => Err(e),
                     }
                 };
@@ -224,20 +231,20 @@ impl UseCases {
     }
 
     /// Applies the approval's `onTimeout` once its window has closed: escalate to the chain's
-    /// next tier, reject, or expire (also when the chain has ended); `false` when it is no
-    /// longer due (decided meanwhile).
-    async fn expire_one(&self, id: &ApprovalId) -> AppResult<bool> {
+    /// next tier, reject, or expire (also when the chain has ended); which of them it did, or
+    /// `None` when it is no longer due (decided meanwhile).
+    async fn expire_one(&self, id: &ApprovalId) -> AppResult<Option<Outcome>> {
         let r = self.reader();
         self.engine
             .commit(&r, || async {
                 let Some(mut approval) = r.read::<Approval>(&approval_key(id)).await? else {
-                    return Ok(Plan::nothing(false));
+                    return Ok(Plan::nothing(None));
                 };
                 let org = approval.value.org_id.clone();
                 let mut tx = Tx::new(&org, Actor::System, self.now());
                 let now = tx.now();
                 if !approval.value.is_open() || now < approval.value.expires_at {
-                    return Ok(Plan::nothing(false));
+                    return Ok(Plan::nothing(None));
                 }
                 let approval_id = approval.value.id.clone();
                 if approval.value.on_timeout == OnTimeout::Escalate {
@@ -254,25 +261,25 @@ impl UseCases {
                         tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
                         let details = json!({"fromTeam": from, "toTeam": next, "reason": "no decision in time"});
                         tx.audit("approval.escalated", "approval", approval_id.as_str(), details)?;
-                        return Ok(tx.done(true));
+                        return Ok(tx.done(Some(Outcome::Escalated)));
                     }
                 }
                 let mut payment: Stored<Payment> = r.read_owned(&payment_key(&approval.value.payment_id), &org).await?;
                 if let ApprovalSubject::Refund { .. } = approval.value.subject() {
                     // A refund's approval: the refund is released; the refunded payment stays COMPLETED.
-                    let (closing, kind, action) = if approval.value.on_timeout == OnTimeout::Reject {
+                    let (closing, kind, action, outcome) = if approval.value.on_timeout == OnTimeout::Reject {
                         approval.value.reject_on_timeout(now)?;
-                        (RefundClosing::Rejected, kinds::APPROVAL_REJECTED, "approval.rejected")
+                        (RefundClosing::Rejected, kinds::APPROVAL_REJECTED, "approval.rejected", Outcome::Rejected)
                     } else {
                         approval.value.expire(now)?;
-                        (RefundClosing::Expired, kinds::APPROVAL_EXPIRED, "approval.expired")
+                        (RefundClosing::Expired, kinds::APPROVAL_EXPIRED, "approval.expired", Outcome::Expired)
                     };
                     tx.update(&approval)?;
                     tx.event(Event::for_approval(&approval.value, kind, now))?;
                     let details = json!({"reason": "no decision in time", "refundId": approval.value.refund_id});
                     tx.audit(action, "approval", approval_id.as_str(), details)?;
                     plan_refund_closing(&r, &mut tx, &approval.value, &mut payment, closing).await?;
-                    return Ok(tx.done(true));
+                    return Ok(tx.done(Some(outcome)));
                 }
                 // What the held payment reserved in its key's budgets is free again.
                 settle_reservation(&r, &mut tx, &mut approval.value, Settlement::Release).await?;
@@ -284,7 +291,7 @@ impl UseCases {
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_REJECTED, now))?;
                     let details = json!({"reason": "no decision in time", "paymentId": payment.value.id});
                     tx.audit("approval.rejected", "approval", approval_id.as_str(), details)?;
-                    return Ok(tx.done(true));
+                    return Ok(tx.done(Some(Outcome::Rejected)));
                 }
                 approval.value.expire(now)?;
                 payment.value.expire(now).map_err(overtaken)?;
@@ -297,13 +304,31 @@ impl UseCases {
                     approval.value.id.as_str(),
                     json!({"paymentId": payment.value.id}),
                 )?;
-                Ok(tx.done(true))
+                Ok(tx.done(Some(Outcome::Expired)))
             })
             .await
     }
 }
 
 impl Countersign {
+    /// Records the backlogs the sweep watches, every run: the age of the oldest event waiting
+    /// in the outbox (0 when none does, so the graph and its alarm always see a value) and the
+    /// webhook deliveries waiting for a retry. Measurements, not phases: failing one fails
+    /// nothing else.
+    async fn measure_backlog(&self) {
+        match self.oldest_unpublished().await {
+            Ok(oldest) => {
+                let age = oldest.map_or(0, |at| (self.now() - at).num_seconds().max(0));
+                self.record(Metric::OutboxUnpublishedAge, age as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "measuring the outbox's oldest event failed"),
+        }
+        match self.deliveries_pending().await {
+            Ok(pending) => self.record(Metric::DeliveriesPending, pending as f64),
+            Err(e) => tracing::warn!(error = %e, "counting pending deliveries failed"),
+        }
+    }
+
     /// The scheduled sweep. Stops early, leaving the rest for the next run, when `deadline`
     /// nears; every shard always runs one page, so a run always makes progress. Fails only when
     /// every phase failed.
@@ -349,6 +374,7 @@ impl Countersign {
             }
             Err(e) => failed("republish", e),
         }
+        self.measure_backlog().await;
         // Last: what the other phases just audited is sealed on a later run, once old enough.
         match self.seal_audit_logs(&time_left).await {
             Ok((sealed, late)) => {

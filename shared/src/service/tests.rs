@@ -294,11 +294,11 @@ impl EventBus for PickyBus {
 }
 
 #[derive(Default)]
-struct CountedMetrics(Mutex<Vec<(&'static str, u64)>>);
+struct CountedMetrics(Mutex<Vec<(crate::domain::metric::Metric, f64)>>);
 
 impl crate::ports::Metrics for CountedMetrics {
-    fn count(&self, name: &'static str, value: u64) {
-        self.0.lock().expect("metrics").push((name, value));
+    fn record(&self, metric: crate::domain::metric::Metric, value: f64) {
+        self.0.lock().expect("metrics").push((metric, value));
     }
 }
 
@@ -330,7 +330,15 @@ async fn a_refused_event_is_parked_and_never_holds_up_the_others() {
         (crate::domain::event::MAX_PUBLISH_FAILURES, true)
     );
     assert!(stored.last_publish_error.as_deref().is_some_and(|e| e.contains("ValidationException")));
-    assert_eq!(metrics.0.lock().expect("metrics").as_slice(), [("OutboxEventsParked", 1)]);
+    let parked: Vec<f64> = metrics
+        .0
+        .lock()
+        .expect("metrics")
+        .iter()
+        .filter(|(m, _)| *m == crate::domain::metric::Metric::OutboxEventsParked)
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(parked, [1.0]);
     // Parked: out of the outbox, the sweep leaves it alone.
     assert_eq!(service.sweep(None, 100).await.expect("sweep").events_republished, 0);
     assert_eq!(bus.0.lock().expect("bus").len(), 150);

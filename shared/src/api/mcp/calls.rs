@@ -44,7 +44,7 @@ pub async fn request_payment(s: &Countersign, c: &Caller, arguments: Map<String,
     let wire: PaymentBody = wire::parse(body.clone())?;
     let key = body.get("idempotencyKey").and_then(Value::as_str);
     let idempotency = wire::idempotency(key, &HeaderMap::new(), &body)?;
-    let committed = s.create_payment(c, wire.try_into_domain(idempotency)?).await?;
+    let committed = s.metered_intake(s.create_payment(c, wire.try_into_domain(idempotency)?)).await?;
     Ok(match &committed.outcome {
         PaymentOutcome::Executed { payment } => {
             json!({"held": false, "replayed": committed.replayed, "payment": payment})
@@ -170,7 +170,7 @@ pub async fn request_refund(s: &Countersign, c: &Caller, arguments: Map<String, 
     let wire: RefundBody = wire::parse(body.clone())?;
     let key = body.get("idempotencyKey").and_then(Value::as_str);
     let idempotency = wire::idempotency(key, &HeaderMap::new(), &body)?;
-    let committed = s.create_refund(c, wire.try_into_domain(idempotency)?).await?;
+    let committed = s.metered_intake(s.create_refund(c, wire.try_into_domain(idempotency)?)).await?;
     Ok(match &committed.outcome {
         RefundOutcome::Executed { refund } => json!({"held": false, "replayed": committed.replayed, "refund": refund}),
         RefundOutcome::Held { refund, approval } => {

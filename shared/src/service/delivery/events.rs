@@ -10,9 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::event::Event;
+use crate::domain::metric::Metric;
 use crate::error::AppResult;
 use crate::layout::{self, sort_time, Stored, DUE_OUTBOX};
-use crate::ports::{Clock, Store};
+use crate::ports::{Clock, Index, Query, Store};
 use crate::service::{Countersign, Wiring};
 
 /// Events the sweep considers stuck once they are this old and still unpublished.
@@ -74,7 +75,7 @@ impl Publisher {
             marks.push(layout::update(&event, stored.version)?);
         }
         if parked > 0 {
-            self.wiring.metrics.count("OutboxEventsParked", parked);
+            self.wiring.metrics.record(Metric::OutboxEventsParked, parked as f64);
         }
         // All marks in one request; when that loses a race (another publisher marked one of
         // them first), the rest must not be held up, so each is written alone, all at once.
@@ -97,6 +98,34 @@ impl Countersign {
     pub(crate) async fn publish_committed(&self, events: Vec<Event>) {
         use crate::engine::Outbox as _;
         Publisher::new(self.store().clone(), self.wiring.clone(), self.engine.clock()).published(events).await
+    }
+
+    /// When the oldest event still waiting in the outbox was created (`None`: none waits), for
+    /// the `OutboxUnpublishedAge` metric. The sparse due index holds unpublished events only,
+    /// oldest first in each shard: one item read per shard, so it costs the same however many
+    /// wait, and it reads the store alone, so it is measured while the bus is down too.
+    pub(crate) async fn oldest_unpublished(&self) -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let firsts = futures::future::join_all(layout::due_partitions(DUE_OUTBOX).into_iter().map(|partition| async {
+            let mut query = Query::new(Index::Due, partition, 1);
+            query.newest_first = false;
+            let items = self.store().query(query).await?;
+            Ok::<_, crate::error::AppError>(
+                items
+                    .into_iter()
+                    .filter_map(|item| layout::decode::<Event>(item).ok())
+                    .map(|e| e.value.created_at)
+                    .next(),
+            )
+        }))
+        .await;
+        let mut oldest = None;
+        for first in firsts {
+            oldest = match (oldest, first?) {
+                (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(oldest)
     }
 
     /// Re-publishes events unpublished for longer than the threshold, oldest first, every shard

@@ -13,7 +13,7 @@ use crate::domain::ids::DeliveryId;
 use crate::domain::webhook::{sign, Webhook};
 use crate::error::{AppError, AppResult};
 use crate::layout::{self, delivery_key, webhook_key, Stored, DUE_DELIVERIES};
-use crate::ports::{HttpOutcome, QueueMessage, SendError, StoreError};
+use crate::ports::{HttpOutcome, Index, Query, QueueMessage, SendError, StoreError};
 use crate::service::Countersign;
 
 /// Deliveries of one event (or one batch) worked on at once; a slow endpoint holds only its
@@ -29,6 +29,8 @@ const MAX_ERROR_CHARS: usize = 500;
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// How late a pending delivery's attempt may be before the sweep assumes its message was lost.
 const REQUEUE_GRACE: Duration = Duration::from_secs(300);
+/// Pending deliveries read per shard of the due index to count those waiting for a retry.
+const PENDING_COUNT_PER_SHARD: usize = 100;
 
 /// The body subscribers receive: `{"id", "type", "createdAt", "data"}`.
 pub(crate) fn envelope(event: &Event) -> serde_json::Value {
@@ -334,6 +336,30 @@ impl Countersign {
     pub async fn requeue_after_restart(&self) -> AppResult<usize> {
         let cutoff = self.now() + ChronoDuration::from_std(CLAIM_LEASE + Duration::from_secs(1)).unwrap_or_default();
         Ok(self.requeue_due_before(cutoff, 100, &|| true).await?.0)
+    }
+
+    /// Webhook deliveries waiting for a retry (pending, after a failed attempt), for the
+    /// `DeliveriesPending` metric. Read from the sparse due index, which holds pending deliveries
+    /// only: one query per shard of at most `PENDING_COUNT_PER_SHARD` items, so the sweep's
+    /// minute costs the same bounded reads however large a backlog grows, and nothing else
+    /// pays (a counter item would be one more write, on a hot item, in every attempt). The
+    /// count so saturates at 100 per shard (1,700): a backlog that size has set off the alarm.
+    pub(crate) async fn deliveries_pending(&self) -> AppResult<usize> {
+        let counts: Vec<AppResult<usize>> = stream::iter(layout::due_partitions(DUE_DELIVERIES))
+            .map(|partition| async move {
+                let mut query = Query::new(Index::Due, partition, PENDING_COUNT_PER_SHARD);
+                query.newest_first = false;
+                let items = self.store().query(query).await?;
+                Ok(items
+                    .into_iter()
+                    .filter_map(|item| layout::decode::<Delivery>(item).ok())
+                    .filter(|d| d.value.status == DeliveryStatus::Pending && d.value.last_error.is_some())
+                    .count())
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        counts.into_iter().sum()
     }
 
     async fn requeue_due_before(

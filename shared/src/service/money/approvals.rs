@@ -10,6 +10,7 @@ use crate::domain::approval::{Approval, ApprovalStatus, VoteDecision};
 use crate::domain::audit::Actor;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApprovalId, TeamId, WalletId};
+use crate::domain::metric::{Metric, Outcome};
 use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
@@ -105,7 +106,8 @@ impl UseCases {
             self.reader().read_owned::<Team>(&team_key(org, team), org).await?;
         }
         let r = self.reader();
-        self.engine
+        let escalated = self
+            .engine
             .commit(&r, || async {
                 let mut approval = r.read_owned::<Approval>(&approval_key(id), org).await?;
                 ensure_wallet(caller, &approval.value.wallet_id)?;
@@ -125,7 +127,9 @@ impl UseCases {
                 tx.audit("approval.escalated", "approval", id.as_str(), details)?;
                 Ok(tx.done(approval.value))
             })
-            .await
+            .await?;
+        self.record(Metric::Decisions(Outcome::Escalated), 1.0);
+        Ok(escalated)
     }
 
     pub async fn list_approvals(

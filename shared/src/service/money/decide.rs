@@ -121,6 +121,8 @@ impl UseCases {
                 Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund, allow_rule }))
             })
             .await?;
+        // Once, after the commit: every door's vote (REST, dashboard, Slack, reviews, bulk) comes here.
+        self.record_vote(&decided.outcome.approval);
         Ok(decided.outcome)
     }
 }

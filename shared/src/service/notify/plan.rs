@@ -16,6 +16,7 @@ use super::send::retry_message;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event::{kinds, Event};
 use crate::domain::ids::{ApprovalId, MemberId, NotificationId, ReviewId};
+use crate::domain::metric::Metric;
 use crate::domain::notification::{reminder_at, subject_ids, Notification, NotificationChannel, NotificationKind};
 use crate::domain::notify_facts::{NoticeKind, NotifyFacts};
 use crate::domain::payment_review::ReviewRef;
@@ -121,7 +122,7 @@ impl Countersign {
             // Unreadable secrets (a rotated encryption key) stop Slack, not email or this event.
             Err(e @ (AppError::Corrupt(_) | AppError::EncryptionKeyMissing)) => {
                 tracing::error!(org = %event.org_id, error = %e, "Slack secrets unreadable: nothing goes to Slack");
-                self.wiring.metrics.count("NotificationsFailed", 1);
+                self.record(Metric::NotificationsFailed, 1.0);
                 None
             }
             Err(e) => return Err(e),

@@ -13,6 +13,7 @@ use super::plan::{Due, Fresh, NOTIFY_CLAIM_LEASE};
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::email::request_email;
 use crate::domain::ids::NotificationId;
+use crate::domain::metric::Metric;
 use crate::domain::notification::{Notification, NotificationChannel, NotificationKind};
 use crate::domain::notify_facts::NoticeKind;
 use crate::domain::people::Team;
@@ -157,7 +158,7 @@ impl Countersign {
             Err(Failure::Permanent(reason)) => {
                 n.status = DeliveryStatus::Failed;
                 n.last_error = Some(short(&reason));
-                self.wiring.metrics.count("NotificationsFailed", 1);
+                self.record(Metric::NotificationsFailed, 1.0);
             }
             Err(Failure::Transient { reason, after }) => {
                 n.last_error = Some(short(&reason));
@@ -172,7 +173,7 @@ impl Countersign {
                     }
                     None => {
                         n.status = DeliveryStatus::Failed;
-                        self.wiring.metrics.count("NotificationsFailed", 1);
+                        self.record(Metric::NotificationsFailed, 1.0);
                     }
                 }
             }
