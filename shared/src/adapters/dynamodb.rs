@@ -33,13 +33,15 @@ pub const INDEXES: [(Index, &str, &str, &str); 4] = [
 /// each function's policy in `infra/template.yaml` by `tests/tests/iam.rs`). `get` is GetItem,
 /// `get_many` is BatchGetItem, `query` is Query (table and indexes), and `transact` is
 /// TransactWriteItems, which IAM
-/// authorises per item: Put → PutItem, Delete → DeleteItem, ConditionCheck → ConditionCheckItem
-/// (there is no `dynamodb:TransactWriteItems` action).
+/// authorises per item: Put → PutItem, Update → UpdateItem (in-place counters), Delete →
+/// DeleteItem, ConditionCheck → ConditionCheckItem (there is no `dynamodb:TransactWriteItems`
+/// action).
 pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:ConditionCheckItem",
 ];

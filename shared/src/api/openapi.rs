@@ -652,7 +652,7 @@ mod tests {
         let entry: LedgerEntry = serde_json::from_value(serde_json::json!({
             "id": "ent_01JEA54N6AVHB24CP7DGZ4B1H6", "transactionId": "txn_01JEA57H4ABM31ZAH2Z1H0DWEW",
             "walletId": "wal_01JEA54N6AVHB24CP7DGZ4B1H6", "kind": "DEBIT", "amount": "1.00", "currency": "USD",
-            "balanceAfter": "0.00", "counterparty": "wal_01JEA5YDSP7B2FR2DDZR3TXGFE",
+            "counterparty": "wal_01JEA5YDSP7B2FR2DDZR3TXGFE",
             "paymentId": "pay_01JEA5CZSN4RCA53RNF39CQ0M1", "refundId": "rfd_01JEA5CZSN4RCA53RNF39CQ0M1",
             "createdAt": "2026-12-06T09:00:00Z",
         }))

@@ -141,8 +141,6 @@ pub(super) struct LedgerEntrySchema {
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
     amount: String,
     currency: Currency,
-    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "150.00")]
-    balance_after: String,
     /// The other wallet of a transfer, or `external` for funding.
     counterparty: String,
     payment_id: Option<PaymentId>,

@@ -55,13 +55,24 @@ pub(crate) struct Engine {
     prefetching: bool,
     /// Plans that rewrite the same records take turns within this process (`None`: they race).
     locks: Option<Arc<locks::RecordLocks>>,
+    /// Whether counters change in place (`Tx::adjust`) rather than by rewriting the record
+    /// conditional on its version: where conditions alone decide (a remote store).
+    in_place: bool,
     outbox: Arc<dyn Outbox>,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let prefetching = store.reads_are_round_trips();
-        Engine { store, clock, prefetching, locks: Some(Arc::default()), outbox: Arc::new(KeepInOutbox) }
+        let locks = Some(Arc::default());
+        Engine { store, clock, prefetching, locks, in_place: prefetching, outbox: Arc::new(KeepInOutbox) }
+    }
+
+    /// Records are rewritten whole, conditional on the version read, even where counters could
+    /// change in place: how payments wrote before in-place counters (benchmarks compare).
+    pub fn rewriting_counters(mut self) -> Self {
+        self.in_place = false;
+        self
     }
 
     /// Plans race on their conditions alone, as separate processes do: benchmarks model many

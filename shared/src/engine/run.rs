@@ -196,7 +196,7 @@ impl Engine {
                 }
             };
             // Only where conditions alone decide do writes adjust in place.
-            let plan = if self.prefetching { plan } else { plan.rewriting() };
+            let plan = if self.in_place { plan } else { plan.rewriting() };
             if !claim.ready(&plan.writes, attempt).await {
                 continue;
             }

@@ -232,6 +232,13 @@ impl Countersign {
         self
     }
 
+    /// Payments rewrite whole records conditional on their versions instead of moving counters
+    /// in place (the behaviour before in-place counters, for benchmarks that compare).
+    pub fn rewriting_counters(mut self) -> Self {
+        self.cases.engine = self.cases.engine.rewriting_counters();
+        self
+    }
+
     /// Connects the event bus, the webhook queue and the webhook HTTP client.
     pub fn with_wiring(mut self, wiring: Wiring) -> Self {
         self.cases.metrics = wiring.metrics.clone();
