@@ -14,11 +14,15 @@
 //! 6. notifications: held intake with Slack connected beside the same intake without it, and how
 //!    fast requests reach (a fake of) Slack end to end.
 //!
-//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify|budgets>` (repeatable) runs some sections.
+//! 7. cost per operation: DynamoDB capacity (table and each index, reads and writes) and the
+//!    on-demand price per 1M operations, on DynamoDB Local (bench/cost.rs).
+//!
+//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify|budgets|cost>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
 //! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
 mod budgets;
+mod cost;
 mod dynamo;
 mod events;
 mod figures;
@@ -87,6 +91,9 @@ async fn main() {
     }
     if runs("budgets") {
         budgets::budget_rates(&figures).await;
+    }
+    if runs("cost") {
+        cost::cost_per_operation(&figures).await;
     }
     if runs("events") {
         events::sweep_reads(&figures).await;

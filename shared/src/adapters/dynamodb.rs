@@ -14,11 +14,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
+use super::capacity::CapacityMeter;
 use crate::ports::{Adjustment, Body, Expect, Guard, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
 
 /// Index names and their key attributes, shared with `infra/template.yaml`.
@@ -59,6 +61,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     requests: Arc<AtomicU64>,
+    /// Capacity consumed, as DynamoDB reports it and as computed from the items read.
+    capacity: CapacityMeter,
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -75,12 +79,22 @@ fn index_attrs(index: Index) -> Option<(&'static str, &'static str, &'static str
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into(), requests: Arc::new(AtomicU64::new(0)) }
+        DynamoStore {
+            client,
+            table: table.into(),
+            requests: Arc::new(AtomicU64::new(0)),
+            capacity: CapacityMeter::default(),
+        }
     }
 
     /// DynamoDB requests sent so far (benchmarks count requests per operation).
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Capacity consumed so far (`ReturnConsumedCapacity: INDEXES` on every request).
+    pub fn capacity(&self) -> &CapacityMeter {
+        &self.capacity
     }
 
     fn count(&self) {
@@ -147,9 +161,20 @@ impl DynamoStore {
                 tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..=cap))).await;
             }
             self.count();
-            let out =
-                self.client.batch_get_item().request_items(&self.table, wanted).send().await.map_err(unavailable)?;
+            let asked = wanted.keys().len();
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.capacity.reported(false, out.consumed_capacity());
             let answered = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+            let unprocessed =
+                out.unprocessed_keys.as_ref().and_then(|u| u.get(&self.table)).map_or(0, |k| k.keys().len());
+            self.capacity.computed_batch(asked, &answered, unprocessed);
             for attributes in answered {
                 items.push(from_attributes(attributes)?);
             }
@@ -392,9 +417,12 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key_map(key)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(unavailable)?;
+        self.capacity.reported(false, out.consumed_capacity.as_slice());
+        self.capacity.computed_get(out.item.as_ref());
         out.item.map(from_attributes).transpose()
     }
 
@@ -418,13 +446,16 @@ impl Store for DynamoStore {
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         self.count();
-        self.client
+        let out = self
+            .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .set_client_request_token(token.map(|t| t.as_str().to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(transact_error)?;
+        self.capacity.reported(true, out.consumed_capacity());
         Ok(())
     }
 
@@ -483,6 +514,7 @@ impl Store for DynamoStore {
                 .limit(remaining as i32)
                 .set_exclusive_start_key(start.take())
                 .consistent_read(q.index == Index::Primary)
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
                 .send()
                 .await
                 .map_err(|e| {
@@ -493,6 +525,8 @@ impl Store for DynamoStore {
                         unavailable(e)
                     }
                 })?;
+            self.capacity.reported(false, out.consumed_capacity.as_slice());
+            self.capacity.computed_query(index_name, out.items.as_deref().unwrap_or_default());
             let page = out.items.unwrap_or_default();
             if q.index == Index::Primary {
                 for item in page {

@@ -2,6 +2,7 @@
 //! and a store-backed queue for the local server (feature `local`); reqwest for webhook delivery
 //! and Slack's Web API; lettre for email over SMTP; null adapters where nothing is wired.
 
+pub mod capacity;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod emf;
