@@ -494,10 +494,7 @@ mod tests {
                         line("ent_1", "txn_f", "wal_a", "FUND", "100.00", Value::Null),
                     ],
                 ),
-                (
-                    "wal_b".to_string(),
-                    vec![line("ent_3", "txn_p", "wal_b", "CREDIT", "30.00", json!("pay_1"))],
-                ),
+                ("wal_b".to_string(), vec![line("ent_3", "txn_p", "wal_b", "CREDIT", "30.00", json!("pay_1"))]),
             ]),
             payments: vec![
                 json!({"id": "pay_1", "from": "wal_a", "to": "wal_b", "amount": "30.00", "status": "COMPLETED",

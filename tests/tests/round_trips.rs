@@ -82,7 +82,9 @@ async fn intake_reads_once_then_commits_and_a_decision_reads_twice() {
 
     let (status, _, cost) = counted.post("/v1/payments", &s.agent, pay("10.00")).await;
     assert_eq!(status, 201);
-    assert_within("auto-executed intake", &cost.commit, 4, 2);
+    // One BatchGetItem (key, wallets, policy set, counters, settings) and one transaction: the
+    // routing rules are not read for a payment that executes.
+    assert_within("auto-executed intake", &cost.commit, 2, 2);
     assert_one_mark("auto-executed intake", &cost);
 
     let (status, held, cost) = counted.post("/v1/payments", &s.agent, pay("6000.00")).await;
@@ -90,14 +92,15 @@ async fn intake_reads_once_then_commits_and_a_decision_reads_twice() {
     let approval = held["approvalId"].as_str().expect("approval id");
     let (_, got) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
     assert_eq!(got["assignedTeam"], team["id"], "routed by the rule read ahead: {got}");
-    assert_within("held intake (routed)", &cost.commit, 4, 2);
+    // A held payment reads the routing rules once it knows it holds: one more round trip.
+    assert_within("held intake (routed)", &cost.commit, 3, 3);
     assert_one_mark("held intake", &cost);
 
     let mut keyed = pay("10.00");
     keyed["idempotencyKey"] = json!("round-trips-1");
     let (status, first, cost) = counted.post("/v1/payments", &s.agent, keyed.clone()).await;
     assert_eq!(status, 201, "{first}");
-    assert_within("intake with an idempotency key", &cost.commit, 4, 2);
+    assert_within("intake with an idempotency key", &cost.commit, 2, 2);
     let (status, again, cost) = counted.post("/v1/payments", &s.agent, keyed).await;
     assert_eq!((status, &again["id"]), (201, &first["id"]), "replayed: {again}");
     assert_within("idempotent replay", &cost.commit, 3, 1);
@@ -155,7 +158,7 @@ async fn the_default_team_is_read_ahead_with_intake() {
     let (status, held, cost) =
         counted.post("/v1/payments", &s.agent, json!({"from": s.from, "to": s.to, "amount": "2000.00"})).await;
     assert_eq!(status, 202, "{held}");
-    assert_within("held intake (default team)", &cost.commit, 4, 2);
+    assert_within("held intake (default team)", &cost.commit, 3, 3);
     let approval = held["approvalId"].as_str().expect("approval id");
     let (_, got) = app.get(&format!("/v1/approvals/{approval}"), &s.reviewer).await;
     assert_eq!(got["assignedTeam"], team["id"], "assigned the default team read ahead: {got}");

@@ -14,14 +14,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem,
-    Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
 use super::capacity::CapacityMeter;
-use crate::ports::{Adjustment, Body, Expect, Guard, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write};
+use crate::ports::{
+    Adjustment, Body, Expect, Guard, Index, IndexKeys, Item, Key, Query, Store, StoreError, TxToken, Write,
+};
 
 /// Index names and their key attributes, shared with `infra/template.yaml`.
 pub const INDEXES: [(Index, &str, &str, &str); 4] = [
@@ -312,9 +313,8 @@ impl Expression {
                     self.names.insert("#data".into(), "data".into());
                     self.names.insert(name.clone(), (*field).to_string());
                     self.values.insert(":null".into(), AttributeValue::S("NULL".into()));
-                    self.condition.push(format!(
-                        "(attribute_not_exists(#data.{name}) OR attribute_type(#data.{name}, :null))"
-                    ));
+                    self.condition
+                        .push(format!("(attribute_not_exists(#data.{name}) OR attribute_type(#data.{name}, :null))"));
                 }
                 Guard::Is(field, wanted) => {
                     self.names.insert("#data".into(), "data".into());

@@ -112,7 +112,10 @@ mod tests {
         let stored = body(json!({"balance": "1.00", "frozenAt": "2026-12-06T00:00:00Z"}));
         let mut b = stored.clone();
         let debit = Adjustment { add: vec![("balance", d("-2.00"))], ..Default::default() };
-        assert_eq!(debit.clone().guarded(Guard::AtLeast("balance", d("2.00"))).apply_to(&mut b), Err(GuardFailed("balance")));
+        assert_eq!(
+            debit.clone().guarded(Guard::AtLeast("balance", d("2.00"))).apply_to(&mut b),
+            Err(GuardFailed("balance"))
+        );
         assert_eq!(debit.guarded(Guard::Is("frozenAt", Value::Null)).apply_to(&mut b), Err(GuardFailed("frozenAt")));
         assert_eq!(b, stored);
         assert!(Guard::Below("balance", d("1.01")).holds(&b) && !Guard::Below("balance", d("1.00")).holds(&b));

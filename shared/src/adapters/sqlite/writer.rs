@@ -421,7 +421,8 @@ fn adjust(
         return Ok(false);
     }
     let text = serde_json::Value::Object(body).to_string();
-    conn.prepare_cached("UPDATE items SET version = version + 1, body = ?1 WHERE id = ?2")?.execute(params![text, id])?;
+    conn.prepare_cached("UPDATE items SET version = version + 1, body = ?1 WHERE id = ?2")?
+        .execute(params![text, id])?;
     Ok(true)
 }
 

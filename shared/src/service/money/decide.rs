@@ -27,7 +27,7 @@ use crate::service::money::approvals::{DecideRequest, Decided};
 use crate::service::money::budgets::{settle_reservation, Settlement};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
-use crate::service::money::policies::{policies_query, WalletPolicies};
+use crate::service::money::policies::WalletPolicies;
 use crate::service::money::refunds::plan_refund_vote;
 use crate::service::money::step_up::{check_step_up, step_up_threshold, StepUpCase};
 use crate::service::{ensure_wallet, require, Caller, Countersign, UseCases};
@@ -373,7 +373,7 @@ fn decision_reads(caller: &ApiKey, approval: &Approval, approving: bool) -> Read
     if approving {
         reads.keys.push(wallet_key(&approval.wallet_id));
         reads.keys.push(wallet_key(&approval.transaction_details.recipient));
-        reads.queries.push(policies_query(&approval.wallet_id));
+        reads.keys.push(crate::layout::policy_set_key(&approval.wallet_id));
     }
     reads
 }

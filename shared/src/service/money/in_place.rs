@@ -104,7 +104,12 @@ pub(crate) fn charge_budget(amount: Money, how: Charge, limit: Option<Decimal>, 
 
 /// A reservation settled in a budget counter: `released` no longer reserved, `spent` (if
 /// any) counted as spent.
-pub(crate) fn settle_budget(read: &BudgetCounter, released: Money, spent: Option<Money>, now: DateTime<Utc>) -> Adjustment {
+pub(crate) fn settle_budget(
+    read: &BudgetCounter,
+    released: Money,
+    spent: Option<Money>,
+    now: DateTime<Utc>,
+) -> Adjustment {
     // Never below zero, whatever was edited in between (as `BudgetCounter::settle`).
     let released = released.amount().min(read.reserved().amount());
     let spent = spent.map_or(Decimal::ZERO, |s| s.amount());

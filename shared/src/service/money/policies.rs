@@ -12,8 +12,8 @@ use crate::domain::money::Amount;
 use crate::domain::org::ApiKey;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Decision, PaymentFacts, Policy, PolicyPatch};
-use crate::domain::score::Score;
 use crate::domain::policy_set::PolicySet;
+use crate::domain::score::Score;
 use crate::domain::wallet::Wallet;
 use crate::engine::plan::Tx;
 use crate::error::AppResult;
@@ -82,7 +82,9 @@ impl UseCases {
                 let mut policy = Policy::unrestricted(caller.org_id.clone(), wallet_id.clone(), name.clone(), tx.now());
                 policy.apply(&patch, wallet.value.currency(), tx.now())?;
                 tx.create(&policy)?;
-                policies.changed(&mut tx)?;
+                let mut list = policies.list.clone();
+                list.push(policy.clone());
+                policies.changed(&mut tx, list)?;
                 tx.audit("policy.created", "policy", policy.id.as_str(), json!({"walletId": policy.wallet_id}))?;
                 Ok(tx.done(policy))
             })
@@ -122,7 +124,9 @@ impl UseCases {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 policy.value.apply(&patch, wallet.value.currency(), tx.now())?;
                 tx.update(&policy)?;
-                policies.changed(&mut tx)?;
+                let list = policies.list.iter().map(|p| if p.id == policy.value.id { &policy.value } else { p });
+                let list = list.cloned().collect();
+                policies.changed(&mut tx, list)?;
                 tx.audit("policy.updated", "policy", policy.value.id.as_str(), json!({"policy": policy.value}))?;
                 Ok(tx.done(policy.value))
             })
@@ -145,7 +149,8 @@ impl UseCases {
                 let policies = r.wallet_policies(wallet_id).await?;
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 tx.delete(&policy);
-                policies.changed(&mut tx)?;
+                let list = policies.list.iter().filter(|p| &p.id != policy_id).cloned().collect();
+                policies.changed(&mut tx, list)?;
                 tx.audit("policy.deleted", "policy", policy_id.as_str(), json!({"walletId": wallet_id}))?;
                 Ok(tx.done(policy_id.clone()))
             })
@@ -153,9 +158,9 @@ impl UseCases {
     }
 }
 
-/// The query that reads `wallet`'s policy set, then every policy of it.
+/// The query that reads every policy of `wallet` (for a wallet made before policy sets).
 pub(crate) fn policies_query(wallet: &WalletId) -> Query {
-    layout::partition_query(format!("WALLET#{wallet}"), "POLICY", MAX_POLICIES_PER_WALLET + 1)
+    layout::partition_query(format!("WALLET#{wallet}"), "POLICY#", MAX_POLICIES_PER_WALLET)
 }
 
 /// A wallet's policies as read, with its policy set as read: a plan decided on them checks the
@@ -182,17 +187,18 @@ impl WalletPolicies {
         }
     }
 
-    /// A policy change: the set moves (made on the first change), so plans decided on the
-    /// policies as they were decide again.
-    pub fn changed(self, tx: &mut Tx) -> AppResult<()> {
+    /// A policy change: the wallet's policies are now `policies`; the set moves (made on the
+    /// first change of a wallet older than sets), so plans decided on the policies as they were
+    /// decide again.
+    pub fn changed(self, tx: &mut Tx, policies: Vec<Policy>) -> AppResult<()> {
         match self.set {
             Some(mut set) => {
-                set.value.changed(tx.now());
+                set.value.changed(policies, tx.now());
                 tx.update(&set)
             }
             None => {
                 let mut set = PolicySet::new(tx.org().clone(), self.wallet, tx.now());
-                set.changed(tx.now());
+                set.changed(policies, tx.now());
                 tx.create(&set)
             }
         }
@@ -218,16 +224,19 @@ impl Reader {
     }
 
     /// Every policy of a wallet (one partition read; bounded by `MAX_POLICIES_PER_WALLET`).
+    /// The wallet's policies, from its policy set (one read by key, fetched ahead with a
+    /// payment's other reads); for a wallet made before policy sets, by a query of its policies.
     pub(crate) async fn wallet_policies(&self, wallet: &WalletId) -> AppResult<WalletPolicies> {
-        let set_key = layout::policy_set_key(wallet);
-        let mut policies = WalletPolicies { list: Vec::new(), set: None, wallet: wallet.clone() };
-        for item in self.query(policies_query(wallet)).await? {
-            if item.key == set_key {
-                policies.set = Some(layout::decode::<PolicySet>(item)?);
-            } else {
-                policies.list.push(layout::decode::<Policy>(item)?.value);
-            }
+        let wallet = wallet.clone();
+        let set = self.read::<PolicySet>(&layout::policy_set_key(&wallet)).await?;
+        if let Some(list) = set.as_ref().and_then(|s| s.value.policies.clone()) {
+            return Ok(WalletPolicies { list, set, wallet });
         }
-        Ok(policies)
+        // Too large to copy, or a wallet older than sets: the policies themselves (read after
+        // the set, so a change committed in between moved the set this plan checks).
+        let items = self.query(policies_query(&wallet)).await?;
+        let list: AppResult<Vec<Policy>> =
+            items.into_iter().map(|i| layout::decode::<Policy>(i).map(|s| s.value)).collect();
+        Ok(WalletPolicies { list: list?, set, wallet })
     }
 }

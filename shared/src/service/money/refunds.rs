@@ -25,7 +25,6 @@ use crate::error::{AppError, AppResult};
 use crate::layout::{payment_key, refund_key, wallet_key, Stored};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
-use crate::service::money::in_place;
 use crate::service::money::payments::Listing;
 use crate::service::paging::{Page, PageRequest};
 use crate::service::{ensure_wallet, require, Caller, UseCases};
@@ -106,7 +105,6 @@ impl UseCases {
                     ..PaymentFacts::new(ActionKind::Refund, amount, &to.value.id, request.risk_score)
                 };
                 let decision = evaluate(&policies, &facts);
-                policies.check(&mut tx);
                 if decision.outcome == Outcome::Deny {
                     let details =
                         json!({"decision": decision, "paymentId": payment.value.id, "amount": amount.to_wire()});
@@ -127,6 +125,7 @@ impl UseCases {
                         return Err(short.into());
                     }
                     payment.value.reserve_refund(amount, true, now)?;
+                    policies.check(&mut tx);
                     let details = json!({"paymentId": refund.payment_id, "amount": refund.amount.to_wire()});
                     refund = plan_execution(&mut tx, refund, from, to, "refund.approved", details, None)?.0;
                     tx.update(&payment)?;
@@ -140,7 +139,6 @@ impl UseCases {
                         refund.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                     let mut approval = refund.hold(ttl, now)?;
                     approval.assigned_team = team;
-                    tx.require(&from, vec![in_place::not_frozen()]);
                     tx.update(&payment)?;
                     tx.create(&approval)?;
                     tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, now))?;

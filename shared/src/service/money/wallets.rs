@@ -9,6 +9,7 @@ use crate::domain::ids::{TransactionId, WalletId};
 use crate::domain::ledger::{self, LedgerEntry};
 use crate::domain::money::{Amount, Money};
 use crate::domain::permission::Permission;
+use crate::domain::policy_set::PolicySet;
 use crate::domain::wallet::{NewWallet, Wallet, WalletPatch};
 use crate::engine::plan::Tx;
 use crate::engine::{Change, Committed, IdempotencyScope};
@@ -47,6 +48,8 @@ impl UseCases {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
                 let wallet = Wallet::open(caller.org_id.clone(), request.clone(), tx.now());
                 tx.create(&wallet)?;
+                // Its (empty) policy set: payments read it by key rather than query policies.
+                tx.create(&PolicySet::new(caller.org_id.clone(), wallet.id.clone(), tx.now()))?;
                 tx.audit("wallet.created", "wallet", wallet.id.as_str(), json!({"name": wallet.name}))?;
                 Ok(tx.done(wallet))
             })
