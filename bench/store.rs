@@ -23,6 +23,7 @@ fn item(pk: String, version: u64) -> Item {
         body: json!({"amount": "10.00", "currency": "USD", "status": "PENDING", "note": "a typical record body"})
             .into(),
         counters: &[],
+        compact: false,
     }
 }
 

@@ -73,6 +73,10 @@ pub struct Item {
     /// a store that does arithmetic itself (DynamoDB) keeps them as numbers beside the body.
     /// Empty on items as read (the store gives them back inside the body).
     pub counters: &'static [&'static str],
+    /// Kept compressed where the store keeps structure (DynamoDB: `data` as deflated JSON, a
+    /// fraction of the write units): records only ever read whole by key or index, never
+    /// conditioned on a field (the outbox's events).
+    pub compact: bool,
 }
 
 /// A condition on the item currently stored at a key.

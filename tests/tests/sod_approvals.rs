@@ -548,6 +548,7 @@ async fn the_long_poll_cap_holds_across_instances_on_dynamodb() {
                 expires_at_epoch: Some(ttl),
                 body: json!({"apiKeyId": agent_id, "slot": n}).into(),
                 counters: &[],
+                compact: false,
             };
             Write::Put { item, expect: countersign_core::ports::Expect::Absent }
         })

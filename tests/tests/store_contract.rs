@@ -12,6 +12,7 @@ fn item(pk: &str, sk: &str, version: u64) -> Item {
         expires_at_epoch: None,
         body: json!({"n": version, "s": "x", "nested": {"a": [1, "b", null]}}).into(),
         counters: &[],
+        compact: false,
     }
 }
 
@@ -407,4 +408,22 @@ async fn concurrent_adjustments_all_apply_and_never_overdraw(backend: Backend) {
     assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::ConditionFailed))), "{results:?}");
     let got = s.get(&key).await.unwrap().expect("stored");
     assert_eq!((decimal(&got, "balance"), got.version), (d("0"), 11), "{backend:?}");
+}
+
+per_backend!(compact_items_round_trip_and_are_listed);
+async fn compact_items_round_trip_and_are_listed(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let s = ts.store();
+    let mut event = indexed("EVT", "0001", "PENDING");
+    event.compact = true;
+    event.body = json!({"type": "payment.completed", "data": {"amount": "1.00", "note": null, "list": [1, "a"]}}).into();
+    s.transact(vec![put(event.clone(), Expect::Absent)]).await.unwrap();
+    let got = s.get(&Key::new("EVT", "REC")).await.unwrap().expect("stored");
+    assert_eq!((got.body, got.version), (event.body.clone(), 1), "{backend:?}");
+    let listed = s.query(Query::new(Index::Due, "DUE", 10)).await.unwrap();
+    assert_eq!(listed.iter().map(|i| &i.body).collect::<Vec<_>>(), vec![&event.body], "{backend:?}");
+    let mut marked = event.clone();
+    (marked.version, marked.indexes.due) = (2, None);
+    s.transact(vec![put(marked, Expect::Version(1))]).await.unwrap();
+    assert!(s.query(Query::new(Index::Due, "DUE", 10)).await.unwrap().is_empty(), "{backend:?}: left the due index");
 }

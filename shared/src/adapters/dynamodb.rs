@@ -120,7 +120,11 @@ impl DynamoStore {
                 }
             }
         }
-        let data: AttributeValue = to_attribute_value(body).map_err(unavailable)?;
+        let data: AttributeValue = if item.compact {
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(deflate(item.body.as_str())?))
+        } else {
+            to_attribute_value(body).map_err(unavailable)?
+        };
         map.insert("data".into(), data);
         if let Some(ttl) = item.expires_at_epoch {
             map.insert("ttl".into(), AttributeValue::N(ttl.to_string()));
@@ -328,6 +332,21 @@ impl Expression {
     }
 }
 
+/// A compact item's body, deflated (`Item::compact`).
+fn deflate(text: &str) -> Result<Vec<u8>, StoreError> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).map_err(unavailable)?;
+    encoder.finish().map_err(unavailable)
+}
+
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_end(&mut text).map_err(unavailable)?;
+    Ok(text)
+}
+
 /// The table key of an index entry.
 fn key_of(mut entry: HashMap<String, AttributeValue>) -> Result<Key, StoreError> {
     let mut take = |name: &str| match entry.remove(name) {
@@ -366,8 +385,10 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
     };
     let version = number(map.get("v")).ok_or_else(|| corrupt("v"))? as u64;
     let expires_at_epoch = number(map.get("ttl"));
-    let body = map.remove("data").ok_or_else(|| corrupt("data"))?;
-    let mut body: serde_json::Value = from_attribute_value(body).map_err(unavailable)?;
+    let mut body: serde_json::Value = match map.remove("data").ok_or_else(|| corrupt("data"))? {
+        AttributeValue::B(compressed) => serde_json::from_slice(&inflate(compressed.as_ref())?).map_err(unavailable)?,
+        data => from_attribute_value(data).map_err(unavailable)?,
+    };
     // Counters kept beside the body go back into it, as the decimal strings they were.
     if let Some(fields) = body.as_object_mut() {
         for (name, value) in map {
@@ -377,7 +398,7 @@ fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, Sto
         }
     }
     let body = Body::from(body);
-    Ok(Item { key, version, indexes, expires_at_epoch, body, counters: &[] })
+    Ok(Item { key, version, indexes, expires_at_epoch, body, counters: &[], compact: false })
 }
 
 /// Sorts a failed TransactWriteItems into: lost a race (condition, conflict), not applied

@@ -51,6 +51,7 @@ impl StoreQueue {
             expires_at_epoch: None,
             body: Body::encode(message).map_err(|e| e.to_string())?,
             counters: &[],
+            compact: false,
         })
     }
 

@@ -214,6 +214,7 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         body,
         indexes: IndexKeys { by_org: pair(5)?, by_status: pair(7)?, by_wallet: pair(9)?, due: pair(11)? },
         counters: &[],
+        compact: false,
     })
 }
 

@@ -226,6 +226,7 @@ mod tests {
             expires_at_epoch: None,
             body: json!({}).into(),
             counters: &[],
+            compact: false,
         }
     }
 

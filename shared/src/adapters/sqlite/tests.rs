@@ -17,6 +17,7 @@ fn item(pk: &str, version: u64) -> Item {
         expires_at_epoch: None,
         body: json!({"v": version}).into(),
         counters: &[],
+        compact: false,
     }
 }
 

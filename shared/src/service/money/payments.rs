@@ -221,12 +221,16 @@ impl UseCases {
         filter: &PaymentFilter,
         page: &PageRequest,
     ) -> AppResult<Page<Payment>> {
+        // By wallet (± status, the index's sort key prefix), else all of the organisation's,
+        // newest first, keeping the status asked for (payments are not in byStatus).
+        let by_wallet = filter.wallet_id.is_some();
         let listing = Listing {
             kind: "PAYMENT",
             wallet: filter.wallet_id.as_ref(),
-            status: filter.status.map(PaymentStatus::as_str),
+            status: filter.status.filter(|_| by_wallet).map(PaymentStatus::as_str),
         };
-        self.list_between(caller, listing, page, |_: &Payment| true).await
+        let wanted = filter.status;
+        self.list_between(caller, listing, page, |p: &Payment| wanted.is_none_or(|s| p.status() == s)).await
     }
 
     /// A payment or refund the caller may see: its org's, and to or from one of its wallets.
