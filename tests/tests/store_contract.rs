@@ -416,7 +416,8 @@ async fn compact_items_round_trip_and_are_listed(backend: Backend) {
     let s = ts.store();
     let mut event = indexed("EVT", "0001", "PENDING");
     event.compact = true;
-    event.body = json!({"type": "payment.completed", "data": {"amount": "1.00", "note": null, "list": [1, "a"]}}).into();
+    event.body =
+        json!({"type": "payment.completed", "data": {"amount": "1.00", "note": null, "list": [1, "a"]}}).into();
     s.transact(vec![put(event.clone(), Expect::Absent)]).await.unwrap();
     let got = s.get(&Key::new("EVT", "REC")).await.unwrap().expect("stored");
     assert_eq!((got.body, got.version), (event.body.clone(), 1), "{backend:?}");

@@ -365,6 +365,63 @@ fn still_listed(item: &Item, q: &Query) -> bool {
     })
 }
 
+impl DynamoStore {
+    /// A single conditional PutItem or DeleteItem: its condition failing is `ConditionFailed`,
+    /// a timeout or 5xx `Ambiguous` (as a transaction's).
+    async fn write_one(&self, write: &Write) -> Result<(), StoreError> {
+        fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E>) -> StoreError {
+            match &e {
+                SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException") => {
+                    StoreError::ConditionFailed
+                }
+                SdkError::ServiceError(s) if s.raw().status().is_server_error() => {
+                    StoreError::Ambiguous(DisplayErrorContext(&e).to_string())
+                }
+                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                    StoreError::Ambiguous(DisplayErrorContext(&e).to_string())
+                }
+                _ => unavailable(e),
+            }
+        }
+        self.count();
+        let consumed = match write {
+            Write::Put { item, expect } => {
+                let (cond, value) = Self::condition(*expect);
+                let out = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(self.to_attributes(item)?))
+                    .condition_expression(cond)
+                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                out.consumed_capacity
+            }
+            Write::Delete { key, expect } => {
+                let (cond, value) = Self::condition(*expect);
+                let out = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key_map(key)))
+                    .condition_expression(cond)
+                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                out.consumed_capacity
+            }
+            other => return self.apply(std::slice::from_ref(other), Some(&TxToken::generate())).await,
+        };
+        self.capacity.reported(true, consumed.as_slice());
+        Ok(())
+    }
+}
+
 fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     let corrupt = |what: &str| StoreError::Unavailable(format!("malformed item: {what}"));
     let mut take_s = |name: &str| match map.remove(name) {
@@ -465,6 +522,11 @@ impl Store for DynamoStore {
     }
 
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
+        // One put or delete with nothing to deduplicate (an outbox mark, a key's lastUsedAt):
+        // a plain conditional write, half a transaction's write units.
+        if let ([write @ (Write::Put { .. } | Write::Delete { .. })], None) = (writes, token) {
+            return self.write_one(write).await;
+        }
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         self.count();
         let out = self
