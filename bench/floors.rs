@@ -45,7 +45,6 @@ pub fn raw_sqlite(figures: &Figures, for_how_long: Duration) -> SqliteFloor {
 pub struct DynamoFloor {
     pub get_p50_ms: f64,
     pub transact_p50_ms: f64,
-    pub transact_rate_16: f64,
     /// Transactions shaped like an executed payment's (8 fresh items), 16 at a time.
     pub payment_shaped_rate_16: f64,
 }
@@ -148,7 +147,6 @@ pub async fn raw_dynamo(figures: &Figures, client: &aws_sdk_dynamodb::Client, ta
     DynamoFloor {
         get_p50_ms: gets.p50(),
         transact_p50_ms: writes.p50(),
-        transact_rate_16: parallel.rate(),
         payment_shaped_rate_16: payment_shaped.rate(),
     }
 }
