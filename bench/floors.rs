@@ -144,9 +144,5 @@ pub async fn raw_dynamo(figures: &Figures, client: &aws_sdk_dynamodb::Client, ta
         payment_shaped.rate(),
         "tx/s",
     );
-    DynamoFloor {
-        get_p50_ms: gets.p50(),
-        transact_p50_ms: writes.p50(),
-        payment_shaped_rate_16: payment_shaped.rate(),
-    }
+    DynamoFloor { get_p50_ms: gets.p50(), transact_p50_ms: writes.p50(), payment_shaped_rate_16: payment_shaped.rate() }
 }

@@ -186,12 +186,21 @@ async fn the_store_meters_every_request() {
         indexes: IndexKeys { by_org: Some(("org#cap".into(), "1".into())), ..IndexKeys::default() },
         expires_at_epoch: None,
         body: serde_json::json!({"note": "x"}).into(),
+        counters: &[],
+        compact: false,
     };
-    dynamo.apply(&[Write::Put { item, expect: countersign_core::ports::Expect::Absent }], None).await.expect("put");
+    let token = countersign_core::ports::TxToken::generate();
+    let put = |item: Item| Write::Put { item, expect: countersign_core::ports::Expect::Absent };
+    dynamo.apply(&[put(item.clone())], Some(&token)).await.expect("put");
     let written = meter.take();
     assert_eq!(written.reported[TABLE], Units::writes(2.0), "a small item, transactional");
     assert_eq!(written.reported["byOrg"], Units::writes(2.0), "and its byOrg entry");
     assert!(written.computed.is_empty(), "no read");
+    // A lone write without a token is a plain PutItem: half the units.
+    let plain = Item { key: Key::new("cap#2", "item"), ..item };
+    dynamo.apply(&[put(plain)], None).await.expect("put");
+    let written = meter.take();
+    assert_eq!((written.reported[TABLE], written.reported["byOrg"]), (Units::writes(1.0), Units::writes(1.0)));
 
     dynamo.get(&key).await.expect("get");
     dynamo.get(&Key::new("cap#none", "item")).await.expect("get");
