@@ -553,17 +553,6 @@ impl DynamoLocal {
     }
 }
 
-fn attribute_json(v: &AttributeValue) -> Value {
-    match v {
-        AttributeValue::S(s) => json!(s),
-        AttributeValue::N(n) => json!(n),
-        AttributeValue::Bool(b) => json!(b),
-        AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect()),
-        AttributeValue::L(l) => Value::Array(l.iter().map(attribute_json).collect()),
-        _ => Value::Null,
-    }
-}
-
 /// Every outbox event in the table (they commit with their change).
 async fn outbox_events(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<ObservedEvent> {
     let mut events = Vec::new();
@@ -580,7 +569,9 @@ async fn outbox_events(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Ob
             .await
             .expect("scan outbox");
         for item in out.items.unwrap_or_default() {
-            let body = item.get("data").map(attribute_json).unwrap_or(Value::Null);
+            // Read as the store reads it: outbox events are kept deflated.
+            let item = countersign_core::adapters::dynamodb::from_attributes(item).expect("an item");
+            let body = item.body.value().unwrap_or(Value::Null);
             events.push(ObservedEvent::from_body(&body).unwrap_or_else(|| panic!("unreadable outbox event: {body}")));
         }
         start = out.last_evaluated_key;

@@ -422,7 +422,9 @@ impl DynamoStore {
     }
 }
 
-fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+/// An item as DynamoDB returned it (counters back in the body, a compact body inflated): for
+/// tests that read the table directly.
+pub fn from_attributes(mut map: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     let corrupt = |what: &str| StoreError::Unavailable(format!("malformed item: {what}"));
     let mut take_s = |name: &str| match map.remove(name) {
         Some(AttributeValue::S(v)) => Some(v),
