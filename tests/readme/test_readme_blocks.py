@@ -211,8 +211,12 @@ def test_lambda_functions_watch_and_invoke(readme_stack):
     shell = Shell(code)
     try:
         assert shell.wait(timeout=600) == 0, shell.report()
-        replies = [json.loads(line) for line in shell.stdout().splitlines() if line.startswith("{")]
+        lines = [json.loads(line) for line in shell.stdout().splitlines() if line.startswith("{")]
+        # The functions' metrics are JSON lines on stdout too (CloudWatch EMF, keyed `_aws`).
+        metrics = [line for line in lines if "_aws" in line]
+        replies = [line for line in lines if "_aws" not in line]
         assert len(replies) == 4, shell.report()
+        assert {name for m in metrics for name in m if name != "_aws"} >= {"OutboxUnpublishedAge", "DeliveriesPending"}
         approvals, intake, expiry, webhooks = replies
         assert (approvals["statusCode"], json.loads(approvals["body"])) == (200, {"status": "ok", "store": "ok"})
         # 401, not 503: the key lookup read the table and found no such key.
