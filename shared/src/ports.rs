@@ -122,19 +122,6 @@ pub enum Write {
     },
 }
 
-impl Write {
-    /// The key this write touches.
-    pub fn key(&self) -> &Key {
-        match self {
-            Write::Put { item, .. } => &item.key,
-            Write::Delete { key, .. }
-            | Write::Check { key, .. }
-            | Write::Adjust { key, .. }
-            | Write::Require { key, .. } => key,
-        }
-    }
-}
-
 /// Position after which a page starts: the last item returned by the previous page.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {

@@ -138,11 +138,12 @@ impl DynamoStore {
         Ok(map)
     }
 
-    fn condition(expect: Expect) -> (String, Option<(String, AttributeValue)>) {
+    /// A write's condition expression and its values (none for `Absent`).
+    fn condition(expect: Expect) -> (String, Option<HashMap<String, AttributeValue>>) {
         match expect {
             Expect::Absent => ("attribute_not_exists(pk)".into(), None),
             Expect::Version(v) => {
-                ("v = :expected".into(), Some((":expected".into(), AttributeValue::N(v.to_string()))))
+                ("v = :expected".into(), Some(HashMap::from([(":expected".into(), AttributeValue::N(v.to_string()))])))
             }
         }
     }
@@ -201,7 +202,7 @@ impl DynamoStore {
                     .table_name(&self.table)
                     .set_item(Some(self.to_attributes(item)?))
                     .condition_expression(cond)
-                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .set_expression_attribute_values(value)
                     .build()
                     .map_err(unavailable)?;
                 TransactWriteItem::builder().put(put).build()
@@ -212,7 +213,7 @@ impl DynamoStore {
                     .table_name(&self.table)
                     .set_key(Some(Self::key_map(key)))
                     .condition_expression(cond)
-                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .set_expression_attribute_values(value)
                     .build()
                     .map_err(unavailable)?;
                 TransactWriteItem::builder().delete(delete).build()
@@ -223,7 +224,7 @@ impl DynamoStore {
                     .table_name(&self.table)
                     .set_key(Some(Self::key_map(key)))
                     .condition_expression(cond)
-                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
+                    .set_expression_attribute_values(value)
                     .build()
                     .map_err(unavailable)?;
                 TransactWriteItem::builder().condition_check(check).build()
@@ -366,59 +367,59 @@ fn still_listed(item: &Item, q: &Query) -> bool {
 }
 
 impl DynamoStore {
-    /// A single conditional PutItem or DeleteItem: its condition failing is `ConditionFailed`,
-    /// a timeout or 5xx `Ambiguous` (as a transaction's).
-    async fn write_one(&self, write: &Write) -> Result<(), StoreError> {
-        fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E>) -> StoreError {
-            match &e {
-                SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException") => {
-                    StoreError::ConditionFailed
-                }
-                SdkError::ServiceError(s) if s.raw().status().is_server_error() => {
-                    StoreError::Ambiguous(DisplayErrorContext(&e).to_string())
-                }
-                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-                    StoreError::Ambiguous(DisplayErrorContext(&e).to_string())
-                }
-                _ => unavailable(e),
-            }
-        }
+    /// A single conditional PutItem (`apply` of one put without a token).
+    async fn put_one(&self, item: &Item, expect: Expect) -> Result<(), StoreError> {
+        let (cond, value) = Self::condition(expect);
         self.count();
-        let consumed = match write {
-            Write::Put { item, expect } => {
-                let (cond, value) = Self::condition(*expect);
-                let out = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(self.to_attributes(item)?))
-                    .condition_expression(cond)
-                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-                    .send()
-                    .await
-                    .map_err(failed)?;
-                out.consumed_capacity
-            }
-            Write::Delete { key, expect } => {
-                let (cond, value) = Self::condition(*expect);
-                let out = self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key_map(key)))
-                    .condition_expression(cond)
-                    .set_expression_attribute_values(value.map(|(k, v)| HashMap::from([(k, v)])))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-                    .send()
-                    .await
-                    .map_err(failed)?;
-                out.consumed_capacity
-            }
-            other => return self.apply(std::slice::from_ref(other), Some(&TxToken::generate())).await,
-        };
-        self.capacity.reported(true, consumed.as_slice());
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_attributes(item)?))
+            .condition_expression(cond)
+            .set_expression_attribute_values(value)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(single_write_error)?;
+        self.capacity.reported(true, out.consumed_capacity.as_slice());
         Ok(())
+    }
+
+    /// A single conditional DeleteItem (`apply` of one delete without a token).
+    async fn delete_one(&self, key: &Key, expect: Expect) -> Result<(), StoreError> {
+        let (cond, value) = Self::condition(expect);
+        self.count();
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key_map(key)))
+            .condition_expression(cond)
+            .set_expression_attribute_values(value)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(single_write_error)?;
+        self.capacity.reported(true, out.consumed_capacity.as_slice());
+        Ok(())
+    }
+}
+
+/// A single write's failure: its condition failing is `ConditionFailed`, a timeout or 5xx
+/// `Ambiguous` (as a transaction's).
+fn single_write_error<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E>) -> StoreError {
+    match &e {
+        SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException") => {
+            StoreError::ConditionFailed
+        }
+        SdkError::ServiceError(s) if s.raw().status().is_server_error() => {
+            StoreError::Ambiguous(DisplayErrorContext(&e).to_string())
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Ambiguous(DisplayErrorContext(&e).to_string())
+        }
+        _ => unavailable(e),
     }
 }
 
@@ -526,8 +527,10 @@ impl Store for DynamoStore {
     async fn apply(&self, writes: &[Write], token: Option<&TxToken>) -> Result<(), StoreError> {
         // One put or delete with nothing to deduplicate (an outbox mark, a key's lastUsedAt):
         // a plain conditional write, half a transaction's write units.
-        if let ([write @ (Write::Put { .. } | Write::Delete { .. })], None) = (writes, token) {
-            return self.write_one(write).await;
+        match (writes, token) {
+            ([Write::Put { item, expect }], None) => return self.put_one(item, *expect).await,
+            ([Write::Delete { key, expect }], None) => return self.delete_one(key, *expect).await,
+            _ => {}
         }
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         self.count();

@@ -14,8 +14,6 @@ use super::policy::Policy;
 pub struct PolicySet {
     pub org_id: OrgId,
     pub wallet_id: WalletId,
-    /// Policy changes so far (creations, updates, deletions).
-    pub changes: u64,
     pub changed_at: DateTime<Utc>,
     /// Every policy of the wallet, as stored in its own record (written in the same
     /// transaction as that record); `None` when they are too large to copy into one record
@@ -29,13 +27,12 @@ pub const MAX_COPIED_BYTES: usize = 256 * 1024;
 
 impl PolicySet {
     pub fn new(org_id: OrgId, wallet_id: WalletId, now: DateTime<Utc>) -> Self {
-        PolicySet { org_id, wallet_id, changes: 0, changed_at: now, policies: Some(Vec::new()) }
+        PolicySet { org_id, wallet_id, changed_at: now, policies: Some(Vec::new()) }
     }
 
     /// One more change, at `now`: the wallet's policies are now `policies` (copied when they
     /// fit `MAX_COPIED_BYTES`).
     pub fn changed(&mut self, policies: Vec<Policy>, now: DateTime<Utc>) {
-        self.changes = self.changes.saturating_add(1);
         self.changed_at = now;
         let size = serde_json::to_vec(&policies).map_or(usize::MAX, |text| text.len());
         self.policies = (size <= MAX_COPIED_BYTES).then_some(policies);

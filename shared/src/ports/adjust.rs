@@ -61,12 +61,14 @@ pub fn check(guards: &[Guard], body: &Map<String, Value>) -> Result<(), GuardFai
     }
 }
 
-impl Adjustment {
-    pub fn guarded(mut self, guard: Guard) -> Self {
-        self.guards.push(guard);
-        self
+impl Guard {
+    /// The counter is exactly `value` (at most and at least it).
+    pub fn counter_is(field: &'static str, value: Decimal) -> [Guard; 2] {
+        [Guard::AtMost(field, value), Guard::AtLeast(field, value)]
     }
+}
 
+impl Adjustment {
     /// Checks the guards on `body`, then moves its counters and sets its fields.
     pub fn apply_to(&self, body: &mut Map<String, Value>) -> Result<(), GuardFailed> {
         check(&self.guards, body)?;
@@ -111,12 +113,10 @@ mod tests {
     fn a_guard_that_fails_changes_nothing() {
         let stored = body(json!({"balance": "1.00", "frozenAt": "2026-12-06T00:00:00Z"}));
         let mut b = stored.clone();
-        let debit = Adjustment { add: vec![("balance", d("-2.00"))], ..Default::default() };
-        assert_eq!(
-            debit.clone().guarded(Guard::AtLeast("balance", d("2.00"))).apply_to(&mut b),
-            Err(GuardFailed("balance"))
-        );
-        assert_eq!(debit.guarded(Guard::Is("frozenAt", Value::Null)).apply_to(&mut b), Err(GuardFailed("frozenAt")));
+        let debit =
+            |guard| Adjustment { add: vec![("balance", d("-2.00"))], guards: vec![guard], ..Default::default() };
+        assert_eq!(debit(Guard::AtLeast("balance", d("2.00"))).apply_to(&mut b), Err(GuardFailed("balance")));
+        assert_eq!(debit(Guard::Is("frozenAt", Value::Null)).apply_to(&mut b), Err(GuardFailed("frozenAt")));
         assert_eq!(b, stored);
         assert!(Guard::Below("balance", d("1.01")).holds(&b) && !Guard::Below("balance", d("1.00")).holds(&b));
         assert!(Guard::AtMost("balance", d("1")).holds(&b) && Guard::Is("missing", Value::Null).holds(&b));

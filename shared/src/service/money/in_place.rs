@@ -42,8 +42,7 @@ pub(crate) fn debit(read: &Wallet, amount: Money, now: DateTime<Utc>, daily_limi
         change.add.push(("spentOnDay", amount - spent_before));
         change.set.push(("spendDay", json!(today)));
         change.guards.push(Guard::Is("spendDay", json!(read.spend_day())));
-        change.guards.push(Guard::AtMost("spentOnDay", spent_before));
-        change.guards.push(Guard::AtLeast("spentOnDay", spent_before));
+        change.guards.extend(Guard::counter_is("spentOnDay", spent_before));
     }
     change
 }
@@ -77,8 +76,7 @@ pub(crate) fn count_payment(read: &PaymentRate, now: DateTime<Utc>, max_per_hour
         change.set.push(("hour", json!(hour)));
         change.set.push(("previous", json!(previous)));
         change.guards.push(Guard::Is("hour", json!(read.hour)));
-        change.guards.push(Guard::AtMost("count", Decimal::from(read.count)));
-        change.guards.push(Guard::AtLeast("count", Decimal::from(read.count)));
+        change.guards.extend(Guard::counter_is("count", Decimal::from(read.count)));
     }
     change
 }
