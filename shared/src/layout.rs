@@ -170,6 +170,11 @@ pub fn policy_set_key(wallet: &WalletId) -> Key {
 pub fn policy_key(wallet: &WalletId, id: &PolicyId) -> Key {
     Key::new(format!("WALLET#{wallet}"), format!("POLICY#{id}"))
 }
+/// A shadow policy's would-have counts, beside its wallet (outside the `POLICY` prefix the
+/// wallet's policies are queried by).
+pub fn shadow_stats_key(wallet: &WalletId, policy: &PolicyId) -> Key {
+    Key::new(format!("WALLET#{wallet}"), format!("SHADOW#{policy}"))
+}
 pub fn payment_key(id: &PaymentId) -> Key {
     Key::new(format!("PAYMENT#{id}"), "PAYMENT")
 }
@@ -266,6 +271,14 @@ impl Record for Policy {
     const NAME: &'static str = "policy";
     fn key(&self) -> Key {
         policy_key(&self.wallet_id, &self.id)
+    }
+}
+
+impl Record for crate::domain::shadow::ShadowStats {
+    const NAME: &'static str = "shadow stats";
+    const COUNTERS: &'static [&'static str] = crate::domain::shadow::COUNTERS;
+    fn key(&self) -> Key {
+        shadow_stats_key(&self.wallet_id, &self.policy_id)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::domain::ids::{PolicyId, TeamId, WalletId};
 use crate::domain::input::{self, InputError, MAX_ID_LIST};
 use crate::domain::money::Amount;
 use crate::domain::permission::Permission;
-use crate::domain::policy::{ActionKind, Decision, OnTimeout, Outcome, PolicyPatch};
+use crate::domain::policy::{ActionKind, Decision, OnTimeout, Outcome, PolicyMode, PolicyPatch};
 use crate::error::AppResult;
 use crate::service::{EvaluateRequest, MAX_APPROVAL_TTL_SECONDS};
 
@@ -61,6 +61,9 @@ pub struct PolicyBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1)]
     max_payments_per_hour: Option<Value>,
+    /// `enforce` (the default) or `shadow`: evaluated and recorded on each payment, never enforced.
+    #[schema(value_type = Option<PolicyMode>)]
+    mode: Option<String>,
 }
 
 const MAX_PAYMENTS_PER_HOUR: u64 = 1_000_000;
@@ -145,6 +148,11 @@ impl PolicyBody {
         Ok(PolicyPatch {
             applies_to: self.applies_to.as_deref().map(kinds).transpose()?,
             max_payments_per_hour,
+            mode: self
+                .mode
+                .as_deref()
+                .map(|m| PolicyMode::parse(m).ok_or_else(|| InputError::invalid("mode", "must be enforce or shadow")))
+                .transpose()?,
             name,
             enabled: self.enabled,
             max_transaction_amount: limit("maxTransactionAmount", self.max_transaction_amount.as_ref())?,
@@ -287,4 +295,48 @@ pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b):
 pub async fn delete(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
     c.authorize(Permission::PoliciesWrite)?;
     Ok(deleted(s.delete_policy(&c, &wallet_id(&ids)?, &policy_id(&ids)?).await?))
+}
+
+/// What a shadow policy would have decided, counted (`GET …/policies/{pid}/shadow-stats`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ShadowStatsView {
+    policy_id: PolicyId,
+    /// The policy's mode now: an enforcing policy answers what it counted while in shadow.
+    mode: PolicyMode,
+    /// Payments and refunds it was evaluated on.
+    evaluated: u64,
+    would_have: WouldHave,
+    /// How many times what it would have decided differed from the real decision.
+    differed: u64,
+    /// When its first evaluation was counted; null before any.
+    since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// How many it would have executed, held and denied.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct WouldHave {
+    executed: u64,
+    held: u64,
+    denied: u64,
+}
+
+/// `GET /v1/wallets/{id}/policies/{pid}/shadow-stats`.
+pub async fn shadow_stats(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    let found = s.shadow_stats(&c, &wallet_id(&ids)?, &policy_id(&ids)?).await?;
+    let stats = found.stats.as_ref();
+    let count = |f: fn(&crate::domain::shadow::ShadowStats) -> u64| stats.map_or(0, f);
+    Ok(Json(ShadowStatsView {
+        policy_id: found.policy.id.clone(),
+        mode: found.policy.mode,
+        evaluated: count(|s| s.evaluated),
+        would_have: WouldHave {
+            executed: count(|s| s.would_execute),
+            held: count(|s| s.would_hold),
+            denied: count(|s| s.would_deny),
+        },
+        differed: count(|s| s.differed),
+        since: stats.map(|s| s.since),
+    }))
 }

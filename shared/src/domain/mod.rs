@@ -31,6 +31,7 @@ pub mod review_link;
 pub mod routing;
 pub mod score;
 pub mod secret;
+pub mod shadow;
 pub mod slack;
 pub mod ssrf;
 pub mod step_up;

@@ -10,7 +10,7 @@ use super::idempotency::IdempotencyKey;
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, TransactionId, WalletId};
 use super::money::{opt_decimal_string, Amount, Currency, Money};
 use super::people::Person;
-use super::policy::Decision;
+use super::policy::{Decision, ShadowDecision};
 use super::score::Score;
 use rust_decimal::Decimal;
 
@@ -126,6 +126,8 @@ pub struct Payment {
     /// payment's currency.
     pub refunded_amount: Option<Decimal>,
     pub refund_pending_amount: Option<Decimal>,
+    /// What each shadow policy of the payer's wallet would have decided (never enforced).
+    pub shadow_decisions: Vec<ShadowDecision>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -170,6 +172,10 @@ pub struct PaymentShape {
     #[serde(default, with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub refund_pending_amount: Option<Decimal>,
+    /// What each shadow policy of the payer's wallet would have decided, alone, on this
+    /// payment's facts (never enforced); absent when the wallet has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_decisions: Vec<ShadowDecision>,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -228,6 +234,8 @@ struct PaymentView<'a> {
     refunded_amount: Option<Decimal>,
     #[serde(with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
     refund_pending_amount: Option<Decimal>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    shadow_decisions: &'a [ShadowDecision],
     transaction_id: Option<&'a TransactionId>,
     failure_reason: Option<&'a str>,
     created_at: DateTime<Utc>,
@@ -257,6 +265,7 @@ impl Serialize for Payment {
             original_amount: self.original_amount,
             refunded_amount: self.refunded_amount,
             refund_pending_amount: self.refund_pending_amount,
+            shadow_decisions: &self.shadow_decisions,
             transaction_id: self.transaction_id(),
             failure_reason: self.failure_reason(),
             created_at: self.created_at,
@@ -301,6 +310,7 @@ impl TryFrom<PaymentShape> for Payment {
             original_amount: p.original_amount,
             refunded_amount: p.refunded_amount,
             refund_pending_amount: p.refund_pending_amount,
+            shadow_decisions: p.shadow_decisions,
             created_at: p.created_at,
             updated_at: p.updated_at,
         })
@@ -384,6 +394,7 @@ impl Payment {
             original_amount: None,
             refunded_amount: None,
             refund_pending_amount: None,
+            shadow_decisions: Vec::new(),
             created_at: now,
             updated_at: now,
         }

@@ -69,6 +69,9 @@ pub struct Policy {
     /// Velocity: at most this many payments from the wallet in the trailing hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payments_per_hour: Option<u32>,
+    /// `enforce` (the default) or `shadow`: evaluated and recorded on each payment, never enforced.
+    #[serde(default)]
+    pub mode: PolicyMode,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -82,6 +85,22 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+}
+
+/// Whether a policy decides (`enforce`) or only watches (`shadow`: evaluated on every payment
+/// and refund it applies to and recorded beside the real decision, never enforced).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+impl PolicyMode {
     pub fn parse(text: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
     }
@@ -213,14 +232,21 @@ impl Policy {
             on_timeout: OnTimeout::Expire,
             applies_to: payments_only(),
             max_payments_per_hour: None,
+            mode: PolicyMode::Enforce,
             created_at: now,
             updated_at: now,
         }
     }
 
-    /// Whether it governs `kind`.
+    /// Whether it governs `kind`: never for a shadow policy, which only watches (every limit,
+    /// hold, step-up and velocity check that asks this skips it; see `shadows`).
     pub fn applies_to(&self, kind: ActionKind) -> bool {
-        self.applies_to.contains(&kind)
+        self.mode == PolicyMode::Enforce && self.applies_to.contains(&kind)
+    }
+
+    /// Whether it is an enabled shadow policy watching `kind`.
+    pub fn shadows(&self, kind: ActionKind) -> bool {
+        self.enabled && self.mode == PolicyMode::Shadow && self.applies_to.contains(&kind)
     }
 }
 
@@ -246,6 +272,7 @@ pub struct PolicyPatch {
     pub on_timeout: Option<OnTimeout>,
     pub applies_to: Option<Vec<ActionKind>>,
     pub max_payments_per_hour: Option<Option<u32>>,
+    pub mode: Option<PolicyMode>,
 }
 
 impl Policy {
@@ -302,6 +329,9 @@ impl Policy {
         }
         if let Some(max) = patch.max_payments_per_hour {
             self.max_payments_per_hour = max;
+        }
+        if let Some(mode) = patch.mode {
+            self.mode = mode;
         }
         self.updated_at = now;
         Ok(())
@@ -455,6 +485,30 @@ pub fn evaluate(policies: &[Policy], facts: &PaymentFacts<'_>) -> Decision {
         }
     }
     decision
+}
+
+/// What one shadow policy would have decided, alone, on a payment's or refund's facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowDecision {
+    pub policy_id: PolicyId,
+    pub outcome: Outcome,
+    /// Machine-readable rule name (`policy` when it would have let it through).
+    pub rule: String,
+    pub reason: String,
+}
+
+/// Every enabled shadow policy for the facts' kind, each evaluated alone as if enforced.
+pub fn shadow_decisions(policies: &[Policy], facts: &PaymentFacts<'_>) -> Vec<ShadowDecision> {
+    policies
+        .iter()
+        .filter(|p| p.shadows(facts.kind))
+        .map(|p| {
+            let enforced = Policy { mode: PolicyMode::Enforce, ..p.clone() };
+            let d = evaluate(std::slice::from_ref(&enforced), facts);
+            ShadowDecision { policy_id: p.id.clone(), outcome: d.outcome, rule: d.rule, reason: d.reason }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -635,5 +689,38 @@ mod tests {
         let b = Policy { require_human_approval: true, approval_ttl_seconds: Some(60), ..policy() };
         let out = decide(&[a, b], "1.00", None, &to);
         assert_eq!((out.approval_ttl_seconds, out.required_approvals), (Some(60), 2));
+    }
+
+    #[test]
+    fn a_shadow_policy_is_never_enforced_but_says_what_it_would_do() {
+        let to = WalletId::generate();
+        let deny = Policy { blocked_recipients: vec![to.clone()], mode: PolicyMode::Shadow, ..policy() };
+        let hold = Policy {
+            require_human_approval: true,
+            daily_spending_limit: Some(d("1")),
+            max_payments_per_hour: Some(1),
+            applies_to: vec![ActionKind::Payment, ActionKind::Refund],
+            mode: PolicyMode::Shadow,
+            ..policy()
+        };
+        let policies = [deny.clone(), hold.clone()];
+        let out = decide(&policies, "5.00", None, &to);
+        assert_eq!((out.outcome, out.rule.as_str()), (Outcome::Execute, "default"));
+        assert_eq!(commit_limits(&policies, ActionKind::Payment), (None, None));
+        let facts = PaymentFacts::new(ActionKind::Payment, usd("5.00"), &to, None);
+        let seen = shadow_decisions(&policies, &facts);
+        assert_eq!(seen.len(), 2);
+        assert_eq!((&seen[0].policy_id, seen[0].outcome, seen[0].rule.as_str()), (&deny.id, Outcome::Deny, "blockedRecipients"));
+        assert_eq!((&seen[1].policy_id, seen[1].outcome), (&hold.id, Outcome::Hold));
+        // A refund: only the policy that applies to refunds watches it; a disabled one none.
+        let refund = PaymentFacts::new(ActionKind::Refund, usd("5.00"), &to, None);
+        assert_eq!(shadow_decisions(&policies, &refund).len(), 1);
+        let off = Policy { enabled: false, ..hold.clone() };
+        assert!(shadow_decisions(&[off], &refund).is_empty());
+        // Switched to enforce, it decides.
+        let enforced = Policy { mode: PolicyMode::Enforce, ..deny };
+        assert_eq!(decide(&[enforced], "5.00", None, &to).outcome, Outcome::Deny);
+        let ok = shadow_decisions(&[Policy { mode: PolicyMode::Shadow, ..policy() }], &facts);
+        assert_eq!((ok[0].outcome, ok[0].rule.as_str()), (Outcome::Execute, "policy"));
     }
 }

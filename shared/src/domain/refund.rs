@@ -13,7 +13,7 @@ use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, RefundId, TransactionId
 use super::money::{Amount, Money};
 use super::payment::{Payment, PaymentStatus};
 use super::people::Person;
-use super::policy::Decision;
+use super::policy::{Decision, ShadowDecision};
 use super::score::Score;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -83,6 +83,10 @@ pub struct Refund {
     pub submitted_by: Person,
     pub transaction_id: Option<TransactionId>,
     pub failure_reason: Option<String>,
+    /// What each shadow policy of the payee's wallet would have decided, alone, on this
+    /// refund's facts (never enforced); absent when the wallet has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_decisions: Vec<ShadowDecision>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -192,6 +196,7 @@ impl Refund {
             submitted_by,
             transaction_id: None,
             failure_reason: None,
+            shadow_decisions: Vec::new(),
             created_at: now,
             updated_at: now,
             completed_at: None,

@@ -37,6 +37,7 @@ pub use money::approvals::{ApprovalFilter, DecideRequest, Decided, EscalateReque
 pub use money::bulk::{BulkOutcome, MAX_BULK_IDS};
 pub use money::comments::NewComment;
 pub use money::payments::PaymentFilter;
+pub use money::shadow::PolicyShadowStats;
 pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 pub use money::refunds::{RefundFilter, RefundOutcome};
 pub use money::wallets::{FundRequest, Funded};

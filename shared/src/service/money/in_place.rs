@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use crate::domain::budget::{BudgetCounter, Charge};
 use crate::domain::money::Money;
+use crate::domain::policy::Outcome;
+use crate::domain::shadow::outcome_counter;
 use crate::domain::velocity::{hour_of, PaymentRate};
 use crate::domain::wallet::Wallet;
 use crate::ports::{Adjustment, Guard};
@@ -116,4 +118,14 @@ pub(crate) fn settle_budget(
         set: vec![("updatedAt", json!(now))],
         guards: vec![Guard::AtLeast("reserved", released)],
     }
+}
+
+/// One more evaluation counted on a shadow policy's would-have counts: it would have decided
+/// `would`, the payment or refund was `real`. Counters only, no guard: every evaluation counts.
+pub(crate) fn count_shadow(would: Outcome, real: Outcome) -> Adjustment {
+    let mut add = vec![("evaluated", Decimal::ONE), (outcome_counter(would), Decimal::ONE)];
+    if would != real {
+        add.push(("differed", Decimal::ONE));
+    }
+    Adjustment { add, set: Vec::new(), guards: Vec::new() }
 }

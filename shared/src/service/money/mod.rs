@@ -14,6 +14,7 @@ pub(crate) mod intake;
 pub(crate) mod payments;
 pub(crate) mod policies;
 pub(crate) mod refunds;
+pub(crate) mod shadow;
 pub(crate) mod step_up;
 pub(crate) mod wallets;
 pub(crate) mod why;

@@ -10,7 +10,9 @@ use crate::domain::ids::{ApiKeyId, OrgId, PaymentId, TeamId, WalletId};
 use crate::domain::org::key_id_of_secret;
 use crate::domain::payment::{NewPayment, Payment, PaymentOutcome, PaymentStatus};
 use crate::domain::permission::Permission;
-use crate::domain::policy::{commit_limits, evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy};
+use crate::domain::policy::{
+    commit_limits, evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy, ShadowDecision,
+};
 use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
@@ -116,9 +118,10 @@ impl UseCases {
                 let amount = request.amount.in_currency(currency)?;
                 ensure_not_frozen([&from.value, &to.value], false)?;
                 let mut tx = Tx::new(&org, Actor::Key(caller.id.clone()), self.now());
-                let (velocity, budgets) = tokio::try_join!(
+                let (velocity, budgets, shadows) = tokio::try_join!(
                     r.velocity(&from.value, &policies, ActionKind::Payment),
                     r.key_budgets(caller, currency, tx.now()),
+                    r.shadows(&org, &from.value.id, &policies, ActionKind::Payment),
                 )?;
                 let facts = PaymentFacts {
                     spent_today: from.value.spent_today(tx.now()),
@@ -135,19 +138,29 @@ impl UseCases {
                 let (decision, allowed_by) = match verdict(decided, &policies, &facts, rule, &budgets) {
                     Verdict::Decided { decision, allowed } => (decision, allowed.then_some(allow_rule).flatten()),
                     Verdict::OverBudget(refusal) => {
-                        let details = json!({
-                            "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
-                            "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
-                        });
+                        let shadow = shadows.record(&mut tx, &facts, Outcome::Deny)?;
+                        let details = with_shadow(
+                            json!({
+                                "rule": "budget", "budget": refusal.budget, "reason": refusal.reason,
+                                "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
+                            }),
+                            &shadow,
+                        );
                         tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
                         return Ok(tx.refused(Intake::OverBudget(refusal)));
                     }
                 };
+                // Shadow policies see what the real decision saw (an allow rule's lift included).
+                let seen = PaymentFacts { allow_listed: allowed_by.is_some(), ..facts.clone() };
+                let shadow = shadows.record(&mut tx, &seen, decision.outcome)?;
                 if decision.outcome == Outcome::Deny {
                     // A denial is a decision: it is audited although nothing else is written.
-                    let details = json!({
-                        "decision": decision, "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
-                    });
+                    let details = with_shadow(
+                        json!({
+                            "decision": decision, "from": from.value.id, "to": to.value.id, "amount": amount.to_wire()
+                        }),
+                        &shadow,
+                    );
                     tx.audit("payment.denied", "wallet", from.value.id.as_str(), details)?;
                     return Ok(tx.refused(Intake::Denied(decision)));
                 }
@@ -156,6 +169,7 @@ impl UseCases {
                 }
                 let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
                 payment.submitted_by = Some(caller.person());
+                payment.shadow_decisions = shadow;
                 // What a payment let through rests on must still hold when it commits: the
                 // policies as read and the counters' room under their limits. A hold rests on
                 // nothing that can move under it: its approval keeps the policies it was made
@@ -381,6 +395,14 @@ pub(crate) fn verdict(
         }
     }
     Verdict::Decided { decision, allowed }
+}
+
+/// A denial's audit details with the shadow decisions beside them (when the wallet has any).
+pub(crate) fn with_shadow(mut details: serde_json::Value, decisions: &[ShadowDecision]) -> serde_json::Value {
+    if let (Some(fields), false) = (details.as_object_mut(), decisions.is_empty()) {
+        fields.insert("shadowDecisions".into(), json!(decisions));
+    }
+    details
 }
 
 /// The decision of a payment an "always allow" rule let through.

@@ -25,7 +25,7 @@ use crate::error::{AppError, AppResult};
 use crate::layout::{payment_key, refund_key, wallet_key, Stored};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
-use crate::service::money::payments::Listing;
+use crate::service::money::payments::{with_shadow, Listing};
 use crate::service::paging::{Page, PageRequest};
 use crate::service::{ensure_wallet, require, Caller, UseCases};
 
@@ -100,19 +100,24 @@ impl UseCases {
                     .into());
                 }
                 let policies = r.wallet_policies(&from.value.id).await?;
+                let shadows = r.shadows(&org, &from.value.id, &policies, ActionKind::Refund).await?;
                 let facts = PaymentFacts {
                     spent_today: from.value.spent_today(now),
                     ..PaymentFacts::new(ActionKind::Refund, amount, &to.value.id, request.risk_score)
                 };
                 let decision = evaluate(&policies, &facts);
+                let shadow = shadows.record(&mut tx, &facts, decision.outcome)?;
                 if decision.outcome == Outcome::Deny {
-                    let details =
-                        json!({"decision": decision, "paymentId": payment.value.id, "amount": amount.to_wire()});
+                    let details = with_shadow(
+                        json!({"decision": decision, "paymentId": payment.value.id, "amount": amount.to_wire()}),
+                        &shadow,
+                    );
                     tx.audit("refund.denied", "payment", payment.value.id.as_str(), details)?;
                     return Ok(tx.refused(Intake::Denied(decision)));
                 }
                 let mut refund =
                     Refund::new(&payment.value, &request, amount, decision, caller.id.clone(), caller.person(), now);
+                refund.shadow_decisions = shadow;
                 let plan = if refund.decision.outcome == Outcome::Execute {
                     if amount > from.value.balance() {
                         // A refund that committed between our reads can make them disagree: plan
