@@ -301,7 +301,8 @@ async fn scenario(app: &TestApp) {
     let agent =
         app.key(&admin, &["payments:write", "payments:read", "reviews:write", "refunds:write", "wallets:read"]).await;
 
-    // Wallets, an idempotent fund, policies (velocity on the payer, a refund rule on the payee).
+    // Wallets, an idempotent fund, policies (velocity and a shadow policy on the payer, a refund
+    // rule on the payee).
     let from = app.wallet(&admin, "USD").await;
     let to = app.wallet(&admin, "USD").await;
     ok(
@@ -322,6 +323,8 @@ async fn scenario(app: &TestApp) {
     )
     .await;
     app.policy(&admin, &to, json!({"name": "refunds", "appliesTo": ["refund"], "requireReviewAbove": "200.00"})).await;
+    // A shadow policy (never enforced): its would-have counts, made by the first payment.
+    app.policy(&admin, &from, json!({"name": "watch", "mode": "shadow", "autoRejectAbove": "4000.00"})).await;
 
     // Webhooks: one that accepts everything, one that always fails (dead letters).
     let subscribe = |path: &str, events: &str| {
