@@ -352,12 +352,20 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
              "/v1/wallets/{id}/policies/{pid}", 200, {"riskScoreThreshold": 90})
         call("POST", f"/v1/wallets/{payer['id']}/policies/evaluate", admin, "/v1/wallets/{id}/policies/evaluate",
              200, {"amount": "500.00", "riskScore": 12})
+        # A shadow policy: never enforced, recorded on each payment (`shadowDecisions`), counted.
+        shadow = call("POST", f"/v1/wallets/{payer['id']}/policies", admin, "/v1/wallets/{id}/policies", 201, {
+            "name": "ceiling", "mode": "shadow", "maxTransactionAmount": "30.00"})
+        assert shadow["mode"] == "shadow", shadow
 
         # Payments: executed, held then modified, held then rejected, held then escalated.
         pay = {"from": payer["id"], "to": payee["id"], "riskScore": 10, "confidenceScore": 0.8,
                "urgency": "high", "agentReasoning": "renewal", "metadata": {"po": "7"}}
         executed = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 201, dict(pay, amount="50.00"))
         held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="200.00"))
+        assert [d["outcome"] for d in executed["shadowDecisions"] + held["shadowDecisions"]] == ["DENY", "DENY"], held
+        stats = call("GET", f"/v1/wallets/{payer['id']}/policies/{shadow['id']}/shadow-stats", admin,
+                     "/v1/wallets/{id}/policies/{pid}/shadow-stats", 200)
+        assert (stats["evaluated"], stats["wouldHave"]["denied"], stats["differed"]) == (2, 2, 2), stats
         call("GET", "/v1/payments", admin, "/v1/payments", 200)
         call("GET", f"/v1/payments/{executed['id']}", admin, "/v1/payments/{id}", 200)
         call("GET", "/v1/approvals", rita["secret"], "/v1/approvals", 200)
@@ -410,8 +418,11 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         call("POST", f"/v1/wallets/{payee['id']}/unfreeze", admin, "/v1/wallets/{id}/unfreeze", 200)
 
         # Refunds (the payee's policies decide them): executed, then held.
-        call("POST", "/v1/refunds", agent["secret"], "/v1/refunds", 201,
-             {"paymentId": executed["id"], "amount": "5.00", "reason": "partial"})
+        call("POST", f"/v1/wallets/{payee['id']}/policies", admin, "/v1/wallets/{id}/policies", 201,
+             {"name": "refund watch", "mode": "shadow", "appliesTo": ["refund"], "autoRejectAbove": "1.00"})
+        refund = call("POST", "/v1/refunds", agent["secret"], "/v1/refunds", 201,
+                      {"paymentId": executed["id"], "amount": "5.00", "reason": "partial"})
+        assert refund["shadowDecisions"][0]["rule"] == "autoRejectAbove", refund
         call("POST", f"/v1/wallets/{payee['id']}/policies", admin, "/v1/wallets/{id}/policies", 201,
              {"name": "refunds need a human", "requireHumanApproval": True, "appliesTo": ["refund"]})
         held_refund = call("POST", "/v1/refunds", agent["secret"], "/v1/refunds", 202,
