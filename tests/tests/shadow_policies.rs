@@ -49,7 +49,10 @@ async fn a_shadow_deny_policy_changes_nothing_and_counts_what_it_would_have_done
     assert_eq!((status, created["mode"].as_str()), (201, Some("shadow")), "{created}");
     let shadow = created["id"].as_str().expect("id").to_string();
     let fresh = stats(&app, &s.agent, &s.from, &shadow).await;
-    assert_eq!((counts(&fresh), fresh["mode"].as_str(), &fresh["since"]), ((0, 0, 0, 0, 0), Some("shadow"), &Value::Null));
+    assert_eq!(
+        (counts(&fresh), fresh["mode"].as_str(), &fresh["since"]),
+        ((0, 0, 0, 0, 0), Some("shadow"), &Value::Null)
+    );
 
     // The evaluate route ignores it too.
     let path = format!("/v1/wallets/{}/policies/evaluate", s.from);
@@ -121,7 +124,8 @@ per_backend!(
 async fn twenty_concurrent_payments_are_counted_exactly(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let shadow = app.policy(&s.admin, &s.from, json!({"name": "watch", "mode": "shadow", "requireReviewAbove": "3.00"})).await;
+    let shadow =
+        app.policy(&s.admin, &s.from, json!({"name": "watch", "mode": "shadow", "requireReviewAbove": "3.00"})).await;
     let calls = (0..20).map(|n| pay(&app, &s, if n % 2 == 0 { "1.00" } else { "5.00" }));
     let results = join_all(calls).await;
     for (status, body) in &results {
@@ -141,8 +145,7 @@ async fn refunds_are_watched_by_shadow_refund_policies(backend: Backend) {
     let (_, paid) = pay(&app, &s, "100.00").await;
     let payment = paid["id"].as_str().expect("id").to_string();
     // Refunds leave the payee's wallet: its refund rules watch them, its payment rules do not.
-    let refunds =
-        json!({"name": "refund cap", "mode": "shadow", "appliesTo": ["refund"], "autoRejectAbove": "10.00"});
+    let refunds = json!({"name": "refund cap", "mode": "shadow", "appliesTo": ["refund"], "autoRejectAbove": "10.00"});
     let shadow = app.policy(&s.admin, &s.to, refunds).await;
     app.policy(&s.admin, &s.to, json!({"name": "payments", "mode": "shadow", "requireHumanApproval": true})).await;
     let refunder = app.key(&s.admin, &["refunds:write", "payments:read"]).await;
@@ -162,7 +165,8 @@ per_backend!(switched_to_enforce_it_denies_from_the_next_payment);
 async fn switched_to_enforce_it_denies_from_the_next_payment(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let s = app.scenario("10000.00").await;
-    let shadow = app.policy(&s.admin, &s.from, json!({"name": "block", "mode": "shadow", "blockedRecipients": [s.to]})).await;
+    let shadow =
+        app.policy(&s.admin, &s.from, json!({"name": "block", "mode": "shadow", "blockedRecipients": [s.to]})).await;
     let (status, _) = pay(&app, &s, "5.00").await;
     assert_eq!(status, 201, "{backend:?}");
     let path = format!("/v1/wallets/{}/policies/{shadow}", s.from);

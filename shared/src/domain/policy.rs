@@ -710,7 +710,10 @@ mod tests {
         let facts = PaymentFacts::new(ActionKind::Payment, usd("5.00"), &to, None);
         let seen = shadow_decisions(&policies, &facts);
         assert_eq!(seen.len(), 2);
-        assert_eq!((&seen[0].policy_id, seen[0].outcome, seen[0].rule.as_str()), (&deny.id, Outcome::Deny, "blockedRecipients"));
+        assert_eq!(
+            (&seen[0].policy_id, seen[0].outcome, seen[0].rule.as_str()),
+            (&deny.id, Outcome::Deny, "blockedRecipients")
+        );
         assert_eq!((&seen[1].policy_id, seen[1].outcome), (&hold.id, Outcome::Hold));
         // A refund: only the policy that applies to refunds watches it; a disabled one none.
         let refund = PaymentFacts::new(ActionKind::Refund, usd("5.00"), &to, None);
@@ -720,6 +723,10 @@ mod tests {
         // Switched to enforce, it decides.
         let enforced = Policy { mode: PolicyMode::Enforce, ..deny };
         assert_eq!(decide(&[enforced], "5.00", None, &to).outcome, Outcome::Deny);
+        // A policy stored before modes existed enforces.
+        let mut stored = serde_json::to_value(policy()).unwrap();
+        stored.as_object_mut().unwrap().remove("mode");
+        assert_eq!(serde_json::from_value::<Policy>(stored).unwrap().mode, PolicyMode::Enforce);
         let ok = shadow_decisions(&[Policy { mode: PolicyMode::Shadow, ..policy() }], &facts);
         assert_eq!((ok[0].outcome, ok[0].rule.as_str()), (Outcome::Execute, "policy"));
     }

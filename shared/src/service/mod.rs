@@ -37,9 +37,9 @@ pub use money::approvals::{ApprovalFilter, DecideRequest, Decided, EscalateReque
 pub use money::bulk::{BulkOutcome, MAX_BULK_IDS};
 pub use money::comments::NewComment;
 pub use money::payments::PaymentFilter;
-pub use money::shadow::PolicyShadowStats;
 pub use money::policies::{EvaluateRequest, MAX_POLICIES_PER_WALLET};
 pub use money::refunds::{RefundFilter, RefundOutcome};
+pub use money::shadow::PolicyShadowStats;
 pub use money::wallets::{FundRequest, Funded};
 pub use money::why::{WhyAnswer, WhyRequest};
 pub use notify::integration::{SlackIntegrationView, SlackSetup, SLACK_INTERACTIONS_PATH};

@@ -90,10 +90,11 @@ impl UseCases {
         ensure_wallet(caller, wallet_id)?;
         let r = self.reader();
         let (policy_key, stats_key) = (policy_key(wallet_id, policy_id), shadow_stats_key(wallet_id, policy_id));
-        let (policy, stats) = tokio::try_join!(
-            r.read_owned::<Policy>(&policy_key, &caller.org_id),
-            r.read::<ShadowStats>(&stats_key),
-        )?;
-        Ok(PolicyShadowStats { policy: policy.value, stats: stats.map(|s| s.value).filter(|s| s.org_id == caller.org_id) })
+        let (policy, stats) =
+            tokio::try_join!(r.read_owned::<Policy>(&policy_key, &caller.org_id), r.read::<ShadowStats>(&stats_key),)?;
+        Ok(PolicyShadowStats {
+            policy: policy.value,
+            stats: stats.map(|s| s.value).filter(|s| s.org_id == caller.org_id),
+        })
     }
 }
