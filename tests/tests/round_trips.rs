@@ -168,3 +168,24 @@ async fn the_default_team_is_read_ahead_with_intake() {
     assert_eq!((status, decided["payment"]["status"].as_str()), (200, Some("COMPLETED")), "{decided}");
     assert_within("approve by the default team", &cost.commit, 5, 3);
 }
+
+/// Shadow policies (docs/api.md, "Shadow policies") cost a wallet that has them one more round
+/// of reads per payment (their would-have records, read together by key once the policy set
+/// names them) and nothing more: the counts move in the payment's own transaction.
+#[tokio::test]
+async fn shadow_policies_cost_one_more_round_of_reads() {
+    let counted = Counted::spawn().await;
+    let app = &counted.app;
+    let s = app.scenario("100000.00").await;
+    for name in ["ceiling", "review"] {
+        let shadow = json!({"name": name, "mode": "shadow", "requireReviewAbove": "5.00"});
+        app.policy(&s.admin, &s.from, shadow).await;
+    }
+    let pay = json!({"from": s.from, "to": s.to, "amount": "10.00"});
+    // The first payment makes the records (and is each key's first request): not counted.
+    assert_eq!(app.post("/v1/payments", &s.agent, pay.clone()).await.0, 201);
+    let (status, paid, cost) = counted.post("/v1/payments", &s.agent, pay).await;
+    assert_eq!((status, paid["shadowDecisions"].as_array().map(Vec::len)), (201, Some(2)), "{paid}");
+    assert_within("auto-executed intake with two shadow policies", &cost.commit, 4, 3);
+    assert_one_mark("intake with shadow policies", &cost);
+}

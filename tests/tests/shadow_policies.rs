@@ -1,8 +1,9 @@
 //! Shadow policies (docs/api.md, "Shadow policies"; DESIGN.md §2.11) through HTTP on both
 //! stores: a shadow policy never changes what happens to a payment or refund (not its limits,
 //! holds, velocity, daily spend nor the evaluate route), each payment and refund it watches
-//! carries what it would have decided (`shadowDecisions`), and its would-have counts stay exact
-//! under 20 concurrent payments. Switched to enforce, it decides from the next payment on.
+//! carries what it would have decided (`shadowDecisions`, on the real facts: the hourly count
+//! included), and its would-have counts stay exact under 20 concurrent payments. Switched to
+//! enforce, it decides from the next payment on.
 
 use countersign_tests::{per_backend, Backend, Scenario, TestApp};
 use futures::future::join_all;
@@ -187,4 +188,20 @@ async fn switched_to_enforce_it_denies_from_the_next_payment(backend: Backend) {
     let (status, paid) = pay(&app, &s, "5.00").await;
     assert_eq!((status, only_shadow(&paid).1.as_str()), (201, "DENY"), "{backend:?}: {paid}");
     assert_eq!(counts(&stats(&app, &s.admin, &s.from, &shadow).await).0, 2, "{backend:?}");
+}
+
+per_backend!(a_shadow_velocity_limit_sees_the_real_hourly_count);
+async fn a_shadow_velocity_limit_sees_the_real_hourly_count(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let shadow =
+        app.policy(&s.admin, &s.from, json!({"name": "loop", "mode": "shadow", "maxPaymentsPerHour": 2})).await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (status, paid) = pay(&app, &s, "1.00").await;
+        assert_eq!(status, 201, "{backend:?}: never enforced: {paid}");
+        seen.push(only_shadow(&paid).2);
+    }
+    assert_eq!(seen, ["policy", "policy", "maxPaymentsPerHour", "maxPaymentsPerHour"], "{backend:?}");
+    assert_eq!(counts(&stats(&app, &s.admin, &s.from, &shadow).await), (4, 2, 0, 2, 2), "{backend:?}");
 }

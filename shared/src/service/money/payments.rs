@@ -445,14 +445,17 @@ pub(crate) fn listing_query(
 }
 
 impl Reader {
-    /// The wallet's payment counter, when one of its enabled `kind` policies limits velocity.
+    /// The wallet's payment counter, when one of its enabled `kind` policies limits velocity
+    /// (a shadow policy's limit included: it sees the same count the real decision would).
     pub(crate) async fn velocity(
         &self,
         wallet: &Wallet,
         policies: &[Policy],
         kind: ActionKind,
     ) -> AppResult<Option<Velocity>> {
-        let limited = policies.iter().any(|p| p.enabled && p.applies_to(kind) && p.max_payments_per_hour.is_some());
+        let limited = policies
+            .iter()
+            .any(|p| (p.enabled && p.applies_to(kind) || p.shadows(kind)) && p.max_payments_per_hour.is_some());
         if !limited {
             return Ok(None);
         }
