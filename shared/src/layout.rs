@@ -175,6 +175,15 @@ pub fn policy_key(wallet: &WalletId, id: &PolicyId) -> Key {
 pub fn shadow_stats_key(wallet: &WalletId, policy: &PolicyId) -> Key {
     Key::new(format!("WALLET#{wallet}"), format!("SHADOW#{policy}"))
 }
+/// One version of a policy, beside the wallet's policies (the number zero-padded, so a policy's
+/// versions sort oldest first); kept after the policy is deleted.
+pub fn policy_version_key(wallet: &WalletId, policy: &PolicyId, version: u32) -> Key {
+    Key::new(format!("WALLET#{wallet}"), format!("POLICYVER#{policy}#{version:010}"))
+}
+/// A policy's versions, oldest first (query on `POLICYVER#<policy>#`), up to `cap`.
+pub fn policy_versions_query(wallet: &WalletId, policy: &PolicyId, cap: usize) -> Query {
+    partition_query(format!("WALLET#{wallet}"), &format!("POLICYVER#{policy}#"), cap)
+}
 pub fn payment_key(id: &PaymentId) -> Key {
     Key::new(format!("PAYMENT#{id}"), "PAYMENT")
 }
@@ -279,6 +288,13 @@ impl Record for crate::domain::shadow::ShadowStats {
     const COUNTERS: &'static [&'static str] = crate::domain::shadow::COUNTERS;
     fn key(&self) -> Key {
         shadow_stats_key(&self.wallet_id, &self.policy_id)
+    }
+}
+
+impl Record for crate::domain::policy_version::PolicyVersion {
+    const NAME: &'static str = "policy version";
+    fn key(&self) -> Key {
+        policy_version_key(&self.wallet_id, &self.policy_id, self.version)
     }
 }
 

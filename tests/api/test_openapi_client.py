@@ -366,6 +366,7 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         stats = call("GET", f"/v1/wallets/{payer['id']}/policies/{shadow['id']}/shadow-stats", admin,
                      "/v1/wallets/{id}/policies/{pid}/shadow-stats", 200)
         assert (stats["evaluated"], stats["wouldHave"]["denied"], stats["differed"]) == (2, 2, 2), stats
+        assert held["policyVersions"] == [{"policyId": policy["id"], "version": 2}], held
         call("GET", "/v1/payments", admin, "/v1/payments", 200)
         call("GET", f"/v1/payments/{executed['id']}", admin, "/v1/payments/{id}", 200)
         call("GET", "/v1/approvals", rita["secret"], "/v1/approvals", 200)
@@ -473,6 +474,13 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         seen.add(("get", "/v1/audit-logs/export"))
         call("DELETE", f"/v1/wallets/{payer['id']}/policies/{policy['id']}", admin,
              "/v1/wallets/{id}/policies/{pid}", 200)
+        # Its versions outlive it: created, changed once, deleted.
+        versions = call("GET", f"/v1/wallets/{payer['id']}/policies/{policy['id']}/versions", admin,
+                        "/v1/wallets/{id}/policies/{pid}/versions", 200, params={"limit": 10})
+        assert [(v["version"], v["deleted"]) for v in versions["data"]] == [(1, False), (2, False), (3, True)], versions
+        last = call("GET", f"/v1/wallets/{payer['id']}/policies/{policy['id']}/versions/3", admin,
+                    "/v1/wallets/{id}/policies/{pid}/versions/{n}", 200)
+        assert last["deleted"] is True and last["policy"]["riskScoreThreshold"] == 90, last
 
         # Slack and email: the integration, a member's Slack user, the notification log, and Slack's
         # click endpoint, unsigned here (the error envelope; signed clicks: tests/notify).

@@ -79,6 +79,8 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/wallets/{id}/policies/evaluate", post(policies::evaluate))
         .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))
         .route("/v1/wallets/{id}/policies/{pid}/shadow-stats", get(policies::shadow_stats))
+        .route("/v1/wallets/{id}/policies/{pid}/versions", get(policies::versions))
+        .route("/v1/wallets/{id}/policies/{pid}/versions/{n}", get(policies::version))
         .route("/v1/payments", post(payments::create).get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/receipt", get(proofs::receipt))

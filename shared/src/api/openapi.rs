@@ -32,6 +32,7 @@ use crate::domain::org::{ApiKeyView, OrgSettings};
 use crate::domain::payment::Payment;
 use crate::domain::people::{Member, Team};
 use crate::domain::policy::Policy;
+use crate::domain::policy_version::PolicyVersion;
 use crate::domain::refund::Refund;
 use crate::domain::routing::RoutingRule;
 use crate::domain::webhook::WebhookView;
@@ -297,6 +298,8 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("patch" "/v1/wallets/{id}/policies/{pid}", "policies", "Change a policy", json("policies:write"), Some(body::<policies::PolicyBody>), [(200, "The policy", one::<Policy>)], &[]),
         op!("delete" "/v1/wallets/{id}/policies/{pid}", "policies", "Delete a policy", json("policies:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted)], &[]),
         op!("get" "/v1/wallets/{id}/policies/{pid}/shadow-stats", "policies", "A shadow policy's would-have counts: evaluated, wouldHave {executed, held, denied}, differed (an enforcing policy answers what it counted while in shadow)", json("wallets:read"), N, [(200, "`{policyId, mode, evaluated, wouldHave, differed, since}`", one::<policies::ShadowStatsView>)], &[]),
+        op!("get" "/v1/wallets/{id}/policies/{pid}/versions", "policies", "A policy's versions, oldest first (kept after it is deleted)", json("wallets:read"), N, [(200, "A page of versions, oldest first", page::<PolicyVersion>)], PAGE),
+        op!("get" "/v1/wallets/{id}/policies/{pid}/versions/{n}", "policies", "One version of a policy", json("wallets:read"), N, [(200, "The version", one::<PolicyVersion>)], &[]),
         op!("post" "/v1/payments", "payments", "Submit a payment: executed, held for approval, or denied", json("payments:write"), Some(body::<payments::PaymentBody>), [(201, "Executed: the payment, COMPLETED", one::<Payment>), (202, "Held: the payment, PENDING_APPROVAL, with `approvalId`", one::<Payment>)], &[]),
         op!("get" "/v1/payments", "payments", "List payments", json("payments:read"), N, [(200, "A page of payments", page::<Payment>)], &[("walletId", "only this wallet's"), ("status", "COMPLETED, PENDING_APPROVAL, REJECTED, EXPIRED, FAILED"), ("limit", "1-100"), ("cursor", "next page")]),
         op!("get" "/v1/payments/{id}", "payments", "Read a payment", json("payments:read"), N, [(200, "The payment", one::<Payment>)], &[]),

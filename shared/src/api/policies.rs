@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::extract::{Auth, Body, Ids};
+use super::extract::{Auth, Body, Ids, Params};
 use super::wire::{self, deleted, present, respond, risk_score, wallet_field, whole_list};
 use super::AppState;
 use crate::domain::ids::{PolicyId, TeamId, WalletId};
@@ -15,6 +15,7 @@ use crate::domain::input::{self, InputError, MAX_ID_LIST};
 use crate::domain::money::Amount;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{ActionKind, Decision, OnTimeout, Outcome, PolicyMode, PolicyPatch};
+use crate::domain::policy_version::parse_version;
 use crate::error::AppResult;
 use crate::service::{EvaluateRequest, MAX_APPROVAL_TTL_SECONDS};
 
@@ -339,4 +340,20 @@ pub async fn shadow_stats(State(s): State<AppState>, Auth(c): Auth, ids: Ids) ->
         differed: count(|s| s.differed),
         since: stats.map(|s| s.since),
     }))
+}
+
+/// `GET /v1/wallets/{id}/policies/{pid}/versions`: a page of the policy's versions, oldest first.
+pub async fn versions(State(s): State<AppState>, Auth(c): Auth, ids: Ids, p: Params) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    let (wallet, policy) = (wallet_id(&ids)?, policy_id(&ids)?);
+    Ok(Json(s.list_policy_versions(&c, &wallet, &policy, &p.page()?).await?))
+}
+
+/// `GET /v1/wallets/{id}/policies/{pid}/versions/{n}`: one version (a number from 1; anything
+/// else names no version).
+pub async fn version(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+    c.authorize(Permission::WalletsRead)?;
+    let (wallet, policy) = (wallet_id(&ids)?, policy_id(&ids)?);
+    let n = ids.parse("n", parse_version, "policy version")?;
+    Ok(Json(s.get_policy_version(&c, &wallet, &policy, n).await?))
 }

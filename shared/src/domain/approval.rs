@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::escalation::{self, EscalationError, Route};
 use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, PolicyId, RefundId, TeamId, WalletId};
-use super::money::Money;
+use super::money::{opt_decimal_string, Money};
 use super::people::Person;
 use super::policy::OnTimeout;
+use super::policy_version::PolicyVersionRef;
+use rust_decimal::Decimal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -127,6 +129,16 @@ pub struct Approval {
     /// What the held payment reserved in its key's budgets, settled when it is decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<super::budget::Reservation>,
+    /// The versions of the policies it was held under (its payment's or refund's): its quorum,
+    /// escalation chain and step-up threshold are theirs, whatever the policies say now (unset
+    /// on approvals from before policy versions: their step-up follows the current policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_versions: Option<Vec<PolicyVersionRef>>,
+    /// The step-up threshold of those versions (the lowest `stepUpAbove` among them): approving
+    /// or modifying above it needs a passkey. Meaningful only with `policyVersions`.
+    #[serde(default, with = "opt_decimal_string", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub step_up_above: Option<Decimal>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -168,6 +180,13 @@ pub enum ApprovalSubject<'a> {
 }
 
 impl Approval {
+    /// The step-up threshold its votes need when it was pinned at hold time (`Some(None)`: no
+    /// step-up); `None` for an approval from before policy versions, whose votes use the
+    /// wallet's current policies.
+    pub fn pinned_step_up(&self) -> Option<Option<Decimal>> {
+        self.policy_versions.as_ref().map(|_| self.step_up_above)
+    }
+
     /// What this approval decides.
     pub fn subject(&self) -> ApprovalSubject<'_> {
         match &self.refund_id {
@@ -356,8 +375,21 @@ mod tests {
             window_seconds: 3600,
             previous_teams: vec![],
             reservation: None,
+            policy_versions: None,
+            step_up_above: None,
             created_at: now,
         }
+    }
+
+    #[test]
+    fn the_step_up_is_pinned_only_on_approvals_held_under_versions() {
+        let old = approval(1);
+        assert_eq!(old.pinned_step_up(), None, "from before versions: the current policies decide");
+        let pinned = Approval { policy_versions: Some(vec![]), ..approval(1) };
+        assert_eq!(pinned.pinned_step_up(), Some(None), "held with no step-up: none is needed");
+        let above = rust_decimal::Decimal::new(10000, 2);
+        let pinned = Approval { policy_versions: Some(vec![]), step_up_above: Some(above), ..approval(1) };
+        assert_eq!(pinned.pinned_step_up(), Some(Some(above)));
     }
 
     fn vote(key: &ApiKeyId, decision: VoteDecision) -> Vote {

@@ -25,6 +25,7 @@ pub mod people;
 pub mod permission;
 pub mod policy;
 pub mod policy_set;
+pub mod policy_version;
 pub mod refund;
 pub mod review;
 pub mod review_link;

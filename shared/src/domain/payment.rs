@@ -11,6 +11,7 @@ use super::ids::{ApiKeyId, ApprovalId, OrgId, PaymentId, TransactionId, WalletId
 use super::money::{opt_decimal_string, Amount, Currency, Money};
 use super::people::Person;
 use super::policy::{Decision, ShadowDecision};
+use super::policy_version::PolicyVersionRef;
 use super::score::Score;
 use rust_decimal::Decimal;
 
@@ -116,6 +117,9 @@ pub struct Payment {
     pub state: PaymentState,
     pub approval_id: Option<ApprovalId>,
     pub decision: Decision,
+    /// The versions of the policies the payment was decided under (the enabled payment policies
+    /// of the payer's wallet; unset on payments from before policy versions).
+    pub policy_versions: Option<Vec<PolicyVersionRef>>,
     /// The key that submitted the payment; it may never approve it.
     pub created_by: ApiKeyId,
     /// The person behind that key; no key of theirs may approve it.
@@ -155,6 +159,10 @@ pub struct PaymentShape {
     pub status: PaymentStatus,
     pub approval_id: Option<ApprovalId>,
     pub decision: Decision,
+    /// The versions of the policies the payment was decided under (the enabled payment policies
+    /// of the payer's wallet; unset on payments from before policy versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_versions: Option<Vec<PolicyVersionRef>>,
     /// The key that submitted the payment; it may never approve it.
     pub created_by: ApiKeyId,
     /// The person behind that key; no key of theirs may approve it.
@@ -225,6 +233,8 @@ struct PaymentView<'a> {
     status: PaymentStatus,
     approval_id: &'a Option<ApprovalId>,
     decision: &'a Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_versions: &'a Option<Vec<PolicyVersionRef>>,
     created_by: &'a ApiKeyId,
     #[serde(skip_serializing_if = "Option::is_none")]
     submitted_by: &'a Option<Person>,
@@ -260,6 +270,7 @@ impl Serialize for Payment {
             status: self.status(),
             approval_id: &self.approval_id,
             decision: &self.decision,
+            policy_versions: &self.policy_versions,
             created_by: &self.created_by,
             submitted_by: &self.submitted_by,
             original_amount: self.original_amount,
@@ -305,6 +316,7 @@ impl TryFrom<PaymentShape> for Payment {
             state,
             approval_id: p.approval_id,
             decision: p.decision,
+            policy_versions: p.policy_versions,
             created_by: p.created_by,
             submitted_by: p.submitted_by,
             original_amount: p.original_amount,
@@ -389,6 +401,7 @@ impl Payment {
             state: PaymentState::PendingApproval,
             approval_id: None,
             decision,
+            policy_versions: None,
             created_by,
             submitted_by: None,
             original_amount: None,
@@ -526,6 +539,8 @@ impl Payment {
             window_seconds: ttl_seconds,
             previous_teams: Vec::new(),
             reservation: None,
+            policy_versions: self.policy_versions.clone(),
+            step_up_above: None,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

@@ -33,6 +33,11 @@ pub struct Policy {
     pub org_id: OrgId,
     pub wallet_id: WalletId,
     pub name: String,
+    /// 1 at creation, one more for every change (`GET …/policies/{pid}/versions`; a policy
+    /// stored before versions is version 1).
+    #[serde(default = "super::policy_version::first_version")]
+    #[schema(minimum = 1)]
+    pub version: u32,
     pub enabled: bool,
     #[serde(with = "opt_decimal_string")]
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
@@ -215,6 +220,7 @@ impl Policy {
             org_id,
             wallet_id,
             name,
+            version: super::policy_version::FIRST_VERSION,
             enabled: true,
             max_transaction_amount: None,
             daily_spending_limit: None,

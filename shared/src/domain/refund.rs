@@ -14,6 +14,7 @@ use super::money::{Amount, Money};
 use super::payment::{Payment, PaymentStatus};
 use super::people::Person;
 use super::policy::{Decision, ShadowDecision};
+use super::policy_version::PolicyVersionRef;
 use super::score::Score;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -78,6 +79,10 @@ pub struct Refund {
     pub status: RefundStatus,
     pub approval_id: Option<ApprovalId>,
     pub decision: Decision,
+    /// The versions of the policies the refund was decided under (the enabled refund policies
+    /// of the payee's wallet; unset on refunds from before policy versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_versions: Option<Vec<PolicyVersionRef>>,
     pub created_by: ApiKeyId,
     #[schema(value_type = String)]
     pub submitted_by: Person,
@@ -192,6 +197,7 @@ impl Refund {
             status: RefundStatus::Pending,
             approval_id: None,
             decision,
+            policy_versions: None,
             created_by,
             submitted_by,
             transaction_id: None,
@@ -251,6 +257,8 @@ impl Refund {
             window_seconds: ttl_seconds,
             previous_teams: Vec::new(),
             reservation: None,
+            policy_versions: self.policy_versions.clone(),
+            step_up_above: None,
             created_at: now,
         };
         self.approval_id = Some(approval.id.clone());

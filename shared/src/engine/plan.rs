@@ -50,6 +50,11 @@ impl Tx {
         &self.org
     }
 
+    /// Who makes this change (as its audit rows name them).
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
     /// Creates `record`; the commit fails if anything is stored at its key.
     pub fn create<R: Record>(&mut self, record: &R) -> AppResult<()> {
         self.writes.push(layout::create(record)?);

@@ -204,6 +204,7 @@ owned!(
     crate::domain::payment::Payment,
     crate::domain::approval::Approval,
     crate::domain::policy::Policy,
+    crate::domain::policy_version::PolicyVersion,
     crate::domain::webhook::Webhook,
     crate::domain::delivery::Delivery,
     crate::domain::people::Member,

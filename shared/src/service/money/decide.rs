@@ -154,8 +154,8 @@ async fn load(r: &Reader, caller: &ApiKey, id: &ApprovalId, decision: VoteDecisi
     Ok(Loaded { approval, payment, execution })
 }
 
-/// What an approve vote's step-up is checked against: the request's payload hash, the policies
-/// of the wallet the money leaves, and the amount that would execute.
+/// What an approve vote's step-up is checked against: the request's payload hash, the step-up
+/// threshold the approval was held under, and the amount that would execute.
 async fn step_up_case<'a>(
     r: &Reader,
     approval: &'a Approval,
@@ -170,9 +170,14 @@ async fn step_up_case<'a>(
             (ActionKind::Refund, refund.payload_hash(), refund.amount)
         }
     };
-    let policies = match execution {
-        Some(e) => e.policies.list.clone(),
-        None => r.wallet_policies(&approval.wallet_id).await?.list,
+    // The threshold of the policies it was held under; an approval from before versions
+    // follows the wallet's current policies.
+    let threshold = match approval.pinned_step_up() {
+        Some(pinned) => pinned,
+        None => match execution {
+            Some(e) => step_up_threshold(&e.policies, kind),
+            None => step_up_threshold(&r.wallet_policies(&approval.wallet_id).await?, kind),
+        },
     };
     let (decision, mut amount) = match request.modify_to {
         Some(lower) => (StepUpDecision::Modify, lower.in_currency(asked.currency()).map_err(AppError::from)?),
@@ -188,7 +193,7 @@ async fn step_up_case<'a>(
             amount = cap;
         }
     }
-    Ok(StepUpCase { approval, payload_hash, decision, amount, threshold: step_up_threshold(&policies, kind) })
+    Ok(StepUpCase { approval, payload_hash, decision, amount, threshold })
 }
 
 /// Casts the caller's vote (and its lower amount, when it modifies) on the approval.

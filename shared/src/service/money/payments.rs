@@ -13,6 +13,7 @@ use crate::domain::permission::Permission;
 use crate::domain::policy::{
     commit_limits, evaluate, ActionKind, Decision, Outcome, PaymentFacts, Policy, ShadowDecision,
 };
+use crate::domain::policy_version::applied_versions;
 use crate::domain::routing::Subject;
 use crate::domain::velocity::PaymentRate;
 use crate::domain::wallet::Wallet;
@@ -29,6 +30,7 @@ use crate::service::money::budgets::KeyBudgets;
 use crate::service::money::execution::plan_execution;
 use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::in_place;
+use crate::service::money::step_up::step_up_threshold;
 use crate::service::paging::{Page, PageRequest};
 use crate::service::{ensure_wallet, require, Caller, Countersign, Owned, UseCases};
 
@@ -170,6 +172,7 @@ impl UseCases {
                 let mut payment = Payment::new(org.clone(), &request, amount, decision, caller.id.clone(), tx.now());
                 payment.submitted_by = Some(caller.person());
                 payment.shadow_decisions = shadow;
+                payment.policy_versions = Some(applied_versions(&policies, ActionKind::Payment));
                 // What a payment let through rests on must still hold when it commits: the
                 // policies as read and the counters' room under their limits. A hold rests on
                 // nothing that can move under it: its approval keeps the policies it was made
@@ -195,7 +198,8 @@ impl UseCases {
                 } else {
                     let reservation = budgets.charge(&mut tx, amount, Charge::Reserve)?;
                     let team = r.team_for(&org, &Subject::for_payment(&payment), &payment.decision).await?;
-                    self.plan_hold(tx, payment, team, reservation)?
+                    let step_up_above = step_up_threshold(&policies, ActionKind::Payment);
+                    self.plan_hold(tx, payment, team, reservation, step_up_above)?
                 };
                 Ok(plan)
             })
@@ -205,18 +209,21 @@ impl UseCases {
 }
 
 impl UseCases {
-    /// Holds the payment: a pending approval.
+    /// Holds the payment: a pending approval, which keeps the step-up threshold of the policies
+    /// it is held under (`step_up_above`), as it keeps their quorum and chain.
     fn plan_hold(
         &self,
         mut tx: Tx,
         mut payment: Payment,
         team: Option<TeamId>,
         reservation: Option<Reservation>,
+        step_up_above: Option<rust_decimal::Decimal>,
     ) -> Planned<Intake> {
         let ttl = payment.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
         let mut approval = payment.hold(ttl, tx.now())?;
         approval.assigned_team = team;
         approval.reservation = reservation;
+        approval.step_up_above = step_up_above;
         tx.create(&approval)?;
         tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, tx.now()))?;
         let details = json!({"decision": payment.decision, "approvalId": approval.id});

@@ -16,6 +16,7 @@ use crate::domain::org::ApiKey;
 use crate::domain::payment::Payment;
 use crate::domain::permission::Permission;
 use crate::domain::policy::{evaluate, ActionKind, Outcome, PaymentFacts};
+use crate::domain::policy_version::applied_versions;
 use crate::domain::refund::{NewRefund, Refund, RefundStatus};
 use crate::domain::routing::Subject;
 use crate::domain::wallet::{BalanceError, Wallet};
@@ -26,6 +27,7 @@ use crate::layout::{payment_key, refund_key, wallet_key, Stored};
 use crate::service::money::execution::{plan_denied_execution, plan_execution, Audited};
 use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::payments::{with_shadow, Listing};
+use crate::service::money::step_up::step_up_threshold;
 use crate::service::paging::{Page, PageRequest};
 use crate::service::{ensure_wallet, require, Caller, UseCases};
 
@@ -118,6 +120,7 @@ impl UseCases {
                 let mut refund =
                     Refund::new(&payment.value, &request, amount, decision, caller.id.clone(), caller.person(), now);
                 refund.shadow_decisions = shadow;
+                refund.policy_versions = Some(applied_versions(&policies, ActionKind::Refund));
                 let plan = if refund.decision.outcome == Outcome::Execute {
                     if amount > from.value.balance() {
                         // A refund that committed between our reads can make them disagree: plan
@@ -144,6 +147,7 @@ impl UseCases {
                         refund.decision.approval_ttl_seconds.unwrap_or(self.settings.default_approval_ttl_seconds);
                     let mut approval = refund.hold(ttl, now)?;
                     approval.assigned_team = team;
+                    approval.step_up_above = step_up_threshold(&policies, ActionKind::Refund);
                     tx.update(&payment)?;
                     tx.create(&approval)?;
                     tx.event(Event::for_approval(&approval, kinds::APPROVAL_CREATED, now))?;

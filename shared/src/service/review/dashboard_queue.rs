@@ -349,8 +349,13 @@ impl UseCases {
             crate::domain::approval::ApprovalSubject::Payment(_) => crate::domain::policy::ActionKind::Payment,
             crate::domain::approval::ApprovalSubject::Refund { .. } => crate::domain::policy::ActionKind::Refund,
         };
-        let policies = self.reader().wallet_policies(&approval.wallet_id).await?;
-        let step_up_above = crate::service::money::step_up::step_up_threshold(&policies, kind);
+        let step_up_above = match approval.pinned_step_up() {
+            Some(pinned) => pinned,
+            None => {
+                let policies = self.reader().wallet_policies(&approval.wallet_id).await?;
+                crate::service::money::step_up::step_up_threshold(&policies, kind)
+            }
+        };
         let comments = self.first_comments(&approval.id).await?;
         Ok(ApprovalDetail {
             approval,
