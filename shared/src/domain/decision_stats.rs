@@ -193,9 +193,9 @@ pub fn parse_instant(field: &'static str, text: &str) -> Result<DateTime<Utc>, I
             return Ok(midnight.and_utc());
         }
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| InputError::invalid(field, "must be a date (2026-12-07) or an RFC 3339 time (2026-12-07T09:30:00Z)"))
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        InputError::invalid(field, "must be a date (2026-12-07) or an RFC 3339 time (2026-12-07T09:30:00Z)")
+    })
 }
 
 /// One group's figures.

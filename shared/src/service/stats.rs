@@ -109,15 +109,15 @@ impl UseCases {
         read: &AtomicUsize,
     ) -> AppResult<Vec<DecisionRecord>> {
         let partition = decisions_partition(org, day);
-        // Sort keys start with the decision's time: `since` itself sorts before every key of
-        // that instant, `until` after every key before it.
-        let mut after =
-            Some(Position { index_sk: None, pk: partition.clone(), sk: sort_time(window.since) });
+        // Sort keys start with the decision's time to the millisecond: `since`'s millisecond
+        // sorts before every key of that millisecond, and `~` after every key of `until`'s (the
+        // records' own times then decide at the edges).
+        let mut after = Some(Position { index_sk: None, pk: partition.clone(), sk: sort_time(window.since) });
         let mut records = Vec::new();
         loop {
             let mut query = Query::new(Index::Primary, partition.clone(), PAGE);
             query.newest_first = false;
-            query.sk_at_most = Some(sort_time(window.until));
+            query.sk_at_most = Some(format!("{}~", sort_time(window.until)));
             query.after = after.take();
             let items = self.store().query(query).await?;
             let n = items.len();

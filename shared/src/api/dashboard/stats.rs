@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use super::auth::Reviewer;
 use super::form::Form;
 use super::page::{html, Reply};
-use super::views::{Chrome, Choice};
+use super::views::{Choice, Chrome};
 use crate::api::AppState;
 use crate::domain::decision_stats::{parse_instant, GroupBy, GroupStats};
 use crate::error::AppError;
@@ -188,11 +188,7 @@ fn page(chrome: Chrome, stats: ApprovalStats, since: String, until: String) -> S
         grouped_by: grouping_name(stats.group_by),
         since,
         until,
-        window: format!(
-            "{} to {} (UTC)",
-            stats.since.format("%Y-%m-%d %H:%M"),
-            stats.until.format("%Y-%m-%d %H:%M")
-        ),
+        window: format!("{} to {} (UTC)", stats.since.format("%Y-%m-%d %H:%M"), stats.until.format("%Y-%m-%d %H:%M")),
         more: stats.groups.len().saturating_sub(MAX_BARS),
         rows,
         bars,
