@@ -17,6 +17,8 @@ use crate::service::ApprovalStats;
 
 /// The chart's geometry (SVG user units).
 const LABEL_WIDTH: u32 = 220;
+/// Characters of a bar's label that fit in `LABEL_WIDTH` at its font size.
+const LABEL_CHARS: usize = 26;
 const BAR_AREA: u32 = 460;
 const ROW_HEIGHT: u32 = 30;
 const BAR_HEIGHT: u32 = 20;
@@ -97,14 +99,22 @@ fn grouping_name(by: GroupBy) -> &'static str {
     }
 }
 
+/// Seconds as a reviewer reads them: hundredths below 10 s (where the rubber stamp is decided).
 fn seconds(s: f64) -> String {
-    format!("{s:.1} s")
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{s:.1} s")
+    }
 }
 
-fn shown_name(g: &GroupStats) -> String {
-    match &g.name {
-        Some(name) => format!("{name} ({})", g.key),
-        None => g.key.clone(),
+/// A bar's label: the group's name, else its key; cut to fit beside the bar (the table has both).
+fn bar_label(g: &GroupStats) -> String {
+    let label = g.name.clone().unwrap_or_else(|| g.key.clone());
+    if label.chars().count() > LABEL_CHARS {
+        label.chars().take(LABEL_CHARS - 1).collect::<String>() + "…"
+    } else {
+        label
     }
 }
 
@@ -137,12 +147,8 @@ fn bars(groups: &[GroupStats]) -> Vec<Bar> {
                 x = end;
                 done += n;
             }
-            let mut label = shown_name(g);
-            if label.chars().count() > 30 {
-                label = label.chars().take(29).collect::<String>() + "…";
-            }
             Bar {
-                label,
+                label: bar_label(g),
                 y,
                 text_y: y + BAR_HEIGHT / 2 + 5,
                 segments,
