@@ -449,6 +449,26 @@ impl Record for AuditEntry {
     }
 }
 
+/// An organisation's decision records of one day (UTC), `ORG#<org>#DECIDED#2026-12-07`: a
+/// window's statistics read its days, each one bounded query.
+pub fn decisions_partition(org: &OrgId, day: chrono::NaiveDate) -> String {
+    format!("ORG#{org}#DECIDED#{}", day.format("%Y-%m-%d"))
+}
+/// `<decidedAt>#<approval>#<approval version>`: in time order within the day.
+pub fn decision_sort_key(decided_at: DateTime<Utc>, approval: &ApprovalId, version: u64) -> String {
+    format!("{}#{approval}#{version}", sort_time(decided_at))
+}
+
+impl Record for crate::domain::decision_stats::DecisionRecord {
+    const NAME: &'static str = "decision record";
+    fn key(&self) -> Key {
+        Key::new(
+            decisions_partition(&self.org_id, self.decided_at.date_naive()),
+            decision_sort_key(self.decided_at, &self.approval_id, self.approval_version),
+        )
+    }
+}
+
 /// An organisation's sealed checkpoints, by sequence number (zero-padded, so they sort).
 pub fn checkpoint_partition(org: &str) -> String {
     format!("ORG#{org}#CHECKPOINT")

@@ -448,6 +448,18 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         call("POST", f"/v1/approvals/{held['approvalId']}/escalate", admin, "/v1/approvals/{id}/escalate", 200,
              {"toTeam": second["id"], "note": "over the desk's limit"})
 
+        # Review statistics over the decisions above: Rita's modify, reject, two bulk rejects, the
+        # /reviews approval, the alwaysAllow approval and the refund's; the admin's escalation.
+        stats = call("GET", "/v1/stats/approvals", rita["secret"], "/v1/stats/approvals", 200,
+                     params={"groupBy": "reviewer"})
+        ritas = next(g for g in stats["groups"] if g["key"] == member["id"])
+        assert (ritas["name"], ritas["decided"], ritas["approved"], ritas["rejected"], ritas["modified"],
+                ritas["rubberStamp"]) == ("Rita", 7, 3, 3, 1, False), stats
+        assert stats["groupBy"] == "reviewer", stats
+        by_agent = call("GET", "/v1/stats/approvals", rita["secret"], "/v1/stats/approvals", 200,
+                        params={"groupBy": "agent", "since": "2020-01-01", "until": "2020-03-01"})
+        assert by_agent["groups"] == [], by_agent
+
         # Webhooks (a local target: allowed by COUNTERSIGN_ALLOW_PRIVATE_WEBHOOKS).
         hook = call("POST", "/v1/webhooks", admin, "/v1/webhooks", 201,
                     {"url": "http://127.0.0.1:9/hook", "events": ["*"]})

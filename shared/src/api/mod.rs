@@ -22,6 +22,7 @@ mod proofs;
 mod refunds;
 mod reviews;
 mod settings;
+mod stats;
 mod strict_json;
 mod wallets;
 mod webhooks;
@@ -92,6 +93,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/approvals/{id}/modify", post(approvals::modify))
         .route("/v1/approvals/{id}/escalate", post(approvals::escalate))
         .route("/v1/approvals/{id}/comments", post(comments::create).get(comments::list))
+        .route("/v1/stats/approvals", get(stats::approvals))
         .route("/v1/audit-logs", get(audit::list))
         .route("/v1/audit-logs/export", get(proofs::export))
         .route("/.well-known/countersign-keys", get(proofs::keys))

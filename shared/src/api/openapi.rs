@@ -36,7 +36,7 @@ use crate::domain::policy_version::PolicyVersion;
 use crate::domain::refund::Refund;
 use crate::domain::routing::RoutingRule;
 use crate::domain::webhook::WebhookView;
-use crate::service::SlackIntegrationView;
+use crate::service::{ApprovalStats, SlackIntegrationView};
 
 /// A named schema: a wire type's name and its schema.
 type NamedSchema = (String, RefOr<Schema>);
@@ -317,6 +317,7 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("post" "/v1/refunds", "refunds", "Refund a completed payment: executed, held, or denied", json("refunds:write"), Some(body::<refunds::RefundBody>), [(201, "Executed: the refund, approved", one::<Refund>), (202, "Held: the refund, pending, with `approvalId`", one::<Refund>)], &[]),
         op!("get" "/v1/refunds", "refunds", "List refunds", json("payments:read"), N, [(200, "A page of refunds", page::<Refund>)], &[("walletId", "payee wallet"), ("status", "pending, approved, rejected, escalated, expired, failed"), ("paymentId", "refunds of this payment"), ("limit", "1-100"), ("cursor", "next page")]),
         op!("get" "/v1/refunds/{id}", "refunds", "Read a refund", json("payments:read"), N, [(200, "The refund", one::<Refund>)], &[]),
+        op!("get" "/v1/stats/approvals", "approvals", "Review statistics: decisions per team, reviewer or agent with median and p90 seconds to decision and the rubber-stamp flag", json("approvals:read"), N, [(200, "`{since, until, groupBy, groups: [{key, name?, decided, approved, rejected, modified, expired, escalated, medianSeconds, p90Seconds, rubberStamp}]}`", one::<ApprovalStats>)], &[("since", "a date (2026-12-07, midnight UTC) or RFC 3339 time, included; default: 30 days before until"), ("until", "a date or RFC 3339 time, excluded; default: now; at most 93 days after since"), ("groupBy", "team (default), reviewer or agent")]),
         op!("get" "/v1/audit-logs", "audit", "The audit log", json("audit:read"), N, [(200, "A page of audit entries", page::<AuditEntry>)], &[("action", "e.g. approval.approved"), ("resourceType", "e.g. payment"), ("limit", "1-100"), ("cursor", "next page")]),
         op!("get" "/v1/audit-logs/export", "audit", "The whole audit log with its signed checkpoints, JSON Lines, oldest first (verify with `countersign audit verify`)", json("audit:read"), N, [(200, "One JSON object per line: audit entries (with `hash`) and checkpoints (`\"type\": \"checkpoint\"`)", json_lines)], &[]),
         op!("get" "/.well-known/countersign-keys", "audit", "The public keys that sign checkpoints and receipts (JWKS)", N, N, [(200, "`{keys: [{kid, kty: OKP, crv: Ed25519, x}]}`", jwks)], &[]),

@@ -5,6 +5,7 @@ pub mod approval;
 pub mod audit;
 pub mod budget;
 pub mod comment;
+pub mod decision_stats;
 pub mod delivery;
 pub mod email;
 pub mod encryption;

@@ -14,6 +14,7 @@ mod org;
 mod paging;
 mod receipts;
 mod review;
+mod stats;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,7 @@ pub use review::reviews::{
     ReviewDecide, ReviewEscalate, ReviewFilter, ReviewPage, MAX_REVIEW_WAIT_SECONDS, REVIEW_LIST_DEPTH,
 };
 pub use review::waits::{WaitSlot, MAX_WAITS_PER_KEY, WAIT_RETRY_AFTER_SECONDS};
+pub use stats::ApprovalStats;
 pub use sweep::{ExpirySummary, SweepSummary};
 
 /// The longest approval window (30 days), for policies and the default alike.

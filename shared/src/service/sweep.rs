@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::money::budgets::{settle_reservation, Settlement};
 use super::money::refunds::{plan_refund_closing, plan_refund_escalation, RefundClosing};
+use super::stats::{record_closing, record_escalation};
 use super::{Countersign, UseCases};
 use crate::domain::approval::{Approval, ApprovalSubject};
 use crate::domain::audit::Actor;
@@ -256,6 +257,7 @@ impl UseCases {
                         Err(_) => None,
                     };
                     if let Some(next) = escalated {
+                        record_escalation(&mut tx, &approval, from.clone(), None)?;
                         tx.update(&approval)?;
                         plan_refund_escalation(&r, &mut tx, &approval.value).await?;
                         tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;
@@ -274,6 +276,7 @@ impl UseCases {
                         approval.value.expire(now)?;
                         (RefundClosing::Expired, kinds::APPROVAL_EXPIRED, "approval.expired", Outcome::Expired)
                     };
+                    record_closing(&mut tx, &approval, None)?;
                     tx.update(&approval)?;
                     tx.event(Event::for_approval(&approval.value, kind, now))?;
                     let details = json!({"reason": "no decision in time", "refundId": approval.value.refund_id});
@@ -286,6 +289,7 @@ impl UseCases {
                 if approval.value.on_timeout == OnTimeout::Reject {
                     approval.value.reject_on_timeout(now)?;
                     payment.value.reject(now).map_err(overtaken)?;
+                    record_closing(&mut tx, &approval, None)?;
                     tx.update(&approval)?;
                     tx.update(&payment)?;
                     tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_REJECTED, now))?;
@@ -295,6 +299,7 @@ impl UseCases {
                 }
                 approval.value.expire(now)?;
                 payment.value.expire(now).map_err(overtaken)?;
+                record_closing(&mut tx, &approval, None)?;
                 tx.update(&approval)?;
                 tx.update(&payment)?;
                 tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_EXPIRED, now))?;

@@ -17,6 +17,7 @@ mod passkeys;
 mod queue;
 mod sign_in;
 mod start;
+mod stats;
 mod tokens;
 mod views;
 
@@ -62,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/passkeys/{id}/delete", html_405(post(passkeys::delete)))
         .route("/dashboard/reviews/{id}", html_405(get(detail::review)))
         .route("/dashboard/reviews/{id}/decide", html_405(post(detail::decide_review)))
+        .route("/dashboard/stats", html_405(get(stats::show)))
         .route("/dashboard/start/{token}", html_405(get(start::confirm).post(start::sign_in)))
         .route("/dashboard/r/{token}", html_405(get(link::confirm).post(link::decide)))
         .route("/dashboard/static/app.css", html_405(get(assets::css)))

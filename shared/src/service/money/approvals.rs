@@ -23,6 +23,7 @@ use crate::layout::{approval_key, team_key};
 use crate::service::money::payments::listing_query;
 use crate::service::money::refunds::plan_refund_escalation;
 use crate::service::paging::{Page, PageRequest};
+use crate::service::stats::record_escalation;
 use crate::service::{ensure_wallet, require, Caller, UseCases};
 
 /// Which approvals a listing shows.
@@ -120,6 +121,7 @@ impl UseCases {
                 let admin = caller.is_org_admin();
                 let to = approval.value.escalation_target(Some((&by, &caller.id)), request.to_team.as_ref(), admin)?;
                 approval.value.escalate(to.clone(), now)?;
+                record_escalation(&mut tx, &approval, from.clone(), Some(by))?;
                 tx.update(&approval)?;
                 plan_refund_escalation(&r, &mut tx, &approval.value).await?;
                 tx.event(Event::for_approval(&approval.value, kinds::APPROVAL_ESCALATED, now))?;

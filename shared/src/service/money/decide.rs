@@ -30,6 +30,7 @@ use crate::service::money::freeze::ensure_not_frozen;
 use crate::service::money::policies::WalletPolicies;
 use crate::service::money::refunds::plan_refund_vote;
 use crate::service::money::step_up::{check_step_up, step_up_threshold, StepUpCase};
+use crate::service::stats::record_closing;
 use crate::service::{ensure_wallet, require, Caller, Countersign, UseCases};
 
 /// What a decision reads: the approval, its payment, and (when the vote may execute the
@@ -117,6 +118,7 @@ impl UseCases {
                         None
                     }
                 };
+                record_closing(&mut tx, &approval, Some(caller.person()))?;
                 tx.update(&approval)?;
                 Ok(tx.done(Decided { approval: approval.value, payment: payment.value, refund, allow_rule }))
             })
