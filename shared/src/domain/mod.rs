@@ -24,6 +24,7 @@ pub mod payment_review;
 pub mod people;
 pub mod permission;
 pub mod policy;
+pub mod policy_change;
 pub mod policy_set;
 pub mod refund;
 pub mod review;
