@@ -93,9 +93,9 @@ pub struct ChangeTarget {
 #[serde(rename_all = "camelCase")]
 pub struct FieldChange {
     pub field: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value (`null`: absent or unset).
     pub before: Value,
-    #[schema(value_type = Object)]
+    /// Any JSON value (`null`: absent, unset or deleted).
     pub after: Value,
 }
 

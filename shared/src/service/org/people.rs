@@ -264,10 +264,10 @@ pub(crate) async fn plan_rule_update(
     id: &RoutingRuleId,
     patch: &RoutingRulePatch,
 ) -> Result<RoutingRule, PlanError> {
-    let mut rule = r.owned_rule(org, id).await?;
     if let Some(team) = &patch.assign_to_team {
         r.read_owned::<Team>(&team_key(org, team), org).await?;
     }
+    let mut rule = r.owned_rule(org, id).await?;
     let v = &mut rule.value;
     if let Some(name) = &patch.name {
         v.name = name.clone();
