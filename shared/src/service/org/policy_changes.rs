@@ -85,6 +85,8 @@ impl ChangeRequest {
 }
 
 /// What an applied change made, changed or deleted: as the direct call answers it.
+// Made once per change and returned by value: boxing the policy would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Applied {
