@@ -75,6 +75,10 @@ pub enum AppError {
     ReviewExpired,
     #[error("the key that submitted a payment cannot approve it")]
     SelfApprovalForbidden,
+    #[error("policy change is {}, not pending", .0.as_str())]
+    PolicyChangeNotPending(crate::domain::policy_change::ChangeStatus),
+    #[error("the person who requested a policy change cannot approve it; another person must")]
+    PolicyChangeSelfApproval,
     #[error("this key has already voted on the approval")]
     AlreadyVoted,
     #[error("currency {payment} does not match the wallet's currency {wallet}")]
@@ -129,6 +133,16 @@ impl From<ApprovalError> for AppError {
             ApprovalError::SelfApproval => AppError::SelfApprovalForbidden,
             ApprovalError::AlreadyVoted => AppError::AlreadyVoted,
             ApprovalError::Escalation(e) => AppError::Escalation(e),
+        }
+    }
+}
+
+impl From<crate::domain::policy_change::ChangeError> for AppError {
+    fn from(e: crate::domain::policy_change::ChangeError) -> Self {
+        use crate::domain::policy_change::ChangeError;
+        match e {
+            ChangeError::NotPending(status) => AppError::PolicyChangeNotPending(status),
+            ChangeError::SelfApproval => AppError::PolicyChangeSelfApproval,
         }
     }
 }

@@ -588,6 +588,27 @@ impl Record for Team {
     }
 }
 
+/// A policy change (four-eyes), in its organisation's partition of changes.
+pub fn policy_change_key(org: &OrgId, id: &crate::domain::ids::PolicyChangeId) -> Key {
+    Key::new(format!("ORG#{org}#POLICYCHANGE"), format!("POLICYCHANGE#{id}"))
+}
+
+impl Record for crate::domain::policy_change::PolicyChange {
+    const NAME: &'static str = "policy change";
+    fn key(&self) -> Key {
+        policy_change_key(&self.org_id, &self.id)
+    }
+    fn indexes(&self) -> IndexKeys {
+        let status = self.status.as_str().to_uppercase();
+        IndexKeys {
+            by_org: Some((by_org_partition(&self.org_id, "POLICYCHANGE"), self.id.to_string())),
+            by_status: Some((by_status_partition(&self.org_id, "POLICYCHANGE", &status), self.id.to_string())),
+            by_wallet: None,
+            due: None,
+        }
+    }
+}
+
 impl Record for RoutingRule {
     const NAME: &'static str = "routing rule";
     fn key(&self) -> Key {

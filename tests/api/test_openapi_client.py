@@ -494,6 +494,38 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
                     "/v1/wallets/{id}/policies/{pid}/versions/{n}", 200)
         assert last["deleted"] is True and last["policy"]["riskScoreThreshold"] == 90, last
 
+        # Four-eyes on policy changes: on, a policy change and a routing-rule change wait (202);
+        # another admin approves one, the requester withdraws the other; turning it off waits too.
+        call("PATCH", "/v1/settings", admin, "/v1/settings", 200, {"policyChangesNeedApproval": True})
+        second = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201, {"name": "second admin", "permissions": ["admin"]})
+        waiting = call("POST", f"/v1/wallets/{payer['id']}/policies", admin, "/v1/wallets/{id}/policies", 202,
+                       {"name": "Four-eyes", "maxTransactionAmount": "900.00"})
+        assert waiting["status"] == "pending" and waiting["changeId"].startswith("chg_"), waiting
+        listed = call("GET", "/v1/policy-changes", admin, "/v1/policy-changes", 200, params={"status": "pending"})
+        assert [c["id"] for c in listed["data"]] == [waiting["changeId"]], listed
+        call("GET", f"/v1/policy-changes/{waiting['changeId']}", admin, "/v1/policy-changes/{id}", 200)
+        applied = call("POST", f"/v1/policy-changes/{waiting['changeId']}/approve", second["secret"],
+                       "/v1/policy-changes/{id}/approve", 200, {})
+        assert applied["status"] == "applied" and applied["result"].startswith("pol_"), applied
+        call("PATCH", f"/v1/wallets/{payer['id']}/policies/{applied['result']}", admin,
+             "/v1/wallets/{id}/policies/{pid}", 202, {"enabled": False})
+        call("DELETE", f"/v1/wallets/{payer['id']}/policies/{applied['result']}", admin,
+             "/v1/wallets/{id}/policies/{pid}", 202)
+        for path, template in [("/v1/routing-rules", "/v1/routing-rules"), ("/routing-rules", "/routing-rules")]:
+            rule_change = call("POST", path, admin, template, 202,
+                               {"name": "Four-eyes rule", "conditions": {}, "assignToTeam": team["id"]})
+            made = call("POST", f"/v1/policy-changes/{rule_change['changeId']}/approve", second["secret"],
+                        "/v1/policy-changes/{id}/approve", 200)
+            call("PATCH", f"{path}/{made['result']}", admin, template + "/{id}", 202, {"priority": 1})
+            call("DELETE", f"{path}/{made['result']}", admin, template + "/{id}", 202)
+        pending = call("GET", "/v1/policy-changes", admin, "/v1/policy-changes", 200, params={"status": "pending"})
+        for change in pending["data"]:
+            withdrawn = call("POST", f"/v1/policy-changes/{change['id']}/reject", admin,
+                             "/v1/policy-changes/{id}/reject", 200, {"reason": "tour"})
+            assert withdrawn["status"] == "rejected", withdrawn
+        off = call("PATCH", "/v1/settings", admin, "/v1/settings", 202, {"policyChangesNeedApproval": False})
+        call("POST", f"/v1/policy-changes/{off['changeId']}/approve", second["secret"], "/v1/policy-changes/{id}/approve", 200)
+
         # Slack and email: the integration, a member's Slack user, the notification log, and Slack's
         # click endpoint, unsigned here (the error envelope; signed clicks: tests/notify).
         slack = call("PUT", "/v1/integrations/slack", admin, "/v1/integrations/slack", 200, {

@@ -458,6 +458,20 @@ async fn scenario(app: &TestApp) {
     let maya_caller = app.service.authenticate(Some(&maya_key)).await.expect("caller");
     app.service.passkey_registration_options(&maya_caller).await.expect("registration options");
 
+    // Four-eyes on policy changes: on; a policy change requested and approved by another
+    // person, another withdrawn by its requester.
+    ok(app, "PATCH", "/v1/settings", &admin, Some(json!({"policyChangesNeedApproval": true})), 200).await;
+    let policy_writer = app.key(&admin, &["policies:write", "wallets:read"]).await;
+    let policies = format!("/v1/wallets/{from}/policies");
+    let requested = ok(app, "POST", &policies, &policy_writer, Some(json!({"name": "four-eyes"})), 202).await;
+    let change = requested["changeId"].as_str().expect("changeId").to_string();
+    ok(app, "POST", &format!("/v1/policy-changes/{change}/approve"), &admin, Some(json!({})), 200).await;
+    let requested = ok(app, "POST", &policies, &policy_writer, Some(json!({"name": "withdrawn"})), 202).await;
+    let change = requested["changeId"].as_str().expect("changeId").to_string();
+    ok(app, "POST", &format!("/v1/policy-changes/{change}/reject"), &policy_writer, Some(json!({})), 200).await;
+    ok(app, "GET", "/v1/policy-changes?status=applied", &admin, None, 200).await;
+    ok(app, "GET", "/v1/policy-changes", &admin, None, 200).await;
+
     // Reads of every listing, so none is left unexercised by the layout it documents.
     for path in [
         "/v1/audit-logs",

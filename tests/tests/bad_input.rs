@@ -2225,3 +2225,258 @@ async fn every_agent_control_route_refuses_bad_input_naming_the_field(backend: B
     };
     refused_every_row(&app, backend, &rows, key).await;
 }
+
+per_backend!(policy_change_routes_refuse_bad_input);
+/// `/v1/policy-changes` and the four-eyes setting (docs/api.md, "Four-eyes on policy changes"):
+/// bad ids, unknown and other organisations' changes (404), bad bodies (the field named), the
+/// requester's own approval and missing permissions; nothing written.
+async fn policy_change_routes_refuse_bad_input(backend: Backend) {
+    use Who::*;
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("100.00").await;
+    let other = app.org("other").await;
+    let other_wallet = app.wallet(&other, "USD").await;
+    let on = json!({"policyChangesNeedApproval": true});
+    for admin in [&s.admin, &other] {
+        let (status, body) = app.call("PATCH", "/v1/settings", Some(admin), Some(on.clone())).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, mine) = app.post(&format!("/v1/wallets/{}/policies", s.from), &s.admin, json!({"name": "p"})).await;
+    assert_eq!(status, 202, "{mine}");
+    let (status, theirs) =
+        app.post(&format!("/v1/wallets/{other_wallet}/policies"), &other, json!({"name": "p"})).await;
+    assert_eq!(status, 202, "{theirs}");
+    let mine = format!("/v1/policy-changes/{}", mine["changeId"].as_str().unwrap());
+    let theirs = format!("/v1/policy-changes/{}", theirs["changeId"].as_str().unwrap());
+    let unknown = "/v1/policy-changes/chg_01JEA54N6AVHB24CP7DGZ4B1H6";
+    let bad = "VALIDATION_ERROR";
+    let missing = "POLICY_CHANGE_NOT_FOUND";
+    let long = "x".repeat(1_001);
+    let policies = format!("/v1/wallets/{}/policies", s.from);
+    let rows = vec![
+        refusal(
+            "list by unknown status",
+            Admin,
+            "GET",
+            "/v1/policy-changes?status=done",
+            Value::Null,
+            400,
+            bad,
+            Some("status"),
+        ),
+        refusal("list with limit 0", Admin, "GET", "/v1/policy-changes?limit=0", Value::Null, 400, bad, Some("limit")),
+        refusal(
+            "list with a forged cursor",
+            Admin,
+            "GET",
+            "/v1/policy-changes?cursor=bm9wZQ",
+            Value::Null,
+            400,
+            bad,
+            Some("cursor"),
+        ),
+        refusal(
+            "list without wallets:read",
+            Reviewer,
+            "GET",
+            "/v1/policy-changes",
+            Value::Null,
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal("get a malformed id", Admin, "GET", "/v1/policy-changes/chg_nope", Value::Null, 404, missing, None),
+        refusal(
+            "get another kind of id",
+            Admin,
+            "GET",
+            "/v1/policy-changes/pol_01JEA5V8PNG0R6BQHGCGHAPZZ8",
+            Value::Null,
+            404,
+            missing,
+            None,
+        ),
+        refusal("get an unknown change", Admin, "GET", unknown, Value::Null, 404, missing, None),
+        refusal("get another org's change", Admin, "GET", theirs.clone(), Value::Null, 404, missing, None),
+        refusal(
+            "approve another org's change",
+            Admin,
+            "POST",
+            format!("{theirs}/approve"),
+            json!({}),
+            404,
+            missing,
+            None,
+        ),
+        refusal(
+            "reject another org's change",
+            Admin,
+            "POST",
+            format!("{theirs}/reject"),
+            json!({}),
+            404,
+            missing,
+            None,
+        ),
+        refusal(
+            "approve an unknown change",
+            Admin,
+            "POST",
+            format!("{unknown}/approve"),
+            json!({}),
+            404,
+            missing,
+            None,
+        ),
+        refusal(
+            "approve a malformed id",
+            Admin,
+            "POST",
+            "/v1/policy-changes/nope/approve",
+            json!({}),
+            404,
+            missing,
+            None,
+        ),
+        refusal(
+            "approve with a field",
+            Admin,
+            "POST",
+            format!("{mine}/approve"),
+            json!({"note": "ok"}),
+            400,
+            bad,
+            Some("note"),
+        ),
+        refusal(
+            "reject with a number reason",
+            Admin,
+            "POST",
+            format!("{mine}/reject"),
+            json!({"reason": 5}),
+            400,
+            bad,
+            Some("reason"),
+        ),
+        refusal(
+            "reject with an unknown field",
+            Admin,
+            "POST",
+            format!("{mine}/reject"),
+            json!({"why": "x"}),
+            400,
+            bad,
+            Some("why"),
+        ),
+        refusal(
+            "reject with a long reason",
+            Admin,
+            "POST",
+            format!("{mine}/reject"),
+            json!({"reason": long}),
+            400,
+            bad,
+            Some("reason"),
+        ),
+        refusal(
+            "approve one's own change",
+            Admin,
+            "POST",
+            format!("{mine}/approve"),
+            json!({}),
+            403,
+            "SELF_APPROVAL_FORBIDDEN",
+            None,
+        ),
+        refusal(
+            "approve without policies:write",
+            Agent,
+            "POST",
+            format!("{mine}/approve"),
+            json!({}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "reject without policies:write",
+            Reviewer,
+            "POST",
+            format!("{mine}/reject"),
+            json!({}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "four-eyes as text",
+            Admin,
+            "PATCH",
+            "/v1/settings",
+            json!({"policyChangesNeedApproval": "yes"}),
+            400,
+            bad,
+            Some("policyChangesNeedApproval"),
+        ),
+        refusal(
+            "four-eyes by a non-admin",
+            Agent,
+            "PATCH",
+            "/v1/settings",
+            json!({"policyChangesNeedApproval": false}),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+        refusal(
+            "pending policy without a name",
+            Admin,
+            "POST",
+            policies.clone(),
+            json!({"enabled": true}),
+            400,
+            bad,
+            Some("name"),
+        ),
+        refusal(
+            "pending policy with a number limit",
+            Admin,
+            "POST",
+            policies.clone(),
+            json!({"name": "p", "dailySpendingLimit": 5}),
+            400,
+            "INVALID_AMOUNT",
+            Some("dailySpendingLimit"),
+        ),
+        refusal(
+            "pending change of an unknown policy",
+            Admin,
+            "PATCH",
+            format!("{policies}/pol_01JEA5V8PNG0R6BQHGCGHAPZZ8"),
+            json!({"name": "x"}),
+            404,
+            "POLICY_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "pending deletion of an unknown rule",
+            Admin,
+            "DELETE",
+            "/v1/routing-rules/rule_01JEA54N6AVHB24CP7DGZ4B1H6",
+            Value::Null,
+            404,
+            "ROUTING_RULE_NOT_FOUND",
+            None,
+        ),
+    ];
+    for k in [&s.admin, &s.agent, &s.reviewer, &other] {
+        app.get("/v1/wallets", k).await;
+    }
+    let key = |who: &Who| match who {
+        Admin => s.admin.clone(),
+        Agent => s.agent.clone(),
+        Reviewer => s.reviewer.clone(),
+        _ => unreachable!("not used in this table"),
+    };
+    refused_every_row(&app, backend, &rows, key).await;
+}

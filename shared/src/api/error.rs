@@ -119,7 +119,10 @@ impl AppError {
                 (StatusCode::CONFLICT, "REFUND_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
             }
             RefundNotModifiable => plain(StatusCode::CONFLICT, "REFUND_NOT_MODIFIABLE"),
-            SelfApprovalForbidden => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
+            SelfApprovalForbidden | PolicyChangeSelfApproval => plain(StatusCode::FORBIDDEN, "SELF_APPROVAL_FORBIDDEN"),
+            PolicyChangeNotPending(status) => {
+                (StatusCode::CONFLICT, "POLICY_CHANGE_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
+            }
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
             TooManyWaits { limit, retry_after_seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,

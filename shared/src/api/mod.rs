@@ -18,6 +18,7 @@ mod openapi;
 mod payments;
 mod people;
 mod policies;
+mod policy_changes;
 mod proofs;
 mod refunds;
 mod reviews;
@@ -106,6 +107,10 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/routing-rules", post(people::create_rule).get(people::list_rules))
         .route("/routing-rules/{id}", patch(people::update_rule).delete(people::delete_rule))
         .route("/v1/settings", get(settings::get).patch(settings::update))
+        .route("/v1/policy-changes", get(policy_changes::list))
+        .route("/v1/policy-changes/{id}", get(policy_changes::get))
+        .route("/v1/policy-changes/{id}/approve", post(policy_changes::approve))
+        .route("/v1/policy-changes/{id}/reject", post(policy_changes::reject))
         .route("/v1/integrations/slack", get(integrations::get).put(integrations::put).delete(integrations::delete))
         .route("/integrations/slack/interactions", post(integrations::slack_interactions))
         .route("/v1/notifications/deliveries", get(integrations::deliveries))

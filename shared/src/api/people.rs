@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids};
-use super::wire::{self, deleted, present, respond, whole_list};
+use super::policy_changes::answer;
+use super::wire::{self, present, respond, whole_list};
 use super::AppState;
 use crate::domain::ids::{MemberId, RoutingRuleId, TeamId};
 use crate::domain::input::{self, InputError};
@@ -17,7 +18,7 @@ use crate::domain::notification::is_slack_id;
 use crate::domain::permission::Permission;
 use crate::domain::routing::Conditions;
 use crate::error::AppResult;
-use crate::service::{MemberPatch, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+use crate::service::{ChangeRequest, MemberPatch, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
 
 const MAX_TEAM_MEMBERS: usize = 1_000;
 
@@ -208,10 +209,21 @@ pub async fn update_team(
     Ok(Json(s.update_team(&c, &id, patch).await?))
 }
 
+/// `POST /v1/routing-rules` as a new rule.
+pub(super) fn rule_create(body: Value) -> AppResult<NewRoutingRule> {
+    Ok(wire::parse::<RuleBody>(body)?.try_into_domain()?)
+}
+
+/// `PATCH /v1/routing-rules/{id}` as a rule change.
+pub(super) fn rule_patch(body: Value) -> AppResult<RoutingRulePatch> {
+    Ok(wire::parse::<RuleBody>(body)?.try_into_patch()?)
+}
+
+/// 201 with the rule, or 202 with the pending change while four-eyes is on.
 pub async fn create_rule(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
     c.organiser(Permission::PoliciesWrite)?;
-    let request = wire::parse::<RuleBody>(b)?.try_into_domain()?;
-    Ok(respond(StatusCode::CREATED, &s.create_routing_rule(&c, request).await?))
+    let request = rule_create(b.clone())?;
+    Ok(answer(StatusCode::CREATED, s.submit_change(&c, ChangeRequest::RuleCreate(request), b).await?))
 }
 
 pub async fn list_rules(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
@@ -223,19 +235,17 @@ fn rule_id(ids: &Ids) -> AppResult<RoutingRuleId> {
     ids.parse("id", RoutingRuleId::parse, "routing rule")
 }
 
-pub async fn update_rule(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    ids: Ids,
-    Body(b): Body,
-) -> AppResult<impl IntoResponse> {
+/// 200 with the rule, or 202 with the pending change while four-eyes is on.
+pub async fn update_rule(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
     c.organiser(Permission::PoliciesWrite)?;
-    let id = rule_id(&ids)?;
-    let patch = wire::parse::<RuleBody>(b)?.try_into_patch()?;
-    Ok(Json(s.update_routing_rule(&c, &id, patch).await?))
+    let rule = rule_id(&ids)?;
+    let patch = rule_patch(b.clone())?;
+    Ok(answer(StatusCode::OK, s.submit_change(&c, ChangeRequest::RuleUpdate { rule, patch }, b).await?))
 }
 
-pub async fn delete_rule(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+/// 200 `{"id", "deleted": true}`, or 202 with the pending change while four-eyes is on.
+pub async fn delete_rule(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<Response> {
     c.organiser(Permission::PoliciesWrite)?;
-    Ok(deleted(s.delete_routing_rule(&c, &rule_id(&ids)?).await?))
+    let rule = rule_id(&ids)?;
+    Ok(answer(StatusCode::OK, s.submit_change(&c, ChangeRequest::RuleDelete { rule }, serde_json::json!({})).await?))
 }

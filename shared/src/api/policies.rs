@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::{Auth, Body, Ids, Params};
-use super::wire::{self, deleted, present, respond, risk_score, wallet_field, whole_list};
+use super::policy_changes::answer;
+use super::wire::{self, present, risk_score, wallet_field, whole_list};
 use super::AppState;
 use crate::domain::ids::{PolicyId, TeamId, WalletId};
 use crate::domain::input::{self, InputError, MAX_ID_LIST};
@@ -17,7 +18,7 @@ use crate::domain::permission::Permission;
 use crate::domain::policy::{ActionKind, Decision, OnTimeout, Outcome, PolicyMode, PolicyPatch};
 use crate::domain::policy_version::parse_version;
 use crate::error::AppResult;
-use crate::service::{EvaluateRequest, MAX_APPROVAL_TTL_SECONDS};
+use crate::service::{ChangeRequest, EvaluateRequest, MAX_APPROVAL_TTL_SECONDS};
 
 const MAX_REQUIRED_APPROVALS: u32 = 10;
 
@@ -266,14 +267,27 @@ fn policy_id(ids: &Ids) -> AppResult<PolicyId> {
     ids.parse("pid", PolicyId::parse, "policy")
 }
 
-pub async fn create(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
-    c.authorize(Permission::PoliciesWrite)?;
-    let wallet = wallet_id(&ids)?;
-    let patch = wire::parse::<PolicyBody>(b)?.try_into_domain()?;
+/// `POST /v1/wallets/{id}/policies` as a policy: it must name the policy.
+pub(super) fn create_patch(body: Value) -> AppResult<PolicyPatch> {
+    let patch = wire::parse::<PolicyBody>(body)?.try_into_domain()?;
     if patch.name.is_none() {
         return Err(InputError::Missing { field: "name" }.into());
     }
-    Ok(respond(StatusCode::CREATED, &s.create_policy(&c, &wallet, patch).await?))
+    Ok(patch)
+}
+
+/// `PATCH /v1/wallets/{id}/policies/{pid}` as a policy change.
+pub(super) fn update_patch(body: Value) -> AppResult<PolicyPatch> {
+    Ok(wire::parse::<PolicyBody>(body)?.try_into_domain()?)
+}
+
+/// 201 with the policy, or 202 with the pending change while four-eyes is on.
+pub async fn create(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
+    c.authorize(Permission::PoliciesWrite)?;
+    let wallet = wallet_id(&ids)?;
+    let patch = create_patch(b.clone())?;
+    let submitted = s.submit_change(&c, ChangeRequest::PolicyCreate { wallet, patch }, b).await?;
+    Ok(answer(StatusCode::CREATED, submitted))
 }
 
 pub async fn list(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
@@ -286,16 +300,21 @@ pub async fn get(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResul
     Ok(Json(s.get_policy(&c, &wallet_id(&ids)?, &policy_id(&ids)?).await?))
 }
 
-pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<impl IntoResponse> {
+/// 200 with the policy, or 202 with the pending change while four-eyes is on.
+pub async fn update(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<Response> {
     c.authorize(Permission::PoliciesWrite)?;
     let (wallet, policy) = (wallet_id(&ids)?, policy_id(&ids)?);
-    let patch = wire::parse::<PolicyBody>(b)?.try_into_domain()?;
-    Ok(Json(s.update_policy(&c, &wallet, &policy, patch).await?))
+    let patch = update_patch(b.clone())?;
+    let submitted = s.submit_change(&c, ChangeRequest::PolicyUpdate { wallet, policy, patch }, b).await?;
+    Ok(answer(StatusCode::OK, submitted))
 }
 
-pub async fn delete(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<impl IntoResponse> {
+/// 200 `{"id", "deleted": true}`, or 202 with the pending change while four-eyes is on.
+pub async fn delete(State(s): State<AppState>, Auth(c): Auth, ids: Ids) -> AppResult<Response> {
     c.authorize(Permission::PoliciesWrite)?;
-    Ok(deleted(s.delete_policy(&c, &wallet_id(&ids)?, &policy_id(&ids)?).await?))
+    let (wallet, policy) = (wallet_id(&ids)?, policy_id(&ids)?);
+    let submitted = s.submit_change(&c, ChangeRequest::PolicyDelete { wallet, policy }, serde_json::json!({})).await?;
+    Ok(answer(StatusCode::OK, submitted))
 }
 
 /// What a shadow policy would have decided, counted (`GET …/policies/{pid}/shadow-stats`).

@@ -1,19 +1,22 @@
-//! `/v1/settings`: the organisation's settings (docs/api.md, "Separation of duties"), for now its default team.
+//! `/v1/settings`: the organisation's settings (docs/api.md, "Separation of duties"): its default team, and
+//! four-eyes on policy changes (docs/api.md, "Four-eyes on policy changes").
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::extract::{Auth, Body};
+use super::policy_changes::answer;
 use super::wire::{self, present};
 use super::AppState;
 use crate::domain::ids::TeamId;
 use crate::domain::input::InputError;
 use crate::domain::permission::Permission;
 use crate::error::AppResult;
-use crate::service::SettingsPatch;
+use crate::service::{ChangeRequest, SettingsPatch};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -22,6 +25,9 @@ pub struct SettingsPatchBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     default_team: Option<Value>,
+    /// Four-eyes on policy and routing-rule changes. Turning it on applies at once; turning it
+    /// off while it is on answers 202: another person must approve that too.
+    policy_changes_need_approval: Option<bool>,
 }
 
 impl SettingsPatchBody {
@@ -34,19 +40,25 @@ impl SettingsPatchBody {
             }
             Some(_) => return Err(InputError::invalid("defaultTeam", "must be a team id or null")),
         };
-        Ok(SettingsPatch { default_team })
+        Ok(SettingsPatch { default_team, policy_changes_need_approval: self.policy_changes_need_approval })
     }
 }
 
-/// `GET /v1/settings` → `{orgId, defaultTeam, updatedAt}`.
+/// `GET /v1/settings` → `{orgId, defaultTeam, policyChangesNeedApproval, updatedAt}`.
 pub async fn get(State(s): State<AppState>, Auth(c): Auth) -> AppResult<impl IntoResponse> {
     c.organiser(Permission::ApprovalsRead)?;
     Ok(Json(s.get_settings(&c).await?))
 }
 
-/// `PATCH /v1/settings {"defaultTeam": "team_…" | null}` (admin).
-pub async fn update(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<impl IntoResponse> {
+/// `PATCH /v1/settings` as a settings change.
+pub(super) fn settings_patch(body: Value) -> AppResult<SettingsPatch> {
+    Ok(wire::parse::<SettingsPatchBody>(body)?.try_into_domain()?)
+}
+
+/// `PATCH /v1/settings {"defaultTeam"?: "team_…" | null, "policyChangesNeedApproval"?: bool}`
+/// (admin): 200 with the settings, or 202 with the pending change (turning four-eyes off).
+pub async fn update(State(s): State<AppState>, Auth(c): Auth, Body(b): Body) -> AppResult<Response> {
     c.organiser(Permission::Admin)?;
-    let patch = wire::parse::<SettingsPatchBody>(b)?.try_into_domain()?;
-    Ok(Json(s.update_settings(&c, patch).await?))
+    let patch = settings_patch(b.clone())?;
+    Ok(answer(StatusCode::OK, s.submit_change(&c, ChangeRequest::Settings(patch), b).await?))
 }

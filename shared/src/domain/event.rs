@@ -7,6 +7,7 @@ use super::approval::Approval;
 use super::comment::Comment;
 use super::ids::{EventId, OrgId, WalletId};
 use super::payment::Payment;
+use super::policy_change::PolicyChange;
 use super::refund::Refund;
 use super::review::Review;
 
@@ -35,6 +36,8 @@ pub mod kinds {
     pub const KEY_UNFROZEN: &str = "key.unfrozen";
     pub const WALLET_FROZEN: &str = "wallet.frozen";
     pub const WALLET_UNFROZEN: &str = "wallet.unfrozen";
+    pub const POLICY_CHANGE_REQUESTED: &str = "policy.change_requested";
+    pub const POLICY_CHANGED: &str = "policy.changed";
 }
 
 /// `{"id": "evt_…", "type", "createdAt", "data"}` plus the owning org (not sent to subscribers).
@@ -153,6 +156,14 @@ impl Event {
     /// A key frozen or unfrozen (its client view: never the secret's hash); about no wallet.
     pub fn for_key(key: &super::org::ApiKey, kind: &str, at: DateTime<Utc>) -> Self {
         Event::new(&key.org_id, kind, with_id(&key.view(None), "keyId", key.id.as_str()), at)
+    }
+
+    /// A policy change requested or applied (`changeId`): a wallet's policy change is that
+    /// wallet's business; routing rules and settings are about no wallet.
+    pub fn for_policy_change(change: &PolicyChange, kind: &str, at: DateTime<Utc>) -> Self {
+        let data = with_id(change, "changeId", change.id.as_str());
+        let wallets = change.target.wallet_id.iter().cloned().collect();
+        Event { wallet_ids: wallets, ..Event::new(&change.org_id, kind, data, at) }
     }
 
     pub fn for_review(review: &Review, kind: &str, at: DateTime<Utc>) -> Self {

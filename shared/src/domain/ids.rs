@@ -80,6 +80,7 @@ prefixed_id!(ReviewDecisionId, "dec_");
 prefixed_id!(RefundId, "rfd_");
 prefixed_id!(NotificationId, "ntf_");
 prefixed_id!(CommentId, "cmt_");
+prefixed_id!(PolicyChangeId, "chg_");
 
 /// A ULID that the same inputs always give: the time of `parent` (an id with `prefix`), the
 /// randomness of a hash of `seed`. Lets a retried step find what it created before.

@@ -25,6 +25,7 @@ pub mod payment_review;
 pub mod people;
 pub mod permission;
 pub mod policy;
+pub mod policy_change;
 pub mod policy_set;
 pub mod policy_version;
 pub mod refund;

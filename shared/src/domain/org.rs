@@ -53,13 +53,17 @@ pub struct OrgSettings {
     /// Where an approval or review goes when no routing rule and no escalation chain assigns
     /// one; unset: anyone with `approvals:write` decides it.
     pub default_team: Option<TeamId>,
+    /// Four-eyes on policy changes: while on, a policy or routing-rule change (and turning this
+    /// off) waits as a pending policy change until another person approves it.
+    #[serde(default)]
+    pub policy_changes_need_approval: bool,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl OrgSettings {
     /// The settings of an organisation that never changed them.
     pub fn defaults(org_id: OrgId) -> Self {
-        OrgSettings { org_id, default_team: None, updated_at: None }
+        OrgSettings { org_id, default_team: None, policy_changes_need_approval: false, updated_at: None }
     }
 }
 

@@ -13,7 +13,7 @@ use super::event::Event;
 use super::ids::{OrgId, WalletId, WebhookId};
 
 /// Every event type a webhook may subscribe to (`*` subscribes to all).
-pub const EVENT_TYPES: [&str; 24] = [
+pub const EVENT_TYPES: [&str; 26] = [
     kinds::APPROVAL_CREATED,
     kinds::APPROVAL_APPROVED,
     kinds::APPROVAL_REJECTED,
@@ -38,6 +38,8 @@ pub const EVENT_TYPES: [&str; 24] = [
     kinds::KEY_UNFROZEN,
     kinds::WALLET_FROZEN,
     kinds::WALLET_UNFROZEN,
+    kinds::POLICY_CHANGE_REQUESTED,
+    kinds::POLICY_CHANGED,
 ];
 
 pub const SECRET_PREFIX: &str = "whsec_";

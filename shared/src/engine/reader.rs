@@ -213,5 +213,6 @@ owned!(
     crate::domain::review::Review,
     crate::domain::refund::Refund,
     crate::domain::org::ApiKey,
-    crate::domain::allow_rule::AllowRule
+    crate::domain::allow_rule::AllowRule,
+    crate::domain::policy_change::PolicyChange
 );

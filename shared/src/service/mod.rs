@@ -54,6 +54,7 @@ pub use org::auth::Caller;
 pub use org::keys::{ApiKeyPatch, IssuedKey, NewApiKey, NewOrganization, MAX_KEY_WALLETS};
 pub use org::links::REVIEW_LINK_PATH;
 pub use org::people::{MemberPatch, NewMember, NewRoutingRule, NewTeam, RoutingRulePatch, TeamPatch};
+pub use org::policy_changes::{Applied, ChangeFilter, ChangeParser, ChangeRequest, Submitted};
 pub use org::sessions::{SessionId, SignedIn, SESSION_HOURS};
 pub use org::settings::SettingsPatch;
 pub use paging::{Page, PageRequest};

@@ -14,6 +14,7 @@ mod form;
 mod link;
 mod page;
 mod passkeys;
+mod policy_changes;
 mod queue;
 mod sign_in;
 mod start;
@@ -61,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/passkeys", html_405(get(passkeys::list).post(passkeys::register)))
         .route("/dashboard/passkeys/options", html_405(post(passkeys::options)))
         .route("/dashboard/passkeys/{id}/delete", html_405(post(passkeys::delete)))
+        .route("/dashboard/policy-changes", html_405(get(policy_changes::list)))
+        .route("/dashboard/policy-changes/{id}/decide", html_405(post(policy_changes::decide_change)))
         .route("/dashboard/reviews/{id}", html_405(get(detail::review)))
         .route("/dashboard/reviews/{id}/decide", html_405(post(detail::decide_review)))
         .route("/dashboard/stats", html_405(get(stats::show)))

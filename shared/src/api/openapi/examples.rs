@@ -12,6 +12,7 @@ const MEMBER: &str = "mem_01JEA5CT79X27Z8JYY4P7G71BP";
 const FROM: &str = "wal_01JEA54N6AVHB24CP7DGZ4B1H6";
 const TO: &str = "wal_01JEA5YDSP7B2FR2DDZR3TXGFE";
 const POLICY: &str = "pol_01JEA5V8PNG0R6BQHGCGHAPZZ8";
+const CHANGE: &str = "chg_01JEA5V8PNG0R6BQHGCGHAPZZ9";
 const PAY_SMALL: &str = "pay_01JEA5CZSN4RCA53RNF39CQ0M1";
 const PAY_HELD: &str = "pay_01JEA57MK1M76WNBAYJTSP8SKF";
 const APPROVAL: &str = "apr_01JEA5EQ2XHD58FK8W3GF97YMA";
@@ -107,6 +108,25 @@ pub(super) fn response(method: &str, path: &str, status: u16) -> Option<Value> {
             "appliesTo": ["payment"],
             "createdAt": "2026-12-06T09:02:00Z",
             "updatedAt": "2026-12-06T09:02:00Z",
+        }),
+        ("post", "/v1/wallets/{id}/policies", 202) => json!({
+            "id": CHANGE,
+            "changeId": CHANGE,
+            "kind": "policy.create",
+            "status": "pending",
+            "target": {"walletId": FROM},
+            "request": {"name": "Large payment review", "maxTransactionAmount": "1000.00", "requireHumanApproval": true},
+            "diff": [
+                {"field": "maxTransactionAmount", "before": null, "after": "1000.00"},
+                {"field": "name", "before": null, "after": "Large payment review"},
+                {"field": "requireHumanApproval", "before": null, "after": true},
+            ],
+            "requestedBy": {"keyId": ADMIN_KEY, "person": ADMIN_KEY},
+            "requestedAt": "2026-12-06T09:02:00Z",
+            "decidedBy": null,
+            "decidedAt": null,
+            "reason": null,
+            "result": null,
         }),
         ("post", "/v1/payments", 201) => executed_payment(),
         ("post", "/v1/payments", 202) => held_payment(),

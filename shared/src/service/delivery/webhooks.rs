@@ -293,6 +293,10 @@ fn ensure_may_hear(caller: &ApiKey, events: &[String]) -> AppResult<()> {
     if hears_decisions {
         require(caller, Permission::ApprovalsRead)?;
     }
+    // Policy changes carry the policies and rules they change: what `wallets:read` reads.
+    if events.iter().any(|e| e.starts_with("policy.")) {
+        require(caller, Permission::WalletsRead)?;
+    }
     Ok(())
 }
 

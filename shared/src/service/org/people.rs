@@ -220,89 +220,87 @@ impl UseCases {
             .await
     }
 
-    pub async fn create_routing_rule(&self, caller: &Caller, request: NewRoutingRule) -> AppResult<RoutingRule> {
-        let caller = caller.organiser(Permission::PoliciesWrite)?;
-        self.reader().read_owned::<Team>(&team_key(&caller.org_id, &request.assign_to_team), &caller.org_id).await?;
-        let r = self.reader();
-        self.engine
-            .commit(&r, || async {
-                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                let used = async { Ok(r.org_rules(&caller.org_id).await?.len()) };
-                r.claim_room(&mut tx, &caller.org_id, Room { max: MAX_RULES, field: "name", of: "rules" }, used)
-                    .await?;
-                let mut rule = RoutingRule::new(
-                    caller.org_id.clone(),
-                    request.name.clone(),
-                    request.priority,
-                    request.conditions.clone(),
-                    request.assign_to_team.clone(),
-                    tx.now(),
-                );
-                rule.is_active = request.is_active;
-                tx.create(&rule)?;
-                tx.audit("routing_rule.created", "routing_rule", rule.id.as_str(), json!({"name": rule.name}))?;
-                Ok(tx.done(rule))
-            })
-            .await
-    }
-
+    /// `GET /v1/routing-rules`. Creating, changing and deleting a rule go through
+    /// `submit_change` (four-eyes when the organisation asks for it), which plans them with
+    /// `plan_rule_create`, `plan_rule_update` and `plan_rule_delete`.
     pub async fn list_routing_rules(&self, caller: &Caller) -> AppResult<Vec<RoutingRule>> {
         let caller = caller.organiser(Permission::PoliciesWrite)?;
         self.reader().org_rules(&caller.org_id).await
     }
+}
 
-    pub async fn update_routing_rule(
-        &self,
-        caller: &Caller,
-        id: &RoutingRuleId,
-        patch: RoutingRulePatch,
-    ) -> AppResult<RoutingRule> {
-        let caller = caller.organiser(Permission::PoliciesWrite)?;
-        if let Some(team) = &patch.assign_to_team {
-            self.reader().read_owned::<Team>(&team_key(&caller.org_id, team), &caller.org_id).await?;
-        }
-        let r = self.reader();
-        self.engine
-            .commit(&r, || async {
-                let mut rule = r.owned_rule(&caller.org_id, id).await?;
-                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                let r = &mut rule.value;
-                if let Some(v) = &patch.name {
-                    r.name = v.clone();
-                }
-                if let Some(v) = patch.priority {
-                    r.priority = v;
-                }
-                if let Some(v) = &patch.conditions {
-                    r.conditions = v.clone();
-                }
-                if let Some(v) = &patch.assign_to_team {
-                    r.assign_to_team = v.clone();
-                }
-                if let Some(v) = patch.is_active {
-                    r.is_active = v;
-                }
-                r.updated_at = tx.now();
-                tx.audit("routing_rule.updated", "routing_rule", id.as_str(), json!({"name": r.name}))?;
-                tx.update(&rule)?;
-                Ok(tx.done(rule.value))
-            })
-            .await
-    }
+/// Plans a new routing rule of `org` into `tx`: its team must be `org`'s, and the organisation
+/// stays under `MAX_RULES` (counted in the plan). Audited by `tx`'s actor; permissions are the
+/// caller's to check.
+pub(crate) async fn plan_rule_create(
+    r: &Reader,
+    tx: &mut Tx,
+    org: &OrgId,
+    request: &NewRoutingRule,
+) -> Result<RoutingRule, PlanError> {
+    r.read_owned::<Team>(&team_key(org, &request.assign_to_team), org).await?;
+    let used = async { Ok(r.org_rules(org).await?.len()) };
+    r.claim_room(tx, org, Room { max: MAX_RULES, field: "name", of: "rules" }, used).await?;
+    let mut rule = RoutingRule::new(
+        org.clone(),
+        request.name.clone(),
+        request.priority,
+        request.conditions.clone(),
+        request.assign_to_team.clone(),
+        tx.now(),
+    );
+    rule.is_active = request.is_active;
+    tx.create(&rule)?;
+    tx.audit("routing_rule.created", "routing_rule", rule.id.as_str(), json!({"name": rule.name}))?;
+    Ok(rule)
+}
 
-    pub async fn delete_routing_rule(&self, caller: &Caller, id: &RoutingRuleId) -> AppResult<RoutingRuleId> {
-        let caller = caller.organiser(Permission::PoliciesWrite)?;
-        let r = self.reader();
-        self.engine
-            .commit(&r, || async {
-                let rule = r.owned_rule(&caller.org_id, id).await?;
-                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                tx.delete(&rule);
-                tx.audit("routing_rule.deleted", "routing_rule", id.as_str(), json!({}))?;
-                Ok(tx.done(id.clone()))
-            })
-            .await
+/// Plans `patch` on a routing rule of `org` into `tx` (a new team must be `org`'s). Audited by
+/// `tx`'s actor; permissions are the caller's to check.
+pub(crate) async fn plan_rule_update(
+    r: &Reader,
+    tx: &mut Tx,
+    org: &OrgId,
+    id: &RoutingRuleId,
+    patch: &RoutingRulePatch,
+) -> Result<RoutingRule, PlanError> {
+    if let Some(team) = &patch.assign_to_team {
+        r.read_owned::<Team>(&team_key(org, team), org).await?;
     }
+    let mut rule = r.owned_rule(org, id).await?;
+    let v = &mut rule.value;
+    if let Some(name) = &patch.name {
+        v.name = name.clone();
+    }
+    if let Some(priority) = patch.priority {
+        v.priority = priority;
+    }
+    if let Some(conditions) = &patch.conditions {
+        v.conditions = conditions.clone();
+    }
+    if let Some(team) = &patch.assign_to_team {
+        v.assign_to_team = team.clone();
+    }
+    if let Some(active) = patch.is_active {
+        v.is_active = active;
+    }
+    v.updated_at = tx.now();
+    tx.audit("routing_rule.updated", "routing_rule", id.as_str(), json!({"name": v.name}))?;
+    tx.update(&rule)?;
+    Ok(rule.value)
+}
+
+/// Plans the deletion of a routing rule of `org` into `tx` (audited by `tx`'s actor).
+pub(crate) async fn plan_rule_delete(
+    r: &Reader,
+    tx: &mut Tx,
+    org: &OrgId,
+    id: &RoutingRuleId,
+) -> Result<RoutingRuleId, PlanError> {
+    let rule = r.owned_rule(org, id).await?;
+    tx.delete(&rule);
+    tx.audit("routing_rule.deleted", "routing_rule", id.as_str(), json!({}))?;
+    Ok(id.clone())
 }
 
 /// The query that reads every routing rule of `org`.

@@ -1,16 +1,16 @@
-//! Organisation settings (docs/api.md, "Separation of duties"): for now the default team, where an approval or a review
-//! goes when no routing rule and no escalation chain assigns one. One record per organisation,
-//! absent until an admin first sets something.
+//! Organisation settings (docs/api.md, "Separation of duties"): the default team, where an
+//! approval or a review goes when no routing rule and no escalation chain assigns one, and
+//! four-eyes on policy changes (docs/api.md, "Four-eyes on policy changes"). One record per
+//! organisation, absent until an admin first sets something.
 
 use crate::engine::Reader;
 use serde_json::json;
 
-use crate::domain::audit::Actor;
 use crate::domain::ids::{OrgId, TeamId};
 use crate::domain::org::OrgSettings;
 use crate::domain::people::Team;
 use crate::domain::permission::Permission;
-use crate::engine::plan::Tx;
+use crate::engine::plan::{PlanError, Tx};
 use crate::error::AppResult;
 use crate::layout::{settings_key, team_key};
 use crate::service::{Caller, UseCases};
@@ -20,6 +20,9 @@ use crate::service::{Caller, UseCases};
 pub struct SettingsPatch {
     /// `Some(None)` clears the default team.
     pub default_team: Option<Option<TeamId>>,
+    /// Four-eyes on policy changes. Turning it on applies at once; turning it off while it is on
+    /// is itself a change another person must approve (`submit_change`).
+    pub policy_changes_need_approval: Option<bool>,
 }
 
 impl UseCases {
@@ -28,42 +31,42 @@ impl UseCases {
         let caller = caller.organiser(Permission::ApprovalsRead)?;
         self.reader().org_settings(&caller.org_id).await
     }
+}
 
-    /// `PATCH /v1/settings` (admin only). The default team must be one of the organisation's.
-    pub async fn update_settings(&self, caller: &Caller, patch: SettingsPatch) -> AppResult<OrgSettings> {
-        let caller = caller.organiser(Permission::Admin)?;
-        let org = &caller.org_id;
-        if let Some(Some(team)) = &patch.default_team {
-            self.reader().read_owned::<Team>(&team_key(org, team), org).await?;
-        }
-        let r = self.reader();
-        self.engine
-            .commit(&r, || async {
-                let stored = r.read::<OrgSettings>(&settings_key(org)).await?;
-                let mut tx = Tx::new(org, Actor::Key(caller.id.clone()), self.now());
-                let mut settings =
-                    stored.as_ref().map_or_else(|| OrgSettings::defaults(org.clone()), |s| s.value.clone());
-                if let Some(team) = &patch.default_team {
-                    settings.default_team = team.clone();
-                }
-                settings.updated_at = Some(tx.now());
-                match stored {
-                    Some(mut stored) => {
-                        stored.value = settings.clone();
-                        tx.update(&stored)?;
-                    }
-                    None => tx.create(&settings)?,
-                }
-                tx.audit(
-                    "settings.updated",
-                    "organization",
-                    org.as_str(),
-                    json!({"defaultTeam": settings.default_team}),
-                )?;
-                Ok(tx.done(settings))
-            })
-            .await
+/// Plans `patch` on `org`'s settings into `tx` (the default team must be one of `org`'s),
+/// audited by `tx`'s actor. Permissions (admin) are the caller's to check.
+pub(crate) async fn plan_settings_update(
+    r: &Reader,
+    tx: &mut Tx,
+    org: &OrgId,
+    patch: &SettingsPatch,
+) -> Result<OrgSettings, PlanError> {
+    if let Some(Some(team)) = &patch.default_team {
+        r.read_owned::<Team>(&team_key(org, team), org).await?;
     }
+    let stored = r.read::<OrgSettings>(&settings_key(org)).await?;
+    let mut settings = stored.as_ref().map_or_else(|| OrgSettings::defaults(org.clone()), |s| s.value.clone());
+    if let Some(team) = &patch.default_team {
+        settings.default_team = team.clone();
+    }
+    if let Some(on) = patch.policy_changes_need_approval {
+        settings.policy_changes_need_approval = on;
+    }
+    settings.updated_at = Some(tx.now());
+    match stored {
+        Some(mut stored) => {
+            stored.value = settings.clone();
+            tx.update(&stored)?;
+        }
+        None => tx.create(&settings)?,
+    }
+    tx.audit(
+        "settings.updated",
+        "organization",
+        org.as_str(),
+        json!({"defaultTeam": settings.default_team, "policyChangesNeedApproval": settings.policy_changes_need_approval}),
+    )?;
+    Ok(settings)
 }
 
 impl Reader {
