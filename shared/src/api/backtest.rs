@@ -93,7 +93,12 @@ impl BacktestBody {
 
 /// `POST /v1/wallets/{id}/policies/backtest`: what the draft would have done to the window's
 /// payments, beside what the current policies do; written nowhere.
-pub async fn backtest(State(s): State<AppState>, Auth(c): Auth, ids: Ids, Body(b): Body) -> AppResult<impl IntoResponse> {
+pub async fn backtest(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    ids: Ids,
+    Body(b): Body,
+) -> AppResult<impl IntoResponse> {
     c.authorize(Permission::WalletsRead)?;
     let wallet = ids.parse("id", WalletId::parse, "wallet")?;
     let request = wire::parse::<BacktestBody>(b)?.try_into_domain()?;

@@ -349,11 +349,10 @@ mod tests {
         assert_eq!((out.before, out.after), (tally(0, 2, 0), tally(1, 1, 0)));
         let change = &out.changed[0];
         assert_eq!((&change.payment_id, change.before, change.after), (&payments[0].id, Fate::Held, Fate::Executed));
-        assert_eq!((change.rule.as_str(), change.policy_id.as_ref(), change.draft), (
-            "requireHumanApproval",
-            Some(&strict.id),
-            false
-        ));
+        assert_eq!(
+            (change.rule.as_str(), change.policy_id.as_ref(), change.draft),
+            ("requireHumanApproval", Some(&strict.id), false)
+        );
     }
 
     #[test]
