@@ -11,7 +11,7 @@ use super::extract::{Auth, Body, Ids};
 use super::policies::PolicyBody;
 use super::wire;
 use super::AppState;
-use crate::domain::backtest::Window;
+use crate::domain::backtest::{draft_field, Window};
 use crate::domain::ids::{PolicyId, WalletId};
 use crate::domain::input::InputError;
 use crate::domain::permission::Permission;
@@ -44,34 +44,11 @@ fn time(field: &'static str, value: Option<&Value>) -> Result<DateTime<Utc>, Inp
         .ok_or_else(|| InputError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"))
 }
 
-/// A draft's field as the body names it (`policy.` before the policy's own field names).
-fn in_policy(field: &'static str) -> &'static str {
-    match field {
-        "name" => "policy.name",
-        "maxTransactionAmount" => "policy.maxTransactionAmount",
-        "dailySpendingLimit" => "policy.dailySpendingLimit",
-        "approvedRecipients" => "policy.approvedRecipients",
-        "blockedRecipients" => "policy.blockedRecipients",
-        "autoApproveBelow" => "policy.autoApproveBelow",
-        "requireReviewAbove" => "policy.requireReviewAbove",
-        "autoRejectAbove" => "policy.autoRejectAbove",
-        "stepUpAbove" => "policy.stepUpAbove",
-        "riskScoreThreshold" => "policy.riskScoreThreshold",
-        "approvalTtlSeconds" => "policy.approvalTtlSeconds",
-        "requiredApprovals" => "policy.requiredApprovals",
-        "escalationChain" => "policy.escalationChain",
-        "onTimeout" => "policy.onTimeout",
-        "appliesTo" => "policy.appliesTo",
-        "maxPaymentsPerHour" => "policy.maxPaymentsPerHour",
-        _ => "policy",
-    }
-}
-
 impl BacktestBody {
     pub fn try_into_domain(self) -> Result<BacktestRequest, InputError> {
         let policy = self.policy.ok_or(InputError::Missing { field: "policy" })?;
         let draft = policy.try_into_domain().map_err(|e| {
-            let field = in_policy(e.field());
+            let field = draft_field(e.field());
             e.for_field(field)
         })?;
         let replace = self

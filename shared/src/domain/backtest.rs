@@ -94,6 +94,29 @@ pub fn with_draft(current: &[Policy], draft: Policy, replace: Option<&PolicyId>)
     out
 }
 
+/// A draft's field as the backtest body names it (`policy.` before the policy's own name).
+pub fn draft_field(field: &'static str) -> &'static str {
+    match field {
+        "name" => "policy.name",
+        "maxTransactionAmount" => "policy.maxTransactionAmount",
+        "dailySpendingLimit" => "policy.dailySpendingLimit",
+        "approvedRecipients" => "policy.approvedRecipients",
+        "blockedRecipients" => "policy.blockedRecipients",
+        "autoApproveBelow" => "policy.autoApproveBelow",
+        "requireReviewAbove" => "policy.requireReviewAbove",
+        "autoRejectAbove" => "policy.autoRejectAbove",
+        "stepUpAbove" => "policy.stepUpAbove",
+        "riskScoreThreshold" => "policy.riskScoreThreshold",
+        "approvalTtlSeconds" => "policy.approvalTtlSeconds",
+        "requiredApprovals" => "policy.requiredApprovals",
+        "escalationChain" => "policy.escalationChain",
+        "onTimeout" => "policy.onTimeout",
+        "appliesTo" => "policy.appliesTo",
+        "maxPaymentsPerHour" => "policy.maxPaymentsPerHour",
+        _ => "policy",
+    }
+}
+
 /// What a policy looks at in one past payment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PastPayment {

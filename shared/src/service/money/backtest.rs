@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use ulid::Ulid;
 
 use crate::domain::backtest::{
-    enforced, limits_in_play, replay, with_draft, Backtest, PastPayment, Window, MAX_PAYMENTS,
+    draft_field, enforced, limits_in_play, replay, with_draft, Backtest, PastPayment, Window, MAX_PAYMENTS,
 };
 use crate::domain::ids::{OrgId, PaymentId, PolicyId, WalletId};
 use crate::domain::input::InputError;
@@ -59,7 +59,10 @@ impl UseCases {
         }
         let name = request.draft.name.clone().unwrap_or_else(|| "draft".into());
         let mut draft = Policy::unrestricted(caller.org_id.clone(), wallet_id.clone(), name, self.now());
-        draft.apply(&request.draft, wallet.currency(), self.now())?;
+        draft.apply(&request.draft, wallet.currency(), self.now()).map_err(|e| {
+            let field = draft_field(e.field());
+            e.for_field(field)
+        })?;
         let draft_id = draft.id.clone();
         let current = enforced(&stored);
         let proposed = enforced(&with_draft(&stored, draft, request.replace.as_ref()));
