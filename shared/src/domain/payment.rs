@@ -365,7 +365,7 @@ impl Payment {
         now: DateTime<Utc>,
     ) -> Self {
         Payment {
-            id: PaymentId::generate_at(now),
+            id: PaymentId::next_at(now),
             org_id,
             from: request.from.clone(),
             to: request.to.clone(),
