@@ -17,10 +17,14 @@
 //! 7. cost per operation: DynamoDB capacity (table and each index, reads and writes) and the
 //!    on-demand price per 1M operations, on DynamoDB Local (bench/cost.rs).
 //!
-//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify|budgets|cost>` (repeatable) runs some sections.
+//! 8. policy backtest: one backtest over 10,000 payments, on the embedded store and on DynamoDB
+//!    Local (bench/backtest.rs).
+//!
+//! `--only <floors|store|local|dynamo|events|org-isolation|seal|notify|budgets|cost|backtest>` (repeatable) runs some sections.
 //! `make-table` creates a table on DynamoDB Local with one organization in it and prints, as JSON,
 //! its name, an agent key and two wallets (for `init_time.py`'s first invokes).
 
+mod backtest;
 mod budgets;
 mod cost;
 mod dynamo;
@@ -91,6 +95,9 @@ async fn main() {
     }
     if runs("budgets") {
         budgets::budget_rates(&figures).await;
+    }
+    if runs("backtest") {
+        backtest::backtest_time(&figures, endpoint.is_some()).await;
     }
     if runs("cost") {
         cost::cost_per_operation(&figures).await;

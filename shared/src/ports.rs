@@ -136,6 +136,9 @@ pub struct Query {
     pub pk: String,
     /// Only sort keys starting with this.
     pub sk_prefix: Option<String>,
+    /// Only sort keys `>=` this (a key range with `sk_at_most`: a backtest's window of ULIDs).
+    /// DynamoDB takes one sort-key condition: a prefix, or a range, not both.
+    pub sk_at_least: Option<String>,
     /// Only sort keys `<=` this (due-time reads).
     pub sk_at_most: Option<String>,
     pub newest_first: bool,
@@ -145,7 +148,16 @@ pub struct Query {
 
 impl Query {
     pub fn new(index: Index, pk: impl Into<String>, limit: usize) -> Self {
-        Query { index, pk: pk.into(), sk_prefix: None, sk_at_most: None, newest_first: true, limit, after: None }
+        Query {
+            index,
+            pk: pk.into(),
+            sk_prefix: None,
+            sk_at_least: None,
+            sk_at_most: None,
+            newest_first: true,
+            limit,
+            after: None,
+        }
     }
 }
 

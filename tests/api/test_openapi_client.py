@@ -12,6 +12,7 @@ openapi-python-client pins an older httpx than the test venv, so it lives in its
 names its executable). The generated package only needs httpx, attrs and python-dateutil, which the
 test venv has."""
 
+import datetime
 import importlib
 import json
 import os
@@ -378,6 +379,15 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         held = call("POST", "/v1/payments", agent["secret"], "/v1/payments", 202, dict(pay, amount="120.00"))
         call("POST", f"/v1/approvals/{held['approvalId']}/reject", rita["secret"], "/v1/approvals/{id}/reject", 200,
              {"reason": "duplicate"})
+        # Backtest: a draft cap replayed over the payments just made (50.00 executed, 200.00 and
+        # 120.00 held, above the policy's 100.00), beside the current policies; written nowhere.
+        since = executed["createdAt"]
+        until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+        tried = call("POST", f"/v1/wallets/{payer['id']}/policies/backtest", admin,
+                     "/v1/wallets/{id}/policies/backtest", 200,
+                     {"policy": {"name": "cap", "maxTransactionAmount": "150.00"}, "since": since, "until": until})
+        assert tried["payments"] == 3 and tried["after"]["denied"] == 1, tried
+        assert tried["changed"][0]["rule"] == "maxTransactionAmount" and tried["changedTotal"] == 1, tried
         # Comments (the reviewer, then the requesting agent) and a bulk decision over two held payments.
         call("POST", f"/v1/approvals/{held['approvalId']}/comments", rita["secret"],
              "/v1/approvals/{id}/comments", 201, {"body": "Why twice this month?"})

@@ -10,6 +10,7 @@ pub mod fake_slack;
 pub mod faults;
 pub mod invariants;
 pub mod proxy;
+pub mod seed;
 pub mod template;
 
 use std::sync::{Arc, Mutex};

@@ -2480,3 +2480,169 @@ async fn policy_change_routes_refuse_bad_input(backend: Backend) {
     };
     refused_every_row(&app, backend, &rows, key).await;
 }
+
+per_backend!(the_backtest_route_refuses_bad_input_naming_the_field);
+/// `POST /v1/wallets/{id}/policies/backtest` (docs/api.md, "Backtest"): every field, the window,
+/// the draft (its fields named under `policy.`), `replace`, another wallet's or organisation's
+/// objects: 4xx in the envelope, the field named, nothing written.
+async fn the_backtest_route_refuses_bad_input_naming_the_field(backend: Backend) {
+    use Who::*;
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("100.00").await;
+    let policy = app.policy(&s.admin, &s.from, json!({"name": "p"})).await;
+    let elsewhere = app.wallet(&s.admin, "USD").await;
+    let elsewhere_policy = app.policy(&s.admin, &elsewhere, json!({"name": "q"})).await;
+    let other = app.org("other").await;
+    let other_wallet = app.wallet(&other, "USD").await;
+    let other_policy = app.policy(&other, &other_wallet, json!({"name": "r"})).await;
+    let path = format!("/v1/wallets/{}/policies/backtest", s.from);
+    let body = |extra: Value| {
+        let mut b = json!({"policy": {"maxTransactionAmount": "10.00"}, "since": "2026-11-01T00:00:00Z",
+            "until": "2026-11-02T00:00:00Z"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        b
+    };
+    let draft = |p: Value| body(json!({"policy": p}));
+    let (bad, amount) = ("VALIDATION_ERROR", "INVALID_AMOUNT");
+    let row = |name, body, status, code, field| refusal(name, Admin, "POST", path.clone(), body, status, code, field);
+    let rows = vec![
+        row("no policy", body(json!({"policy": null})), 400, bad, Some("policy")),
+        row("policy not an object", draft(json!(5)), 400, bad, Some("policy")),
+        row("policy unknown field", draft(json!({"limit": "5.00"})), 400, bad, Some("policy.limit")),
+        row(
+            "policy numeric limit",
+            draft(json!({"maxTransactionAmount": 10})),
+            400,
+            amount,
+            Some("policy.maxTransactionAmount"),
+        ),
+        row(
+            "policy negative limit",
+            draft(json!({"dailySpendingLimit": "-1"})),
+            400,
+            amount,
+            Some("policy.dailySpendingLimit"),
+        ),
+        row(
+            "policy limit past cents",
+            draft(json!({"autoRejectAbove": "1.001"})),
+            400,
+            amount,
+            Some("policy.autoRejectAbove"),
+        ),
+        row("policy risk 200", draft(json!({"riskScoreThreshold": 200})), 400, bad, Some("policy.riskScoreThreshold")),
+        row(
+            "policy zero approvers",
+            draft(json!({"requiredApprovals": 0})),
+            400,
+            bad,
+            Some("policy.requiredApprovals"),
+        ),
+        row("policy blank name", draft(json!({"name": "  "})), 400, bad, Some("policy.name")),
+        row(
+            "policy bad recipient",
+            draft(json!({"blockedRecipients": ["x"]})),
+            400,
+            bad,
+            Some("policy.blockedRecipients"),
+        ),
+        row(
+            "policy zero per hour",
+            draft(json!({"maxPaymentsPerHour": 0})),
+            400,
+            bad,
+            Some("policy.maxPaymentsPerHour"),
+        ),
+        row("policy unknown kind", draft(json!({"appliesTo": ["loan"]})), 400, bad, Some("policy.appliesTo")),
+        row("policy bad timeout", draft(json!({"onTimeout": "never"})), 400, bad, Some("policy.onTimeout")),
+        row(
+            "policy unknown team",
+            draft(json!({"escalationChain": ["team_01JEA5CZSN4RCA53RNF39CQ0M1"]})),
+            404,
+            "TEAM_NOT_FOUND",
+            None,
+        ),
+        row("unknown field", body(json!({"from": "2026-11-01T00:00:00Z"})), 400, bad, Some("from")),
+        row("no since", body(json!({"since": null})), 400, bad, Some("since")),
+        row("since not a time", body(json!({"since": "yesterday"})), 400, bad, Some("since")),
+        row("since a number", body(json!({"since": 1764547200})), 400, bad, Some("since")),
+        row("since without a zone", body(json!({"since": "2026-11-01T00:00:00"})), 400, bad, Some("since")),
+        row("no until", body(json!({"until": null})), 400, bad, Some("until")),
+        row("until equals since", body(json!({"until": "2026-11-01T00:00:00Z"})), 400, bad, Some("until")),
+        row("until before since", body(json!({"until": "2026-10-01T00:00:00Z"})), 400, bad, Some("until")),
+        row("window over 93 days", body(json!({"until": "2027-02-03T00:00:01Z"})), 400, bad, Some("until")),
+        row("replace not an id", body(json!({"replace": "pol_x"})), 400, bad, Some("replace")),
+        row("replace a number", body(json!({"replace": 7})), 400, bad, Some("replace")),
+        row(
+            "replace unknown policy",
+            body(json!({"replace": "pol_01JEA5CZSN4RCA53RNF39CQ0M1"})),
+            404,
+            "POLICY_NOT_FOUND",
+            None,
+        ),
+        row(
+            "replace another wallet's policy",
+            body(json!({"replace": elsewhere_policy})),
+            404,
+            "POLICY_NOT_FOUND",
+            None,
+        ),
+        row("replace another org's policy", body(json!({"replace": other_policy})), 404, "POLICY_NOT_FOUND", None),
+        refusal(
+            "another org's wallet",
+            Admin,
+            "POST",
+            format!("/v1/wallets/{other_wallet}/policies/backtest"),
+            body(json!({})),
+            404,
+            "WALLET_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "our wallet, another org's key",
+            OtherAdmin,
+            "POST",
+            path.clone(),
+            body(json!({"replace": policy})),
+            404,
+            "WALLET_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "malformed wallet id",
+            Admin,
+            "POST",
+            "/v1/wallets/wal_x/policies/backtest",
+            body(json!({})),
+            404,
+            "WALLET_NOT_FOUND",
+            None,
+        ),
+        refusal(
+            "without wallets:read",
+            Reviewer,
+            "POST",
+            path.clone(),
+            body(json!({})),
+            403,
+            "PERMISSION_DENIED",
+            None,
+        ),
+    ];
+    for k in [&s.admin, &s.reviewer, &other] {
+        app.get("/v1/wallets", k).await;
+    }
+    let key = |who: &Who| match who {
+        Admin => s.admin.clone(),
+        Reviewer => s.reviewer.clone(),
+        OtherAdmin => other.clone(),
+        _ => unreachable!("not used in this table"),
+    };
+    refused_every_row(&app, backend, &rows, key).await;
+}

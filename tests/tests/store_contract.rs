@@ -140,6 +140,14 @@ async fn queries_page_in_order_with_prefix_and_bounds(backend: Backend) {
     pending.sk_prefix = Some("PENDING#".into());
     assert_eq!(s.query(pending).await.unwrap().len(), 4);
 
+    // A key range within one status (a backtest's window of ids), both ends included.
+    let mut range = Query::new(Index::ByWallet, "W#1", 10);
+    range.newest_first = false;
+    range.sk_at_least = Some("PENDING#id1".into());
+    range.sk_at_most = Some("PENDING#id4".into());
+    let sks: Vec<_> = s.query(range).await.unwrap().iter().map(|i| i.indexes.by_wallet.clone().unwrap().1).collect();
+    assert_eq!(sks, ["PENDING#id2", "PENDING#id4"], "{backend:?}");
+
     // Due reads stop at the bound, oldest first.
     let mut due = Query::new(Index::Due, "DUE", 10);
     due.newest_first = false;

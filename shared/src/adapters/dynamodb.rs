@@ -362,6 +362,7 @@ fn still_listed(item: &Item, q: &Query) -> bool {
     item.indexes.get(q.index).is_some_and(|(pk, sk)| {
         *pk == q.pk
             && q.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p))
+            && q.sk_at_least.as_deref().is_none_or(|m| sk.as_str() >= m)
             && q.sk_at_most.as_deref().is_none_or(|m| sk.as_str() <= m)
     })
 }
@@ -565,10 +566,25 @@ impl Store for DynamoStore {
             names.insert("#sk".into(), sk_attr.into());
             values.insert(":prefix".into(), s(prefix));
         }
-        if let Some(max) = &q.sk_at_most {
-            condition += " AND #sk <= :max";
+        // One sort-key condition: a range when both ends are given.
+        match (&q.sk_at_least, &q.sk_at_most) {
+            (Some(min), Some(max)) => {
+                condition += " AND #sk BETWEEN :min AND :max";
+                values.insert(":min".into(), s(min));
+                values.insert(":max".into(), s(max));
+            }
+            (Some(min), None) => {
+                condition += " AND #sk >= :min";
+                values.insert(":min".into(), s(min));
+            }
+            (None, Some(max)) => {
+                condition += " AND #sk <= :max";
+                values.insert(":max".into(), s(max));
+            }
+            (None, None) => {}
+        }
+        if q.sk_at_least.is_some() || q.sk_at_most.is_some() {
             names.insert("#sk".into(), sk_attr.into());
-            values.insert(":max".into(), s(max));
         }
         let start = match &q.after {
             None => None,

@@ -240,6 +240,10 @@ fn query_sql(q: &Query) -> Result<(String, Vec<String>), StoreError> {
             sql += &format!(" AND {skc} < ?{}", args.len());
         }
     }
+    if let Some(min) = &q.sk_at_least {
+        args.push(min.clone());
+        sql += &format!(" AND {skc} >= ?{}", args.len());
+    }
     if let Some(max) = &q.sk_at_most {
         args.push(max.clone());
         sql += &format!(" AND {skc} <= ?{}", args.len());

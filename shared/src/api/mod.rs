@@ -5,6 +5,7 @@
 
 mod approvals;
 mod audit;
+mod backtest;
 mod bulk;
 mod comments;
 mod dashboard;
@@ -79,6 +80,7 @@ fn rest_routes(service: Arc<Countersign>) -> Router {
         .route("/v1/wallets/{id}/allow-rules/{rid}", delete(wallets::delete_allow_rule))
         .route("/v1/wallets/{id}/policies", post(policies::create).get(policies::list))
         .route("/v1/wallets/{id}/policies/evaluate", post(policies::evaluate))
+        .route("/v1/wallets/{id}/policies/backtest", post(backtest::backtest))
         .route("/v1/wallets/{id}/policies/{pid}", get(policies::get).patch(policies::update).delete(policies::delete))
         .route("/v1/wallets/{id}/policies/{pid}/shadow-stats", get(policies::shadow_stats))
         .route("/v1/wallets/{id}/policies/{pid}/versions", get(policies::versions))

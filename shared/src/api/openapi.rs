@@ -17,12 +17,13 @@ use utoipa::ToSchema;
 mod examples;
 
 use super::{
-    approvals, bulk, comments, error, integrations, keys, payments, people, policies, policy_changes, refunds, reviews,
+    approvals, backtest, bulk, comments, error, integrations, keys, payments, people, policies, policy_changes, refunds, reviews,
     settings, wallets, webhooks,
 };
 use crate::domain::allow_rule::AllowRule;
 use crate::domain::approval::Approval;
 use crate::domain::audit::AuditEntry;
+use crate::domain::backtest::Backtest;
 use crate::domain::budget::BudgetStanding;
 use crate::domain::comment::Comment;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
@@ -294,6 +295,7 @@ pub(crate) fn operations() -> Vec<Operation> {
         op!("post" "/v1/wallets/{id}/policies", "policies", "Attach a policy", json("policies:write"), Some(body::<policies::PolicyBody>), [(201, "The policy", one::<Policy>), (202, "Four-eyes on: the pending change (`changeId`, `status: pending`, `diff`)", one::<policy_changes::PolicyChangeView>)], &[]),
         op!("get" "/v1/wallets/{id}/policies", "policies", "A wallet's policies", json("wallets:read"), N, [(200, "`{data: [policy]}`", page::<Policy>)], &[]),
         op!("post" "/v1/wallets/{id}/policies/evaluate", "policies", "What the policies would decide now, written nowhere", json("wallets:read"), Some(body::<policies::EvaluateBody>), [(200, "`{status: approved|requires_review|denied, outcome, rule, reason, policyId}`", one::<policies::Evaluation<'static>>)], &[]),
+        op!("post" "/v1/wallets/{id}/policies/backtest", "policies", "A draft policy replayed over the wallet's past payments (at most 10,000, a window of at most 93 days), beside the current policies; written nowhere", json("wallets:read"), Some(body::<backtest::BacktestBody>), [(200, "`{payments, before: {executed, held, denied}, after, changed: [{paymentId, before, after, rule}] (first 100), changedTotal}`", one::<Backtest>)], &[]),
         op!("get" "/v1/wallets/{id}/policies/{pid}", "policies", "Read a policy", json("wallets:read"), N, [(200, "The policy", one::<Policy>)], &[]),
         op!("patch" "/v1/wallets/{id}/policies/{pid}", "policies", "Change a policy", json("policies:write"), Some(body::<policies::PolicyBody>), [(200, "The policy", one::<Policy>), (202, "Four-eyes on: the pending change (`changeId`, `status: pending`, `diff`)", one::<policy_changes::PolicyChangeView>)], &[]),
         op!("delete" "/v1/wallets/{id}/policies/{pid}", "policies", "Delete a policy", json("policies:write"), N, [(200, "`{\"id\", \"deleted\": true}`", deleted), (202, "Four-eyes on: the pending change (`changeId`, `status: pending`, `diff`)", one::<policy_changes::PolicyChangeView>)], &[]),

@@ -124,6 +124,29 @@ impl NotificationId {
     }
 }
 
+impl PaymentId {
+    /// A new id made at `at` by the service's clock, so a payment's id carries its creation
+    /// millisecond (a time window of payments is a range of ids: the policy backtest) and ids
+    /// made in one millisecond by this process follow one another in the order they were made
+    /// (the last id of each of the 16 latest milliseconds is kept: clocks that differ, as tests'
+    /// do, do not disturb one another).
+    pub fn next_at(at: chrono::DateTime<chrono::Utc>) -> Self {
+        use std::sync::{Mutex, PoisonError};
+        static LAST: Mutex<Vec<Ulid>> = Mutex::new(Vec::new());
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = last.iter().position(|u| u.timestamp_ms() == ms);
+        let next = seen.map(|i| last.remove(i)).and_then(|prev| prev.increment());
+        // 79 random bits: room to count up within the millisecond.
+        let ulid = next.unwrap_or_else(|| Ulid::from_parts(ms, rand::random::<u128>() >> 49));
+        if last.len() >= 16 {
+            last.remove(0);
+        }
+        last.push(ulid);
+        PaymentId(format!("{}{}", Self::PREFIX, ulid))
+    }
+}
+
 impl CommentId {
     /// A new id made at `at`, after every comment id this process made before (the same
     /// millisecond, or a clock that stepped back, continues from the last one): an approval's
@@ -157,6 +180,19 @@ impl ReviewDecisionId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payment_ids_carry_their_millisecond_and_follow_one_another_within_it() {
+        let at = chrono::Utc::now();
+        let ids: Vec<PaymentId> = (0..50).map(|_| PaymentId::next_at(at)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let ms = |id: &PaymentId| Ulid::from_string(&id.as_str()[4..]).unwrap().timestamp_ms();
+        assert!(ids.iter().all(|id| ms(id) == at.timestamp_millis() as u64));
+        // Another clock's millisecond in between: each continues its own.
+        let earlier = at - chrono::Duration::days(2);
+        assert_eq!(ms(&PaymentId::next_at(earlier)), earlier.timestamp_millis() as u64);
+        assert!(PaymentId::next_at(at) > ids[49]);
+    }
 
     #[test]
     fn ids_round_trip_and_reject_foreign_prefixes() {

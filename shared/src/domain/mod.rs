@@ -3,6 +3,7 @@
 pub mod allow_rule;
 pub mod approval;
 pub mod audit;
+pub mod backtest;
 pub mod budget;
 pub mod comment;
 pub mod decision_stats;

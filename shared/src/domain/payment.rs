@@ -387,7 +387,7 @@ impl Payment {
         now: DateTime<Utc>,
     ) -> Self {
         Payment {
-            id: PaymentId::generate(),
+            id: PaymentId::next_at(now),
             org_id,
             from: request.from.clone(),
             to: request.to.clone(),

@@ -121,7 +121,9 @@ impl Uncommitted {
 }
 
 fn in_range(query: &Query, sk: &str) -> bool {
-    query.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p)) && query.sk_at_most.as_deref().is_none_or(|m| sk <= m)
+    query.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p))
+        && query.sk_at_least.as_deref().is_none_or(|m| sk >= m)
+        && query.sk_at_most.as_deref().is_none_or(|m| sk <= m)
 }
 
 impl Entry {

@@ -35,6 +35,7 @@ pub use audit::AuditFilter;
 pub use delivery::events::DEFAULT_REPUBLISH_AFTER;
 pub use delivery::webhooks::{NewWebhook, TestResult, WebhookPatch};
 pub use money::approvals::{ApprovalFilter, DecideRequest, Decided, EscalateRequest};
+pub use money::backtest::BacktestRequest;
 pub use money::bulk::{BulkOutcome, MAX_BULK_IDS};
 pub use money::comments::NewComment;
 pub use money::payments::PaymentFilter;

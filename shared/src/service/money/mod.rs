@@ -3,6 +3,7 @@
 
 pub(crate) mod allow_rules;
 pub(crate) mod approvals;
+pub(crate) mod backtest;
 pub(crate) mod budgets;
 pub(crate) mod bulk;
 pub(crate) mod comments;
