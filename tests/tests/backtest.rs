@@ -195,3 +195,28 @@ async fn a_window_with_more_than_ten_thousand_payments_is_refused(backend: Backe
     assert_eq!(refused["error"]["details"]["field"], "since", "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("narrow the window"), "{refused}");
 }
+
+per_backend!(shadow_policies_never_decide_a_replay_and_a_shadow_draft_is_tried_enforced);
+/// A shadow policy on the wallet changes no replay (it never decides a payment), and a draft sent
+/// with `"mode": "shadow"` is still asked what it would do enforced.
+async fn shadow_policies_never_decide_a_replay_and_a_shadow_draft_is_tried_enforced(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = app.scenario("10000.00").await;
+    let since = now(&app);
+    for amount in ["100.00", "300.00", "800.00"] {
+        let (status, _, _) = pay(&app, &s, amount).await;
+        assert_eq!(status, 201, "{amount}");
+    }
+    let shadow = json!({"name": "watch", "mode": "shadow", "maxTransactionAmount": "50.00"});
+    app.policy(&s.admin, &s.from, shadow).await;
+    let until = now(&app) + Duration::minutes(1);
+    let window = |policy: Value| json!({"policy": policy, "since": since.to_rfc3339(), "until": until.to_rfc3339()});
+
+    let nothing = backtest(&app, &s.admin, &s.from, window(json!({}))).await;
+    assert_eq!((&nothing["before"], &nothing["after"]), (&counts(3, 0, 0), &counts(3, 0, 0)), "{backend:?}: {nothing}");
+
+    let drafted = window(json!({"mode": "shadow", "maxTransactionAmount": "250.00"}));
+    let reply = backtest(&app, &s.admin, &s.from, drafted).await;
+    assert_eq!((&reply["before"], &reply["after"]), (&counts(3, 0, 0), &counts(1, 0, 2)), "{backend:?}: {reply}");
+    assert_eq!(reply["changedTotal"], 2, "{backend:?}: {reply}");
+}

@@ -17,8 +17,8 @@ use utoipa::ToSchema;
 mod examples;
 
 use super::{
-    approvals, backtest, bulk, comments, error, integrations, keys, payments, people, policies, policy_changes, refunds, reviews,
-    settings, wallets, webhooks,
+    approvals, backtest, bulk, comments, error, integrations, keys, payments, people, policies, policy_changes,
+    refunds, reviews, settings, wallets, webhooks,
 };
 use crate::domain::allow_rule::AllowRule;
 use crate::domain::approval::Approval;
