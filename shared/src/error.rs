@@ -79,6 +79,8 @@ pub enum AppError {
     PolicyChangeNotPending(crate::domain::policy_change::ChangeStatus),
     #[error("the person who requested a policy change cannot approve it; another person must")]
     PolicyChangeSelfApproval,
+    #[error("what this policy change was requested against has changed since; request it again")]
+    PolicyChangeStale,
     #[error("this key has already voted on the approval")]
     AlreadyVoted,
     #[error("currency {payment} does not match the wallet's currency {wallet}")]
@@ -143,6 +145,7 @@ impl From<crate::domain::policy_change::ChangeError> for AppError {
         match e {
             ChangeError::NotPending(status) => AppError::PolicyChangeNotPending(status),
             ChangeError::SelfApproval => AppError::PolicyChangeSelfApproval,
+            ChangeError::Stale => AppError::PolicyChangeStale,
         }
     }
 }

@@ -507,7 +507,9 @@ def test_a_tour_of_the_api_answers_exactly_what_the_document_describes():
         # Four-eyes on policy changes: on, a policy change and a routing-rule change wait (202);
         # another admin approves one, the requester withdraws the other; turning it off waits too.
         call("PATCH", "/v1/settings", admin, "/v1/settings", 200, {"policyChangesNeedApproval": True})
-        second = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201, {"name": "second admin", "permissions": ["admin"]})
+        # Another human: an admin key bound to Rita (an unbound key the admin mints answers for the admin).
+        second = call("POST", "/v1/api-keys", admin, "/v1/api-keys", 201,
+                      {"name": "second admin", "permissions": ["admin"], "memberId": member["id"]})
         waiting = call("POST", f"/v1/wallets/{payer['id']}/policies", admin, "/v1/wallets/{id}/policies", 202,
                        {"name": "Four-eyes", "maxTransactionAmount": "900.00"})
         assert waiting["status"] == "pending" and waiting["changeId"].startswith("chg_"), waiting

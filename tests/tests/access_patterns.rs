@@ -461,7 +461,8 @@ async fn scenario(app: &TestApp) {
     // Four-eyes on policy changes: on; a policy change requested and approved by another
     // person, another withdrawn by its requester.
     ok(app, "PATCH", "/v1/settings", &admin, Some(json!({"policyChangesNeedApproval": true})), 200).await;
-    let policy_writer = app.key(&admin, &["policies:write", "wallets:read"]).await;
+    // Fiona's key: a person of her own (an unbound key the admin minted answers for the admin).
+    let policy_writer = app.key_for(&admin, Some(&fiona), &["policies:write", "wallets:read"]).await;
     let policies = format!("/v1/wallets/{from}/policies");
     let requested = ok(app, "POST", &policies, &policy_writer, Some(json!({"name": "four-eyes"})), 202).await;
     let change = requested["changeId"].as_str().expect("changeId").to_string();

@@ -572,6 +572,11 @@ async fn outbox_events(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Ob
             // Read as the store reads it: outbox events are kept deflated.
             let item = countersign_core::adapters::dynamodb::from_attributes(item).expect("an item");
             let body = item.body.value().unwrap_or(Value::Null);
+            // Policy events (the scenario's setup) name no payment or approval: not the
+            // checker's business; any other event must be readable.
+            if body["type"].as_str().is_some_and(|kind| kind.starts_with("policy.")) {
+                continue;
+            }
             events.push(ObservedEvent::from_body(&body).unwrap_or_else(|| panic!("unreadable outbox event: {body}")));
         }
         start = out.last_evaluated_key;

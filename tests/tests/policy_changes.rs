@@ -336,7 +336,10 @@ per_backend!(turning_four_eyes_off_needs_another_person);
 async fn turning_four_eyes_off_needs_another_person(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let o = org(&app).await;
-    let second_admin = app.key(&o.admin, &["admin"]).await;
+    // An unbound admin key the admin mints answers for the admin: not a second person.
+    let alter_ego = app.key(&o.admin, &["admin"]).await;
+    let dee = app.member(&o.admin, "dee").await;
+    let second_admin = app.key_for(&o.admin, Some(&dee), &["admin"]).await;
     let team = app.team(&o.admin, "ops", &[]).await;
     let (status, body) = app.call("PATCH", "/v1/settings", Some(&o.admin), Some(json!({"defaultTeam": team}))).await;
     assert_eq!((status, &body["defaultTeam"]), (200, &json!(team)), "{backend:?}: not a policy change: {body}");
@@ -346,8 +349,10 @@ async fn turning_four_eyes_off_needs_another_person(backend: Backend) {
     assert_eq!(flag.map(|d| (d["before"].clone(), d["after"].clone())), Some((json!(true), json!(false))));
     assert_eq!(app.get("/v1/settings", &o.admin).await.1["policyChangesNeedApproval"], true, "still on");
     let approve = format!("/v1/policy-changes/{}/approve", id(&pending));
-    let (status, body) = app.post(&approve, &o.admin, json!({})).await;
-    assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{body}");
+    for own in [&o.admin, &alter_ego] {
+        let (status, body) = app.post(&approve, own, json!({})).await;
+        assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
+    }
     let (status, body) = app.post(&approve, &o.ben, json!({})).await;
     assert_eq!((status, code(&body)), (403, Some("PERMISSION_DENIED")), "{backend:?}: settings need an admin: {body}");
     let (status, body) = app.post(&approve, &second_admin, json!({})).await;
@@ -366,6 +371,54 @@ async fn turning_four_eyes_off_needs_another_person(backend: Backend) {
     assert_eq!((status, &body["policyChangesNeedApproval"]), (200, &json!(true)), "{body}");
     let (status, _) = app.post(&format!("/v1/wallets/{}/policies", o.from), &o.ann, json!({"name": "held"})).await;
     assert_eq!(status, 202);
+}
+
+per_backend!(keys_a_requester_mints_are_the_requester_and_a_stale_change_is_refused);
+/// A key that is a person of its own answers for whoever minted it: it can neither approve its
+/// minter's change nor have its own change approved by its minter. And a change is approved as
+/// shown: once the policy it was requested against has moved on, approving it is 409 and
+/// nothing applies.
+async fn keys_a_requester_mints_are_the_requester_and_a_stale_change_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let o = org(&app).await;
+    let policy = policies(&app, &o.admin, &o.from).await[0]["id"].as_str().expect("policy").to_string();
+    let path = format!("/v1/wallets/{}/policies/{policy}", o.from);
+
+    let (status, rename) = app.call("PATCH", &path, Some(&o.ann), Some(json!({"name": "renamed"}))).await;
+    assert_eq!(status, 202, "{backend:?}: {rename}");
+    let approve_rename = format!("/v1/policy-changes/{}/approve", id(&rename));
+    // The admin's unbound key asks; the admin approving is the same human.
+    let admins_unbound = app.key(&o.admin, &PERMS).await;
+    let (status, quorum) = app.call("PATCH", &path, Some(&admins_unbound), Some(json!({"requiredApprovals": 3}))).await;
+    assert_eq!(status, 202, "{backend:?}: {quorum}");
+    let approve_quorum = format!("/v1/policy-changes/{}/approve", id(&quorum));
+    let (status, body) = app.post(&approve_quorum, &o.admin, json!({})).await;
+    assert_eq!((status, code(&body)), (403, Some("SELF_APPROVAL_FORBIDDEN")), "{backend:?}: {body}");
+
+    // Ben approves the quorum change: the policy moves on, so Ann's rename (its diff shown
+    // against the policy before) is stale and applies nothing.
+    let (status, body) = app.post(&approve_quorum, &o.ben, json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("applied")), "{backend:?}: {body}");
+    let (_, now) = app.get(&path, &o.admin).await;
+    let (status, body) = app.post(&approve_rename, &o.ben, json!({})).await;
+    assert_eq!((status, code(&body)), (409, Some("POLICY_CHANGE_STALE")), "{backend:?}: {body}");
+    assert_eq!(app.get(&path, &o.admin).await.1, now, "{backend:?}: nothing applied");
+    let (_, still) = app.get(&format!("/v1/policy-changes/{}", id(&rename)), &o.ben).await;
+    assert_eq!(still["status"], "pending", "{backend:?}: {still}");
+}
+
+per_backend!(a_webhook_on_every_event_hears_policy_changes_only_with_wallets_read);
+/// `"*"` includes the policy events, which carry the policies and rules they change.
+async fn a_webhook_on_every_event_hears_policy_changes_only_with_wallets_read(backend: Backend) {
+    let app = TestApp::spawn_tuned(backend, |s| s.allow_private_webhooks = true).await;
+    let admin = app.org("acme").await;
+    let narrow = app.key(&admin, &["webhooks:write", "approvals:read"]).await;
+    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]});
+    let (status, reply) = app.post("/v1/webhooks", &narrow, body.clone()).await;
+    assert_eq!((status, code(&reply)), (403, Some("PERMISSION_DENIED")), "{backend:?}: {reply}");
+    let wide = app.key(&admin, &["webhooks:write", "approvals:read", "wallets:read"]).await;
+    let (status, reply) = app.post("/v1/webhooks", &wide, body).await;
+    assert_eq!(status, 201, "{backend:?}: {reply}");
 }
 
 per_backend!(the_webhook_event_list_takes_the_policy_events);

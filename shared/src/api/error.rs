@@ -123,6 +123,7 @@ impl AppError {
             PolicyChangeNotPending(status) => {
                 (StatusCode::CONFLICT, "POLICY_CHANGE_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
             }
+            PolicyChangeStale => plain(StatusCode::CONFLICT, "POLICY_CHANGE_STALE"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
             TooManyWaits { limit, retry_after_seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -44,6 +44,9 @@ pub struct PolicyChangeView {
     pub reason: Option<String>,
     /// Once applied: the policy's or rule's id (the organisation's for the settings).
     pub result: Option<String>,
+    /// The stored version of the object the change was requested against (its `diff` is against
+    /// it); approving once it has moved on is 409 `POLICY_CHANGE_STALE`. Null for a creation.
+    pub target_version: Option<u64>,
 }
 
 impl From<PolicyChange> for PolicyChangeView {
@@ -62,6 +65,7 @@ impl From<PolicyChange> for PolicyChangeView {
             decided_at: c.decided_at,
             reason: c.reason,
             result: c.result,
+            target_version: c.target_version,
         }
     }
 }

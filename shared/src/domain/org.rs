@@ -32,6 +32,11 @@ pub struct ApiKey {
     /// The person this key acts for (a member, or the key that minted it); unset: the key itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub person: Option<Person>,
+    /// The human this key answers for where four-eyes counts people: its member, or, for a key
+    /// that is a person of its own, the principal of the key that minted it (so an admin cannot
+    /// mint an unbound key and approve their own policy change with it). Unset: `person()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Person>,
     /// Hex SHA-256 of the secret. Never serialised to clients (see `ApiKeyView`).
     pub secret_hash: String,
     pub created_at: DateTime<Utc>,
@@ -108,6 +113,20 @@ impl ApiKey {
     /// The person this key acts for.
     pub fn person(&self) -> Person {
         self.person.clone().unwrap_or_else(|| Person::Key(self.id.clone()))
+    }
+
+    /// The human behind this key for four-eyes (see `principal`).
+    pub fn principal(&self) -> Person {
+        self.principal.clone().unwrap_or_else(|| self.person())
+    }
+
+    /// The principal of a key this one mints acting for `person`: a member answers for
+    /// themselves; any other key answers to whoever minted it.
+    pub fn principal_of_minted(&self, person: Option<&Person>) -> Person {
+        match person {
+            Some(member @ Person::Member(_)) => member.clone(),
+            _ => self.principal(),
+        }
     }
 
     pub fn is_admin(&self) -> bool {
@@ -199,6 +218,7 @@ mod tests {
             permissions: vec![Permission::Admin],
             wallet_ids: vec![],
             person: None,
+            principal: None,
             secret_hash: hash_secret(&secret),
             created_at: Utc::now(),
             last_used_at: None,
@@ -221,6 +241,7 @@ mod tests {
             permissions,
             wallet_ids: vec![],
             person,
+            principal: None,
             secret_hash: String::new(),
             created_at: Utc::now(),
             last_used_at: None,

@@ -127,6 +127,23 @@ pub struct ChangeActor {
     pub key_id: ApiKeyId,
     #[schema(value_type = String, example = "mem_01J…")]
     pub person: Person,
+    /// The human the key answers for (its member, or whoever minted a key that is a person of
+    /// its own); absent: the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "mem_01J…")]
+    pub principal: Option<Person>,
+}
+
+impl ChangeActor {
+    fn principal(&self) -> &Person {
+        self.principal.as_ref().unwrap_or(&self.person)
+    }
+
+    /// Whether the two may be one human: the same person, or keys answering for the same
+    /// principal (an unbound key its minter made is its minter's).
+    pub fn same_human(&self, other: &ChangeActor) -> bool {
+        self.person == other.person || self.principal() == other.principal()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +164,10 @@ pub struct PolicyChange {
     pub decided_at: Option<DateTime<Utc>>,
     /// The rejecter's reason, if they gave one.
     pub reason: Option<String>,
+    /// The version of the object it changes when it was requested (its `diff` is against
+    /// that); approval refuses once the object has moved on, so what is approved is what applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<u64>,
     /// Once applied: the id of the policy or rule made, changed or deleted (the organisation's
     /// for the settings).
     pub result: Option<String>,
@@ -159,6 +180,8 @@ pub enum ChangeError {
     NotPending(ChangeStatus),
     #[error("the person who requested a policy change cannot approve it; another person must")]
     SelfApproval,
+    #[error("what this change was requested against has changed since; its diff is stale: request it again")]
+    Stale,
 }
 
 impl PolicyChange {
@@ -185,6 +208,7 @@ impl PolicyChange {
             decided_at: None,
             reason: None,
             result: None,
+            target_version: None,
         }
     }
 
@@ -197,10 +221,7 @@ impl PolicyChange {
 
     /// Approved by `by` (never the person who asked) and applied, making or touching `result`.
     pub fn approve(&mut self, by: ChangeActor, result: String, at: DateTime<Utc>) -> Result<(), ChangeError> {
-        self.pending()?;
-        if by.person == self.requested_by.person {
-            return Err(ChangeError::SelfApproval);
-        }
+        self.approvable_by(&by)?;
         self.status = ChangeStatus::Applied;
         self.decided_by = Some(by);
         self.decided_at = Some(at);
@@ -209,12 +230,22 @@ impl PolicyChange {
     }
 
     /// Whether `by` may approve it now (pending, and not the requester): what a page offers.
-    pub fn approvable_by(&self, by: &Person) -> Result<(), ChangeError> {
+    pub fn approvable_by(&self, by: &ChangeActor) -> Result<(), ChangeError> {
         self.pending()?;
-        if *by == self.requested_by.person {
+        if by.same_human(&self.requested_by) {
             return Err(ChangeError::SelfApproval);
         }
         Ok(())
+    }
+
+    /// Whether the object it changes is still at the version it was requested against (`now`:
+    /// its version as read now; `None` when it is gone, which applying reports as the direct
+    /// call would, or for a creation).
+    pub fn ensure_current(&self, now: Option<u64>) -> Result<(), ChangeError> {
+        match (self.target_version, now) {
+            (Some(then), Some(now)) if then != now => Err(ChangeError::Stale),
+            _ => Ok(()),
+        }
     }
 
     /// Rejected by `by` (the requester withdrawing it, or anyone else allowed).
@@ -234,7 +265,27 @@ mod tests {
     use serde_json::json;
 
     fn actor(person: Person) -> ChangeActor {
-        ChangeActor { key_id: ApiKeyId::generate(), person }
+        ChangeActor { key_id: ApiKeyId::generate(), person, principal: None }
+    }
+
+    #[test]
+    fn an_unbound_key_answers_for_its_minter() {
+        let alice = Person::Key(ApiKeyId::generate());
+        let mut change = PolicyChange::requested(
+            OrgId::generate(),
+            ChangeKind::PolicyCreate,
+            ChangeTarget::default(),
+            json!({}),
+            vec![],
+            actor(alice.clone()),
+            Utc::now(),
+        );
+        let minted = ChangeActor { principal: Some(alice), ..actor(Person::Key(ApiKeyId::generate())) };
+        assert_eq!(change.approve(minted, "pol".into(), Utc::now()), Err(ChangeError::SelfApproval));
+        change.target_version = Some(3);
+        assert_eq!(change.ensure_current(Some(4)), Err(ChangeError::Stale));
+        assert_eq!(change.ensure_current(None), Ok(()), "gone: the plan answers 404");
+        assert_eq!(change.ensure_current(Some(3)), Ok(()));
     }
 
     #[test]

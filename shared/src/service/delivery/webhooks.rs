@@ -294,7 +294,7 @@ fn ensure_may_hear(caller: &ApiKey, events: &[String]) -> AppResult<()> {
         require(caller, Permission::ApprovalsRead)?;
     }
     // Policy changes carry the policies and rules they change: what `wallets:read` reads.
-    if events.iter().any(|e| e.starts_with("policy.")) {
+    if events.iter().any(|e| e == "*" || e.starts_with("policy.")) {
         require(caller, Permission::WalletsRead)?;
     }
     Ok(())

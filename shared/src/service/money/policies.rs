@@ -63,8 +63,14 @@ impl UseCases {
         Ok(evaluate(&policies, &facts))
     }
 
-    /// `POST /v1/wallets/{id}/policies`: `patch` must name the policy.
-    pub async fn create_policy(&self, caller: &Caller, wallet_id: &WalletId, patch: PolicyPatch) -> AppResult<Policy> {
+    /// A policy made at once, past four-eyes: for the first run's setup and tests only (every
+    /// door goes through `submit_change`). `patch` must name the policy.
+    pub(crate) async fn create_policy(
+        &self,
+        caller: &Caller,
+        wallet_id: &WalletId,
+        patch: PolicyPatch,
+    ) -> AppResult<Policy> {
         let caller = caller.key()?;
         require(caller, Permission::PoliciesWrite)?;
         patch.name.as_ref().ok_or(InputError::Missing { field: "name" })?;
@@ -132,27 +138,9 @@ impl UseCases {
         Ok(self.reader().read_owned::<PolicyVersion>(&key, &caller.org_id).await?.value)
     }
 
-    pub async fn update_policy(
-        &self,
-        caller: &Caller,
-        wallet_id: &WalletId,
-        policy_id: &PolicyId,
-        patch: PolicyPatch,
-    ) -> AppResult<Policy> {
-        let caller = caller.key()?;
-        require(caller, Permission::PoliciesWrite)?;
-        ensure_wallet(caller, wallet_id)?;
-        let r = self.reader();
-        self.engine
-            .commit(&r, || async {
-                let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                let policy = plan_policy_update(&r, &mut tx, &caller.org_id, wallet_id, policy_id, &patch).await?;
-                Ok(tx.done(policy))
-            })
-            .await
-    }
-
-    pub async fn delete_policy(
+    /// A policy deleted at once, past four-eyes (the service's own tests).
+    #[cfg(test)]
+    pub(crate) async fn delete_policy(
         &self,
         caller: &Caller,
         wallet_id: &WalletId,

@@ -56,7 +56,13 @@ pub struct NewOrganization {
 }
 
 /// Issues a key for `request`, acting for `person` (`None`: the key itself).
-fn issue(org_id: &OrgId, request: NewApiKey, person: Option<Person>, now: chrono::DateTime<chrono::Utc>) -> IssuedKey {
+fn issue(
+    org_id: &OrgId,
+    request: NewApiKey,
+    person: Option<Person>,
+    principal: Option<Person>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> IssuedKey {
     let id = ApiKeyId::generate();
     let secret = org::new_secret(&id);
     let key = ApiKey {
@@ -66,6 +72,7 @@ fn issue(org_id: &OrgId, request: NewApiKey, person: Option<Person>, now: chrono
         permissions: request.permissions,
         wallet_ids: request.wallet_ids,
         person,
+        principal,
         secret_hash: org::hash_secret(&secret),
         created_at: now,
         last_used_at: None,
@@ -107,7 +114,7 @@ impl UseCases {
                     member_id: None,
                     budgets: vec![],
                 };
-                let admin_key = issue(&organization.id, admin, None, now);
+                let admin_key = issue(&organization.id, admin, None, None, now);
                 let mut tx = Tx::new(&organization.id, Actor::Operator, now);
                 tx.create(&organization)?;
                 tx.create(&admin_key.key)?;
@@ -140,7 +147,8 @@ impl UseCases {
         self.engine
             .commit(&r, || async {
                 let mut tx = Tx::new(&caller.org_id, Actor::Key(caller.id.clone()), self.now());
-                let issued = issue(&caller.org_id, request.clone(), person.clone(), tx.now());
+                let principal = caller.principal_of_minted(person.as_ref());
+                let issued = issue(&caller.org_id, request.clone(), person.clone(), Some(principal), tx.now());
                 tx.create(&issued.key)?;
                 let details = json!({
                     "permissions": issued.key.permissions,

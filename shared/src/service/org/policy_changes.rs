@@ -74,6 +74,16 @@ impl ChangeRequest {
         target
     }
 
+    /// The request without turning four-eyes off (for when it is off already).
+    fn without_switching_off(&self) -> ChangeRequest {
+        match self {
+            ChangeRequest::Settings(patch) if patch.policy_changes_need_approval == Some(false) => {
+                ChangeRequest::Settings(SettingsPatch { policy_changes_need_approval: None, ..patch.clone() })
+            }
+            other => other.clone(),
+        }
+    }
+
     /// Whether it waits for another person while four-eyes is on: every policy and rule change,
     /// and turning four-eyes off.
     fn needs_approval(&self) -> bool {
@@ -169,7 +179,7 @@ fn may_see(key: &ApiKey, change: &PolicyChange) -> bool {
 }
 
 fn actor(key: &ApiKey) -> ChangeActor {
-    ChangeActor { key_id: key.id.clone(), person: key.person() }
+    ChangeActor { key_id: key.id.clone(), person: key.person(), principal: Some(key.principal()) }
 }
 
 /// Plans `request` into `tx`: the same plan whether applied at once, validated for a pending
@@ -193,23 +203,28 @@ async fn plan_request(r: &Reader, tx: &mut Tx, org: &OrgId, request: &ChangeRequ
 }
 
 /// The object a change touches as it is now, as the API shows it (`null` for a creation, or
-/// when it is missing: the plan reports that).
-async fn before(r: &Reader, org: &OrgId, request: &ChangeRequest) -> AppResult<Value> {
-    fn shown<R: Serialize + crate::engine::Owned>(stored: Option<Stored<R>>, org: &OrgId) -> Value {
+/// when it is missing: the plan reports that), with its stored version (`None` then).
+async fn before(r: &Reader, org: &OrgId, request: &ChangeRequest) -> AppResult<(Value, Option<u64>)> {
+    fn shown<R: Serialize + crate::engine::Owned>(stored: Option<Stored<R>>, org: &OrgId) -> (Value, Option<u64>) {
         stored
             .filter(|s| s.value.org_id() == org)
-            .and_then(|s| serde_json::to_value(s.value).ok())
-            .unwrap_or(Value::Null)
+            .and_then(|s| Some((serde_json::to_value(s.value).ok()?, Some(s.version))))
+            .unwrap_or((Value::Null, None))
     }
     Ok(match request {
-        ChangeRequest::PolicyCreate { .. } | ChangeRequest::RuleCreate(_) => Value::Null,
+        ChangeRequest::PolicyCreate { .. } | ChangeRequest::RuleCreate(_) => (Value::Null, None),
         ChangeRequest::PolicyUpdate { wallet, policy, .. } | ChangeRequest::PolicyDelete { wallet, policy } => {
             shown(r.read::<Policy>(&policy_key(wallet, policy)).await?, org)
         }
         ChangeRequest::RuleUpdate { rule, .. } | ChangeRequest::RuleDelete { rule } => {
             shown(r.read::<RoutingRule>(&rule_key(org, rule)).await?, org)
         }
-        ChangeRequest::Settings(_) => serde_json::to_value(r.org_settings(org).await?).unwrap_or(Value::Null),
+        ChangeRequest::Settings(_) => {
+            let stored = r.read::<OrgSettings>(&settings_key(org)).await?;
+            let version = stored.as_ref().map(|s| s.version);
+            let settings = stored.map_or_else(|| OrgSettings::defaults(org.clone()), |s| s.value);
+            (serde_json::to_value(settings).unwrap_or(Value::Null), version)
+        }
     })
 }
 
@@ -253,13 +268,16 @@ impl UseCases {
                 let settings = r.read::<OrgSettings>(&settings_key(org)).await?;
                 let four_eyes = settings.as_ref().is_some_and(|s| s.value.policy_changes_need_approval);
                 let mut tx = Tx::new(org, Actor::Key(key.id.clone()), self.now());
-                let before = before(&r, org, &request).await?;
+                // Turning four-eyes off while it is off changes nothing: dropped, so a request
+                // that read it off cannot switch it off after another admin turned it on.
+                let request = if four_eyes { request.clone() } else { request.without_switching_off() };
+                let (before, version) = before(&r, org, &request).await?;
                 if four_eyes && request.needs_approval() {
                     // Validated by the very plan that would apply it, on a transaction thrown away.
                     let mut scratch = Tx::new(org, Actor::Key(key.id.clone()), tx.now());
                     let applied = plan_request(&r, &mut scratch, org, &request).await?;
                     let diff = diff(&before, &applied.shown());
-                    let change = PolicyChange::requested(
+                    let mut change = PolicyChange::requested(
                         org.clone(),
                         kind,
                         target.clone(),
@@ -268,6 +286,7 @@ impl UseCases {
                         by.clone(),
                         tx.now(),
                     );
+                    change.target_version = version;
                     tx.create(&change)?;
                     if let Some(settings) = &settings {
                         tx.check(settings);
@@ -343,8 +362,11 @@ impl UseCases {
                 let mut change = r.visible_change(key, id).await?;
                 may_change(caller, change.value.kind, &change.value.target)?;
                 let by = actor(key);
-                change.value.approvable_by(&by.person)?;
+                change.value.approvable_by(&by)?;
                 let request = parse(&change.value)?;
+                // What is approved is the diff shown: refused once the object has moved on.
+                let (_, now) = before(&r, org, &request).await?;
+                change.value.ensure_current(now)?;
                 let mut tx = Tx::new(org, Actor::Key(key.id.clone()), self.now());
                 let applied = plan_request(&r, &mut tx, org, &request).await?;
                 change.value.target = applied.target(change.value.target.clone());
