@@ -26,9 +26,11 @@ async fn subscribe(app: &TestApp, key: &str, receiver: &Receiver, name: &str, ev
     hook["id"].as_str().expect("id").to_string()
 }
 
-/// A key with `webhooks:write` (and `approvals:read`, to hear approvals), bound to `wallet`.
+/// A key with `webhooks:write` (and `approvals:read` to hear approvals, `wallets:read` to hear
+/// policy changes: what `"*"` includes), bound to `wallet`.
 async fn wallet_key(app: &TestApp, admin: &str, wallet: &str) -> String {
-    let body = json!({"name": "hooks", "permissions": ["webhooks:write", "approvals:read"], "walletIds": [wallet]});
+    let permissions = ["webhooks:write", "approvals:read", "wallets:read"];
+    let body = json!({"name": "hooks", "permissions": permissions, "walletIds": [wallet]});
     let (status, key) = app.post("/v1/api-keys", admin, body).await;
     assert_eq!(status, 201, "{key}");
     key["secret"].as_str().expect("secret").to_string()
