@@ -268,18 +268,16 @@ mod tests {
         ChangeActor { key_id: ApiKeyId::generate(), person, principal: None }
     }
 
+    /// A change of `kind` with nothing in it, asked for by `person` now.
+    fn requested_by(person: Person, kind: ChangeKind) -> PolicyChange {
+        let (org, target) = (OrgId::generate(), ChangeTarget::default());
+        PolicyChange::requested(org, kind, target, json!({}), vec![], actor(person), Utc::now())
+    }
+
     #[test]
     fn an_unbound_key_answers_for_its_minter() {
         let alice = Person::Key(ApiKeyId::generate());
-        let mut change = PolicyChange::requested(
-            OrgId::generate(),
-            ChangeKind::PolicyCreate,
-            ChangeTarget::default(),
-            json!({}),
-            vec![],
-            actor(alice.clone()),
-            Utc::now(),
-        );
+        let mut change = requested_by(alice.clone(), ChangeKind::PolicyCreate);
         let minted = ChangeActor { principal: Some(alice), ..actor(Person::Key(ApiKeyId::generate())) };
         assert_eq!(change.approve(minted, "pol".into(), Utc::now()), Err(ChangeError::SelfApproval));
         change.target_version = Some(3);
@@ -304,15 +302,7 @@ mod tests {
     fn approved_once_by_another_person() {
         let alice = Person::Key(ApiKeyId::generate());
         let bob = Person::Key(ApiKeyId::generate());
-        let mut change = PolicyChange::requested(
-            OrgId::generate(),
-            ChangeKind::PolicyCreate,
-            ChangeTarget::default(),
-            json!({}),
-            vec![],
-            actor(alice.clone()),
-            Utc::now(),
-        );
+        let mut change = requested_by(alice.clone(), ChangeKind::PolicyCreate);
         assert_eq!(change.approve(actor(alice.clone()), "pol".into(), Utc::now()), Err(ChangeError::SelfApproval));
         assert_eq!(change.status, ChangeStatus::Pending);
         change.approve(actor(bob.clone()), "pol".into(), Utc::now()).unwrap();
@@ -325,15 +315,7 @@ mod tests {
     #[test]
     fn the_requester_may_withdraw() {
         let alice = Person::Key(ApiKeyId::generate());
-        let mut change = PolicyChange::requested(
-            OrgId::generate(),
-            ChangeKind::SettingsUpdate,
-            ChangeTarget::default(),
-            json!({}),
-            vec![],
-            actor(alice.clone()),
-            Utc::now(),
-        );
+        let mut change = requested_by(alice.clone(), ChangeKind::SettingsUpdate);
         change.reject(actor(alice), Some("not now".into()), Utc::now()).unwrap();
         assert_eq!((change.status, change.reason.as_deref()), (ChangeStatus::Rejected, Some("not now")));
     }
