@@ -27,7 +27,7 @@ use countersign_core::domain::event::Event;
 use countersign_core::domain::org::hash_secret;
 use countersign_core::ports::{BusError, EventBus, Published, QueueMessage};
 use countersign_core::service::{Countersign, Settings, Wiring};
-use countersign_tests::{Backend, ManualClock, TestApp, TestStore, OPERATOR_KEY};
+use countersign_tests::{ManualClock, TestApp, TestStore, OPERATOR_KEY};
 use serde_json::json;
 
 use crate::figures::Figures;
@@ -218,7 +218,7 @@ async fn fan_out(service: &Countersign, event: Event) -> f64 {
 
 pub async fn cost_per_operation(figures: &Figures) {
     let memory_mb = lambda_memory_mb();
-    let store = TestStore::new(Backend::Dynamo).await;
+    let store = TestStore::metered_dynamo().await;
     let TestStore::Dynamo { store: dynamo, .. } = &store else { unreachable!("dynamo") };
     let dynamo = dynamo.clone();
     let bus = Arc::new(CountingBus::default());

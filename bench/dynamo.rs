@@ -73,7 +73,9 @@ pub async fn seeded_table() -> serde_json::Value {
     json!({"table": table, "agentKey": org.agent, "hotWallet": org.hot, "toWallet": org.to})
 }
 
-pub async fn requests_per_operation(figures: &Figures, proxy: &Proxy, floor: &DynamoFloor) {
+/// Requests and round trips per operation; returns the auto intake's transaction as sent (the
+/// body of its `TransactWriteItems`), for `hot_wallet` to replay alone.
+pub async fn requests_per_operation(figures: &Figures, proxy: &Proxy, floor: &DynamoFloor) -> String {
     let store = TestStore::dynamo_at(&proxy.endpoint).await;
     let bus = Arc::new(SplittingBus::new(proxy.clone()));
     let (service, base) = serve(&store, bus.clone()).await;
@@ -111,6 +113,8 @@ pub async fn requests_per_operation(figures: &Figures, proxy: &Proxy, floor: &Dy
     let (st, _) = post(&http, format!("{base}/v1/payments"), &org.agent, pay("1.00")).await;
     assert_eq!(st, 201, "auto-executed");
     record("auto intake", ("<= 2", "<= 2"), ms(t.elapsed()));
+    let auto_transaction = proxy.last_body("TransactWriteItems").expect("the auto intake's transaction");
+    let auto_transaction = String::from_utf8(auto_transaction.to_vec()).expect("JSON");
 
     bus.reset();
     let t = Instant::now();
@@ -140,13 +144,101 @@ pub async fn requests_per_operation(figures: &Figures, proxy: &Proxy, floor: &Dy
     let t = Instant::now();
     service.sweep(Some(chrono::Utc::now() + chrono::Duration::seconds(55)), 100).await.expect("sweep");
     record("idle sweep (nothing due)", ("", ""), ms(t.elapsed()));
+    auto_transaction
 }
 
 /// The hot wallet twice in one run: counters rewritten with the wallet (how payments wrote
-/// before, the floor this is measured against), then moved in place.
-pub async fn hot_wallet(figures: &Figures, floor: &DynamoFloor) {
+/// before, the floor this is measured against), then moved in place; then an executed
+/// payment's own transaction (`auto_transaction`, as `requests_per_operation` sent it) replayed
+/// alone, committing and failing: the ceiling of any payment that commits that transaction.
+pub async fn hot_wallet(figures: &Figures, floor: &DynamoFloor, endpoint: &str, auto_transaction: &str) {
     hot_wallet_as(figures, floor, Counters::Rewritten).await;
     hot_wallet_as(figures, floor, Counters::InPlace).await;
+    transaction_alone(figures, endpoint, auto_transaction).await;
+}
+
+/// `transaction` sent straight to DynamoDB Local `HOT_PAYMENTS` times, 16 at a time, its ids
+/// fresh each time: as it commits (two wallets moved in place, five records created), and as a
+/// racer's losing attempt (its first wallet's condition false). DynamoDB Local runs
+/// transactions one at a time, so this is the most payments a second any path committing this
+/// transaction can make on it; the losing attempt shows what each lost race costs it.
+async fn transaction_alone(figures: &Figures, endpoint: &str, transaction: &str) {
+    let mut request: serde_json::Value = serde_json::from_str(transaction).expect("JSON");
+    if let Some(fields) = request.as_object_mut() {
+        fields.remove("ClientRequestToken");
+    }
+    let committing = request.to_string();
+    let losing = {
+        let wallet = request["TransactItems"]
+            .as_array_mut()
+            .and_then(|items| items.iter_mut().find(|i| i.get("Update").is_some()))
+            .expect("a wallet update");
+        let condition = wallet["Update"]["ConditionExpression"].as_str().expect("condition").to_string();
+        wallet["Update"]["ConditionExpression"] = json!(format!("attribute_not_exists(pk) AND ({condition})"));
+        request.to_string()
+    };
+    println!("== DynamoDB Local: an executed payment's transaction alone, {HOT_PAYMENTS} times, {CONCURRENCY} at once");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY * 2).build().expect("client");
+    for (what, body, expect_ok) in
+        [("commits", &committing, true), ("fails its wallet condition (a lost race)", &losing, false)]
+    {
+        let (run, _) = load(HOT_PAYMENTS, CONCURRENCY, |i| {
+            let body = fresh_ids(body, &format!("R{i}X"));
+            let send = http
+                .post(endpoint)
+                .header("X-Amz-Target", "DynamoDB_20120810.TransactWriteItems")
+                .header("Content-Type", "application/x-amz-json-1.0")
+                // DynamoDB Local checks that a request is signed, not the signature.
+                .header(
+                    "Authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .body(body)
+                .send();
+            async move {
+                let status = send.await.map(|r| r.status().as_u16()).unwrap_or(599);
+                // Counted as a server error when it did not end as this variant should.
+                (if (status == 200) == expect_ok { 200 } else { 500 }, ())
+            }
+        })
+        .await;
+        figures.add(Figure {
+            section: SECTION_HOT,
+            name: format!("an executed payment's transaction alone (replayed, fresh ids) that {what}: rate"),
+            value: run.rate(),
+            unit: "tx/s",
+            target: "",
+            floor: None,
+        });
+        figures.add(Figure {
+            section: SECTION_HOT,
+            name: format!("an executed payment's transaction alone that {what}: not as expected"),
+            value: run.server_errors as f64,
+            unit: "count",
+            target: "0",
+            floor: None,
+        });
+    }
+}
+
+/// `body` with every id it creates made new: the first characters of each `pay_`, `ent_`,
+/// `evt_`, `aud_` and `txn_` ULID replaced by `tag`.
+fn fresh_ids(body: &str, tag: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = ["pay_", "ent_", "evt_", "aud_", "txn_"].iter().filter_map(|p| rest.find(p)).min() {
+        let (head, tail) = rest.split_at(at + 4);
+        out.push_str(head);
+        if tail.len() >= 26 && tag.len() < 26 {
+            out.push_str(tag);
+            out.push_str(&tail[tag.len()..26]);
+            rest = &tail[26..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 async fn hot_wallet_as(figures: &Figures, floor: &DynamoFloor, counters: Counters) {

@@ -84,8 +84,8 @@ async fn main() {
             panic!("{} is not set: start DynamoDB Local", countersign_tests::ENDPOINT_ENV)
         };
         let proxy = countersign_tests::proxy::Proxy::start(endpoint).await;
-        dynamo::requests_per_operation(&figures, &proxy, floor).await;
-        dynamo::hot_wallet(&figures, floor).await;
+        let auto_transaction = dynamo::requests_per_operation(&figures, &proxy, floor).await;
+        dynamo::hot_wallet(&figures, floor, endpoint, &auto_transaction).await;
     }
     if runs("seal") {
         seal::seal_rate(&figures, endpoint.is_some()).await;

@@ -133,6 +133,15 @@ impl TestStore {
         Self::dynamo_with(dynamo_client_at(endpoint).await).await
     }
 
+    /// A fresh table on DynamoDB Local whose store asks for the capacity each request consumed
+    /// (`DynamoStore::metered`), as the cost figures need.
+    pub async fn metered_dynamo() -> Self {
+        let TestStore::Dynamo { store, client, table } = Self::dynamo_with(dynamo_client().await).await else {
+            unreachable!("dynamo")
+        };
+        TestStore::Dynamo { store: store.metered(), client, table }
+    }
+
     async fn dynamo_with(client: aws_sdk_dynamodb::Client) -> Self {
         let table = format!("countersign-test-{}", ulid::Ulid::new());
         let store = DynamoStore::new(client.clone(), table.clone());

@@ -24,6 +24,7 @@ struct Span {
 pub struct Proxy {
     pub endpoint: String,
     log: Arc<Mutex<Vec<Span>>>,
+    last_bodies: Arc<Mutex<BTreeMap<String, axum::body::Bytes>>>,
 }
 
 /// What went over the wire during one operation.
@@ -92,22 +93,30 @@ struct Upstream {
     url: String,
     http: reqwest::Client,
     log: Arc<Mutex<Vec<Span>>>,
+    last_bodies: Arc<Mutex<BTreeMap<String, axum::body::Bytes>>>,
 }
 
 impl Proxy {
     /// Listens on a loopback port and forwards to `upstream`.
     pub async fn start(upstream: &str) -> Proxy {
         let log = Arc::new(Mutex::new(Vec::new()));
+        let last_bodies = Arc::new(Mutex::new(BTreeMap::new()));
         let state = Upstream {
             url: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client"),
             log: log.clone(),
+            last_bodies: last_bodies.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Proxy { endpoint: format!("http://{addr}"), log }
+        Proxy { endpoint: format!("http://{addr}"), log, last_bodies }
+    }
+
+    /// The body of the last request of operation `target` (`TransactWriteItems`, ...) forwarded.
+    pub fn last_body(&self, target: &str) -> Option<axum::body::Bytes> {
+        self.last_bodies.lock().expect("bodies").get(target).cloned()
     }
 
     /// Forgets what was logged so far.
@@ -147,6 +156,7 @@ async fn forward(State(up): State<Upstream>, request: Request<Body>) -> Response
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return Response::builder().status(StatusCode::BAD_REQUEST).body(Body::empty()).expect("response");
     };
+    up.last_bodies.lock().expect("bodies").insert(target.clone(), bytes.clone());
     let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut outbound = up.http.request(parts.method.clone(), format!("{}{uri}", up.url)).body(bytes);
     for (name, value) in &parts.headers {

@@ -13,7 +13,7 @@ use countersign_core::adapters::capacity::{
     index_write_units, item_bytes, item_write_units, CapacityMeter, IndexEntry, Units, WriteKind, TABLE,
 };
 use countersign_core::ports::{Index, IndexKeys, Item, Key, Query, Store, Write};
-use countersign_tests::{Backend, TestStore};
+use countersign_tests::TestStore;
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -176,7 +176,7 @@ async fn dynamodb_local_reports_writes_as_aws_documents_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_store_meters_every_request() {
-    let store = TestStore::new(Backend::Dynamo).await;
+    let store = TestStore::metered_dynamo().await;
     let TestStore::Dynamo { store: dynamo, .. } = &store else { unreachable!("dynamo") };
     let meter = dynamo.capacity();
     let key = Key::new("cap#1", "item");
@@ -214,4 +214,29 @@ async fn the_store_meters_every_request() {
     assert_eq!(read.computed["due"], Units::reads(0.5), "an empty index Query costs the minimum on AWS");
     assert_eq!(read.reported.get("due").map_or(0.0, |u| u.read), 0.0, "DynamoDB Local reports it free");
     assert_eq!(read.billed()["due"], Units::reads(0.5));
+}
+
+/// As deployed, the store does not ask DynamoDB for capacity: nothing in the service reads it,
+/// and it is about a tenth of a transaction's time on DynamoDB Local. Reads are still computed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_store_does_not_ask_for_capacity() {
+    let store = TestStore::new(countersign_tests::Backend::Dynamo).await;
+    let TestStore::Dynamo { store: dynamo, .. } = &store else { unreachable!("dynamo") };
+    let key = Key::new("cap#1", "item");
+    let item = Item {
+        key: key.clone(),
+        version: 1,
+        indexes: IndexKeys::default(),
+        expires_at_epoch: None,
+        body: serde_json::json!({"note": "x"}).into(),
+        counters: &[],
+        compact: false,
+    };
+    let put = Write::Put { item, expect: countersign_core::ports::Expect::Absent };
+    let token = countersign_core::ports::TxToken::generate();
+    dynamo.apply(&[put], Some(&token)).await.expect("put");
+    dynamo.get(&key).await.expect("get");
+    let consumed = dynamo.capacity().take();
+    assert!(consumed.reported.is_empty(), "nothing reported: {:?}", consumed.reported);
+    assert_eq!(consumed.computed[TABLE], Units::reads(1.0), "the read, computed");
 }
