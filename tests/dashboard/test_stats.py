@@ -31,6 +31,8 @@ def test_statistics_chart_the_decisions_and_flag_a_rubber_stamp(server, page, sc
     org.call("POST", f"/v1/approvals/{org.hold()}/modify", org.reviewer, {"amount": "1200.00"})
 
     sign_in(page, server, org.reviewer)
+    # The header links only what the key may open: a reviewer reads approvals, not wallets.
+    expect(page.get_by_role("link", name="Policy changes")).to_have_count(0)
     page.get_by_role("link", name="Statistics").click()
     expect(page).to_have_url(re.compile(r"/dashboard/stats$"))
     expect(page.get_by_role("heading", name="Review statistics")).to_be_visible()
@@ -79,6 +81,20 @@ def test_statistics_chart_the_decisions_and_flag_a_rubber_stamp(server, page, sc
     bad = page.goto(f"{server}/dashboard/stats?since=yesterday")
     assert bad.status == 400
     expect(page.locator("main")).to_contain_text("VALIDATION_ERROR")
+
+
+def test_the_header_links_only_pages_the_key_may_open(server, page):
+    org = Org(server)
+    sign_in(page, server, org.reviewer)
+    expect(page.get_by_role("link", name="Statistics")).to_be_visible()
+    expect(page.get_by_role("link", name="Policy changes")).to_have_count(0)
+    # The page itself still answers 403 to a key without wallets:read.
+    assert page.goto(f"{server}/dashboard/policy-changes").status == 403
+    page.goto(f"{server}/dashboard")
+    page.get_by_role("button", name="Sign out").click()
+    watcher = org.key("Watcher", ["approvals:read", "wallets:read"])
+    sign_in(page, server, watcher)
+    expect(page.get_by_role("link", name="Policy changes")).to_be_visible()
 
 
 def test_statistics_need_a_signed_in_reviewer(server, page):

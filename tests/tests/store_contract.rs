@@ -47,12 +47,13 @@ per_backend!(many_reads_answer_in_the_order_asked);
 async fn many_reads_answer_in_the_order_asked(backend: Backend) {
     let ts = TestStore::new(backend).await;
     let s = ts.store();
-    // More than one DynamoDB batch (100 keys), with gaps and a key asked twice.
-    let stored: Vec<Item> = (0..150).filter(|n| n % 3 != 0).map(|n| item("M", &format!("{n:03}"), 1)).collect();
+    // More DynamoDB batches (100 keys each) than it sends at once (4), with gaps and a key
+    // asked twice.
+    let stored: Vec<Item> = (0..650).filter(|n| n % 3 != 0).map(|n| item("M", &format!("{n:03}"), 1)).collect();
     for chunk in stored.chunks(25) {
         s.transact(chunk.iter().map(|i| put(i.clone(), Expect::Absent)).collect()).await.unwrap();
     }
-    let mut keys: Vec<Key> = (0..150).rev().map(|n| Key::new("M", format!("{n:03}"))).collect();
+    let mut keys: Vec<Key> = (0..650).rev().map(|n| Key::new("M", format!("{n:03}"))).collect();
     keys.push(Key::new("M", "001"));
     keys.push(Key::new("elsewhere", "001"));
     let got = s.get_many(&keys).await.unwrap();

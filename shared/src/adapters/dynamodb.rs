@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use futures::{StreamExt, TryStreamExt};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
 use super::capacity::CapacityMeter;
@@ -54,6 +55,8 @@ const COUNTER_PREFIX: &str = "c_";
 
 /// BatchGetItem's limit of keys per request.
 const BATCH_GET_MAX: usize = 100;
+/// How many BatchGetItem requests one `get_many` has in flight at most.
+const BATCHES_AT_ONCE: usize = 4;
 /// How many times keys DynamoDB left unprocessed (throttling) are asked for again.
 const UNPROCESSED_RETRIES: u32 = 8;
 
@@ -524,9 +527,13 @@ impl Store for DynamoStore {
         let mut unique: Vec<&Key> = keys.iter().collect();
         unique.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
         unique.dedup();
-        let batches = unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk));
+        // A few batches at a time: a long list (a statistics page naming thousands of keys)
+        // must not fire all its requests at once.
+        let requests: Vec<_> = unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk)).collect();
+        let batches: Vec<Vec<Item>> =
+            futures::stream::iter(requests).buffer_unordered(BATCHES_AT_ONCE).try_collect().await?;
         let mut found: HashMap<Key, Item> = HashMap::with_capacity(unique.len());
-        for batch in futures::future::try_join_all(batches).await? {
+        for batch in batches {
             found.extend(batch.into_iter().map(|item| (item.key.clone(), item)));
         }
         Ok(keys.iter().map(|key| found.get(key).cloned()).collect())

@@ -16,17 +16,23 @@ use crate::domain::money::Money;
 use crate::domain::org::ApiKey;
 use crate::domain::payment::{Payment, Urgency};
 use crate::domain::people::{Member, Person, Team};
+use crate::domain::permission::{self, Permission};
 use crate::domain::review::{DecisionType, Review};
 use crate::domain::score::Score;
 use crate::service::{ApprovalDetail, Caller, InboxItem, InboxStatus, ReviewDetail};
 
-/// The frame of every page: who is signed in, the CSRF token of the sign-out form, and the
-/// version of the static files (for cache busting).
+/// The frame of every page: who is signed in, the CSRF token of the sign-out form, the version
+/// of the static files (for cache busting), and which pages of the header the caller may open
+/// (a link that only leads to a 403 is not shown).
 #[derive(Debug, Clone, Default)]
 pub struct Chrome {
     pub who: Option<String>,
     pub csrf: String,
     pub assets: &'static str,
+    /// `/dashboard/stats` needs `approvals:read`.
+    pub stats: bool,
+    /// `/dashboard/policy-changes` needs `wallets:read`.
+    pub policy_changes: bool,
 }
 
 static ASSET_VERSION: LazyLock<String> = LazyLock::new(assets::version);
@@ -37,7 +43,14 @@ impl Chrome {
             Caller::Key(k) => k.name.clone(),
             Caller::Operator => "operator".into(),
         };
-        Chrome { who: Some(who), csrf: csrf.to_string(), assets: ASSET_VERSION.as_str() }
+        let may = |needed: Permission| matches!(caller, Caller::Key(k) if permission::allows(&k.permissions, needed));
+        Chrome {
+            who: Some(who),
+            csrf: csrf.to_string(),
+            assets: ASSET_VERSION.as_str(),
+            stats: may(Permission::ApprovalsRead),
+            policy_changes: may(Permission::WalletsRead),
+        }
     }
 
     pub fn anonymous() -> Self {
