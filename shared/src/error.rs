@@ -81,6 +81,8 @@ pub enum AppError {
     PolicyChangeSelfApproval,
     #[error("what this policy change was requested against has changed since; request it again")]
     PolicyChangeStale,
+    #[error("policy change expired: it was not approved within its window")]
+    PolicyChangeExpired,
     #[error("this key has already voted on the approval")]
     AlreadyVoted,
     #[error("currency {payment} does not match the wallet's currency {wallet}")]
@@ -146,6 +148,7 @@ impl From<crate::domain::policy_change::ChangeError> for AppError {
             ChangeError::NotPending(status) => AppError::PolicyChangeNotPending(status),
             ChangeError::SelfApproval => AppError::PolicyChangeSelfApproval,
             ChangeError::Stale => AppError::PolicyChangeStale,
+            ChangeError::Expired => AppError::PolicyChangeExpired,
         }
     }
 }

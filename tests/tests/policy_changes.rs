@@ -407,6 +407,42 @@ async fn keys_a_requester_mints_are_the_requester_and_a_stale_change_is_refused(
     assert_eq!(still["status"], "pending", "{backend:?}: {still}");
 }
 
+per_backend!(a_change_not_approved_within_seven_days_expires);
+/// A pending change may be approved for 7 days (`expiresAt`); after that approving answers 409
+/// `POLICY_CHANGE_EXPIRED` and applies nothing, and it can still be withdrawn.
+async fn a_change_not_approved_within_seven_days_expires(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let o = org(&app).await;
+    let policy = policies(&app, &o.admin, &o.from).await[0]["id"].as_str().expect("policy").to_string();
+    let path = format!("/v1/wallets/{}/policies/{policy}", o.from);
+    let (status, change) = app.call("PATCH", &path, Some(&o.ann), Some(json!({"name": "late"}))).await;
+    assert_eq!(status, 202, "{backend:?}: {change}");
+    let requested = change["requestedAt"].as_str().expect("requestedAt");
+    let expires = change["expiresAt"].as_str().expect("expiresAt");
+    let (requested, expires) = (
+        chrono::DateTime::parse_from_rfc3339(requested).expect("time"),
+        chrono::DateTime::parse_from_rfc3339(expires).expect("time"),
+    );
+    assert_eq!(expires - requested, chrono::Duration::days(7), "{backend:?}: {change}");
+
+    let (_, before) = app.get(&path, &o.admin).await;
+    app.clock.advance(chrono::Duration::days(7));
+    let approve = format!("/v1/policy-changes/{}/approve", id(&change));
+    let (status, body) = app.post(&approve, &o.ben, json!({})).await;
+    assert_eq!((status, code(&body)), (409, Some("POLICY_CHANGE_EXPIRED")), "{backend:?}: {body}");
+    assert_eq!(app.get(&path, &o.admin).await.1, before, "{backend:?}: nothing applied");
+    let reject = format!("/v1/policy-changes/{}/reject", id(&change));
+    let (status, body) = app.post(&reject, &o.ann, json!({"reason": "too late"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("rejected")), "{backend:?}: {body}");
+
+    // Within the window it applies as ever.
+    let (_, change) = app.call("PATCH", &path, Some(&o.ann), Some(json!({"name": "in time"}))).await;
+    app.clock.advance(chrono::Duration::days(7) - chrono::Duration::seconds(1));
+    let approve = format!("/v1/policy-changes/{}/approve", id(&change));
+    let (status, body) = app.post(&approve, &o.ben, json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("applied")), "{backend:?}: {body}");
+}
+
 per_backend!(a_webhook_on_every_event_hears_policy_changes_only_with_wallets_read);
 /// `"*"` includes the policy events, which carry the policies and rules they change.
 async fn a_webhook_on_every_event_hears_policy_changes_only_with_wallets_read(backend: Backend) {

@@ -124,6 +124,7 @@ impl AppError {
                 (StatusCode::CONFLICT, "POLICY_CHANGE_NOT_PENDING".into(), self.to_string(), json!({"status": status}))
             }
             PolicyChangeStale => plain(StatusCode::CONFLICT, "POLICY_CHANGE_STALE"),
+            PolicyChangeExpired => plain(StatusCode::CONFLICT, "POLICY_CHANGE_EXPIRED"),
             AlreadyVoted => plain(StatusCode::CONFLICT, "ALREADY_VOTED"),
             TooManyWaits { limit, retry_after_seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -47,6 +47,9 @@ pub struct PolicyChangeView {
     /// The stored version of the object the change was requested against (its `diff` is against
     /// it); approving once it has moved on is 409 `POLICY_CHANGE_STALE`. Null for a creation.
     pub target_version: Option<u64>,
+    /// Until when it may be approved (7 days after it was requested); approving later is 409
+    /// `POLICY_CHANGE_EXPIRED`, rejecting still works. Null on changes requested before deadlines.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<PolicyChange> for PolicyChangeView {
@@ -66,6 +69,7 @@ impl From<PolicyChange> for PolicyChangeView {
             reason: c.reason,
             result: c.result,
             target_version: c.target_version,
+            expires_at: c.expires_at,
         }
     }
 }

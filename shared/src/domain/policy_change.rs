@@ -171,7 +171,16 @@ pub struct PolicyChange {
     /// Once applied: the id of the policy or rule made, changed or deleted (the organisation's
     /// for the settings).
     pub result: Option<String>,
+    /// Until when it may be approved (`APPROVABLE_FOR_DAYS` after it was requested): a change
+    /// nobody decided in time is not applied on a stale intent. Absent on changes requested
+    /// before changes had a deadline (approvable until decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// How long a pending change may be approved. After that approving it answers 409
+/// `POLICY_CHANGE_EXPIRED`; it can still be rejected (withdrawn), and asked for again.
+pub const APPROVABLE_FOR_DAYS: i64 = 7;
 
 /// Why a change cannot be decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -182,6 +191,8 @@ pub enum ChangeError {
     SelfApproval,
     #[error("what this change was requested against has changed since; its diff is stale: request it again")]
     Stale,
+    #[error("policy change expired: it was not approved within its window; request it again")]
+    Expired,
 }
 
 impl PolicyChange {
@@ -209,6 +220,7 @@ impl PolicyChange {
             reason: None,
             result: None,
             target_version: None,
+            expires_at: Some(at + chrono::Duration::days(APPROVABLE_FOR_DAYS)),
         }
     }
 
@@ -221,7 +233,7 @@ impl PolicyChange {
 
     /// Approved by `by` (never the person who asked) and applied, making or touching `result`.
     pub fn approve(&mut self, by: ChangeActor, result: String, at: DateTime<Utc>) -> Result<(), ChangeError> {
-        self.approvable_by(&by)?;
+        self.approvable_by(&by, at)?;
         self.status = ChangeStatus::Applied;
         self.decided_by = Some(by);
         self.decided_at = Some(at);
@@ -229,11 +241,15 @@ impl PolicyChange {
         Ok(())
     }
 
-    /// Whether `by` may approve it now (pending, and not the requester): what a page offers.
-    pub fn approvable_by(&self, by: &ChangeActor) -> Result<(), ChangeError> {
+    /// Whether `by` may approve it at `at` (pending, not the requester, before its deadline):
+    /// what a page offers.
+    pub fn approvable_by(&self, by: &ChangeActor, at: DateTime<Utc>) -> Result<(), ChangeError> {
         self.pending()?;
         if by.same_human(&self.requested_by) {
             return Err(ChangeError::SelfApproval);
+        }
+        if self.expires_at.is_some_and(|deadline| at >= deadline) {
+            return Err(ChangeError::Expired);
         }
         Ok(())
     }

@@ -38,6 +38,8 @@ pub struct ChangeRow {
     pub requested_by: String,
     pub requested_at: String,
     pub decided: String,
+    /// While pending: until when it may be approved (empty when it has no deadline).
+    pub expires: String,
     pub diff: Vec<DiffRow>,
     /// The viewer asked for it: they may withdraw it, never approve it.
     pub own: bool,
@@ -93,6 +95,10 @@ fn row(change: PolicyChange, viewer: &crate::domain::people::Person) -> ChangeRo
         requested_by: format!("{} ({})", change.requested_by.person, change.requested_by.key_id),
         requested_at: when(change.requested_at),
         decided,
+        expires: match (change.status, change.expires_at) {
+            (crate::domain::policy_change::ChangeStatus::Pending, Some(at)) => when(at),
+            _ => String::new(),
+        },
         diff: change
             .diff
             .iter()

@@ -362,7 +362,7 @@ impl UseCases {
                 let mut change = r.visible_change(key, id).await?;
                 may_change(caller, change.value.kind, &change.value.target)?;
                 let by = actor(key);
-                change.value.approvable_by(&by)?;
+                change.value.approvable_by(&by, self.now())?;
                 let request = parse(&change.value)?;
                 // What is approved is the diff shown: refused once the object has moved on.
                 let (_, now) = before(&r, org, &request).await?;
