@@ -1,7 +1,8 @@
 //! DynamoDB capacity consumed, per table and per index, reads and writes apart, from two sources:
 //!
-//! - **reported**: what DynamoDB answers to `ReturnConsumedCapacity: INDEXES` (the store asks on
-//!   every GetItem, BatchGetItem, Query and TransactWriteItems);
+//! - **reported**: what DynamoDB answers to `ReturnConsumedCapacity: INDEXES` (a store built
+//!   `DynamoStore::metered`, as the cost benchmark's, asks on every request; the service's does
+//!   not);
 //! - **computed**: read units worked out from the items a read returned, by AWS's documented rules
 //!   ("DynamoDB item sizes and formats", "DynamoDB read and write operations", the Query and
 //!   BatchGetItem API references): an item's size is the sum of its attribute names and values;
