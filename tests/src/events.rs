@@ -231,9 +231,21 @@ impl Receiver {
 
     /// Waits until `name` has received at least `n` deliveries (panics after `timeout`).
     pub async fn wait_for(&self, name: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        self.wait_for_where(name, n, timeout, |_| true).await
+    }
+
+    /// Waits until `name` has received at least `n` deliveries that `keep` keeps, and returns
+    /// those (panics after `timeout`).
+    pub async fn wait_for_where(
+        &self,
+        name: &str,
+        n: usize,
+        timeout: Duration,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let got = self.received(name).await;
+            let got: Vec<Value> = self.received(name).await.into_iter().filter(|d| keep(d)).collect();
             if got.len() >= n {
                 return got;
             }

@@ -36,19 +36,10 @@ async fn wallet_key(app: &TestApp, admin: &str, wallet: &str) -> String {
     key["secret"].as_str().expect("secret").to_string()
 }
 
-/// The event types `name` heard, sorted, once it heard `n` besides `policy.*`: the scenario's
-/// own policy is made before the subscriptions, and on the queued stacks its event may be fanned
-/// out after they exist (heard or not, by timing). Gives up after `WAIT`, with what it heard.
-async fn heard_besides_setup(receiver: &Receiver, name: &str, n: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let heard: Vec<String> =
-            types(&receiver.received(name).await).into_iter().filter(|t| !t.starts_with("policy.")).collect();
-        if heard.len() >= n || tokio::time::Instant::now() >= deadline {
-            return heard;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Besides `policy.*`: the scenario's own policy is made before the subscriptions, and on the
+/// queued stacks its event may be fanned out after they exist (heard or not, by timing).
+fn not_setup(delivery: &Value) -> bool {
+    !delivery["body"]["type"].as_str().is_some_and(|t| t.starts_with("policy."))
 }
 
 fn types(deliveries: &[Value]) -> Vec<String> {
@@ -83,8 +74,8 @@ async fn a_payee_bound_subscription_hears_payment_completed_only(stack: EventSta
     assert_eq!(status, 200, "{body}");
 
     let everything = ["approval.approved", "approval.created", "payment.completed"];
-    assert_eq!(heard_besides_setup(&receiver, &payer, 3).await, everything, "{stack:?}: the payer's");
-    assert_eq!(heard_besides_setup(&receiver, &unbound, 3).await, everything, "{stack:?}: unbound");
+    assert_eq!(types(&receiver.wait_for_where(&payer, 3, WAIT, not_setup).await), everything, "{stack:?}: the payer's");
+    assert_eq!(types(&receiver.wait_for_where(&unbound, 3, WAIT, not_setup).await), everything, "{stack:?}: unbound");
     let heard = receiver.wait_for(&payee, 1, WAIT).await;
     assert_eq!(types(&heard), ["payment.completed"], "{stack:?}: the payee's");
     // Every event's deliveries are committed before any is sent: the payee's log is complete.
